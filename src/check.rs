@@ -1,0 +1,1 @@
+//! Consistency checks (filled in below).

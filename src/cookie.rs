@@ -1,0 +1,530 @@
+//! The `Cookie` record: the owned type, a zero-copy view, and the FlatBuffers codec.
+//!
+//! Records are byte-compatible with cfxdb's `Cookie` table (see `schema/cookiestore.fbs`).
+//! Like cfxdb, the encoder writes a field only when it is "truthy" (not 0, not empty, not
+//! an empty map), and readers give 0, `None` or `{}` for absent fields. The two CBOR fields
+//! (`authextra`, `authenticated_transport_info`) are exposed as [`serde_json::Value`].
+//!
+//! Decoding verifies the buffer first, so corrupt or truncated bytes give an error, never a
+//! panic. [`CookieView`] reads single fields straight from the (memory-mapped) bytes; that
+//! is what the lookup path uses.
+
+use std::borrow::Cow;
+
+use flatbuffers::{FlatBufferBuilder, VerifierOptions, WIPOffset};
+use heed::{BoxedError, BytesDecode, BytesEncode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::generated as fb;
+
+/// Longest cookie value that fits an LMDB key after the 2-byte slot prefix (511 - 2).
+pub const MAX_VALUE_LEN: usize = 509;
+
+/// Largest encoded record accepted for writing (1 MiB): a bound for huge `authextra`.
+pub const MAX_RECORD_SIZE: usize = 1024 * 1024;
+
+/// Deepest nesting accepted in `authextra` and `authenticated_transport_info`.
+pub const MAX_CBOR_DEPTH: usize = 64;
+
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// A cookie, with every field of cfxdb's `Cookie` table.
+///
+/// Timestamps are nanoseconds since the Unix epoch (0 = not set); `max_age` is in seconds.
+/// Its JSON form (serde) is the one cfxdb's tools and our `export` use: uuids as strings,
+/// timestamps as integers, unset fields left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cookie {
+    /// Object ID: the key of the record in the Cookies table.
+    pub oid: Uuid,
+    /// Creation time (ns since the Unix epoch).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub created: u64,
+    /// Lifetime in seconds: the cookie expires at `created + max_age`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_age: u64,
+    /// Cookie name, for example `cbtid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Cookie value: the random ID the browser sends back. Unique in a store.
+    pub value: String,
+    /// When the cookie was authenticated (ns), 0 if never.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub authenticated: u64,
+    /// Node on which it was authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticated_on_node: Option<Uuid>,
+    /// Router worker on which it was authenticated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticated_on_worker: Option<String>,
+    /// Transport details at authentication (a CBOR map on disk); `{}` when unset.
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub authenticated_transport_info: Value,
+    /// WAMP session ID that authenticated the cookie, 0 if none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub authenticated_session: u64,
+    /// When that session joined (ns), 0 if unknown.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub authenticated_joined_at: u64,
+    /// Authentication method of that session (for example `wampcra`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authenticated_authmethod: Option<String>,
+    /// Authentication ID stored on the cookie.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authid: Option<String>,
+    /// Authentication role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authrole: Option<String>,
+    /// Authentication method (usually `cookie`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authmethod: Option<String>,
+    /// Realm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authrealm: Option<String>,
+    /// Extra authentication data (a CBOR map on disk); `{}` when unset.
+    #[serde(skip_serializing_if = "is_empty_map")]
+    pub authextra: Value,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_empty_map(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    }
+}
+
+fn empty_map() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+impl Default for Cookie {
+    fn default() -> Self {
+        Cookie {
+            oid: Uuid::nil(),
+            created: 0,
+            max_age: 0,
+            name: None,
+            value: String::new(),
+            authenticated: 0,
+            authenticated_on_node: None,
+            authenticated_on_worker: None,
+            authenticated_transport_info: empty_map(),
+            authenticated_session: 0,
+            authenticated_joined_at: 0,
+            authenticated_authmethod: None,
+            authid: None,
+            authrole: None,
+            authmethod: None,
+            authrealm: None,
+            authextra: empty_map(),
+        }
+    }
+}
+
+/// When a cookie created at `created` (ns) with `max_age` (s) expires, in ns.
+pub fn expires_at(created: u64, max_age: u64) -> u64 {
+    created.saturating_add(max_age.saturating_mul(NS_PER_SEC))
+}
+
+/// The authentication a cookie carries: what Crossbar.io's `getAuth` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Auth {
+    /// Authentication ID.
+    pub authid: String,
+    /// Role.
+    pub authrole: Option<String>,
+    /// Method (Crossbar sets the method the cookie was authenticated with, e.g. `cookie`).
+    pub authmethod: Option<String>,
+    /// Realm.
+    pub authrealm: Option<String>,
+    /// Extra data; `{}` when none.
+    pub authextra: Value,
+}
+
+impl Auth {
+    /// An authentication with every field set and no authextra.
+    pub fn new(authid: &str, authrole: &str, authmethod: &str, authrealm: &str) -> Self {
+        Auth {
+            authid: authid.to_string(),
+            authrole: Some(authrole.to_string()),
+            authmethod: Some(authmethod.to_string()),
+            authrealm: Some(authrealm.to_string()),
+            authextra: empty_map(),
+        }
+    }
+
+    /// The same with `authextra` set.
+    pub fn with_authextra(mut self, authextra: Value) -> Self {
+        self.authextra = authextra;
+        self
+    }
+}
+
+/// Where and how an authentication happened: the `authenticated_*` fields.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AuthContext {
+    /// Node ID.
+    pub node: Option<Uuid>,
+    /// Router worker name.
+    pub worker: Option<String>,
+    /// Transport details (peer, headers, ...); `Null` or `{}` for none.
+    pub transport_info: Value,
+    /// WAMP session ID.
+    pub session: u64,
+    /// When the session joined (ns).
+    pub joined_at: u64,
+    /// The method the session authenticated with (for example `wampcra`).
+    pub authmethod: Option<String>,
+}
+
+impl Cookie {
+    /// When this cookie expires (ns since the Unix epoch).
+    pub fn expires_at(&self) -> u64 {
+        expires_at(self.created, self.max_age)
+    }
+
+    /// Whether the cookie is expired at `now_ns`: `now >= created + max_age`.
+    pub fn is_expired(&self, now_ns: u64) -> bool {
+        now_ns >= self.expires_at()
+    }
+
+    /// The stored authentication, if the cookie is authenticated (has an authid).
+    pub fn auth(&self) -> Option<Auth> {
+        Some(Auth {
+            authid: self.authid.clone()?,
+            authrole: self.authrole.clone(),
+            authmethod: self.authmethod.clone(),
+            authrealm: self.authrealm.clone(),
+            authextra: self.authextra.clone(),
+        })
+    }
+
+    /// Encodes the record as a finished FlatBuffers buffer.
+    ///
+    /// Errors when a CBOR field is nested deeper than [`MAX_CBOR_DEPTH`] or the record
+    /// exceeds [`MAX_RECORD_SIZE`].
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let transport = cbor_field(
+            "authenticated_transport_info",
+            &self.authenticated_transport_info,
+        )?;
+        let authextra = cbor_field("authextra", &self.authextra)?;
+
+        let mut fbb = FlatBufferBuilder::with_capacity(256 + transport.len() + authextra.len());
+        let oid = (!self.oid.is_nil()).then(|| fbb.create_vector(self.oid.as_bytes()));
+        let name = s(&mut fbb, &self.name);
+        let value = (!self.value.is_empty()).then(|| fbb.create_string(&self.value));
+        let node = self
+            .authenticated_on_node
+            .map(|u| fbb.create_vector(u.as_bytes()));
+        let worker = s(&mut fbb, &self.authenticated_on_worker);
+        let transport = (!transport.is_empty()).then(|| fbb.create_vector(&transport));
+        let session_method = s(&mut fbb, &self.authenticated_authmethod);
+        let authid = s(&mut fbb, &self.authid);
+        let authrole = s(&mut fbb, &self.authrole);
+        let authmethod = s(&mut fbb, &self.authmethod);
+        let authrealm = s(&mut fbb, &self.authrealm);
+        let authextra = (!authextra.is_empty()).then(|| fbb.create_vector(&authextra));
+
+        let root = fb::Cookie::create(
+            &mut fbb,
+            &fb::CookieArgs {
+                oid,
+                created: self.created,
+                max_age: self.max_age,
+                name,
+                value,
+                authenticated: self.authenticated,
+                authenticated_on_node: node,
+                authenticated_on_worker: worker,
+                authenticated_transport_info: transport,
+                authenticated_session: self.authenticated_session,
+                authenticated_joined_at: self.authenticated_joined_at,
+                authenticated_authmethod: session_method,
+                authid,
+                authrole,
+                authmethod,
+                authrealm,
+                authextra,
+            },
+        );
+        fbb.finish_minimal(root);
+        let bytes = fbb.finished_data();
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(Error::InvalidValue {
+                problem: format!(
+                    "the encoded record is {} bytes, more than the {} allowed; store less in \
+                     authextra or authenticated_transport_info",
+                    bytes.len(),
+                    MAX_RECORD_SIZE
+                ),
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Decodes a record, verifying the buffer; every field is materialised.
+    pub fn decode(bytes: &[u8]) -> Result<Cookie> {
+        CookieView::new(bytes)
+            .and_then(|view| view.to_cookie())
+            .map_err(|problem| Error::InvalidRecord { problem })
+    }
+}
+
+/// A verified, zero-copy view of an encoded record: fields are read on demand from the bytes.
+#[derive(Clone, Copy)]
+pub struct CookieView<'a> {
+    table: fb::Cookie<'a>,
+}
+
+impl std::fmt::Debug for CookieView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieView")
+            .field("value", &self.value())
+            .field("created", &self.created())
+            .field("max_age", &self.max_age())
+            .finish_non_exhaustive()
+    }
+}
+
+fn verifier_options() -> VerifierOptions {
+    VerifierOptions {
+        max_depth: 8,
+        max_tables: 16,
+        max_apparent_size: 1 << 31,
+        ignore_missing_null_terminator: true,
+    }
+}
+
+impl<'a> CookieView<'a> {
+    /// Verifies `bytes` as a `Cookie` buffer; the error says what is wrong.
+    pub fn new(bytes: &'a [u8]) -> std::result::Result<Self, String> {
+        fb::root_as_cookie_with_opts(&verifier_options(), bytes)
+            .map(|table| CookieView { table })
+            .map_err(|e| e.to_string())
+    }
+
+    /// The stored oid, if present and 16 bytes long.
+    pub fn oid(&self) -> Option<Uuid> {
+        self.table.oid().and_then(|v| uuid_of(v.bytes()))
+    }
+    /// Creation time (ns), 0 if absent.
+    pub fn created(&self) -> u64 {
+        self.table.created()
+    }
+    /// max_age (s), 0 if absent.
+    pub fn max_age(&self) -> u64 {
+        self.table.max_age()
+    }
+    /// Expiry time (ns).
+    pub fn expires_at(&self) -> u64 {
+        expires_at(self.created(), self.max_age())
+    }
+    /// Whether the cookie is expired at `now_ns`.
+    pub fn is_expired(&self, now_ns: u64) -> bool {
+        now_ns >= self.expires_at()
+    }
+    /// Cookie value ("" if absent).
+    pub fn value(&self) -> &'a str {
+        self.table.value().unwrap_or("")
+    }
+    /// Cookie name.
+    pub fn name(&self) -> Option<&'a str> {
+        self.table.name()
+    }
+    /// authid.
+    pub fn authid(&self) -> Option<&'a str> {
+        self.table.authid()
+    }
+    /// authrole.
+    pub fn authrole(&self) -> Option<&'a str> {
+        self.table.authrole()
+    }
+    /// authmethod.
+    pub fn authmethod(&self) -> Option<&'a str> {
+        self.table.authmethod()
+    }
+    /// authrealm.
+    pub fn authrealm(&self) -> Option<&'a str> {
+        self.table.authrealm()
+    }
+    /// The raw CBOR bytes of authextra (empty if absent).
+    pub fn authextra_cbor(&self) -> &'a [u8] {
+        self.table.authextra().map(|v| v.bytes()).unwrap_or(&[])
+    }
+    /// authextra decoded to JSON (`{}` if absent).
+    pub fn authextra(&self) -> std::result::Result<Value, String> {
+        cbor_to_json_field("authextra", self.authextra_cbor())
+    }
+
+    /// The authentication stored on the cookie, if it has an authid.
+    pub fn auth(&self) -> std::result::Result<Option<Auth>, String> {
+        let Some(authid) = self.authid() else {
+            return Ok(None);
+        };
+        Ok(Some(Auth {
+            authid: authid.to_string(),
+            authrole: self.authrole().map(str::to_string),
+            authmethod: self.authmethod().map(str::to_string),
+            authrealm: self.authrealm().map(str::to_string),
+            authextra: self.authextra()?,
+        }))
+    }
+
+    /// Materialises every field.
+    pub fn to_cookie(&self) -> std::result::Result<Cookie, String> {
+        let t = &self.table;
+        let uuid_field = |name: &str, v: Option<flatbuffers::Vector<'a, u8>>| match v {
+            None => Ok(None),
+            Some(v) => uuid_of(v.bytes())
+                .map(Some)
+                .ok_or_else(|| format!("field {name} holds {} bytes, not a 16-byte uuid", v.len())),
+        };
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        Ok(Cookie {
+            oid: uuid_field("oid", t.oid())?.unwrap_or_else(Uuid::nil),
+            created: t.created(),
+            max_age: t.max_age(),
+            name: owned(t.name()),
+            value: owned(t.value()).unwrap_or_default(),
+            authenticated: t.authenticated(),
+            authenticated_on_node: uuid_field("authenticated_on_node", t.authenticated_on_node())?,
+            authenticated_on_worker: owned(t.authenticated_on_worker()),
+            authenticated_transport_info: cbor_to_json_field(
+                "authenticated_transport_info",
+                t.authenticated_transport_info()
+                    .map(|v| v.bytes())
+                    .unwrap_or(&[]),
+            )?,
+            authenticated_session: t.authenticated_session(),
+            authenticated_joined_at: t.authenticated_joined_at(),
+            authenticated_authmethod: owned(t.authenticated_authmethod()),
+            authid: owned(t.authid()),
+            authrole: owned(t.authrole()),
+            authmethod: owned(t.authmethod()),
+            authrealm: owned(t.authrealm()),
+            authextra: self.authextra()?,
+        })
+    }
+}
+
+/// A string field is written only when set and non-empty (cfxdb's truthiness rule).
+fn s<'f>(fbb: &mut FlatBufferBuilder<'f>, v: &Option<String>) -> Option<WIPOffset<&'f str>> {
+    v.as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| fbb.create_string(v))
+}
+
+fn uuid_of(bytes: &[u8]) -> Option<Uuid> {
+    Uuid::from_slice(bytes).ok()
+}
+
+/// heed codec for records: encodes a [`Cookie`], decodes a verified [`CookieView`].
+pub enum CookieCodec {}
+
+impl<'a> BytesEncode<'a> for CookieCodec {
+    type EItem = Cookie;
+    fn bytes_encode(item: &'a Cookie) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+        Ok(Cow::Owned(item.encode()?))
+    }
+}
+
+impl<'a> BytesDecode<'a> for CookieCodec {
+    type DItem = CookieView<'a>;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<CookieView<'a>, BoxedError> {
+        Ok(CookieView::new(bytes)?)
+    }
+}
+
+// ---- CBOR <-> JSON -------------------------------------------------------------------------
+
+fn cbor_field(field: &str, value: &Value) -> Result<Vec<u8>> {
+    if is_empty_map(value) {
+        return Ok(Vec::new());
+    }
+    if depth(value) > MAX_CBOR_DEPTH {
+        return Err(Error::InvalidValue {
+            problem: format!("{field} is nested deeper than {MAX_CBOR_DEPTH} levels; flatten it"),
+        });
+    }
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).map_err(|e| Error::InvalidValue {
+        problem: format!("{field} cannot be encoded as CBOR: {e}"),
+    })?;
+    Ok(out)
+}
+
+/// Nesting depth without recursion (so a hostile value cannot overflow the stack here).
+fn depth(value: &Value) -> usize {
+    let mut max = 0;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, d)) = stack.pop() {
+        max = max.max(d);
+        if d > MAX_CBOR_DEPTH {
+            break;
+        }
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    max
+}
+
+fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Result<Value, String> {
+    if bytes.is_empty() {
+        return Ok(empty_map());
+    }
+    let cbor: ciborium::Value =
+        ciborium::de::from_reader_with_recursion_limit(bytes, MAX_CBOR_DEPTH * 2)
+            .map_err(|e| format!("field {field} is not valid CBOR: {e}"))?;
+    Ok(cbor_to_json(cbor))
+}
+
+/// CBOR to JSON. Byte strings become lowercase hex strings, non-text map keys their JSON
+/// text, tags are dropped, and non-finite floats become null: JSON has no other form.
+fn cbor_to_json(value: ciborium::Value) -> Value {
+    use ciborium::Value as C;
+    match value {
+        C::Integer(i) => {
+            let i = i128::from(i);
+            if let Ok(u) = u64::try_from(i) {
+                Value::from(u)
+            } else if let Ok(s) = i64::try_from(i) {
+                Value::from(s)
+            } else {
+                Value::from(i as f64)
+            }
+        }
+        C::Bytes(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        C::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        C::Text(s) => Value::String(s),
+        C::Bool(b) => Value::Bool(b),
+        C::Null => Value::Null,
+        C::Tag(_, inner) => cbor_to_json(*inner),
+        C::Array(items) => Value::Array(items.into_iter().map(cbor_to_json).collect()),
+        C::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        C::Text(s) => s,
+                        other => cbor_to_json(other).to_string(),
+                    };
+                    (key, cbor_to_json(v))
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}

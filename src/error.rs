@@ -1,0 +1,201 @@
+//! The one error type of the crate.
+//!
+//! Every failure a caller can meet is its own variant, and its message says what was wrong and
+//! what to do about it. Nothing read from disk, a header or a file panics: it ends up here.
+
+use std::io;
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `cookiestore`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is outside its allowed range or malformed.
+    #[error("invalid configuration: `{field}` {problem}")]
+    InvalidConfig {
+        /// The offending field, as named in the configuration.
+        field: &'static str,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
+
+    /// A cookie value cannot be stored: too long for an LMDB key, empty, or not cookie-safe.
+    #[error("cookie value rejected: {problem}")]
+    InvalidValue {
+        /// What is wrong with the value and what is allowed.
+        problem: String,
+    },
+
+    /// A cookie value is already used by another cookie.
+    #[error(
+        "cookie value {value:?} already belongs to cookie {existing}: values are unique; \
+         delete that cookie first or choose another value"
+    )]
+    DuplicateValue {
+        /// The value in question.
+        value: String,
+        /// The cookie that holds it.
+        existing: Uuid,
+    },
+
+    /// The memory map reached `maxsize` and cannot grow further.
+    #[error(
+        "the cookie store is full: its map reached maxsize ({maxsize} bytes); purge expired \
+         cookies (`cookiestore purge`), or reopen with a larger maxsize (at most 128 GiB)"
+    )]
+    MapFull {
+        /// The configured maximum map size in bytes.
+        maxsize: u64,
+    },
+
+    /// A write was attempted through a store opened read-only.
+    #[error(
+        "cannot {operation}: the cookie store was opened read-only; open it with readonly = false"
+    )]
+    ReadOnly {
+        /// What was attempted.
+        operation: &'static str,
+    },
+
+    /// A stored record could not be decoded.
+    #[error(
+        "corrupt cookie record {oid}: {problem}; run `cookiestore check` to list damage and \
+         `cookiestore repair` to quarantine it"
+    )]
+    CorruptRecord {
+        /// The oid under which the record is stored.
+        oid: Uuid,
+        /// What is wrong with its bytes.
+        problem: String,
+    },
+
+    /// Bytes that should hold a cookie record are not a valid record.
+    #[error("not a valid Cookie record: {problem}")]
+    InvalidRecord {
+        /// What is wrong with the bytes.
+        problem: String,
+    },
+
+    /// The store's table metadata (slot 0) or an index entry is damaged.
+    #[error(
+        "corrupt cookie store metadata: {problem}; run `cookiestore check` for details, \
+         `cookiestore repair` rebuilds the indexes"
+    )]
+    CorruptMetadata {
+        /// What is wrong.
+        problem: String,
+    },
+
+    /// The database was written by an LMDB whose data format this build cannot read.
+    #[error(
+        "{path}: LMDB data format {found} is not supported (this build reads format 1, \
+         written by LMDB 0.9 as in Crossbar.io 25.12 / zlmdb 25.12); {hint}"
+    )]
+    UnsupportedFormat {
+        /// The data file.
+        path: PathBuf,
+        /// The format version found in its meta page.
+        found: u32,
+        /// How to convert it.
+        hint: &'static str,
+    },
+
+    /// The path exists but is not an LMDB cookie store.
+    #[error("{path}: not a cookie store: {problem}")]
+    NotAStore {
+        /// The path that was opened.
+        path: PathBuf,
+        /// Why it is not a store.
+        problem: String,
+    },
+
+    /// The path cannot be used: missing, not a directory, or without permission.
+    #[error("{path}: {problem}: {source}")]
+    Path {
+        /// The path in question.
+        path: PathBuf,
+        /// What was being done and what to do about it.
+        problem: String,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Creating a cookie kept drawing values that already exist.
+    #[error(
+        "could not draw an unused cookie value in {attempts} attempts: the value length is too \
+         short for the number of cookies; raise `length`"
+    )]
+    ValueSpaceExhausted {
+        /// How many values were tried.
+        attempts: u32,
+    },
+
+    /// LMDB's reader table is full.
+    #[error(
+        "LMDB reader table is full ({max} slots): too many processes or threads have the store \
+         open; stale slots of dead processes are cleared at open"
+    )]
+    ReadersFull {
+        /// Reader slots in the lock file.
+        max: u32,
+    },
+
+    /// The store's files are damaged (truncated, or LMDB reports corruption).
+    #[error("{path}: the store is damaged: {problem}")]
+    Damaged {
+        /// The store or file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+
+    /// A store method was called inside [`CookieStore::snapshot`](crate::CookieStore::snapshot)'s
+    /// closure, which would need a second read transaction on the same thread.
+    #[error(
+        "a store method was called inside a snapshot closure; use the Snapshot's own methods, \
+         or call the store after the closure returns"
+    )]
+    NestedTransaction,
+
+    /// Any other LMDB error.
+    #[error("LMDB error: {0}")]
+    Lmdb(#[source] heed::Error),
+
+    /// An I/O error outside LMDB.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<heed::Error> for Error {
+    fn from(e: heed::Error) -> Self {
+        use heed::MdbError;
+        match e {
+            // The store fills in its maxsize (and first tries to grow the map).
+            heed::Error::Mdb(MdbError::MapFull) => Error::MapFull { maxsize: 0 },
+            heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull { max: 0 },
+            heed::Error::Io(io) => Error::Io(io),
+            other => Error::Lmdb(other),
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn config(field: &'static str, problem: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            field,
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn metadata(problem: impl Into<String>) -> Self {
+        Error::CorruptMetadata {
+            problem: problem.into(),
+        }
+    }
+}

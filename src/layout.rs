@@ -1,0 +1,454 @@
+//! The on-disk layout, compatible with zlmdb: slots, table metadata and typed key codecs.
+//!
+//! A store is LMDB's unnamed database. Every key begins with its table's *slot*, a big-endian
+//! `u16`. Slot 0 holds one metadata record per table (key `00 00` + slot, value a CBOR map
+//! written exactly as zlmdb writes it), which maps each table's UUID to its slot. Slots differ
+//! between databases, so they are always read from the metadata, never assumed.
+//!
+//! | table | key after the slot | value |
+//! |---|---|---|
+//! | [`COOKIES`] (cfxdb) | oid, 16 bytes | FlatBuffers `Cookie` |
+//! | [`VALUE_INDEX`] (cfxdb) | cookie value, UTF-8 | oid, 16 bytes |
+//! | [`EXPIRY_INDEX`] (ours) | expiry, ns, `u64` BE + oid | empty |
+//! | [`STORE_STATE`] (ours) | a name, e.g. `last_txn` | the state's bytes |
+//!
+//! Each key type below is its own heed codec, so store code reads as typed gets and puts.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use heed::{BoxedError, BytesDecode, BytesEncode};
+use serde::{Deserialize, Serialize};
+use uuid::{Uuid, uuid};
+
+use crate::cookie::MAX_VALUE_LEN;
+use crate::error::{Error, Result};
+
+/// Slot 0: table metadata.
+pub const META_SLOT: u16 = 0;
+
+/// One table of the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableDef {
+    /// The table's UUID, as recorded in its metadata.
+    pub oid: Uuid,
+    /// The table's name as zlmdb records it (the Python class path for cfxdb's tables).
+    pub name: &'static str,
+    /// The description zlmdb records (the class docstring for cfxdb's tables).
+    pub description: &'static str,
+}
+
+/// cfxdb's Cookies table: oid → `Cookie` record.
+pub const COOKIES: TableDef = TableDef {
+    oid: uuid!("62f8c8c9-c50b-4686-bafe-38b221c64a0c"),
+    name: "cfxdb.cookiestore._cookie.Cookies",
+    description: "Persisted cookies table.\n\n    Map :class:`zlmdb.MapUuidFlatBuffers` from \
+                  ``cookie_oid`` to :class:`cfxdb.cookiestore.Cookie`",
+};
+
+/// cfxdb's IndexCookiesByValue table: cookie value → oid.
+pub const VALUE_INDEX: TableDef = TableDef {
+    oid: uuid!("65e1d8c1-fa8b-459d-ae43-cb320d28cc97"),
+    name: "cfxdb.cookiestore._cookie.IndexCookiesByValue",
+    description: "Index: cookie_value -> cookie_oid",
+};
+
+/// Our expiry index: (expires_at, oid) → nothing. cfxdb ignores it.
+pub const EXPIRY_INDEX: TableDef = TableDef {
+    oid: uuid!("8e8b2d60-622c-4fdd-bf24-f78692a3824c"),
+    name: "cookiestore.IndexCookiesByExpiry",
+    description: "Index: (expires_at_ns, cookie_oid) -> empty",
+};
+
+/// Our store state: the id of the last transaction we wrote, to detect foreign writers.
+pub const STORE_STATE: TableDef = TableDef {
+    oid: uuid!("883063e6-6f4f-4c3e-82f7-63f054071b2e"),
+    name: "cookiestore.StoreState",
+    description: "cookiestore state: name -> value",
+};
+
+/// A metadata record, field for field as zlmdb writes it (CBOR map, this key order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableMeta {
+    /// Table UUID, canonical string.
+    pub oid: String,
+    /// Table name.
+    pub name: String,
+    /// Description, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Tags, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// Creator; zlmdb writes `"unknown"`.
+    pub creator: String,
+    /// The slot this record describes.
+    pub slot: u16,
+}
+
+impl TableMeta {
+    /// The record zlmdb writes for `table` at `slot`.
+    pub fn new(table: &TableDef, slot: u16) -> Self {
+        TableMeta {
+            oid: table.oid.to_string(),
+            name: table.name.to_string(),
+            description: Some(table.description.to_string()),
+            tags: None,
+            creator: "unknown".to_string(),
+            slot,
+        }
+    }
+
+    /// CBOR bytes of the record.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(160);
+        ciborium::into_writer(self, &mut out).expect("writing CBOR to a Vec cannot fail");
+        out
+    }
+
+    /// Parses a metadata value; the error says what is wrong.
+    pub fn from_cbor(bytes: &[u8]) -> std::result::Result<Self, String> {
+        ciborium::from_reader(bytes)
+            .map_err(|e| format!("metadata is not the expected CBOR map: {e}"))
+    }
+}
+
+/// The slots of a store's tables, read from its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    /// Cookies table.
+    pub cookies: u16,
+    /// Value index.
+    pub by_value: u16,
+    /// Expiry index (absent in a database only cfxdb has written).
+    pub by_expiry: Option<u16>,
+    /// Store state (absent in a database only cfxdb has written).
+    pub state: Option<u16>,
+}
+
+/// Every metadata record of a database, by slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    /// Slot → metadata.
+    pub tables: BTreeMap<u16, TableMeta>,
+}
+
+impl Catalog {
+    /// The slot recorded for `table`, if any.
+    pub fn slot_of(&self, table: &TableDef) -> Option<u16> {
+        let oid = table.oid.to_string();
+        self.tables
+            .iter()
+            .find(|(_, meta)| meta.oid == oid)
+            .map(|(slot, _)| *slot)
+    }
+
+    /// The slot zlmdb would give a new table: max(slot) + 1, or 1 when there is none.
+    pub fn next_slot(&self) -> Result<u16> {
+        match self.tables.keys().next_back() {
+            None => Ok(1),
+            Some(&max) => max
+                .checked_add(1)
+                .ok_or_else(|| Error::metadata("all 65535 table slots are taken")),
+        }
+    }
+
+    /// The slots of the cookie tables, when both cfxdb tables exist.
+    pub fn slots(&self) -> Option<Slots> {
+        Some(Slots {
+            cookies: self.slot_of(&COOKIES)?,
+            by_value: self.slot_of(&VALUE_INDEX)?,
+            by_expiry: self.slot_of(&EXPIRY_INDEX),
+            state: self.slot_of(&STORE_STATE),
+        })
+    }
+
+    /// Checks one metadata entry as read from disk and adds it.
+    pub fn insert_raw(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let slot = match key {
+            [0, 0, hi, lo] => u16::from_be_bytes([*hi, *lo]),
+            _ => {
+                return Err(Error::metadata(format!(
+                    "metadata key {} is not 4 bytes (00 00 + slot)",
+                    hex(key)
+                )));
+            }
+        };
+        let meta = TableMeta::from_cbor(value)
+            .map_err(|e| Error::metadata(format!("slot {slot}: {e}")))?;
+        if meta.slot != slot {
+            return Err(Error::metadata(format!(
+                "the metadata under slot {slot} says slot {}",
+                meta.slot
+            )));
+        }
+        if Uuid::parse_str(&meta.oid).is_err() {
+            return Err(Error::metadata(format!(
+                "slot {slot}: table oid {:?} is not a UUID",
+                meta.oid
+            )));
+        }
+        if let Some(other) = self.tables.values().find(|m| m.oid == meta.oid) {
+            return Err(Error::metadata(format!(
+                "table {} has two slots, {} and {slot}",
+                meta.oid, other.slot
+            )));
+        }
+        self.tables.insert(slot, meta);
+        Ok(())
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- key codecs ------------------------------------------------------------------------------
+
+/// Key of a metadata record: `00 00` + slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaKey([u8; 4]);
+
+impl MetaKey {
+    /// The key describing `slot`.
+    pub fn new(slot: u16) -> Self {
+        let [hi, lo] = slot.to_be_bytes();
+        MetaKey([0, 0, hi, lo])
+    }
+}
+
+/// The 2-byte prefix shared by every key of a slot (for prefix scans).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotPrefix([u8; 2]);
+
+impl SlotPrefix {
+    /// Prefix of `slot`.
+    pub fn new(slot: u16) -> Self {
+        SlotPrefix(slot.to_be_bytes())
+    }
+}
+
+/// Key of a record in the Cookies table: slot + oid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordKey([u8; 18]);
+
+impl RecordKey {
+    /// The key of `oid` in `slot`.
+    pub fn new(slot: u16, oid: Uuid) -> Self {
+        let mut k = [0u8; 18];
+        k[..2].copy_from_slice(&slot.to_be_bytes());
+        k[2..].copy_from_slice(oid.as_bytes());
+        RecordKey(k)
+    }
+
+    /// The oid in this key.
+    pub fn oid(&self) -> Uuid {
+        Uuid::from_slice(&self.0[2..]).expect("16 bytes")
+    }
+}
+
+/// Key of a value-index entry: slot + the cookie value's bytes (at most 509).
+#[derive(Clone, Copy)]
+pub struct ValueKey {
+    buf: [u8; 2 + MAX_VALUE_LEN],
+    len: usize,
+}
+
+impl std::fmt::Debug for ValueKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ValueKey")
+            .field(&hex(self.as_bytes()))
+            .finish()
+    }
+}
+
+impl ValueKey {
+    /// The index key of `value` in `slot`; values longer than 509 bytes are rejected.
+    pub fn new(slot: u16, value: &str) -> Result<Self> {
+        let v = value.as_bytes();
+        if v.len() > MAX_VALUE_LEN {
+            return Err(Error::InvalidValue {
+                problem: format!(
+                    "the value is {} bytes; LMDB keys allow at most {MAX_VALUE_LEN} bytes \
+                     after the slot prefix: use a shorter value",
+                    v.len()
+                ),
+            });
+        }
+        if v.is_empty() {
+            return Err(Error::InvalidValue {
+                problem: "the value is empty; the value index needs a non-empty value".into(),
+            });
+        }
+        let mut buf = [0u8; 2 + MAX_VALUE_LEN];
+        buf[..2].copy_from_slice(&slot.to_be_bytes());
+        buf[2..2 + v.len()].copy_from_slice(v);
+        Ok(ValueKey {
+            buf,
+            len: 2 + v.len(),
+        })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Key of an expiry-index entry: slot + expires_at (ns, BE) + oid. Sorted by expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExpiryKey([u8; 26]);
+
+impl ExpiryKey {
+    /// The entry for `oid` expiring at `expires_at` in `slot`.
+    pub fn new(slot: u16, expires_at: u64, oid: Uuid) -> Self {
+        let mut k = [0u8; 26];
+        k[..2].copy_from_slice(&slot.to_be_bytes());
+        k[2..10].copy_from_slice(&expires_at.to_be_bytes());
+        k[10..].copy_from_slice(oid.as_bytes());
+        ExpiryKey(k)
+    }
+
+    /// The first possible key at `expires_at` (for range bounds).
+    pub fn lowest(slot: u16, expires_at: u64) -> Self {
+        Self::new(slot, expires_at, Uuid::nil())
+    }
+
+    /// When the entry expires (ns).
+    pub fn expires_at(&self) -> u64 {
+        u64::from_be_bytes(self.0[2..10].try_into().expect("8 bytes"))
+    }
+
+    /// The cookie it refers to.
+    pub fn oid(&self) -> Uuid {
+        Uuid::from_slice(&self.0[10..]).expect("16 bytes")
+    }
+}
+
+/// Key of a store-state entry: slot + name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateKey {
+    buf: [u8; 2 + 14],
+    len: usize,
+}
+
+impl StateKey {
+    /// The id of the last write transaction made by cookiestore.
+    pub const LAST_TXN: &'static [u8] = b"last_txn";
+
+    /// The key of state `name` (at most 14 bytes) in `slot`.
+    pub fn new(slot: u16, name: &'static [u8]) -> Self {
+        let mut buf = [0u8; 16];
+        buf[..2].copy_from_slice(&slot.to_be_bytes());
+        buf[2..2 + name.len()].copy_from_slice(name);
+        StateKey {
+            buf,
+            len: 2 + name.len(),
+        }
+    }
+}
+
+macro_rules! borrowed_key_codec {
+    ($ty:ty, $bytes:expr) => {
+        impl<'a> BytesEncode<'a> for $ty {
+            type EItem = $ty;
+            fn bytes_encode(item: &'a $ty) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+                let f: fn(&$ty) -> &[u8] = $bytes;
+                Ok(Cow::Borrowed(f(item)))
+            }
+        }
+    };
+}
+
+borrowed_key_codec!(MetaKey, |k| &k.0);
+borrowed_key_codec!(SlotPrefix, |k| &k.0);
+borrowed_key_codec!(RecordKey, |k| &k.0);
+borrowed_key_codec!(ValueKey, |k| k.as_bytes());
+borrowed_key_codec!(ExpiryKey, |k| &k.0);
+borrowed_key_codec!(StateKey, |k| &k.buf[..k.len]);
+
+fn fixed<const N: usize>(what: &str, bytes: &[u8]) -> std::result::Result<[u8; N], BoxedError> {
+    bytes.try_into().map_err(|_| {
+        format!(
+            "{what} key is {} bytes, expected {N}: {}",
+            bytes.len(),
+            hex(bytes)
+        )
+        .into()
+    })
+}
+
+impl<'a> BytesDecode<'a> for RecordKey {
+    type DItem = RecordKey;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<RecordKey, BoxedError> {
+        fixed("Cookies", bytes).map(RecordKey)
+    }
+}
+
+impl<'a> BytesDecode<'a> for ExpiryKey {
+    type DItem = ExpiryKey;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<ExpiryKey, BoxedError> {
+        fixed("expiry index", bytes).map(ExpiryKey)
+    }
+}
+
+/// Decodes a value-index key into the cookie value bytes after the slot.
+pub enum ValueKeyBytes {}
+
+impl<'a> BytesDecode<'a> for ValueKeyBytes {
+    type DItem = &'a [u8];
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<&'a [u8], BoxedError> {
+        bytes
+            .get(2..)
+            .ok_or_else(|| "value index key shorter than its slot prefix".into())
+    }
+}
+
+/// Codec of an oid stored as a value (the value index): exactly 16 bytes.
+pub enum OidCodec {}
+
+impl<'a> BytesEncode<'a> for OidCodec {
+    type EItem = Uuid;
+    fn bytes_encode(item: &'a Uuid) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+        Ok(Cow::Borrowed(item.as_bytes()))
+    }
+}
+
+impl<'a> BytesDecode<'a> for OidCodec {
+    type DItem = Uuid;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<Uuid, BoxedError> {
+        Uuid::from_slice(bytes).map_err(|_| {
+            format!(
+                "value index entry holds {} bytes, not a 16-byte oid",
+                bytes.len()
+            )
+            .into()
+        })
+    }
+}
+
+/// Codec of a big-endian `u64` state value.
+pub enum U64Codec {}
+
+impl<'a> BytesEncode<'a> for U64Codec {
+    type EItem = u64;
+    fn bytes_encode(item: &'a u64) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+        Ok(Cow::Owned(item.to_be_bytes().to_vec()))
+    }
+}
+
+impl<'a> BytesDecode<'a> for U64Codec {
+    type DItem = u64;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<u64, BoxedError> {
+        Ok(u64::from_be_bytes(fixed("state", bytes)?))
+    }
+}
+
+/// Codec of table metadata values.
+pub enum MetaCodec {}
+
+impl<'a> BytesEncode<'a> for MetaCodec {
+    type EItem = TableMeta;
+    fn bytes_encode(item: &'a TableMeta) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+        Ok(Cow::Owned(item.to_cbor()))
+    }
+}

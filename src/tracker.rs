@@ -1,0 +1,157 @@
+//! What a router worker calls on every connection.
+//!
+//! [`Tracker::track`] takes the request's `Cookie` header and answers with the cookie value
+//! in use, whether it is new, the `Set-Cookie` value to send, and the stored authentication.
+//! [`Tracker::authenticate`] attaches auth after a login, [`Tracker::logout`] drops the cookie.
+//! Expired cookies are absent: a browser that sends one gets a new cookie.
+
+use std::path::Path;
+
+use crate::config::{StoreOptions, TrackerConfig};
+use crate::cookie::{Auth, AuthContext};
+use crate::error::Result;
+use crate::header::{cookie_values, set_cookie_value};
+use crate::store::{AuthUpdate, CookieStore};
+
+/// Cookie tracking over a [`CookieStore`], configured like Crossbar.io's `cookie` section.
+///
+/// ```
+/// use cookiestore::{Auth, StoreOptions, Tracker, TrackerConfig};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let tracker = Tracker::open(dir.path(), StoreOptions::default(), TrackerConfig::default())?;
+///
+/// // First connection: no cookie yet.
+/// let first = tracker.track(None)?;
+/// assert!(first.is_new);
+/// assert!(first.set_cookie.starts_with("cbtid="));
+/// assert_eq!(first.authid(), first.value); // unauthenticated: the value is the authid
+///
+/// // The client logs in; the router stores the auth on the cookie.
+/// tracker.authenticate(&first.value, &Auth::new("alice", "user", "cookie", "realm1"), &Default::default())?;
+///
+/// // Next connection sends the cookie and is authenticated by it alone.
+/// let header = format!("theme=dark; cbtid={}", first.value);
+/// let again = tracker.track(Some(header.as_bytes()))?;
+/// assert!(!again.is_new);
+/// assert_eq!(again.auth.unwrap().authid, "alice");
+///
+/// tracker.logout(&first.value)?;
+/// assert!(tracker.track(Some(header.as_bytes()))?.is_new);
+/// # Ok::<(), cookiestore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    store: CookieStore,
+    config: TrackerConfig,
+}
+
+/// The answer to [`Tracker::track`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracked {
+    /// The cookie value in use for this connection.
+    pub value: String,
+    /// Whether the cookie was created now (none, an unknown, or an expired one was sent).
+    pub is_new: bool,
+    /// The `Set-Cookie` header value to send: `name=value;max-age=N` plus the configured
+    /// attributes. For a known cookie, `max-age` is its remaining lifetime, so the browser
+    /// drops it when the store does.
+    pub set_cookie: String,
+    /// The stored authentication, when the cookie is authenticated.
+    pub auth: Option<Auth>,
+}
+
+impl Tracked {
+    /// The authid to use: the stored one, or (unauthenticated) the cookie value itself, as
+    /// Crossbar.io does.
+    pub fn authid(&self) -> &str {
+        self.auth.as_ref().map_or(&self.value, |a| &a.authid)
+    }
+}
+
+impl Tracker {
+    /// A tracker over `store`; the config is validated.
+    pub fn new(store: CookieStore, config: TrackerConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Tracker { store, config })
+    }
+
+    /// Opens the store at `path` and tracks over it.
+    pub fn open(
+        path: impl AsRef<Path>,
+        options: StoreOptions,
+        config: TrackerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        Self::new(CookieStore::open(path, options)?, config)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &CookieStore {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrackerConfig {
+        &self.config
+    }
+
+    /// Tracks one connection from its `Cookie` request header (raw bytes, `None` when absent).
+    ///
+    /// Every cookie with the configured name is tried in header order; the first that is
+    /// live in the store is used. Otherwise a new cookie is created. Malformed headers are
+    /// never an error: they simply carry no usable cookie.
+    pub fn track(&self, cookie_header: Option<&[u8]>) -> Result<Tracked> {
+        if let Some(header) = cookie_header {
+            for value in cookie_values(header, &self.config.name) {
+                if let Some(found) = self.store.lookup(value)? {
+                    let now = self.store.now_ns();
+                    let remaining = found.expires_at.saturating_sub(now).div_ceil(1_000_000_000);
+                    return Ok(Tracked {
+                        value: value.to_string(),
+                        is_new: false,
+                        set_cookie: self.set_cookie(value, remaining),
+                        auth: found.auth,
+                    });
+                }
+            }
+        }
+        let cookie =
+            self.store
+                .create(&self.config.name, self.config.length, self.config.max_age)?;
+        Ok(Tracked {
+            set_cookie: self.set_cookie(&cookie.value, self.config.max_age),
+            value: cookie.value,
+            is_new: true,
+            auth: None,
+        })
+    }
+
+    /// Stores `auth` (and where it happened) on the cookie after a successful login.
+    pub fn authenticate(
+        &self,
+        value: &str,
+        auth: &Auth,
+        context: &AuthContext,
+    ) -> Result<AuthUpdate> {
+        self.store.set_auth(value, auth, context)
+    }
+
+    /// The authentication stored on the live cookie `value`.
+    pub fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
+        self.store.get_auth(value)
+    }
+
+    /// Whether a live cookie has `value`.
+    pub fn exists(&self, value: &str) -> Result<bool> {
+        self.store.exists(value)
+    }
+
+    /// Logs out: deletes the cookie. Returns whether it existed.
+    pub fn logout(&self, value: &str) -> Result<bool> {
+        self.store.delete(value)
+    }
+
+    fn set_cookie(&self, value: &str, max_age: u64) -> String {
+        set_cookie_value(&self.config.name, value, max_age, &self.config.attributes)
+    }
+}
