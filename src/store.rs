@@ -333,7 +333,7 @@ impl CookieStore {
     /// Deletes the cookie with `value` (logout). Returns whether one was deleted (an expired
     /// but unpurged cookie is deleted too).
     pub fn delete(&self, value: &str) -> Result<bool> {
-        self.batch("delete a cookie", |b| b.delete(value))
+        self.batch_with("delete a cookie", Growth::Headroom, |b| b.delete(value))
     }
 
     /// Stores a whole record (import, restore): upsert by oid with index upkeep.
@@ -347,13 +347,22 @@ impl CookieStore {
     pub fn batch<T>(
         &self,
         operation: &'static str,
+        f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.batch_with(operation, Growth::UpToMaxsize, f)
+    }
+
+    fn batch_with<T>(
+        &self,
+        operation: &'static str,
+        growth: Growth,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
         let now = self.now_ns();
-        self.with_write_txn(|txn, tables| {
+        self.with_write_txn(growth, |txn, tables| {
             let mut batch = Batch { txn, tables, now };
             f(&mut batch)
         })
@@ -381,7 +390,8 @@ impl CookieStore {
         self.reconcile_if_needed()?;
         let mut total = 0;
         loop {
-            let (processed, deleted) = self.batch("purge", |b| b.purge_some(PURGE_BATCH))?;
+            let (processed, deleted) =
+                self.batch_with("purge", Growth::Headroom, |b| b.purge_some(PURGE_BATCH))?;
             total += deleted;
             if processed < PURGE_BATCH {
                 return Ok(total);
@@ -392,7 +402,7 @@ impl CookieStore {
     /// Deletes every cookie, live or not (Crossbar.io's `purge_on_startup` for its database
     /// store). Returns how many were deleted.
     pub fn clear(&self) -> Result<u64> {
-        self.batch("clear", |b| {
+        self.batch_with("clear", Growth::Headroom, |b| {
             let s = b.tables.slots;
             let mut n = 0;
             for slot in [Some(s.cookies), Some(s.by_value), s.by_expiry] {
@@ -452,7 +462,7 @@ impl CookieStore {
     // ---- internals ------------------------------------------------------------------------
 
     fn prepare_layout(&self) -> Result<()> {
-        let created_expiry = self.with_write_txn(|txn, tables| {
+        let created_expiry = self.with_write_txn(Growth::UpToMaxsize, |txn, tables| {
             let _ = tables;
             let shared = &self.shared;
             let mut catalog = read_catalog(shared.db, txn)?;
@@ -510,6 +520,7 @@ impl CookieStore {
 
     fn with_write_txn<T>(
         &self,
+        growth: Growth,
         mut f: impl FnMut(&mut RwTxn<'_>, Tables) -> Result<T>,
     ) -> Result<T> {
         if IN_SNAPSHOT.with(Cell::get) > 0 {
@@ -535,7 +546,7 @@ impl CookieStore {
             });
             drop(guard);
             match result {
-                Err(Error::MapFull { .. }) if self.grow_map()? => continue,
+                Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
                 Err(Error::MapFull { .. }) => {
                     return Err(Error::MapFull {
                         maxsize: shared.maxsize,
@@ -546,16 +557,21 @@ impl CookieStore {
         }
     }
 
-    /// Doubles the map, up to maxsize. Returns false when it is already at maxsize.
-    fn grow_map(&self) -> Result<bool> {
+    /// Doubles the map, up to maxsize (plus the headroom reserved for deletions when
+    /// `growth` allows it). Returns false when it cannot grow.
+    fn grow_map(&self, growth: Growth) -> Result<bool> {
         let shared = &self.shared;
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
         let current = shared.env.info().map_size as u64;
-        if current >= shared.maxsize {
+        let limit = match growth {
+            Growth::UpToMaxsize => shared.maxsize,
+            Growth::Headroom => shared.maxsize + delete_headroom(shared.maxsize),
+        };
+        if current >= limit {
             return Ok(false);
         }
         let page = page_size();
-        let target = current.saturating_mul(2).min(shared.maxsize) / page * page;
+        let target = current.saturating_mul(2).min(limit) / page * page;
         // SAFETY: the exclusive `resize` lock is held, and every transaction of this process
         // is opened under its shared side, so no transaction is live (LMDB's requirement).
         unsafe { shared.env.resize(target as usize) }.map_err(|e| self.lmdb(e))?;
@@ -593,6 +609,21 @@ impl Shared {
             None => Tables::empty(self.db),
         })
     }
+}
+
+/// How far a write may grow the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    /// Inserts and updates: up to `maxsize`.
+    UpToMaxsize,
+    /// Deletions and purges: beyond `maxsize` by [`delete_headroom`], so that a full store
+    /// can still be emptied (LMDB needs fresh pages even to delete: copy-on-write).
+    Headroom,
+}
+
+/// Extra map space deletions may use past `maxsize`: 1/16 of it, at least 256 KiB.
+fn delete_headroom(maxsize: u64) -> u64 {
+    (maxsize / 16).max(256 * 1024) / page_size() * page_size()
 }
 
 fn lmdb_error(e: heed::Error, shared: &Shared) -> Error {
