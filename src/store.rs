@@ -1527,14 +1527,18 @@ fn check_data_file(data: &Path, len: u64) -> Result<()> {
         head.get(off..off + 8)
             .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
     };
-    // Meta page 0: 16-byte page header, then MDB_meta (magic, version, ...).
-    if u32_at(16) != Some(LMDB_MAGIC) {
+    // Meta page 0: a page header (16 bytes in LMDB 0.9; 24 in LMDB 1.0, which adds the
+    // page's txnid), then MDB_meta (magic, version, ...).
+    let version = if u32_at(16) == Some(LMDB_MAGIC) {
+        u32_at(20).unwrap_or(0)
+    } else if u32_at(24) == Some(LMDB_MAGIC) {
+        u32_at(28).unwrap_or(0)
+    } else {
         return Err(Error::NotAStore {
             path: data.to_path_buf(),
             problem: "data.mdb is not an LMDB file (no LMDB magic in its first page)".into(),
         });
-    }
-    let version = u32_at(20).unwrap_or(0);
+    };
     if version != 1 {
         return Err(Error::UnsupportedFormat {
             path: data.to_path_buf(),
@@ -1666,4 +1670,95 @@ fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
 fn assert_send_sync() {
     fn is<T: Send + Sync + Clone>() {}
     is::<CookieStore>();
+}
+
+// ---- check/repair support ----------------------------------------------------------------------
+//
+// Crate-internal access to raw keys and values, for `check`, `repair` and `migrate`. Nothing
+// here decodes or judges: the callers do.
+
+impl<'t> Snapshot<'t> {
+    /// Every entry of `slot`: (key after the 2-byte slot prefix, value).
+    pub(crate) fn raw_table(
+        &self,
+        slot: u16,
+    ) -> Result<Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>> {
+        self.raw_slot(Some(slot))
+    }
+
+    /// Every entry of the unnamed database, metadata included: (whole key, value).
+    pub(crate) fn raw_all(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>> {
+        let iter = self.tables.db.iter(self.txn).map_err(Error::from)?;
+        Ok(Box::new(iter.map(|item| item.map_err(Error::from))))
+    }
+}
+
+impl Batch<'_, '_> {
+    /// The slots of the cookie tables, when the metadata names them.
+    pub(crate) fn present_slots(&self) -> Option<Slots> {
+        self.tables.present.then_some(self.tables.slots)
+    }
+
+    /// Calls `f` with every entry of `slot` (whole key, value) until it returns `false`.
+    pub(crate) fn scan_slot(
+        &self,
+        slot: u16,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let prefix = SlotPrefix::new(slot);
+        for item in self
+            .tables
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(self.txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>()
+        {
+            let (key, value) = item.map_err(Error::from)?;
+            if !f(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value stored under a whole raw key.
+    pub(crate) fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tables
+            .db
+            .get(self.txn, key)
+            .map_err(Error::from)?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Stores `value` under a whole raw key.
+    pub(crate) fn raw_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tables
+            .db
+            .put(self.txn, key, value)
+            .map_err(Error::from)
+    }
+
+    /// Deletes a whole raw key; returns whether it existed.
+    pub(crate) fn raw_delete(&mut self, key: &[u8]) -> Result<bool> {
+        self.tables.db.delete(self.txn, key).map_err(Error::from)
+    }
+
+    /// Deletes every entry of `slot`; returns how many.
+    pub(crate) fn clear_slot(&mut self, slot: u16) -> Result<u64> {
+        self.tables.delete_slot(self.txn, slot)
+    }
+
+    /// The record that the value index gives for `value`, expired or not, when it really
+    /// carries that value. A record that cannot be decoded is a `CorruptRecord` error.
+    pub(crate) fn get_any_by_value(&self, value: &str) -> Result<Option<Cookie>> {
+        self.tables.need_present()?;
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
 }

@@ -28,7 +28,7 @@ die() {
 case "$WHAT" in
     all | main | z26) ;;
     -h | --help)
-        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown argument '$WHAT' (expected all, main or z26)" ;;
