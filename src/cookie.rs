@@ -485,6 +485,14 @@ fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Result<Value, S
     if bytes.is_empty() {
         return Ok(empty_map());
     }
+    // Fast path: text-keyed maps of JSON-representable values (what Crossbar writes) decode
+    // straight into JSON. Anything else (byte strings, tags, non-text keys, NaN) takes the
+    // general path through ciborium's own value type.
+    if let Ok(v) =
+        ciborium::de::from_reader_with_recursion_limit::<Value, _>(bytes, MAX_CBOR_DEPTH * 2)
+    {
+        return Ok(v);
+    }
     let cbor: ciborium::Value =
         ciborium::de::from_reader_with_recursion_limit(bytes, MAX_CBOR_DEPTH * 2)
             .map_err(|e| format!("field {field} is not valid CBOR: {e}"))?;
@@ -526,5 +534,58 @@ fn cbor_to_json(value: ciborium::Value) -> Value {
                 .collect(),
         ),
         _ => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A record whose authextra holds exactly `cbor`.
+    fn record_with_raw_authextra(cbor: &[u8]) -> Vec<u8> {
+        let mut fbb = FlatBufferBuilder::new();
+        let value = fbb.create_string("abcdef");
+        let authextra = fbb.create_vector(cbor);
+        let root = fb::Cookie::create(
+            &mut fbb,
+            &fb::CookieArgs {
+                value: Some(value),
+                authextra: Some(authextra),
+                ..Default::default()
+            },
+        );
+        fbb.finish_minimal(root);
+        fbb.finished_data().to_vec()
+    }
+
+    #[test]
+    fn cbor_that_json_cannot_hold_is_converted_not_rejected() {
+        let mut cbor = vec![0xA4]; // map(4)
+        cbor.extend_from_slice(&[0x61, b'b', 0x42, 0xDE, 0xAD]); // "b": h'dead'
+        cbor.extend_from_slice(&[0x01, 0x61, b'x']); // 1: "x"
+        cbor.extend_from_slice(&[0x61, b't', 0xC1, 0x10]); // "t": 1(16)
+        cbor.extend_from_slice(&[0x61, b'n', 0xF9, 0x7E, 0x00]); // "n": NaN (half float)
+        let c = Cookie::decode(&record_with_raw_authextra(&cbor)).unwrap();
+        assert_eq!(
+            c.authextra,
+            json!({"b": "dead", "1": "x", "t": 16, "n": null})
+        );
+    }
+
+    #[test]
+    fn plain_maps_take_the_fast_path_and_agree_with_the_general_one() {
+        let v = json!({"a": [1, -2, 1.5, null, true, "s"], "m": {"k": {}}});
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&v, &mut cbor).unwrap();
+        let general = cbor_to_json(ciborium::from_reader(&cbor[..]).unwrap());
+        assert_eq!(cbor_to_json_field("authextra", &cbor).unwrap(), v);
+        assert_eq!(general, v);
+    }
+
+    #[test]
+    fn garbage_cbor_names_the_field() {
+        let e = cbor_to_json_field("authextra", &[0xFC]).unwrap_err();
+        assert!(e.contains("authextra"), "{e}");
     }
 }
