@@ -37,6 +37,7 @@ mod generated;
 pub mod header;
 pub mod layout;
 pub mod legacy;
+pub mod migrate;
 pub mod store;
 pub mod timefmt;
 pub mod tracker;

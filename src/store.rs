@@ -1677,19 +1677,17 @@ fn assert_send_sync() {
 // Crate-internal access to raw keys and values, for `check`, `repair` and `migrate`. Nothing
 // here decodes or judges: the callers do.
 
+/// Raw (key, value) pairs read through a snapshot.
+pub(crate) type RawEntries<'t> = Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>;
+
 impl<'t> Snapshot<'t> {
     /// Every entry of `slot`: (key after the 2-byte slot prefix, value).
-    pub(crate) fn raw_table(
-        &self,
-        slot: u16,
-    ) -> Result<Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>> {
+    pub(crate) fn raw_table(&self, slot: u16) -> Result<RawEntries<'t>> {
         self.raw_slot(Some(slot))
     }
 
     /// Every entry of the unnamed database, metadata included: (whole key, value).
-    pub(crate) fn raw_all(
-        &self,
-    ) -> Result<Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>> {
+    pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).map_err(Error::from)?;
         Ok(Box::new(iter.map(|item| item.map_err(Error::from))))
     }

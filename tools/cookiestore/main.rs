@@ -1,5 +1,410 @@
-//! The `cookiestore` command-line tool (placeholder until the CLI lands).
-fn main() {
-    eprintln!("cookiestore: not implemented yet");
-    std::process::exit(2);
+//! `cookiestore`: inspect and maintain a cookie store, and migrate off Crossbar.io's
+//! `cookies.dat`.
+//!
+//! Reading commands (`dump`, `stats`, `get`, `check`, `export`, `copy`, `purge --dry-run`)
+//! open the store read-only: they take one LMDB reader slot and nothing else, so router
+//! workers writing at the same time are never blocked, and they work on a store whose
+//! directory is read-only to them. Errors are one line on stderr; see `--help` for the exit
+//! codes.
+
+mod commands;
+mod format;
+mod readers;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Examples:
+  cookiestore stats /var/crossbar/cookies
+  cookiestore dump /var/crossbar/cookies --format table --limit 20
+  cookiestore check /var/crossbar/cookies || cookiestore repair /var/crossbar/cookies
+  cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat
+
+Exit codes:
+  0  success
+  1  the command ran and found something wrong or nothing: `check` found problems
+     (`repair` left some), `get`/`delete` found no such cookie, `import`/`restore`
+     skipped bad lines or conflicting records (each is listed on stderr)
+  2  error: bad usage, or the command could not run or complete (missing path, not a
+     cookie store, LMDB format 3, corrupt record, I/O error); one line on stderr
+
+Output to a closed pipe (`cookiestore dump STORE | head`) ends quietly with 0.";
+
+/// Inspect, check, repair and migrate a cookiestore / cfxdb LMDB cookie store.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cookiestore",
+    version,
+    about = "Inspect, check, repair and migrate a cookiestore / cfxdb LMDB cookie store",
+    long_about = "Inspect, check, repair and migrate a cookiestore / cfxdb LMDB cookie store, \
+                  also while Crossbar.io router workers keep using it.\n\n\
+                  Reading commands (dump, stats, get, check, export, copy, purge --dry-run) open \
+                  the store read-only: they take one LMDB reader slot and never block or slow \
+                  down writers, and they work on a store whose directory is read-only to them \
+                  (its lock.mdb must exist and be writable, as LMDB requires of every reader).",
+    after_long_help = EXIT_CODES,
+    after_help = "Example:\n  cookiestore stats /var/crossbar/.crossbar/cookies\n\n\
+                  Exit codes: 0 ok, 1 problems found / nothing found / lines skipped, 2 error \
+                  (--help for details)"
+)]
+pub struct Cli {
+    /// Evaluate expiry at this instant (RFC 3339, e.g. 2026-11-27T17:00:00Z) instead of the
+    /// system clock: "what expires by Friday?", reproducible tests.
+    #[arg(long, global = true, value_name = "RFC3339")]
+    pub now: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every live cookie, one JSON object per line (or a table).
+    #[command(
+        long_about = "Print every live cookie of one consistent snapshot, one JSON object per \
+                      line, in oid order: all 17 fields of cfxdb's Cookie, timestamps as RFC \
+                      3339 UTC with nanoseconds (null when unset), uuids as strings, authextra \
+                      and authenticated_transport_info as JSON. --format table prints a table \
+                      for people. A record that cannot be decoded is reported on stderr and \
+                      skipped, and the exit code is then 2.",
+        after_help = "Examples:\n  cookiestore dump /var/crossbar/cookies --authenticated --realm realm1\n  \
+                      cookiestore dump /var/crossbar/cookies --format table --limit 20\n  \
+                      cookiestore --now 2026-11-27T17:00:00Z dump /var/crossbar/cookies --include-expired"
+    )]
+    Dump(DumpArgs),
+
+    /// Figures about the store: cookies, expiry, map and pages, reader slots, tables.
+    #[command(
+        long_about = "Figures about one snapshot of the store: cookies live, expired but not yet \
+                      purged and authenticated, oldest and newest, next expiry, map used and \
+                      size, LMDB page figures, reader slots (live and stale), and the slot \
+                      metadata (table ids, names, slots).",
+        after_help = "Example:\n  cookiestore stats /var/crossbar/cookies --json"
+    )]
+    Stats(StatsArgs),
+
+    /// Print the live cookie with this value (exit 1 when there is none).
+    #[command(
+        after_help = "Example:\n  cookiestore get /var/crossbar/cookies 'kG3x9Qm+Lp0aZ4rT2vB8nY1w'"
+    )]
+    Get(GetArgs),
+
+    /// Delete the cookie with this value: log it out (exit 1 when there is none).
+    #[command(
+        after_help = "Example:\n  cookiestore delete /var/crossbar/cookies 'kG3x9Qm+Lp0aZ4rT2vB8nY1w'"
+    )]
+    Delete(DeleteArgs),
+
+    /// Delete expired cookies (or, with --dry-run, count them) and say how long it took.
+    #[command(
+        long_about = "Delete every expired cookie and its index entries, in batches so the \
+                      writer lock is never held long; print how many and how long it took. With \
+                      --dry-run, open the store read-only and only count them. A --now later \
+                      than the system clock would delete cookies that are still valid: it is \
+                      refused without --force (with --dry-run it is fine).",
+        after_help = "Examples:\n  cookiestore purge /var/crossbar/cookies\n  \
+                      cookiestore --now 2026-11-27T17:00:00Z purge /var/crossbar/cookies --dry-run"
+    )]
+    Purge(PurgeArgs),
+
+    /// Check records, value index, expiry index and metadata (exit 1 when damaged).
+    #[command(
+        long_about = "Check one snapshot of the store: every record decodes; Cookies, the value \
+                      index and the expiry index agree both ways (no orphan, no missing entry, \
+                      no entry pointing at the wrong cookie); the metadata is sane. Each problem \
+                      is listed. When cfxdb or Crossbar.io wrote since cookiestore's last write, \
+                      expiry-index differences are expected (they do not maintain it) and are \
+                      listed as notes: the next writable open or purge reconciles them.\n\n\
+                      Exit 0 clean, 1 problems found, 2 could not run.",
+        after_help = "Example:\n  cookiestore check /var/crossbar/cookies || cookiestore repair /var/crossbar/cookies"
+    )]
+    Check(CheckArgs),
+
+    /// Rebuild the indexes; quarantine undecodable records into PATH/quarantine.jsonl.
+    #[command(
+        long_about = "Repair the store in one write transaction: records that cannot be decoded \
+                      (or have a malformed key, or a value that cannot be indexed, or are the \
+                      older of two records with one value) are appended to PATH/quarantine.jsonl \
+                      (one JSON object per line: oid, key and hex of the bytes, reason), fsynced, \
+                      and only then deleted; then the value index and the expiry index are \
+                      rebuilt from the records. Metadata damage is reported, not repaired.\n\n\
+                      Exit 0 when the store checks clean afterwards, 1 when problems remain, 2 \
+                      when it could not run.",
+        after_help = "Example:\n  cookiestore repair /var/crossbar/cookies"
+    )]
+    Repair(RepairArgs),
+
+    /// Import Crossbar.io's cookies.dat (file cookie store) into a store.
+    #[command(
+        long_about = "Import Crossbar.io's file cookie store (cookies.dat) into the store at PATH \
+                      (created if missing). The file is replayed in order: the last line for a \
+                      cookie wins, a `deleted` line removes the cookie (also from the store; \
+                      Crossbar.io itself gets this wrong), expired cookies are dropped and \
+                      counted, created/modified times are read as UTC. A bad line is reported \
+                      with its line number and skipped: it never aborts the import. Cookies are \
+                      matched by value, so running the same import again changes nothing.\n\n\
+                      Exit 0, or 1 when lines or cookies were skipped.",
+        after_help = "Example:\n  cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat"
+    )]
+    Import(ImportArgs),
+
+    /// Write every record as JSON lines (everything needed to rebuild the store).
+    #[command(
+        long_about = "Write every record of one snapshot (expired ones not yet purged included, \
+                      unless --live-only) as one JSON object per line, in cfxdb's field names: \
+                      timestamps as ns integers, uuids as strings, unset fields left out. \
+                      `restore` rebuilds a store from it.",
+        after_help = "Example:\n  cookiestore export /var/crossbar/cookies -o cookies.jsonl"
+    )]
+    Export(ExportArgs),
+
+    /// Rebuild a store from an export (into a new or empty store, or --merge).
+    #[command(
+        long_about = "Restore an export into the store at PATH (created if missing). The store \
+                      must hold no cookie, unless --merge: then a record replaces the one with \
+                      the same oid, and a record whose value another cookie holds is skipped and \
+                      listed (the store's cookie is kept). Bad lines are listed and skipped.\n\n\
+                      Exit 0, or 1 when lines or records were skipped.",
+        after_help = "Example:\n  cookiestore restore /var/crossbar/cookies.new cookies.jsonl"
+    )]
+    Restore(RestoreArgs),
+
+    /// Take a consistent copy of a (live) store, optionally compacted.
+    #[command(
+        long_about = "Copy the store to DEST (a new or empty directory) from one consistent \
+                      snapshot, with LMDB's own copy; --compact leaves free pages out and \
+                      renumbers the rest. Safe while workers write.",
+        after_help = "Example:\n  cookiestore copy /var/crossbar/cookies /backup/cookies-$(date +%F) --compact"
+    )]
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DumpFormat {
+    /// One JSON object per line.
+    Json,
+    /// A table for people.
+    Table,
+}
+
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DumpFormat::Json)]
+    pub format: DumpFormat,
+    /// Only cookies with an authid.
+    #[arg(long)]
+    pub authenticated: bool,
+    /// Only cookies with this authid.
+    #[arg(long, value_name = "AUTHID")]
+    pub authid: Option<String>,
+    /// Only cookies of this realm (authrealm).
+    #[arg(long, value_name = "REALM")]
+    pub realm: Option<String>,
+    /// Expired cookies not yet purged too.
+    #[arg(long)]
+    pub include_expired: bool,
+    /// At most N cookies.
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// The cookie value (what the browser sends as cbtid).
+    pub value: String,
+    /// One JSON object (as `dump` prints it) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// The cookie value.
+    pub value: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Only count the expired cookies (read-only).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a --now later than the system clock (deletes cookies that are still valid).
+    #[arg(long)]
+    pub force: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The store directory (created if missing).
+    pub path: PathBuf,
+    /// Crossbar.io's cookies.dat.
+    pub file: PathBuf,
+    /// Cookie name for the imported cookies (cookies.dat does not record it).
+    #[arg(long, default_value = "cbtid")]
+    pub name: String,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Write to FILE (atomically, via FILE.tmp) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave out expired cookies.
+    #[arg(long)]
+    pub live_only: bool,
+    /// Skip records that cannot be decoded (listed on stderr) instead of failing.
+    #[arg(long)]
+    pub skip_corrupt: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The store directory (created if missing).
+    pub path: PathBuf,
+    /// An export (JSON lines); `-` reads stdin.
+    pub file: PathBuf,
+    /// Merge into a store that already holds cookies.
+    #[arg(long)]
+    pub merge: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Destination directory (new, or without data.mdb).
+    pub dest: PathBuf,
+    /// Leave free pages out (smaller copy).
+    #[arg(long)]
+    pub compact: bool,
+}
+
+/// Why a command did not succeed.
+pub enum Failure {
+    /// Exit 1 with an optional one-line message (already-listed problems print nothing).
+    Found(Option<String>),
+    /// Exit 2 with a one-line message.
+    Error(String),
+    /// Exit 2; the problems were already reported on stderr.
+    Reported,
+    /// stdout was closed (`| head`): end quietly.
+    ClosedPipe,
+}
+
+impl From<cookiestore::Error> for Failure {
+    fn from(e: cookiestore::Error) -> Self {
+        match e {
+            cookiestore::Error::Io(io) => io.into(),
+            other => Failure::Error(other.to_string()),
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Failure::ClosedPipe
+        } else {
+            Failure::Error(format!("I/O error: {e}"))
+        }
+    }
+}
+
+/// One line: runs of whitespace (newlines included) become one space.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                let _ = e.print();
+                return ExitCode::from(2);
+            }
+            // The first paragraph says what is wrong; usage and tips follow.
+            let text = e.render().to_string();
+            let first: Vec<&str> = text
+                .trim_start()
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("cookiestore: {}; see `cookiestore --help`", one_line(first));
+            return ExitCode::from(2);
+        }
+    };
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
+        Err(Failure::Found(message)) => {
+            if let Some(m) = message {
+                let _ = writeln!(io::stderr(), "cookiestore: {}", one_line(&m));
+            }
+            ExitCode::from(1)
+        }
+        Err(Failure::Reported) => ExitCode::from(2),
+        Err(Failure::Error(message)) => {
+            let _ = writeln!(io::stderr(), "cookiestore: {}", one_line(&message));
+            ExitCode::from(2)
+        }
+    }
 }

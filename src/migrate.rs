@@ -1,0 +1,508 @@
+//! Moving cookies in and out of a store: Crossbar.io's `cookies.dat`, and JSON-lines
+//! export / restore.
+//!
+//! - [`read_legacy`] + [`import_legacy`]: Crossbar.io's file store. The file is replayed in
+//!   order (last line per cookie wins, a `deleted` line removes the cookie), expired cookies
+//!   are dropped and counted, bad lines are reported with their line number and skipped.
+//!   Cookies are matched by value, so importing the same file again changes nothing.
+//! - [`export`] + [`restore`]: every record as one JSON object per line, in [`Cookie`]'s serde
+//!   form (cfxdb's field names, timestamps as ns integers, uuids as strings, unset fields left
+//!   out). That is everything needed to rebuild a store: the indexes and the metadata follow
+//!   from the records.
+//!
+//! Writes go in batches of [`BATCH`] cookies per write transaction, so the writer lock is
+//! never held long while routers keep working.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::cookie::{Cookie, MAX_VALUE_LEN};
+use crate::error::{Error, Result};
+use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
+use crate::store::{Batch, CookieStore};
+
+/// Cookies written per write transaction by imports and restores.
+pub const BATCH: usize = 2_000;
+
+/// A replayed `cookies.dat`, with the values its `deleted` lines finally removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LegacySource {
+    /// The replay: surviving cookies, bad lines, counts.
+    pub replay: Replay,
+    /// Values whose last line is `deleted`: an import removes them from the store too.
+    pub removed: Vec<String>,
+}
+
+impl From<Replay> for LegacySource {
+    /// A replay alone: no store cookie is removed by an import of it.
+    fn from(replay: Replay) -> Self {
+        LegacySource {
+            replay,
+            removed: Vec::new(),
+        }
+    }
+}
+
+/// Reads Crossbar.io's `cookies.dat` at `path`: [`legacy::replay`], and the values whose last
+/// line is `deleted`. `progress` is called with the bytes read so far.
+pub fn read_legacy(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<LegacySource> {
+    let open = || {
+        File::open(path).map_err(|source| Error::Path {
+            path: path.to_path_buf(),
+            problem: "cannot read the cookies file".into(),
+            source,
+        })
+    };
+    let mut read = 0u64;
+    let replay = legacy::replay(BufReader::with_capacity(
+        1 << 16,
+        Counting {
+            inner: open()?,
+            read: &mut read,
+            progress,
+        },
+    ))?;
+    // Second pass: which values a `deleted` line removed for good.
+    let survivors: HashSet<&str> = replay.cookies.iter().map(|c| c.value.as_str()).collect();
+    let mut removed = Vec::new();
+    let mut seen = HashSet::new();
+    let mut reader = BufReader::with_capacity(1 << 16, open()?);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        let Ok(text) = std::str::from_utf8(&buf) else {
+            continue;
+        };
+        if let Ok(LegacyLine {
+            status: LegacyStatus::Deleted,
+            cookie,
+        }) = legacy::parse_line(text.trim_end_matches(['\n', '\r']))
+            && !survivors.contains(cookie.value.as_str())
+            && seen.insert(cookie.value.clone())
+        {
+            removed.push(cookie.value);
+        }
+    }
+    Ok(LegacySource { replay, removed })
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    read: &'a mut u64,
+    progress: &'a mut dyn FnMut(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        *self.read += n as u64;
+        (self.progress)(*self.read);
+        Ok(n)
+    }
+}
+
+/// Options of [`import_legacy`].
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The cookie name given to imported cookies (Crossbar.io's file store does not record
+    /// it; its default is `cbtid`).
+    pub name: String,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            name: crate::config::DEFAULT_NAME.to_string(),
+        }
+    }
+}
+
+/// What [`import_legacy`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// Lines in the file (blank and bad ones included).
+    pub lines: u64,
+    /// Cookies new to the store.
+    pub imported: u64,
+    /// Cookies already in the store (same value) whose fields changed.
+    pub updated: u64,
+    /// Cookies already in the store with identical fields.
+    pub unchanged: u64,
+    /// Cookies the file's `deleted` lines removed (logouts), as the replay counts them.
+    pub deleted: u64,
+    /// Of those, cookies that were in the store and were deleted from it.
+    pub removed_from_store: u64,
+    /// Cookies dropped because they are expired.
+    pub expired: u64,
+    /// Bad lines: 1-based line number and what is wrong. They were skipped.
+    pub bad_lines: Vec<(u64, String)>,
+    /// Cookies the store refused (value that cannot be a key, authextra too large or deep):
+    /// the value and why. They were skipped.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Imports a replayed `cookies.dat` into `store`, evaluating expiry at `now` (ns).
+///
+/// Each surviving, unexpired cookie is matched by value: a new one gets a fresh oid, an
+/// existing one (expired or not) keeps its oid and whatever the file does not record (name,
+/// node, worker, session...) and is rewritten only when a field differs, so importing the same
+/// file twice changes nothing. Fields: `created` and `max_age` as recorded; the auth fields as
+/// recorded (`authextra` null is `{}`); `authenticated` is the `modified` time (else `created`)
+/// when the cookie has an authid and its authentication changed, 0 without authid. Values in
+/// [`LegacySource::removed`] are deleted from the store. A store cookie the file does not
+/// mention is left alone. `progress` is called with the number of cookies done.
+pub fn import_legacy(
+    store: &CookieStore,
+    source: &LegacySource,
+    now: u64,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary> {
+    let replay = &source.replay;
+    let mut summary = ImportSummary {
+        lines: replay.lines,
+        deleted: replay.deleted,
+        bad_lines: replay
+            .bad_lines
+            .iter()
+            .map(|(n, e)| (*n, e.to_string()))
+            .collect(),
+        ..ImportSummary::default()
+    };
+    let mut live: Vec<&LegacyCookie> = Vec::with_capacity(replay.cookies.len());
+    for cookie in &replay.cookies {
+        if cookie.is_expired(now) {
+            summary.expired += 1;
+        } else if let Err(problem) = storable(&cookie.value) {
+            summary.rejected.push((cookie.value.clone(), problem));
+        } else {
+            live.push(cookie);
+        }
+    }
+    let mut done = 0u64;
+    for chunk in live.chunks(BATCH) {
+        let (imported, updated, unchanged, rejected) = store.batch("import cookies", |b| {
+            let mut counts = (0, 0, 0, Vec::new());
+            for legacy in chunk {
+                let existing = match b.get_any_by_value(&legacy.value) {
+                    Ok(c) => c,
+                    Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
+                    Err(e) => return Err(e),
+                };
+                let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
+                if existing.as_ref() == Some(&cookie) {
+                    counts.2 += 1;
+                    continue;
+                }
+                if let Err(e) = cookie.encode() {
+                    counts.3.push((legacy.value.clone(), e.to_string()));
+                    continue;
+                }
+                b.put(&cookie)?;
+                if existing.is_some() {
+                    counts.1 += 1;
+                } else {
+                    counts.0 += 1;
+                }
+            }
+            Ok(counts)
+        })?;
+        summary.imported += imported;
+        summary.updated += updated;
+        summary.unchanged += unchanged;
+        summary.rejected.extend(rejected);
+        done += chunk.len() as u64;
+        progress(done);
+    }
+    for chunk in source.removed.chunks(BATCH) {
+        summary.removed_from_store += store.batch("delete logged-out cookies", |b| {
+            let mut n = 0;
+            for value in chunk {
+                if storable(value).is_ok() && b.delete(value)? {
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })?;
+    }
+    Ok(summary)
+}
+
+fn storable(value: &str) -> std::result::Result<(), String> {
+    if value.is_empty() || value.len() > MAX_VALUE_LEN {
+        Err(format!(
+            "a value of {} bytes cannot be stored (1 to {MAX_VALUE_LEN} bytes)",
+            value.len()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The record for `legacy`, on top of the `existing` record with the same value.
+fn from_legacy(legacy: &LegacyCookie, existing: Option<&Cookie>, name: &str) -> Cookie {
+    let authextra = legacy
+        .authextra
+        .clone()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let mut cookie = existing.cloned().unwrap_or_else(|| Cookie {
+        oid: Uuid::new_v4(),
+        name: Some(name.to_string()),
+        value: legacy.value.clone(),
+        ..Cookie::default()
+    });
+    cookie.created = legacy.created_ns;
+    cookie.max_age = legacy.max_age;
+    let same_auth = cookie.authid == legacy.authid
+        && cookie.authrole == legacy.authrole
+        && cookie.authmethod == legacy.authmethod
+        && cookie.authrealm == legacy.authrealm
+        && same_map(&cookie.authextra, &authextra);
+    if !same_auth || (legacy.authid.is_some() && cookie.authenticated == 0) {
+        cookie.authid = legacy.authid.clone();
+        cookie.authrole = legacy.authrole.clone();
+        cookie.authmethod = legacy.authmethod.clone();
+        cookie.authrealm = legacy.authrealm.clone();
+        cookie.authextra = authextra;
+        // The session details described the previous authentication.
+        cookie.authenticated_on_node = None;
+        cookie.authenticated_on_worker = None;
+        cookie.authenticated_transport_info = Value::Object(Default::default());
+        cookie.authenticated_session = 0;
+        cookie.authenticated_joined_at = 0;
+        cookie.authenticated_authmethod = None;
+        cookie.authenticated = match legacy.authid {
+            Some(_) => legacy.modified_ns.unwrap_or(legacy.created_ns),
+            None => 0,
+        };
+    }
+    cookie
+}
+
+/// Equal, counting null and `{}` as the same (both are stored as "absent").
+fn same_map(a: &Value, b: &Value) -> bool {
+    let empty = |v: &Value| v.is_null() || v.as_object().is_some_and(|m| m.is_empty());
+    (empty(a) && empty(b)) || a == b
+}
+
+/// Options of [`export`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    /// Leave out cookies that are expired (at the store's clock). Default: every record.
+    pub live_only: bool,
+    /// Skip records that cannot be decoded (listed in the summary) instead of failing.
+    pub skip_corrupt: bool,
+}
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ExportSummary {
+    /// The transaction (snapshot) exported.
+    pub txn_id: u64,
+    /// Cookies written.
+    pub cookies: u64,
+    /// Of those, expired ones (not yet purged).
+    pub expired: u64,
+    /// Expired cookies left out (`live_only`).
+    pub left_out_expired: u64,
+    /// Records skipped because they cannot be decoded: oid and problem.
+    pub corrupt: Vec<(Uuid, String)>,
+}
+
+/// Writes every record of one snapshot of `store` to `out`, one JSON object per line in
+/// [`Cookie`]'s serde form, in oid order. A record that cannot be decoded fails the export
+/// ([`Error::CorruptRecord`]) unless `skip_corrupt`. `progress` gets the count so far.
+///
+/// The snapshot stays open while `out` is written: a slow consumer keeps LMDB from reusing
+/// pages freed meanwhile (writers are never blocked).
+pub fn export(
+    store: &CookieStore,
+    out: &mut dyn Write,
+    options: ExportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportSummary> {
+    store.snapshot(|s| {
+        let now = s.now_ns();
+        let mut summary = ExportSummary {
+            txn_id: s.txn_id(),
+            ..ExportSummary::default()
+        };
+        for item in s.records()? {
+            let cookie = match item {
+                Ok(c) => c,
+                Err(Error::CorruptRecord { oid, problem }) if options.skip_corrupt => {
+                    summary.corrupt.push((oid, problem));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let expired = cookie.is_expired(now);
+            if expired && options.live_only {
+                summary.left_out_expired += 1;
+                continue;
+            }
+            serde_json::to_writer(&mut *out, &cookie).map_err(io::Error::from)?;
+            out.write_all(b"\n")?;
+            summary.cookies += 1;
+            summary.expired += u64::from(expired);
+            if summary.cookies.is_multiple_of(1024) {
+                progress(summary.cookies);
+            }
+        }
+        out.flush()?;
+        progress(summary.cookies);
+        Ok(summary)
+    })
+}
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RestoreSummary {
+    /// Lines read (blank and bad ones included).
+    pub lines: u64,
+    /// Records new to the store.
+    pub restored: u64,
+    /// Records that replaced a different record with the same oid (`merge`, or an oid
+    /// repeated in the file).
+    pub replaced: u64,
+    /// Records identical to the one already stored under their oid.
+    pub unchanged: u64,
+    /// Records skipped because another cookie in the store holds their value: line number,
+    /// value and the oid holding it.
+    pub conflicts: Vec<(u64, String, Uuid)>,
+    /// Bad lines: line number and what is wrong. They were skipped.
+    pub bad_lines: Vec<(u64, String)>,
+}
+
+/// Restores an export (JSON lines of [`Cookie`]) into `store`.
+///
+/// Without `merge`, the store must hold no record at all (checked in the first write
+/// transaction); otherwise the restore is refused with [`Error::Path`]. With `merge`, a
+/// record replaces the one with the same oid, and a record whose value another cookie holds
+/// is skipped and listed as a conflict (the store's cookie is kept). Bad lines (not a
+/// `Cookie`, nil oid, a value that cannot be a key, a record too large) are listed with their
+/// number and skipped. `progress` gets the number of lines done.
+pub fn restore(
+    store: &CookieStore,
+    input: &mut dyn BufRead,
+    merge: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RestoreSummary> {
+    let mut summary = RestoreSummary::default();
+    let mut first = true;
+    let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = match input.read_line(&mut line) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                summary.lines += 1;
+                summary
+                    .bad_lines
+                    .push((summary.lines, "not valid UTF-8".into()));
+                // Skip the rest of that line.
+                let mut rest = Vec::new();
+                input.read_until(b'\n', &mut rest)?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if n > 0 {
+            summary.lines += 1;
+            let text = line.trim();
+            if !text.is_empty() {
+                match parse_record(text) {
+                    Ok(cookie) => pending.push((summary.lines, cookie)),
+                    Err(problem) => summary.bad_lines.push((summary.lines, problem)),
+                }
+            }
+        }
+        if pending.len() >= BATCH || (n == 0 && (!pending.is_empty() || first)) {
+            restore_batch(store, &pending, first && !merge, &mut summary)?;
+            first = false;
+            pending.clear();
+            progress(summary.lines);
+        }
+        if n == 0 {
+            return Ok(summary);
+        }
+    }
+}
+
+fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
+    let cookie: Cookie =
+        serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
+    if cookie.oid.is_nil() {
+        return Err("the record has no oid (or the nil uuid)".into());
+    }
+    storable(&cookie.value)?;
+    cookie.encode().map_err(|e| e.to_string())?;
+    Ok(cookie)
+}
+
+fn restore_batch(
+    store: &CookieStore,
+    records: &[(u64, Cookie)],
+    require_empty: bool,
+    summary: &mut RestoreSummary,
+) -> Result<()> {
+    let (restored, replaced, unchanged, conflicts) = store.batch("restore cookies", |b| {
+        if require_empty && has_records(b)? {
+            return Err(Error::Path {
+                path: store.path().to_path_buf(),
+                problem: "refusing to restore into a store that already holds cookies: restore \
+                          into a new or empty store, or merge with --merge"
+                    .into(),
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        let mut counts = (0, 0, 0, Vec::new());
+        for (line, cookie) in records {
+            let existing = match b.get_by_oid_any(cookie.oid) {
+                Ok(c) => c,
+                Err(Error::CorruptRecord { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            if existing.as_ref() == Some(cookie) {
+                counts.2 += 1;
+                continue;
+            }
+            match b.put(cookie) {
+                Ok(()) if existing.is_some() => counts.1 += 1,
+                Ok(()) => counts.0 += 1,
+                Err(Error::DuplicateValue { value, existing }) => {
+                    counts.3.push((*line, value, existing))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(counts)
+    })?;
+    summary.restored += restored;
+    summary.replaced += replaced;
+    summary.unchanged += unchanged;
+    summary.conflicts.extend(conflicts);
+    Ok(())
+}
+
+fn has_records(b: &Batch<'_, '_>) -> Result<bool> {
+    let Some(slots) = b.present_slots() else {
+        return Ok(false);
+    };
+    let mut any = false;
+    b.scan_slot(slots.cookies, |_, _| {
+        any = true;
+        Ok(false)
+    })?;
+    Ok(any)
+}
