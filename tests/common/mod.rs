@@ -58,3 +58,169 @@ pub fn normalized(v: &Value) -> Value {
 pub fn json(c: &Cookie) -> Value {
     normalized(&serde_json::to_value(c).unwrap())
 }
+
+// ---- multi-process and stress helpers (workers, crash, growth, readers, bad_input, files) ----
+
+/// Scale of the long test variants, from `COOKIESTORE_STRESS`: unset or empty → 1 (the quick
+/// default of `cargo test`), `ci` → [`CI_STRESS`] (what `.ci/run` sets), a number → that.
+pub fn stress() -> u64 {
+    match std::env::var("COOKIESTORE_STRESS").as_deref() {
+        Err(_) | Ok("") => 1,
+        Ok("ci") => CI_STRESS,
+        Ok(n) => n
+            .parse()
+            .unwrap_or_else(|_| panic!("COOKIESTORE_STRESS={n:?}: use `ci` or a number")),
+    }
+}
+
+/// The scale `COOKIESTORE_STRESS=ci` stands for.
+pub const CI_STRESS: u64 = 10;
+
+/// Environment variable that turns a test into a child role (see [`child_command`]).
+pub const CHILD_ROLE: &str = "COOKIESTORE_TEST_CHILD";
+
+/// Prefix of the lines a child reports on stdout (libtest writes its own lines there too).
+pub const CHILD_LINE: &str = "@@child ";
+
+/// The role this process was started in by [`child_command`], if any.
+pub fn child_role() -> Option<String> {
+    std::env::var(CHILD_ROLE).ok()
+}
+
+/// A command that runs this test binary again, executing only `test` in role `role`: the
+/// test function sees [`child_role`] and runs the child's part instead of the parent's.
+/// Its stdout is piped (read it with [`ChildLines`]); stderr goes to the test's output.
+pub fn child_command(test: &str, role: &str) -> std::process::Command {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    cmd.args([
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ])
+    .env(CHILD_ROLE, role)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    cmd
+}
+
+/// Reports one JSON value to the parent, flushed at once (so it survives a SIGKILL that
+/// comes right after).
+pub fn report(value: &Value) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{CHILD_LINE}{value}").expect("report to parent");
+    out.flush().expect("flush report");
+}
+
+/// The reports of a child, read on a thread as they come.
+pub struct ChildLines {
+    rx: std::sync::mpsc::Receiver<Value>,
+}
+
+impl ChildLines {
+    /// Starts reading `child`'s stdout (takes it).
+    pub fn new(child: &mut std::process::Child) -> ChildLines {
+        use std::io::BufRead;
+        let stdout = child.stdout.take().expect("child stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(json) = line.strip_prefix(CHILD_LINE) {
+                    let value = serde_json::from_str(json)
+                        .unwrap_or_else(|e| panic!("bad child report {json:?}: {e}"));
+                    if tx.send(value).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        ChildLines { rx }
+    }
+
+    /// The next report, waiting at most `timeout`; `None` at the end of the output or on
+    /// timeout.
+    pub fn next_timeout(&self, timeout: std::time::Duration) -> Option<Value> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// Waits for a report whose `"ev"` is `ev`, returning it (and dropping others).
+    pub fn wait_for(&self, ev: &str, timeout: std::time::Duration) -> Value {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) if v["ev"] == ev => return v,
+                Ok(_) => {}
+                Err(e) => panic!("no {ev:?} report from the child within {timeout:?}: {e}"),
+            }
+        }
+    }
+
+    /// Every report until the child's stdout closes.
+    pub fn rest(self) -> Vec<Value> {
+        self.rx.iter().collect()
+    }
+}
+
+/// Waits for a child and asserts that it exited successfully.
+pub fn wait_success(child: &mut std::process::Child, what: &str) {
+    let status = child.wait().expect("wait for child");
+    assert!(status.success(), "{what} failed: {status}");
+}
+
+/// Asserts that the store is consistent, from one snapshot: every record decodes, every
+/// live one is found by its value and equals its record, and the value and expiry indexes
+/// hold exactly one entry per record. Returns the stats.
+///
+/// (A stand-in for `cookiestore::check::check` built on the public API; it also runs the
+/// library's own check when that reports anything.)
+pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
+    let stats = store
+        .snapshot(|s| {
+            let stats = s.stats()?;
+            let mut records = 0u64;
+            for cookie in s.records()? {
+                let cookie = cookie?;
+                records += 1;
+                if !cookie.is_expired(s.now_ns()) {
+                    let found = s.get(&cookie.value)?;
+                    assert_eq!(
+                        found.as_ref(),
+                        Some(&cookie),
+                        "cookie {} is not found by its value",
+                        cookie.oid
+                    );
+                }
+            }
+            assert_eq!(records, stats.records);
+            Ok(stats)
+        })
+        .unwrap_or_else(|e| panic!("store is not clean: {e}"));
+    assert_eq!(stats.corrupt, 0, "corrupt records: {stats:?}");
+    assert_eq!(
+        stats.value_index_entries, stats.records,
+        "value index entries vs records: {stats:?}"
+    );
+    assert_eq!(
+        stats.expiry_index_entries, stats.records,
+        "expiry index entries vs records: {stats:?}"
+    );
+    stats
+}
+
+/// Whether this process runs as root (which ignores permission bits).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
