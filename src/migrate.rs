@@ -116,12 +116,16 @@ pub struct ImportOptions {
     /// The cookie name given to imported cookies (Crossbar.io's file store does not record
     /// it; its default is `cbtid`).
     pub name: String,
+    /// Only work out what the import would do, from one snapshot: nothing is written, and a
+    /// read-only store will do.
+    pub dry_run: bool,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             name: crate::config::DEFAULT_NAME.to_string(),
+            dry_run: false,
         }
     }
 }
@@ -155,11 +159,16 @@ pub struct ImportSummary {
 /// Each surviving, unexpired cookie is matched by value: a new one gets a fresh oid, an
 /// existing one (expired or not) keeps its oid and whatever the file does not record (name,
 /// node, worker, session...) and is rewritten only when a field differs, so importing the same
-/// file twice changes nothing. Fields: `created` and `max_age` as recorded; the auth fields as
-/// recorded (`authextra` null is `{}`); `authenticated` is the `modified` time (else `created`)
-/// when the cookie has an authid and its authentication changed, 0 without authid. Values in
-/// [`LegacySource::removed`] are deleted from the store. A store cookie the file does not
-/// mention is left alone. `progress` is called with the number of cookies done.
+/// file twice changes nothing (not even a write transaction is made). Fields: `created` and
+/// `max_age` as recorded; the auth fields as recorded (`authextra` null is `{}`);
+/// `authenticated` is the `modified` time (else `created`) when the cookie has an authid and
+/// its authentication changed, 0 without authid. Values in [`LegacySource::removed`] are
+/// deleted from the store. A store cookie the file does not mention is left alone.
+///
+/// What to write is worked out from one snapshot first; only cookies that differ are then
+/// written, [`BATCH`] per write transaction (each re-read inside its transaction, so
+/// concurrent writers are respected). With [`ImportOptions::dry_run`] nothing is written and
+/// the summary says what would be. `progress` is called with the number of cookies written.
 pub fn import_legacy(
     store: &CookieStore,
     source: &LegacySource,
@@ -188,23 +197,59 @@ pub fn import_legacy(
             live.push(cookie);
         }
     }
+
+    // The plan, from one snapshot: what differs from the store.
+    let (to_write, to_remove) = store.snapshot(|s| {
+        let mut to_write: Vec<&LegacyCookie> = Vec::new();
+        for legacy in &live {
+            let existing = match s.get_any_by_value(&legacy.value) {
+                Ok(c) => c,
+                Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
+                Err(e) => return Err(e),
+            };
+            let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
+            if existing.as_ref() == Some(&cookie) {
+                summary.unchanged += 1;
+            } else if let Err(e) = cookie.encode() {
+                summary.rejected.push((legacy.value.clone(), e.to_string()));
+            } else {
+                if options.dry_run {
+                    if existing.is_some() {
+                        summary.updated += 1;
+                    } else {
+                        summary.imported += 1;
+                    }
+                }
+                to_write.push(legacy);
+            }
+        }
+        let mut to_remove: Vec<&str> = Vec::new();
+        for value in &source.removed {
+            let present = storable(value).is_ok() && !matches!(s.get_any_by_value(value), Ok(None));
+            if present {
+                to_remove.push(value);
+            }
+        }
+        Ok((to_write, to_remove))
+    })?;
+    if options.dry_run {
+        summary.removed_from_store = to_remove.len() as u64;
+        return Ok(summary);
+    }
+
     let mut done = 0u64;
-    for chunk in live.chunks(BATCH) {
-        let (imported, updated, unchanged, rejected) = store.batch("import cookies", |b| {
-            let mut counts = (0, 0, 0, Vec::new());
+    for chunk in to_write.chunks(BATCH) {
+        let (imported, updated, unchanged) = store.batch("import cookies", |b| {
+            let mut counts = (0, 0, 0);
             for legacy in chunk {
                 let existing = match b.get_any_by_value(&legacy.value) {
                     Ok(c) => c,
-                    Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
+                    Err(Error::CorruptRecord { .. }) => None,
                     Err(e) => return Err(e),
                 };
                 let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
                 if existing.as_ref() == Some(&cookie) {
-                    counts.2 += 1;
-                    continue;
-                }
-                if let Err(e) = cookie.encode() {
-                    counts.3.push((legacy.value.clone(), e.to_string()));
+                    counts.2 += 1; // someone wrote the same meanwhile
                     continue;
                 }
                 b.put(&cookie)?;
@@ -219,15 +264,14 @@ pub fn import_legacy(
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
-        summary.rejected.extend(rejected);
         done += chunk.len() as u64;
         progress(done);
     }
-    for chunk in source.removed.chunks(BATCH) {
+    for chunk in to_remove.chunks(BATCH) {
         summary.removed_from_store += store.batch("delete logged-out cookies", |b| {
             let mut n = 0;
             for value in chunk {
-                if storable(value).is_ok() && b.delete(value)? {
+                if b.delete(value)? {
                     n += 1;
                 }
             }

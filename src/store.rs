@@ -1686,6 +1686,15 @@ impl<'t> Snapshot<'t> {
         self.raw_slot(Some(slot))
     }
 
+    /// The record that the value index gives for `value`, expired or not, when it really
+    /// carries that value. A record that cannot be decoded is a `CorruptRecord` error.
+    pub(crate) fn get_any_by_value(&self, value: &str) -> Result<Option<Cookie>> {
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).map_err(Error::from)?;

@@ -611,16 +611,44 @@ fn import(ctx: &Ctx, a: ImportArgs) -> Outcome {
     );
     let source = migrate::read_legacy(&a.file, &mut |n| bar.set_position(n))?;
     bar.finish_and_clear();
-    let store = ctx.open_write(&a.path)?;
-    let now = store.now_ns();
-    let bar = progress(
-        Some(source.replay.cookies.len() as u64),
-        "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
-    );
-    let options = ImportOptions { name: a.name };
-    let summary =
-        migrate::import_legacy(&store, &source, now, &options, &mut |n| bar.set_position(n))?;
-    bar.finish_and_clear();
+    // Work out the changes on a read-only handle first: an import that changes nothing
+    // writes nothing (not even a transaction), and --dry-run stops there.
+    let plan_options = ImportOptions {
+        name: a.name.clone(),
+        dry_run: true,
+    };
+    let plan = if a.dry_run || a.path.join("data.mdb").exists() {
+        let store = ctx.open_read(&a.path)?;
+        let now = store.now_ns();
+        let plan = migrate::import_legacy(&store, &source, now, &plan_options, &mut |_| {})?;
+        Some((plan, now, store.path().to_path_buf()))
+    } else {
+        None
+    };
+    let (summary, now, store_path) = match plan {
+        Some((plan, now, path))
+            if a.dry_run || plan.imported + plan.updated + plan.removed_from_store == 0 =>
+        {
+            (plan, now, path)
+        }
+        _ => {
+            let store = ctx.open_write(&a.path)?;
+            let now = store.now_ns();
+            let bar = progress(
+                Some(source.replay.cookies.len() as u64),
+                "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
+            );
+            let options = ImportOptions {
+                name: a.name,
+                dry_run: false,
+            };
+            let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
+                bar.set_position(n)
+            })?;
+            bar.finish_and_clear();
+            (summary, now, store.path().to_path_buf())
+        }
+    };
     let took = started.elapsed();
     let file = a.file.display();
     for (line, problem) in &summary.bad_lines {
@@ -634,17 +662,23 @@ fn import(ctx: &Ctx, a: ImportArgs) -> Outcome {
         let mut v = serde_json::to_value(&summary).map_err(io::Error::from)?;
         v["seconds"] = json!(took.as_secs_f64());
         v["expired_at"] = json!(format_rfc3339_ns(now));
+        v["dry_run"] = json!(a.dry_run);
         json_line(&mut out, &v)?;
     } else {
         let text = format!(
-            "imported {file} into {} in {} ({} lines)\n\
+            "{}imported {file} into {} in {} ({} lines)\n\
              {:<11}{:>8}  new cookies\n\
              {:<11}{:>8}  existing cookies whose fields changed\n\
              {:<11}{:>8}  existing cookies already identical\n\
              {:<11}{:>8}  logged out in the file ({} of them removed from the store)\n\
              {:<11}{:>8}  dropped (expired at {})\n\
              {:<11}{:>8}  skipped{}\n",
-            store.path().display(),
+            if a.dry_run {
+                "dry run, nothing written: would have "
+            } else {
+                ""
+            },
+            store_path.display(),
             secs(took),
             summary.lines,
             "imported",

@@ -285,6 +285,9 @@ pub struct ImportArgs {
     /// Cookie name for the imported cookies (cookies.dat does not record it).
     #[arg(long, default_value = "cbtid")]
     pub name: String,
+    /// Only say what the import would do; the store is opened read-only.
+    #[arg(long)]
+    pub dry_run: bool,
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
