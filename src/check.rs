@@ -537,12 +537,13 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
     })
 }
 
-/// The problem of a record that failed to decode, without the error's advice.
+/// The problem of a record that failed to decode, on one line, without the error's advice.
 fn record_problem(e: Error) -> String {
-    match e {
+    let text = match e {
         Error::InvalidRecord { problem } | Error::CorruptRecord { problem, .. } => problem,
         other => other.to_string(),
-    }
+    };
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Every key belongs to a slot that has metadata.

@@ -993,8 +993,11 @@ fn check_finds_each_kind_of_injected_damage_and_repair_fixes_it() {
         let text = run(&["check", s(dir.path())]);
         assert_eq!(text.code, 1);
         assert!(
-            text.stdout
-                .contains(&format!("{} problems found", want.len())),
+            text.stdout.contains(&format!(
+                "{} problem{} found:",
+                want.len(),
+                if want.len() == 1 { "" } else { "s" }
+            )),
             "{what}: {}",
             text.stdout
         );
@@ -1145,6 +1148,47 @@ fn expiry_index_differences_after_a_foreign_write_are_notes_not_problems() {
         .assert()
         .success()
         .stdout(predicate::str::contains("note: no expiry index yet"));
+}
+
+#[test]
+fn check_reports_metadata_problems_that_repair_leaves_alone() {
+    use cookiestore::layout::{COOKIES, TableMeta};
+    let now = now_ns();
+    let dir = tempfile::tempdir().unwrap();
+    make_store(dir.path(), 5, now);
+    raw_edit(dir.path(), true, |t, db, s| {
+        // Data in a slot no table describes, and the Cookies table under another name.
+        db.put(t, &key(99, b"stray"), b"?").unwrap();
+        let meta = TableMeta {
+            name: "something.else".into(),
+            ..TableMeta::new(&COOKIES, s.cookies)
+        };
+        db.put(t, &[0, 0, 0, s.cookies as u8], &meta.to_cbor())
+            .unwrap();
+    });
+    let (code, report) = check_json(dir.path());
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        kinds(&report, "problems"),
+        ["metadata", "metadata"],
+        "{report}"
+    );
+    let text = run(&["check", s(dir.path())]).stdout;
+    assert!(
+        text.contains("slot 99") && text.contains("something.else"),
+        "{text}"
+    );
+    let repaired = run(&["repair", s(dir.path())]);
+    assert_eq!(repaired.code, 1, "{}", repaired.stdout);
+    assert_one_line(&repaired.stderr, "2 problems remain after repair");
+
+    // Slot 0 that cannot be read: check cannot run (2), and says why on one line.
+    raw_edit(dir.path(), true, |t, db, _| {
+        db.put(t, &[0, 0, 0, 1], b"not cbor \xff").unwrap();
+    });
+    let out = run(&["check", s(dir.path())]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert_one_line(&out.stderr, "metadata");
 }
 
 // ---- while another process writes -----------------------------------------------------------

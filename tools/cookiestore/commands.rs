@@ -30,7 +30,14 @@ pub fn run(cli: Cli) -> Outcome {
         ),
         None => None,
     };
-    let ctx = Ctx { now };
+    let maxsize = parse_size(&cli.maxsize).ok_or_else(|| {
+        Failure::Error(format!(
+            "--maxsize {:?}: expected a number of bytes, optionally with a KiB, MiB or GiB \
+                 suffix (128KiB to 128GiB)",
+            cli.maxsize
+        ))
+    })?;
+    let ctx = Ctx { now, maxsize };
     match cli.command {
         Command::Dump(a) => dump(&ctx, a),
         Command::Stats(a) => stats(&ctx, a),
@@ -49,12 +56,33 @@ pub fn run(cli: Cli) -> Outcome {
 struct Ctx {
     /// `--now`, in ns.
     now: Option<u64>,
+    /// `--maxsize`, in bytes.
+    maxsize: u64,
+}
+
+/// `1073741824`, `1GiB`, `512MiB`, `64 KiB` (also `G`, `M`, `K`, `GB`...: binary units).
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
 }
 
 impl Ctx {
     fn options(&self, readonly: bool) -> StoreOptions {
         let mut options = StoreOptions {
             readonly,
+            maxsize: self.maxsize,
             ..StoreOptions::default()
         };
         if let Some(now) = self.now {
@@ -109,6 +137,15 @@ fn progress(len: Option<u64>, template: &str) -> ProgressBar {
 fn json_line(out: &mut dyn Write, value: &impl serde::Serialize) -> io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(io::Error::from)?;
     out.write_all(b"\n")
+}
+
+/// `1 record`, `2 records`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -503,7 +540,10 @@ fn report_text(report: &CheckReport, text: &mut String) {
     if report.problems.is_empty() {
         text.push_str("no problems found\n");
     } else {
-        text.push_str(&format!("{} problems found:\n", report.problems.len()));
+        text.push_str(&format!(
+            "{} found:\n",
+            plural(report.problems.len(), "problem")
+        ));
         for p in &report.problems {
             text.push_str(&format!("  {}: {p}\n", p.kind()));
         }
@@ -554,8 +594,8 @@ fn repair_cmd(ctx: &Ctx, a: RepairArgs) -> Outcome {
             text.push_str("quarantined no record\n");
         } else {
             text.push_str(&format!(
-                "quarantined {} records into {}:\n",
-                done.quarantined.len(),
+                "quarantined {} into {}:\n",
+                plural(done.quarantined.len(), "record"),
                 quarantine.display()
             ));
             for q in &done.quarantined {
@@ -586,8 +626,9 @@ fn repair_cmd(ctx: &Ctx, a: RepairArgs) -> Outcome {
     } else {
         let left: Vec<&Problem> = after.problems.iter().collect();
         Err(Failure::Found(Some(format!(
-            "{} problems remain after repair (listed above)",
-            left.len()
+            "{} {} after repair (listed above)",
+            plural(left.len(), "problem"),
+            if left.len() == 1 { "remains" } else { "remain" }
         ))))
     }
 }

@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "RFC3339")]
     pub now: Option<String>,
 
+    /// Largest size the map may grow to when a command writes (bytes, or with a KiB, MiB or
+    /// GiB suffix): give the workers' `maxsize` when it is above the default.
+    #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB")]
+    pub maxsize: String,
+
     #[command(subcommand)]
     pub command: Command,
 }
