@@ -177,9 +177,15 @@ pub fn wait_success(child: &mut std::process::Child, what: &str) {
 /// live one is found by its value and equals its record, and the value and expiry indexes
 /// hold exactly one entry per record. Returns the stats.
 ///
-/// (A stand-in for `cookiestore::check::check` built on the public API; it also runs the
-/// library's own check when that reports anything.)
+/// Runs the library's own `check` first (it must find no problem), then these checks of its
+/// own through the public API, so a bug in `check` cannot hide damage.
 pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
+    let report = cookiestore::check::check(store).expect("check runs");
+    assert!(
+        report.is_clean(),
+        "check finds problems: {:?}",
+        report.problems
+    );
     let stats = store
         .snapshot(|s| {
             let stats = s.stats()?;
