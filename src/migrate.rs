@@ -444,31 +444,22 @@ pub fn restore(
     let mut summary = RestoreSummary::default();
     let mut first = true;
     let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        let n = match input.read_line(&mut line) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                summary.lines += 1;
-                summary
-                    .bad_lines
-                    .push((summary.lines, "not valid UTF-8".into()));
-                // Skip the rest of that line.
-                let mut rest = Vec::new();
-                input.read_until(b'\n', &mut rest)?;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let n = input.read_until(b'\n', &mut line)?;
         if n > 0 {
             summary.lines += 1;
-            let text = line.trim();
-            if !text.is_empty() {
-                match parse_record(text) {
+            match std::str::from_utf8(&line) {
+                Err(e) => summary.bad_lines.push((
+                    summary.lines,
+                    format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                )),
+                Ok(text) if text.trim().is_empty() => {}
+                Ok(text) => match parse_record(text.trim()) {
                     Ok(cookie) => pending.push((summary.lines, cookie)),
                     Err(problem) => summary.bad_lines.push((summary.lines, problem)),
-                }
+                },
             }
         }
         if pending.len() >= BATCH || (n == 0 && (!pending.is_empty() || first)) {

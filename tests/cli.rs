@@ -331,6 +331,7 @@ fn restore_merge_reports_conflicts_and_bad_lines() {
     let mut changed = cookies[1].clone();
     changed.authid = Some("someone-else".into());
     let fresh = sample_cookie(101, now);
+    let fresh2 = sample_cookie(102, now);
     let file = dir.path().join("in.jsonl");
     let text = [
         serde_json::to_string(&clash).unwrap(),
@@ -341,11 +342,17 @@ fn restore_merge_reports_conflicts_and_bad_lines() {
         serde_json::to_string(&fresh).unwrap(),
     ]
     .join("\n");
-    std::fs::write(&file, text).unwrap();
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(b"\n{\"value\": \"\xff\"}\n");
+    bytes.extend_from_slice(serde_json::to_string(&fresh2).unwrap().as_bytes());
+    std::fs::write(&file, bytes).unwrap();
     let out = run(&["restore", s(dir.path()), s(&file), "--merge", "--json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let summary: Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(summary["restored"], 1);
+    assert_eq!(
+        summary["restored"], 2,
+        "the line after a non-UTF-8 one is read"
+    );
     assert_eq!(summary["replaced"], 1);
     assert_eq!(summary["conflicts"].as_array().unwrap().len(), 1);
     let bad: Vec<u64> = summary["bad_lines"]
@@ -354,7 +361,7 @@ fn restore_merge_reports_conflicts_and_bad_lines() {
         .iter()
         .map(|b| b[0].as_u64().unwrap())
         .collect();
-    assert_eq!(bad, [2, 5]);
+    assert_eq!(bad, [2, 5, 7]);
     assert!(out.stderr.contains("line 1:") && out.stderr.contains("belongs to cookie"));
     assert!(out.stderr.contains("line 2:") && out.stderr.contains("line 5:"));
     let got = run(&["get", s(dir.path()), &cookies[1].value, "--json"]);
