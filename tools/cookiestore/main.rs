@@ -28,9 +28,12 @@ Exit codes:
   0  success
   1  the command ran and found something wrong or nothing: `check` found problems
      (`repair` left some), `get`/`delete` found no such cookie, `import`/`restore`
-     skipped bad lines or conflicting records (each is listed on stderr)
+     skipped bad lines or conflicting records, `export --skip-corrupt` skipped
+     records (each is listed on stderr)
   2  error: bad usage, or the command could not run or complete (missing path, not a
      cookie store, LMDB format 3, corrupt record, I/O error); one line on stderr
+     (`dump` lists each record it cannot decode, one line each, dumps the rest, and
+     exits 2)
 
 Output to a closed pipe (`cookiestore dump STORE | head`) ends quietly with 0.";
 
