@@ -1390,19 +1390,33 @@ fn dump_stats_check_export_are_consistent_snapshots_while_another_process_writes
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Its reader slot shows as reading once it has its snapshot (the pipe then fills).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = run(&["stats", path, "--json"]);
+        let v: Value = serde_json::from_str(&stats.stdout).unwrap();
+        if v["readers"]["reading"].as_u64().unwrap() >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dump never held a snapshot: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let before = writer.commits();
-    let stats = run(&["stats", path, "--json"]);
-    let v: Value = serde_json::from_str(&stats.stdout).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while writer.commits() < before + 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the writer made {} commits while a dump was blocked",
+            writer.commits() - before
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert!(
-        v["readers"]["reading"].as_u64().unwrap() >= 1,
-        "the blocked dump reads: {v}"
-    );
-    std::thread::sleep(Duration::from_millis(700));
-    let during = writer.commits() - before;
-    assert!(
-        during >= 3,
-        "the writer made {during} commits while a dump was blocked"
+        dump.try_wait().unwrap().is_none(),
+        "the dump is still blocked, holding its snapshot, while the writer commits"
     );
     let mut text = String::new();
     dump.stdout
