@@ -17,6 +17,18 @@ cfxdb's CookieStoreSchema, so the value index is maintained by zlmdb exactly as 
       as zlmdb does). Prints the new record JSON.
   get VALUE
       Print the record JSON of the cookie with that value (read-only transaction).
+  batch
+      Read operations from stdin, one JSON object per line, and run them in order, each in
+      its own transaction, on one open database (one Python start for many operations):
+        {"op": "auth", "value": V, "authid": A, "authrole": R, "authmethod": M,
+         "authrealm": REALM, "authextra": {...}, "authenticated": NS}
+        {"op": "delete", "value": V}
+        {"op": "create", "value": V, "max_age": S, "created": NS, "name": N, "oid": U,
+         "allow_duplicate": true}
+        {"op": "get", "value": V}
+      Keys are the options of the single operations (dashes as underscores); a key left out
+      is the option left out. Prints one line per operation, as the single operation does.
+      Stops at the first failing operation (exit 1; the earlier ones stay committed).
 
 Exit status: 0 on success, 1 on error (e.g. no cookie with that value), 2 on usage errors.
 """
@@ -97,6 +109,53 @@ def op_get(db, schema, args, np):
     ic.print_record(rec)
 
 
+def batch_argv(dbpath, maxsize, line):
+    """One JSON operation of a batch -> the argv of the single operation."""
+    try:
+        spec = json.loads(line)
+    except ValueError as e:
+        ic.die("batch: not a JSON object: {!r}: {}".format(line, e), 2)
+    if not isinstance(spec, dict) or "op" not in spec or "value" not in spec:
+        ic.die("batch: each line needs \"op\" and \"value\": {!r}".format(line), 2)
+    argv = [dbpath, "--maxsize", str(maxsize), str(spec.pop("op")), str(spec.pop("value"))]
+    for key, v in spec.items():
+        flag = "--" + key.replace("_", "-")
+        if v is True:
+            argv.append(flag)
+        elif v is False or v is None:
+            continue
+        elif isinstance(v, (dict, list)):
+            argv += [flag, json.dumps(v)]
+        else:
+            argv += [flag, str(v)]
+    return argv
+
+
+def run_batch(parser, args):
+    """Run the operations on stdin against one open database."""
+    import numpy as np
+
+    ops = [parser.parse_args(batch_argv(args.dbpath, args.maxsize, line)) for line in sys.stdin if line.strip()]
+    if any(o.op == "batch" for o in ops):
+        ic.die("batch: operations cannot be nested", 2)
+    create = any(o.op == "create" for o in ops)
+    readonly = all(o.op == "get" for o in ops)
+    db = ic.open_db(args.dbpath, readonly=readonly, maxsize=args.maxsize, create=create)
+    try:
+        schema = ic.attach_schema(db, readonly=readonly)
+        for o in ops:
+            try:
+                o.func(db, schema, o, np)
+            except SystemExit:
+                raise
+            except Exception as e:
+                ic.die("{} {!r} failed: {}: {}".format(o.op, o.value, type(e).__name__, e))
+            sys.stdout.flush()
+    finally:
+        ic.close_db(db)
+    return 0
+
+
 def json_object(s):
     try:
         v = json.loads(s)
@@ -140,7 +199,12 @@ def main():
     g.add_argument("value", metavar="VALUE")
     g.set_defaults(func=op_get)
 
+    b = sub.add_parser("batch", help="run operations read from stdin as JSON lines")
+    b.set_defaults(func=None)
+
     args = p.parse_args()
+    if args.op == "batch":
+        return run_batch(p, args)
     ic.setup_stdout()
     ic.import_cfxdb()
     import numpy as np

@@ -5,7 +5,10 @@ For S seconds: create a cookie with value PREFIX + counter (0, 1, 2, ...) in its
 transaction, then, in its own read transaction, read back a random cookie created so far by
 this process (index lookup by value, then the cookie by oid) and check its value and oid.
 Runs against a database another process (e.g. the Rust cookiestore) uses at the same time:
-LMDB's lock file (lock=True) serializes the writers.
+LMDB's lock file (lock=True) serializes the writers. With --ready-file PATH, PATH exists exactly
+while the database is open (created after opening, removed before closing). Opening fails with
+VersionMismatchError when the store is held open by an LMDB whose lock file format differs
+(for example cookiestore's LMDB, see README): exit 1, message on stderr.
 
 At the end prints one JSON object on stdout:
   {"created": [values...], "errors": [messages...], "reads": N, "seconds": S}
@@ -15,6 +18,7 @@ with errors (they are reported in "errors"); 1 on setup failure.
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -33,6 +37,13 @@ def main():
     p.add_argument("--max-age", type=int, default=604800, metavar="S", help="max_age of created cookies")
     p.add_argument("--maxsize", type=int, default=ic.DEFAULT_MAXSIZE, metavar="BYTES", help="LMDB map size (default 1 GiB)")
     p.add_argument("--seed", type=int, default=None, help="seed for the choice of cookies read back")
+    p.add_argument(
+        "--ready-file",
+        metavar="PATH",
+        help="create PATH once the database is open and the schema attached (before the loop), "
+        "and remove it just before the database is closed: while PATH exists, this process "
+        "holds the database open",
+    )
     args = p.parse_args()
     if not args.prefix:
         ic.die("--prefix must not be empty", 2)
@@ -44,6 +55,9 @@ def main():
     rng = random.Random(args.seed)
     db = ic.open_db(args.dbpath, readonly=False, maxsize=args.maxsize, create=True)
     schema = ic.attach_schema(db)
+    if args.ready_file:
+        with open(args.ready_file, "w") as f:
+            f.write("ready\n")
 
     created = []
     oids = {}
@@ -95,6 +109,8 @@ def main():
             except Exception as e:
                 err("read {!r}: {}: {}".format(probe, type(e).__name__, e))
     finally:
+        if args.ready_file:
+            os.remove(args.ready_file)
         ic.close_db(db)
 
     print(
