@@ -451,16 +451,23 @@ fn cbor_field(field: &str, value: &Value) -> Result<Vec<u8>> {
     if is_empty_map(value) {
         return Ok(Vec::new());
     }
-    if depth(value) > MAX_CBOR_DEPTH {
-        return Err(Error::InvalidValue {
-            problem: format!("{field} is nested deeper than {MAX_CBOR_DEPTH} levels; flatten it"),
-        });
-    }
+    check_depth(field, value)?;
     let mut out = Vec::new();
     ciborium::into_writer(value, &mut out).map_err(|e| Error::InvalidValue {
         problem: format!("{field} cannot be encoded as CBOR: {e}"),
     })?;
     Ok(out)
+}
+
+/// Refuses a value nested deeper than [`MAX_CBOR_DEPTH`], without recursing: call it before
+/// anything that recurses over the value (clone, compare, serialize).
+pub(crate) fn check_depth(field: &str, value: &Value) -> Result<()> {
+    if depth(value) > MAX_CBOR_DEPTH {
+        return Err(Error::InvalidValue {
+            problem: format!("{field} is nested deeper than {MAX_CBOR_DEPTH} levels; flatten it"),
+        });
+    }
+    Ok(())
 }
 
 /// Nesting depth without recursion (so a hostile value cannot overflow the stack here).

@@ -159,7 +159,7 @@ pub struct Stats {
     pub entries: u64,
     /// Id of the snapshot's transaction.
     pub txn_id: u64,
-    /// Reader slots in use (live and stale) when the stats were taken.
+    /// Reader slots ever used in the lock file (LMDB's high-water mark, live and stale).
     pub readers_used: u32,
     /// Reader slots in the lock file.
     pub readers_max: u32,
@@ -461,30 +461,46 @@ impl CookieStore {
 
     // ---- internals ------------------------------------------------------------------------
 
+    /// Makes sure every table exists and the expiry index is in step with the records.
+    /// Writes nothing when both hold already (the common case), so an open costs no commit.
     fn prepare_layout(&self) -> Result<()> {
-        let created_expiry = self.with_write_txn(Growth::UpToMaxsize, |txn, tables| {
-            let _ = tables;
+        let ready = self.read(|t| {
+            Ok(t.tables.present
+                && t.tables.slots.by_expiry.is_some()
+                && t.tables.slots.state.is_some()
+                && !t.foreign_writes()?)
+        })?;
+        if ready {
+            return Ok(());
+        }
+        self.with_write_txn(Growth::UpToMaxsize, |txn, _| {
             let shared = &self.shared;
+            // Judge foreign writes before this transaction marks itself as ours.
+            let mut rebuild = foreign_writes(&shared.tables(txn)?, txn)?;
             let mut catalog = read_catalog(shared.db, txn)?;
-            let mut created_expiry = false;
             for table in [&COOKIES, &VALUE_INDEX, &EXPIRY_INDEX, &STORE_STATE] {
                 if catalog.slot_of(table).is_none() {
                     let slot = catalog.next_slot()?;
                     write_meta(shared.db, txn, table, slot)?;
                     catalog.tables.insert(slot, TableMeta::new(table, slot));
-                    created_expiry |= table == &EXPIRY_INDEX;
+                    rebuild |= table == &EXPIRY_INDEX;
                 }
             }
-            Ok(created_expiry)
-        })?;
-        let slots = self.read(|t| Ok(t.tables.slots))?;
-        debug_assert!(slots.by_expiry.is_some() && slots.state.is_some());
-        if created_expiry {
-            self.batch("build the expiry index", |b| b.rebuild_expiry_index())?;
-        } else {
-            self.reconcile_if_needed()?;
-        }
-        Ok(())
+            let slots = catalog
+                .slots()
+                .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
+            let tables = Tables::new(shared.db, slots);
+            if rebuild {
+                Batch {
+                    txn,
+                    tables,
+                    now: self.now_ns(),
+                }
+                .rebuild_expiry_index()?;
+            }
+            // `with_write_txn` marks with the tables it resolved before we created ours.
+            tables.mark_ours(txn)
+        })
     }
 
     fn read<T>(&self, f: impl FnOnce(&TxnTables<'_, '_>) -> Result<T>) -> Result<T> {
@@ -680,9 +696,6 @@ impl Tables {
         }
     }
 
-    pub(crate) fn raw(&self) -> Database<'static, Bytes, Bytes> {
-        self.db
-    }
     fn records(&self) -> Database<'static, RecordKey, CookieCodec> {
         self.db.remap_types()
     }
@@ -1157,6 +1170,15 @@ impl Batch<'_, '_> {
             });
         }
         let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
+        if !crate::header::is_cookie_octets(&cookie.value) {
+            return Err(Error::InvalidValue {
+                problem: format!(
+                    "{:?} contains characters a Cookie header cannot carry; values are made of \
+                     RFC 6265 cookie-octets (printable ASCII without space, '\"', ',', ';', '\\')",
+                    cookie.value
+                ),
+            });
+        }
         if let Some(existing) = self.tables.find_oid(self.txn, &cookie.value)?
             && existing != cookie.oid
             && self
@@ -1205,6 +1227,9 @@ impl Batch<'_, '_> {
         context: &AuthContext,
     ) -> Result<AuthUpdate> {
         self.tables.need_present()?;
+        // Before anything recurses over them (compare, clone): hostile nesting is refused.
+        crate::cookie::check_depth("authextra", &auth.authextra)?;
+        crate::cookie::check_depth("authenticated_transport_info", &context.transport_info)?;
         let Some((oid, view)) = self.tables.lookup(self.txn, value)? else {
             return Ok(AuthUpdate::NoSuchCookie);
         };
@@ -1439,7 +1464,8 @@ fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(path_err(
-                "no cookie store here (the directory does not exist); check the path, or                  open it writable once to create it",
+                "no cookie store here (the directory does not exist); check the path, or \
+                 open it writable once to create it",
                 e,
             ));
         }
@@ -1467,7 +1493,8 @@ fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf> {
                 return Err(Error::NotAStore {
                     path: path.clone(),
                     problem: format!(
-                        "the directory holds other files ({}) but no data.mdb; refusing to                          create a store among them: use an empty or new directory",
+                        "the directory holds other files ({}) but no data.mdb; refusing to \
+                         create a store among them: use an empty or new directory",
                         name.to_string_lossy()
                     ),
                 });
@@ -1544,7 +1571,9 @@ fn check_data_file(data: &Path, len: u64) -> Result<()> {
             path: data.to_path_buf(),
             found: version,
             hint: if version == 3 {
-                "it was written by LMDB 1.0 (zlmdb 26 creates this format by default): convert                  it by exporting with zlmdb (lib_version=\"0.9\") or cfxdb and importing with                  `cookiestore restore`, or build cookiestore with the `lmdb-format3` feature"
+                "it was written by LMDB 1.0 (zlmdb 26 creates this format by default): convert \
+                 it by exporting with zlmdb (lib_version=\"0.9\") or cfxdb and importing with \
+                 `cookiestore restore`, or build cookiestore with the `lmdb-format3` feature"
             } else {
                 "this LMDB format is not known to cookiestore"
             },
@@ -1558,25 +1587,27 @@ fn check_data_file(data: &Path, len: u64) -> Result<()> {
             "its meta page gives a page size of {page}"
         )));
     }
-    let meta = |base: usize| {
-        Some((
-            u64_at(base + 16 + 120)?,
-            u64_at(base + 16 + 128)?,
-            u32_at(base + 16)?,
-        ))
-    };
-    let m0 = meta(0);
-    let m1 = meta(page as usize);
-    let (last_pg, _) = match (m0, m1) {
-        (Some((_, t0, _)), Some((l1, t1, magic1))) if magic1 == LMDB_MAGIC && t1 > t0 => (l1, t1),
-        (Some((l0, t0, _)), _) => (l0, t0),
+    // The newer meta page (higher txnid) is the current one. LMDB may leave the file shorter
+    // than its last allocated page (pages allocated and freed in one transaction are never
+    // written), so the check is that both B-tree roots lie inside the file: a file cut short
+    // loses its newest pages, and the roots are written last.
+    let base = |meta: usize| meta * page as usize + 16;
+    let txnid = |meta: usize| u64_at(base(meta) + 128);
+    let current = match (txnid(0), txnid(1), u32_at(base(1))) {
+        (Some(t0), Some(t1), Some(LMDB_MAGIC)) if t1 > t0 => 1,
+        (Some(_), _, _) => 0,
         _ => return Err(damaged("its meta page is cut short".into())),
     };
-    let needed = last_pg.saturating_add(1).saturating_mul(page);
-    if len < needed {
-        return Err(damaged(format!(
-            "data.mdb is truncated: it has {len} bytes but its last page ends at byte {needed};              restore the store from a copy (`cookiestore copy`) or an export"
-        )));
+    let pages = len / page;
+    for (name, offset) in [("free-page", 24 + 40), ("main", 72 + 40)] {
+        let root = u64_at(base(current) + offset).unwrap_or(u64::MAX);
+        if root != u64::MAX && root >= pages {
+            return Err(damaged(format!(
+                "data.mdb is truncated: it has {len} bytes ({pages} pages) but its {name} tree \
+                 starts at page {root}; restore the store from a copy (`cookiestore copy`) or \
+                 an export"
+            )));
+        }
     }
     Ok(())
 }
@@ -1612,7 +1643,8 @@ fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         heed::Error::Mdb(MdbError::VersionMismatch) => Error::UnsupportedFormat {
             path: path.to_path_buf(),
             found: 0,
-            hint: "lock.mdb was made by an incompatible LMDB version; close every program                    using the store (or reboot) and delete lock.mdb",
+            hint: "lock.mdb was made by an incompatible LMDB version; close every program \
+                   using the store (or reboot) and delete lock.mdb",
         },
         heed::Error::Io(source) => Error::Path {
             path: path.to_path_buf(),
