@@ -93,9 +93,11 @@ pub fn child_role() -> Option<String> {
 pub fn child_command(test: &str, role: &str) -> std::process::Command {
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+    // --include-ignored: a test marked #[ignore] still runs its child role.
     cmd.args([
         "--exact",
         test,
+        "--include-ignored",
         "--nocapture",
         "--test-threads=1",
         "--quiet",
