@@ -28,6 +28,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod batch;
 pub mod check;
 pub mod clock;
 pub mod config;
@@ -38,7 +39,10 @@ pub mod header;
 pub mod layout;
 pub mod legacy;
 pub mod migrate;
+mod open;
+mod snapshot;
 pub mod store;
+mod tables;
 pub mod timefmt;
 pub mod tracker;
 

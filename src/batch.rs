@@ -1,0 +1,425 @@
+//! [`Batch`]: the operations of one write transaction.
+
+use std::ops::Bound;
+
+use heed::RwTxn;
+use heed::types::Bytes;
+use uuid::Uuid;
+
+use crate::cookie::{Auth, AuthContext, Cookie, CookieView, MAX_VALUE_LEN};
+use crate::error::{Error, Result};
+use crate::layout::{ExpiryKey, RecordKey, SlotPrefix, Slots, ValueKey};
+use crate::snapshot::materialise;
+use crate::store::{AuthUpdate, CREATE_ATTEMPTS, VALUE_ALPHABET};
+use crate::tables::Tables;
+
+/// The operations of one write transaction: see [`CookieStore::batch`].
+pub struct Batch<'a, 'e> {
+    pub(crate) txn: &'a mut RwTxn<'e>,
+    pub(crate) tables: Tables,
+    pub(crate) now: u64,
+}
+
+impl Batch<'_, '_> {
+    /// The time expiry is evaluated at in this batch (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// The live cookie with `value`, as this transaction sees it.
+    pub fn get(&self, value: &str) -> Result<Option<Cookie>> {
+        self.tables.need_present()?;
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) if !view.is_expired(self.now) => Ok(Some(materialise(oid, view)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The record with `oid`, expired or not.
+    pub fn get_by_oid_any(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        self.tables.need_present()?;
+        match self.tables.record(self.txn, oid)? {
+            Some(view) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates a cookie with a fresh random value: see [`CookieStore::create`].
+    pub fn create(&mut self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
+        self.tables.need_present()?;
+        if !(1..=MAX_VALUE_LEN).contains(&length) {
+            return Err(Error::config(
+                "length",
+                format!("is {length}; it must be between 1 and {MAX_VALUE_LEN}"),
+            ));
+        }
+        for _ in 0..CREATE_ATTEMPTS {
+            let value = random_value(length);
+            if self.tables.find_oid(self.txn, &value)?.is_some() {
+                continue; // A collision: draw again, never overwrite.
+            }
+            let oid = Uuid::new_v4();
+            if self.tables.record(self.txn, oid)?.is_some() {
+                continue;
+            }
+            let cookie = Cookie {
+                oid,
+                created: self.now,
+                max_age,
+                name: Some(name.to_string()),
+                value,
+                ..Cookie::default()
+            };
+            self.write_new(&cookie)?;
+            return Ok(cookie);
+        }
+        Err(Error::ValueSpaceExhausted {
+            attempts: CREATE_ATTEMPTS,
+        })
+    }
+
+    /// Stores a whole record: see [`CookieStore::put`]. Replaces the record with the same
+    /// oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
+    pub fn put(&mut self, cookie: &Cookie) -> Result<()> {
+        self.tables.need_present()?;
+        if cookie.oid.is_nil() {
+            return Err(Error::InvalidValue {
+                problem: "the cookie's oid is nil; give it a UUID (for example Uuid::new_v4())"
+                    .into(),
+            });
+        }
+        let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
+        if !crate::header::is_cookie_octets(&cookie.value) {
+            return Err(Error::InvalidValue {
+                problem: format!(
+                    "{:?} contains characters a Cookie header cannot carry; values are made of \
+                     RFC 6265 cookie-octets (printable ASCII without space, '\"', ',', ';', '\\')",
+                    cookie.value
+                ),
+            });
+        }
+        if let Some(existing) = self.tables.find_oid(self.txn, &cookie.value)?
+            && existing != cookie.oid
+            && self
+                .tables
+                .record(self.txn, existing)
+                .ok()
+                .flatten()
+                .is_some()
+        {
+            return Err(Error::DuplicateValue {
+                value: cookie.value.clone(),
+                existing,
+            });
+        }
+        let old = match self.tables.record(self.txn, cookie.oid) {
+            Ok(Some(view)) => Some((view.value().to_string(), view.expires_at())),
+            Ok(None) | Err(Error::CorruptRecord { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some((old_value, old_expiry)) = old {
+            if old_value != cookie.value {
+                self.unindex_value(&old_value, cookie.oid)?;
+            }
+            if old_expiry != cookie.expires_at()
+                && let Some(slot) = self.tables.slots.by_expiry
+            {
+                self.tables
+                    .by_expiry()
+                    .delete(self.txn, &ExpiryKey::new(slot, old_expiry, cookie.oid))
+                    .map_err(Error::from)?;
+            }
+        }
+        self.put_record(cookie)?;
+        self.tables
+            .by_value()
+            .put(self.txn, &key, &cookie.oid)
+            .map_err(Error::from)?;
+        self.index_expiry(cookie)
+    }
+
+    /// Stores `auth` on the live cookie with `value`: see [`CookieStore::set_auth`].
+    pub fn set_auth(
+        &mut self,
+        value: &str,
+        auth: &Auth,
+        context: &AuthContext,
+    ) -> Result<AuthUpdate> {
+        self.tables.need_present()?;
+        // Before anything recurses over them (compare, clone): hostile nesting is refused.
+        crate::cookie::check_depth("authextra", &auth.authextra)?;
+        crate::cookie::check_depth("authenticated_transport_info", &context.transport_info)?;
+        let Some((oid, view)) = self.tables.lookup(self.txn, value)? else {
+            return Ok(AuthUpdate::NoSuchCookie);
+        };
+        if view.is_expired(self.now) {
+            return Ok(AuthUpdate::NoSuchCookie);
+        }
+        let current = view
+            .auth()
+            .map_err(|problem| Error::CorruptRecord { oid, problem })?;
+        if current.as_ref() == Some(auth) {
+            return Ok(AuthUpdate::Unchanged);
+        }
+        let mut cookie = materialise(oid, view)?;
+        cookie.authid = Some(auth.authid.clone());
+        cookie.authrole = auth.authrole.clone();
+        cookie.authmethod = auth.authmethod.clone();
+        cookie.authrealm = auth.authrealm.clone();
+        cookie.authextra = auth.authextra.clone();
+        cookie.authenticated = self.now;
+        cookie.authenticated_on_node = context.node;
+        cookie.authenticated_on_worker = context.worker.clone();
+        cookie.authenticated_transport_info = context.transport_info.clone();
+        cookie.authenticated_session = context.session;
+        cookie.authenticated_joined_at = context.joined_at;
+        cookie.authenticated_authmethod = context.authmethod.clone();
+        // Same oid, value and expiry: only the record changes.
+        self.put_record(&cookie)?;
+        Ok(AuthUpdate::Written)
+    }
+
+    /// Deletes the cookie with `value` and its index entries (expired or not).
+    pub fn delete(&mut self, value: &str) -> Result<bool> {
+        self.tables.need_present()?;
+        match self.tables.find_oid(self.txn, value)? {
+            Some(oid) => self.delete_oid(oid),
+            None => Ok(false),
+        }
+    }
+
+    /// Deletes the cookie with `oid` and its index entries. A record that cannot be decoded
+    /// is deleted too (its index entries are then left for `repair`).
+    pub fn delete_oid(&mut self, oid: Uuid) -> Result<bool> {
+        self.tables.need_present()?;
+        let old = match self.tables.record(self.txn, oid) {
+            Ok(Some(view)) => Some((view.value().to_string(), view.expires_at())),
+            Ok(None) => return Ok(false),
+            Err(Error::CorruptRecord { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some((value, expires_at)) = old {
+            self.unindex_value(&value, oid)?;
+            if let Some(slot) = self.tables.slots.by_expiry {
+                self.tables
+                    .by_expiry()
+                    .delete(self.txn, &ExpiryKey::new(slot, expires_at, oid))
+                    .map_err(Error::from)?;
+            }
+        }
+        self.tables
+            .records()
+            .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
+            .map_err(Error::from)
+    }
+
+    /// Deletes up to `limit` expiry-index entries that are due, with their expired cookies.
+    /// Returns (entries processed, cookies deleted).
+    pub(crate) fn purge_some(&mut self, limit: usize) -> Result<(usize, u64)> {
+        self.tables.need_present()?;
+        let Some(slot) = self.tables.slots.by_expiry else {
+            return Ok((0, 0));
+        };
+        let range = (
+            Bound::Included(ExpiryKey::lowest(slot, 0)),
+            Bound::Included(ExpiryKey::new(slot, self.now, Uuid::max())),
+        );
+        let due: Vec<ExpiryKey> = self
+            .tables
+            .by_expiry()
+            .range(self.txn, &range)
+            .map_err(Error::from)?
+            .take(limit)
+            .map(|item| item.map(|(k, ())| k))
+            .collect::<heed::Result<_>>()
+            .map_err(|e| Error::metadata(format!("expiry index is damaged: {e}")))?;
+        let mut deleted = 0;
+        for key in &due {
+            let oid = key.oid();
+            let state = match self.tables.record(self.txn, oid) {
+                Ok(Some(view)) => Some((view.is_expired(self.now), view.expires_at())),
+                Ok(None) => None,
+                Err(Error::CorruptRecord { .. }) => None, // left for check/repair
+                Err(e) => return Err(e),
+            };
+            match state {
+                Some((true, _)) => deleted += u64::from(self.delete_oid(oid)?),
+                Some((false, expires_at)) => {
+                    // A stale entry of a record whose expiry changed: keep the right one.
+                    self.tables
+                        .by_expiry()
+                        .put(self.txn, &ExpiryKey::new(slot, expires_at, oid), &())
+                        .map_err(Error::from)?;
+                }
+                None => {}
+            }
+            self.tables
+                .by_expiry()
+                .delete(self.txn, key)
+                .map_err(Error::from)?;
+        }
+        Ok((due.len(), deleted))
+    }
+
+    /// Rebuilds the expiry index from the records.
+    pub(crate) fn rebuild_expiry_index(&mut self) -> Result<()> {
+        self.tables.need_present()?;
+        let Some(slot) = self.tables.slots.by_expiry else {
+            return Ok(());
+        };
+        self.tables.delete_slot(self.txn, slot)?;
+        let prefix = SlotPrefix::new(self.tables.slots.cookies);
+        let mut entries = Vec::new();
+        for item in self
+            .tables
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(self.txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>()
+        {
+            let (key, bytes) = item.map_err(Error::from)?;
+            let oid = key.get(2..).and_then(|k| Uuid::from_slice(k).ok());
+            if let (Some(oid), Ok(view)) = (oid, CookieView::new(bytes)) {
+                entries.push(ExpiryKey::new(slot, view.expires_at(), oid));
+            }
+        }
+        for key in &entries {
+            self.tables
+                .by_expiry()
+                .put(self.txn, key, &())
+                .map_err(Error::from)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_new(&mut self, cookie: &Cookie) -> Result<()> {
+        let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
+        self.put_record(cookie)?;
+        self.tables
+            .by_value()
+            .put(self.txn, &key, &cookie.oid)
+            .map_err(Error::from)?;
+        self.index_expiry(cookie)
+    }
+
+    pub(crate) fn put_record(&mut self, cookie: &Cookie) -> Result<()> {
+        let bytes = cookie.encode()?;
+        self.tables
+            .db
+            .remap_key_type::<RecordKey>()
+            .put(
+                self.txn,
+                &RecordKey::new(self.tables.slots.cookies, cookie.oid),
+                &bytes,
+            )
+            .map_err(Error::from)
+    }
+
+    pub(crate) fn index_expiry(&mut self, cookie: &Cookie) -> Result<()> {
+        if let Some(slot) = self.tables.slots.by_expiry {
+            self.tables
+                .by_expiry()
+                .put(
+                    self.txn,
+                    &ExpiryKey::new(slot, cookie.expires_at(), cookie.oid),
+                    &(),
+                )
+                .map_err(Error::from)?;
+        }
+        Ok(())
+    }
+
+    /// Removes `value`'s index entry if it points at `oid` (never another cookie's).
+    pub(crate) fn unindex_value(&mut self, value: &str, oid: Uuid) -> Result<()> {
+        if value.is_empty() || value.len() > MAX_VALUE_LEN {
+            return Ok(());
+        }
+        if self.tables.find_oid(self.txn, value)? == Some(oid) {
+            let key = ValueKey::new(self.tables.slots.by_value, value)?;
+            self.tables
+                .by_value()
+                .delete(self.txn, &key)
+                .map_err(Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn random_value(length: usize) -> String {
+    use rand::Rng;
+    let mut bytes = vec![0u8; length];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| VALUE_ALPHABET[(b & 63) as usize] as char)
+        .collect()
+}
+
+impl Batch<'_, '_> {
+    /// The slots of the cookie tables, when the metadata names them.
+    pub(crate) fn present_slots(&self) -> Option<Slots> {
+        self.tables.present.then_some(self.tables.slots)
+    }
+
+    /// Calls `f` with every entry of `slot` (whole key, value) until it returns `false`.
+    pub(crate) fn scan_slot(
+        &self,
+        slot: u16,
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let prefix = SlotPrefix::new(slot);
+        for item in self
+            .tables
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(self.txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>()
+        {
+            let (key, value) = item.map_err(Error::from)?;
+            if !f(key, value)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The value stored under a whole raw key.
+    pub(crate) fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tables
+            .db
+            .get(self.txn, key)
+            .map_err(Error::from)?
+            .map(<[u8]>::to_vec))
+    }
+
+    /// Stores `value` under a whole raw key.
+    pub(crate) fn raw_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.tables
+            .db
+            .put(self.txn, key, value)
+            .map_err(Error::from)
+    }
+
+    /// Deletes a whole raw key; returns whether it existed.
+    pub(crate) fn raw_delete(&mut self, key: &[u8]) -> Result<bool> {
+        self.tables.db.delete(self.txn, key).map_err(Error::from)
+    }
+
+    /// Deletes every entry of `slot`; returns how many.
+    pub(crate) fn clear_slot(&mut self, slot: u16) -> Result<u64> {
+        self.tables.delete_slot(self.txn, slot)
+    }
+
+    /// The record that the value index gives for `value`, expired or not, when it really
+    /// carries that value. A record that cannot be decoded is a `CorruptRecord` error.
+    pub(crate) fn get_any_by_value(&self, value: &str) -> Result<Option<Cookie>> {
+        self.tables.need_present()?;
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! [`Snapshot`]: one consistent, read-only view of a store.
+
+use heed::types::Bytes;
+use heed::{RoTxn, WithTls};
+use uuid::Uuid;
+
+use crate::cookie::{Cookie, CookieView};
+use crate::error::{Error, Result};
+use crate::layout::{Catalog, SlotPrefix, Slots};
+use crate::store::{Shared, Stats};
+use crate::tables::{Tables, foreign_writes, read_catalog};
+
+/// One consistent, read-only view of the store: see [`CookieStore::snapshot`].
+pub struct Snapshot<'t> {
+    pub(crate) txn: &'t RoTxn<'t, WithTls>,
+    pub(crate) tables: Tables,
+    pub(crate) shared: &'t Shared,
+    pub(crate) now: u64,
+}
+
+impl<'t> Snapshot<'t> {
+    /// The time expiry is evaluated at (ns).
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// The id of the transaction this snapshot reads.
+    pub fn txn_id(&self) -> u64 {
+        self.txn.id() as u64
+    }
+
+    /// The live cookie with `value`.
+    pub fn get(&self, value: &str) -> Result<Option<Cookie>> {
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) if !view.is_expired(self.now) => Ok(Some(materialise(oid, view)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The live cookie with `oid`.
+    pub fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        match self.tables.record(self.txn, oid)? {
+            Some(view) if !view.is_expired(self.now) => Ok(Some(materialise(oid, view)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Every record in oid order, expired ones included, each decoded on demand. A record
+    /// that cannot be decoded is an `Err(CorruptRecord)` item; the walk goes on after it.
+    pub fn records(&self) -> Result<impl Iterator<Item = Result<Cookie>> + '_> {
+        Ok(self.raw_records()?.map(|item| {
+            let (oid, bytes) = item?;
+            let view =
+                CookieView::new(bytes).map_err(|problem| Error::CorruptRecord { oid, problem })?;
+            materialise(oid, view)
+        }))
+    }
+
+    /// Live cookies in oid order (records that cannot be decoded are errors).
+    pub fn live(&self) -> Result<impl Iterator<Item = Result<Cookie>> + '_> {
+        let now = self.now;
+        Ok(self
+            .records()?
+            .filter(move |c| c.as_ref().map_or(true, |c| !c.is_expired(now))))
+    }
+
+    /// Raw records: (oid from the key, bytes).
+    pub(crate) fn raw_records(&self) -> Result<RawRecords<'t>> {
+        if !self.tables.present {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let prefix = SlotPrefix::new(self.tables.slots.cookies);
+        let iter = self
+            .tables
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(self.txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>();
+        Ok(Box::new(iter.map(|item| {
+            let (key, bytes) = item.map_err(Error::from)?;
+            let oid = key
+                .get(2..)
+                .and_then(|k| Uuid::from_slice(k).ok())
+                .ok_or_else(|| {
+                    Error::metadata(format!(
+                        "Cookies key {} is not slot + 16-byte oid",
+                        crate::layout::hex(key)
+                    ))
+                })?;
+            Ok((oid, bytes))
+        })))
+    }
+
+    /// Raw value-index entries: (value bytes, oid bytes).
+    pub(crate) fn raw_value_index(&self) -> Result<RawEntries<'t>> {
+        self.raw_slot(self.tables.present.then_some(self.tables.slots.by_value))
+    }
+
+    /// Raw expiry-index keys after the slot.
+    pub(crate) fn raw_expiry_index(&self) -> Result<RawEntries<'t>> {
+        self.raw_slot(self.tables.slots.by_expiry.filter(|_| self.tables.present))
+    }
+
+    pub(crate) fn raw_slot(&self, slot: Option<u16>) -> Result<RawEntries<'t>> {
+        let Some(slot) = slot else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        let prefix = SlotPrefix::new(slot);
+        let iter = self
+            .tables
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(self.txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>();
+        Ok(Box::new(iter.map(|item| {
+            let (key, value) = item.map_err(Error::from)?;
+            Ok((key.get(2..).unwrap_or_default(), value))
+        })))
+    }
+
+    /// The table metadata (slot 0).
+    pub fn catalog(&self) -> Result<Catalog> {
+        read_catalog(self.tables.db, self.txn)
+    }
+
+    /// The slots of the cookie tables, if the database has them.
+    pub fn slots(&self) -> Option<Slots> {
+        self.tables.present.then_some(self.tables.slots)
+    }
+
+    /// Whether another program wrote since cookiestore's last write.
+    pub fn foreign_writes(&self) -> Result<bool> {
+        foreign_writes(&self.tables, self.txn)
+    }
+
+    /// Live cookies (walks the keys; decodes only max_age and created).
+    pub fn count_live(&self) -> Result<u64> {
+        let mut n = 0;
+        for item in self.raw_records()? {
+            let (_, bytes) = item?;
+            if CookieView::new(bytes).is_ok_and(|v| !v.is_expired(self.now)) {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Figures about the store.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = Stats {
+            records: 0,
+            live: 0,
+            expired: 0,
+            authenticated: 0,
+            corrupt: 0,
+            oldest_created: None,
+            newest_created: None,
+            next_expiry: None,
+            value_index_entries: self.raw_value_index()?.count() as u64,
+            expiry_index_entries: self.raw_expiry_index()?.count() as u64,
+            map_size: 0,
+            map_used: 0,
+            maxsize: self.shared.maxsize,
+            page_size: 0,
+            depth: 0,
+            branch_pages: 0,
+            leaf_pages: 0,
+            overflow_pages: 0,
+            entries: 0,
+            txn_id: self.txn_id(),
+            readers_used: 0,
+            readers_max: 0,
+            tables: self.catalog()?.tables.into_values().collect(),
+            foreign_writes: self.foreign_writes()?,
+        };
+        for item in self.raw_records()? {
+            let (_, bytes) = item?;
+            s.records += 1;
+            let Ok(view) = CookieView::new(bytes) else {
+                s.corrupt += 1;
+                continue;
+            };
+            if view.is_expired(self.now) {
+                s.expired += 1;
+                continue;
+            }
+            s.live += 1;
+            if view.authid().is_some() {
+                s.authenticated += 1;
+            }
+            let c = view.created();
+            s.oldest_created = Some(s.oldest_created.map_or(c, |o| o.min(c)));
+            s.newest_created = Some(s.newest_created.map_or(c, |o| o.max(c)));
+            let e = view.expires_at();
+            s.next_expiry = Some(s.next_expiry.map_or(e, |o| o.min(e)));
+        }
+        let info = self.shared.env.info();
+        let stat = self.shared.env.unnamed_database_stat();
+        s.map_size = info.map_size as u64;
+        s.page_size = stat.page_size;
+        s.map_used = (info.last_page_number as u64 + 1) * stat.page_size as u64;
+        s.depth = stat.depth;
+        s.branch_pages = stat.branch_pages as u64;
+        s.leaf_pages = stat.leaf_pages as u64;
+        s.overflow_pages = stat.overflow_pages as u64;
+        s.entries = stat.entries as u64;
+        s.readers_used = info.number_of_readers;
+        s.readers_max = info.maximum_number_of_readers;
+        Ok(s)
+    }
+}
+
+pub(crate) fn materialise(oid: Uuid, view: CookieView<'_>) -> Result<Cookie> {
+    let mut cookie = view
+        .to_cookie()
+        .map_err(|problem| Error::CorruptRecord { oid, problem })?;
+    if cookie.oid.is_nil() {
+        cookie.oid = oid;
+    }
+    Ok(cookie)
+}
+
+// ---- check/repair support ----------------------------------------------------------------------
+//
+// Crate-internal access to raw keys and values, for `check`, `repair` and `migrate`. Nothing
+// here decodes or judges: the callers do.
+
+/// Raw records: (oid from the key, record bytes).
+pub(crate) type RawRecords<'t> = Box<dyn Iterator<Item = Result<(Uuid, &'t [u8])>> + 't>;
+
+/// Raw entries: (key after the slot, value).
+pub(crate) type RawEntries<'t> = Box<dyn Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't>;
+
+impl<'t> Snapshot<'t> {
+    /// Every entry of `slot`: (key after the 2-byte slot prefix, value).
+    pub(crate) fn raw_table(&self, slot: u16) -> Result<RawEntries<'t>> {
+        self.raw_slot(Some(slot))
+    }
+
+    /// The record that the value index gives for `value`, expired or not, when it really
+    /// carries that value. A record that cannot be decoded is a `CorruptRecord` error.
+    pub(crate) fn get_any_by_value(&self, value: &str) -> Result<Option<Cookie>> {
+        match self.tables.lookup(self.txn, value)? {
+            Some((oid, view)) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry of the unnamed database, metadata included: (whole key, value).
+    pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
+        let iter = self.tables.db.iter(self.txn).map_err(Error::from)?;
+        Ok(Box::new(iter.map(|item| item.map_err(Error::from))))
+    }
+}

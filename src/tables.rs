@@ -1,0 +1,222 @@
+//! The typed tables of a store, seen through one transaction: lookups, index upkeep,
+//! foreign-write detection and the metadata catalog.
+
+use std::ops::Bound;
+
+use heed::types::{Bytes, DecodeIgnore, Unit};
+use heed::{Database, RoTxn, RwTxn, WithTls};
+use uuid::Uuid;
+
+use crate::cookie::{CookieCodec, CookieView, MAX_VALUE_LEN};
+use crate::error::{Error, Result};
+use crate::layout::{
+    Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
+    TableDef, TableMeta, U64Codec, ValueKey,
+};
+
+/// The typed tables of a store: one unnamed database, remapped per table.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables {
+    pub(crate) db: Database<'static, Bytes, Bytes>,
+    pub(crate) slots: Slots,
+    pub(crate) present: bool,
+}
+
+impl Tables {
+    pub(crate) fn new(db: Database<'static, Bytes, Bytes>, slots: Slots) -> Self {
+        Tables {
+            db,
+            slots,
+            present: true,
+        }
+    }
+
+    pub(crate) fn empty(db: Database<'static, Bytes, Bytes>) -> Self {
+        Tables {
+            db,
+            slots: Slots {
+                cookies: u16::MAX,
+                by_value: u16::MAX,
+                by_expiry: None,
+                state: None,
+            },
+            present: false,
+        }
+    }
+
+    pub(crate) fn records(&self) -> Database<'static, RecordKey, CookieCodec> {
+        self.db.remap_types()
+    }
+    pub(crate) fn by_value(&self) -> Database<'static, ValueKey, OidCodec> {
+        self.db.remap_types()
+    }
+    pub(crate) fn by_expiry(&self) -> Database<'static, ExpiryKey, Unit> {
+        self.db.remap_types()
+    }
+    pub(crate) fn state(&self) -> Database<'static, StateKey, U64Codec> {
+        self.db.remap_types()
+    }
+
+    pub(crate) fn need_present(&self) -> Result<()> {
+        if self.present {
+            Ok(())
+        } else {
+            Err(Error::metadata(
+                "the cookie tables are missing from the metadata (slot 0)",
+            ))
+        }
+    }
+
+    /// The oid the value index gives for `value`.
+    pub(crate) fn find_oid(&self, txn: &RoTxn, value: &str) -> Result<Option<Uuid>> {
+        if !self.present || value.is_empty() || value.len() > MAX_VALUE_LEN {
+            return Ok(None);
+        }
+        let key = ValueKey::new(self.slots.by_value, value)?;
+        self.by_value().get(txn, &key).map_err(|e| match e {
+            heed::Error::Decoding(d) => {
+                Error::metadata(format!("value index entry for {value:?} is damaged: {d}"))
+            }
+            other => Error::from(other),
+        })
+    }
+
+    /// The record stored under `oid`, verified.
+    pub(crate) fn record<'t>(&self, txn: &'t RoTxn, oid: Uuid) -> Result<Option<CookieView<'t>>> {
+        if !self.present {
+            return Ok(None);
+        }
+        self.records()
+            .get(txn, &RecordKey::new(self.slots.cookies, oid))
+            .map_err(|e| match e {
+                heed::Error::Decoding(d) => Error::CorruptRecord {
+                    oid,
+                    problem: d.to_string(),
+                },
+                other => Error::from(other),
+            })
+    }
+
+    /// Value → (oid, record), only when the record really carries that value.
+    pub(crate) fn lookup<'t>(
+        &self,
+        txn: &'t RoTxn,
+        value: &str,
+    ) -> Result<Option<(Uuid, CookieView<'t>)>> {
+        let Some(oid) = self.find_oid(txn, value)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .record(txn, oid)?
+            .filter(|view| view.value() == value)
+            .map(|view| (oid, view)))
+    }
+
+    pub(crate) fn last_txn_mark(&self, txn: &RoTxn) -> Result<Option<u64>> {
+        let Some(slot) = self.slots.state else {
+            return Ok(None);
+        };
+        self.state()
+            .get(txn, &StateKey::new(slot, StateKey::LAST_TXN))
+            .map_err(|e| Error::metadata(format!("store state is damaged: {e}")))
+    }
+
+    /// Records that this transaction was written by cookiestore.
+    pub(crate) fn mark_ours(&self, txn: &mut RwTxn) -> Result<()> {
+        let Some(slot) = self.slots.state else {
+            return Ok(());
+        };
+        let id = txn.id() as u64;
+        self.state()
+            .put(txn, &StateKey::new(slot, StateKey::LAST_TXN), &id)
+            .map_err(Error::from)
+    }
+
+    pub(crate) fn delete_slot(&self, txn: &mut RwTxn, slot: u16) -> Result<u64> {
+        let prefix = SlotPrefix::new(slot);
+        let mut n = 0;
+        let mut iter = self
+            .db
+            .remap_types::<SlotPrefix, DecodeIgnore>()
+            .prefix_iter_mut(txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<DecodeIgnore>();
+        while let Some(item) = iter.next() {
+            item.map_err(Error::from)?;
+            // SAFETY: no reference into the database is kept across the deletion.
+            unsafe { iter.del_current() }.map_err(Error::from)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// A read transaction paired with the tables.
+pub(crate) struct TxnTables<'t, 'e> {
+    pub(crate) txn: &'t RoTxn<'e, WithTls>,
+    pub(crate) tables: Tables,
+}
+
+impl<'t> TxnTables<'t, '_> {
+    pub(crate) fn lookup(&self, value: &str) -> Result<Option<(Uuid, CookieView<'t>)>> {
+        self.tables.lookup(self.txn, value)
+    }
+
+    pub(crate) fn foreign_writes(&self) -> Result<bool> {
+        foreign_writes(&self.tables, self.txn)
+    }
+
+    pub(crate) fn first_expiry(&self, slot: u16) -> Result<Option<u64>> {
+        first_expiry(&self.tables, self.txn, slot)
+    }
+}
+
+pub(crate) fn foreign_writes(tables: &Tables, txn: &RoTxn) -> Result<bool> {
+    if !tables.present {
+        return Ok(false);
+    }
+    Ok(match tables.last_txn_mark(txn)? {
+        Some(mark) => mark != txn.id() as u64,
+        // A database we never wrote: whatever it holds came from someone else.
+        None => true,
+    })
+}
+
+pub(crate) fn first_expiry(tables: &Tables, txn: &RoTxn, slot: u16) -> Result<Option<u64>> {
+    let range = (
+        Bound::Included(ExpiryKey::lowest(slot, 0)),
+        Bound::Included(ExpiryKey::new(slot, u64::MAX, Uuid::max())),
+    );
+    let mut iter = tables.by_expiry().range(txn, &range).map_err(Error::from)?;
+    match iter.next() {
+        None => Ok(None),
+        Some(Ok((key, ()))) => Ok(Some(key.expires_at())),
+        Some(Err(e)) => Err(Error::metadata(format!("expiry index is damaged: {e}"))),
+    }
+}
+
+pub(crate) fn read_catalog(db: Database<'static, Bytes, Bytes>, txn: &RoTxn) -> Result<Catalog> {
+    let mut catalog = Catalog::default();
+    let prefix = SlotPrefix::new(0);
+    let iter = db
+        .remap_key_type::<SlotPrefix>()
+        .prefix_iter(txn, &prefix)
+        .map_err(Error::from)?
+        .remap_key_type::<Bytes>();
+    for item in iter {
+        let (key, value) = item.map_err(Error::from)?;
+        catalog.insert_raw(key, value)?;
+    }
+    Ok(catalog)
+}
+
+pub(crate) fn write_meta(
+    db: Database<'static, Bytes, Bytes>,
+    txn: &mut RwTxn,
+    table: &TableDef,
+    slot: u16,
+) -> Result<()> {
+    db.remap_types::<MetaKey, MetaCodec>()
+        .put(txn, &MetaKey::new(slot), &TableMeta::new(table, slot))
+        .map_err(Error::from)
+}
