@@ -1180,18 +1180,50 @@ fn values(records: &BTreeMap<String, Value>) -> BTreeSet<String> {
     records.values().map(value_of).collect()
 }
 
-/// Runs cfxdb_ops.py batch with one JSON op per line; returns the printed records.
-fn cfxdb_ops(py: &Py, db: &Path, ops: &[Value]) -> Vec<Value> {
-    let input: String = ops.iter().map(|o| format!("{o}\n")).collect();
+/// Our side of a turn's end: every record (read-only open) and `check` (library and CLI)
+/// clean; `foreign`: whether another program wrote last.
+fn verify_ours(db: &Path, foreign: bool, what: &str) -> BTreeMap<String, Value> {
+    let store = open_ro(db);
+    let mine = ours(&store);
+    drop(store);
+    assert_check_clean(db, foreign, what);
+    mine
+}
+
+/// A `{"op": "scan"}` line of cfxdb_ops.py: cfxdb saw `want`, and its value index agrees
+/// with its records both ways.
+fn assert_scan_agrees(scan: &Value, want: &BTreeMap<String, Value>, what: &str) {
+    assert_eq!(scan["problems"], json!([]), "{what}: cfxdb's index check");
+    assert_eq!(
+        scan["index_entries"].as_u64(),
+        Some(want.len() as u64),
+        "{what}: cfxdb's value index entries"
+    );
+    assert_eq!(scan["slots"], json!([1, 2]), "{what}");
+    let theirs = keyed(scan["scan"].as_array().expect("records").iter().cloned());
+    assert_same(&theirs, want, &format!("{what}: cfxdb's reading vs ours"));
+}
+
+/// Runs cfxdb_ops.py batch: a scan, the ops (each its own write transaction), a scan.
+/// Returns (first scan, op outputs, last scan).
+fn python_turn(py: &Py, db: &Path, ops: &[Value]) -> (Value, Vec<Value>, Value) {
+    let scan = json!({"op": "scan"});
+    let input: String = std::iter::once(&scan)
+        .chain(ops)
+        .chain(std::iter::once(&scan))
+        .map(|o| format!("{o}\n"))
+        .collect();
     let out = py.run_with_input("cfxdb_ops.py", &args![db, "batch"], &input);
     assert!(
         out.status.success(),
         "cfxdb_ops.py batch failed: {}",
         out.stderr
     );
-    let printed = out.records();
-    assert_eq!(printed.len(), ops.len(), "one line per op");
-    printed
+    let mut printed = out.records();
+    assert_eq!(printed.len(), ops.len() + 2, "one line per op");
+    let last = printed.pop().unwrap();
+    let first = printed.remove(0);
+    (first, printed, last)
 }
 
 #[test]
@@ -1213,8 +1245,8 @@ fn case3_taking_turns_on_one_database() {
         .map(|_| past.create("cbtid", 24, 60).unwrap().value)
         .collect();
     drop((past, store));
-    let after = verify_turn(&py, &db, false, "turn 1 (we create)");
-    assert_eq!(after.len(), 12);
+    let turn1 = verify_ours(&db, false, "turn 1 (we create)");
+    assert_eq!(turn1.len(), 12);
 
     // Turn 2, Python: authenticate four of ours (one expired), create three live and three
     // expired cookies, authenticate one of its own.
@@ -1240,9 +1272,11 @@ fn case3_taking_turns_on_one_database() {
         json!({"op": "auth", "value": py_live[0], "authid": "py-own", "authrole": "backend",
         "authmethod": "cookie", "authrealm": "realm2"}),
     );
-    cfxdb_ops(&py, &db, &ops);
-    let after = verify_turn(&py, &db, true, "turn 2 (Python authenticates and creates)");
-    assert_eq!(after.len(), 18);
+    let (before, _, after) = python_turn(&py, &db, &ops);
+    assert_scan_agrees(&before, &turn1, "after turn 1 (we create)");
+    let turn2 = verify_ours(&db, true, "turn 2 (Python authenticates and creates)");
+    assert_scan_agrees(&after, &turn2, "turn 2 (Python authenticates and creates)");
+    assert_eq!(turn2.len(), 18);
     {
         // Python's writes are pending for our expiry index: check defers, does not complain.
         let store = open_ro(&db);
@@ -1288,8 +1322,8 @@ fn case3_taking_turns_on_one_database() {
         );
     }
     drop(store);
-    let after = verify_turn(&py, &db, false, "turn 3 (we re-authenticate)");
-    let by_value: BTreeMap<String, &Value> = after.values().map(|r| (value_of(r), r)).collect();
+    let turn3 = verify_ours(&db, false, "turn 3 (we re-authenticate)");
+    let by_value: BTreeMap<String, &Value> = turn3.values().map(|r| (value_of(r), r)).collect();
     assert_eq!(by_value[&live[0]]["authid"], "rust-0");
     assert_eq!(by_value[py_live[0]]["authid"], "rust-2");
     assert_eq!(by_value[&live[2]]["authid"], "py-user-2-ユーザー");
@@ -1307,13 +1341,15 @@ fn case3_taking_turns_on_one_database() {
         .map(|v| json!({"op": "delete", "value": v}))
         .collect();
     ops.push(json!({"op": "auth", "value": py_live[2], "authid": "late", "authextra": {}}));
-    cfxdb_ops(&py, &db, &ops);
-    let after = verify_turn(&py, &db, true, "turn 4 (Python logs out)");
-    assert_eq!(after.len(), 14);
-    assert!(values(&after).is_disjoint(&logged_out.iter().cloned().collect()));
+    let (before, _, after) = python_turn(&py, &db, &ops);
+    assert_scan_agrees(&before, &turn3, "after turn 3 (we re-authenticate)");
+    let turn4 = verify_ours(&db, true, "turn 4 (Python logs out)");
+    assert_scan_agrees(&after, &turn4, "turn 4 (Python logs out)");
+    assert_eq!(turn4.len(), 14);
+    assert!(values(&turn4).is_disjoint(&logged_out.iter().cloned().collect()));
 
-    // Turn 5, we: purge. Python's expired cookies go too (their expiry was never indexed by
-    // Python: the writable open reconciled it).
+    // Turn 5, we: purge. Python's expired cookies go too (Python never indexed their expiry:
+    // the writable open reconciled it).
     let store = CookieStore::open(&db, StoreOptions::default()).unwrap();
     let purged = store.purge_expired().unwrap();
     assert_eq!(
@@ -1330,8 +1366,7 @@ fn case3_taking_turns_on_one_database() {
     }
     assert_eq!(store.purge_expired().unwrap(), 0);
     drop(store);
-    let after = verify_turn(&py, &db, false, "turn 5 (we purge)");
-    let remaining = values(&after);
+    let turn5 = verify_ours(&db, false, "turn 5 (we purge)");
     let want: BTreeSet<String> = live
         .iter()
         .filter(|v| !logged_out.contains(v))
@@ -1343,13 +1378,21 @@ fn case3_taking_turns_on_one_database() {
                 .map(|v| v.to_string()),
         )
         .collect();
-    assert_eq!(remaining, want);
+    assert_eq!(values(&turn5), want);
 
-    // Crossbar agrees on every value ever used.
+    // cfxdb and Crossbar agree on the end state, for every value ever used.
     let mut ask: Vec<String> = live.iter().chain(&our_expired).cloned().collect();
     ask.extend(py_live.iter().chain(&py_expired).map(|v| v.to_string()));
+    let read = Running::new(py.spawn("cfxdb_read.py", &args![db, "-v"]), "cfxdb_read.py");
     let answers = py.crossbar_getauth(&db, &ask);
-    let by_value: BTreeMap<String, &Value> = after.values().map(|r| (value_of(r), r)).collect();
+    let read = read.finish(SCRIPT_TIMEOUT);
+    assert!(read.status.success(), "cfxdb_read.py: {}", read.stderr);
+    assert_same(
+        &keyed(read.records()),
+        &turn5,
+        "turn 5: cfxdb's reading vs ours",
+    );
+    let by_value: BTreeMap<String, &Value> = turn5.values().map(|r| (value_of(r), r)).collect();
     for v in &ask {
         let (exists, auth) = &answers[v];
         match by_value.get(v) {
@@ -1545,7 +1588,11 @@ fn case4_concurrent_python_and_rust() {
         })
     };
     let phase_b = Instant::now();
-    let tries: [(&Py, &str, Vec<OsString>); 4] = [
+    // Python's writer, cfxdb's reader and Crossbar's own store are refused, and so is every
+    // LMDB engine zlmdb bundles: 0.9.33 and 0.9.36 by their lock format; LMDB 1.0.2 shares
+    // heed's lock format but cannot read data format 1. (All started at once: Python's
+    // imports take seconds.)
+    let apps: Vec<(&Py, &str, Vec<OsString>)> = vec![
         (
             &py,
             "concurrent_writer.py",
@@ -1553,10 +1600,29 @@ fn case4_concurrent_python_and_rust() {
         ),
         (&py, "cfxdb_read.py", args![db].to_vec()),
         (&py, "crossbar_getauth.py", args![db, &first[0]].to_vec()),
-        (&z26, "cfxdb_read.py", args![db].to_vec()),
     ];
-    for (who, script, a) in &tries {
-        let out = who.run(script, a);
+    let probes = [
+        (&py, None, "VersionMismatch"),
+        (&z26, None, "VersionMismatch"),
+        (&z26, Some("1"), "MDB_INVALID"),
+    ];
+    let running: Vec<Running> = apps
+        .iter()
+        .map(|(who, script, a)| Running::new(who.spawn(script, a), script))
+        .chain(probes.iter().map(|(who, engine, _)| {
+            let mut a = args![db].to_vec();
+            if let Some(e) = engine {
+                a.extend(args!["--engine", e]);
+            }
+            Running::new(who.spawn("lmdb_probe.py", &a), "lmdb_probe.py")
+        }))
+        .collect();
+    let mut outs: Vec<Out> = running
+        .into_iter()
+        .map(|r| r.finish(SCRIPT_TIMEOUT))
+        .collect();
+    let probe_outs = outs.split_off(apps.len());
+    for ((who, script, _), out) in apps.iter().zip(&outs) {
         assert!(
             !out.status.success() && out.stderr.contains("VersionMismatch"),
             "{script} ({:?}) while we write: expected MDB_VERSION_MISMATCH, got {}: {}{}",
@@ -1564,6 +1630,24 @@ fn case4_concurrent_python_and_rust() {
             out.status,
             out.stdout,
             out.stderr
+        );
+    }
+    for ((who, engine, refusal), out) in probes.iter().zip(&probe_outs) {
+        assert!(out.status.success(), "lmdb_probe.py: {}", out.stderr);
+        let probe = out.records().pop().expect("probe JSON");
+        assert_eq!(
+            probe["opened"], false,
+            "{:?} engine {engine:?}: {probe}",
+            who.which
+        );
+        assert!(
+            probe["error"].as_str().unwrap().contains(refusal),
+            "{probe}"
+        );
+        assert_eq!(
+            probe["lock_format"],
+            format!("0x{LOCK_FORMAT_MDB_MASTER:08x}"),
+            "our lock file is untouched: {probe}"
         );
     }
     while phase_b.elapsed() < Duration::from_secs(5) {
@@ -1580,13 +1664,18 @@ fn case4_concurrent_python_and_rust() {
     drop(store);
 
     // Afterwards cfxdb (zlmdb 25.12 and 26) reads all of it.
+    let z26_read = Running::new(
+        z26.spawn("cfxdb_read.py", &args![db]),
+        "cfxdb_read.py (z26)",
+    );
     let after_b = verify_turn(&py, &db, false, "after phase B");
     assert_eq!(after_b.len(), after_a.len() + rust_values.len());
     let seen = values(&after_b);
     assert!(rust_values.iter().all(|v| seen.contains(v)));
-    let (z26_view, _) = z26.cfxdb_read(&db);
+    let z26_read = z26_read.finish(SCRIPT_TIMEOUT);
+    assert!(z26_read.status.success(), "{}", z26_read.stderr);
     assert_same(
-        &z26_view,
+        &keyed(z26_read.records()),
         &after_b,
         "zlmdb 26 (LMDB 0.9.36 engine) reading our store",
     );

@@ -26,6 +26,10 @@ cfxdb's CookieStoreSchema, so the value index is maintained by zlmdb exactly as 
         {"op": "create", "value": V, "max_age": S, "created": NS, "name": N, "oid": U,
          "allow_duplicate": true}
         {"op": "get", "value": V}
+        {"op": "scan"}
+      scan (batch only) reads every cookie and checks the value index both ways, as
+      cfxdb_read.py does, and prints {"scan": [record, ...] sorted by oid, "index_entries": N,
+      "problems": [...], "slots": [cookies, index]}; problems do not stop the batch.
       Keys are the options of the single operations (dashes as underscores); a key left out
       is the option left out. Prints one line per operation, as the single operation does.
       Stops at the first failing operation (exit 1; the earlier ones stay committed).
@@ -115,8 +119,10 @@ def batch_argv(dbpath, maxsize, line):
         spec = json.loads(line)
     except ValueError as e:
         ic.die("batch: not a JSON object: {!r}: {}".format(line, e), 2)
+    if isinstance(spec, dict) and spec.get("op") == "scan":
+        return None
     if not isinstance(spec, dict) or "op" not in spec or "value" not in spec:
-        ic.die("batch: each line needs \"op\" and \"value\": {!r}".format(line), 2)
+        ic.die("batch: each line needs \"op\" and \"value\" (or is {{\"op\": \"scan\"}}): {!r}".format(line), 2)
     argv = [dbpath, "--maxsize", str(maxsize), str(spec.pop("op")), str(spec.pop("value"))]
     for key, v in spec.items():
         flag = "--" + key.replace("_", "-")
@@ -135,15 +141,25 @@ def run_batch(parser, args):
     """Run the operations on stdin against one open database."""
     import numpy as np
 
-    ops = [parser.parse_args(batch_argv(args.dbpath, args.maxsize, line)) for line in sys.stdin if line.strip()]
-    if any(o.op == "batch" for o in ops):
+    ops = []
+    for line in sys.stdin:
+        if line.strip():
+            argv = batch_argv(args.dbpath, args.maxsize, line)
+            ops.append(parser.parse_args(argv) if argv is not None else None)
+    if any(o is not None and o.op == "batch" for o in ops):
         ic.die("batch: operations cannot be nested", 2)
-    create = any(o.op == "create" for o in ops)
-    readonly = all(o.op == "get" for o in ops)
+    create = any(o is not None and o.op == "create" for o in ops)
+    readonly = all(o is None or o.op == "get" for o in ops)
     db = ic.open_db(args.dbpath, readonly=readonly, maxsize=args.maxsize, create=create)
     try:
         schema = ic.attach_schema(db, readonly=readonly)
         for o in ops:
+            if o is None:
+                records, index, problems, slots = ic.scan(db, schema)
+                out = {"scan": [r for _, r, _ in records], "index_entries": len(index), "problems": problems, "slots": list(slots)}
+                print(ic.dumps(out))
+                sys.stdout.flush()
+                continue
             try:
                 o.func(db, schema, o, np)
             except SystemExit:

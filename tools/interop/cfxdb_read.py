@@ -33,49 +33,11 @@ def main():
     db = ic.open_db(args.dbpath, readonly=True, maxsize=args.maxsize, create=False)
     schema = ic.attach_schema(db, readonly=True)
 
-    problems = []
-    records = []
-    index = {}
     try:
-        with db.begin() as txn:
-            for oid, cookie in schema.cookies.select(txn):
-                try:
-                    rec = ic.cookie_record(cookie)
-                except Exception as e:
-                    problems.append("cookie {}: cannot decode: {}: {}".format(oid, type(e).__name__, e))
-                    continue
-                if rec.get("oid") != str(oid):
-                    problems.append("cookie stored under key {} has oid field {!r}".format(oid, rec.get("oid")))
-                records.append((str(oid), rec, cookie.value))
-            if not args.no_verify:
-                for value, oid in schema.idx_cookies_by_value.select(txn):
-                    index[value] = oid
-                for key_oid, rec, value in records:
-                    if not value:
-                        problems.append("cookie {} has no value (cannot be in the value index)".format(key_oid))
-                        continue
-                    ioid = index.get(value)
-                    if ioid is None:
-                        problems.append("cookie {} value {!r}: no index entry".format(key_oid, value))
-                    elif str(ioid) != key_oid:
-                        problems.append(
-                            "cookie {} value {!r}: index points at {} instead".format(key_oid, value, ioid)
-                        )
-                for value, ioid in sorted(index.items()):
-                    c = schema.cookies[txn, ioid]
-                    if c is None:
-                        problems.append("index entry {!r} -> {}: no such cookie".format(value, ioid))
-                    elif c.value != value:
-                        problems.append(
-                            "index entry {!r} -> {}: that cookie's value is {!r}".format(value, ioid, c.value)
-                        )
-    except Exception as e:
-        problems.append("reading the database failed: {}: {}".format(type(e).__name__, e))
+        records, index, problems, slots = ic.scan(db, schema, verify=not args.no_verify)
     finally:
-        slots = (schema.cookies._slot, schema.idx_cookies_by_value._slot)
         ic.close_db(db)
 
-    records.sort(key=lambda r: r[0])
     for _, rec, _ in records:
         ic.print_record(rec)
 

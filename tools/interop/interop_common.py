@@ -140,6 +140,51 @@ def attach_schema(db, readonly=False):
         die("cannot attach cfxdb CookieStoreSchema: {}: {}".format(type(e).__name__, e))
 
 
+def scan(db, schema, verify=True):
+    """Read every cookie and check the value index both ways, in one read transaction.
+
+    Returns (records, index, problems, slots): records as [(key oid str, record dict, value)]
+    in key order, index as {value: oid str}, problems as a list of messages (empty when the
+    Cookies table and IndexCookiesByValue agree), slots as (cookies slot, index slot).
+    """
+    problems = []
+    records = []
+    index = {}
+    try:
+        with db.begin() as txn:
+            for oid, cookie in schema.cookies.select(txn):
+                try:
+                    rec = cookie_record(cookie)
+                except Exception as e:
+                    problems.append("cookie {}: cannot decode: {}: {}".format(oid, type(e).__name__, e))
+                    continue
+                if rec.get("oid") != str(oid):
+                    problems.append("cookie stored under key {} has oid field {!r}".format(oid, rec.get("oid")))
+                records.append((str(oid), rec, cookie.value))
+            if verify:
+                for value, oid in schema.idx_cookies_by_value.select(txn):
+                    index[value] = str(oid)
+                for key_oid, rec, value in records:
+                    if not value:
+                        problems.append("cookie {} has no value (cannot be in the value index)".format(key_oid))
+                        continue
+                    ioid = index.get(value)
+                    if ioid is None:
+                        problems.append("cookie {} value {!r}: no index entry".format(key_oid, value))
+                    elif ioid != key_oid:
+                        problems.append("cookie {} value {!r}: index points at {} instead".format(key_oid, value, ioid))
+                for value, ioid in sorted(index.items()):
+                    c = schema.cookies[txn, uuid.UUID(ioid)]
+                    if c is None:
+                        problems.append("index entry {!r} -> {}: no such cookie".format(value, ioid))
+                    elif c.value != value:
+                        problems.append("index entry {!r} -> {}: that cookie's value is {!r}".format(value, ioid, c.value))
+    except Exception as e:
+        problems.append("reading the database failed: {}: {}".format(type(e).__name__, e))
+    records.sort(key=lambda r: r[0])
+    return records, index, problems, (schema.cookies._slot, schema.idx_cookies_by_value._slot)
+
+
 def close_db(db):
     db.__exit__(None, None, None)
 
