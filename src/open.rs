@@ -226,9 +226,16 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
     #[cfg(unix)]
     if options.file_mode != 0o600 {
         use std::os::unix::fs::PermissionsExt;
+        // Only files this open created: LMDB may have created none (a read-only open on a
+        // read-only file system runs without a lock file).
         for (file, new) in [(&data, new_files), (&lock, new_lock)] {
-            if new {
-                fs::set_permissions(file, fs::Permissions::from_mode(options.file_mode))?;
+            if new && file.exists() {
+                let set = fs::set_permissions(file, fs::Permissions::from_mode(options.file_mode));
+                if let Err(e) = set
+                    && !options.readonly
+                {
+                    return Err(e.into());
+                }
             }
         }
     }

@@ -287,7 +287,6 @@ fn read_only_bind_mount(base: &Path) {
 /// As above, with a `file_mode` other than 0600: the read-only open must not try to chmod
 /// a lock.mdb that LMDB did not create.
 #[test]
-#[ignore = "bug: open_env chmods a lock.mdb that a lockless read-only open never created"]
 fn read_only_file_system_with_file_mode() {
     if child_role().is_some() {
         return read_only_file_system();
