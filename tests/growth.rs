@@ -96,8 +96,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
     let mut b_stdin = b.stdin.take().unwrap();
     writeln!(b_stdin, "read-only").unwrap();
     b_lines.wait_for("reading", Duration::from_secs(60));
-    let mut failed_batch = Vec::new();
-    let full = loop {
+    let (full, failed_batch) = loop {
         let mut attempted = Vec::new();
         let r = a.batch("fill", |batch| {
             attempted.clear();
@@ -115,10 +114,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
                 }
                 n += 50;
             }
-            Err(e) => {
-                failed_batch = attempted;
-                break e;
-            }
+            Err(e) => break (e, attempted),
         }
     };
     assert!(

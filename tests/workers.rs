@@ -113,15 +113,13 @@ fn concurrent_workers_lose_nothing() {
                     assert_eq!(m.owner, index, "only owners extend");
                     m.max_age = e["max_age"].as_u64().unwrap();
                 }
-                "del" => {
-                    if e["r"] == true {
-                        deleted += 1;
-                        model
-                            .get_mut(&v())
-                            .expect("deleted an unknown cookie")
-                            .deleted_by
-                            .push(index);
-                    }
+                "del" if e["r"] == true => {
+                    deleted += 1;
+                    model
+                        .get_mut(&v())
+                        .expect("deleted an unknown cookie")
+                        .deleted_by
+                        .push(index);
                 }
                 "seen" => seen.push((v(), e["authid"].as_str().map(str::to_string))),
                 "purge" => purged += e["n"].as_u64().unwrap(),
