@@ -171,18 +171,15 @@ impl Py {
     /// cfxdb's view of a store: record JSON of every cookie (exit 0 = its value index is
     /// consistent both ways), and `{slot_cookies, slot_index, cookies, index_entries}`.
     fn cfxdb_read(&self, db: &Path) -> (BTreeMap<String, Value>, Value) {
-        let out = self.ok("cfxdb_read.py", &args![db, "-v"]);
-        let counts = out
-            .stderr
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v.get("slot_cookies").is_some())
-            .unwrap_or_else(|| panic!("cfxdb_read.py -v printed no counts: {}", out.stderr));
-        assert_eq!(
-            counts["cookies"], counts["index_entries"],
-            "cfxdb: one value-index entry per cookie"
-        );
-        (keyed(out.records()), counts)
+        cfxdb_read_result(self.start_cfxdb_read(db))
+    }
+
+    /// [`Py::cfxdb_read`] in the background: finish it with [`cfxdb_read_result`].
+    fn start_cfxdb_read(&self, db: &Path) -> Running {
+        Running::new(
+            self.spawn("cfxdb_read.py", &args![db, "-v"]),
+            "cfxdb_read.py",
+        )
     }
 
     /// What Crossbar's `CookieStoreDatabaseBacked` says about each value: (exists, auth tuple).
@@ -203,6 +200,28 @@ impl Py {
         assert_eq!(answers.len(), values.iter().collect::<BTreeSet<_>>().len());
         answers
     }
+}
+
+/// The result of [`Py::start_cfxdb_read`]: records by oid and the `-v` counts.
+fn cfxdb_read_result(running: Running) -> (BTreeMap<String, Value>, Value) {
+    let out = running.finish(SCRIPT_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "cfxdb_read.py failed with {}:\n{}",
+        out.status,
+        out.stderr
+    );
+    let counts = out
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("slot_cookies").is_some())
+        .unwrap_or_else(|| panic!("cfxdb_read.py -v printed no counts: {}", out.stderr));
+    assert_eq!(
+        counts["cookies"], counts["index_entries"],
+        "cfxdb: one value-index entry per cookie"
+    );
+    (keyed(out.records()), counts)
 }
 
 /// A started child whose output is being read.
@@ -901,8 +920,13 @@ fn case2_we_write_cfxdb_and_crossbar_read() {
     drop(tracker);
     drop(store);
 
-    // cfxdb reads every field back; its value index check passes both ways.
-    let (theirs, counts) = py.cfxdb_read(&db);
+    // cfxdb reads every field back; its value index check passes both ways. Meanwhile
+    // Crossbar's own database store answers exists and getAuth for every value.
+    let mut ask = values.clone();
+    ask.push("no-such-cookie-value".into());
+    let reading = py.start_cfxdb_read(&db);
+    let answers = py.crossbar_getauth(&db, &ask);
+    let (theirs, counts) = cfxdb_read_result(reading);
     assert_same(&theirs, &mine, "cfxdb's reading vs what we wrote");
     assert_eq!(counts["cookies"].as_u64(), Some(mine.len() as u64));
     let their_values: BTreeSet<&str> = theirs
@@ -916,14 +940,10 @@ fn case2_we_write_cfxdb_and_crossbar_read() {
         );
     }
 
-    // Crossbar's own database store: exists and getAuth for every value.
     let by_value: BTreeMap<&str, &Value> = mine
         .values()
         .map(|r| (r["value"].as_str().unwrap(), r))
         .collect();
-    let mut ask = values.clone();
-    ask.push("no-such-cookie-value".into());
-    let answers = py.crossbar_getauth(&db, &ask);
     for v in &ask {
         let (exists, auth) = &answers[v];
         match by_value.get(v.as_str()) {
@@ -1588,7 +1608,7 @@ fn case4_concurrent_python_and_rust() {
         })
     };
     let phase_b = Instant::now();
-    // Python's writer, cfxdb's reader and Crossbar's own store are refused, and so is every
+    // Python's writer and Crossbar's own store are refused, and so is every
     // LMDB engine zlmdb bundles: 0.9.33 and 0.9.36 by their lock format; LMDB 1.0.2 shares
     // heed's lock format but cannot read data format 1. (All started at once: Python's
     // imports take seconds.)
@@ -1598,7 +1618,6 @@ fn case4_concurrent_python_and_rust() {
             "concurrent_writer.py",
             args![db, "--seconds", "2", "--prefix", "late-"].to_vec(),
         ),
-        (&py, "cfxdb_read.py", args![db].to_vec()),
         (&py, "crossbar_getauth.py", args![db, &first[0]].to_vec()),
     ];
     let probes = [
@@ -1800,47 +1819,61 @@ fn case5_format3_is_refused_and_converts() {
         "a refused open must not touch the files"
     );
 
-    // Crossbar 25.12's zlmdb cannot open it either.
-    let old = py.run("cfxdb_read.py", &args![db3]);
+    // Crossbar 25.12's zlmdb (LMDB 0.9.33) cannot open it either.
+    let old = py.ok("lmdb_probe.py", &args![db3]).records().pop().unwrap();
+    assert_eq!(old["opened"], false, "{old}");
     assert!(
-        !old.status.success() && old.stderr.contains("MDB_INVALID"),
-        "{}",
-        old.stderr
+        old["error"].as_str().unwrap().contains("MDB_INVALID"),
+        "{old}"
     );
 
-    // Conversion 1 (README): export with zlmdb 26, restore with our CLI.
+    // The two conversions of the README, side by side: (1) export with zlmdb 26
+    // (cfxdb_read.py prints record JSON) and restore with our CLI; (2) zlmdb 26 alone: copy
+    // into a new database created with lib_version="0.9".
+    let converted = dir.path().join("converted");
+    let converting = Running::new(
+        z26.spawn("convert_to_format1.py", &args![db3, converted]),
+        "convert_to_format1.py",
+    );
     let exported = z26.ok("cfxdb_read.py", &args![db3]);
     assert_same(&keyed(exported.records()), &written, "zlmdb 26 export");
     let export_file = dir.path().join("cookies.jsonl");
     std::fs::write(&export_file, &exported.stdout).unwrap();
     let restored = dir.path().join("restored");
     cli_ok(&args!["restore", &restored, &export_file]);
-    assert_eq!(data_format(&restored), 1);
-    assert_same(
-        &ours(&open_ro(&restored)),
-        &written,
-        "restored from zlmdb 26's export",
+    let out = converting.finish(SCRIPT_TIMEOUT);
+    assert!(
+        out.status.success(),
+        "convert_to_format1.py: {}",
+        out.stderr
     );
-    let (theirs, _) = py.cfxdb_read(&restored);
-    assert_same(&theirs, &written, "cfxdb 25.12 reading the restored store");
-    assert_check_clean(&restored, false, "restored store");
-
-    // Conversion 2 (README): zlmdb 26 alone, into a new database with lib_version="0.9".
-    let converted = dir.path().join("converted");
-    let out = z26.ok("convert_to_format1.py", &args![db3, converted]);
     assert_same(
         &keyed(out.records()),
         &written,
         "convert_to_format1.py output",
     );
-    assert_eq!(data_format(&converted), 1);
-    assert_same(
-        &ours(&open_ro(&converted)),
-        &written,
-        "converted by zlmdb 26",
-    );
-    let (theirs, _) = py.cfxdb_read(&converted);
-    assert_same(&theirs, &written, "cfxdb 25.12 reading the converted store");
+    for (db, how) in [(&restored, "restored"), (&converted, "converted")] {
+        assert_eq!(data_format(db), 1, "{how}");
+        assert_same(
+            &ours(&open_ro(db)),
+            &written,
+            &format!("our reading, {how}"),
+        );
+        assert_check_clean(db, how == "converted", how);
+    }
+    // Crossbar 25.12's cfxdb reads both.
+    let readings = [
+        py.start_cfxdb_read(&restored),
+        py.start_cfxdb_read(&converted),
+    ];
+    for (reading, how) in readings.into_iter().zip(["restored", "converted"]) {
+        let (theirs, _) = cfxdb_read_result(reading);
+        assert_same(
+            &theirs,
+            &written,
+            &format!("cfxdb 25.12 reading the {how} store"),
+        );
+    }
     eprintln!("case 5: {:.1?}", t0.elapsed());
 }
 
@@ -1964,6 +1997,7 @@ fn case6_migration_from_crossbar_file_store() {
         .iter()
         .map(|r| r["cbtid"].as_str().unwrap().to_string())
         .collect();
+    let reading = py.start_cfxdb_read(&store_dir);
     let answers = py.crossbar_getauth(&store_dir, &ask);
     for v in &ask {
         let (exists, auth) = &answers[v];
@@ -1986,7 +2020,7 @@ fn case6_migration_from_crossbar_file_store() {
             }
         }
     }
-    let (theirs, _) = py.cfxdb_read(&store_dir);
+    let (theirs, _) = cfxdb_read_result(reading);
     assert_same(&theirs, &mine, "cfxdb's reading of the imported store");
 
     // Importing again changes nothing.
