@@ -1,0 +1,853 @@
+//! The store against the physical limit (issue 6): every group runs our operation (`ours`)
+//! and a raw heed baseline doing the same LMDB work on the same layout (`raw_heed`), on
+//! fixture stores of 100k and 1M cookies built once into `target/bench-stores/`.
+//!
+//! ```text
+//! cargo bench --bench store                      # everything (~10-15 min, first run builds 1M)
+//! COOKIESTORE_BENCH_QUICK=1 cargo bench --bench store   # 100k only, fewer samples
+//! cargo bench --bench store -- --test            # smoke: each bench once
+//! cargo bench --bench store -- lookup/1M         # one group (criterion filter)
+//! ```
+//!
+//! After the criterion run, the multi-process throughput and the memory of a fresh process
+//! are measured (children re-executed from this binary), and a ratio summary is printed and
+//! written to `target/bench-summary.md`.
+
+#[path = "common/fixture.rs"]
+mod fixture;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cookiestore::{AuthUpdate, CookieStore, ManualClock, StoreOptions, Tracker, TrackerConfig};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use serde_json::Value;
+
+use fixture::{Fixture, Keys, Kind, Mem, Raw, copy_store, label, now_ns, options};
+
+/// Cookies created per write transaction in `create_batch`.
+const BATCH: u64 = 1_000;
+/// max_age of created cookies (Crossbar's default: one day).
+const MAX_AGE: u64 = 86_400;
+
+/// How long and how often a group is sampled.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Sub-microsecond to microsecond operations.
+    Fast,
+    /// Write transactions (fsync-bound ones included).
+    Write,
+    /// Operations of 1 ms to seconds, each with an untimed setup.
+    Slow,
+}
+
+/// (impl, cookies, lookups, stages) of one memory child.
+type MemoryRun = (Kind, u64, u64, Vec<(String, Mem)>);
+
+struct Run {
+    quick: bool,
+    test_mode: bool,
+    filter: Option<String>,
+    started: SystemTime,
+    load_start: String,
+    /// (group, function, operations per iteration), in registration order.
+    ids: Vec<(String, String, u64)>,
+    throughput: Vec<(Kind, u64, fixture::Throughput)>,
+    memory: Vec<MemoryRun>,
+}
+
+impl Run {
+    fn selected(&self, id: &str) -> bool {
+        self.filter.as_deref().is_none_or(|f| id.contains(f))
+    }
+
+    fn any_selected(&self, group: &str, functions: &[&str]) -> bool {
+        functions
+            .iter()
+            .any(|f| self.selected(&format!("{group}/{f}")))
+    }
+
+    fn group<'c>(
+        &mut self,
+        c: &'c mut Criterion,
+        name: &str,
+        pace: Pace,
+    ) -> BenchmarkGroup<'c, WallTime> {
+        let mut g = c.benchmark_group(name);
+        match (pace, self.quick) {
+            (Pace::Slow, _) => {
+                g.sample_size(10)
+                    .warm_up_time(Duration::from_millis(1))
+                    .measurement_time(Duration::from_secs(1))
+                    .sampling_mode(SamplingMode::Flat);
+            }
+            (_, true) => {
+                g.sample_size(10)
+                    .warm_up_time(Duration::from_millis(300))
+                    .measurement_time(Duration::from_secs(1));
+            }
+            (Pace::Fast, false) => {
+                g.sample_size(30)
+                    .warm_up_time(Duration::from_secs(1))
+                    .measurement_time(Duration::from_secs(3));
+            }
+            (Pace::Write, false) => {
+                g.sample_size(20)
+                    .warm_up_time(Duration::from_millis(500))
+                    .measurement_time(Duration::from_secs(3));
+            }
+        }
+        g
+    }
+
+    fn register(&mut self, group: &str, function: &str, per_iter: u64) {
+        self.ids
+            .push((group.to_string(), function.to_string(), per_iter));
+    }
+}
+
+fn main() {
+    if fixture::child_main() {
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    let mut run = Run {
+        quick: std::env::var("COOKIESTORE_BENCH_QUICK").is_ok_and(|v| v == "1"),
+        test_mode: args.iter().any(|a| a == "--test"),
+        filter: args.iter().skip(1).find(|a| !a.starts_with('-')).cloned(),
+        started: SystemTime::now(),
+        load_start: loadavg(),
+        ids: Vec::new(),
+        throughput: Vec::new(),
+        memory: Vec::new(),
+    };
+    let mut c = Criterion::default()
+        .without_plots()
+        .noise_threshold(0.03)
+        .configure_from_args();
+
+    let sizes: &[u64] = if run.quick {
+        &[100_000]
+    } else {
+        &[100_000, 1_000_000]
+    };
+    let mut largest = None;
+    for &n in sizes {
+        let fx = Fixture::ensure(n);
+        read_benches(&mut c, &mut run, &fx);
+        write_benches(&mut c, &mut run, &fx);
+        largest = Some(fx);
+    }
+    let big = largest.expect("at least one size");
+    purge_half(&mut c, &mut run, &big);
+    open_benches(&mut c, &mut run, &big);
+    c.final_summary();
+
+    let duration = if run.test_mode {
+        Duration::from_millis(200)
+    } else if run.quick {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(3)
+    };
+    if run.selected("multiprocess") {
+        for kind in [Kind::Ours, Kind::Raw] {
+            for procs in [1, 2] {
+                let t = fixture::run_throughput(kind, &big, procs, duration);
+                println!(
+                    "multiprocess/{}/{}/{procs}proc: {:.0} lookups/s",
+                    label(big.n),
+                    kind.name(),
+                    t.per_sec
+                );
+                run.throughput.push((kind, big.n, t));
+            }
+        }
+    }
+    if run.selected("memory") {
+        let lookups = if run.test_mode { 10_000 } else { big.n };
+        for kind in [Kind::Ours, Kind::Raw] {
+            let stages = fixture::run_memory(kind, &big, lookups);
+            for (stage, m) in &stages {
+                println!(
+                    "memory/{}/{}/{stage}: anonymous {} KiB, rss {} KiB",
+                    label(big.n),
+                    kind.name(),
+                    m.anonymous_kib,
+                    m.rss_kib
+                );
+            }
+            run.memory.push((kind, big.n, lookups, stages));
+        }
+    }
+
+    if run.test_mode {
+        println!("test mode: no measurements, no summary written");
+        return;
+    }
+    let summary = summary(&run);
+    println!("\n{summary}");
+    let path = fixture::target_dir().join("bench-summary.md");
+    match std::fs::write(&path, &summary) {
+        Ok(()) => println!("summary written to {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
+
+// ---- reads -----------------------------------------------------------------------------------
+
+fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let l = label(fx.n);
+    let lookup = format!("lookup/{l}");
+    let track = format!("track/{l}");
+    let purge = format!("purge_none/{l}");
+    let lookup_fns = ["ours", "raw_heed", "raw_heed_noverify", "raw_heed_owned"];
+    if !run.any_selected(&lookup, &lookup_fns)
+        && !run.any_selected(&track, &["ours", "raw_heed"])
+        && !run.any_selected(&purge, &["ours", "raw_heed"])
+    {
+        return;
+    }
+    let store = CookieStore::open(fx.ours(), options(false)).expect("open the fixture");
+    let raw = Raw::open(&fx.raw(), false);
+    let mut keys = Keys::shuffled(fx.n);
+    let now = now_ns();
+    {
+        let v = fixture::value(7);
+        assert_eq!(store.get_auth(&v).unwrap(), Some(fixture::auth(7)));
+        assert_eq!(raw.lookup_owned(&v, now), Some(fixture::auth(7)));
+        assert!(raw.lookup(&v, now) > 0 && raw.lookup(&v, now) == raw.lookup_noverify(&v, now));
+    }
+
+    let mut g = run.group(c, &lookup, Pace::Fast);
+    g.throughput(Throughput::Elements(1));
+    for f in lookup_fns {
+        run.register(&lookup, f, 1);
+    }
+    g.bench_function("ours", |b| {
+        b.iter(|| store.get_auth(keys.next_value()).expect("get_auth"))
+    });
+    g.bench_function("raw_heed", |b| {
+        b.iter(|| raw.lookup(keys.next_value(), now))
+    });
+    g.bench_function("raw_heed_noverify", |b| {
+        b.iter(|| raw.lookup_noverify(keys.next_value(), now))
+    });
+    g.bench_function("raw_heed_owned", |b| {
+        b.iter(|| raw.lookup_owned(keys.next_value(), now))
+    });
+    g.finish();
+
+    // The tracker with a known cookie: header parsing, the lookup, the Set-Cookie value.
+    let tracker = Tracker::new(store.clone(), TrackerConfig::default()).expect("tracker");
+    let mut header = Vec::with_capacity(64);
+    let mut g = run.group(c, &track, Pace::Fast);
+    g.throughput(Throughput::Elements(1));
+    run.register(&track, "ours", 1);
+    run.register(&track, "raw_heed", 1);
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            let t = tracker.track(Some(&header)).expect("track");
+            debug_assert!(!t.is_new);
+            t
+        })
+    });
+    g.bench_function("raw_heed", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            let value = std::str::from_utf8(&header[18..]).expect("ASCII");
+            raw.lookup(value, now)
+        })
+    });
+    g.finish();
+
+    // Purge with nothing expired: the store's quick check against the same two reads.
+    let mut g = run.group(c, &purge, Pace::Fast);
+    run.register(&purge, "ours", 1);
+    run.register(&purge, "raw_heed", 1);
+    g.bench_function("ours", |b| {
+        b.iter(|| {
+            let n = store.purge_expired().expect("purge");
+            debug_assert_eq!(n, 0);
+            n
+        })
+    });
+    g.bench_function("raw_heed", |b| b.iter(|| raw.purge_quiet_check(now)));
+    g.finish();
+}
+
+// ---- writes ----------------------------------------------------------------------------------
+
+fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let l = label(fx.n);
+    let create_sync = format!("create_sync/{l}");
+    let create_nosync = format!("create_nosync/{l}");
+    let create_batch = format!("create_batch/{l}");
+    let set_auth = format!("set_auth/{l}");
+    let logout = format!("logout/{l}");
+    let pair = ["ours", "raw_heed"];
+    let want_sync = run.any_selected(&create_sync, &pair);
+    let want_nosync = run.any_selected(&create_nosync, &pair)
+        || run.any_selected(&create_batch, &pair)
+        || run.any_selected(&set_auth, &["ours", "raw_heed", "raw_heed_bytes"])
+        || run.any_selected(&logout, &pair);
+    if !want_sync && !want_nosync {
+        return;
+    }
+    // Writes go to scratch copies, so the fixture stays as built.
+    let ours_dir = fx.scratch("ours");
+    let raw_dir = fx.scratch("raw");
+    copy_store(&fx.ours(), &ours_dir);
+    copy_store(&fx.raw(), &raw_dir);
+
+    if want_sync {
+        let store = CookieStore::open(&ours_dir, options(true)).expect("open scratch");
+        let raw = Raw::open(&raw_dir, true);
+        let mut g = run.group(c, &create_sync, Pace::Write);
+        g.throughput(Throughput::Elements(1));
+        bench_creates(&mut g, run, &create_sync, &store, &raw, 1);
+        g.finish();
+    }
+    if want_nosync {
+        let store = CookieStore::open(&ours_dir, options(false)).expect("open scratch");
+        let raw = Raw::open(&raw_dir, false);
+
+        let mut g = run.group(c, &create_nosync, Pace::Write);
+        g.throughput(Throughput::Elements(1));
+        bench_creates(&mut g, run, &create_nosync, &store, &raw, 1);
+        g.finish();
+
+        let mut g = run.group(c, &create_batch, Pace::Write);
+        g.throughput(Throughput::Elements(BATCH));
+        bench_creates(&mut g, run, &create_batch, &store, &raw, BATCH);
+        g.finish();
+
+        let mut keys = Keys::shuffled(fx.n);
+        let mut counter = 0u64;
+        let mut auth = fixture::auth(0);
+        let context = fixture::context(0, fixture::BASE_NS);
+        let mut g = run.group(c, &set_auth, Pace::Write);
+        g.throughput(Throughput::Elements(1));
+        for f in ["ours", "raw_heed", "raw_heed_bytes"] {
+            run.register(&set_auth, f, 1);
+        }
+        // Each call stores a different authextra, so every call writes.
+        g.bench_function("ours", |b| {
+            b.iter(|| {
+                counter += 1;
+                auth.authextra["n"] = Value::from(counter);
+                let r = store
+                    .set_auth(keys.next_value(), &auth, &context)
+                    .expect("set_auth");
+                debug_assert_eq!(r, AuthUpdate::Written);
+                r
+            })
+        });
+        g.bench_function("raw_heed", |b| {
+            b.iter(|| {
+                counter += 1;
+                auth.authextra["n"] = Value::from(counter);
+                let mut txn = raw.env.write_txn().expect("write txn");
+                let done = raw.set_auth(&mut txn, keys.next_value(), &auth, &context, now_ns());
+                txn.commit().expect("commit");
+                done
+            })
+        });
+        let mut scratch = Vec::new();
+        g.bench_function("raw_heed_bytes", |b| {
+            b.iter(|| {
+                let mut txn = raw.env.write_txn().expect("write txn");
+                let done = raw.rewrite_record(&mut txn, keys.next_value(), &mut scratch);
+                txn.commit().expect("commit");
+                done
+            })
+        });
+        g.finish();
+
+        // Logout deletes; each sample's cookies are put back (untimed) afterwards.
+        let mut keys = Keys::shuffled(fx.n).starting_at(fx.n as usize / 2);
+        let mut g = run.group(c, &logout, Pace::Write);
+        g.throughput(Throughput::Elements(1));
+        run.register(&logout, "ours", 1);
+        run.register(&logout, "raw_heed", 1);
+        g.bench_function("ours", |b| {
+            b.iter_custom(|iters| {
+                let picked: Vec<(u64, String)> = (0..iters)
+                    .map(|_| {
+                        let (i, v) = keys.next_entry();
+                        (i, v.to_string())
+                    })
+                    .collect();
+                let t = Instant::now();
+                for (_, v) in &picked {
+                    assert!(store.delete(v).expect("delete"));
+                }
+                let elapsed = t.elapsed();
+                store
+                    .batch("restore", |b| {
+                        picked
+                            .iter()
+                            .try_for_each(|(i, _)| b.put(&fixture::cookie(*i)))
+                    })
+                    .expect("restore");
+                elapsed
+            })
+        });
+        g.bench_function("raw_heed", |b| {
+            b.iter_custom(|iters| {
+                let picked: Vec<(u64, String)> = (0..iters)
+                    .map(|_| {
+                        let (i, v) = keys.next_entry();
+                        (i, v.to_string())
+                    })
+                    .collect();
+                let t = Instant::now();
+                for (_, v) in &picked {
+                    let mut txn = raw.env.write_txn().expect("write txn");
+                    assert!(raw.logout(&mut txn, v));
+                    txn.commit().expect("commit");
+                }
+                let elapsed = t.elapsed();
+                let mut txn = raw.env.write_txn().expect("write txn");
+                for (i, _) in &picked {
+                    raw.put_cookie(&mut txn, &fixture::cookie(*i));
+                }
+                txn.commit().expect("commit");
+                elapsed
+            })
+        });
+        g.finish();
+    }
+    let _ = std::fs::remove_dir_all(fx.scratch(""));
+}
+
+/// `create` (`per_txn` = 1) or a batch of `per_txn` creates in one write transaction, ours
+/// and raw; the cookies made in a sample are deleted again (untimed), so the store keeps its
+/// size however long criterion runs.
+fn bench_creates(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    run: &mut Run,
+    name: &str,
+    store: &CookieStore,
+    raw: &Raw,
+    per_txn: u64,
+) {
+    run.register(name, "ours", per_txn);
+    run.register(name, "raw_heed", per_txn);
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            let mut made: Vec<String> = Vec::with_capacity((iters * per_txn) as usize);
+            let t = Instant::now();
+            for _ in 0..iters {
+                if per_txn == 1 {
+                    made.push(store.create("cbtid", 24, MAX_AGE).expect("create").value);
+                } else {
+                    let values = store
+                        .batch("create a batch", |b| {
+                            (0..per_txn)
+                                .map(|_| b.create("cbtid", 24, MAX_AGE).map(|c| c.value))
+                                .collect::<cookiestore::Result<Vec<_>>>()
+                        })
+                        .expect("create a batch");
+                    made.extend(values);
+                }
+            }
+            let elapsed = t.elapsed();
+            store
+                .batch("clean up", |b| {
+                    made.iter().try_for_each(|v| b.delete(v).map(drop))
+                })
+                .expect("clean up");
+            elapsed
+        })
+    });
+    g.bench_function("raw_heed", |b| {
+        b.iter_custom(|iters| {
+            let mut made = Vec::with_capacity((iters * per_txn) as usize);
+            let t = Instant::now();
+            for _ in 0..iters {
+                let mut txn = raw.env.write_txn().expect("write txn");
+                let now = now_ns();
+                for _ in 0..per_txn {
+                    made.push(raw.create(&mut txn, now, MAX_AGE));
+                }
+                txn.commit().expect("commit");
+            }
+            let elapsed = t.elapsed();
+            let mut txn = raw.env.write_txn().expect("write txn");
+            for (value, oid, expires_at) in &made {
+                raw.delete_known(&mut txn, value, oid.as_bytes(), *expires_at);
+            }
+            txn.commit().expect("commit");
+            elapsed
+        })
+    });
+}
+
+// ---- purge and open (largest fixture) ----------------------------------------------------------
+
+fn purge_half(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let name = format!("purge_half/{}", label(fx.n));
+    if !run.any_selected(&name, &["ours", "raw_heed"]) {
+        return;
+    }
+    let dir = fx.scratch("purge");
+    let mut g = run.group(c, &name, Pace::Slow);
+    run.register(&name, "ours", 1);
+    run.register(&name, "raw_heed", 1);
+    // Each iteration purges a fresh copy of the fixture (copy and open untimed).
+    g.bench_function("ours", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                copy_store(&fx.ours(), &dir);
+                let store = CookieStore::open(
+                    &dir,
+                    StoreOptions {
+                        clock: Arc::new(ManualClock::new(fixture::HALF_EXPIRED_NS)),
+                        ..options(false)
+                    },
+                )
+                .expect("open the copy");
+                let t = Instant::now();
+                let deleted = store.purge_expired().expect("purge");
+                total += t.elapsed();
+                assert_eq!(deleted, fx.n / 2);
+            }
+            total
+        })
+    });
+    g.bench_function("raw_heed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                copy_store(&fx.raw(), &dir);
+                let raw = Raw::open(&dir, false);
+                let t = Instant::now();
+                let purged = raw.purge(fixture::HALF_EXPIRED_NS);
+                total += t.elapsed();
+                assert_eq!(purged.deleted, fx.n / 2);
+            }
+            total
+        })
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(fx.scratch(""));
+}
+
+fn open_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let name = format!("open/{}", label(fx.n));
+    let fns = ["ours", "ours_readonly", "raw_heed"];
+    if !run.any_selected(&name, &fns) {
+        return;
+    }
+    let mut keys = Keys::shuffled(fx.n);
+    let mut g = run.group(c, &name, Pace::Slow);
+    for f in fns {
+        run.register(&name, f, 1);
+    }
+    // Open (default options: writable, sync on) and answer one lookup; closing is untimed.
+    for (f, readonly) in [("ours", false), ("ours_readonly", true)] {
+        g.bench_function(f, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let v = keys.next_value();
+                    let t = Instant::now();
+                    let store = CookieStore::open(
+                        fx.ours(),
+                        StoreOptions {
+                            readonly,
+                            ..StoreOptions::default()
+                        },
+                    )
+                    .expect("open");
+                    let auth = store.get_auth(v).expect("get_auth");
+                    total += t.elapsed();
+                    assert!(auth.is_some());
+                    drop(store);
+                }
+                total
+            })
+        });
+    }
+    g.bench_function("raw_heed", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let v = keys.next_value();
+                let t = Instant::now();
+                let raw = Raw::open(&fx.raw(), true);
+                let found = raw.lookup(v, now_ns());
+                total += t.elapsed();
+                assert!(found > 0);
+                drop(raw);
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+// ---- summary ---------------------------------------------------------------------------------
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn criterion_home() -> PathBuf {
+    std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixture::target_dir().join("criterion"))
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '?' | '"' | '/' | '\\' | '*' | '<' | '>' | ':' | '|' | '^' => '_',
+            c => c,
+        })
+        .collect()
+}
+
+/// Criterion's mean time per iteration (ns) for a bench measured in this run.
+fn mean_ns(run: &Run, group: &str, function: &str) -> Option<f64> {
+    let path = criterion_home()
+        .join(safe(group))
+        .join(safe(function))
+        .join("new")
+        .join("estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < run.started {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+/// Mean time per operation (ns): per iteration divided by the operations in it.
+fn per_op(run: &Run, group: &str, function: &str) -> Option<f64> {
+    let per_iter = run
+        .ids
+        .iter()
+        .find(|(g, f, _)| g == group && f == function)
+        .map_or(1, |(_, _, n)| *n);
+    mean_ns(run, group, function).map(|ns| ns / per_iter as f64)
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.2} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn fmt_rate(per_sec: f64) -> String {
+    if per_sec >= 1e6 {
+        format!("{:.2} M/s", per_sec / 1e6)
+    } else if per_sec >= 1e3 {
+        format!("{:.0} k/s", per_sec / 1e3)
+    } else {
+        format!("{per_sec:.1} /s")
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+fn summary(run: &Run) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# cookiestore bench summary\n");
+    let _ = writeln!(
+        s,
+        "Run started {:?} ago; load average at start {}, at end {} (2 cores: above ~0.5 \
+         the machine was shared and figures are noisy). Quick mode: {}.\n",
+        run.started.elapsed().unwrap_or_default(),
+        run.load_start,
+        loadavg(),
+        run.quick
+    );
+    let _ = writeln!(
+        s,
+        "| group | variant | mean per op | ops/s | vs raw_heed |\n|---|---|---:|---:|---:|"
+    );
+    let mut groups: Vec<&str> = Vec::new();
+    for (g, _, _) in &run.ids {
+        if !groups.contains(&g.as_str()) {
+            groups.push(g);
+        }
+    }
+    for g in &groups {
+        let raw = per_op(run, g, "raw_heed");
+        for (_, f, _) in run.ids.iter().filter(|(gg, _, _)| gg == g) {
+            let Some(ns) = per_op(run, g, f) else {
+                continue;
+            };
+            let ratio = match raw {
+                Some(r) if f != "raw_heed" => format!("{:.2}x", ns / r),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {g} | {f} | {} | {} | {ratio} |",
+                fmt_ns(ns),
+                fmt_rate(1e9 / ns)
+            );
+        }
+    }
+
+    if !run.throughput.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Multi-process lookups (aggregate, random order)\n\n\
+             | store | impl | processes | lookups/s | scaling vs 1 |\n|---|---|---:|---:|---:|"
+        );
+        for (kind, n, t) in &run.throughput {
+            let one = run
+                .throughput
+                .iter()
+                .find(|(k, nn, tt)| k == kind && nn == n && tt.procs == 1)
+                .map(|(_, _, tt)| tt.per_sec);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.0} | {} |",
+                label(*n),
+                kind.name(),
+                t.procs,
+                t.per_sec,
+                one.map_or("—".into(), |o| format!("{:.2}x", t.per_sec / o))
+            );
+        }
+    }
+    if !run.memory.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Memory of a fresh process (/proc/self/smaps_rollup, KiB)\n\n\
+             `Anonymous` is the private, non-file-backed memory; the LMDB map is file-backed \
+             and shows in Rss/Private_Clean only.\n\n\
+             | store | impl | lookups | stage | Anonymous | Rss | Private_Clean | Private_Dirty |\n\
+             |---|---|---:|---|---:|---:|---:|---:|"
+        );
+        for (kind, n, lookups, stages) in &run.memory {
+            for (stage, m) in stages {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {lookups} | {stage} | {} | {} | {} | {} |",
+                    label(*n),
+                    kind.name(),
+                    m.anonymous_kib,
+                    m.rss_kib,
+                    m.private_clean_kib,
+                    m.private_dirty_kib
+                );
+            }
+        }
+    }
+
+    // The issue's targets.
+    let _ = writeln!(
+        s,
+        "\n## Targets\n\n| target | measured | verdict |\n|---|---|---|"
+    );
+    let mut target = |name: String, measured: Option<(String, bool)>| {
+        let (m, v) = match measured {
+            Some((m, ok)) => (m, verdict(ok)),
+            None => ("not measured".into(), "—"),
+        };
+        let _ = writeln!(s, "| {name} | {m} | {v} |");
+    };
+    for l in ["100k", "1M"] {
+        let g = format!("lookup/{l}");
+        let ours = per_op(run, &g, "ours");
+        let raw = per_op(run, &g, "raw_heed");
+        target(
+            format!("lookup {l} within 1.3x of raw heed"),
+            ours.zip(raw)
+                .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.3)),
+        );
+    }
+    let rate = |g: &str| per_op(run, g, "ours").map(|ns| 1e9 / ns);
+    target(
+        "lookup 100k ≥ 540k/s (20x Crossbar's database store, 27k/s)".into(),
+        rate("lookup/100k").map(|r| (fmt_rate(r), r >= 540_000.0)),
+    );
+    target(
+        "stretch: lookup 100k ≥ 850k/s (Crossbar's file store)".into(),
+        rate("lookup/100k").map(|r| (fmt_rate(r), r >= 850_000.0)),
+    );
+    target(
+        "stretch: lookup 1M ≥ 410k/s (Crossbar's file store)".into(),
+        rate("lookup/1M").map(|r| (fmt_rate(r), r >= 410_000.0)),
+    );
+    target(
+        "open + first lookup at 1M < 10 ms".into(),
+        per_op(run, "open/1M", "ours").map(|ns| (fmt_ns(ns), ns < 10e6)),
+    );
+    target(
+        "purge with nothing expired at 1M < 1 ms".into(),
+        per_op(run, "purge_none/1M", "ours").map(|ns| (fmt_ns(ns), ns < 1e6)),
+    );
+    target(
+        "purge of 500,000 expired (1M store) < 2 s".into(),
+        per_op(run, "purge_half/1M", "ours").map(|ns| (fmt_ns(ns), ns < 2e9)),
+    );
+    for l in ["100k", "1M"] {
+        let g = format!("create_batch/{l}");
+        target(
+            format!("create, sync off, {BATCH}/txn, {l}: within 1.5x of raw heed puts"),
+            per_op(run, &g, "ours")
+                .zip(per_op(run, &g, "raw_heed"))
+                .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.5)),
+        );
+    }
+    let ours_rate = |procs| {
+        run.throughput
+            .iter()
+            .filter(|(k, _, t)| *k == Kind::Ours && t.procs == procs)
+            .map(|(_, _, t)| t.per_sec)
+            .next_back()
+    };
+    target(
+        "2 processes ≥ 1.7x the lookups/s of one".into(),
+        ours_rate(1)
+            .zip(ours_rate(2))
+            .map(|(one, two)| (format!("{:.2}x", two / one), two / one >= 1.7)),
+    );
+    let mem = run
+        .memory
+        .iter()
+        .find(|(k, _, _, _)| *k == Kind::Ours)
+        .and_then(|(_, n, lookups, stages)| {
+            let last = stages.last()?.1;
+            Some((*n, *lookups, last.anonymous_kib))
+        });
+    target(
+        "private (anonymous) memory after opening 1M and 1M lookups < 30 MiB".into(),
+        mem.map(|(n, lookups, kib)| {
+            (
+                format!(
+                    "{:.1} MiB ({} store, {lookups} lookups)",
+                    kib as f64 / 1024.0,
+                    label(n)
+                ),
+                kib < 30 * 1024 && n >= 1_000_000,
+            )
+        }),
+    );
+    s
+}
