@@ -155,6 +155,22 @@ pub enum Error {
         problem: String,
     },
 
+    /// The store is open in another program whose LMDB cannot share `lock.mdb` with ours
+    /// (Crossbar.io / zlmdb 25.12 bundle LMDB 0.9.33, whose lock format differs from heed's).
+    #[error(
+        "{path}: the store is open in another program whose LMDB cannot share lock.mdb with \
+         cookiestore's (lock format {}; 0x00010001 is LMDB 0.9.x as in Crossbar.io/zlmdb \
+         25.12): stop that program or wait until it closes the store, then retry; do not \
+         delete lock.mdb while it runs",
+        found.map_or("unknown".to_string(), |f| format!("{f:#010x}"))
+    )]
+    LockConflict {
+        /// The store.
+        path: PathBuf,
+        /// The lock-format word found in lock.mdb, if it could be read.
+        found: Option<u32>,
+    },
+
     /// A store method was called inside [`CookieStore::snapshot`](crate::CookieStore::snapshot)'s
     /// closure, which would need a second read transaction on the same thread.
     #[error(

@@ -142,8 +142,9 @@ pub(crate) fn check_data_file(data: &Path, len: u64) -> Result<()> {
             found: version,
             hint: if version == 3 {
                 "it was written by LMDB 1.0 (zlmdb 26 creates this format by default): convert \
-                 it by exporting with zlmdb (lib_version=\"0.9\") or cfxdb and importing with \
-                 `cookiestore restore`, or build cookiestore with the `lmdb-format3` feature"
+                 it by re-creating it with zlmdb's lib_version=\"0.9\", or by exporting the \
+                 cookies with zlmdb 26 and loading them with `cookiestore restore` (README, \
+                 \"Format 3\")"
             } else {
                 "this LMDB format is not known to cookiestore"
             },
@@ -210,11 +211,9 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
             path: path.to_path_buf(),
             problem: "data.mdb is not a valid LMDB file".into(),
         },
-        heed::Error::Mdb(MdbError::VersionMismatch) => Error::UnsupportedFormat {
+        heed::Error::Mdb(MdbError::VersionMismatch) => Error::LockConflict {
             path: path.to_path_buf(),
-            found: 0,
-            hint: "lock.mdb was made by an incompatible LMDB version; close every program \
-                   using the store (or reboot) and delete lock.mdb",
+            found: read_lock_format(&path.join("lock.mdb")),
         },
         heed::Error::Io(source) => Error::Path {
             path: path.to_path_buf(),
@@ -273,4 +272,13 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         slots: OnceLock::new(),
         resize: RwLock::new(()),
     })
+}
+
+/// The lock-format word of a lock file (bytes 4..8), read after LMDB refused to open it, so
+/// that this process holds no lock on it that closing the file could drop.
+fn read_lock_format(lock: &Path) -> Option<u32> {
+    let mut word = [0u8; 8];
+    let mut f = fs::File::open(lock).ok()?;
+    f.read_exact(&mut word).ok()?;
+    Some(u32::from_le_bytes(word[4..8].try_into().ok()?))
 }

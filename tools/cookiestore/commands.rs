@@ -229,10 +229,12 @@ fn table_row(c: &Cookie, now: u64) -> Vec<String> {
 // ---- stats --------------------------------------------------------------------------------
 
 fn stats(ctx: &Ctx, a: StatsArgs) -> Outcome {
+    // Read lock.mdb before the store is open in this process: closing a descriptor of the
+    // lock file would drop the process's own POSIX locks on it.
+    let readers = reader_slots(&a.path);
     let store = ctx.open_read(&a.path)?;
     let s = store.stats()?;
     let now = store.now_ns();
-    let readers = reader_slots(store.path());
     let mut out = stdout();
     if a.json {
         let tables: Vec<_> = s
