@@ -41,6 +41,17 @@ fn main() {
             None,
         )
     };
+    let t = Instant::now();
+    match (&store, &raw) {
+        (Some(s), _) => {
+            fixture::warm_store(s);
+        }
+        (_, Some(r)) => {
+            r.warm();
+        }
+        _ => {}
+    }
+    eprintln!("warmed the map in {:.2} s", t.elapsed().as_secs_f64());
     let tracker = store
         .as_ref()
         .map(|s| Tracker::new(s.clone(), TrackerConfig::default()).expect("tracker"));
