@@ -224,41 +224,69 @@ impl Batch<'_, '_> {
             Bound::Included(ExpiryKey::lowest(slot, 0)),
             Bound::Included(ExpiryKey::new(slot, self.now, Uuid::max())),
         );
-        let due: Vec<ExpiryKey> = self
+        // Read first: which due entries belong to expired records (delete them), which to
+        // records whose expiry moved (re-index them), which to nothing (just drop them).
+        let mut due = 0;
+        let mut expired: Vec<(Uuid, String)> = Vec::new();
+        let mut moved: Vec<ExpiryKey> = Vec::new();
+        for item in self
             .tables
             .by_expiry()
             .range(self.txn, &range)
             .map_err(Error::from)?
             .take(limit)
-            .map(|item| item.map(|(k, ())| k))
-            .collect::<heed::Result<_>>()
-            .map_err(|e| Error::metadata(format!("expiry index is damaged: {e}")))?;
-        let mut deleted = 0;
-        for key in &due {
+        {
+            let (key, ()) =
+                item.map_err(|e| Error::metadata(format!("expiry index is damaged: {e}")))?;
+            due += 1;
             let oid = key.oid();
-            let state = match self.tables.record(self.txn, oid) {
-                Ok(Some(view)) => Some((view.is_expired(self.now), view.expires_at())),
-                Ok(None) => None,
-                Err(Error::CorruptRecord { .. }) => None, // left for check/repair
-                Err(e) => return Err(e),
-            };
-            match state {
-                Some((true, _)) => deleted += u64::from(self.delete_oid(oid)?),
-                Some((false, expires_at)) => {
-                    // A stale entry of a record whose expiry changed: keep the right one.
-                    self.tables
-                        .by_expiry()
-                        .put(self.txn, &ExpiryKey::new(slot, expires_at, oid), &())
-                        .map_err(Error::from)?;
+            match self.tables.record(self.txn, oid) {
+                Ok(Some(view)) if view.is_expired(self.now) => {
+                    expired.push((oid, view.value().to_string()))
                 }
-                None => {}
+                Ok(Some(view)) if view.expires_at() != key.expires_at() => {
+                    moved.push(ExpiryKey::new(slot, view.expires_at(), oid))
+                }
+                Ok(_) | Err(Error::CorruptRecord { .. }) => {} // corrupt: left for repair
+                Err(e) => return Err(e),
             }
+        }
+        // Then write, each table in key order: the due entries are the first `due` keys of
+        // the expiry index, and sorted deletions walk each B-tree once instead of jumping.
+        let mut cursor = self
+            .tables
+            .by_expiry()
+            .range_mut(self.txn, &range)
+            .map_err(Error::from)?;
+        for _ in 0..due {
+            match cursor.next() {
+                Some(item) => {
+                    item.map_err(Error::from)?;
+                    // SAFETY: nothing borrowed from the database is held across the deletion.
+                    unsafe { cursor.del_current() }.map_err(Error::from)?;
+                }
+                None => break,
+            }
+        }
+        drop(cursor);
+        for key in &moved {
             self.tables
                 .by_expiry()
-                .delete(self.txn, key)
+                .put(self.txn, key, &())
                 .map_err(Error::from)?;
         }
-        Ok((due.len(), deleted))
+        expired.sort_unstable_by_key(|(oid, _)| *oid);
+        for (oid, _) in &expired {
+            self.tables
+                .records()
+                .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, *oid))
+                .map_err(Error::from)?;
+        }
+        expired.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+        for (oid, value) in &expired {
+            self.unindex_value(value, *oid)?;
+        }
+        Ok((due, expired.len() as u64))
     }
 
     /// Rebuilds the expiry index from the records.
