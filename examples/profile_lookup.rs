@@ -9,7 +9,8 @@
 //! MODE is one of `ours` (`get_auth`), `ours_lookup` (`lookup`), `track` (the tracker with a
 //! known cookie), `raw` (the raw heed baseline: two gets, verified record, auth fields
 //! borrowed), `raw_noverify`, `raw_owned` (raw plus the owned `Auth` that `get_auth`
-//! returns). Uses (and if needed builds) the bench fixture of COOKIES cookies. Prints the
+//! returns); write modes on a scratch copy: `w_create_ours`, `w_create_raw`,
+//! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`, `w_purge_raw`. Uses (and if needed builds) the bench fixture of COOKIES cookies. Prints the
 //! mean time per lookup of the measured loop (after a warm-up pass over every cookie).
 
 #[path = "../benches/common/fixture.rs"]
@@ -33,14 +34,31 @@ fn main() {
     let now = now_ns();
     let mut header = Vec::with_capacity(64);
 
-    let (store, raw) = if mode.starts_with("raw") {
-        (None, Some(Raw::open(&fx.raw(), false)))
+    // Write modes (`w_*`) work on a scratch copy of the fixture, sync off.
+    let is_raw = mode.starts_with("raw") || mode.ends_with("_raw");
+    let is_write = mode.starts_with("w_");
+    let (ours_dir, raw_dir) = if is_write {
+        let (o, r) = (fx.scratch("profile-ours"), fx.scratch("profile-raw"));
+        if is_raw {
+            fixture::copy_store(&fx.raw(), &r);
+        } else {
+            fixture::copy_store(&fx.ours(), &o);
+        }
+        (o, r)
+    } else {
+        (fx.ours(), fx.raw())
+    };
+    let (store, raw) = if is_raw {
+        (None, Some(Raw::open(&raw_dir, false)))
     } else {
         (
-            Some(CookieStore::open(fx.ours(), options(false)).expect("open")),
+            Some(CookieStore::open(&ours_dir, options(false)).expect("open")),
             None,
         )
     };
+    let mut auth = fixture::auth(0);
+    let context = fixture::context(0, fixture::BASE_NS);
+    let mut counter = 0u64;
     let t = Instant::now();
     match (&store, &raw) {
         (Some(s), _) => {
@@ -72,11 +90,80 @@ fn main() {
             "raw" => raw.as_ref().unwrap().lookup(v, now),
             "raw_noverify" => raw.as_ref().unwrap().lookup_noverify(v, now),
             "raw_owned" => black_box(raw.as_ref().unwrap().lookup_owned(v, now)).is_some() as usize,
+            "w_create_ours" => {
+                black_box(store.as_ref().unwrap().create("cbtid", 24, 86_400).unwrap());
+                1
+            }
+            "w_create_raw" => {
+                let r = raw.as_ref().unwrap();
+                let mut txn = r.env.write_txn().unwrap();
+                black_box(r.create(&mut txn, now, 86_400));
+                txn.commit().unwrap();
+                1
+            }
+            "w_set_auth_ours" | "w_set_auth_raw" => {
+                counter += 1;
+                auth.authextra["n"] = counter.into();
+                if let Some(s) = store.as_ref() {
+                    s.set_auth(v, &auth, &context).unwrap();
+                } else {
+                    let r = raw.as_ref().unwrap();
+                    let mut txn = r.env.write_txn().unwrap();
+                    r.set_auth(&mut txn, v, &auth, &context, now);
+                    txn.commit().unwrap();
+                }
+                1
+            }
+            "w_logout_ours" => store.as_ref().unwrap().delete(v).unwrap() as usize,
+            "w_logout_raw" => {
+                let r = raw.as_ref().unwrap();
+                let mut txn = r.env.write_txn().unwrap();
+                let done = r.logout(&mut txn, v);
+                txn.commit().unwrap();
+                done as usize
+            }
             other => panic!("unknown mode {other:?}"),
         }
     };
     let mut found = 0;
-    for _ in 0..n.min(iters) {
+    if mode == "w_purge_ours" || mode == "w_purge_raw" {
+        // Purge half the store once (the even cookies are expired at HALF_EXPIRED_NS).
+        let t = Instant::now();
+        let deleted = match (&store, &raw) {
+            (Some(_), _) => {
+                drop(store);
+                let s = CookieStore::open(
+                    &ours_dir,
+                    cookiestore::StoreOptions {
+                        clock: std::sync::Arc::new(cookiestore::ManualClock::new(
+                            fixture::HALF_EXPIRED_NS,
+                        )),
+                        ..options(false)
+                    },
+                )
+                .expect("open");
+                s.purge_expired().expect("purge")
+            }
+            // ITERATIONS, when not 0, is the raw purge's batch size.
+            (_, Some(r)) if std::env::var("PURGE_SORTED").is_ok() => {
+                r.purge_sorted(fixture::HALF_EXPIRED_NS, iters.max(1) as usize)
+                    .deleted
+            }
+            (_, Some(r)) if iters > 0 => {
+                r.purge_in_batches(fixture::HALF_EXPIRED_NS, iters as usize)
+                    .deleted
+            }
+            (_, Some(r)) => r.purge(fixture::HALF_EXPIRED_NS).deleted,
+            _ => unreachable!(),
+        };
+        println!(
+            "{mode} {n} cookies: purged {deleted} in {:.3} s",
+            t.elapsed().as_secs_f64()
+        );
+        return;
+    }
+    let warm_ops = if is_write { 0 } else { n.min(iters) };
+    for _ in 0..warm_ops {
         found += one(&mut keys);
     }
     let t = Instant::now();

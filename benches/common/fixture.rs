@@ -390,7 +390,12 @@ impl Raw {
         if !sync {
             flags |= EnvFlags::NO_SYNC;
         }
-        // SAFETY: the same flags the store uses; NO_SYNC only for the sync-off benches.
+        // Experiment switch (profiling only): a writable memory map, as a store could use.
+        if std::env::var("COOKIESTORE_BENCH_RAW_WRITEMAP").is_ok_and(|v| v == "1") {
+            flags |= EnvFlags::WRITE_MAP;
+        }
+        // SAFETY: the same flags the store uses; NO_SYNC only for the sync-off benches,
+        // WRITE_MAP only in the profiling experiment above.
         unsafe { o.flags(flags) };
         // SAFETY: each raw directory is opened at most once at a time in this process, and
         // only through LMDB.
@@ -704,6 +709,11 @@ impl Raw {
     /// transactions of [`RAW_PURGE_BATCH`] entries; for each, get the record, and if it is
     /// expired delete its value-index entry, the record and the expiry entry.
     pub fn purge(&self, now: u64) -> Purged {
+        self.purge_in_batches(now, RAW_PURGE_BATCH)
+    }
+
+    /// [`Raw::purge`] with `batch` expiry entries per write transaction.
+    pub fn purge_in_batches(&self, now: u64, batch: usize) -> Purged {
         let mut total = Purged::default();
         let lo = self.expiry_key(0, &[0; 16]);
         let hi = self.expiry_key(now, &[0xff; 16]);
@@ -713,7 +723,7 @@ impl Raw {
                 .db
                 .range(&txn, &(Bound::Included(&lo[..]), Bound::Included(&hi[..])))
                 .expect("range")
-                .take(RAW_PURGE_BATCH)
+                .take(batch)
                 .map(|item| item.expect("expiry entry").0.try_into().expect("26 bytes"))
                 .collect();
             for key in &due {
@@ -744,9 +754,121 @@ impl Raw {
             }
             txn.commit().expect("commit");
             total.processed += due.len() as u64;
-            if due.len() < RAW_PURGE_BATCH {
+            if due.len() < batch {
                 return total;
             }
+        }
+    }
+}
+
+impl Raw {
+    /// A proposed purge algorithm, on the same layout (an experiment for issue 6): instead
+    /// of deleting each due cookie's three entries where the expiry index happens to list it
+    /// (random pages, so every transaction copies-on-write thousands of pages, most of them
+    /// again in the next transaction), sort the work per table and delete in key order, in
+    /// transactions of `chunk` entries that each cover a contiguous key range, so every leaf
+    /// page is rewritten about once for the whole purge:
+    ///
+    /// 1. read the due oids from the expiry index (a range scan) and sort them;
+    /// 2. records, in oid order: delete the expired ones, collecting (value, oid);
+    /// 3. value index, in value order: delete entries still pointing at a deleted oid
+    ///    (between 2 and 3 a dangling value entry is harmless: a lookup finds no record);
+    /// 4. expiry index, in key order (the due range): delete entries of deleted oids.
+    ///
+    /// Entries of records that are not expired after all (stale expiry entries) are left
+    /// alone here; the store would re-index them as it does today.
+    pub fn purge_sorted(&self, now: u64, chunk: usize) -> Purged {
+        let lo = self.expiry_key(0, &[0; 16]);
+        let hi = self.expiry_key(now, &[0xff; 16]);
+        let mut oids: Vec<[u8; 16]> = {
+            let txn = self.env.read_txn().expect("read txn");
+            self.db
+                .range(&txn, &(Bound::Included(&lo[..]), Bound::Included(&hi[..])))
+                .expect("range")
+                .map(|item| item.expect("expiry entry").0[10..].try_into().expect("16"))
+                .collect()
+        };
+        let processed = oids.len() as u64;
+        oids.sort_unstable();
+        let mut gone: Vec<([u8; VALUE_LEN + 8], [u8; 16])> = Vec::with_capacity(oids.len());
+        let mut deleted_oids: Vec<[u8; 16]> = Vec::with_capacity(oids.len());
+        for part in oids.chunks(chunk) {
+            let mut txn = self.env.write_txn().expect("write txn");
+            for oid in part {
+                let rk = self.record_key(oid);
+                let value = match self.db.get(&txn, &rk).expect("get record") {
+                    Some(rec) => match CookieView::new(rec) {
+                        Ok(view) if view.is_expired(now) => {
+                            let bytes = view.value().as_bytes();
+                            let mut v = [0u8; VALUE_LEN + 8];
+                            let len = bytes.len().min(VALUE_LEN + 7);
+                            v[0] = len as u8;
+                            v[1..1 + len].copy_from_slice(&bytes[..len]);
+                            Some(v)
+                        }
+                        _ => None,
+                    },
+                    None => None,
+                };
+                if let Some(v) = value {
+                    self.db.delete(&mut txn, &rk).expect("delete record");
+                    gone.push((v, *oid));
+                    deleted_oids.push(*oid);
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        gone.sort_unstable_by(|a, b| a.0[1..1 + a.0[0] as usize].cmp(&b.0[1..1 + b.0[0] as usize]));
+        for part in gone.chunks(chunk) {
+            let mut txn = self.env.write_txn().expect("write txn");
+            for (v, oid) in part {
+                let mut buf = [0u8; 66];
+                let klen = self.value_key(&v[1..1 + v[0] as usize], &mut buf);
+                if self.db.get(&txn, &buf[..klen]).expect("get value") == Some(&oid[..]) {
+                    self.db
+                        .delete(&mut txn, &buf[..klen])
+                        .expect("delete value");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        // deleted_oids is sorted (oids were): binary search while walking the due range.
+        let mut start = lo;
+        loop {
+            let mut txn = self.env.write_txn().expect("write txn");
+            let keys: Vec<[u8; 26]> = self
+                .db
+                .range(
+                    &txn,
+                    &(Bound::Included(&start[..]), Bound::Included(&hi[..])),
+                )
+                .expect("range")
+                .take(chunk)
+                .map(|item| item.expect("expiry entry").0.try_into().expect("26"))
+                .collect();
+            for key in &keys {
+                let oid: [u8; 16] = key[10..].try_into().expect("16");
+                if deleted_oids.binary_search(&oid).is_ok() {
+                    self.db.delete(&mut txn, &key[..]).expect("delete expiry");
+                }
+            }
+            txn.commit().expect("commit");
+            match keys.last() {
+                Some(last) if keys.len() == chunk => {
+                    start = *last;
+                    // Resume just after the last key seen.
+                    start[25] = start[25].wrapping_add(1);
+                    if start[25] == 0 {
+                        // Rare carry: re-walking one key is harmless (already handled).
+                        start = *last;
+                    }
+                }
+                _ => break,
+            }
+        }
+        Purged {
+            processed,
+            deleted: deleted_oids.len() as u64,
         }
     }
 }
