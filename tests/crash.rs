@@ -206,10 +206,8 @@ fn killed_writer_loses_nothing_committed() {
                     want.authid = Some(authid.clone());
                 }
             }
-            Some(Pending::Delete(v)) => {
-                if !actual.contains_key(v) {
-                    model.remove(v);
-                }
+            Some(Pending::Delete(v)) if !actual.contains_key(v) => {
+                model.remove(v);
             }
             Some(Pending::Extend(v, max_age)) => {
                 if let (Some(want), Some(got)) = (model.get_mut(v), actual.get(v))
@@ -218,7 +216,7 @@ fn killed_writer_loses_nothing_committed() {
                     want.max_age = *max_age;
                 }
             }
-            None => {}
+            Some(Pending::Delete(_)) | None => {}
         }
         let mut missing = Vec::new();
         for (v, want) in &model {
