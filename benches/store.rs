@@ -62,6 +62,8 @@ struct Run {
     interleaved: Vec<(String, f64, f64)>,
     /// (group, function, ns/iteration) timed by hand, outside criterion.
     manual: Vec<(String, String, f64)>,
+    /// Free-form lines for the summary.
+    notes: Vec<String>,
 }
 
 impl Run {
@@ -130,6 +132,7 @@ fn main() {
         memory: Vec::new(),
         interleaved: Vec::new(),
         manual: Vec::new(),
+        notes: Vec::new(),
     };
     let mut c = Criterion::default()
         .without_plots()
@@ -211,7 +214,16 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let lookup = format!("lookup/{l}");
     let track = format!("track/{l}");
     let purge = format!("purge_none/{l}");
-    let lookup_fns = ["ours", "raw_heed", "raw_heed_noverify", "raw_heed_owned"];
+    let lookup_fns = [
+        "ours",
+        "raw_heed",
+        "raw_heed_noverify",
+        "raw_heed_owned",
+        "raw_heed_lazyverify",
+        "projected",
+        "cached_16k",
+        "cached_all",
+    ];
     if !run.any_selected(&lookup, &lookup_fns)
         && !run.any_selected(&track, &["ours", "raw_heed"])
         && !run.any_selected(&purge, &["ours", "raw_heed"])
@@ -230,6 +242,11 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         assert_eq!(store.get_auth(&v).unwrap(), Some(fixture::auth(7)));
         assert_eq!(raw.lookup_owned(&v, now), Some(fixture::auth(7)));
         assert!(raw.lookup(&v, now) > 0 && raw.lookup(&v, now) == raw.lookup_noverify(&v, now));
+        assert_eq!(raw.lookup(&v, now), raw.lookup_lazy(&v, now));
+        for i in [0, 1, 7, fx.n - 1] {
+            let v = fixture::value(i);
+            assert_eq!(raw.lookup_projected(&v, now), Some(fixture::auth(i)));
+        }
     }
 
     let mut g = run.group(c, &lookup, Pace::Fast);
@@ -249,6 +266,38 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     g.bench_function("raw_heed_owned", |b| {
         b.iter(|| raw.lookup_owned(keys.next_value(), now))
     });
+    // Experiments (proposals): verify only the fields read; plus a slice CBOR decoder;
+    // plus a txn-id-validated per-process cache (16k entries, or every cookie at 100k).
+    g.bench_function("raw_heed_lazyverify", |b| {
+        b.iter(|| raw.lookup_lazy(keys.next_value(), now))
+    });
+    g.bench_function("projected", |b| {
+        b.iter(|| raw.lookup_projected(keys.next_value(), now))
+    });
+    let caps: &[(&str, u64)] = if fx.n <= 100_000 {
+        &[("cached_16k", 16_384), ("cached_all", fx.n)]
+    } else {
+        &[("cached_16k", 16_384)]
+    };
+    for &(f, cap) in caps {
+        let before = fixture::mem_now().anonymous_kib;
+        let cache = fixture::CachedRaw::new(&raw, cap as usize);
+        g.bench_function(f, |b| b.iter(|| cache.get_auth(keys.next_value(), now)));
+        let (hits, misses) = cache.stats.get();
+        let grown = fixture::mem_now().anonymous_kib.saturating_sub(before);
+        let entries = cache.len();
+        println!(
+            "{lookup}/{f}: hit rate {:.1}% of {} lookups; {entries} entries, anonymous memory \
+             +{grown} KiB",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64,
+            hits + misses
+        );
+        run.notes.push(format!(
+            "{lookup}/{f}: hit rate {:.1}%, {entries} entries, anonymous memory +{:.1} MiB",
+            100.0 * hits as f64 / (hits + misses).max(1) as f64,
+            grown as f64 / 1024.0
+        ));
+    }
     g.finish();
 
     // The same comparison interleaved in blocks of lookups (robust to the load drifting on
@@ -571,7 +620,7 @@ fn purge_half(run: &mut Run, fx: &Fixture) {
     }
     let reps = if run.quick || run.test_mode { 1 } else { 2 };
     let dir = fx.scratch("purge");
-    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
     for _ in 0..reps {
         copy_store(&fx.ours(), &dir);
         let store = CookieStore::open(
@@ -594,8 +643,17 @@ fn purge_half(run: &mut Run, fx: &Fixture) {
         let purged = raw.purge(fixture::HALF_EXPIRED_NS);
         times[1].push(t.elapsed().as_nanos() as f64);
         assert_eq!(purged.deleted, fx.n / 2);
+        drop(raw);
+
+        // The proposed algorithm (see `Raw::purge_sorted`), same work, sorted per table.
+        copy_store(&fx.raw(), &dir);
+        let raw = Raw::open(&dir, false);
+        let t = Instant::now();
+        let purged = raw.purge_sorted(fixture::HALF_EXPIRED_NS, 50_000);
+        times[2].push(t.elapsed().as_nanos() as f64);
+        assert_eq!(purged.deleted, fx.n / 2);
     }
-    for (f, t) in ["ours", "raw_heed"].iter().zip(&times) {
+    for (f, t) in ["ours", "raw_heed", "raw_heed_sorted"].iter().zip(&times) {
         let mean = t.iter().sum::<f64>() / t.len() as f64;
         let all: Vec<String> = t.iter().map(|ns| fmt_ns(*ns)).collect();
         println!(
@@ -845,6 +903,13 @@ fn summary(run: &Run) -> String {
                     m.private_dirty_kib
                 );
             }
+        }
+    }
+
+    if !run.notes.is_empty() {
+        let _ = writeln!(s, "\n## Notes\n");
+        for n in &run.notes {
+            let _ = writeln!(s, "- {n}");
         }
     }
 

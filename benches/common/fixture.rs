@@ -1217,3 +1217,336 @@ pub fn run_memory(kind: Kind, fx: &Fixture, lookups: u64) -> Vec<(String, Mem)> 
         })
         .collect()
 }
+
+// ---- experiments: what the lookup path could cost (proposals for issue 6) --------------------
+
+/// A record read the way a lookup needs it: the root and vtable are bounds-checked once, and
+/// each field only when it is read (strings are UTF-8-checked then). Safe code only: a
+/// corrupt record gives `None` for what is corrupt, never a panic or undefined behaviour.
+/// The generic FlatBuffers verifier instead walks every field of the table (and builds an
+/// error trace as it goes), including the ones a lookup never reads.
+#[derive(Clone, Copy)]
+pub struct LazyRecord<'a> {
+    buf: &'a [u8],
+    table: usize,
+    vtable: usize,
+    vtable_len: usize,
+}
+
+impl<'a> LazyRecord<'a> {
+    fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
+        Some(u16::from_le_bytes(buf.get(at..at + 2)?.try_into().ok()?))
+    }
+    fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
+        Some(u32::from_le_bytes(buf.get(at..at + 4)?.try_into().ok()?))
+    }
+
+    /// Checks the root offset and the vtable.
+    pub fn new(buf: &'a [u8]) -> Option<Self> {
+        let table = Self::u32_at(buf, 0)? as usize;
+        let soff = Self::u32_at(buf, table)? as i32 as i64;
+        let vtable = usize::try_from(table as i64 - soff).ok()?;
+        let vtable_len = Self::u16_at(buf, vtable)? as usize;
+        if vtable_len < 4 || buf.len() < vtable + vtable_len {
+            return None;
+        }
+        Some(LazyRecord {
+            buf,
+            table,
+            vtable,
+            vtable_len,
+        })
+    }
+
+    /// Position of the field at vtable offset `vt`, if present.
+    fn field(&self, vt: usize) -> Option<usize> {
+        if vt + 2 > self.vtable_len {
+            return None;
+        }
+        match Self::u16_at(self.buf, self.vtable + vt)? {
+            0 => None,
+            off => Some(self.table + off as usize),
+        }
+    }
+
+    fn u64(&self, vt: usize) -> u64 {
+        self.field(vt)
+            .and_then(|at| {
+                Some(u64::from_le_bytes(
+                    self.buf.get(at..at + 8)?.try_into().ok()?,
+                ))
+            })
+            .unwrap_or(0)
+    }
+
+    fn bytes(&self, vt: usize) -> Option<&'a [u8]> {
+        let at = self.field(vt)?;
+        let start = at + Self::u32_at(self.buf, at)? as usize;
+        let len = Self::u32_at(self.buf, start)? as usize;
+        self.buf.get(start + 4..start + 4 + len)
+    }
+
+    fn str(&self, vt: usize) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes(vt)?).ok()
+    }
+
+    /// The cookie value.
+    pub fn value(&self) -> Option<&'a str> {
+        self.str(12)
+    }
+    /// created + max_age, ns.
+    pub fn expires_at(&self) -> u64 {
+        cookiestore::cookie::expires_at(self.u64(6), self.u64(8))
+    }
+    /// authid.
+    pub fn authid(&self) -> Option<&'a str> {
+        self.str(28)
+    }
+    /// authrole.
+    pub fn authrole(&self) -> Option<&'a str> {
+        self.str(30)
+    }
+    /// authmethod.
+    pub fn authmethod(&self) -> Option<&'a str> {
+        self.str(32)
+    }
+    /// authrealm.
+    pub fn authrealm(&self) -> Option<&'a str> {
+        self.str(34)
+    }
+    /// authextra's CBOR bytes.
+    pub fn authextra_cbor(&self) -> &'a [u8] {
+        self.bytes(36).unwrap_or(&[])
+    }
+}
+
+/// A small CBOR → JSON decoder straight from the slice (no scratch buffer to zero, strings
+/// copied once into their `String`). Handles what authextra holds in practice: definite-length
+/// maps with text keys, arrays, text, integers, floats, booleans, null, byte strings (as hex,
+/// like the store) and tags (dropped). Returns `None` for anything else (indefinite lengths,
+/// non-text keys, ...), where the store would fall back to its general decoder.
+pub fn fast_cbor_to_json(bytes: &[u8]) -> Option<Value> {
+    if bytes.is_empty() {
+        return Some(Value::Object(serde_json::Map::new()));
+    }
+    let mut pos = 0;
+    let v = cbor_item(bytes, &mut pos, 0)?;
+    (pos == bytes.len()).then_some(v)
+}
+
+fn cbor_arg(b: &[u8], pos: &mut usize, info: u8) -> Option<u64> {
+    let n = match info {
+        0..=23 => return Some(info as u64),
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return None,
+    };
+    let s = b.get(*pos..*pos + n)?;
+    *pos += n;
+    Some(s.iter().fold(0u64, |acc, &x| (acc << 8) | x as u64))
+}
+
+fn cbor_item(b: &[u8], pos: &mut usize, depth: usize) -> Option<Value> {
+    if depth > 128 {
+        return None;
+    }
+    let head = *b.get(*pos)?;
+    *pos += 1;
+    let (major, info) = (head >> 5, head & 31);
+    if major == 7 {
+        return match info {
+            20 => Some(Value::Bool(false)),
+            21 => Some(Value::Bool(true)),
+            22 | 23 => Some(Value::Null),
+            25 => {
+                let h = cbor_arg(b, pos, 25)? as u16;
+                Some(serde_json::Number::from_f64(f16_to_f64(h)).map_or(Value::Null, Value::Number))
+            }
+            26 => {
+                let f = f32::from_bits(cbor_arg(b, pos, 26)? as u32) as f64;
+                Some(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+            }
+            27 => {
+                let f = f64::from_bits(cbor_arg(b, pos, 27)?);
+                Some(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+            }
+            _ => None,
+        };
+    }
+    let arg = cbor_arg(b, pos, info)?;
+    match major {
+        0 => Some(Value::from(arg)),
+        1 => Some(match i64::try_from(arg) {
+            Ok(n) => Value::from(-1 - n),
+            Err(_) => Value::from(-1.0 - arg as f64),
+        }),
+        2 | 3 => {
+            let len = usize::try_from(arg).ok()?;
+            let s = b.get(*pos..pos.checked_add(len)?)?;
+            *pos += len;
+            if major == 3 {
+                Some(Value::String(std::str::from_utf8(s).ok()?.to_owned()))
+            } else {
+                Some(Value::String(
+                    s.iter().map(|x| format!("{x:02x}")).collect(),
+                ))
+            }
+        }
+        4 => {
+            let len = usize::try_from(arg).ok()?;
+            let mut items = Vec::with_capacity(len.min(b.len()));
+            for _ in 0..len {
+                items.push(cbor_item(b, pos, depth + 1)?);
+            }
+            Some(Value::Array(items))
+        }
+        5 => {
+            let mut map = serde_json::Map::new();
+            for _ in 0..arg {
+                let kh = *b.get(*pos)?;
+                if kh >> 5 != 3 {
+                    return None;
+                }
+                let Value::String(k) = cbor_item(b, pos, depth + 1)? else {
+                    return None;
+                };
+                map.insert(k, cbor_item(b, pos, depth + 1)?);
+            }
+            Some(Value::Object(map))
+        }
+        6 => cbor_item(b, pos, depth + 1),
+        _ => None,
+    }
+}
+
+fn f16_to_f64(h: u16) -> f64 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f64;
+    sign * match exp {
+        0 => frac * 2f64.powi(-24),
+        31 if frac == 0.0 => f64::INFINITY,
+        31 => f64::NAN,
+        e => (1.0 + frac / 1024.0) * 2f64.powi(e - 15),
+    }
+}
+
+impl Raw {
+    /// The raw lookup with [`LazyRecord`] instead of the full verifier; returns a checksum.
+    #[inline]
+    pub fn lookup_lazy(&self, value: &str, now: u64) -> usize {
+        let txn = self.env.read_txn().expect("read txn");
+        let Some((_, rec)) = self.get_record(&txn, value.as_bytes()) else {
+            return 0;
+        };
+        let Some(r) = LazyRecord::new(rec) else {
+            return 0;
+        };
+        if r.value() != Some(value) || now >= r.expires_at() {
+            return 0;
+        }
+        use std::hint::black_box;
+        black_box(r.authid()).map_or(0, str::len)
+            + black_box(r.authrole()).map_or(0, str::len)
+            + black_box(r.authmethod()).map_or(0, str::len)
+            + black_box(r.authrealm()).map_or(0, str::len)
+            + black_box(r.authextra_cbor()).len()
+    }
+
+    /// What `get_auth` could cost with both proposals: [`LazyRecord`] and
+    /// [`fast_cbor_to_json`], returning the same owned [`Auth`].
+    #[inline]
+    pub fn lookup_projected(&self, value: &str, now: u64) -> Option<Auth> {
+        let txn = self.env.read_txn().expect("read txn");
+        let (_, rec) = self.get_record(&txn, value.as_bytes())?;
+        let r = LazyRecord::new(rec)?;
+        if r.value() != Some(value) || now >= r.expires_at() {
+            return None;
+        }
+        Some(Auth {
+            authid: r.authid()?.to_owned(),
+            authrole: r.authrole().map(str::to_owned),
+            authmethod: r.authmethod().map(str::to_owned),
+            authrealm: r.authrealm().map(str::to_owned),
+            authextra: fast_cbor_to_json(r.authextra_cbor())?,
+        })
+    }
+}
+
+/// A per-process read cache in front of [`Raw::lookup_projected`] that can never serve a
+/// stale answer: every entry carries the id of the transaction it was read in, and is used
+/// only while that is still LMDB's last committed transaction (`mdb_env_info`, which reads
+/// the meta page: no reader slot, no lock). Any commit, by any process, empties it (a
+/// journal of changed values would let it keep the rest; see the report). Expiry is checked
+/// on every hit. Bounded: at most `capacity` entries (admitted until full).
+pub struct CachedRaw<'r> {
+    raw: &'r Raw,
+    capacity: usize,
+    txn_id: std::cell::Cell<usize>,
+    map: std::cell::RefCell<std::collections::HashMap<[u8; VALUE_LEN], (u64, Auth)>>,
+    /// (hits, misses).
+    pub stats: std::cell::Cell<(u64, u64)>,
+}
+
+impl<'r> CachedRaw<'r> {
+    /// A cache of at most `capacity` answers over `raw`.
+    pub fn new(raw: &'r Raw, capacity: usize) -> Self {
+        CachedRaw {
+            raw,
+            capacity,
+            txn_id: std::cell::Cell::new(0),
+            map: Default::default(),
+            stats: Default::default(),
+        }
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.map.borrow().len()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.map.borrow().is_empty()
+    }
+
+    /// `get_auth` through the cache (values of any other length bypass it).
+    pub fn get_auth(&self, value: &str, now: u64) -> Option<Auth> {
+        let Ok(key) = <[u8; VALUE_LEN]>::try_from(value.as_bytes()) else {
+            return self.raw.lookup_projected(value, now);
+        };
+        let last = self.raw.env.info().last_txn_id;
+        let mut map = self.map.borrow_mut();
+        if last != self.txn_id.get() {
+            map.clear();
+            self.txn_id.set(last);
+        }
+        let (hits, misses) = self.stats.get();
+        if let Some((expires_at, auth)) = map.get(&key) {
+            self.stats.set((hits + 1, misses));
+            return (now < *expires_at).then(|| auth.clone());
+        }
+        self.stats.set((hits, misses + 1));
+        let txn = self.raw.env.read_txn().expect("read txn");
+        let (_, rec) = self.raw.get_record(&txn, value.as_bytes())?;
+        let r = LazyRecord::new(rec)?;
+        if r.value() != Some(value) {
+            return None;
+        }
+        let expires_at = r.expires_at();
+        let auth = Auth {
+            authid: r.authid()?.to_owned(),
+            authrole: r.authrole().map(str::to_owned),
+            authmethod: r.authmethod().map(str::to_owned),
+            authrealm: r.authrealm().map(str::to_owned),
+            authextra: fast_cbor_to_json(r.authextra_cbor())?,
+        };
+        // Only an answer read at the id checked above may be kept.
+        if txn.id() == last && map.len() < self.capacity {
+            map.insert(key, (expires_at, auth.clone()));
+        }
+        (now < expires_at).then_some(auth)
+    }
+}
