@@ -488,16 +488,17 @@ fn depth(value: &Value) -> usize {
     max
 }
 
-fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Result<Value, String> {
+pub(crate) fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Result<Value, String> {
     if bytes.is_empty() {
         return Ok(empty_map());
     }
     // Fast path: text-keyed maps of JSON-representable values (what Crossbar writes) decode
     // straight into JSON. Anything else (byte strings, tags, non-text keys, NaN) takes the
     // general path through ciborium's own value type.
-    if let Ok(v) =
-        ciborium::de::from_reader_with_recursion_limit::<Value, _>(bytes, MAX_CBOR_DEPTH * 2)
-    {
+    // A small scratch buffer: ciborium's default zeroes 4 KiB per call, which costs more than
+    // decoding a typical authextra. Longer strings are read without it.
+    let mut scratch = [0u8; 64];
+    if let Ok(v) = ciborium::de::from_reader_with_buffer::<Value, _>(bytes, &mut scratch) {
         return Ok(v);
     }
     let cbor: ciborium::Value =

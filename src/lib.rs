@@ -40,6 +40,7 @@ pub mod layout;
 pub mod legacy;
 pub mod migrate;
 mod open;
+mod reader;
 mod snapshot;
 pub mod store;
 mod tables;

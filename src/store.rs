@@ -242,7 +242,7 @@ impl CookieStore {
     /// Whether a live (unexpired) cookie has `value`.
     pub fn exists(&self, value: &str) -> Result<bool> {
         let now = self.now_ns();
-        self.read(|t| Ok(t.lookup(value)?.is_some_and(|(_, v)| !v.is_expired(now))))
+        self.read(|t| Ok(t.live(value, now)?.is_some()))
     }
 
     /// The live cookie with `value`, every field.
@@ -259,11 +259,11 @@ impl CookieStore {
     /// cookie, it expired, or it is not authenticated. Reads only the auth fields.
     pub fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
         let now = self.now_ns();
-        self.read(|t| match t.lookup(value)? {
-            Some((oid, view)) if !view.is_expired(now) => view
+        self.read(|t| match t.live(value, now)? {
+            Some((oid, record)) => record
                 .auth()
                 .map_err(|problem| Error::CorruptRecord { oid, problem }),
-            _ => Ok(None),
+            None => Ok(None),
         })
     }
 
@@ -271,15 +271,16 @@ impl CookieStore {
     /// `value` expires and its authentication. Reads only those fields.
     pub fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
         let now = self.now_ns();
-        self.read(|t| match t.lookup(value)? {
-            Some((oid, view)) if !view.is_expired(now) => Ok(Some(Lookup {
-                oid,
-                expires_at: view.expires_at(),
-                auth: view
-                    .auth()
-                    .map_err(|problem| Error::CorruptRecord { oid, problem })?,
-            })),
-            _ => Ok(None),
+        self.read(|t| match t.live(value, now)? {
+            Some((oid, record)) => {
+                let corrupt = |problem| Error::CorruptRecord { oid, problem };
+                Ok(Some(Lookup {
+                    oid,
+                    expires_at: record.expires_at().map_err(corrupt)?,
+                    auth: record.auth().map_err(corrupt)?,
+                }))
+            }
+            None => Ok(None),
         })
     }
 

@@ -13,6 +13,7 @@ use crate::layout::{
     Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
     TableDef, TableMeta, U64Codec, ValueKey,
 };
+use crate::reader::RecordReader;
 
 /// The typed tables of a store: one unnamed database, remapped per table.
 #[derive(Clone, Copy)]
@@ -158,8 +159,31 @@ pub(crate) struct TxnTables<'t, 'e> {
 }
 
 impl<'t> TxnTables<'t, '_> {
-    pub(crate) fn lookup(&self, value: &str) -> Result<Option<(Uuid, CookieView<'t>)>> {
-        self.tables.lookup(self.txn, value)
+    /// The hot path: value → the live record's (oid, field reader, expiry), reading only what
+    /// is asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
+    /// entry points at a record with another value.
+    pub(crate) fn live(&self, value: &str, now: u64) -> Result<Option<(Uuid, RecordReader<'t>)>> {
+        let Some(oid) = self.tables.find_oid(self.txn, value)? else {
+            return Ok(None);
+        };
+        let key = RecordKey::new(self.tables.slots.cookies, oid);
+        let Some(bytes) = self
+            .tables
+            .db
+            .remap_key_type::<RecordKey>()
+            .get(self.txn, &key)
+            .map_err(Error::from)?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |problem| Error::CorruptRecord { oid, problem };
+        let record = RecordReader::new(bytes).map_err(corrupt)?;
+        if record.value().map_err(corrupt)? != value
+            || now >= record.expires_at().map_err(corrupt)?
+        {
+            return Ok(None);
+        }
+        Ok(Some((oid, record)))
     }
 
     pub(crate) fn foreign_writes(&self) -> Result<bool> {

@@ -1,0 +1,208 @@
+//! A bounds-checked reader of single fields of a `Cookie` record, for the lookup path.
+//!
+//! [`CookieView`](crate::CookieView) verifies a whole buffer before any field is read, which
+//! costs more than the two B-tree searches of a lookup. A lookup reads eight fields; this
+//! reader checks exactly what it reads, as it reads it: the root and vtable offsets, each
+//! field's position, each string's length and UTF-8. Nothing is read unchecked, no `unsafe`
+//! is involved, and a malformed record is an error, never a panic. Full verification stays
+//! where whole records are handled (`get`, iteration, `check`).
+
+use serde_json::Value;
+
+use crate::cookie::{Auth, cbor_to_json_field, expires_at};
+
+// vtable slots, by field order in schema/cookiestore.fbs.
+const CREATED: usize = 1;
+const MAX_AGE: usize = 2;
+const VALUE: usize = 4;
+const AUTHID: usize = 12;
+const AUTHROLE: usize = 13;
+const AUTHMETHOD: usize = 14;
+const AUTHREALM: usize = 15;
+const AUTHEXTRA: usize = 16;
+
+/// The fields a lookup needs, read from an encoded record.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordReader<'a> {
+    buf: &'a [u8],
+    table: usize,
+    vtable: usize,
+    vtable_len: usize,
+}
+
+fn u16_at(buf: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(
+        buf.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
+}
+
+fn u32_at(buf: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(
+        buf.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
+}
+
+fn u64_at(buf: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(
+        buf.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
+}
+
+impl<'a> RecordReader<'a> {
+    /// Locates the root table and its vtable.
+    pub(crate) fn new(buf: &'a [u8]) -> Result<Self, String> {
+        let bad = |what: &str| format!("not a valid Cookie record: {what}");
+        let table = u32_at(buf, 0).ok_or_else(|| bad("shorter than its root offset"))? as usize;
+        let soffset = u32_at(buf, table).ok_or_else(|| bad("root table out of range"))? as i32;
+        let vtable = (table as i64)
+            .checked_sub(i64::from(soffset))
+            .filter(|v| *v >= 0)
+            .ok_or_else(|| bad("vtable out of range"))? as usize;
+        let vtable_len = u16_at(buf, vtable).ok_or_else(|| bad("vtable out of range"))? as usize;
+        if vtable_len < 4
+            || vtable
+                .checked_add(vtable_len)
+                .is_none_or(|end| end > buf.len())
+        {
+            return Err(bad("vtable out of range"));
+        }
+        Ok(RecordReader {
+            buf,
+            table,
+            vtable,
+            vtable_len,
+        })
+    }
+
+    /// The position of field `slot` in the table, if present.
+    fn field(&self, slot: usize) -> Option<usize> {
+        let entry = 4 + 2 * slot;
+        if entry + 2 > self.vtable_len {
+            return None;
+        }
+        match u16_at(self.buf, self.vtable + entry)? {
+            0 => None,
+            off => self.table.checked_add(off as usize),
+        }
+    }
+
+    fn u64(&self, slot: usize) -> Result<u64, String> {
+        match self.field(slot) {
+            None => Ok(0),
+            Some(at) => u64_at(self.buf, at).ok_or_else(|| format!("field {slot} out of range")),
+        }
+    }
+
+    /// The bytes of a string or `[uint8]` field.
+    fn bytes(&self, slot: usize) -> Result<Option<&'a [u8]>, String> {
+        let Some(at) = self.field(slot) else {
+            return Ok(None);
+        };
+        let out_of_range = || format!("field {slot} out of range");
+        let rel = u32_at(self.buf, at).ok_or_else(out_of_range)? as usize;
+        let start = at.checked_add(rel).ok_or_else(out_of_range)?;
+        let len = u32_at(self.buf, start).ok_or_else(out_of_range)? as usize;
+        let data = start.checked_add(4).ok_or_else(out_of_range)?;
+        let end = data.checked_add(len).ok_or_else(out_of_range)?;
+        self.buf.get(data..end).map(Some).ok_or_else(out_of_range)
+    }
+
+    fn str(&self, slot: usize) -> Result<Option<&'a str>, String> {
+        match self.bytes(slot)? {
+            None => Ok(None),
+            Some(b) => std::str::from_utf8(b)
+                .map(Some)
+                .map_err(|_| format!("field {slot} is not UTF-8")),
+        }
+    }
+
+    /// The cookie value ("" when absent).
+    pub(crate) fn value(&self) -> Result<&'a str, String> {
+        Ok(self.str(VALUE)?.unwrap_or(""))
+    }
+
+    /// When the cookie expires (ns).
+    pub(crate) fn expires_at(&self) -> Result<u64, String> {
+        Ok(expires_at(self.u64(CREATED)?, self.u64(MAX_AGE)?))
+    }
+
+    /// The stored authentication, if the record has an authid.
+    pub(crate) fn auth(&self) -> Result<Option<Auth>, String> {
+        let Some(authid) = self.str(AUTHID)? else {
+            return Ok(None);
+        };
+        let owned = |v: Option<&str>| v.map(str::to_string);
+        let authextra = match self.bytes(AUTHEXTRA)? {
+            Some(cbor) => cbor_to_json_field("authextra", cbor)?,
+            None => Value::Object(serde_json::Map::new()),
+        };
+        Ok(Some(Auth {
+            authid: authid.to_string(),
+            authrole: owned(self.str(AUTHROLE)?),
+            authmethod: owned(self.str(AUTHMETHOD)?),
+            authrealm: owned(self.str(AUTHREALM)?),
+            authextra,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Cookie, CookieView};
+    use serde_json::json;
+    use uuid::Uuid;
+
+    fn sample() -> Cookie {
+        Cookie {
+            oid: Uuid::new_v4(),
+            created: 1_763_800_000_000_000_000,
+            max_age: 86_400,
+            name: Some("cbtid".into()),
+            value: "abcdefghijklmnopqrstuvwx".into(),
+            authid: Some("alice".into()),
+            authrole: Some("user".into()),
+            authmethod: Some("cookie".into()),
+            authrealm: Some("realm1".into()),
+            authextra: json!({"k": [1, 2]}),
+            authenticated_authmethod: Some("wampcra".into()),
+            ..Cookie::default()
+        }
+    }
+
+    #[test]
+    fn reads_what_the_full_view_reads() {
+        let c = sample();
+        let bytes = c.encode().unwrap();
+        let r = RecordReader::new(&bytes).unwrap();
+        let v = CookieView::new(&bytes).unwrap();
+        assert_eq!(r.value().unwrap(), v.value());
+        assert_eq!(r.expires_at().unwrap(), v.expires_at());
+        assert_eq!(r.auth().unwrap(), v.auth().unwrap());
+        let empty = Cookie::default().encode().unwrap();
+        let r = RecordReader::new(&empty).unwrap();
+        assert_eq!((r.value().unwrap(), r.expires_at().unwrap()), ("", 0));
+        assert_eq!(r.auth().unwrap(), None);
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_is_an_error_or_a_value_never_a_panic() {
+        let bytes = sample().encode().unwrap();
+        for len in 0..bytes.len() {
+            if let Ok(r) = RecordReader::new(&bytes[..len]) {
+                let _ = (r.value(), r.expires_at(), r.auth());
+            }
+        }
+        for i in 0..bytes.len() {
+            for flip in [0x01, 0x80, 0xFF] {
+                let mut b = bytes.clone();
+                b[i] ^= flip;
+                if let Ok(r) = RecordReader::new(&b) {
+                    let _ = (r.value(), r.expires_at(), r.auth());
+                }
+            }
+        }
+        assert!(RecordReader::new(&[]).is_err());
+        assert!(RecordReader::new(&[0xFF, 0xFF, 0xFF, 0x7F]).is_err());
+    }
+}
