@@ -205,7 +205,7 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
     unsafe { env_options.flags(flags) };
     // SAFETY: the process-wide registry (held locked by our caller) guarantees this path is
     // opened at most once in this process; the files are used only through LMDB, with its
-    // lock file; and the data file was checked above not to be shorter than its meta page says.
+    // lock file; and the data file was checked above: format 1, B-tree roots inside the file.
     let env = unsafe { env_options.open(path) }.map_err(|e| match e {
         heed::Error::Mdb(MdbError::Invalid) => Error::NotAStore {
             path: path.to_path_buf(),

@@ -2,7 +2,7 @@
 //!
 //! [`CookieStore`] is `Clone + Send + Sync`. Clones, and repeated opens of one path in one
 //! process, share a single LMDB environment (LMDB forbids opening one environment twice in a
-//! process), so heed's `unsafe` open stays inside this module.
+//! process), so heed's `unsafe` open stays inside the crate (`open.rs`).
 //!
 //! Writes run as closures inside one write transaction ([`CookieStore::batch`]); when the map
 //! fills, the transaction is aborted, the map doubles (up to `maxsize`) and the closure runs
