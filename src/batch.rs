@@ -3,12 +3,11 @@
 use std::ops::Bound;
 
 use heed::RwTxn;
-use heed::types::Bytes;
 use uuid::Uuid;
 
 use crate::cookie::{Auth, AuthContext, Cookie, CookieView, MAX_VALUE_LEN};
 use crate::error::{Error, Result};
-use crate::layout::{ExpiryKey, RecordKey, SlotPrefix, Slots, ValueKey};
+use crate::layout::{ExpiryKey, RecordKey, Slots, ValueKey};
 use crate::snapshot::materialise;
 use crate::store::{AuthUpdate, CREATE_ATTEMPTS, VALUE_ALPHABET};
 use crate::tables::Tables;
@@ -296,17 +295,12 @@ impl Batch<'_, '_> {
             return Ok(());
         };
         self.tables.delete_slot(self.txn, slot)?;
-        let prefix = SlotPrefix::new(self.tables.slots.cookies);
         let mut entries = Vec::new();
         for item in self
             .tables
-            .db
-            .remap_key_type::<SlotPrefix>()
-            .prefix_iter(self.txn, &prefix)
-            .map_err(Error::from)?
-            .remap_key_type::<Bytes>()
+            .slot_entries(self.txn, self.tables.slots.cookies)?
         {
-            let (key, bytes) = item.map_err(Error::from)?;
+            let (key, bytes) = item?;
             let oid = key.get(2..).and_then(|k| Uuid::from_slice(k).ok());
             if let (Some(oid), Ok(view)) = (oid, CookieView::new(bytes)) {
                 entries.push(ExpiryKey::new(slot, view.expires_at(), oid));
@@ -396,16 +390,8 @@ impl Batch<'_, '_> {
         slot: u16,
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        let prefix = SlotPrefix::new(slot);
-        for item in self
-            .tables
-            .db
-            .remap_key_type::<SlotPrefix>()
-            .prefix_iter(self.txn, &prefix)
-            .map_err(Error::from)?
-            .remap_key_type::<Bytes>()
-        {
-            let (key, value) = item.map_err(Error::from)?;
+        for item in self.tables.slot_entries(self.txn, slot)? {
+            let (key, value) = item?;
             if !f(key, value)? {
                 break;
             }

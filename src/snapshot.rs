@@ -1,12 +1,11 @@
 //! [`Snapshot`]: one consistent, read-only view of a store.
 
-use heed::types::Bytes;
 use heed::{RoTxn, WithTls};
 use uuid::Uuid;
 
 use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, Result};
-use crate::layout::{Catalog, SlotPrefix, Slots};
+use crate::layout::{Catalog, Slots};
 use crate::store::{Shared, Stats};
 use crate::tables::{Tables, foreign_writes, read_catalog};
 
@@ -69,25 +68,17 @@ impl<'t> Snapshot<'t> {
         if !self.tables.present {
             return Ok(Box::new(std::iter::empty()));
         }
-        let prefix = SlotPrefix::new(self.tables.slots.cookies);
         let iter = self
             .tables
-            .db
-            .remap_key_type::<SlotPrefix>()
-            .prefix_iter(self.txn, &prefix)
-            .map_err(Error::from)?
-            .remap_key_type::<Bytes>();
+            .slot_entries(self.txn, self.tables.slots.cookies)?;
         Ok(Box::new(iter.map(|item| {
-            let (key, bytes) = item.map_err(Error::from)?;
-            let oid = key
-                .get(2..)
-                .and_then(|k| Uuid::from_slice(k).ok())
-                .ok_or_else(|| {
-                    Error::metadata(format!(
-                        "Cookies key {} is not slot + 16-byte oid",
-                        crate::layout::hex(key)
-                    ))
-                })?;
+            let (key, bytes) = item?;
+            let oid = Uuid::from_slice(key.get(2..).unwrap_or_default()).map_err(|_| {
+                Error::metadata(format!(
+                    "Cookies key {} is not slot + 16-byte oid",
+                    crate::layout::hex(key)
+                ))
+            })?;
             Ok((oid, bytes))
         })))
     }
@@ -106,18 +97,9 @@ impl<'t> Snapshot<'t> {
         let Some(slot) = slot else {
             return Ok(Box::new(std::iter::empty()));
         };
-        let prefix = SlotPrefix::new(slot);
-        let iter = self
-            .tables
-            .db
-            .remap_key_type::<SlotPrefix>()
-            .prefix_iter(self.txn, &prefix)
-            .map_err(Error::from)?
-            .remap_key_type::<Bytes>();
-        Ok(Box::new(iter.map(|item| {
-            let (key, value) = item.map_err(Error::from)?;
-            Ok((key.get(2..).unwrap_or_default(), value))
-        })))
+        Ok(Box::new(self.tables.slot_entries(self.txn, slot)?.map(
+            |item| item.map(|(key, value)| (key.get(2..).unwrap_or_default(), value)),
+        )))
     }
 
     /// The table metadata (slot 0).

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, RwLockReadGuard, Weak};
 
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, RwTxn, WithTls};
@@ -505,31 +505,38 @@ impl CookieStore {
         self.with_read_txn(|txn, tables| f(&TxnTables { txn, tables }))
     }
 
-    fn with_read_txn<T>(
-        &self,
-        f: impl FnOnce(&RoTxn<'_, WithTls>, Tables) -> Result<T>,
-    ) -> Result<T> {
+    /// Begins a transaction with `begin` under the shared side of the resize lock. A map
+    /// another process grew (`MDB_MAP_RESIZED`) is adopted and the begin retried.
+    fn begin<'s, X>(
+        &'s self,
+        begin: impl Fn(&'s Env<WithTls>) -> heed::Result<X>,
+    ) -> Result<(RwLockReadGuard<'s, ()>, X)> {
         if IN_SNAPSHOT.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
         let shared = &self.shared;
         loop {
             let guard = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-            let txn = match shared.env.read_txn() {
-                Ok(txn) => txn,
+            match begin(&shared.env) {
+                Ok(txn) => return Ok((guard, txn)),
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
                     drop(guard);
                     self.adopt_map_size()?;
-                    continue;
                 }
                 Err(e) => return Err(self.lmdb(e)),
-            };
-            let tables = shared.tables(&txn)?;
-            let out = f(&txn, tables);
-            drop(txn);
-            drop(guard);
-            return out;
+            }
         }
+    }
+
+    fn with_read_txn<T>(
+        &self,
+        f: impl FnOnce(&RoTxn<'_, WithTls>, Tables) -> Result<T>,
+    ) -> Result<T> {
+        let (guard, txn) = self.begin(|env| env.read_txn())?;
+        let out = self.shared.tables(&txn).and_then(|tables| f(&txn, tables));
+        drop(txn);
+        drop(guard);
+        out
     }
 
     fn with_write_txn<T>(
@@ -537,23 +544,10 @@ impl CookieStore {
         growth: Growth,
         mut f: impl FnMut(&mut RwTxn<'_>, Tables) -> Result<T>,
     ) -> Result<T> {
-        if IN_SNAPSHOT.with(Cell::get) > 0 {
-            return Err(Error::NestedTransaction);
-        }
-        let shared = &self.shared;
         loop {
-            let guard = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-            let mut txn = match shared.env.write_txn() {
-                Ok(txn) => txn,
-                Err(heed::Error::Mdb(MdbError::MapResized)) => {
-                    drop(guard);
-                    self.adopt_map_size()?;
-                    continue;
-                }
-                Err(e) => return Err(self.lmdb(e)),
-            };
-            let tables = shared.tables(&txn)?;
-            let result = f(&mut txn, tables).and_then(|out| {
+            let (guard, mut txn) = self.begin(|env| env.write_txn())?;
+            let result = self.shared.tables(&txn).and_then(|tables| {
+                let out = f(&mut txn, tables)?;
                 tables.mark_ours(&mut txn)?;
                 txn.commit().map_err(|e| self.lmdb(e))?;
                 Ok(out)
@@ -563,7 +557,7 @@ impl CookieStore {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
                 Err(Error::MapFull { .. }) => {
                     return Err(Error::MapFull {
-                        maxsize: shared.maxsize,
+                        maxsize: self.shared.maxsize,
                     });
                 }
                 other => return other,

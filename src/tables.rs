@@ -113,6 +113,22 @@ impl Tables {
             .map(|view| (oid, view)))
     }
 
+    /// Every entry of `slot` in key order: (whole key, slot prefix included; value).
+    pub(crate) fn slot_entries<'t>(
+        &self,
+        txn: &'t RoTxn,
+        slot: u16,
+    ) -> Result<impl Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't> {
+        let prefix = SlotPrefix::new(slot);
+        let iter = self
+            .db
+            .remap_key_type::<SlotPrefix>()
+            .prefix_iter(txn, &prefix)
+            .map_err(Error::from)?
+            .remap_key_type::<Bytes>();
+        Ok(iter.map(|item| item.map_err(Error::from)))
+    }
+
     pub(crate) fn last_txn_mark(&self, txn: &RoTxn) -> Result<Option<u64>> {
         let Some(slot) = self.slots.state else {
             return Ok(None);

@@ -362,29 +362,6 @@ fn dismantle(v: Value) {
     }
 }
 
-/// Overwrites `key` with `value` through plain heed, while no store handle is open.
-fn raw_put(dir: &Path, key: &[u8], value: &[u8]) {
-    use heed::types::Bytes;
-    // SAFETY (test): no other handle of this environment is open in this process.
-    let env = unsafe {
-        heed::EnvOpenOptions::new()
-            .map_size(1 << 26)
-            .open(dir)
-            .unwrap()
-    };
-    let wtxn = env.write_txn().unwrap();
-    let db = env
-        .create_databases_and_commit(wtxn, |o, w| {
-            o.create_database::<Bytes, Bytes>(w, None)
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
-    let mut wtxn = env.write_txn().unwrap();
-    db.put(&mut wtxn, key, value).unwrap();
-    wtxn.commit().unwrap();
-}
-
 fn record_key(slot: u16, oid: Uuid) -> Vec<u8> {
     let mut key = slot.to_be_bytes().to_vec();
     key.extend_from_slice(oid.as_bytes());

@@ -789,7 +789,6 @@ fn raw_edit(
     as_cookiestore: bool,
     f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>, Slots),
 ) {
-    use heed::types::Bytes;
     let slots = {
         let store = CookieStore::open(
             path,
@@ -803,30 +802,15 @@ fn raw_edit(
             .snapshot(|s| Ok(s.slots().expect("cookie tables")))
             .unwrap()
     };
-    // SAFETY (test): no other handle of this environment is open in this process.
-    let env = unsafe {
-        heed::EnvOpenOptions::new()
-            .map_size(1 << 26)
-            .open(path)
-            .unwrap()
-    };
-    let wtxn = env.write_txn().unwrap();
-    let db = env
-        .create_databases_and_commit(wtxn, |o, w| {
-            o.create_database::<Bytes, Bytes>(w, None)
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
-    let mut wtxn = env.write_txn().unwrap();
-    f(&mut wtxn, db, slots);
-    if as_cookiestore {
-        let mut key = slots.state.unwrap().to_be_bytes().to_vec();
-        key.extend_from_slice(b"last_txn");
-        let id = wtxn.id() as u64;
-        db.put(&mut wtxn, &key, &id.to_be_bytes()).unwrap();
-    }
-    wtxn.commit().unwrap();
+    with_raw_env(path, |wtxn, db| {
+        f(wtxn, db, slots);
+        if as_cookiestore {
+            let mut key = slots.state.unwrap().to_be_bytes().to_vec();
+            key.extend_from_slice(b"last_txn");
+            let id = wtxn.id() as u64;
+            db.put(wtxn, &key, &id.to_be_bytes()).unwrap();
+        }
+    });
 }
 
 fn key(slot: u16, rest: &[u8]) -> Vec<u8> {

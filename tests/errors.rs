@@ -23,29 +23,6 @@ fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
     f.write_all(bytes).unwrap();
 }
 
-/// Writes raw bytes under `key` with plain heed, while no store handle is open.
-fn raw_put(dir: &std::path::Path, key: &[u8], value: &[u8]) {
-    use heed::types::Bytes;
-    // SAFETY (test): no other handle of this environment is open in this process.
-    let env = unsafe {
-        heed::EnvOpenOptions::new()
-            .map_size(1 << 26)
-            .open(dir)
-            .unwrap()
-    };
-    let wtxn = env.write_txn().unwrap();
-    let db = env
-        .create_databases_and_commit(wtxn, |o, w| {
-            o.create_database::<Bytes, Bytes>(w, None)
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
-    let mut wtxn = env.write_txn().unwrap();
-    db.put(&mut wtxn, key, value).unwrap();
-    wtxn.commit().unwrap();
-}
-
 #[test]
 fn invalid_config() {
     let err = CookieStore::open(

@@ -232,3 +232,35 @@ pub fn running_as_root() -> bool {
         })
         .unwrap_or(false)
 }
+
+/// Opens the environment at `dir` with plain heed, while no store handle is open in this
+/// process, and runs `f` in one write transaction on the unnamed database.
+pub fn with_raw_env(
+    dir: &Path,
+    f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
+) {
+    use heed::types::Bytes;
+    // SAFETY (test): no other handle of this environment is open in this process.
+    let env = unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(1 << 26)
+            .open(dir)
+            .unwrap()
+    };
+    let wtxn = env.write_txn().unwrap();
+    let db = env
+        .create_databases_and_commit(wtxn, |o, w| {
+            o.create_database::<Bytes, Bytes>(w, None)
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    let mut wtxn = env.write_txn().unwrap();
+    f(&mut wtxn, db);
+    wtxn.commit().unwrap();
+}
+
+/// Overwrites `key` with `value` through plain heed, while no store handle is open.
+pub fn raw_put(dir: &Path, key: &[u8], value: &[u8]) {
+    with_raw_env(dir, |txn, db| db.put(txn, key, value).unwrap());
+}
