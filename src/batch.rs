@@ -154,13 +154,16 @@ impl Batch<'_, '_> {
         if view.is_expired(self.now) {
             return Ok(AuthUpdate::NoSuchCookie);
         }
-        let current = view
-            .auth()
-            .map_err(|problem| Error::CorruptRecord { oid, problem })?;
-        if current.as_ref() == Some(auth) {
+        // Decode the record once; the unchanged-check compares the decoded fields.
+        let mut cookie = materialise(oid, view)?;
+        if cookie.authid.as_deref() == Some(auth.authid.as_str())
+            && cookie.authrole == auth.authrole
+            && cookie.authmethod == auth.authmethod
+            && cookie.authrealm == auth.authrealm
+            && cookie.authextra == auth.authextra
+        {
             return Ok(AuthUpdate::Unchanged);
         }
-        let mut cookie = materialise(oid, view)?;
         cookie.authid = Some(auth.authid.clone());
         cookie.authrole = auth.authrole.clone();
         cookie.authmethod = auth.authmethod.clone();
