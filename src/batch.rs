@@ -184,30 +184,57 @@ impl Batch<'_, '_> {
     /// Deletes the cookie with `value` and its index entries (expired or not).
     pub fn delete(&mut self, value: &str) -> Result<bool> {
         self.tables.need_present()?;
-        match self.tables.find_oid(self.txn, value)? {
-            Some(oid) => self.delete_oid(oid),
-            None => Ok(false),
-        }
+        // Only the cookie that really carries `value` (an index entry pointing at another
+        // record is damage for `repair`, never a reason to delete that record).
+        let found = match self.tables.lookup(self.txn, value) {
+            Ok(found) => found.map(|(oid, view)| (oid, view.expires_at())),
+            Err(Error::CorruptRecord { .. }) => {
+                return match self.tables.find_oid(self.txn, value)? {
+                    Some(oid) => self.delete_oid(oid),
+                    None => Ok(false),
+                };
+            }
+            Err(e) => return Err(e),
+        };
+        let Some((oid, expires_at)) = found else {
+            return Ok(false);
+        };
+        // The index entry is known to point here: no second lookup of it.
+        let key = ValueKey::new(self.tables.slots.by_value, value)?;
+        self.tables
+            .by_value()
+            .delete(self.txn, &key)
+            .map_err(Error::from)?;
+        self.remove_record(oid, expires_at)
     }
 
     /// Deletes the cookie with `oid` and its index entries. A record that cannot be decoded
     /// is deleted too (its index entries are then left for `repair`).
     pub fn delete_oid(&mut self, oid: Uuid) -> Result<bool> {
         self.tables.need_present()?;
-        let old = match self.tables.record(self.txn, oid) {
-            Ok(Some(view)) => Some((view.value().to_string(), view.expires_at())),
-            Ok(None) => return Ok(false),
-            Err(Error::CorruptRecord { .. }) => None,
-            Err(e) => return Err(e),
-        };
-        if let Some((value, expires_at)) = old {
-            self.unindex_value(&value, oid)?;
-            if let Some(slot) = self.tables.slots.by_expiry {
-                self.tables
-                    .by_expiry()
-                    .delete(self.txn, &ExpiryKey::new(slot, expires_at, oid))
-                    .map_err(Error::from)?;
+        match self.tables.record(self.txn, oid) {
+            Ok(Some(view)) => {
+                let (value, expires_at) = (view.value().to_string(), view.expires_at());
+                self.unindex_value(&value, oid)?;
+                self.remove_record(oid, expires_at)
             }
+            Ok(None) => Ok(false),
+            Err(Error::CorruptRecord { .. }) => self
+                .tables
+                .records()
+                .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
+                .map_err(Error::from),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a record and its expiry entry (the value index is the caller's).
+    fn remove_record(&mut self, oid: Uuid, expires_at: u64) -> Result<bool> {
+        if let Some(slot) = self.tables.slots.by_expiry {
+            self.tables
+                .by_expiry()
+                .delete(self.txn, &ExpiryKey::new(slot, expires_at, oid))
+                .map_err(Error::from)?;
         }
         self.tables
             .records()

@@ -367,3 +367,29 @@ fn invalid_record() {
         Err(Error::InvalidRecord { .. })
     ));
 }
+
+#[test]
+fn delete_never_removes_a_cookie_that_a_damaged_index_entry_points_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = {
+        let store = CookieStore::open(dir.path(), Default::default()).unwrap();
+        (
+            store.create("cbtid", 24, 100).unwrap(),
+            store.create("cbtid", 24, 100).unwrap(),
+        )
+    };
+    // Damage: a's value now points at b's oid (slot 2 is the value index of a new store).
+    let mut key = vec![0, 2];
+    key.extend_from_slice(a.value.as_bytes());
+    raw_put(dir.path(), &key, b.oid.as_bytes());
+    let store = CookieStore::open(dir.path(), Default::default()).unwrap();
+    assert!(!store.exists(&a.value).unwrap());
+    assert!(
+        !store.delete(&a.value).unwrap(),
+        "nothing carries that value"
+    );
+    assert!(
+        store.exists(&b.value).unwrap(),
+        "the other cookie is untouched"
+    );
+}
