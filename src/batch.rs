@@ -5,17 +5,20 @@ use std::ops::Bound;
 use heed::RwTxn;
 use uuid::Uuid;
 
-use crate::cookie::{Auth, AuthContext, Cookie, CookieView, MAX_VALUE_LEN};
-use crate::error::{Error, Result};
-use crate::layout::{ExpiryKey, RecordKey, Slots, ValueKey};
-use crate::snapshot::materialise;
-use crate::store::{AuthUpdate, CREATE_ATTEMPTS, VALUE_ALPHABET};
+use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
+use crate::error::{Error, LmdbResult, Result};
+use crate::layout::{ExpiryKey, RecordKey, ValueKey};
+use crate::snapshot::{Snapshot, materialise};
+use crate::store::{AuthUpdate, Shared};
 use crate::tables::Tables;
+use crate::value::{self, CookieValue, DRAW_ATTEMPTS};
 
-/// The operations of one write transaction: see [`CookieStore::batch`].
+/// The operations of one write transaction: see
+/// [`CookieStore::batch`](crate::CookieStore::batch).
 pub struct Batch<'a, 'e> {
     pub(crate) txn: &'a mut RwTxn<'e>,
     pub(crate) tables: Tables,
+    pub(crate) shared: &'a Shared,
     pub(crate) now: u64,
 }
 
@@ -25,35 +28,29 @@ impl Batch<'_, '_> {
         self.now
     }
 
+    /// This transaction's view of the store, with its own writes so far: every read of a
+    /// [`Snapshot`].
+    pub fn view(&self) -> Snapshot<'_> {
+        Snapshot {
+            txn: self.txn,
+            tables: self.tables,
+            shared: self.shared,
+            now: self.now,
+        }
+    }
+
     /// The live cookie with `value`, as this transaction sees it.
     pub fn get(&self, value: &str) -> Result<Option<Cookie>> {
-        self.tables.need_present()?;
-        match self.tables.lookup(self.txn, value)? {
-            Some((oid, view)) if !view.is_expired(self.now) => Ok(Some(materialise(oid, view)?)),
-            _ => Ok(None),
-        }
+        self.view().get(value)
     }
 
-    /// The record with `oid`, expired or not.
-    pub fn get_by_oid_any(&self, oid: Uuid) -> Result<Option<Cookie>> {
-        self.tables.need_present()?;
-        match self.tables.record(self.txn, oid)? {
-            Some(view) => Ok(Some(materialise(oid, view)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Creates a cookie with a fresh random value: see [`CookieStore::create`].
+    /// Creates a cookie with a fresh random value: see
+    /// [`CookieStore::create`](crate::CookieStore::create).
     pub fn create(&mut self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
         self.tables.need_present()?;
-        if !(1..=MAX_VALUE_LEN).contains(&length) {
-            return Err(Error::config(
-                "length",
-                format!("is {length}; it must be between 1 and {MAX_VALUE_LEN}"),
-            ));
-        }
-        for _ in 0..CREATE_ATTEMPTS {
-            let value = random_value(length);
+        value::check_length(length)?;
+        for _ in 0..DRAW_ATTEMPTS {
+            let value = CookieValue::random(length)?.into_string();
             if self.tables.find_oid(self.txn, &value)?.is_some() {
                 continue; // A collision: draw again, never overwrite.
             }
@@ -73,7 +70,7 @@ impl Batch<'_, '_> {
             return Ok(cookie);
         }
         Err(Error::ValueSpaceExhausted {
-            attempts: CREATE_ATTEMPTS,
+            attempts: DRAW_ATTEMPTS,
         })
     }
 
@@ -87,16 +84,10 @@ impl Batch<'_, '_> {
                     .into(),
             });
         }
-        let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
-        if !crate::header::is_cookie_octets(&cookie.value) {
-            return Err(Error::InvalidValue {
-                problem: format!(
-                    "{:?} contains characters a Cookie header cannot carry; values are made of \
-                     RFC 6265 cookie-octets (printable ASCII without space, '\"', ',', ';', '\\')",
-                    cookie.value
-                ),
-            });
+        if let Some(problem) = value::problem(&cookie.value) {
+            return Err(Error::InvalidValue { problem });
         }
+        let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
         if let Some(existing) = self.tables.find_oid(self.txn, &cookie.value)?
             && existing != cookie.oid
             && self
@@ -126,14 +117,14 @@ impl Batch<'_, '_> {
                 self.tables
                     .by_expiry()
                     .delete(self.txn, &ExpiryKey::new(slot, old_expiry, cookie.oid))
-                    .map_err(Error::from)?;
+                    .lmdb()?;
             }
         }
         self.put_record(cookie)?;
         self.tables
             .by_value()
             .put(self.txn, &key, &cookie.oid)
-            .map_err(Error::from)?;
+            .lmdb()?;
         self.index_expiry(cookie)
     }
 
@@ -201,10 +192,7 @@ impl Batch<'_, '_> {
         };
         // The index entry is known to point here: no second lookup of it.
         let key = ValueKey::new(self.tables.slots.by_value, value)?;
-        self.tables
-            .by_value()
-            .delete(self.txn, &key)
-            .map_err(Error::from)?;
+        self.tables.by_value().delete(self.txn, &key).lmdb()?;
         self.remove_record(oid, expires_at)
     }
 
@@ -223,7 +211,7 @@ impl Batch<'_, '_> {
                 .tables
                 .records()
                 .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
-                .map_err(Error::from),
+                .lmdb(),
             Err(e) => Err(e),
         }
     }
@@ -234,12 +222,12 @@ impl Batch<'_, '_> {
             self.tables
                 .by_expiry()
                 .delete(self.txn, &ExpiryKey::new(slot, expires_at, oid))
-                .map_err(Error::from)?;
+                .lmdb()?;
         }
         self.tables
             .records()
             .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
-            .map_err(Error::from)
+            .lmdb()
     }
 
     /// Deletes up to `limit` expiry-index entries that are due, with their expired cookies.
@@ -262,7 +250,7 @@ impl Batch<'_, '_> {
             .tables
             .by_expiry()
             .range(self.txn, &range)
-            .map_err(Error::from)?
+            .lmdb()?
             .take(limit)
         {
             let (key, ()) =
@@ -282,34 +270,27 @@ impl Batch<'_, '_> {
         }
         // Then write, each table in key order: the due entries are the first `due` keys of
         // the expiry index, and sorted deletions walk each B-tree once instead of jumping.
-        let mut cursor = self
-            .tables
-            .by_expiry()
-            .range_mut(self.txn, &range)
-            .map_err(Error::from)?;
+        let mut cursor = self.tables.by_expiry().range_mut(self.txn, &range).lmdb()?;
         for _ in 0..due {
             match cursor.next() {
                 Some(item) => {
-                    item.map_err(Error::from)?;
+                    item.lmdb()?;
                     // SAFETY: nothing borrowed from the database is held across the deletion.
-                    unsafe { cursor.del_current() }.map_err(Error::from)?;
+                    unsafe { cursor.del_current() }.lmdb()?;
                 }
                 None => break,
             }
         }
         drop(cursor);
         for key in &moved {
-            self.tables
-                .by_expiry()
-                .put(self.txn, key, &())
-                .map_err(Error::from)?;
+            self.tables.by_expiry().put(self.txn, key, &()).lmdb()?;
         }
         expired.sort_unstable_by_key(|(oid, _)| *oid);
         for (oid, _) in &expired {
             self.tables
                 .records()
                 .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, *oid))
-                .map_err(Error::from)?;
+                .lmdb()?;
         }
         expired.sort_unstable_by(|a, b| a.1.cmp(&b.1));
         for (oid, value) in &expired {
@@ -331,16 +312,13 @@ impl Batch<'_, '_> {
             .slot_entries(self.txn, self.tables.slots.cookies)?
         {
             let (key, bytes) = item?;
-            let oid = key.get(2..).and_then(|k| Uuid::from_slice(k).ok());
+            let oid = RecordKey::parse_oid(key);
             if let (Some(oid), Ok(view)) = (oid, CookieView::new(bytes)) {
                 entries.push(ExpiryKey::new(slot, view.expires_at(), oid));
             }
         }
         for key in &entries {
-            self.tables
-                .by_expiry()
-                .put(self.txn, key, &())
-                .map_err(Error::from)?;
+            self.tables.by_expiry().put(self.txn, key, &()).lmdb()?;
         }
         Ok(())
     }
@@ -351,7 +329,7 @@ impl Batch<'_, '_> {
         self.tables
             .by_value()
             .put(self.txn, &key, &cookie.oid)
-            .map_err(Error::from)?;
+            .lmdb()?;
         self.index_expiry(cookie)
     }
 
@@ -365,7 +343,7 @@ impl Batch<'_, '_> {
                 &RecordKey::new(self.tables.slots.cookies, cookie.oid),
                 &bytes,
             )
-            .map_err(Error::from)
+            .lmdb()
     }
 
     pub(crate) fn index_expiry(&mut self, cookie: &Cookie) -> Result<()> {
@@ -377,93 +355,47 @@ impl Batch<'_, '_> {
                     &ExpiryKey::new(slot, cookie.expires_at(), cookie.oid),
                     &(),
                 )
-                .map_err(Error::from)?;
+                .lmdb()?;
         }
         Ok(())
     }
 
     /// Removes `value`'s index entry if it points at `oid` (never another cookie's).
     pub(crate) fn unindex_value(&mut self, value: &str, oid: Uuid) -> Result<()> {
-        if value.is_empty() || value.len() > MAX_VALUE_LEN {
+        if !value::fits_index(value) {
             return Ok(());
         }
         if self.tables.find_oid(self.txn, value)? == Some(oid) {
             let key = ValueKey::new(self.tables.slots.by_value, value)?;
-            self.tables
-                .by_value()
-                .delete(self.txn, &key)
-                .map_err(Error::from)?;
+            self.tables.by_value().delete(self.txn, &key).lmdb()?;
         }
         Ok(())
     }
-}
-
-pub(crate) fn random_value(length: usize) -> String {
-    use rand::Rng;
-    let mut bytes = vec![0u8; length];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes
-        .iter()
-        .map(|b| VALUE_ALPHABET[(b & 63) as usize] as char)
-        .collect()
 }
 
 impl Batch<'_, '_> {
-    /// The slots of the cookie tables, when the metadata names them.
-    pub(crate) fn present_slots(&self) -> Option<Slots> {
-        self.tables.present.then_some(self.tables.slots)
-    }
-
-    /// Calls `f` with every entry of `slot` (whole key, value) until it returns `false`.
-    pub(crate) fn scan_slot(
-        &self,
-        slot: u16,
-        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
-    ) -> Result<()> {
-        for item in self.tables.slot_entries(self.txn, slot)? {
-            let (key, value) = item?;
-            if !f(key, value)? {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// The value stored under a whole raw key.
     pub(crate) fn raw_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self
             .tables
             .db
             .get(self.txn, key)
-            .map_err(Error::from)?
+            .lmdb()?
             .map(<[u8]>::to_vec))
     }
 
     /// Stores `value` under a whole raw key.
     pub(crate) fn raw_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.tables
-            .db
-            .put(self.txn, key, value)
-            .map_err(Error::from)
+        self.tables.db.put(self.txn, key, value).lmdb()
     }
 
     /// Deletes a whole raw key; returns whether it existed.
     pub(crate) fn raw_delete(&mut self, key: &[u8]) -> Result<bool> {
-        self.tables.db.delete(self.txn, key).map_err(Error::from)
+        self.tables.db.delete(self.txn, key).lmdb()
     }
 
     /// Deletes every entry of `slot`; returns how many.
     pub(crate) fn clear_slot(&mut self, slot: u16) -> Result<u64> {
         self.tables.delete_slot(self.txn, slot)
-    }
-
-    /// The record that the value index gives for `value`, expired or not, when it really
-    /// carries that value. A record that cannot be decoded is a `CorruptRecord` error.
-    pub(crate) fn get_any_by_value(&self, value: &str) -> Result<Option<Cookie>> {
-        self.tables.need_present()?;
-        match self.tables.lookup(self.txn, value)? {
-            Some((oid, view)) => Ok(Some(materialise(oid, view)?)),
-            None => Ok(None),
-        }
     }
 }

@@ -29,11 +29,15 @@ use std::path::Path;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cookie::{Cookie, MAX_VALUE_LEN};
+use crate::cookie::Cookie;
 use crate::error::{Error, Result};
-use crate::layout::{COOKIES, EXPIRY_INDEX, STORE_STATE, Slots, TableDef, VALUE_INDEX, hex};
+use crate::layout::{
+    COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots, TableDef,
+    VALUE_INDEX, ValueKey, hex, split_slot,
+};
 use crate::store::CookieStore;
 use crate::timefmt::format_rfc3339_ns;
+use crate::value::{self, CookieValue};
 
 /// One kind of damage found by [`check`].
 ///
@@ -186,7 +190,8 @@ impl fmt::Display for Problem {
             Problem::UnindexableValue { oid, len } => write!(
                 f,
                 "record {oid} has a {len}-byte value, which cannot be an index key \
-                 (1 to {MAX_VALUE_LEN} bytes)"
+                 (1 to {} bytes)",
+                CookieValue::MAX_LEN
             ),
             Problem::DuplicateValue { value, oids } => {
                 let oids: Vec<String> = oids.iter().map(Uuid::to_string).collect();
@@ -383,13 +388,13 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
         let mut recs: BTreeMap<Uuid, RecInfo> = BTreeMap::new();
         let mut undecodable: HashSet<Uuid> = HashSet::new();
         let mut by_value: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-        for item in s.raw_table(slots.cookies)? {
+        for item in s.raw_entries(slots.cookies)? {
             let (key, bytes) = item?;
             report.records += 1;
-            let Ok(oid) = Uuid::from_slice(key) else {
-                report.problems.push(Problem::MalformedRecordKey {
-                    key: hex(&[&slots.cookies.to_be_bytes()[..], key].concat()),
-                });
+            let Some(oid) = RecordKey::parse_oid(key) else {
+                report
+                    .problems
+                    .push(Problem::MalformedRecordKey { key: hex(key) });
                 continue;
             };
             let cookie = match Cookie::decode(bytes) {
@@ -409,7 +414,7 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
                     stored: cookie.oid,
                 });
             }
-            if cookie.value.is_empty() || cookie.value.len() > MAX_VALUE_LEN {
+            if !value::fits_index(&cookie.value) {
                 report.problems.push(Problem::UnindexableValue {
                     oid,
                     len: cookie.value.len(),
@@ -494,12 +499,9 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
             for item in s.raw_table(slot)? {
                 let (key, _) = item?;
                 report.expiry_index_entries += 1;
-                match (key.get(..8), key.get(8..).map(Uuid::from_slice)) {
-                    (Some(at), Some(Ok(oid))) if key.len() == 24 => {
-                        let at = u64::from_be_bytes(at.try_into().expect("8 bytes"));
-                        entries.entry(oid).or_default().push(at);
-                    }
-                    _ => expiry.push(Problem::MalformedExpiryIndexEntry { key: hex(key) }),
+                match ExpiryKey::parse_rest(key) {
+                    Some((at, oid)) => entries.entry(oid).or_default().push(at),
+                    None => expiry.push(Problem::MalformedExpiryIndexEntry { key: hex(key) }),
                 }
             }
             for (oid, rec) in &recs {
@@ -555,16 +557,15 @@ fn check_slots(
     let mut unknown: BTreeMap<u16, u64> = BTreeMap::new();
     for item in s.raw_all()? {
         let (key, _) = item?;
-        match key {
-            [0, 0, ..] => {} // metadata: read by the catalog
-            [hi, lo, ..] => {
-                let slot = u16::from_be_bytes([*hi, *lo]);
+        match split_slot(key) {
+            Some((META_SLOT, _)) => {} // metadata: read by the catalog
+            Some((slot, _)) => {
                 if !known.contains(&slot) {
                     *unknown.entry(slot).or_default() += 1;
                 }
             }
-            short => report.problems.push(Problem::Metadata {
-                problem: format!("key {} is shorter than a slot number", hex(short)),
+            None => report.problems.push(Problem::Metadata {
+                problem: format!("key {} is shorter than a slot number", hex(key)),
             }),
         }
     }
@@ -617,26 +618,26 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
     // Keys whose record is already in the quarantine file: the batch may run more than once.
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     store.batch("repair the store", |b| {
-        let slots: Slots = b.present_slots().ok_or_else(|| {
+        let slots: Slots = b.view().slots().ok_or_else(|| {
             Error::metadata("the cookie tables are missing from the metadata (slot 0)")
         })?;
         let now = b.now_ns();
         let mut keep: BTreeMap<Uuid, RecInfo> = BTreeMap::new();
         let mut dropped: Vec<(Vec<u8>, Option<Uuid>, String)> = Vec::new();
         let mut fix: Vec<Cookie> = Vec::new();
-        b.scan_slot(slots.cookies, |key, bytes| {
-            let oid = key.get(2..).and_then(|k| Uuid::from_slice(k).ok());
-            let Some(oid) = oid else {
+        for item in b.view().raw_entries(slots.cookies)? {
+            let (key, bytes) = item?;
+            let Some(oid) = RecordKey::parse_oid(key) else {
                 dropped.push((
                     key.to_vec(),
                     None,
                     "the key is not the slot and a 16-byte oid".into(),
                 ));
-                return Ok(true);
+                continue;
             };
             match Cookie::decode(bytes) {
                 Err(e) => dropped.push((key.to_vec(), Some(oid), record_problem(e))),
-                Ok(c) if c.value.is_empty() || c.value.len() > MAX_VALUE_LEN => dropped.push((
+                Ok(c) if !value::fits_index(&c.value) => dropped.push((
                     key.to_vec(),
                     Some(oid),
                     format!("its {}-byte value cannot be an index key", c.value.len()),
@@ -656,8 +657,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
                     );
                 }
             }
-            Ok(true)
-        })?;
+        }
 
         // One record per value: the most recently created (then the highest oid) stays.
         let mut by_value: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
@@ -719,21 +719,14 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         // Rebuild both indexes.
         let value_before = b.clear_slot(slots.by_value)?;
         for (oid, rec) in &keep {
-            let mut key = slots.by_value.to_be_bytes().to_vec();
-            key.extend_from_slice(rec.value.as_bytes());
-            b.raw_put(&key, oid.as_bytes())?;
+            let key = ValueKey::new(slots.by_value, &rec.value)?;
+            b.raw_put(key.as_bytes(), oid.as_bytes())?;
         }
         let mut expiry = (0, 0);
         if let Some(slot) = slots.by_expiry {
-            b.scan_slot(slot, |_, _| {
-                expiry.0 += 1;
-                Ok(true)
-            })?;
+            expiry.0 = b.view().raw_table(slot)?.count() as u64;
             b.rebuild_expiry_index()?;
-            b.scan_slot(slot, |_, _| {
-                expiry.1 += 1;
-                Ok(true)
-            })?;
+            expiry.1 = b.view().raw_table(slot)?.count() as u64;
         }
         Ok(RepairReport {
             quarantined: dropped
@@ -753,9 +746,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
 }
 
 fn record_key(slot: u16, oid: Uuid) -> Vec<u8> {
-    let mut key = slot.to_be_bytes().to_vec();
-    key.extend_from_slice(oid.as_bytes());
-    key
+    RecordKey::new(slot, oid).as_bytes().to_vec()
 }
 
 /// Appends `bytes` to `path` and fsyncs it (and its directory when the file is new).

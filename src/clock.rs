@@ -1,11 +1,35 @@
-//! Where the store gets "now" from.
+//! Time: where the store gets "now" from, and the units.
 //!
-//! Expiry is evaluated against a [`Clock`]. Production code uses [`SystemClock`]; tests and the
-//! CLI's `--now` use a [`ManualClock`] so that nothing ever sleeps or depends on today's date.
+//! Every instant is nanoseconds since the Unix epoch (UTC) in a `u64`, as cfxdb stores them;
+//! every duration a cookie carries (`max_age`) is whole seconds. The conversions between the
+//! two live here. Expiry is evaluated against a [`Clock`]: production code uses
+//! [`SystemClock`]; tests and the CLI's `--now` use a [`ManualClock`] so that nothing ever
+//! sleeps or depends on today's date.
 
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Nanoseconds in a second.
+pub(crate) const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// `secs` seconds in nanoseconds (saturating).
+pub(crate) const fn secs_to_ns(secs: u64) -> u64 {
+    secs.saturating_mul(NS_PER_SEC)
+}
+
+/// `ns` nanoseconds in whole seconds, rounded up (what is left of a lifetime, for max-age).
+pub(crate) const fn ns_to_secs_ceil(ns: u64) -> u64 {
+    ns.div_ceil(NS_PER_SEC)
+}
+
+/// The system clock now, in nanoseconds since the Unix epoch (0 before 1970).
+pub(crate) fn system_now_ns() -> u64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+        Err(_) => 0,
+    }
+}
 
 /// A source of the current time, in nanoseconds since the Unix epoch (UTC).
 pub trait Clock: Debug + Send + Sync {
@@ -19,7 +43,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ns(&self) -> u64 {
-        crate::timefmt::now_ns()
+        system_now_ns()
     }
 }
 
@@ -48,8 +72,7 @@ impl ManualClock {
 
     /// Moves the time forward by `secs` seconds.
     pub fn advance_secs(&self, secs: u64) {
-        self.0
-            .fetch_add(secs.saturating_mul(1_000_000_000), Ordering::SeqCst);
+        self.0.fetch_add(secs_to_ns(secs), Ordering::SeqCst);
     }
 }
 

@@ -1,16 +1,20 @@
-//! Configuration of the store ([`StoreOptions`]) and of the tracker ([`TrackerConfig`]).
+//! Configuration of the store ([`StoreOptions`]) and of the tracker ([`TrackerConfig`]), and
+//! Crossbar.io's `cookie` section that holds both ([`CookieSection`]).
 //!
-//! Both mirror Crossbar.io's cookie configuration (`cookie` and its `store` dictionary) and
-//! deserialize from the same JSON, so a router's existing config carries over. Every value is
-//! checked by `validate`, and a bad one is reported with the field's name and allowed range.
+//! A transport's `cookie` section from a Crossbar.io node config parses as it is: `name`,
+//! `length`, `max_age`, Crossbar's attribute keys `secure`, `http_strict` (→ `HttpOnly`) and
+//! `same_site`, and a `store` of type `database` (Crossbar's LMDB store, the same format) or
+//! `cookiestore`. Every value is checked, and a bad or misspelt one is reported by name.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::header::{CookieAttributes, validate_attributes};
+use crate::header::{CookieAttributes, SameSite, validate_attributes};
 
 /// Smallest allowed `maxsize`: 128 KiB.
 pub const MIN_MAXSIZE: u64 = 128 * 1024;
@@ -21,15 +25,18 @@ pub const DEFAULT_MAXSIZE: u64 = 1024 * 1024 * 1024;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
-/// How to open a [`CookieStore`](crate::CookieStore): Crossbar.io's database store options.
+/// How to open a [`CookieStore`](crate::CookieStore): Crossbar.io's database store options,
+/// set with builder methods.
 ///
 /// ```
 /// use cookiestore::StoreOptions;
-/// let options = StoreOptions { readonly: true, ..StoreOptions::default() };
+/// let options = StoreOptions::default().readonly(true).maxsize(64 << 20);
 /// assert!(options.validate().is_ok());
+/// assert!(StoreOptions::default().maxsize(1).validate().is_err());
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct StoreOptions {
     /// Largest size the memory map (and so the database) may grow to, in bytes:
     /// 128 KiB to 128 GiB, default 1 GiB.
@@ -67,6 +74,48 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
+    /// Sets [`maxsize`](Self::maxsize): 128 KiB to 128 GiB.
+    pub fn maxsize(mut self, bytes: u64) -> Self {
+        self.maxsize = bytes;
+        self
+    }
+
+    /// Sets [`initial_mapsize`](Self::initial_mapsize).
+    pub fn initial_mapsize(mut self, bytes: u64) -> Self {
+        self.initial_mapsize = bytes;
+        self
+    }
+
+    /// Sets [`readonly`](Self::readonly).
+    pub fn readonly(mut self, readonly: bool) -> Self {
+        self.readonly = readonly;
+        self
+    }
+
+    /// Sets [`sync`](Self::sync).
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets [`purge_on_startup`](Self::purge_on_startup).
+    pub fn purge_on_startup(mut self, purge: bool) -> Self {
+        self.purge_on_startup = purge;
+        self
+    }
+
+    /// Sets [`file_mode`](Self::file_mode).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    /// Sets [`clock`](Self::clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Checks every field; the error names the field and its allowed range.
     pub fn validate(&self) -> Result<()> {
         if !(MIN_MAXSIZE..=MAX_MAXSIZE).contains(&self.maxsize) {
@@ -107,17 +156,24 @@ pub const DEFAULT_MAX_AGE: u64 = 86_400;
 /// Longest allowed max_age: ten years (of 365 days).
 pub const MAX_MAX_AGE: u64 = 10 * 365 * 86_400;
 
-/// What a router worker tracks: Crossbar.io's `cookie` configuration.
+/// What a router worker tracks: Crossbar.io's `cookie` configuration without its `store`.
+///
+/// It deserializes from the keys Crossbar.io reads (`name`, `length`, `max_age`, `secure`,
+/// `http_strict`, `same_site`) and from an `attributes` object of ours (`http_only`, `secure`,
+/// `same_site`, `path`, `domain`); a key given both ways is an error.
 ///
 /// ```
 /// use cookiestore::TrackerConfig;
-/// let config: TrackerConfig =
-///     serde_json::from_str(r#"{"name": "cbtid", "length": 24, "max_age": 604800}"#).unwrap();
+/// let config: TrackerConfig = serde_json::from_str(
+///     r#"{"name": "cbtid", "length": 24, "max_age": 604800, "http_strict": true}"#,
+/// ).unwrap();
 /// config.validate().unwrap();
 /// assert_eq!(config.max_age, 604_800);
+/// assert!(config.attributes.http_only);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(try_from = "RawTracker")]
+#[non_exhaustive]
 pub struct TrackerConfig {
     /// Cookie name: matches `^[a-z][a-z0-9_]+$`. Default `cbtid`.
     pub name: String,
@@ -127,8 +183,85 @@ pub struct TrackerConfig {
     pub max_age: u64,
     /// Opt-in attributes for the `Set-Cookie` header (HttpOnly, Secure, SameSite, Path,
     /// Domain). Default none, as Crossbar.io sends.
-    #[serde(skip)]
     pub attributes: CookieAttributes,
+}
+
+/// The JSON form of [`TrackerConfig`], before Crossbar's attribute keys are folded in.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawTracker {
+    name: String,
+    length: usize,
+    max_age: u64,
+    secure: Option<bool>,
+    http_strict: Option<bool>,
+    same_site: Option<SameSite>,
+    attributes: Option<Value>,
+}
+
+impl Default for RawTracker {
+    fn default() -> Self {
+        let d = TrackerConfig::default();
+        RawTracker {
+            name: d.name,
+            length: d.length,
+            max_age: d.max_age,
+            secure: None,
+            http_strict: None,
+            same_site: None,
+            attributes: None,
+        }
+    }
+}
+
+impl TryFrom<RawTracker> for TrackerConfig {
+    type Error = String;
+
+    fn try_from(raw: RawTracker) -> std::result::Result<Self, String> {
+        let given = raw.attributes_given();
+        let mut attributes = match &raw.attributes {
+            None => CookieAttributes::default(),
+            Some(v) => CookieAttributes::deserialize(v).map_err(|e| format!("attributes: {e}"))?,
+        };
+        for (flat, ours, set) in [
+            ("secure", "secure", raw.secure.is_some()),
+            ("http_strict", "http_only", raw.http_strict.is_some()),
+            ("same_site", "same_site", raw.same_site.is_some()),
+        ] {
+            if set && given.contains(&ours) {
+                return Err(format!(
+                    "`{flat}` and `attributes.{ours}` are both given; keep one of them"
+                ));
+            }
+        }
+        if let Some(secure) = raw.secure {
+            attributes.secure = secure;
+        }
+        if let Some(http_strict) = raw.http_strict {
+            attributes.http_only = http_strict;
+        }
+        if raw.same_site.is_some() {
+            attributes.same_site = raw.same_site;
+        }
+        Ok(TrackerConfig {
+            name: raw.name,
+            length: raw.length,
+            max_age: raw.max_age,
+            attributes,
+        })
+    }
+}
+
+impl RawTracker {
+    fn attributes_given(&self) -> Vec<&'static str> {
+        let Some(Value::Object(map)) = &self.attributes else {
+            return Vec::new();
+        };
+        ["secure", "http_only", "same_site"]
+            .into_iter()
+            .filter(|k| map.contains_key(*k))
+            .collect()
+    }
 }
 
 impl Default for TrackerConfig {
@@ -143,6 +276,30 @@ impl Default for TrackerConfig {
 }
 
 impl TrackerConfig {
+    /// Sets [`name`](Self::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets [`length`](Self::length).
+    pub fn length(mut self, length: usize) -> Self {
+        self.length = length;
+        self
+    }
+
+    /// Sets [`max_age`](Self::max_age) (seconds).
+    pub fn max_age(mut self, seconds: u64) -> Self {
+        self.max_age = seconds;
+        self
+    }
+
+    /// Sets [`attributes`](Self::attributes).
+    pub fn attributes(mut self, attributes: CookieAttributes) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
     /// Checks every field; the error names the field and its allowed range.
     pub fn validate(&self) -> Result<()> {
         let bytes = self.name.as_bytes();
@@ -175,9 +332,162 @@ impl TrackerConfig {
                 ),
             ));
         }
-        validate_attributes(&self.attributes).map_err(|problem| Error::InvalidConfig {
-            field: "attributes",
-            problem,
+        validate_attributes(&self.attributes)
+            .map_err(|problem| Error::config("attributes", problem))
+    }
+}
+
+/// A transport's `cookie` section from a Crossbar.io node config: the tracker and its store.
+///
+/// ```
+/// use cookiestore::CookieSection;
+/// let section = CookieSection::from_json(r#"{
+///     "name": "cbtid", "length": 24, "max_age": 604800, "secure": true,
+///     "store": {"type": "database", "path": "cookies", "maxsize": 10485760}
+/// }"#)?;
+/// assert!(section.tracker.attributes.secure);
+/// let store = section.store.unwrap();
+/// assert_eq!(store.options.maxsize, 10_485_760);
+/// assert_eq!(store.path_in("/srv/node/.crossbar"), std::path::Path::new("/srv/node/.crossbar/cookies"));
+/// # Ok::<(), cookiestore::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CookieSection {
+    /// Name, length, max_age and `Set-Cookie` attributes.
+    pub tracker: TrackerConfig,
+    /// The store, when the section has one (Crossbar's default without one is its memory
+    /// store, which is not served here).
+    pub store: Option<StoreSection>,
+}
+
+/// A cookie section's `store`: where the store is and how to open it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreSection {
+    /// The `type` given: `database` (Crossbar.io's LMDB store, which cookiestore reads and
+    /// writes in the same format) or `cookiestore`.
+    pub kind: String,
+    /// The store's directory as given; a relative path is relative to the node directory.
+    pub path: PathBuf,
+    /// `maxsize`, `readonly`, `sync`, `purge_on_startup`, and ours: `initial_mapsize`,
+    /// `file_mode`. Crossbar's database store wipes every cookie on `purge_on_startup`;
+    /// cookiestore purges the expired ones.
+    pub options: StoreOptions,
+}
+
+/// Store types served: Crossbar.io's LMDB store (same format) and ours.
+const STORE_TYPES: [&str; 2] = ["database", "cookiestore"];
+
+impl CookieSection {
+    /// Parses a `cookie` section (a JSON object), checking every value.
+    pub fn from_json(json: &str) -> Result<CookieSection> {
+        let value: Value =
+            serde_json::from_str(json).map_err(|e| Error::config("cookie", e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    /// Parses a `cookie` section given as a JSON value, checking every value.
+    pub fn from_value(value: &Value) -> Result<CookieSection> {
+        let Value::Object(map) = value else {
+            return Err(Error::config(
+                "cookie",
+                format!("is {value}; it must be a JSON object such as {{\"name\": \"cbtid\"}}"),
+            ));
+        };
+        let mut rest = map.clone();
+        let store = rest
+            .remove("store")
+            .map(|s| StoreSection::from_value(&s))
+            .transpose()?;
+        let tracker = TrackerConfig::deserialize(Value::Object(rest))
+            .map_err(|e| Error::config("cookie", e.to_string()))?;
+        tracker.validate()?;
+        Ok(CookieSection { tracker, store })
+    }
+}
+
+impl StoreSection {
+    /// Parses a cookie section's `store` object, checking every value.
+    pub fn from_value(value: &Value) -> Result<StoreSection> {
+        let Value::Object(map) = value else {
+            return Err(Error::config(
+                "store",
+                format!("is {value}; it must be a JSON object with a \"type\""),
+            ));
+        };
+        let kind = match map.get("type") {
+            Some(Value::String(kind)) => kind.clone(),
+            Some(other) => {
+                return Err(Error::config(
+                    "store.type",
+                    format!("is {other}; it must be a string: one of {STORE_TYPES:?}"),
+                ));
+            }
+            None => {
+                return Err(Error::config(
+                    "store.type",
+                    format!("is missing; give one of {STORE_TYPES:?}"),
+                ));
+            }
+        };
+        match kind.as_str() {
+            "database" | "cookiestore" => {}
+            "memory" => {
+                return Err(Error::config(
+                    "store.type",
+                    "is \"memory\", Crossbar.io's per-process store, which cookiestore does not \
+                     serve: use {\"type\": \"database\", \"path\": ...} so that every worker \
+                     shares one store that survives restarts",
+                ));
+            }
+            "file" => {
+                return Err(Error::config(
+                    "store.type",
+                    "is \"file\", Crossbar.io's cookies.dat, which cookiestore does not serve: \
+                     move its cookies into a store with `cookiestore import STORE cookies.dat`, \
+                     then use {\"type\": \"database\", \"path\": \"STORE\"}",
+                ));
+            }
+            other => {
+                return Err(Error::config(
+                    "store.type",
+                    format!("is {other:?}; cookiestore serves one of {STORE_TYPES:?}"),
+                ));
+            }
+        }
+        let path = match map.get("path") {
+            Some(Value::String(p)) if !p.is_empty() => PathBuf::from(p),
+            Some(other) => {
+                return Err(Error::config(
+                    "store.path",
+                    format!("is {other}; it must be the store's directory, a non-empty string"),
+                ));
+            }
+            None => {
+                return Err(Error::config(
+                    "store.path",
+                    "is missing; give the store's directory (relative to the node directory, \
+                     or absolute)",
+                ));
+            }
+        };
+        let mut rest = map.clone();
+        rest.remove("type");
+        rest.remove("path");
+        let options = StoreOptions::deserialize(Value::Object(rest))
+            .map_err(|e| Error::config("store", e.to_string()))?;
+        options.validate()?;
+        Ok(StoreSection {
+            kind,
+            path,
+            options,
         })
+    }
+
+    /// The store's directory for a node whose directory is `node_dir` (a relative `path` is
+    /// relative to it, as in Crossbar.io).
+    pub fn path_in(&self, node_dir: impl AsRef<Path>) -> PathBuf {
+        node_dir.as_ref().join(&self.path)
     }
 }

@@ -20,16 +20,11 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::generated as fb;
 
-/// Longest cookie value that fits an LMDB key after the 2-byte slot prefix (511 - 2).
-pub const MAX_VALUE_LEN: usize = 509;
-
 /// Largest encoded record accepted for writing (1 MiB): a bound for huge `authextra`.
 pub const MAX_RECORD_SIZE: usize = 1024 * 1024;
 
 /// Deepest nesting accepted in `authextra` and `authenticated_transport_info`.
 pub const MAX_CBOR_DEPTH: usize = 64;
-
-const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// A cookie, with every field of cfxdb's `Cookie` table.
 ///
@@ -132,7 +127,7 @@ impl Default for Cookie {
 
 /// When a cookie created at `created` (ns) with `max_age` (s) expires, in ns.
 pub fn expires_at(created: u64, max_age: u64) -> u64 {
-    created.saturating_add(max_age.saturating_mul(NS_PER_SEC))
+    created.saturating_add(crate::clock::secs_to_ns(max_age))
 }
 
 /// The authentication a cookie carries: what Crossbar.io's `getAuth` returns.

@@ -18,8 +18,8 @@ pub enum Error {
     /// A configuration value is outside its allowed range or malformed.
     #[error("invalid configuration: `{field}` {problem}")]
     InvalidConfig {
-        /// The offending field, as named in the configuration.
-        field: &'static str,
+        /// The offending field, as named in the configuration (`store.maxsize`, ...).
+        field: String,
         /// What is wrong and what is allowed.
         problem: String,
     },
@@ -171,40 +171,93 @@ pub enum Error {
         found: Option<u32>,
     },
 
-    /// A store method was called inside [`CookieStore::snapshot`](crate::CookieStore::snapshot)'s
-    /// closure, which would need a second read transaction on the same thread.
+    /// A store method was called inside the closure of
+    /// [`CookieStore::snapshot`](crate::CookieStore::snapshot) or
+    /// [`CookieStore::batch`](crate::CookieStore::batch): LMDB allows one transaction per
+    /// thread, so the call would need a second one.
     #[error(
-        "a store method was called inside a snapshot closure; use the Snapshot's own methods, \
-         or call the store after the closure returns"
+        "a store method was called inside a snapshot or batch closure; use the Snapshot's or \
+         Batch's own methods, or call the store after the closure returns"
     )]
     NestedTransaction,
 
+    /// A store location that this build cannot open: a URL (`redis://...`) where a directory
+    /// path is expected.
+    #[error(
+        "{location:?} is a URL, but this cookiestore build opens LMDB stores only, named by a \
+         directory path; give the store's directory (for example /var/crossbar/cookies)"
+    )]
+    UnsupportedLocation {
+        /// The location as given.
+        location: String,
+    },
+
+    /// A restore or copy was refused because its destination already holds cookies.
+    #[error(
+        "{path}: the destination already holds {records} cookie record(s); refusing to mix \
+         them with the incoming ones: restore into a new directory, or merge on purpose \
+         (`cookiestore restore --merge`)"
+    )]
+    NotEmpty {
+        /// The destination store or directory.
+        path: PathBuf,
+        /// How many records it holds (0 when the destination is a data file, not a store).
+        records: u64,
+    },
+
+    /// A copy was refused because its destination already holds a data file.
+    #[error(
+        "{path} exists: refusing to overwrite a store; give a new or empty directory as the \
+         destination"
+    )]
+    DestinationExists {
+        /// The data file found at the destination.
+        path: PathBuf,
+    },
+
     /// Any other LMDB error.
     #[error("LMDB error: {0}")]
-    Lmdb(#[source] heed::Error),
+    Lmdb(#[source] LmdbError),
 
     /// An I/O error outside LMDB.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
 }
 
-impl From<heed::Error> for Error {
-    fn from(e: heed::Error) -> Self {
-        use heed::MdbError;
-        match e {
-            // The store fills in its maxsize (and first tries to grow the map).
-            heed::Error::Mdb(MdbError::MapFull) => Error::MapFull { maxsize: 0 },
-            heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull { max: 0 },
-            heed::Error::Io(io) => Error::Io(io),
-            other => Error::Lmdb(other),
-        }
+/// An error reported by LMDB that has no variant of its own in [`Error`]. Its message is
+/// LMDB's; the type stays opaque so that a new major version of the LMDB binding is not a
+/// breaking change of this crate.
+#[derive(Debug)]
+pub struct LmdbError(pub(crate) heed::Error);
+
+impl std::fmt::Display for LmdbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for LmdbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Wraps heed's errors as [`Error::Lmdb`]; the transaction core (`store.rs`) then gives the
+/// ones with a meaning of their own (map full, readers full, damage) their variants.
+pub(crate) trait LmdbResult<T> {
+    fn lmdb(self) -> Result<T>;
+}
+
+impl<T> LmdbResult<T> for heed::Result<T> {
+    fn lmdb(self) -> Result<T> {
+        self.map_err(|e| Error::Lmdb(LmdbError(e)))
     }
 }
 
 impl Error {
-    pub(crate) fn config(field: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn config(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Error::InvalidConfig {
-            field,
+            field: field.into(),
             problem: problem.into(),
         }
     }

@@ -10,7 +10,7 @@
 //!
 //! Parsing never fails and never panics: a pair that is not a valid cookie
 //! (no `=`, a name that is not a token, a value that is empty or not made of
-//! [cookie-octets](is_cookie_octets), bytes that are not UTF-8, …) is skipped
+//! [cookie-octets](crate::CookieValue), bytes that are not UTF-8, …) is skipped
 //! and the pairs after it are still read. Only `;` separates pairs; a `,` is
 //! not a separator, so it makes the value it appears in invalid.
 //!
@@ -20,13 +20,15 @@
 use std::fmt;
 use std::iter::FusedIterator;
 
+use crate::value::is_cookie_octet;
+
 /// Returns the values of every cookie called `name` in a `Cookie` header, in
 /// header order.
 ///
 /// The name compares exactly (case-sensitively). Whitespace (SP / HTAB)
 /// around names and values is ignored, and a value in double quotes is
 /// returned without them. Only non-empty values made of cookie-octets are
-/// returned (see [`is_cookie_octets`]); other pairs are skipped. Duplicates
+/// returned (see [`CookieValue`](crate::CookieValue)); other pairs are skipped. Duplicates
 /// are all returned, so the caller can try each one. If `name` is not a valid
 /// cookie name (an RFC 2616 token), nothing is returned.
 ///
@@ -89,19 +91,9 @@ pub fn parse_cookie_header(header: &[u8]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-/// Returns `true` if every byte of `s` is an RFC 6265 cookie-octet
-/// (`%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`): printable US-ASCII
-/// except space, `"`, `,`, `;` and `\`.
-///
-/// The empty string is accepted, as in the RFC grammar (`*cookie-octet`),
-/// although [`cookie_values`] never returns an empty value.
-#[must_use]
-pub fn is_cookie_octets(s: &str) -> bool {
-    s.bytes().all(is_cookie_octet)
-}
-
-/// Value of the `SameSite` cookie attribute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Value of the `SameSite` cookie attribute (in configuration JSON: `"Strict"`, `"Lax"` or
+/// `"None"`, as Crossbar.io writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 pub enum SameSite {
     /// `SameSite=Strict`: sent only with same-site requests.
     Strict,
@@ -132,7 +124,9 @@ impl fmt::Display for SameSite {
 
 /// Optional `Set-Cookie` attributes; the default sets none of them, which is
 /// what Crossbar.io sends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CookieAttributes {
     /// Adds `;HttpOnly`: the cookie is hidden from scripts.
     pub http_only: bool,
@@ -151,7 +145,7 @@ pub struct CookieAttributes {
 /// order: `;Path=…`, `;Domain=…`, `;Secure`, `;HttpOnly`, `;SameSite=…`.
 ///
 /// Nothing is checked here: `name` must be a token, `value` must satisfy
-/// [`is_cookie_octets`], and `attrs` should have passed
+/// the rules of [`CookieValue`](crate::CookieValue), and `attrs` should have passed
 /// [`validate_attributes`] (once, when the configuration is loaded).
 #[must_use]
 pub fn set_cookie_value(
@@ -303,10 +297,6 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-const fn is_cookie_octet(b: u8) -> bool {
-    matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E)
-}
-
 /// RFC 2616 `token`: one or more CHARs that are neither CTLs nor separators.
 fn is_token(s: &[u8]) -> bool {
     const SEPARATORS: &[u8] = b"()<>@,;:\\\"/[]?={}";
@@ -318,6 +308,7 @@ fn is_token(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::is_cookie_octets;
     use std::fmt::Write as _;
 
     fn values<'a>(header: &'a [u8], name: &'a str) -> Vec<&'a str> {
@@ -531,11 +522,17 @@ mod tests {
             let pairs = parse_cookie_header(&header);
             for &(name, value) in &pairs {
                 assert!(is_token(name.as_bytes()), "{name:?}");
-                assert!(!value.is_empty() && is_cookie_octets(value), "{value:?}");
+                assert!(
+                    !value.is_empty() && is_cookie_octets(value.as_bytes()),
+                    "{value:?}"
+                );
             }
             for name in ["a", "b", "ab", "ba"] {
                 let got: Vec<&str> = cookie_values(&header, name).collect();
-                assert!(got.iter().all(|v| !v.is_empty() && is_cookie_octets(v)));
+                assert!(
+                    got.iter()
+                        .all(|v| !v.is_empty() && is_cookie_octets(v.as_bytes()))
+                );
                 let expected: Vec<&str> = pairs
                     .iter()
                     .filter(|&&(n, _)| n == name)
@@ -546,15 +543,6 @@ mod tests {
             }
         }
         assert!(found > 1_000, "generator too weak: {found} values found");
-    }
-
-    #[test]
-    fn cookie_octets() {
-        assert!(is_cookie_octets(""));
-        assert!(is_cookie_octets("!#$%&'()*+-./09:<=>?@AZ[]^_`az{|}~"));
-        for bad in [" ", "\"", ",", ";", "\\", "\x7f", "\t", "\0", "é"] {
-            assert!(!is_cookie_octets(bad), "{bad:?}");
-        }
     }
 
     #[test]

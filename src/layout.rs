@@ -21,7 +21,9 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
-use crate::cookie::MAX_VALUE_LEN;
+use crate::value::CookieValue;
+
+const MAX_VALUE_LEN: usize = CookieValue::MAX_LEN;
 use crate::error::{Error, Result};
 
 /// Slot 0: table metadata.
@@ -165,9 +167,9 @@ impl Catalog {
 
     /// Checks one metadata entry as read from disk and adds it.
     pub fn insert_raw(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let slot = match key {
-            [0, 0, hi, lo] => u16::from_be_bytes([*hi, *lo]),
-            _ => {
+        let slot = match MetaKey::parse(key) {
+            Some(slot) => slot,
+            None => {
                 return Err(Error::metadata(format!(
                     "metadata key {} is not 4 bytes (00 00 + slot)",
                     hex(key)
@@ -210,6 +212,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct MetaKey([u8; 4]);
 
 impl MetaKey {
+    /// The slot a whole metadata key describes; `None` when it is not `00 00` + slot.
+    pub fn parse(key: &[u8]) -> Option<u16> {
+        match key {
+            [0, 0, hi, lo] => Some(u16::from_be_bytes([*hi, *lo])),
+            _ => None,
+        }
+    }
+
     /// The key describing `slot`.
     pub fn new(slot: u16) -> Self {
         let [hi, lo] = slot.to_be_bytes();
@@ -228,22 +238,37 @@ impl SlotPrefix {
     }
 }
 
+/// The slot of a whole key and the rest of the key after it; `None` for a key shorter than
+/// the 2-byte slot prefix.
+pub(crate) fn split_slot(key: &[u8]) -> Option<(u16, &[u8])> {
+    match key {
+        [hi, lo, rest @ ..] => Some((u16::from_be_bytes([*hi, *lo]), rest)),
+        _ => None,
+    }
+}
+
 /// Key of a record in the Cookies table: slot + oid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordKey([u8; 18]);
 
 impl RecordKey {
+    /// The oid of a whole Cookies key, `None` when the key is not slot + 16 bytes.
+    pub fn parse_oid(key: &[u8]) -> Option<Uuid> {
+        let (_, rest) = split_slot(key)?;
+        Uuid::from_slice(rest).ok()
+    }
+
+    /// The whole key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// The key of `oid` in `slot`.
     pub fn new(slot: u16, oid: Uuid) -> Self {
         let mut k = [0u8; 18];
         k[..2].copy_from_slice(&slot.to_be_bytes());
         k[2..].copy_from_slice(oid.as_bytes());
         RecordKey(k)
-    }
-
-    /// The oid in this key.
-    pub fn oid(&self) -> Uuid {
-        Uuid::from_slice(&self.0[2..]).expect("16 bytes")
     }
 }
 
@@ -289,7 +314,8 @@ impl ValueKey {
         })
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    /// The whole key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
 }
@@ -321,6 +347,14 @@ impl ExpiryKey {
     /// The cookie it refers to.
     pub fn oid(&self) -> Uuid {
         Uuid::from_slice(&self.0[10..]).expect("16 bytes")
+    }
+
+    /// (expires_at, oid) of an expiry-index key given without its slot prefix; `None` when
+    /// it is not 8 + 16 bytes.
+    pub fn parse_rest(rest: &[u8]) -> Option<(u64, Uuid)> {
+        let at: [u8; 8] = rest.get(..8)?.try_into().ok()?;
+        let oid = Uuid::from_slice(rest.get(8..)?).ok()?;
+        Some((u64::from_be_bytes(at), oid))
     }
 }
 
@@ -388,18 +422,6 @@ impl<'a> BytesDecode<'a> for ExpiryKey {
     type DItem = ExpiryKey;
     fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<ExpiryKey, BoxedError> {
         fixed("expiry index", bytes).map(ExpiryKey)
-    }
-}
-
-/// Decodes a value-index key into the cookie value bytes after the slot.
-pub enum ValueKeyBytes {}
-
-impl<'a> BytesDecode<'a> for ValueKeyBytes {
-    type DItem = &'a [u8];
-    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<&'a [u8], BoxedError> {
-        bytes
-            .get(2..)
-            .ok_or_else(|| "value index key shorter than its slot prefix".into())
     }
 }
 

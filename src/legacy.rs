@@ -31,13 +31,10 @@ use std::io::{self, BufRead};
 use serde_json::{Map, Value};
 
 use crate::timefmt::{self, TimeError};
+use crate::value::CookieValue;
 
-/// Longest cookie value accepted, in bytes.
-///
-/// A cookie of at most 4096 bytes (RFC 6265, section 6.1) with the name `cbtid` has room for
-/// a longer value, but Crossbar.io's values are 24 characters; 509 leaves ample room while
-/// rejecting values no browser round trip produced.
-pub const MAX_CBTID_LEN: usize = 509;
+/// Longest cookie value accepted, in bytes: what a store can hold.
+const MAX_CBTID_LEN: usize = CookieValue::MAX_LEN;
 
 /// Longest piece of an offending value quoted back in an error message, in characters.
 const QUOTE_LIMIT: usize = 64;
@@ -53,7 +50,7 @@ const EXPECTED_OPT_STRING: &str = "a string or null";
 #[derive(Debug, Clone, PartialEq)]
 pub struct LegacyCookie {
     /// The cookie value (`cbtid`), made of RFC 6265 cookie-octets, at most
-    /// [`MAX_CBTID_LEN`] bytes.
+    /// 509 bytes.
     pub value: String,
     /// When the cookie was created, nanoseconds since the Unix epoch (UTC).
     pub created_ns: u64,
@@ -79,7 +76,7 @@ impl LegacyCookie {
     /// at `u64::MAX`.
     pub fn expires_ns(&self) -> u64 {
         self.created_ns
-            .saturating_add(self.max_age.saturating_mul(1_000_000_000))
+            .saturating_add(crate::clock::secs_to_ns(self.max_age))
     }
 
     /// Whether the cookie has expired at `now_ns` (nanoseconds since the Unix epoch):
@@ -150,7 +147,7 @@ pub enum LegacyLineError {
     },
     /// `cbtid` is the empty string.
     EmptyCbtid,
-    /// `cbtid` is longer than [`MAX_CBTID_LEN`] bytes.
+    /// `cbtid` is longer than 509 bytes.
     CbtidTooLong {
         /// Its length in bytes.
         len: usize,
@@ -245,7 +242,7 @@ impl std::error::Error for LegacyLineError {
 /// # Errors
 ///
 /// A [`LegacyLineError`] if the line is not a JSON object; if `cbtid` is missing, not a
-/// string, empty, longer than [`MAX_CBTID_LEN`] bytes or not made of RFC 6265
+/// string, empty, longer than 509 bytes or not made of RFC 6265
 /// cookie-octets; if `status` is present and not one of the three known strings (or null);
 /// if `created` is missing or not a valid timestamp, or `modified`/`deleted` is neither null
 /// nor a valid timestamp; if `max_age` is missing or not a non-negative integer; or if
@@ -334,9 +331,8 @@ fn take_cbtid(map: &mut Map<String, Value>) -> Result<String, LegacyLineError> {
     Ok(value)
 }
 
-/// RFC 6265, section 4.1.1: `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`.
 fn is_cookie_octet(c: char) -> bool {
-    matches!(c, '\x21' | '\x23'..='\x2B' | '\x2D'..='\x3A' | '\x3C'..='\x5B' | '\x5D'..='\x7E')
+    c.is_ascii() && crate::value::is_cookie_octet(c as u8)
 }
 
 fn take_status(map: &mut Map<String, Value>) -> Result<LegacyStatus, LegacyLineError> {

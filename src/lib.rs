@@ -27,30 +27,64 @@
 //! ```
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
-pub mod check;
-pub mod clock;
-pub mod config;
-pub mod cookie;
-pub mod error;
+mod check;
+mod clock;
+mod config;
+mod cookie;
+mod error;
 mod generated;
-pub mod header;
-pub mod layout;
-pub mod legacy;
-pub mod migrate;
+mod header;
+mod layout;
+mod legacy;
+mod lmdb_files;
+mod migrate;
 mod open;
 mod reader;
 mod snapshot;
-pub mod store;
+mod store;
 mod tables;
-pub mod timefmt;
-pub mod tracker;
+mod timefmt;
+mod tracker;
+mod value;
 
+pub use batch::Batch;
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{StoreOptions, TrackerConfig};
+pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
 pub use cookie::{Auth, AuthContext, Cookie, CookieView};
-pub use error::{Error, Result};
-pub use header::{CookieAttributes, SameSite};
-pub use store::{AuthUpdate, Batch, CookieStore, Lookup, Snapshot, Stats};
+pub use error::{Error, LmdbError, Result};
+pub use header::{CookieAttributes, SameSite, cookie_values, parse_cookie_header};
+pub use layout::TableMeta;
+pub use snapshot::Snapshot;
+pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
+pub use timefmt::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use tracker::{Tracked, Tracker};
+pub use value::CookieValue;
+
+/// Maintenance: checking and repairing a store, moving cookies in and out of it (JSON lines,
+/// Crossbar.io's `cookies.dat`), and reading LMDB's lock file. What the `cookiestore` tool is
+/// built on.
+pub mod maintenance {
+    pub use crate::check::{CheckReport, Problem, Quarantined, RepairReport, check, repair};
+    pub use crate::legacy::{
+        LegacyCookie, LegacyLine, LegacyLineError, LegacyStatus, Replay, parse_line, replay,
+    };
+    pub use crate::lmdb_files::{ReaderSlots, reader_slots};
+    pub use crate::migrate::{
+        ExportOptions, ExportSummary, ImportOptions, ImportSummary, LegacySource, RestoreSummary,
+        export, import_legacy, read_legacy, restore,
+    };
+}
+
+/// Entry points for the fuzz targets (`fuzz/`); not part of the stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Compares the lookup path's field reader with the fully verified decode on `bytes`:
+    /// panics when they disagree.
+    pub fn reader_agrees(bytes: &[u8]) {
+        crate::reader::agrees_with_decode(bytes);
+    }
+}

@@ -22,10 +22,10 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::cookie::{Cookie, MAX_VALUE_LEN};
+use crate::cookie::Cookie;
 use crate::error::{Error, Result};
 use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
-use crate::store::{Batch, CookieStore};
+use crate::store::CookieStore;
 
 /// Cookies written per write transaction by imports and restores.
 pub const BATCH: usize = 2_000;
@@ -242,7 +242,7 @@ pub fn import_legacy(
         let (imported, updated, unchanged) = store.batch("import cookies", |b| {
             let mut counts = (0, 0, 0);
             for legacy in chunk {
-                let existing = match b.get_any_by_value(&legacy.value) {
+                let existing = match b.view().get_any_by_value(&legacy.value) {
                     Ok(c) => c,
                     Err(Error::CorruptRecord { .. }) => None,
                     Err(e) => return Err(e),
@@ -281,14 +281,11 @@ pub fn import_legacy(
     Ok(summary)
 }
 
+/// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
 fn storable(value: &str) -> std::result::Result<(), String> {
-    if value.is_empty() || value.len() > MAX_VALUE_LEN {
-        Err(format!(
-            "a value of {} bytes cannot be stored (1 to {MAX_VALUE_LEN} bytes)",
-            value.len()
-        ))
-    } else {
-        Ok(())
+    match crate::value::problem(value) {
+        None => Ok(()),
+        Some(problem) => Err(problem),
     }
 }
 
@@ -492,18 +489,18 @@ fn restore_batch(
     summary: &mut RestoreSummary,
 ) -> Result<()> {
     let (restored, replaced, unchanged, conflicts) = store.batch("restore cookies", |b| {
-        if require_empty && has_records(b)? {
-            return Err(Error::Path {
-                path: store.path().to_path_buf(),
-                problem: "refusing to restore into a store that already holds cookies: restore \
-                          into a new or empty store, or merge with --merge"
-                    .into(),
-                source: io::Error::from(io::ErrorKind::AlreadyExists),
-            });
+        if require_empty {
+            let records = b.view().raw_records()?.count() as u64;
+            if records > 0 {
+                return Err(Error::NotEmpty {
+                    path: store.path().to_path_buf(),
+                    records,
+                });
+            }
         }
         let mut counts = (0, 0, 0, Vec::new());
         for (line, cookie) in records {
-            let existing = match b.get_by_oid_any(cookie.oid) {
+            let existing = match b.view().get_any_by_oid(cookie.oid) {
                 Ok(c) => c,
                 Err(Error::CorruptRecord { .. }) => None,
                 Err(e) => return Err(e),
@@ -528,16 +525,4 @@ fn restore_batch(
     summary.unchanged += unchanged;
     summary.conflicts.extend(conflicts);
     Ok(())
-}
-
-fn has_records(b: &Batch<'_, '_>) -> Result<bool> {
-    let Some(slots) = b.present_slots() else {
-        return Ok(false);
-    };
-    let mut any = false;
-    b.scan_slot(slots.cookies, |_, _| {
-        any = true;
-        Ok(false)
-    })?;
-    Ok(any)
 }

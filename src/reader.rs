@@ -146,6 +146,28 @@ impl<'a> RecordReader<'a> {
     }
 }
 
+/// Checks the reader against the fully verified decode: on a record that verifies, both give
+/// the same value, expiry and auth (or both fail to decode authextra); on any other bytes the
+/// reader may fail but never panics. Panics on disagreement (the fuzz target's oracle).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn agrees_with_decode(bytes: &[u8]) {
+    let reader = RecordReader::new(bytes);
+    let Ok(view) = crate::cookie::CookieView::new(bytes) else {
+        if let Ok(r) = reader {
+            let _ = (r.value(), r.expires_at(), r.auth());
+        }
+        return;
+    };
+    let r = reader.expect("the reader refused a record that verifies");
+    assert_eq!(r.value(), Ok(view.value()), "value");
+    assert_eq!(r.expires_at(), Ok(view.expires_at()), "expires_at");
+    match (r.auth(), view.auth()) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "auth"),
+        (Err(_), Err(_)) => {}
+        (a, b) => panic!("auth: the reader gives {a:?}, the verified decode {b:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +226,15 @@ mod tests {
         }
         assert!(RecordReader::new(&[]).is_err());
         assert!(RecordReader::new(&[0xFF, 0xFF, 0xFF, 0x7F]).is_err());
+    }
+
+    #[test]
+    fn agrees_with_the_verified_decode() {
+        let bytes = sample().encode().unwrap();
+        agrees_with_decode(&bytes);
+        agrees_with_decode(&Cookie::default().encode().unwrap());
+        for len in 0..bytes.len() {
+            agrees_with_decode(&bytes[..len]);
+        }
     }
 }

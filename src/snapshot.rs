@@ -1,17 +1,20 @@
 //! [`Snapshot`]: one consistent, read-only view of a store.
 
-use heed::{RoTxn, WithTls};
+use heed::RoTxn;
 use uuid::Uuid;
 
 use crate::cookie::{Cookie, CookieView};
-use crate::error::{Error, Result};
-use crate::layout::{Catalog, Slots};
+use crate::error::{Error, LmdbResult, Result};
+use crate::layout::{Catalog, RecordKey, split_slot};
+use crate::reader::RecordReader;
 use crate::store::{Shared, Stats};
-use crate::tables::{Tables, foreign_writes, read_catalog};
+use crate::tables::{Tables, first_expiry, foreign_writes, read_catalog};
 
-/// One consistent, read-only view of the store: see [`CookieStore::snapshot`].
+/// One consistent, read-only view of the store: see
+/// [`CookieStore::snapshot`](crate::CookieStore::snapshot), and
+/// [`Batch::view`](crate::Batch::view) for the view of a write transaction.
 pub struct Snapshot<'t> {
-    pub(crate) txn: &'t RoTxn<'t, WithTls>,
+    pub(crate) txn: &'t RoTxn<'t>,
     pub(crate) tables: Tables,
     pub(crate) shared: &'t Shared,
     pub(crate) now: u64,
@@ -26,6 +29,41 @@ impl<'t> Snapshot<'t> {
     /// The id of the transaction this snapshot reads.
     pub fn txn_id(&self) -> u64 {
         self.txn.id() as u64
+    }
+
+    /// The hot path: value → the live record's (oid, field reader), reading only what is
+    /// asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
+    /// entry points at a record with another value.
+    pub(crate) fn live_record(&self, value: &str) -> Result<Option<(Uuid, RecordReader<'t>)>> {
+        let Some(oid) = self.tables.find_oid(self.txn, value)? else {
+            return Ok(None);
+        };
+        let key = RecordKey::new(self.tables.slots.cookies, oid);
+        let Some(bytes) = self
+            .tables
+            .db
+            .remap_key_type::<RecordKey>()
+            .get(self.txn, &key)
+            .lmdb()?
+        else {
+            return Ok(None);
+        };
+        let corrupt = |problem| Error::CorruptRecord { oid, problem };
+        let record = RecordReader::new(bytes).map_err(corrupt)?;
+        if record.value().map_err(corrupt)? != value
+            || self.now >= record.expires_at().map_err(corrupt)?
+        {
+            return Ok(None);
+        }
+        Ok(Some((oid, record)))
+    }
+
+    /// When the first entry of the expiry index expires, if there is one.
+    pub(crate) fn first_expiry(&self) -> Result<Option<u64>> {
+        match self.tables.slots.by_expiry {
+            Some(slot) if self.tables.present => first_expiry(&self.tables, self.txn, slot),
+            _ => Ok(None),
+        }
     }
 
     /// The live cookie with `value`.
@@ -73,7 +111,7 @@ impl<'t> Snapshot<'t> {
             .slot_entries(self.txn, self.tables.slots.cookies)?;
         Ok(Box::new(iter.map(|item| {
             let (key, bytes) = item?;
-            let oid = Uuid::from_slice(key.get(2..).unwrap_or_default()).map_err(|_| {
+            let oid = RecordKey::parse_oid(key).ok_or_else(|| {
                 Error::metadata(format!(
                     "Cookies key {} is not slot + 16-byte oid",
                     crate::layout::hex(key)
@@ -98,17 +136,19 @@ impl<'t> Snapshot<'t> {
             return Ok(Box::new(std::iter::empty()));
         };
         Ok(Box::new(self.tables.slot_entries(self.txn, slot)?.map(
-            |item| item.map(|(key, value)| (key.get(2..).unwrap_or_default(), value)),
+            |item| {
+                item.map(|(key, value)| (split_slot(key).map_or(&[][..], |(_, rest)| rest), value))
+            },
         )))
     }
 
     /// The table metadata (slot 0).
-    pub fn catalog(&self) -> Result<Catalog> {
+    pub(crate) fn catalog(&self) -> Result<Catalog> {
         read_catalog(self.tables.db, self.txn)
     }
 
     /// The slots of the cookie tables, if the database has them.
-    pub fn slots(&self) -> Option<Slots> {
+    pub(crate) fn slots(&self) -> Option<crate::layout::Slots> {
         self.tables.present.then_some(self.tables.slots)
     }
 
@@ -230,9 +270,22 @@ impl<'t> Snapshot<'t> {
         }
     }
 
+    /// Every entry of `slot`: (whole key, value).
+    pub(crate) fn raw_entries(&self, slot: u16) -> Result<RawEntries<'t>> {
+        Ok(Box::new(self.tables.slot_entries(self.txn, slot)?))
+    }
+
+    /// The record stored under `oid`, expired or not.
+    pub(crate) fn get_any_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        match self.tables.record(self.txn, oid)? {
+            Some(view) => Ok(Some(materialise(oid, view)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
-        let iter = self.tables.db.iter(self.txn).map_err(Error::from)?;
-        Ok(Box::new(iter.map(|item| item.map_err(Error::from))))
+        let iter = self.tables.db.iter(self.txn).lmdb()?;
+        Ok(Box::new(iter.map(|item| item.lmdb())))
     }
 }

@@ -4,10 +4,12 @@
 //! process, share a single LMDB environment (LMDB forbids opening one environment twice in a
 //! process), so heed's `unsafe` open stays inside the crate (`open.rs`).
 //!
-//! Writes run as closures inside one write transaction ([`CookieStore::batch`]); when the map
-//! fills, the transaction is aborted, the map doubles (up to `maxsize`) and the closure runs
-//! again. A map grown by another process is adopted the same way. Every read sees one
-//! consistent snapshot, and every read treats an expired cookie as absent.
+//! This file is the transaction core: every read runs in [`CookieStore::snapshot`]'s read
+//! transaction and every write in [`CookieStore::batch`]'s write transaction, both begun by
+//! one function that adopts a map another process grew, guarded against nesting on a thread,
+//! and with heed's errors given their meaning in one place ([`Shared::resolve`]). When the
+//! map fills, the write transaction is aborted, the map doubles (up to `maxsize`) and the
+//! closure runs again. Every read treats an expired cookie as absent.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -16,36 +18,45 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, RwLockReadGuard, Weak};
 
 use heed::types::Bytes;
-use heed::{Database, Env, MdbError, RoTxn, RwTxn, WithTls};
+use heed::{Database, Env, MdbError, RoTxn, WithTls};
 use uuid::Uuid;
 
-pub use crate::batch::Batch;
+use crate::batch::Batch;
 use crate::clock::Clock;
 use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
-use crate::error::{Error, Result};
+use crate::error::{Error, LmdbError, LmdbResult, Result};
 use crate::layout::{COOKIES, EXPIRY_INDEX, STORE_STATE, Slots, TableMeta, VALUE_INDEX};
 use crate::open::{open_env, prepare_dir};
-pub use crate::snapshot::Snapshot;
-use crate::tables::{Tables, TxnTables, foreign_writes, read_catalog, write_meta};
+use crate::snapshot::Snapshot;
+use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
 
 /// Cookies deleted per write transaction by a purge, so the writer lock is never held long.
-pub const PURGE_BATCH: usize = 5_000;
-
-/// How many fresh values `create` draws before giving up (a collision is retried, not trusted).
-pub(crate) const CREATE_ATTEMPTS: u32 = 16;
-
-/// The standard base64 alphabet, as Crossbar.io uses for values: 6 bits a character, and every
-/// character an RFC 6265 cookie-octet.
-pub(crate) const VALUE_ALPHABET: &[u8; 64] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub(crate) const PURGE_BATCH: usize = 5_000;
 
 static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
 
 thread_local! {
-    /// Snapshots this thread holds open: a store call inside one would need a second read
-    /// transaction on this thread, which LMDB does not allow.
-    static IN_SNAPSHOT: Cell<u32> = const { Cell::new(0) };
+    /// Snapshot and batch closures running on this thread: a store call inside one would
+    /// need a second transaction on this thread, which LMDB does not allow.
+    static IN_CLOSURE: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Marks a caller's closure as running on this thread until dropped, also when the closure
+/// panics (the count is restored while unwinding).
+struct ClosureGuard;
+
+impl ClosureGuard {
+    fn enter() -> ClosureGuard {
+        IN_CLOSURE.with(|c| c.set(c.get() + 1));
+        ClosureGuard
+    }
+}
+
+impl Drop for ClosureGuard {
+    fn drop(&mut self) {
+        IN_CLOSURE.with(|c| c.set(c.get().saturating_sub(1)));
+    }
 }
 
 /// What all handles of one path in this process share.
@@ -93,6 +104,7 @@ impl std::fmt::Debug for CookieStore {
 
 /// What [`CookieStore::set_auth`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AuthUpdate {
     /// The authentication was stored.
     Written,
@@ -104,6 +116,7 @@ pub enum AuthUpdate {
 
 /// A live cookie as [`CookieStore::lookup`] sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Lookup {
     /// Its object id.
     pub oid: Uuid,
@@ -114,7 +127,8 @@ pub struct Lookup {
 }
 
 /// Figures about a store, from one snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Cookie records, live and expired.
     pub records: u64,
@@ -176,6 +190,7 @@ impl CookieStore {
     /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] for an LMDB 1.0 (format 3) database.
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<CookieStore> {
         options.validate()?;
+        refuse_url(path.as_ref())?;
         let path = prepare_dir(path.as_ref(), &options)?;
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         registry.retain(|_, weak| weak.strong_count() > 0);
@@ -241,8 +256,7 @@ impl CookieStore {
 
     /// Whether a live (unexpired) cookie has `value`.
     pub fn exists(&self, value: &str) -> Result<bool> {
-        let now = self.now_ns();
-        self.read(|t| Ok(t.live(value, now)?.is_some()))
+        self.read(|s| Ok(s.live_record(value)?.is_some()))
     }
 
     /// The live cookie with `value`, every field.
@@ -258,8 +272,7 @@ impl CookieStore {
     /// The authentication of the live cookie with `value`: `None` when there is no such
     /// cookie, it expired, or it is not authenticated. Reads only the auth fields.
     pub fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
-        let now = self.now_ns();
-        self.read(|t| match t.live(value, now)? {
+        self.read(|s| match s.live_record(value)? {
             Some((oid, record)) => record
                 .auth()
                 .map_err(|problem| Error::CorruptRecord { oid, problem }),
@@ -270,8 +283,7 @@ impl CookieStore {
     /// What a router needs on each connection, from one read: when the live cookie with
     /// `value` expires and its authentication. Reads only those fields.
     pub fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
-        let now = self.now_ns();
-        self.read(|t| match t.live(value, now)? {
+        self.read(|s| match s.live_record(value)? {
             Some((oid, record)) => {
                 let corrupt = |problem| Error::CorruptRecord { oid, problem };
                 Ok(Some(Lookup {
@@ -294,18 +306,9 @@ impl CookieStore {
     /// Keep it short: a long read transaction keeps LMDB from reusing pages freed meanwhile.
     /// Inside `f`, use the [`Snapshot`]'s methods; calling the store again returns an error.
     pub fn snapshot<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
-        let now = self.now_ns();
-        self.with_read_txn(|txn, tables| {
-            let snap = Snapshot {
-                txn,
-                tables,
-                shared: &self.shared,
-                now,
-            };
-            IN_SNAPSHOT.with(|c| c.set(c.get() + 1));
-            let out = f(&snap);
-            IN_SNAPSHOT.with(|c| c.set(c.get() - 1));
-            out
+        self.read(|snap| {
+            let _closure = ClosureGuard::enter();
+            f(snap)
         })
     }
 
@@ -342,6 +345,8 @@ impl CookieStore {
     /// Runs `f` in one write transaction: all its changes commit together, or none.
     ///
     /// `f` may run more than once (when the map must grow, the transaction is retried).
+    /// Inside `f`, use the [`Batch`]'s methods; calling the store again returns
+    /// [`Error::NestedTransaction`].
     pub fn batch<T>(
         &self,
         operation: &'static str,
@@ -359,28 +364,27 @@ impl CookieStore {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
-        let now = self.now_ns();
-        self.with_write_txn(growth, |txn, tables| {
-            let mut batch = Batch { txn, tables, now };
-            f(&mut batch)
+        self.with_write_txn(growth, |batch| {
+            let _closure = ClosureGuard::enter();
+            f(batch)
         })
     }
 
     /// Deletes every expired cookie and its index entries; returns how many.
     ///
     /// Cost grows with the number of expired cookies, not the store's size: it walks the
-    /// expiry index up to now. Deletes in batches of [`PURGE_BATCH`] per transaction.
+    /// expiry index up to now. Deletes in batches of 5,000 per transaction, so the writer lock
+    /// is never held long.
     pub fn purge_expired(&self) -> Result<u64> {
         if self.readonly {
             return Err(Error::ReadOnly { operation: "purge" });
         }
         let now = self.now_ns();
         // Fast path without the writer lock: nothing expired and nobody else wrote.
-        let quiet = self.read(|t| {
-            let Some(by_expiry) = t.tables.slots.by_expiry else {
-                return Ok(false);
-            };
-            Ok(!t.foreign_writes()? && t.first_expiry(by_expiry)?.is_none_or(|e| e > now))
+        let quiet = self.read(|s| {
+            Ok(s.tables.slots.by_expiry.is_some()
+                && !s.foreign_writes()?
+                && s.first_expiry()?.is_none_or(|e| e > now))
         })?;
         if quiet {
             return Ok(0);
@@ -420,7 +424,7 @@ impl CookieStore {
         if self.readonly {
             return Ok(false);
         }
-        if !self.read(|t| t.foreign_writes())? {
+        if !self.read(|s| s.foreign_writes())? {
             return Ok(false);
         }
         self.batch("reconcile the expiry index", |b| b.rebuild_expiry_index())?;
@@ -437,12 +441,7 @@ impl CookieStore {
         })?;
         let file = dest.join("data.mdb");
         if file.exists() {
-            return Err(Error::Path {
-                path: file,
-                problem: "refusing to overwrite an existing store; choose an empty directory"
-                    .into(),
-                source: std::io::Error::from(std::io::ErrorKind::AlreadyExists),
-            });
+            return Err(Error::DestinationExists { path: file });
         }
         let option = if compact {
             heed::CompactionOption::Enabled
@@ -453,7 +452,8 @@ impl CookieStore {
         self.shared
             .env
             .copy_to_path(&file, option)
-            .map_err(|e| self.lmdb(e))?;
+            .lmdb()
+            .map_err(|e| self.shared.resolve(e))?;
         Ok(())
     }
 
@@ -462,24 +462,24 @@ impl CookieStore {
     /// Makes sure every table exists and the expiry index is in step with the records.
     /// Writes nothing when both hold already (the common case), so an open costs no commit.
     fn prepare_layout(&self) -> Result<()> {
-        let ready = self.read(|t| {
-            Ok(t.tables.present
-                && t.tables.slots.by_expiry.is_some()
-                && t.tables.slots.state.is_some()
-                && !t.foreign_writes()?)
+        let ready = self.read(|s| {
+            Ok(s.tables.present
+                && s.tables.slots.by_expiry.is_some()
+                && s.tables.slots.state.is_some()
+                && !s.foreign_writes()?)
         })?;
         if ready {
             return Ok(());
         }
-        self.with_write_txn(Growth::UpToMaxsize, |txn, _| {
+        self.with_write_txn(Growth::UpToMaxsize, |b| {
             let shared = &self.shared;
             // Judge foreign writes before this transaction marks itself as ours.
-            let mut rebuild = foreign_writes(&shared.tables(txn)?, txn)?;
-            let mut catalog = read_catalog(shared.db, txn)?;
+            let mut rebuild = foreign_writes(&b.tables, b.txn)?;
+            let mut catalog = read_catalog(shared.db, b.txn)?;
             for table in [&COOKIES, &VALUE_INDEX, &EXPIRY_INDEX, &STORE_STATE] {
                 if catalog.slot_of(table).is_none() {
                     let slot = catalog.next_slot()?;
-                    write_meta(shared.db, txn, table, slot)?;
+                    write_meta(shared.db, b.txn, table, slot)?;
                     catalog.tables.insert(slot, TableMeta::new(table, slot));
                     rebuild |= table == &EXPIRY_INDEX;
                 }
@@ -487,22 +487,28 @@ impl CookieStore {
             let slots = catalog
                 .slots()
                 .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
-            let tables = Tables::new(shared.db, slots);
+            b.tables = Tables::new(shared.db, slots);
             if rebuild {
-                Batch {
-                    txn,
-                    tables,
-                    now: self.now_ns(),
-                }
-                .rebuild_expiry_index()?;
+                b.rebuild_expiry_index()?;
             }
-            // `with_write_txn` marks with the tables it resolved before we created ours.
-            tables.mark_ours(txn)
+            Ok(())
         })
     }
 
-    fn read<T>(&self, f: impl FnOnce(&TxnTables<'_, '_>) -> Result<T>) -> Result<T> {
-        self.with_read_txn(|txn, tables| f(&TxnTables { txn, tables }))
+    /// Runs `f` on a read transaction (the store's own reads and [`Self::snapshot`]).
+    fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+        let (guard, txn) = self.begin(|env| env.read_txn())?;
+        let out = self.shared.tables(&txn).and_then(|tables| {
+            f(&Snapshot {
+                txn: &txn,
+                tables,
+                shared: &self.shared,
+                now: self.now_ns(),
+            })
+        });
+        drop(txn);
+        drop(guard);
+        out.map_err(|e| self.shared.resolve(e))
     }
 
     /// Begins a transaction with `begin` under the shared side of the resize lock. A map
@@ -511,7 +517,7 @@ impl CookieStore {
         &'s self,
         begin: impl Fn(&'s Env<WithTls>) -> heed::Result<X>,
     ) -> Result<(RwLockReadGuard<'s, ()>, X)> {
-        if IN_SNAPSHOT.with(Cell::get) > 0 {
+        if IN_CLOSURE.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
         let shared = &self.shared;
@@ -523,43 +529,35 @@ impl CookieStore {
                     drop(guard);
                     self.adopt_map_size()?;
                 }
-                Err(e) => return Err(self.lmdb(e)),
+                Err(e) => return Err(shared.resolve(Error::Lmdb(LmdbError(e)))),
             }
         }
     }
 
-    fn with_read_txn<T>(
-        &self,
-        f: impl FnOnce(&RoTxn<'_, WithTls>, Tables) -> Result<T>,
-    ) -> Result<T> {
-        let (guard, txn) = self.begin(|env| env.read_txn())?;
-        let out = self.shared.tables(&txn).and_then(|tables| f(&txn, tables));
-        drop(txn);
-        drop(guard);
-        out
-    }
-
+    /// Runs `f` in a write transaction and commits, growing the map and retrying when full.
     fn with_write_txn<T>(
         &self,
         growth: Growth,
-        mut f: impl FnMut(&mut RwTxn<'_>, Tables) -> Result<T>,
+        mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         loop {
             let (guard, mut txn) = self.begin(|env| env.write_txn())?;
             let result = self.shared.tables(&txn).and_then(|tables| {
-                let out = f(&mut txn, tables)?;
+                let mut batch = Batch {
+                    txn: &mut txn,
+                    tables,
+                    shared: &self.shared,
+                    now: self.now_ns(),
+                };
+                let out = f(&mut batch)?;
+                let tables = batch.tables;
                 tables.mark_ours(&mut txn)?;
-                txn.commit().map_err(|e| self.lmdb(e))?;
+                txn.commit().lmdb()?;
                 Ok(out)
             });
             drop(guard);
-            match result {
+            match result.map_err(|e| self.shared.resolve(e)) {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
-                Err(Error::MapFull { .. }) => {
-                    return Err(Error::MapFull {
-                        maxsize: self.shared.maxsize,
-                    });
-                }
                 other => return other,
             }
         }
@@ -582,7 +580,9 @@ impl CookieStore {
         let target = current.saturating_mul(2).min(limit) / page * page;
         // SAFETY: the exclusive `resize` lock is held, and every transaction of this process
         // is opened under its shared side, so no transaction is live (LMDB's requirement).
-        unsafe { shared.env.resize(target as usize) }.map_err(|e| self.lmdb(e))?;
+        unsafe { shared.env.resize(target as usize) }
+            .lmdb()
+            .map_err(|e| shared.resolve(e))?;
         Ok(true)
     }
 
@@ -592,15 +592,35 @@ impl CookieStore {
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
         // SAFETY: as in `grow_map`: no transaction of this process is live. Size 0 makes LMDB
         // take the size recorded in the current meta page.
-        unsafe { shared.env.resize(0) }.map_err(|e| self.lmdb(e))
-    }
-
-    fn lmdb(&self, e: heed::Error) -> Error {
-        lmdb_error(e, &self.shared)
+        unsafe { shared.env.resize(0) }
+            .lmdb()
+            .map_err(|e| shared.resolve(e))
     }
 }
 
 impl Shared {
+    /// Gives LMDB's errors that have a meaning of their own their variant, with this store's
+    /// figures: the one mapping from heed's errors.
+    pub(crate) fn resolve(&self, e: Error) -> Error {
+        let Error::Lmdb(LmdbError(inner)) = e else {
+            return e;
+        };
+        match inner {
+            heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
+                maxsize: self.maxsize,
+            },
+            heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {
+                max: self.env.max_readers(),
+            },
+            heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => Error::Damaged {
+                path: self.path.clone(),
+                problem: format!("LMDB reports: {inner}"),
+            },
+            heed::Error::Io(io) => Error::Io(io),
+            other => Error::Lmdb(LmdbError(other)),
+        }
+    }
+
     /// The tables as `txn` sees them. Slots are cached once every table exists (they never
     /// change after that); until then (a database only cfxdb wrote, or a new one seen
     /// read-only) the metadata is read again each time.
@@ -634,21 +654,21 @@ fn delete_headroom(maxsize: u64) -> u64 {
     (maxsize / 16).max(256 * 1024) / page_size() * page_size()
 }
 
-fn lmdb_error(e: heed::Error, shared: &Shared) -> Error {
-    match e {
-        heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
-            maxsize: shared.maxsize,
-        },
-        heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {
-            max: shared.env.max_readers(),
-        },
-        heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => Error::Damaged {
-            path: shared.path.clone(),
-            problem: format!("LMDB reports: {e}"),
-        },
-        heed::Error::Io(io) => Error::Io(io),
-        other => Error::from(other),
+/// Refuses a location that is a URL (`scheme://...`): a store is named by its directory.
+fn refuse_url(path: &Path) -> Result<()> {
+    let text = path.to_string_lossy();
+    let is_url = text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    if is_url {
+        return Err(Error::UnsupportedLocation {
+            location: text.into_owned(),
+        });
     }
+    Ok(())
 }
 
 pub(crate) fn page_size() -> u64 {
@@ -656,8 +676,7 @@ pub(crate) fn page_size() -> u64 {
     4096
 }
 
-#[allow(dead_code)]
-fn assert_send_sync() {
-    fn is<T: Send + Sync + Clone>() {}
+const _: () = {
+    const fn is<T: Send + Sync + Clone>() {}
     is::<CookieStore>();
-}
+};

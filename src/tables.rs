@@ -4,16 +4,15 @@
 use std::ops::Bound;
 
 use heed::types::{Bytes, DecodeIgnore, Unit};
-use heed::{Database, RoTxn, RwTxn, WithTls};
+use heed::{Database, RoTxn, RwTxn};
 use uuid::Uuid;
 
-use crate::cookie::{CookieCodec, CookieView, MAX_VALUE_LEN};
-use crate::error::{Error, Result};
+use crate::cookie::{CookieCodec, CookieView};
+use crate::error::{Error, LmdbResult, Result};
 use crate::layout::{
     Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
     TableDef, TableMeta, U64Codec, ValueKey,
 };
-use crate::reader::RecordReader;
 
 /// The typed tables of a store: one unnamed database, remapped per table.
 #[derive(Clone, Copy)]
@@ -70,7 +69,7 @@ impl Tables {
 
     /// The oid the value index gives for `value`.
     pub(crate) fn find_oid(&self, txn: &RoTxn, value: &str) -> Result<Option<Uuid>> {
-        if !self.present || value.is_empty() || value.len() > MAX_VALUE_LEN {
+        if !self.present || !crate::value::fits_index(value) {
             return Ok(None);
         }
         let key = ValueKey::new(self.slots.by_value, value)?;
@@ -78,7 +77,7 @@ impl Tables {
             heed::Error::Decoding(d) => {
                 Error::metadata(format!("value index entry for {value:?} is damaged: {d}"))
             }
-            other => Error::from(other),
+            other => Error::Lmdb(crate::error::LmdbError(other)),
         })
     }
 
@@ -94,7 +93,7 @@ impl Tables {
                     oid,
                     problem: d.to_string(),
                 },
-                other => Error::from(other),
+                other => Error::Lmdb(crate::error::LmdbError(other)),
             })
     }
 
@@ -124,9 +123,9 @@ impl Tables {
             .db
             .remap_key_type::<SlotPrefix>()
             .prefix_iter(txn, &prefix)
-            .map_err(Error::from)?
+            .lmdb()?
             .remap_key_type::<Bytes>();
-        Ok(iter.map(|item| item.map_err(Error::from)))
+        Ok(iter.map(|item| item.lmdb()))
     }
 
     pub(crate) fn last_txn_mark(&self, txn: &RoTxn) -> Result<Option<u64>> {
@@ -146,7 +145,7 @@ impl Tables {
         let id = txn.id() as u64;
         self.state()
             .put(txn, &StateKey::new(slot, StateKey::LAST_TXN), &id)
-            .map_err(Error::from)
+            .lmdb()
     }
 
     pub(crate) fn delete_slot(&self, txn: &mut RwTxn, slot: u16) -> Result<u64> {
@@ -156,58 +155,15 @@ impl Tables {
             .db
             .remap_types::<SlotPrefix, DecodeIgnore>()
             .prefix_iter_mut(txn, &prefix)
-            .map_err(Error::from)?
+            .lmdb()?
             .remap_key_type::<DecodeIgnore>();
         while let Some(item) = iter.next() {
-            item.map_err(Error::from)?;
+            item.lmdb()?;
             // SAFETY: no reference into the database is kept across the deletion.
-            unsafe { iter.del_current() }.map_err(Error::from)?;
+            unsafe { iter.del_current() }.lmdb()?;
             n += 1;
         }
         Ok(n)
-    }
-}
-
-/// A read transaction paired with the tables.
-pub(crate) struct TxnTables<'t, 'e> {
-    pub(crate) txn: &'t RoTxn<'e, WithTls>,
-    pub(crate) tables: Tables,
-}
-
-impl<'t> TxnTables<'t, '_> {
-    /// The hot path: value → the live record's (oid, field reader, expiry), reading only what
-    /// is asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
-    /// entry points at a record with another value.
-    pub(crate) fn live(&self, value: &str, now: u64) -> Result<Option<(Uuid, RecordReader<'t>)>> {
-        let Some(oid) = self.tables.find_oid(self.txn, value)? else {
-            return Ok(None);
-        };
-        let key = RecordKey::new(self.tables.slots.cookies, oid);
-        let Some(bytes) = self
-            .tables
-            .db
-            .remap_key_type::<RecordKey>()
-            .get(self.txn, &key)
-            .map_err(Error::from)?
-        else {
-            return Ok(None);
-        };
-        let corrupt = |problem| Error::CorruptRecord { oid, problem };
-        let record = RecordReader::new(bytes).map_err(corrupt)?;
-        if record.value().map_err(corrupt)? != value
-            || now >= record.expires_at().map_err(corrupt)?
-        {
-            return Ok(None);
-        }
-        Ok(Some((oid, record)))
-    }
-
-    pub(crate) fn foreign_writes(&self) -> Result<bool> {
-        foreign_writes(&self.tables, self.txn)
-    }
-
-    pub(crate) fn first_expiry(&self, slot: u16) -> Result<Option<u64>> {
-        first_expiry(&self.tables, self.txn, slot)
     }
 }
 
@@ -227,7 +183,7 @@ pub(crate) fn first_expiry(tables: &Tables, txn: &RoTxn, slot: u16) -> Result<Op
         Bound::Included(ExpiryKey::lowest(slot, 0)),
         Bound::Included(ExpiryKey::new(slot, u64::MAX, Uuid::max())),
     );
-    let mut iter = tables.by_expiry().range(txn, &range).map_err(Error::from)?;
+    let mut iter = tables.by_expiry().range(txn, &range).lmdb()?;
     match iter.next() {
         None => Ok(None),
         Some(Ok((key, ()))) => Ok(Some(key.expires_at())),
@@ -241,10 +197,10 @@ pub(crate) fn read_catalog(db: Database<'static, Bytes, Bytes>, txn: &RoTxn) -> 
     let iter = db
         .remap_key_type::<SlotPrefix>()
         .prefix_iter(txn, &prefix)
-        .map_err(Error::from)?
+        .lmdb()?
         .remap_key_type::<Bytes>();
     for item in iter {
-        let (key, value) = item.map_err(Error::from)?;
+        let (key, value) = item.lmdb()?;
         catalog.insert_raw(key, value)?;
     }
     Ok(catalog)
@@ -258,5 +214,5 @@ pub(crate) fn write_meta(
 ) -> Result<()> {
     db.remap_types::<MetaKey, MetaCodec>()
         .put(txn, &MetaKey::new(slot), &TableMeta::new(table, slot))
-        .map_err(Error::from)
+        .lmdb()
 }

@@ -13,8 +13,8 @@
 //!
 //! The calendar work is done by the `time` crate.
 
+use crate::clock::NS_PER_SEC;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -88,7 +88,6 @@ fn quote_limited(s: &str) -> String {
 /// Every `u64` has a text form (the largest is `2554-07-21T23:34:33.709551615Z`), and
 /// [`parse_rfc3339_ns`] reads it back to the same value.
 pub fn format_rfc3339_ns(ns: u64) -> String {
-    const NS_PER_SEC: u64 = 1_000_000_000;
     // Both parts fit: ns / 1e9 < 2^35 and ns % 1e9 < 2^30. The largest u64 is in the year
     // 2554, well inside the range of `OffsetDateTime`, so the additions never saturate.
     let secs = i64::try_from(ns / NS_PER_SEC).unwrap_or(i64::MAX);
@@ -164,17 +163,6 @@ pub fn parse_rfc3339_ns(s: &str) -> Result<u64, TimeError> {
              the largest u64 count of nanoseconds",
         )
     })
-}
-
-/// The current time in nanoseconds since the Unix epoch, UTC, from [`SystemTime`].
-///
-/// Saturates instead of failing: a clock set before 1970 gives `0`, one beyond the year 2554
-/// gives `u64::MAX`.
-pub fn now_ns() -> u64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
-        Err(_) => 0,
-    }
 }
 
 #[cfg(test)]
@@ -408,7 +396,7 @@ mod tests {
 
     #[test]
     fn now_is_after_2020() {
-        let now = now_ns();
+        let now = crate::clock::system_now_ns();
         assert!(now > 1_577_836_800_000_000_000, "{now}");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use crate::clock::ns_to_secs_ceil;
 use crate::config::{StoreOptions, TrackerConfig};
 use crate::cookie::{Auth, AuthContext};
 use crate::error::Result;
@@ -105,7 +106,7 @@ impl Tracker {
             for value in cookie_values(header, &self.config.name) {
                 if let Some(found) = self.store.lookup(value)? {
                     let now = self.store.now_ns();
-                    let remaining = found.expires_at.saturating_sub(now).div_ceil(1_000_000_000);
+                    let remaining = ns_to_secs_ceil(found.expires_at.saturating_sub(now));
                     return Ok(Tracked {
                         value: value.to_string(),
                         is_new: false,
