@@ -74,7 +74,7 @@ impl Batch<'_, '_> {
         })
     }
 
-    /// Stores a whole record: see [`CookieStore::put`]. Replaces the record with the same
+    /// Stores a whole record: see [`CookieStore::put`](crate::CookieStore::put). Replaces the record with the same
     /// oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
     pub fn put(&mut self, cookie: &Cookie) -> Result<()> {
         self.tables.need_present()?;
@@ -128,7 +128,7 @@ impl Batch<'_, '_> {
         self.index_expiry(cookie)
     }
 
-    /// Stores `auth` on the live cookie with `value`: see [`CookieStore::set_auth`].
+    /// Stores `auth` on the live cookie with `value`: see [`CookieStore::set_auth`](crate::CookieStore::set_auth).
     pub fn set_auth(
         &mut self,
         value: &str,

@@ -205,8 +205,7 @@ impl Cookie {
 
     /// Encodes the record as a finished FlatBuffers buffer.
     ///
-    /// Errors when a CBOR field is nested deeper than [`MAX_CBOR_DEPTH`] or the record
-    /// exceeds [`MAX_RECORD_SIZE`].
+    /// Errors when a CBOR field is nested deeper than 64 levels or the record exceeds 1 MiB.
     pub fn encode(&self) -> Result<Vec<u8>> {
         let transport = cbor_field(
             "authenticated_transport_info",

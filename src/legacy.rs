@@ -228,7 +228,7 @@ impl std::error::Error for LegacyLineError {
 /// Parses one line of `cookies.dat` (without its line ending; surrounding whitespace is
 /// allowed).
 ///
-/// Fields not listed in the [module documentation](self) are ignored.
+/// Fields other than those of Crossbar.io's `cookies.dat` lines are ignored.
 ///
 /// ```
 /// # use cookiestore::legacy::{parse_line, LegacyStatus};

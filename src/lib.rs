@@ -14,7 +14,9 @@
 //!   `logout`).
 //! - [`CookieStore`]: the store itself (create, get, set auth, delete, purge, iterate, stats).
 //! - [`Cookie`]: the record, with every field of cfxdb's FlatBuffers `Cookie` table.
-//! - [`legacy`]: Crossbar's append-only `cookies.dat`, for migrating off it.
+//! - [`CookieSection`]: a Crossbar.io node config's `cookie` section, parsed as it is.
+//! - [`maintenance`]: check and repair, export and restore, and migration off Crossbar's
+//!   append-only `cookies.dat`.
 //!
 //! ```
 //! use cookiestore::{Auth, StoreOptions, Tracker, TrackerConfig};

@@ -28,7 +28,7 @@ use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::store::CookieStore;
 
 /// Cookies written per write transaction by imports and restores.
-pub const BATCH: usize = 2_000;
+pub(crate) const BATCH: usize = 2_000;
 
 /// A replayed `cookies.dat`, with the values its `deleted` lines finally removed.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -166,7 +166,7 @@ pub struct ImportSummary {
 /// deleted from the store. A store cookie the file does not mention is left alone.
 ///
 /// What to write is worked out from one snapshot first; only cookies that differ are then
-/// written, [`BATCH`] per write transaction (each re-read inside its transaction, so
+/// written, 2,000 per write transaction (each re-read inside its transaction, so
 /// concurrent writers are respected). With [`ImportOptions::dry_run`] nothing is written and
 /// the summary says what would be. `progress` is called with the number of cookies written.
 pub fn import_legacy(

@@ -1,0 +1,157 @@
+//! Crossbar.io `cookie` sections parse into a TrackerConfig and a store section: verbatim
+//! node configs (tests/fixtures/crossbar-configs), Crossbar's attribute keys, and every way a
+//! section can be wrong, each named in the error.
+
+use std::path::Path;
+
+use cookiestore::{
+    CookieSection, CookieStore, Error, SameSite, StoreOptions, Tracker, TrackerConfig,
+};
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/crossbar-configs")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The `cookie` section of the first websocket path of the first transport.
+fn cookie_section(config: &Value) -> &Value {
+    let transports = config
+        .pointer("/workers/0/transports")
+        .or_else(|| config.get("transports"))
+        .unwrap();
+    &transports[0]["paths"]["ws"]["cookie"]
+}
+
+fn config_error(e: Error) -> (String, String) {
+    match e {
+        Error::InvalidConfig { field, problem } => (field, problem),
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_real_node_config_parses_and_opens() {
+    let config = fixture("node-database.json");
+    let section = CookieSection::from_value(cookie_section(&config)).unwrap();
+    assert_eq!(section.tracker.name, "cbtid");
+    assert_eq!(section.tracker.length, 24);
+    assert_eq!(section.tracker.max_age, 604_800);
+    assert_eq!(section.tracker.attributes, Default::default());
+    let store = section.store.expect("the section has a store");
+    assert_eq!(store.kind, "database");
+    assert_eq!(store.path, Path::new("cookies"));
+    assert_eq!(store.options.maxsize, 10_485_760);
+    assert!(!store.options.readonly);
+    assert!(store.options.sync);
+
+    // Relative to the node directory, as in Crossbar.io; and it opens.
+    let node = tempfile::tempdir().unwrap();
+    let dir = store.path_in(node.path());
+    assert_eq!(dir, node.path().join("cookies"));
+    let tracker = Tracker::open(&dir, store.options.clone(), section.tracker.clone()).unwrap();
+    let tracked = tracker.track(None).unwrap();
+    assert!(tracked.set_cookie.starts_with("cbtid="));
+    assert!(tracked.set_cookie.ends_with(";max-age=604800"));
+    assert_eq!(tracked.value.len(), 24);
+}
+
+#[test]
+fn the_docs_memory_and_file_stores_are_refused_with_the_way_over() {
+    let (field, problem) =
+        config_error(CookieSection::from_value(cookie_section(&fixture("docs-memory.json"))).unwrap_err());
+    assert_eq!(field, "store.type");
+    assert!(problem.contains("\"memory\"") && problem.contains("database"), "{problem}");
+
+    let (field, problem) =
+        config_error(CookieSection::from_value(cookie_section(&fixture("docs-file.json"))).unwrap_err());
+    assert_eq!(field, "store.type");
+    assert!(problem.contains("cookiestore import"), "{problem}");
+
+    // The rest of those sections is a valid tracker config.
+    let mut section = cookie_section(&fixture("docs-file.json")).clone();
+    section.as_object_mut().unwrap().remove("store");
+    let parsed = CookieSection::from_value(&section).unwrap();
+    assert_eq!(parsed.tracker.max_age, 864_000);
+    assert!(parsed.store.is_none());
+}
+
+#[test]
+fn crossbars_attribute_keys_map_onto_ours() {
+    let section = CookieSection::from_value(&json!({
+        "name": "cbtid", "max_age": 3600,
+        "secure": true, "http_strict": true, "same_site": "Strict",
+        "store": {"type": "cookiestore", "path": "/var/lib/cookies", "sync": false,
+                  "readonly": false, "purge_on_startup": true}
+    }))
+    .unwrap();
+    let a = &section.tracker.attributes;
+    assert!(a.secure && a.http_only);
+    assert_eq!(a.same_site, Some(SameSite::Strict));
+    let store = section.store.unwrap();
+    assert_eq!(store.kind, "cookiestore");
+    assert_eq!(store.path_in("/node"), Path::new("/var/lib/cookies"));
+    assert!(!store.options.sync && store.options.purge_on_startup);
+
+    // Set-Cookie carries them, in Crossbar's order.
+    let dir = tempfile::tempdir().unwrap();
+    let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let tracker = Tracker::new(store, section.tracker).unwrap();
+    let set = tracker.track(None).unwrap().set_cookie;
+    assert!(set.ends_with(";max-age=3600;Secure;HttpOnly;SameSite=Strict"), "{set}");
+
+    // Our own `attributes` object works too; a key given both ways is refused.
+    let ours: TrackerConfig = serde_json::from_value(json!({
+        "attributes": {"http_only": true, "path": "/ws", "domain": "example.com"}
+    }))
+    .unwrap();
+    assert!(ours.attributes.http_only);
+    assert_eq!(ours.attributes.path.as_deref(), Some("/ws"));
+    let both = CookieSection::from_value(&json!({"secure": true, "attributes": {"secure": false}}));
+    let (_, problem) = config_error(both.unwrap_err());
+    assert!(problem.contains("`secure`") && problem.contains("attributes.secure"), "{problem}");
+}
+
+#[test]
+fn misspelt_keys_and_bad_values_are_named() {
+    let cases = [
+        (json!({"max_agee": 10}), "cookie", "max_agee"),
+        (json!({"store": {"type": "database", "path": "c", "maxsise": 1}}), "store", "maxsise"),
+        (json!({"store": {"type": "redis", "path": "c"}}), "store.type", "redis"),
+        (json!({"store": {"path": "c"}}), "store.type", "missing"),
+        (json!({"store": {"type": "database"}}), "store.path", "missing"),
+        (json!({"store": {"type": "database", "path": "c", "maxsize": 10}}), "maxsize", "10 bytes"),
+        (json!({"name": "CBTID"}), "name", "CBTID"),
+        (json!({"length": 5}), "length", "5"),
+        (json!({"max_age": 0}), "max_age", "0 seconds"),
+        (json!({"same_site": "Sometimes"}), "cookie", "Sometimes"),
+        (json!({"same_site": "None"}), "attributes", "Secure"),
+        (json!("cbtid"), "cookie", "JSON object"),
+    ];
+    for (section, field, needle) in cases {
+        let (got_field, problem) = config_error(CookieSection::from_value(&section).unwrap_err());
+        assert_eq!(got_field, field, "{section}: {problem}");
+        assert!(
+            problem.contains(needle) || got_field.contains(needle),
+            "{section}: {problem:?} does not name {needle:?}"
+        );
+    }
+    let text = CookieSection::from_json("{\"name\": ").unwrap_err().to_string();
+    assert!(text.contains("invalid configuration"), "{text}");
+}
+
+#[test]
+fn a_url_is_not_a_store_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    for url in ["redis://127.0.0.1:6379/0", "rediss://host/1", "redis+unix:///tmp/r.sock"] {
+        let err = CookieStore::open(url, StoreOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err:?}");
+        assert!(err.to_string().contains("directory path"), "{err}");
+    }
+    // Nothing was created: neither here nor under the current directory.
+    assert!(!cwd.join("redis:").exists());
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
