@@ -65,7 +65,7 @@ pub fn with_raw_env(
     f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
 ) {
     use heed::types::Bytes;
-    // SAFETY (test): no other handle of this environment is open in this process.
+    // SAFETY: no other handle of this environment is open in this process.
     let env = unsafe {
         heed::EnvOpenOptions::new()
             .map_size(1 << 26)
