@@ -285,8 +285,26 @@ fn wait_for(child: Child, what: &str, timeout: Duration) -> Out {
 
 // ---- the Rust CLI --------------------------------------------------------------------------
 
+/// The `cookiestore` binary of the workspace's CLI crate (tools/cookiestore): `cargo test` at
+/// the root builds it (a default member) into the directory above this test's `deps`.
+fn cli_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable is in target/<profile>/deps");
+    let bin = dir.join(format!("cookiestore{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: build the CLI first (`cargo build -p cookiestore-cli`), or run \
+         `cargo test` at the workspace root",
+        bin.display()
+    );
+    bin
+}
+
 fn cli() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cookiestore"));
+    let mut cmd = Command::new(cli_path());
     cmd.stdin(Stdio::null());
     cmd
 }

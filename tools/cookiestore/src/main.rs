@@ -8,14 +8,17 @@
 //! codes.
 
 mod commands;
+mod context;
 mod format;
+mod output;
 mod readers;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+use crate::context::Ctx;
 
 const EXIT_CODES: &str = "\
 Examples:
@@ -54,23 +57,24 @@ Output to a closed pipe (`cookiestore dump STORE | head`) ends quietly with 0.";
                   Exit codes: 0 ok, 1 problems found / nothing found / lines skipped, 2 error \
                   (--help for details)"
 )]
-pub struct Cli {
+struct Cli {
     /// Evaluate expiry at this instant (RFC 3339, e.g. 2026-11-27T17:00:00Z) instead of the
     /// system clock: "what expires by Friday?", reproducible tests.
     #[arg(long, global = true, value_name = "RFC3339")]
-    pub now: Option<String>,
+    now: Option<String>,
 
     /// Largest size the map may grow to when a command writes (bytes, or with a KiB, MiB or
     /// GiB suffix): give the workers' `maxsize` when it is above the default.
     #[arg(long, global = true, value_name = "SIZE", default_value = "1GiB")]
-    pub maxsize: String,
+    maxsize: String,
 
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
+/// The commands; each is implemented in `commands/<name>.rs`.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+enum Command {
     /// Print every live cookie, one JSON object per line (or a table).
     #[command(
         long_about = "Print every live cookie of one consistent snapshot, one JSON object per \
@@ -83,7 +87,7 @@ pub enum Command {
                       cookiestore dump /var/crossbar/cookies --format table --limit 20\n  \
                       cookiestore --now 2026-11-27T17:00:00Z dump /var/crossbar/cookies --include-expired"
     )]
-    Dump(DumpArgs),
+    Dump(commands::dump::Args),
 
     /// Figures about the store: cookies, expiry, map and pages, reader slots, tables.
     #[command(
@@ -93,19 +97,19 @@ pub enum Command {
                       metadata (table ids, names, slots).",
         after_help = "Example:\n  cookiestore stats /var/crossbar/cookies --json"
     )]
-    Stats(StatsArgs),
+    Stats(commands::stats::Args),
 
     /// Print the live cookie with this value (exit 1 when there is none).
     #[command(
         after_help = "Example:\n  cookiestore get /var/crossbar/cookies 'kG3x9Qm+Lp0aZ4rT2vB8nY1w'"
     )]
-    Get(GetArgs),
+    Get(commands::get::Args),
 
     /// Delete the cookie with this value: log it out (exit 1 when there is none).
     #[command(
         after_help = "Example:\n  cookiestore delete /var/crossbar/cookies 'kG3x9Qm+Lp0aZ4rT2vB8nY1w'"
     )]
-    Delete(DeleteArgs),
+    Delete(commands::delete::Args),
 
     /// Delete expired cookies (or, with --dry-run, count them) and say how long it took.
     #[command(
@@ -117,7 +121,7 @@ pub enum Command {
         after_help = "Examples:\n  cookiestore purge /var/crossbar/cookies\n  \
                       cookiestore --now 2026-11-27T17:00:00Z purge /var/crossbar/cookies --dry-run"
     )]
-    Purge(PurgeArgs),
+    Purge(commands::purge::Args),
 
     /// Check records, value index, expiry index and metadata (exit 1 when damaged).
     #[command(
@@ -130,7 +134,7 @@ pub enum Command {
                       Exit 0 clean, 1 problems found, 2 could not run.",
         after_help = "Example:\n  cookiestore check /var/crossbar/cookies || cookiestore repair /var/crossbar/cookies"
     )]
-    Check(CheckArgs),
+    Check(commands::check::Args),
 
     /// Rebuild the indexes; quarantine undecodable records into PATH/quarantine.jsonl.
     #[command(
@@ -144,7 +148,7 @@ pub enum Command {
                       when it could not run.",
         after_help = "Example:\n  cookiestore repair /var/crossbar/cookies"
     )]
-    Repair(RepairArgs),
+    Repair(commands::repair::Args),
 
     /// Import Crossbar.io's cookies.dat (file cookie store) into a store.
     #[command(
@@ -158,7 +162,7 @@ pub enum Command {
                       Exit 0, or 1 when lines or cookies were skipped.",
         after_help = "Example:\n  cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat"
     )]
-    Import(ImportArgs),
+    Import(commands::import::Args),
 
     /// Write every record as JSON lines (everything needed to rebuild the store).
     #[command(
@@ -168,7 +172,7 @@ pub enum Command {
                       `restore` rebuilds a store from it.",
         after_help = "Example:\n  cookiestore export /var/crossbar/cookies -o cookies.jsonl"
     )]
-    Export(ExportArgs),
+    Export(commands::export::Args),
 
     /// Rebuild a store from an export (into a new or empty store, or --merge).
     #[command(
@@ -179,7 +183,7 @@ pub enum Command {
                       Exit 0, or 1 when lines or records were skipped.",
         after_help = "Example:\n  cookiestore restore /var/crossbar/cookies.new cookies.jsonl"
     )]
-    Restore(RestoreArgs),
+    Restore(commands::restore::Args),
 
     /// Take a consistent copy of a (live) store, optionally compacted.
     #[command(
@@ -188,161 +192,11 @@ pub enum Command {
                       renumbers the rest. Safe while workers write.",
         after_help = "Example:\n  cookiestore copy /var/crossbar/cookies /backup/cookies-$(date +%F) --compact"
     )]
-    Copy(CopyArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DumpFormat {
-    /// One JSON object per line.
-    Json,
-    /// A table for people.
-    Table,
-}
-
-#[derive(Debug, Args)]
-pub struct DumpArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DumpFormat::Json)]
-    pub format: DumpFormat,
-    /// Only cookies with an authid.
-    #[arg(long)]
-    pub authenticated: bool,
-    /// Only cookies with this authid.
-    #[arg(long, value_name = "AUTHID")]
-    pub authid: Option<String>,
-    /// Only cookies of this realm (authrealm).
-    #[arg(long, value_name = "REALM")]
-    pub realm: Option<String>,
-    /// Expired cookies not yet purged too.
-    #[arg(long)]
-    pub include_expired: bool,
-    /// At most N cookies.
-    #[arg(long, value_name = "N")]
-    pub limit: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct StatsArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GetArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// The cookie value (what the browser sends as cbtid).
-    pub value: String,
-    /// One JSON object (as `dump` prints it) instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct DeleteArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// The cookie value.
-    pub value: String,
-}
-
-#[derive(Debug, Args)]
-pub struct PurgeArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// Only count the expired cookies (read-only).
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Allow a --now later than the system clock (deletes cookies that are still valid).
-    #[arg(long)]
-    pub force: bool,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RepairArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ImportArgs {
-    /// The store directory (created if missing).
-    pub path: PathBuf,
-    /// Crossbar.io's cookies.dat.
-    pub file: PathBuf,
-    /// Cookie name for the imported cookies (cookies.dat does not record it).
-    #[arg(long, default_value = "cbtid")]
-    pub name: String,
-    /// Only say what the import would do; the store is opened read-only.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ExportArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// Write to FILE (atomically, via FILE.tmp) instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Leave out expired cookies.
-    #[arg(long)]
-    pub live_only: bool,
-    /// Skip records that cannot be decoded (listed on stderr) instead of failing.
-    #[arg(long)]
-    pub skip_corrupt: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    /// The store directory (created if missing).
-    pub path: PathBuf,
-    /// An export (JSON lines); `-` reads stdin.
-    pub file: PathBuf,
-    /// Merge into a store that already holds cookies.
-    #[arg(long)]
-    pub merge: bool,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// The store directory.
-    pub path: PathBuf,
-    /// Destination directory (new, or without data.mdb).
-    pub dest: PathBuf,
-    /// Leave free pages out (smaller copy).
-    #[arg(long)]
-    pub compact: bool,
+    Copy(commands::copy::Args),
 }
 
 /// Why a command did not succeed.
-pub enum Failure {
+enum Failure {
     /// Exit 1 with an optional one-line message (already-listed problems print nothing).
     Found(Option<String>),
     /// Exit 2 with a one-line message.
@@ -377,6 +231,24 @@ fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Runs the parsed command line.
+fn run(cli: Cli) -> output::Outcome {
+    let ctx = Ctx::new(cli.now.as_deref(), &cli.maxsize)?;
+    match cli.command {
+        Command::Dump(a) => commands::dump::run(&ctx, a),
+        Command::Stats(a) => commands::stats::run(&ctx, a),
+        Command::Get(a) => commands::get::run(&ctx, a),
+        Command::Delete(a) => commands::delete::run(&ctx, a),
+        Command::Purge(a) => commands::purge::run(&ctx, a),
+        Command::Check(a) => commands::check::run(&ctx, a),
+        Command::Repair(a) => commands::repair::run(&ctx, a),
+        Command::Import(a) => commands::import::run(&ctx, a),
+        Command::Export(a) => commands::export::run(&ctx, a),
+        Command::Restore(a) => commands::restore::run(&ctx, a),
+        Command::Copy(a) => commands::copy::run(&ctx, a),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -403,7 +275,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match commands::run(cli) {
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::ClosedPipe) => ExitCode::SUCCESS,
         Err(Failure::Found(message)) => {

@@ -1,0 +1,105 @@
+//! `export`: every record as JSON lines.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use cookiestore::Error;
+use cookiestore::migrate::{self, ExportOptions};
+
+use crate::Failure;
+use crate::context::Ctx;
+use crate::output::{Outcome, progress, secs, stdout, warn};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Write to FILE (atomically, via FILE.tmp) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Leave out expired cookies.
+    #[arg(long)]
+    pub live_only: bool,
+    /// Skip records that cannot be decoded (listed on stderr) instead of failing.
+    #[arg(long)]
+    pub skip_corrupt: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    let started = Instant::now();
+    let store = ctx.open_read(&a.path)?;
+    let options = ExportOptions {
+        live_only: a.live_only,
+        skip_corrupt: a.skip_corrupt,
+    };
+    let bar = progress(None, "{spinner} exporting: {pos} cookies ({per_sec})");
+    let mut tick = |n| bar.set_position(n);
+    let hint = |e: Error| -> Failure {
+        match e {
+            e @ Error::CorruptRecord { .. } => {
+                Failure::Error(format!("{e}; or export the rest with --skip-corrupt"))
+            }
+            other => other.into(),
+        }
+    };
+    let summary = match &a.output {
+        None => {
+            let mut out = stdout();
+            migrate::export(&store, &mut out, options, &mut tick).map_err(hint)?
+        }
+        Some(path) => {
+            let tmp = tmp_path(path);
+            let result = (|| -> Result<migrate::ExportSummary, Failure> {
+                let file = File::create(&tmp).map_err(|e| {
+                    Failure::Error(format!("{}: cannot create: {e}", tmp.display()))
+                })?;
+                let mut w = BufWriter::with_capacity(1 << 16, file);
+                let summary = migrate::export(&store, &mut w, options, &mut tick).map_err(hint)?;
+                let file = w
+                    .into_inner()
+                    .map_err(|e| io::Error::from(e.error().kind()))?;
+                file.sync_all()?;
+                fs::rename(&tmp, path).map_err(|e| {
+                    Failure::Error(format!("{}: cannot rename into place: {e}", path.display()))
+                })?;
+                Ok(summary)
+            })();
+            if result.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            result?
+        }
+    };
+    bar.finish_and_clear();
+    for (oid, problem) in &summary.corrupt {
+        warn(&format!(
+            "record {oid} cannot be decoded ({problem}); skipped"
+        ));
+    }
+    if let Some(path) = &a.output {
+        let mut out = stdout();
+        writeln!(
+            out,
+            "exported {} cookies ({} expired, not yet purged) from snapshot txn {} to {} in {}",
+            summary.cookies,
+            summary.expired,
+            summary.txn_id,
+            path.display(),
+            secs(started.elapsed())
+        )?;
+        out.flush()?;
+    }
+    if summary.corrupt.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Found(None))
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}

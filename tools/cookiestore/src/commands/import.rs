@@ -1,0 +1,151 @@
+//! `import`: Crossbar.io's `cookies.dat` into a store.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use cookiestore::migrate::{self, ImportOptions};
+use cookiestore::timefmt::format_rfc3339_ns;
+use serde_json::json;
+
+use crate::Failure;
+use crate::context::Ctx;
+use crate::output::{Outcome, json_line, progress, secs, stdout, warn};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory (created if missing).
+    pub path: PathBuf,
+    /// Crossbar.io's cookies.dat.
+    pub file: PathBuf,
+    /// Cookie name for the imported cookies (cookies.dat does not record it).
+    #[arg(long, default_value = "cbtid")]
+    pub name: String,
+    /// Only say what the import would do; the store is opened read-only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    let started = Instant::now();
+    let len = fs::metadata(&a.file)
+        .map_err(|e| {
+            Failure::Error(format!(
+                "{}: cannot read the cookies file: {e}",
+                a.file.display()
+            ))
+        })?
+        .len();
+    // Read the whole file before touching (or creating) the store.
+    let bar = progress(
+        Some(len),
+        "reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    );
+    let source = migrate::read_legacy(&a.file, &mut |n| bar.set_position(n))?;
+    bar.finish_and_clear();
+    // Work out the changes on a read-only handle first: an import that changes nothing
+    // writes nothing (not even a transaction), and --dry-run stops there.
+    let plan_options = ImportOptions {
+        name: a.name.clone(),
+        dry_run: true,
+    };
+    let plan = if a.dry_run || a.path.join("data.mdb").exists() {
+        let store = ctx.open_read(&a.path)?;
+        let now = store.now_ns();
+        let plan = migrate::import_legacy(&store, &source, now, &plan_options, &mut |_| {})?;
+        Some((plan, now, store.path().to_path_buf()))
+    } else {
+        None
+    };
+    let (summary, now, store_path) = match plan {
+        Some((plan, now, path))
+            if a.dry_run || plan.imported + plan.updated + plan.removed_from_store == 0 =>
+        {
+            (plan, now, path)
+        }
+        _ => {
+            let store = ctx.open_write(&a.path)?;
+            let now = store.now_ns();
+            let bar = progress(
+                Some(source.replay.cookies.len() as u64),
+                "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
+            );
+            let options = ImportOptions {
+                name: a.name,
+                dry_run: false,
+            };
+            let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
+                bar.set_position(n)
+            })?;
+            bar.finish_and_clear();
+            (summary, now, store.path().to_path_buf())
+        }
+    };
+    let took = started.elapsed();
+    let file = a.file.display();
+    for (line, problem) in &summary.bad_lines {
+        warn(&format!("{file} line {line}: {problem}; skipped"));
+    }
+    for (value, problem) in &summary.rejected {
+        warn(&format!("cookie {value:?} rejected: {problem}; skipped"));
+    }
+    let mut out = stdout();
+    if a.json {
+        let mut v = serde_json::to_value(&summary).map_err(io::Error::from)?;
+        v["seconds"] = json!(took.as_secs_f64());
+        v["expired_at"] = json!(format_rfc3339_ns(now));
+        v["dry_run"] = json!(a.dry_run);
+        json_line(&mut out, &v)?;
+    } else {
+        let text = format!(
+            "{}imported {file} into {} in {} ({} lines)\n\
+             {:<11}{:>8}  new cookies\n\
+             {:<11}{:>8}  existing cookies whose fields changed\n\
+             {:<11}{:>8}  existing cookies already identical\n\
+             {:<11}{:>8}  logged out in the file ({} of them removed from the store)\n\
+             {:<11}{:>8}  dropped (expired at {})\n\
+             {:<11}{:>8}  skipped{}\n",
+            if a.dry_run {
+                "dry run, nothing written: would have "
+            } else {
+                ""
+            },
+            store_path.display(),
+            secs(took),
+            summary.lines,
+            "imported",
+            summary.imported,
+            "updated",
+            summary.updated,
+            "unchanged",
+            summary.unchanged,
+            "deleted",
+            summary.deleted,
+            summary.removed_from_store,
+            "expired",
+            summary.expired,
+            format_rfc3339_ns(now),
+            "bad lines",
+            summary.bad_lines.len(),
+            if summary.rejected.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (and {} cookies rejected by the store)",
+                    summary.rejected.len()
+                )
+            },
+        );
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()?;
+    if summary.bad_lines.is_empty() && summary.rejected.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Found(None))
+    }
+}

@@ -1,0 +1,13 @@
+//! One module per command, each with its arguments (`Args`) and `run`.
+
+pub mod check;
+pub mod copy;
+pub mod delete;
+pub mod dump;
+pub mod export;
+pub mod get;
+pub mod import;
+pub mod purge;
+pub mod repair;
+pub mod restore;
+pub mod stats;

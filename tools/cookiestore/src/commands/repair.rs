@@ -1,0 +1,85 @@
+//! `repair`: quarantine undecodable records, rebuild both indexes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use cookiestore::check::repair;
+use serde_json::json;
+
+use super::check::{check_store, report_text};
+use crate::Failure;
+use crate::context::Ctx;
+use crate::output::{Outcome, json_line, plural, stdout};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub path: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    let store = ctx.open_existing(&a.path)?;
+    let quarantine = store.path().join("quarantine.jsonl");
+    let before = check_store(&store)?;
+    let done = repair(&store, &quarantine)?;
+    let after = check_store(&store)?;
+    let mut out = stdout();
+    if a.json {
+        json_line(
+            &mut out,
+            &json!({
+                "path": store.path(),
+                "quarantine": quarantine,
+                "before": before,
+                "repair": done,
+                "after": after,
+            }),
+        )?;
+    } else {
+        let mut text = format!("repairing {}\nbefore: ", store.path().display());
+        report_text(&before, &mut text);
+        if done.quarantined.is_empty() {
+            text.push_str("quarantined no record\n");
+        } else {
+            text.push_str(&format!(
+                "quarantined {} into {}:\n",
+                plural(done.quarantined.len(), "record"),
+                quarantine.display()
+            ));
+            for q in &done.quarantined {
+                let oid = q
+                    .oid
+                    .map_or_else(|| "(malformed key)".into(), |o| o.to_string());
+                text.push_str(&format!("  {oid}: {}\n", q.reason));
+            }
+        }
+        for oid in &done.oid_fixed {
+            text.push_str(&format!("rewrote record {oid} with the oid of its key\n"));
+        }
+        text.push_str(&format!(
+            "rebuilt the value index ({} -> {} entries) and the expiry index ({} -> {} \
+             entries); {} records\nafter: ",
+            done.value_index_entries.0,
+            done.value_index_entries.1,
+            done.expiry_index_entries.0,
+            done.expiry_index_entries.1,
+            done.records
+        ));
+        report_text(&after, &mut text);
+        out.write_all(text.as_bytes())?;
+    }
+    out.flush()?;
+    if after.is_clean() {
+        Ok(())
+    } else {
+        let left = &after.problems;
+        Err(Failure::Found(Some(format!(
+            "{} {} after repair (listed above)",
+            plural(left.len(), "problem"),
+            if left.len() == 1 { "remains" } else { "remain" }
+        ))))
+    }
+}

@@ -1,0 +1,140 @@
+//! `stats`: figures about one snapshot of the store.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use cookiestore::Stats;
+use cookiestore::timefmt::format_rfc3339_ns;
+use serde::Serialize;
+
+use crate::context::Ctx;
+use crate::format::{relative, size, table};
+use crate::output::{Outcome, json_line, stdout};
+use crate::readers::{ReaderSlots, reader_slots};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub path: PathBuf,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    // Read lock.mdb before the store is open in this process: closing a descriptor of the
+    // lock file would drop the process's own POSIX locks on it.
+    let readers = reader_slots(&a.path);
+    let store = ctx.open_read(&a.path)?;
+    let s = store.stats()?;
+    let now = store.now_ns();
+    let mut out = stdout();
+    if a.json {
+        let json = StatsJson {
+            path: store.path(),
+            now,
+            stats: &s,
+            reader_slots: readers,
+        };
+        json_line(&mut out, &json)?;
+        out.flush()?;
+        return Ok(());
+    }
+    let when = |t: Option<u64>| t.map_or_else(|| "-".to_string(), format_rfc3339_ns);
+    let mut text = String::new();
+    let mut line = |k: &str, v: String| {
+        text.push_str(format!("{k:<16}{v}").trim_end());
+        text.push('\n');
+    };
+    line(
+        "store",
+        format!("{} (snapshot txn {})", store.path().display(), s.txn_id),
+    );
+    line("now", format_rfc3339_ns(now));
+    line(
+        "cookies",
+        format!(
+            "{} live, {} expired not yet purged, {} authenticated",
+            s.live, s.expired, s.authenticated
+        ),
+    );
+    if s.corrupt > 0 {
+        line(
+            "undecodable",
+            format!("{} records (run `cookiestore check`)", s.corrupt),
+        );
+    }
+    line("oldest", when(s.oldest_created));
+    line("newest", when(s.newest_created));
+    line(
+        "next expiry",
+        match s.next_expiry {
+            Some(t) => format!("{} ({})", format_rfc3339_ns(t), relative(t, now)),
+            None => "-".into(),
+        },
+    );
+    line(
+        "map",
+        format!(
+            "{} used of {} ({:.1}%)",
+            size(s.map_used),
+            size(s.map_size),
+            s.map_used as f64 * 100.0 / s.map_size.max(1) as f64
+        ),
+    );
+    line(
+        "pages",
+        format!(
+            "{} bytes each; depth {}, {} branch, {} leaf, {} overflow; {} entries",
+            s.page_size, s.depth, s.branch_pages, s.leaf_pages, s.overflow_pages, s.entries
+        ),
+    );
+    line(
+        "indexes",
+        format!(
+            "{} by value, {} by expiry{}",
+            s.value_index_entries,
+            s.expiry_index_entries,
+            if s.foreign_writes {
+                " (another program wrote since cookiestore: the expiry index is reconciled at \
+                 the next writable open)"
+            } else {
+                ""
+            }
+        ),
+    );
+    line(
+        "reader slots",
+        match readers {
+            Some(r) => format!(
+                "{} of {} used: {} reading, {} idle, {} stale (this command holds one)",
+                s.readers_used, s.readers_max, r.reading, r.idle, r.stale
+            ),
+            None => format!("{} of {} used", s.readers_used, s.readers_max),
+        },
+    );
+    line("tables", String::new());
+    let rows: Vec<Vec<String>> = s
+        .tables
+        .iter()
+        .map(|t| vec![t.slot.to_string(), t.oid.clone(), t.name.clone()])
+        .collect();
+    for l in table(&["SLOT", "OID", "NAME"], &rows).lines() {
+        text.push_str(&format!("  {l}\n"));
+    }
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// `stats --json`: the library's [`Stats`] (times in ns), with the store path, the instant
+/// expiry was evaluated at (ns) and the reader slots read from `lock.mdb` (null when its
+/// layout is not the one expected).
+#[derive(Serialize)]
+struct StatsJson<'a> {
+    path: &'a Path,
+    now: u64,
+    #[serde(flatten)]
+    stats: &'a Stats,
+    reader_slots: Option<ReaderSlots>,
+}

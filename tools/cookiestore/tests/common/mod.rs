@@ -1,0 +1,86 @@
+//! Helpers of the CLI tests (a subset of the library's tests/common, whose fixtures they read).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cookiestore::{CookieStore, ManualClock, StoreOptions};
+use serde_json::Value;
+
+/// 2026-11-22T00:00:00Z, the day the fixtures were made, in ns.
+pub const FIXTURE_DAY_NS: u64 = 1_763_769_600_000_000_000;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+/// A writable copy of the cfxdb fixture database in a fresh temporary directory.
+pub fn cfxdb_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("cfxdb-db/data.mdb"), dir.path().join("data.mdb")).unwrap();
+    dir
+}
+
+pub fn expected_cfxdb() -> Vec<Value> {
+    std::fs::read_to_string(fixture("cfxdb-db.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Options with a pinned clock.
+pub fn options_at(now_ns: u64) -> (StoreOptions, ManualClock) {
+    let clock = ManualClock::new(now_ns);
+    let options = StoreOptions {
+        clock: Arc::new(clock.clone()),
+        ..StoreOptions::default()
+    };
+    (options, clock)
+}
+
+pub fn open_at(path: &Path, now_ns: u64) -> (CookieStore, ManualClock) {
+    let (options, clock) = options_at(now_ns);
+    (CookieStore::open(path, options).unwrap(), clock)
+}
+
+/// Whether this process runs as root (which ignores permission bits).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Opens the environment at `dir` with plain heed, while no store handle is open in this
+/// process, and runs `f` in one write transaction on the unnamed database.
+pub fn with_raw_env(
+    dir: &Path,
+    f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
+) {
+    use heed::types::Bytes;
+    // SAFETY: no other handle of this environment is open in this process.
+    let env = unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(1 << 26)
+            .open(dir)
+            .unwrap()
+    };
+    let wtxn = env.write_txn().unwrap();
+    let db = env
+        .create_databases_and_commit(wtxn, |o, w| {
+            o.create_database::<Bytes, Bytes>(w, None)
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
+        })
+        .unwrap()
+        .unwrap_commit();
+    let mut wtxn = env.write_txn().unwrap();
+    f(&mut wtxn, db);
+    wtxn.commit().unwrap();
+}
