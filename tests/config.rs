@@ -60,13 +60,18 @@ fn a_real_node_config_parses_and_opens() {
 
 #[test]
 fn the_docs_memory_and_file_stores_are_refused_with_the_way_over() {
-    let (field, problem) =
-        config_error(CookieSection::from_value(cookie_section(&fixture("docs-memory.json"))).unwrap_err());
+    let (field, problem) = config_error(
+        CookieSection::from_value(cookie_section(&fixture("docs-memory.json"))).unwrap_err(),
+    );
     assert_eq!(field, "store.type");
-    assert!(problem.contains("\"memory\"") && problem.contains("database"), "{problem}");
+    assert!(
+        problem.contains("\"memory\"") && problem.contains("database"),
+        "{problem}"
+    );
 
-    let (field, problem) =
-        config_error(CookieSection::from_value(cookie_section(&fixture("docs-file.json"))).unwrap_err());
+    let (field, problem) = config_error(
+        CookieSection::from_value(cookie_section(&fixture("docs-file.json"))).unwrap_err(),
+    );
     assert_eq!(field, "store.type");
     assert!(problem.contains("cookiestore import"), "{problem}");
 
@@ -100,7 +105,10 @@ fn crossbars_attribute_keys_map_onto_ours() {
     let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
     let tracker = Tracker::new(store, section.tracker).unwrap();
     let set = tracker.track(None).unwrap().set_cookie;
-    assert!(set.ends_with(";max-age=3600;Secure;HttpOnly;SameSite=Strict"), "{set}");
+    assert!(
+        set.ends_with(";max-age=3600;Secure;HttpOnly;SameSite=Strict"),
+        "{set}"
+    );
 
     // Our own `attributes` object works too; a key given both ways is refused.
     let ours: TrackerConfig = serde_json::from_value(json!({
@@ -111,18 +119,37 @@ fn crossbars_attribute_keys_map_onto_ours() {
     assert_eq!(ours.attributes.path.as_deref(), Some("/ws"));
     let both = CookieSection::from_value(&json!({"secure": true, "attributes": {"secure": false}}));
     let (_, problem) = config_error(both.unwrap_err());
-    assert!(problem.contains("`secure`") && problem.contains("attributes.secure"), "{problem}");
+    assert!(
+        problem.contains("`secure`") && problem.contains("attributes.secure"),
+        "{problem}"
+    );
 }
 
 #[test]
 fn misspelt_keys_and_bad_values_are_named() {
     let cases = [
         (json!({"max_agee": 10}), "cookie", "max_agee"),
-        (json!({"store": {"type": "database", "path": "c", "maxsise": 1}}), "store", "maxsise"),
-        (json!({"store": {"type": "redis", "path": "c"}}), "store.type", "redis"),
+        (
+            json!({"store": {"type": "database", "path": "c", "maxsise": 1}}),
+            "store",
+            "maxsise",
+        ),
+        (
+            json!({"store": {"type": "redis", "path": "c"}}),
+            "store.type",
+            "redis",
+        ),
         (json!({"store": {"path": "c"}}), "store.type", "missing"),
-        (json!({"store": {"type": "database"}}), "store.path", "missing"),
-        (json!({"store": {"type": "database", "path": "c", "maxsize": 10}}), "maxsize", "10 bytes"),
+        (
+            json!({"store": {"type": "database"}}),
+            "store.path",
+            "missing",
+        ),
+        (
+            json!({"store": {"type": "database", "path": "c", "maxsize": 10}}),
+            "maxsize",
+            "10 bytes",
+        ),
         (json!({"name": "CBTID"}), "name", "CBTID"),
         (json!({"length": 5}), "length", "5"),
         (json!({"max_age": 0}), "max_age", "0 seconds"),
@@ -138,7 +165,9 @@ fn misspelt_keys_and_bad_values_are_named() {
             "{section}: {problem:?} does not name {needle:?}"
         );
     }
-    let text = CookieSection::from_json("{\"name\": ").unwrap_err().to_string();
+    let text = CookieSection::from_json("{\"name\": ")
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("invalid configuration"), "{text}");
 }
 
@@ -146,7 +175,11 @@ fn misspelt_keys_and_bad_values_are_named() {
 fn a_url_is_not_a_store_path() {
     let dir = tempfile::tempdir().unwrap();
     let cwd = std::env::current_dir().unwrap();
-    for url in ["redis://127.0.0.1:6379/0", "rediss://host/1", "redis+unix:///tmp/r.sock"] {
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "rediss://host/1",
+        "redis+unix:///tmp/r.sock",
+    ] {
         let err = CookieStore::open(url, StoreOptions::default()).unwrap_err();
         assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err:?}");
         assert!(err.to_string().contains("directory path"), "{err}");

@@ -39,7 +39,7 @@ impl Ctx {
     pub fn new(now: Option<&str>, maxsize: &str) -> Result<Ctx, Failure> {
         let now = match now {
             Some(text) => Some(
-                cookiestore::timefmt::parse_rfc3339_ns(text)
+                cookiestore::parse_rfc3339_ns(text)
                     .map_err(|e| Failure::Error(format!("--now: {e}")))?,
             ),
             None => None,
@@ -54,15 +54,13 @@ impl Ctx {
     }
 
     fn options(&self, readonly: bool) -> StoreOptions {
-        let mut options = StoreOptions {
-            readonly,
-            maxsize: self.maxsize,
-            ..StoreOptions::default()
-        };
-        if let Some(now) = self.now {
-            options.clock = Arc::new(ManualClock::new(now)) as Arc<dyn Clock>;
+        let options = StoreOptions::default()
+            .readonly(readonly)
+            .maxsize(self.maxsize);
+        match self.now {
+            Some(now) => options.clock(Arc::new(ManualClock::new(now)) as Arc<dyn Clock>),
+            None => options,
         }
-        options
     }
 
     /// Opens read-only: one reader slot, nothing written, works in a read-only directory.

@@ -1,7 +1,7 @@
 //! How cookies, times and sizes are shown.
 
 use cookiestore::Cookie;
-use cookiestore::timefmt::format_rfc3339_ns;
+use cookiestore::format_rfc3339_ns;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

@@ -11,7 +11,6 @@ mod commands;
 mod context;
 mod format;
 mod output;
-mod readers;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

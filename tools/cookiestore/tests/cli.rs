@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use common::*;
-use cookiestore::layout::Slots;
-use cookiestore::timefmt::{format_rfc3339_ns, parse_rfc3339_ns};
 use cookiestore::{Auth, AuthContext, Cookie, CookieStore, StoreOptions};
+use cookiestore::{format_rfc3339_ns, parse_rfc3339_ns};
 use predicates::prelude::*;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -77,10 +76,7 @@ fn assert_one_line(stderr: &str, contains: &str) {
 }
 
 fn options(now: u64) -> StoreOptions {
-    StoreOptions {
-        sync: false,
-        ..options_at(now).0
-    }
+    options_at(now).0.sync(false)
 }
 
 /// A cookie with every field exercised (every third one unauthenticated).
@@ -134,7 +130,7 @@ fn make_store(path: &Path, n: usize, now: u64) -> Vec<Cookie> {
 }
 
 fn now_ns() -> u64 {
-    cookiestore::timefmt::now_ns()
+    cookiestore::Clock::now_ns(&cookiestore::SystemClock)
 }
 
 // ---- dump ---------------------------------------------------------------------------------
@@ -791,20 +787,10 @@ fn raw_edit(
     as_cookiestore: bool,
     f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>, Slots),
 ) {
-    let slots = {
-        let store = CookieStore::open(
-            path,
-            StoreOptions {
-                readonly: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        store
-            .snapshot(|s| Ok(s.slots().expect("cookie tables")))
-            .unwrap()
-    };
+    // The store's layout is made (expiry index, state) by a writable open.
+    drop(CookieStore::open(path, StoreOptions::default().sync(false)).unwrap());
     with_raw_env(path, |wtxn, db| {
+        let slots = read_slots(wtxn, db);
         f(wtxn, db, slots);
         if as_cookiestore {
             let mut key = slots.state.unwrap().to_be_bytes().to_vec();
@@ -1145,17 +1131,16 @@ fn expiry_index_differences_after_a_foreign_write_are_notes_not_problems() {
 
 #[test]
 fn check_reports_metadata_problems_that_repair_leaves_alone() {
-    use cookiestore::layout::{COOKIES, TableMeta};
+    use cookiestore::TableMeta;
     let now = now_ns();
     let dir = tempfile::tempdir().unwrap();
     make_store(dir.path(), 5, now);
     raw_edit(dir.path(), true, |t, db, s| {
         // Data in a slot no table describes, and the Cookies table under another name.
         db.put(t, &key(99, b"stray"), b"?").unwrap();
-        let meta = TableMeta {
-            name: "something.else".into(),
-            ..TableMeta::new(&COOKIES, s.cookies)
-        };
+        let current = db.get(t, &[0, 0, 0, s.cookies as u8]).unwrap().unwrap();
+        let mut meta = TableMeta::from_cbor(current).unwrap();
+        meta.name = "something.else".into();
         db.put(t, &[0, 0, 0, s.cookies as u8], &meta.to_cbor())
             .unwrap();
     });
@@ -1203,14 +1188,7 @@ fn concurrent_writer_child() {
         return;
     };
     let path = PathBuf::from(path);
-    let store = CookieStore::open(
-        &path,
-        StoreOptions {
-            sync: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = CookieStore::open(&path, StoreOptions::default().sync(false)).unwrap();
     let mut values: std::collections::VecDeque<String> = store
         .snapshot(|s| s.live()?.map(|c| c.map(|c| c.value)).collect())
         .unwrap();
@@ -1310,14 +1288,7 @@ impl Writer {
 }
 
 fn padded_store(path: &Path) {
-    let store = CookieStore::open(
-        path,
-        StoreOptions {
-            sync: false,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = CookieStore::open(path, StoreOptions::default().sync(false)).unwrap();
     store
         .batch("initial", |b| {
             for _ in 0..LIVE {
@@ -1472,16 +1443,7 @@ fn reading_commands_work_in_a_read_only_directory_and_change_nothing() {
     std::fs::create_dir(&store).unwrap();
     std::fs::copy(fixture("cfxdb-db/data.mdb"), store.join("data.mdb")).unwrap();
     // The store as cfxdb left it; lock.mdb exists, as it does beside any store in use.
-    drop(
-        CookieStore::open(
-            &store,
-            StoreOptions {
-                readonly: true,
-                ..Default::default()
-            },
-        )
-        .unwrap(),
-    );
+    drop(CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap());
     let out_dir = base.path().join("out");
     std::fs::create_dir(&out_dir).unwrap();
     std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -1666,13 +1628,7 @@ fn library_bug_a_purged_store_reopens() {
     let (store, _) = open_at(dir.path(), 1_795_305_600_000_000_000);
     assert_eq!(store.purge_expired().unwrap(), 43);
     drop(store);
-    let reopened = CookieStore::open(
-        dir.path(),
-        StoreOptions {
-            readonly: true,
-            ..Default::default()
-        },
-    );
+    let reopened = CookieStore::open(dir.path(), StoreOptions::default().readonly(true));
     assert!(reopened.is_ok(), "{}", reopened.unwrap_err());
 }
 

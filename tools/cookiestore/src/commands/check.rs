@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use cookiestore::check::{CheckReport, check};
+use cookiestore::maintenance::{CheckReport, check};
 use cookiestore::{CookieStore, Error};
 
 use crate::Failure;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cookiestore::Error;
-use cookiestore::migrate::{self, ExportOptions};
+use cookiestore::maintenance::{self as migrate, ExportOptions};
 
 use crate::Failure;
 use crate::context::Ctx;

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cookiestore::migrate::{self, ImportOptions};
-use cookiestore::timefmt::format_rfc3339_ns;
+use cookiestore::format_rfc3339_ns;
+use cookiestore::maintenance::{self as migrate, ImportOptions};
 use serde_json::json;
 
 use crate::Failure;

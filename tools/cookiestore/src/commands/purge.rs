@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cookiestore::timefmt::{self, format_rfc3339_ns};
+use cookiestore::{Clock, SystemClock, format_rfc3339_ns};
 use serde_json::json;
 
 use crate::Failure;
@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         (stats.expired, store.now_ns(), store.path().to_path_buf())
     } else {
         if let Some(now) = ctx.now
-            && now > timefmt::now_ns()
+            && now > SystemClock.now_ns()
             && !a.force
         {
             return Err(Failure::Error(format!(

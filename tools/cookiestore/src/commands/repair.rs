@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use cookiestore::check::repair;
+use cookiestore::maintenance::repair;
 use serde_json::json;
 
 use super::check::{check_store, report_text};

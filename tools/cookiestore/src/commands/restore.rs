@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cookiestore::migrate;
+use cookiestore::maintenance as migrate;
 use serde_json::json;
 
 use crate::Failure;

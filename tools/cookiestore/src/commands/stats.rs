@@ -4,13 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cookiestore::Stats;
-use cookiestore::timefmt::format_rfc3339_ns;
+use cookiestore::format_rfc3339_ns;
 use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::format::{relative, size, table};
 use crate::output::{Outcome, json_line, stdout};
-use crate::readers::{ReaderSlots, reader_slots};
+use cookiestore::maintenance::{ReaderSlots, reader_slots};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
