@@ -3,8 +3,8 @@
 //!
 //! The Python side is `tools/interop/*.py`, run with the virtualenvs `tools/interop/setup.sh`
 //! creates (`target/interop-venv`, or `$COOKIESTORE_INTEROP_VENV`, and the same path with
-//! `-z26`). Under `CI=true` a missing venv fails the tests; elsewhere they are skipped with a
-//! message on stderr.
+//! `-z26`). When `CI` is set (to anything non-empty) a missing venv fails the tests; otherwise
+//! they are skipped with a message on stderr.
 //!
 //! Records are compared as parsed JSON (the scripts' record JSON and our `Cookie`'s serde form
 //! use the same field names, ns integers and uuid strings). Python's JSON is parsed here with
@@ -45,10 +45,6 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Venv {
     /// cfxdb 25.12.2, zlmdb 25.12.3, crossbar 25.12.1.
@@ -71,26 +67,21 @@ fn venv_dir(which: Venv) -> PathBuf {
     }
 }
 
-/// The venv's interpreter; `None` (the test returns) when it is missing outside CI.
+/// The venv's interpreter; `None` (the test returns) when it is missing and `CI` is not set
+/// (see `common::need`).
 fn python(which: Venv) -> Option<Py> {
     let dir = venv_dir(which);
     let python = dir.join("bin/python");
-    if python.is_file() && dir.join(".ready").is_file() {
-        return Some(Py { python, which });
-    }
-    let msg = format!(
+    let ready = python.is_file() && dir.join(".ready").is_file();
+    let why = format!(
         "the interop venv {} is missing or incomplete (no bin/python or .ready); create it \
          with tools/interop/setup.sh",
         dir.display()
     );
-    if ci() {
-        panic!("{msg}. CI=true: the interop tests must run, never skip");
-    }
-    eprintln!("skipping: {msg}");
-    None
+    common::need(ready, &why).then_some(Py { python, which })
 }
 
-/// Both venvs, or `None` (skip) outside CI.
+/// Both venvs, or `None` (skip; see [`python`]).
 fn pythons() -> Option<(Py, Py)> {
     Some((python(Venv::Main)?, python(Venv::Z26)?))
 }
