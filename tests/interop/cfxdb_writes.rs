@@ -121,7 +121,7 @@ fn case1_cfxdb_writes_we_read_every_field() {
     eprintln!("case 1: {:.1?}", t0.elapsed());
 }
 
-/// The generator covered what the issue asks: every field set somewhere and absent somewhere,
+/// The generator covers every field: each set somewhere and absent somewhere, with
 /// non-ASCII text, values of 6 and 64 characters, nested CBOR, 0 values.
 fn assert_varied(records: &[Value]) {
     const FIELDS: [&str; 17] = [
