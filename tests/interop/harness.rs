@@ -429,8 +429,9 @@ pub(crate) fn data_format(db: &Path) -> u32 {
 ///
 /// Never open lock.mdb in a process that has the store open: LMDB marks a live environment
 /// with an fcntl lock on lock.mdb, and POSIX drops all of a process's fcntl locks on a file
-/// when the process closes *any* descriptor of it. Reading lock.mdb here once made the next
-/// opener (zlmdb) believe it was alone: it re-initialised lock.mdb and wrote concurrently.
+/// when the process closes *any* descriptor of it. Reading lock.mdb in this process would
+/// make the next opener (zlmdb) believe it is alone: it re-initialises lock.mdb and writes
+/// concurrently. So a Python child reads it.
 pub(crate) fn lock_format(py: &Py, db: &Path) -> (u32, u32) {
     let out = Command::new(&py.python)
         .args(["-c", "import struct, sys; print(*struct.unpack_from('<II', open(sys.argv[1], 'rb').read(8)))"])
