@@ -10,8 +10,10 @@
 //! known cookie), `raw` (the raw heed baseline: two gets, verified record, auth fields
 //! borrowed), `raw_noverify`, `raw_owned` (raw plus the owned `Auth` that `get_auth`
 //! returns); write modes on a scratch copy: `w_create_ours`, `w_create_raw`,
-//! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`, `w_purge_raw`. Uses (and if needed builds) the bench fixture of COOKIES cookies. Prints the
-//! mean time per lookup of the measured loop (after a warm-up pass over every cookie).
+//! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`,
+//! `w_purge_raw` (ITERATIONS, when not 0, is the raw purge's batch size). Uses (and if needed
+//! builds) the bench fixture of COOKIES cookies. Prints the mean time per lookup of the
+//! measured loop (after a warm-up pass over every cookie).
 
 #[path = "../benches/common/mod.rs"]
 mod common;
