@@ -1,4 +1,4 @@
-//! The store against the physical limit (issue 6): every group runs our operation (`ours`)
+//! The store against the physical limit: every group runs our operation (`ours`)
 //! and a raw heed baseline doing the same LMDB work on the same layout (`raw_heed`), on
 //! fixture stores of 100k and 1M cookies built once into `target/bench-stores/`.
 //!
@@ -13,8 +13,8 @@
 //! are measured (children re-executed from this binary), and a ratio summary is printed and
 //! written to `target/bench-summary.md`.
 
-#[path = "common/fixture.rs"]
-mod fixture;
+#[path = "common/mod.rs"]
+mod common;
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -27,7 +27,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use serde_json::Value;
 
-use fixture::{Fixture, Keys, Kind, Mem, Raw, copy_store, label, now_ns, options};
+use common::{Fixture, Keys, Kind, Mem, Raw, copy_store, label, now_ns, options};
 
 /// Cookies created per write transaction in `create_batch`.
 const BATCH: u64 = 1_000;
@@ -56,14 +56,12 @@ struct Run {
     load_start: String,
     /// (group, function, operations per iteration), in registration order.
     ids: Vec<(String, String, u64)>,
-    throughput: Vec<(Kind, u64, fixture::Throughput)>,
+    throughput: Vec<(Kind, u64, common::Throughput)>,
     memory: Vec<MemoryRun>,
     /// (group, ours ns/op, raw_heed ns/op) measured interleaved.
     interleaved: Vec<(String, f64, f64)>,
     /// (group, function, ns/iteration) timed by hand, outside criterion.
     manual: Vec<(String, String, f64)>,
-    /// Free-form lines for the summary.
-    notes: Vec<String>,
 }
 
 impl Run {
@@ -117,7 +115,7 @@ impl Run {
 }
 
 fn main() {
-    if fixture::child_main() {
+    if common::child_main() {
         return;
     }
     let args: Vec<String> = std::env::args().collect();
@@ -132,7 +130,6 @@ fn main() {
         memory: Vec::new(),
         interleaved: Vec::new(),
         manual: Vec::new(),
-        notes: Vec::new(),
     };
     let mut c = Criterion::default()
         .without_plots()
@@ -166,7 +163,7 @@ fn main() {
     if run.selected("multiprocess") {
         for kind in [Kind::Ours, Kind::Raw] {
             for procs in [1, 2] {
-                let t = fixture::run_throughput(kind, &big, procs, duration);
+                let t = common::run_throughput(kind, &big, procs, duration);
                 println!(
                     "multiprocess/{}/{}/{procs}proc: {:.0} lookups/s",
                     label(big.n),
@@ -180,7 +177,7 @@ fn main() {
     if run.selected("memory") {
         let lookups = if run.test_mode { 10_000 } else { big.n };
         for kind in [Kind::Ours, Kind::Raw] {
-            let stages = fixture::run_memory(kind, &big, lookups);
+            let stages = common::run_memory(kind, &big, lookups);
             for (stage, m) in &stages {
                 println!(
                     "memory/{}/{}/{stage}: anonymous {} KiB, rss {} KiB",
@@ -200,7 +197,7 @@ fn main() {
     }
     let summary = summary(&run);
     println!("\n{summary}");
-    let path = fixture::target_dir().join("bench-summary.md");
+    let path = common::target_dir().join("bench-summary.md");
     match std::fs::write(&path, &summary) {
         Ok(()) => println!("summary written to {}", path.display()),
         Err(e) => eprintln!("cannot write {}: {e}", path.display()),
@@ -214,16 +211,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let lookup = format!("lookup/{l}");
     let track = format!("track/{l}");
     let purge = format!("purge_none/{l}");
-    let lookup_fns = [
-        "ours",
-        "raw_heed",
-        "raw_heed_noverify",
-        "raw_heed_owned",
-        "raw_heed_lazyverify",
-        "projected",
-        "cached_16k",
-        "cached_all",
-    ];
+    let lookup_fns = ["ours", "raw_heed", "raw_heed_noverify", "raw_heed_owned"];
     if !run.any_selected(&lookup, &lookup_fns)
         && !run.any_selected(&track, &["ours", "raw_heed"])
         && !run.any_selected(&purge, &["ours", "raw_heed"])
@@ -233,20 +221,15 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let store = CookieStore::open(fx.ours(), options(false)).expect("open the fixture");
     let raw = Raw::open(&fx.raw(), false);
     // A router worker is a long-lived process: measure with the map faulted in.
-    fixture::warm_store(&store);
+    common::warm_store(&store);
     raw.warm();
     let mut keys = Keys::shuffled(fx.n);
     let now = now_ns();
     {
-        let v = fixture::value(7);
-        assert_eq!(store.get_auth(&v).unwrap(), Some(fixture::auth(7)));
-        assert_eq!(raw.lookup_owned(&v, now), Some(fixture::auth(7)));
+        let v = common::value(7);
+        assert_eq!(store.get_auth(&v).unwrap(), Some(common::auth(7)));
+        assert_eq!(raw.lookup_owned(&v, now), Some(common::auth(7)));
         assert!(raw.lookup(&v, now) > 0 && raw.lookup(&v, now) == raw.lookup_noverify(&v, now));
-        assert_eq!(raw.lookup(&v, now), raw.lookup_lazy(&v, now));
-        for i in [0, 1, 7, fx.n - 1] {
-            let v = fixture::value(i);
-            assert_eq!(raw.lookup_projected(&v, now), Some(fixture::auth(i)));
-        }
     }
 
     let mut g = run.group(c, &lookup, Pace::Fast);
@@ -266,38 +249,6 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     g.bench_function("raw_heed_owned", |b| {
         b.iter(|| raw.lookup_owned(keys.next_value(), now))
     });
-    // Experiments (proposals): verify only the fields read; plus a slice CBOR decoder;
-    // plus a txn-id-validated per-process cache (16k entries, or every cookie at 100k).
-    g.bench_function("raw_heed_lazyverify", |b| {
-        b.iter(|| raw.lookup_lazy(keys.next_value(), now))
-    });
-    g.bench_function("projected", |b| {
-        b.iter(|| raw.lookup_projected(keys.next_value(), now))
-    });
-    let caps: &[(&str, u64)] = if fx.n <= 100_000 {
-        &[("cached_16k", 16_384), ("cached_all", fx.n)]
-    } else {
-        &[("cached_16k", 16_384)]
-    };
-    for &(f, cap) in caps {
-        let before = fixture::mem_now().anonymous_kib;
-        let cache = fixture::CachedRaw::new(&raw, cap as usize);
-        g.bench_function(f, |b| b.iter(|| cache.get_auth(keys.next_value(), now)));
-        let (hits, misses) = cache.stats.get();
-        let grown = fixture::mem_now().anonymous_kib.saturating_sub(before);
-        let entries = cache.len();
-        println!(
-            "{lookup}/{f}: hit rate {:.1}% of {} lookups; {entries} entries, anonymous memory \
-             +{grown} KiB",
-            100.0 * hits as f64 / (hits + misses).max(1) as f64,
-            hits + misses
-        );
-        run.notes.push(format!(
-            "{lookup}/{f}: hit rate {:.1}%, {entries} entries, anonymous memory +{:.1} MiB",
-            100.0 * hits as f64 / (hits + misses).max(1) as f64,
-            grown as f64 / 1024.0
-        ));
-    }
     g.finish();
 
     // The same comparison interleaved in blocks of lookups (robust to the load drifting on
@@ -422,7 +373,7 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     if want_sync {
         let store = CookieStore::open(&ours_dir, options(true)).expect("open scratch");
         let raw = Raw::open(&raw_dir, true);
-        fixture::warm_store(&store);
+        common::warm_store(&store);
         raw.warm();
         let mut g = run.group(c, &create_sync, Pace::Write);
         g.throughput(Throughput::Elements(1));
@@ -432,7 +383,7 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     if want_nosync {
         let store = CookieStore::open(&ours_dir, options(false)).expect("open scratch");
         let raw = Raw::open(&raw_dir, false);
-        fixture::warm_store(&store);
+        common::warm_store(&store);
         raw.warm();
 
         let mut g = run.group(c, &create_nosync, Pace::Write);
@@ -447,8 +398,8 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
 
         let mut keys = Keys::shuffled(fx.n);
         let mut counter = 0u64;
-        let mut auth = fixture::auth(0);
-        let context = fixture::context(0, fixture::BASE_NS);
+        let mut auth = common::auth(0);
+        let context = common::context(0, common::BASE_NS);
         let mut g = run.group(c, &set_auth, Pace::Write);
         g.throughput(Throughput::Elements(1));
         for f in ["ours", "raw_heed", "raw_heed_bytes"] {
@@ -510,7 +461,7 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                     .batch("restore", |b| {
                         picked
                             .iter()
-                            .try_for_each(|(i, _)| b.put(&fixture::cookie(*i)))
+                            .try_for_each(|(i, _)| b.put(&common::cookie(*i)))
                     })
                     .expect("restore");
                 elapsed
@@ -533,7 +484,7 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                 let elapsed = t.elapsed();
                 let mut txn = raw.env.write_txn().expect("write txn");
                 for (i, _) in &picked {
-                    raw.put_cookie(&mut txn, &fixture::cookie(*i));
+                    raw.put_cookie(&mut txn, &common::cookie(*i));
                 }
                 txn.commit().expect("commit");
                 elapsed
@@ -620,13 +571,13 @@ fn purge_half(run: &mut Run, fx: &Fixture) {
     }
     let reps = if run.quick || run.test_mode { 1 } else { 2 };
     let dir = fx.scratch("purge");
-    let mut times: [Vec<f64>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
     for _ in 0..reps {
         copy_store(&fx.ours(), &dir);
         let store = CookieStore::open(
             &dir,
             StoreOptions {
-                clock: Arc::new(ManualClock::new(fixture::HALF_EXPIRED_NS)),
+                clock: Arc::new(ManualClock::new(common::HALF_EXPIRED_NS)),
                 ..options(false)
             },
         )
@@ -640,20 +591,12 @@ fn purge_half(run: &mut Run, fx: &Fixture) {
         copy_store(&fx.raw(), &dir);
         let raw = Raw::open(&dir, false);
         let t = Instant::now();
-        let purged = raw.purge(fixture::HALF_EXPIRED_NS);
+        let purged = raw.purge(common::HALF_EXPIRED_NS);
         times[1].push(t.elapsed().as_nanos() as f64);
         assert_eq!(purged.deleted, fx.n / 2);
         drop(raw);
-
-        // The proposed algorithm (see `Raw::purge_sorted`), same work, sorted per table.
-        copy_store(&fx.raw(), &dir);
-        let raw = Raw::open(&dir, false);
-        let t = Instant::now();
-        let purged = raw.purge_sorted(fixture::HALF_EXPIRED_NS, 50_000);
-        times[2].push(t.elapsed().as_nanos() as f64);
-        assert_eq!(purged.deleted, fx.n / 2);
     }
-    for (f, t) in ["ours", "raw_heed", "raw_heed_sorted"].iter().zip(&times) {
+    for (f, t) in ["ours", "raw_heed"].iter().zip(&times) {
         let mean = t.iter().sum::<f64>() / t.len() as f64;
         let all: Vec<String> = t.iter().map(|ns| fmt_ns(*ns)).collect();
         println!(
@@ -732,7 +675,7 @@ fn loadavg() -> String {
 fn criterion_home() -> PathBuf {
     std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| fixture::target_dir().join("criterion"))
+        .unwrap_or_else(|| common::target_dir().join("criterion"))
 }
 
 fn safe(s: &str) -> String {
@@ -906,14 +849,7 @@ fn summary(run: &Run) -> String {
         }
     }
 
-    if !run.notes.is_empty() {
-        let _ = writeln!(s, "\n## Notes\n");
-        for n in &run.notes {
-            let _ = writeln!(s, "- {n}");
-        }
-    }
-
-    // The issue's targets.
+    // The performance targets.
     let _ = writeln!(
         s,
         "\n## Targets\n\n| target | measured | verdict |\n|---|---|---|"

@@ -1,4 +1,4 @@
-//! Aggregate lookup throughput of 1 and 2 processes at once (issue 6), ours and raw heed.
+//! Aggregate lookup throughput of 1 and 2 processes at once, ours and raw heed.
 //!
 //! ```text
 //! cargo run --release --example lookup_throughput -- [COOKIES] [SECONDS] [PROCS...]
@@ -10,15 +10,15 @@
 //! warms up until a common start instant, then looks up random fixture cookies for the
 //! given time. The parent sums the children's rates.
 
-#[path = "../benches/common/fixture.rs"]
-mod fixture;
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use std::time::Duration;
 
-use fixture::{Fixture, Kind, label};
+use common::{Fixture, Kind, label};
 
 fn main() {
-    if fixture::child_main() {
+    if common::child_main() {
         return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,7 +40,7 @@ fn main() {
     for kind in [Kind::Ours, Kind::Raw] {
         let mut one = None;
         for &p in &procs {
-            let t = fixture::run_throughput(kind, &fx, p, Duration::from_secs_f64(secs));
+            let t = common::run_throughput(kind, &fx, p, Duration::from_secs_f64(secs));
             if p == 1 {
                 one = Some(t.per_sec);
             }

@@ -10,17 +10,19 @@
 //! known cookie), `raw` (the raw heed baseline: two gets, verified record, auth fields
 //! borrowed), `raw_noverify`, `raw_owned` (raw plus the owned `Auth` that `get_auth`
 //! returns); write modes on a scratch copy: `w_create_ours`, `w_create_raw`,
-//! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`, `w_purge_raw`. Uses (and if needed builds) the bench fixture of COOKIES cookies. Prints the
-//! mean time per lookup of the measured loop (after a warm-up pass over every cookie).
+//! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`,
+//! `w_purge_raw` (ITERATIONS, when not 0, is the raw purge's batch size). Uses (and if needed
+//! builds) the bench fixture of COOKIES cookies. Prints the mean time per lookup of the
+//! measured loop (after a warm-up pass over every cookie).
 
-#[path = "../benches/common/fixture.rs"]
-mod fixture;
+#[path = "../benches/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use common::{Fixture, Keys, Raw, now_ns, options};
 use cookiestore::{CookieStore, Tracker, TrackerConfig};
-use fixture::{Fixture, Keys, Raw, now_ns, options};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,9 +42,9 @@ fn main() {
     let (ours_dir, raw_dir) = if is_write {
         let (o, r) = (fx.scratch("profile-ours"), fx.scratch("profile-raw"));
         if is_raw {
-            fixture::copy_store(&fx.raw(), &r);
+            common::copy_store(&fx.raw(), &r);
         } else {
-            fixture::copy_store(&fx.ours(), &o);
+            common::copy_store(&fx.ours(), &o);
         }
         (o, r)
     } else {
@@ -56,13 +58,13 @@ fn main() {
             None,
         )
     };
-    let mut auth = fixture::auth(0);
-    let context = fixture::context(0, fixture::BASE_NS);
+    let mut auth = common::auth(0);
+    let context = common::context(0, common::BASE_NS);
     let mut counter = 0u64;
     let t = Instant::now();
     match (&store, &raw) {
         (Some(s), _) => {
-            fixture::warm_store(s);
+            common::warm_store(s);
         }
         (_, Some(r)) => {
             r.warm();
@@ -136,7 +138,7 @@ fn main() {
                     &ours_dir,
                     cookiestore::StoreOptions {
                         clock: std::sync::Arc::new(cookiestore::ManualClock::new(
-                            fixture::HALF_EXPIRED_NS,
+                            common::HALF_EXPIRED_NS,
                         )),
                         ..options(false)
                     },
@@ -145,15 +147,11 @@ fn main() {
                 s.purge_expired().expect("purge")
             }
             // ITERATIONS, when not 0, is the raw purge's batch size.
-            (_, Some(r)) if std::env::var("PURGE_SORTED").is_ok() => {
-                r.purge_sorted(fixture::HALF_EXPIRED_NS, iters.max(1) as usize)
-                    .deleted
-            }
             (_, Some(r)) if iters > 0 => {
-                r.purge_in_batches(fixture::HALF_EXPIRED_NS, iters as usize)
+                r.purge_in_batches(common::HALF_EXPIRED_NS, iters as usize)
                     .deleted
             }
-            (_, Some(r)) => r.purge(fixture::HALF_EXPIRED_NS).deleted,
+            (_, Some(r)) => r.purge(common::HALF_EXPIRED_NS).deleted,
             _ => unreachable!(),
         };
         println!(

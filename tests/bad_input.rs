@@ -12,10 +12,10 @@
 //! - A truncated data.mdb (at many lengths), a directory that is not a store, an LMDB 1.0
 //!   (format 3) database, and paths without permission: each its own error.
 //!
-//! Permissions: tests run as root here, and root ignores permission bits. So the
-//! permission case runs in a child process started with uid and gid 65534 (`nobody`) when
-//! the test runs as root, and in a child of the same user otherwise; either way the store
-//! is in a directory that user cannot enter.
+//! Permissions: root ignores permission bits. So the permission case runs in a child
+//! process started with uid and gid 65534 (`nobody`) when the test runs as root, and in a
+//! child of the same user otherwise; either way the store is in a directory that user cannot
+//! enter.
 
 mod common;
 

@@ -2,8 +2,10 @@
 
 mod common;
 
+use std::ops::Bound;
+use std::path::Path;
+
 use common::*;
-use cookiestore::layout::{COOKIES, TableMeta, VALUE_INDEX};
 use cookiestore::{CookieStore, StoreOptions};
 
 #[test]
@@ -55,45 +57,75 @@ fn auth_lookup_matches_fixture() {
     }
 }
 
+/// The slot-0 metadata (keys `00 00` + slot, CBOR values) that cfxdb/zlmdb wrote and that a
+/// new store writes, compared as raw LMDB entries read with plain heed: byte for byte.
 #[test]
 fn metadata_we_write_equals_what_zlmdb_wrote() {
-    // The fixture's slot-0 records, byte for byte.
     let fixture = cfxdb_copy();
-    let env_bytes = read_meta(fixture.path());
-    assert_eq!(env_bytes.len(), 2);
-    assert_eq!(env_bytes[0].0, vec![0, 0, 0, 1]);
-    assert_eq!(env_bytes[0].1, TableMeta::new(&COOKIES, 1).to_cbor());
-    assert_eq!(env_bytes[1].0, vec![0, 0, 0, 2]);
-    assert_eq!(env_bytes[1].1, TableMeta::new(&VALUE_INDEX, 2).to_cbor());
+    let theirs = raw_slot0(fixture.path());
+    let keys: Vec<&[u8]> = theirs.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(
+        keys,
+        [&[0u8, 0, 0, 1][..], &[0, 0, 0, 2]],
+        "zlmdb's two tables (cookies, value index) at slots 1 and 2"
+    );
+    for (key, value) in &theirs {
+        let cbor: ciborium::Value = ciborium::from_reader(value.as_slice())
+            .unwrap_or_else(|e| panic!("slot-0 value of {key:02x?} is not CBOR: {e}"));
+        assert!(
+            cbor.is_map(),
+            "slot-0 value of {key:02x?} is a CBOR map: {cbor:?}"
+        );
+    }
 
-    // A store we create writes the same two records, at the same slots.
-    let ours = tempfile::tempdir().unwrap();
-    drop(CookieStore::open(ours.path(), StoreOptions::default()).unwrap());
-    let our_meta = read_meta(ours.path());
-    assert_eq!(&our_meta[..2], &env_bytes[..]);
-    assert_eq!(our_meta.len(), 4, "plus our expiry index and state tables");
+    // A store we create writes the same two entries at the same slots, then its own two.
+    let ours_dir = tempfile::tempdir().unwrap();
+    drop(CookieStore::open(ours_dir.path(), StoreOptions::default()).unwrap());
+    let ours = raw_slot0(ours_dir.path());
+    assert_eq!(
+        ours.len(),
+        4,
+        "plus our expiry index and state tables: {ours:02x?}"
+    );
+    for ((their_key, their_value), (our_key, our_value)) in theirs.iter().zip(&ours) {
+        assert_eq!(our_key, their_key, "slot-0 key");
+        assert_eq!(
+            our_value, their_value,
+            "slot-0 value of {their_key:02x?}: ours (left) vs zlmdb's (right)"
+        );
+    }
+    assert_eq!(ours[2].0, [0, 0, 0, 3]);
+    assert_eq!(ours[3].0, [0, 0, 0, 4]);
 }
 
-fn read_meta(path: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let store = CookieStore::open(
-        path,
-        StoreOptions {
-            readonly: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    store
-        .snapshot(|s| {
-            Ok(s.catalog()?
-                .tables
-                .iter()
-                .map(|(slot, meta)| {
-                    let mut k = vec![0, 0];
-                    k.extend_from_slice(&slot.to_be_bytes());
-                    (k, meta.to_cbor())
-                })
-                .collect())
+/// Every slot-0 entry of the LMDB environment in `dir`, in key order, read with plain heed
+/// (no store handle of it may be open in this process).
+fn raw_slot0(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use heed::types::Bytes;
+    // SAFETY (test): no other handle of this environment is open in this process.
+    let env = unsafe {
+        heed::EnvOpenOptions::new()
+            .map_size(1 << 26)
+            .open(dir)
+            .unwrap()
+    };
+    let rtxn = env.read_txn().unwrap();
+    let db = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| {
+            opener
+                .open_database::<Bytes, Bytes>(rtxn, None)
+                .map(heed::CommitOrAbort::<_, ()>::Commit)
         })
         .unwrap()
+        .unwrap_commit()
+        .expect("the unnamed database exists");
+    let rtxn = env.read_txn().unwrap();
+    let (lo, hi): (&[u8], &[u8]) = (&[0, 0], &[0, 1]);
+    db.range(&rtxn, &(Bound::Included(lo), Bound::Excluded(hi)))
+        .unwrap()
+        .map(|entry| {
+            let (k, v) = entry.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
 }

@@ -5,8 +5,8 @@
 //! the store holds exactly the union of those outcomes, it is consistent, every removal is
 //! accounted for, and no operation failed except the ones the test provoked.
 //!
-//! Size: `COOKIESTORE_STRESS` × 500 operations per process (capped at 5,000: the issue's
-//! figure, reached with `COOKIESTORE_STRESS=ci`).
+//! Size: `COOKIESTORE_STRESS` × 500 operations per process, capped at 5,000 (reached with
+//! `COOKIESTORE_STRESS=ci`).
 
 mod common;
 

@@ -221,6 +221,38 @@ pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
     stats
 }
 
+/// Whether a test may run the part that needs `cond` (root, mount privileges, a Python
+/// venv, ...). When `cond` holds: `true`. Otherwise the test is skipped: `why` goes to stderr
+/// and the answer is `false` (the caller returns), except when the environment variable `CI`
+/// is set to any non-empty value: then nothing may be skipped, and this panics with `why`.
+pub fn need(cond: bool, why: &str) -> bool {
+    if cond {
+        return true;
+    }
+    match std::env::var_os("CI") {
+        Some(ci) if !ci.is_empty() => {
+            panic!("{why}; CI={ci:?} is set, so this test must run, not be skipped")
+        }
+        _ => {
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
+
+/// Whether this process can make a private mount namespace and bind-mount in it (root with
+/// CAP_SYS_ADMIN): tried with `unshare --mount --propagation private -- true`.
+pub fn can_mount() -> bool {
+    running_as_root()
+        && std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "true"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
 /// Whether this process runs as root (which ignores permission bits).
 pub fn running_as_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
