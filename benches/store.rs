@@ -576,10 +576,7 @@ fn purge_half(run: &mut Run, fx: &Fixture) {
         copy_store(&fx.ours(), &dir);
         let store = CookieStore::open(
             &dir,
-            StoreOptions {
-                clock: Arc::new(ManualClock::new(common::HALF_EXPIRED_NS)),
-                ..options(false)
-            },
+            options(false).clock(Arc::new(ManualClock::new(common::HALF_EXPIRED_NS))),
         )
         .expect("open the copy");
         let t = Instant::now();
@@ -629,14 +626,9 @@ fn open_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                 for _ in 0..iters {
                     let v = keys.next_value();
                     let t = Instant::now();
-                    let store = CookieStore::open(
-                        fx.ours(),
-                        StoreOptions {
-                            readonly,
-                            ..StoreOptions::default()
-                        },
-                    )
-                    .expect("open");
+                    let store =
+                        CookieStore::open(fx.ours(), StoreOptions::default().readonly(readonly))
+                            .expect("open");
                     let auth = store.get_auth(v).expect("get_auth");
                     total += t.elapsed();
                     assert!(auth.is_some());

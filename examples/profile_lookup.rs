@@ -136,12 +136,9 @@ fn main() {
                 drop(store);
                 let s = CookieStore::open(
                     &ours_dir,
-                    cookiestore::StoreOptions {
-                        clock: std::sync::Arc::new(cookiestore::ManualClock::new(
-                            common::HALF_EXPIRED_NS,
-                        )),
-                        ..options(false)
-                    },
+                    options(false).clock(std::sync::Arc::new(cookiestore::ManualClock::new(
+                        common::HALF_EXPIRED_NS,
+                    ))),
                 )
                 .expect("open");
                 s.purge_expired().expect("purge")

@@ -86,10 +86,7 @@ fn main() {
 }
 
 fn config() -> TrackerConfig {
-    TrackerConfig {
-        max_age: 3600,
-        ..TrackerConfig::default()
-    }
+    TrackerConfig::default().max_age(3600)
 }
 
 /// One worker process. Reads its instructions on stdin, reports JSON lines on stdout.
@@ -252,7 +249,7 @@ fn parent(args: &Args) -> Result<(), String> {
     let t = Instant::now();
     let purged = store.purge_expired().map_err(|e| e.to_string())?;
     let purge_time = t.elapsed();
-    let report = cookiestore::check::check(&store).map_err(|e| e.to_string())?;
+    let report = cookiestore::maintenance::check(&store).map_err(|e| e.to_string())?;
     let stats = store.stats().map_err(|e| e.to_string())?;
 
     let ops = created + authenticated + shorts + results.len() + logged_out;

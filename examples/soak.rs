@@ -86,10 +86,7 @@ fn main() {
 // ---- a worker ----
 
 fn worker(args: &Args, id: usize) {
-    let config = TrackerConfig {
-        max_age: args.max_age,
-        ..TrackerConfig::default()
-    };
+    let config = TrackerConfig::default().max_age(args.max_age);
     let tracker = Tracker::open(&args.path, StoreOptions::default(), config).unwrap();
     // Stop when the parent closes our stdin.
     let stop = Arc::new(AtomicU64::new(0));
@@ -268,7 +265,7 @@ fn parent(args: &Args) -> i32 {
             failed = true;
         }
     }
-    let check = cookiestore::check::check(&store).unwrap();
+    let check = cookiestore::maintenance::check(&store).unwrap();
 
     // ---- the report ----
     let mut out = String::new();

@@ -140,6 +140,38 @@ pub struct CookieAttributes {
     pub domain: Option<String>,
 }
 
+impl CookieAttributes {
+    /// Sets [`http_only`](Self::http_only).
+    pub fn http_only(mut self, on: bool) -> Self {
+        self.http_only = on;
+        self
+    }
+
+    /// Sets [`secure`](Self::secure).
+    pub fn secure(mut self, on: bool) -> Self {
+        self.secure = on;
+        self
+    }
+
+    /// Sets [`same_site`](Self::same_site).
+    pub fn same_site(mut self, same_site: Option<SameSite>) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Sets [`path`](Self::path).
+    pub fn path(mut self, path: Option<String>) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Sets [`domain`](Self::domain).
+    pub fn domain(mut self, domain: Option<String>) -> Self {
+        self.domain = domain;
+        self
+    }
+}
+
 /// Formats a `Set-Cookie` header value: `name=value;max-age=N`, exactly as
 /// Crossbar.io sends it, followed by the attributes that are set, in this
 /// order: `;Path=…`, `;Domain=…`, `;Secure`, `;HttpOnly`, `;SameSite=…`.

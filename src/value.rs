@@ -56,6 +56,12 @@ impl CookieValue {
         ))
     }
 
+    /// Whether every byte of `s` is an RFC 6265 cookie-octet: printable US-ASCII except
+    /// space, `"`, `,`, `;` and `\\` (true for `""`, as in the RFC's `*cookie-octet`).
+    pub fn is_cookie_octets(s: &str) -> bool {
+        is_cookie_octets(s.as_bytes())
+    }
+
     /// The value as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -141,7 +147,6 @@ pub(crate) fn problem(value: &str) -> Option<String> {
     None
 }
 
-#[cfg(test)]
 /// Whether every byte of `s` is a cookie-octet (the empty string is, as in RFC 6265's
 /// `*cookie-octet`).
 pub(crate) fn is_cookie_octets(s: &[u8]) -> bool {

@@ -22,11 +22,11 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use cookiestore::check::{Problem, check};
-use cookiestore::header::{cookie_values, is_cookie_octets, parse_cookie_header};
+use cookiestore::maintenance::{Problem, check};
 use cookiestore::{
     Auth, AuthContext, AuthUpdate, Cookie, CookieStore, Error, StoreOptions, Tracker, TrackerConfig,
 };
+use cookiestore::{CookieValue, cookie_values, parse_cookie_header};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
@@ -105,10 +105,14 @@ fn random_cookie_headers_never_fail_tracking() {
         }
         // The parsers: only valid pairs out.
         for (name, value) in parse_cookie_header(&header) {
-            assert!(!name.is_empty() && !value.is_empty() && is_cookie_octets(value));
+            assert!(!name.is_empty() && !value.is_empty() && CookieValue::is_cookie_octets(value));
         }
         let values: Vec<&str> = cookie_values(&header, "cbtid").collect();
-        assert!(values.iter().all(|v| !v.is_empty() && is_cookie_octets(v)));
+        assert!(
+            values
+                .iter()
+                .all(|v| !v.is_empty() && CookieValue::is_cookie_octets(v))
+        );
 
         let tracked = t
             .track(Some(&header))
@@ -185,7 +189,7 @@ fn bad_cookie_values_are_absent_and_refused() {
         let t = Tracker::new(store.clone(), TrackerConfig::default()).unwrap();
         let tracked = t.track(Some(&header)).unwrap();
         assert!(tracked.is_new, "{what}");
-        assert!(is_cookie_octets(&tracked.value));
+        assert!(CookieValue::is_cookie_octets(&tracked.value));
         store.delete(&tracked.value).unwrap();
     }
     // Writes of values no index can hold: refused.
@@ -383,7 +387,7 @@ fn garbage_records_are_isolated_and_named_by_check() {
             .unwrap();
         cookies.push(store.get(&c.value).unwrap().unwrap());
     }
-    let slot = store.snapshot(|s| Ok(s.slots())).unwrap().unwrap().cookies;
+    let slot = common::table_slot(&store, common::COOKIES_OID);
     drop((t, store));
 
     // Cookie 3: garbage bytes. Cookie 7: a valid record whose authextra is CBOR nested
@@ -504,10 +508,7 @@ fn made_store(fill: usize) -> tempfile::TempDir {
 }
 
 fn readonly() -> StoreOptions {
-    StoreOptions {
-        readonly: true,
-        ..StoreOptions::default()
-    }
+    StoreOptions::default().readonly(true)
 }
 
 #[test]

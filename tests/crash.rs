@@ -333,6 +333,7 @@ fn writer_main() {
                     AuthUpdate::Written => "written",
                     AuthUpdate::Unchanged => "unchanged",
                     AuthUpdate::NoSuchCookie => "none",
+                    other => panic!("unexpected {other:?}"),
                 };
                 report(&json!({"ev": "authed", "v": v, "authid": authid, "r": r}));
             }

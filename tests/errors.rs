@@ -10,10 +10,7 @@ use cookiestore::{Cookie, CookieStore, Error, StoreOptions, TrackerConfig};
 use uuid::Uuid;
 
 fn ro() -> StoreOptions {
-    StoreOptions {
-        readonly: true,
-        ..Default::default()
-    }
+    StoreOptions::default().readonly(true)
 }
 
 fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
@@ -27,29 +24,18 @@ fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
 fn invalid_config() {
     let err = CookieStore::open(
         tempfile::tempdir().unwrap().path(),
-        StoreOptions {
-            maxsize: 1024,
-            ..Default::default()
-        },
+        StoreOptions::default().maxsize(1024),
     )
     .unwrap_err();
     assert!(
         matches!(
             err,
-            Error::InvalidConfig {
-                field: "maxsize",
-                ..
-            }
+            Error::InvalidConfig { ref field, .. } if field == "maxsize"
         ),
         "{err}"
     );
     assert!(err.to_string().contains("128 KiB"));
-    let err = TrackerConfig {
-        length: 100,
-        ..Default::default()
-    }
-    .validate()
-    .unwrap_err();
+    let err = TrackerConfig::default().length(100).validate().unwrap_err();
     assert!(err.to_string().contains("`length`"), "{err}");
 }
 
@@ -109,12 +95,10 @@ fn duplicate_value() {
 #[test]
 fn map_full_at_maxsize_keeps_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let options = StoreOptions {
-        maxsize: 128 * 1024,
-        initial_mapsize: 64 * 1024,
-        sync: false,
-        ..Default::default()
-    };
+    let options = StoreOptions::default()
+        .maxsize(128 * 1024)
+        .initial_mapsize(64 * 1024)
+        .sync(false);
     let store = CookieStore::open(dir.path(), options).unwrap();
     let mut made = Vec::new();
     let err = loop {
@@ -250,14 +234,7 @@ fn path_problems() {
 fn damaged_truncated_data_file() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = CookieStore::open(
-            dir.path(),
-            StoreOptions {
-                sync: false,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let store = CookieStore::open(dir.path(), StoreOptions::default().sync(false)).unwrap();
         store
             .batch("fill", |b| {
                 for _ in 0..3000 {

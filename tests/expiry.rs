@@ -121,7 +121,8 @@ fn purge_is_batched_and_complete_across_batches() {
     let (mut options, clock) = options_at(T0);
     options.sync = false;
     let store = CookieStore::open(dir.path(), options).unwrap();
-    let n = cookiestore::store::PURGE_BATCH * 2 + 7;
+    // More than two of the purge's 5,000-cookie transactions.
+    let n = 5_000 * 2 + 7;
     store
         .batch("fill", |b| {
             for _ in 0..n {
@@ -154,14 +155,7 @@ fn foreign_writes_are_detected_and_reconciled() {
     // A store that cfxdb wrote last (the fixture) reports foreign writes until we open it
     // writable, which builds the expiry index.
     let dir = cfxdb_copy();
-    let ro = CookieStore::open(
-        dir.path(),
-        StoreOptions {
-            readonly: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ro = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
     assert!(ro.stats().unwrap().foreign_writes);
     assert_eq!(ro.stats().unwrap().expiry_index_entries, 0);
     drop(ro);

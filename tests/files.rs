@@ -41,17 +41,11 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 fn readonly() -> StoreOptions {
-    StoreOptions {
-        readonly: true,
-        ..StoreOptions::default()
-    }
+    StoreOptions::default().readonly(true)
 }
 
 fn with_mode(file_mode: u32) -> StoreOptions {
-    StoreOptions {
-        file_mode,
-        ..StoreOptions::default()
-    }
+    StoreOptions::default().file_mode(file_mode)
 }
 
 fn make_store(path: &Path, cookies: usize) {
@@ -101,13 +95,7 @@ fn file_mode_applies_to_new_files_only() {
     for (options, want) in [
         (with_mode(0o660), 0o660),
         (readonly(), 0o600),
-        (
-            StoreOptions {
-                file_mode: 0o644,
-                ..readonly()
-            },
-            0o644,
-        ),
+        (readonly().file_mode(0o644), 0o644),
     ] {
         std::fs::remove_file(path.join("lock.mdb")).unwrap();
         let store = CookieStore::open(&path, options).unwrap();
@@ -335,10 +323,7 @@ fn read_only_file_system() {
         (
             "erofs no-lock read-only file_mode 0640",
             "erofs-nolock",
-            StoreOptions {
-                file_mode: 0o640,
-                ..readonly()
-            },
+            readonly().file_mode(0o640),
         ),
         ("erofs writable", "erofs", StoreOptions::default()),
     ];

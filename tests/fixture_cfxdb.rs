@@ -11,14 +11,7 @@ use cookiestore::{CookieStore, StoreOptions};
 #[test]
 fn every_cookie_reads_back_equal_to_what_cfxdb_wrote() {
     let dir = cfxdb_copy();
-    let store = CookieStore::open(
-        dir.path(),
-        StoreOptions {
-            readonly: true,
-            ..options_at(FIXTURE_DAY_NS).0
-        },
-    )
-    .unwrap();
+    let store = CookieStore::open(dir.path(), options_at(FIXTURE_DAY_NS).0.readonly(true)).unwrap();
     let expected = expected_cfxdb();
     assert_eq!(expected.len(), 60);
     for want in &expected {
@@ -102,7 +95,7 @@ fn metadata_we_write_equals_what_zlmdb_wrote() {
 /// (no store handle of it may be open in this process).
 fn raw_slot0(dir: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     use heed::types::Bytes;
-    // SAFETY (test): no other handle of this environment is open in this process.
+    // SAFETY: no other handle of this environment is open in this process.
     let env = unsafe {
         heed::EnvOpenOptions::new()
             .map_size(1 << 26)

@@ -25,11 +25,9 @@ const INITIAL: u64 = 256 * 1024;
 const MAXSIZE: u64 = 8 * 1024 * 1024;
 
 fn options() -> StoreOptions {
-    StoreOptions {
-        initial_mapsize: INITIAL,
-        maxsize: MAXSIZE,
-        ..StoreOptions::default()
-    }
+    StoreOptions::default()
+        .initial_mapsize(INITIAL)
+        .maxsize(MAXSIZE)
 }
 
 /// About 1.3 KB a cookie, so that few cookies fill the map.

@@ -9,14 +9,7 @@ fn repeated_opens_and_clones_share_one_environment() {
     // A second open of the same path (even spelled differently) is no error: LMDB forbids
     // opening one environment twice in a process, so the store shares it.
     let b = CookieStore::open(dir.path().join("."), StoreOptions::default()).unwrap();
-    let ro = CookieStore::open(
-        dir.path(),
-        StoreOptions {
-            readonly: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ro = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
     let c = a.create("cbtid", 24, 100).unwrap();
     assert!(b.exists(&c.value).unwrap());
     assert!(ro.exists(&c.value).unwrap());
@@ -50,22 +43,12 @@ fn repeated_opens_and_clones_share_one_environment() {
 fn a_path_open_read_only_cannot_be_reopened_writable_meanwhile() {
     let dir = tempfile::tempdir().unwrap();
     drop(CookieStore::open(dir.path(), StoreOptions::default()).unwrap());
-    let ro = CookieStore::open(
-        dir.path(),
-        StoreOptions {
-            readonly: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let ro = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
     let err = CookieStore::open(dir.path(), StoreOptions::default()).unwrap_err();
     assert!(
         matches!(
             err,
-            Error::InvalidConfig {
-                field: "readonly",
-                ..
-            }
+            Error::InvalidConfig { ref field, .. } if field == "readonly"
         ),
         "{err}"
     );

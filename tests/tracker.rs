@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use cookiestore::header::{CookieAttributes, SameSite};
 use cookiestore::{Auth, AuthContext, AuthUpdate, Error, Tracker, TrackerConfig};
+use cookiestore::{CookieAttributes, SameSite};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -78,10 +78,7 @@ fn known_cookie_is_found_among_others_in_the_header() {
 
 #[test]
 fn unknown_expired_or_garbage_cookies_get_a_new_one() {
-    let (_d, t, clock) = tracker(TrackerConfig {
-        max_age: 60,
-        ..Default::default()
-    });
+    let (_d, t, clock) = tracker(TrackerConfig::default().max_age(60));
     let old = t.track(None).unwrap();
     let mut headers: Vec<Vec<u8>> = vec![
         b"cbtid=doesnotexist".to_vec(),
@@ -192,18 +189,18 @@ fn auth_round_trip_and_logout() {
 
 #[test]
 fn set_cookie_attributes_are_opt_in() {
-    let config = TrackerConfig {
-        name: "my_cookie".into(),
-        length: 32,
-        max_age: 3600,
-        attributes: CookieAttributes {
-            http_only: true,
-            secure: true,
-            same_site: Some(SameSite::Strict),
-            path: Some("/ws".into()),
-            domain: Some("example.com".into()),
-        },
-    };
+    let config = TrackerConfig::default()
+        .name("my_cookie")
+        .length(32)
+        .max_age(3600)
+        .attributes(
+            CookieAttributes::default()
+                .http_only(true)
+                .secure(true)
+                .same_site(Some(SameSite::Strict))
+                .path(Some("/ws".into()))
+                .domain(Some("example.com".into())),
+        );
     let (_d, t, _) = tracker(config);
     let c = t.track(None).unwrap();
     assert_eq!(c.value.len(), 32);
@@ -220,69 +217,39 @@ fn set_cookie_attributes_are_opt_in() {
 fn config_validation_names_the_field_and_range() {
     let cases: Vec<(TrackerConfig, &str, &str)> = vec![
         (
-            TrackerConfig {
-                name: "Cbtid".into(),
-                ..Default::default()
-            },
+            TrackerConfig::default().name("Cbtid"),
             "name",
             "^[a-z][a-z0-9_]+$",
         ),
         (
-            TrackerConfig {
-                name: "c".into(),
-                ..Default::default()
-            },
+            TrackerConfig::default().name("c"),
             "name",
             "^[a-z][a-z0-9_]+$",
         ),
         (
-            TrackerConfig {
-                name: "cb-tid".into(),
-                ..Default::default()
-            },
+            TrackerConfig::default().name("cb-tid"),
             "name",
             "^[a-z][a-z0-9_]+$",
         ),
         (
-            TrackerConfig {
-                length: 5,
-                ..Default::default()
-            },
+            TrackerConfig::default().length(5),
             "length",
             "between 6 and 64",
         ),
         (
-            TrackerConfig {
-                length: 65,
-                ..Default::default()
-            },
+            TrackerConfig::default().length(65),
             "length",
             "between 6 and 64",
         ),
+        (TrackerConfig::default().max_age(0), "max_age", "1 second"),
         (
-            TrackerConfig {
-                max_age: 0,
-                ..Default::default()
-            },
-            "max_age",
-            "1 second",
-        ),
-        (
-            TrackerConfig {
-                max_age: 315_360_001,
-                ..Default::default()
-            },
+            TrackerConfig::default().max_age(315_360_001),
             "max_age",
             "10 years",
         ),
         (
-            TrackerConfig {
-                attributes: CookieAttributes {
-                    same_site: Some(SameSite::None),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            TrackerConfig::default()
+                .attributes(CookieAttributes::default().same_site(Some(SameSite::None))),
             "attributes",
             "",
         ),
@@ -303,13 +270,11 @@ fn config_validation_names_the_field_and_range() {
         ));
     }
     for (length, max_age) in [(6, 1), (64, 315_360_000)] {
-        TrackerConfig {
-            length,
-            max_age,
-            ..Default::default()
-        }
-        .validate()
-        .unwrap();
+        TrackerConfig::default()
+            .length(length)
+            .max_age(max_age)
+            .validate()
+            .unwrap();
     }
 }
 

@@ -398,6 +398,7 @@ impl Worker {
             AuthUpdate::Written => "written",
             AuthUpdate::Unchanged => "unchanged",
             AuthUpdate::NoSuchCookie => "none",
+            other => panic!("unexpected {other:?}"),
         };
         report(&json!({"ev": "auth", "v": value, "authid": authid, "r": r_name}));
         match (r, again) {

@@ -141,12 +141,10 @@ pub fn cookie(i: u64) -> Cookie {
 
 /// Store options of the benches: sync as given, a map large enough for 1M cookies.
 pub fn options(sync: bool) -> StoreOptions {
-    StoreOptions {
-        sync,
-        maxsize: MAP_SIZE,
-        initial_mapsize: 1 << 30,
-        ..StoreOptions::default()
-    }
+    StoreOptions::default()
+        .sync(sync)
+        .maxsize(MAP_SIZE)
+        .initial_mapsize(1 << 30)
 }
 
 /// Wall-clock now in ns (what the store's SystemClock gives).

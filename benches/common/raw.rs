@@ -3,10 +3,10 @@
 use std::ops::Bound;
 use std::path::Path;
 
-use cookiestore::layout::{Catalog, Slots};
 use cookiestore::{Auth, AuthContext, Cookie, CookieView};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::*;
@@ -31,7 +31,20 @@ pub struct Purged {
     pub deleted: u64,
 }
 
-/// Cookies a raw purge deletes per write transaction (as `cookiestore::store::PURGE_BATCH`).
+/// The slots of the cookie tables, read from the metadata (slot 0) by table oid.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    /// cfxdb's Cookies table.
+    pub cookies: u16,
+    /// cfxdb's value index.
+    pub by_value: u16,
+    /// Our expiry index.
+    pub by_expiry: Option<u16>,
+    /// Our store state.
+    pub state: Option<u16>,
+}
+
+/// Cookies a raw purge deletes per write transaction (as the library's purge).
 pub const RAW_PURGE_BATCH: usize = 5_000;
 
 impl Raw {
@@ -61,17 +74,23 @@ impl Raw {
             .expect("the unnamed database exists");
         let slots = {
             let rtxn = env.read_txn().expect("read txn");
-            let mut catalog = Catalog::default();
+            let mut by_oid = HashMap::new();
             let lo: &[u8] = &[0, 0];
             let hi: &[u8] = &[0, 1];
             for item in db
                 .range(&rtxn, &(Bound::Included(lo), Bound::Excluded(hi)))
                 .expect("range")
             {
-                let (k, v) = item.expect("metadata entry");
-                catalog.insert_raw(k, v).expect("valid metadata");
+                let (_, v) = item.expect("metadata entry");
+                let meta = cookiestore::TableMeta::from_cbor(v).expect("valid metadata");
+                by_oid.insert(meta.oid, meta.slot);
             }
-            catalog.slots().expect("cookie tables")
+            Slots {
+                cookies: by_oid["62f8c8c9-c50b-4686-bafe-38b221c64a0c"],
+                by_value: by_oid["65e1d8c1-fa8b-459d-ae43-cb320d28cc97"],
+                by_expiry: by_oid.get("8e8b2d60-622c-4fdd-bf24-f78692a3824c").copied(),
+                state: by_oid.get("883063e6-6f4f-4c3e-82f7-63f054071b2e").copied(),
+            }
         };
         Raw { env, db, slots }
     }
@@ -444,7 +463,7 @@ unsafe fn unchecked_auth_fields(rec: &[u8], value: &[u8], now: u64) -> usize {
     const VT_AUTHREALM: u16 = 34;
     const VT_AUTHEXTRA: u16 = 36;
     let root = u32::from_le_bytes(rec[..4].try_into().expect("4")) as usize;
-    // SAFETY (all below): the caller guarantees `rec` is a valid Cookie buffer.
+    // SAFETY: for every block below: the caller guarantees `rec` is a valid Cookie buffer.
     unsafe {
         let t = Table::new(rec, root);
         if t.get::<ForwardsUOffset<&str>>(VT_VALUE, None)

@@ -2,8 +2,8 @@
 //! line holds a usable cookie value.
 #![no_main]
 
-use cookiestore::header::is_cookie_octets;
-use cookiestore::legacy::{MAX_CBTID_LEN, parse_line, replay};
+use cookiestore::CookieValue;
+use cookiestore::maintenance::{parse_line, replay};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
         match parse_line(text) {
             Ok(line) => {
                 let v = &line.cookie.value;
-                assert!(!v.is_empty() && v.len() <= MAX_CBTID_LEN && is_cookie_octets(v));
+                assert!(!v.is_empty() && v.len() <= CookieValue::MAX_LEN && CookieValue::is_cookie_octets(v));
                 let _ = line.cookie.expires_ns();
             }
             Err(e) => {
@@ -26,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = e.to_string();
     }
     for c in &r.cookies {
-        assert!(!c.value.is_empty() && is_cookie_octets(&c.value));
+        assert!(!c.value.is_empty() && CookieValue::is_cookie_octets(&c.value));
     }
 });

@@ -5,6 +5,7 @@
 #![allow(
     missing_docs,
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     unsafe_op_in_unsafe_fn,
     mismatched_lifetime_syntaxes
 )]

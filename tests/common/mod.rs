@@ -34,10 +34,7 @@ pub fn expected_cfxdb() -> Vec<Value> {
 /// Options with a pinned clock.
 pub fn options_at(now_ns: u64) -> (StoreOptions, ManualClock) {
     let clock = ManualClock::new(now_ns);
-    let options = StoreOptions {
-        clock: Arc::new(clock.clone()),
-        ..StoreOptions::default()
-    };
+    let options = StoreOptions::default().clock(Arc::new(clock.clone()));
     (options, clock)
 }
 
@@ -182,7 +179,7 @@ pub fn wait_success(child: &mut std::process::Child, what: &str) {
 /// Runs the library's own `check` first (it must find no problem), then these checks of its
 /// own through the public API, so a bug in `check` cannot hide damage.
 pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
-    let report = cookiestore::check::check(store).expect("check runs");
+    let report = cookiestore::maintenance::check(store).expect("check runs");
     assert!(
         report.is_clean(),
         "check finds problems: {:?}",
@@ -272,7 +269,7 @@ pub fn with_raw_env(
     f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
 ) {
     use heed::types::Bytes;
-    // SAFETY (test): no other handle of this environment is open in this process.
+    // SAFETY: no other handle of this environment is open in this process.
     let env = unsafe {
         heed::EnvOpenOptions::new()
             .map_size(1 << 26)
@@ -295,4 +292,20 @@ pub fn with_raw_env(
 /// Overwrites `key` with `value` through plain heed, while no store handle is open.
 pub fn raw_put(dir: &Path, key: &[u8], value: &[u8]) {
     with_raw_env(dir, |txn, db| db.put(txn, key, value).unwrap());
+}
+
+/// cfxdb's Cookies table, as zlmdb records it in the metadata.
+pub const COOKIES_OID: &str = "62f8c8c9-c50b-4686-bafe-38b221c64a0c";
+
+/// The slot of the table with `oid`, from the store's metadata (the tests damage records
+/// byte by byte under their raw keys).
+pub fn table_slot(store: &CookieStore, oid: &str) -> u16 {
+    store
+        .stats()
+        .unwrap()
+        .tables
+        .iter()
+        .find(|t| t.oid == oid)
+        .unwrap_or_else(|| panic!("no table {oid} in the metadata"))
+        .slot
 }

@@ -3,8 +3,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use cookiestore::timefmt::parse_rfc3339_ns;
-use cookiestore::{CookieStore, StoreOptions};
+use cookiestore::CookieStore;
+use cookiestore::parse_rfc3339_ns;
 use serde_json::{Map, Value, json};
 
 use crate::harness::*;
@@ -38,14 +38,7 @@ fn case1_cfxdb_writes_we_read_every_field() {
     // Read-only: data.mdb is not written; every record, expired or not.
     let data_before = std::fs::read(db.join("data.mdb")).unwrap();
     let (options, _) = crate::common::options_at(WRITE_BASE_NS);
-    let store = CookieStore::open(
-        &db,
-        StoreOptions {
-            readonly: true,
-            ..options
-        },
-    )
-    .unwrap();
+    let store = CookieStore::open(&db, options.readonly(true)).unwrap();
     let all = ours(&store);
     assert_same(&all, &written, "our reading vs what cfxdb wrote");
     assert_same(&all, &cfxdb_view, "our reading vs cfxdb's reading");

@@ -100,13 +100,7 @@ fn case4_concurrent_python_and_rust() {
     let mut cli_refused = false;
     'python_holds: while ready.exists() {
         for readonly in [false, true] {
-            let result = CookieStore::open(
-                &db,
-                StoreOptions {
-                    readonly,
-                    ..StoreOptions::default()
-                },
-            );
+            let result = CookieStore::open(&db, StoreOptions::default().readonly(readonly));
             if result.is_ok() && !ready.exists() {
                 break 'python_holds;
             }

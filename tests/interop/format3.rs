@@ -42,13 +42,7 @@ fn case5_format3_is_refused_and_converts() {
     };
     let before = snapshot(&db3);
     for readonly in [false, true] {
-        let result = CookieStore::open(
-            &db3,
-            StoreOptions {
-                readonly,
-                ..StoreOptions::default()
-            },
-        );
+        let result = CookieStore::open(&db3, StoreOptions::default().readonly(readonly));
         match result {
             Err(e @ Error::UnsupportedFormat { found: 3, .. }) => {
                 let msg = e.to_string();

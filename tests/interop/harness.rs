@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::common::normalized;
-use cookiestore::check::check;
+use cookiestore::maintenance::check;
 use cookiestore::{Auth, Cookie, CookieStore, StoreOptions};
 use serde_json::{Value, json};
 
@@ -256,7 +256,7 @@ pub(crate) fn wait_for(child: Child, what: &str, timeout: Duration) -> Out {
 
 // ---- the Rust CLI --------------------------------------------------------------------------
 
-pub(crate) /// The `cookiestore` binary of the workspace's CLI crate (tools/cookiestore): `cargo test` at
+/// The `cookiestore` binary of the workspace's CLI crate (tools/cookiestore): `cargo test` at
 /// the root builds it (a default member) into the directory above this test's `deps`.
 fn cli_path() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
@@ -274,7 +274,7 @@ fn cli_path() -> PathBuf {
     bin
 }
 
-fn cli() -> Command {
+pub(crate) fn cli() -> Command {
     let mut cmd = Command::new(cli_path());
     cmd.stdin(Stdio::null());
     cmd
@@ -332,14 +332,8 @@ pub(crate) fn ours(store: &CookieStore) -> BTreeMap<String, Value> {
 }
 
 pub(crate) fn open_ro(db: &Path) -> CookieStore {
-    CookieStore::open(
-        db,
-        StoreOptions {
-            readonly: true,
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()))
+    CookieStore::open(db, StoreOptions::default().readonly(true))
+        .unwrap_or_else(|e| panic!("open {} read-only: {e}", db.display()))
 }
 
 pub(crate) fn now_ns() -> u64 {

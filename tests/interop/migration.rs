@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use cookiestore::legacy::replay;
-use cookiestore::timefmt::parse_rfc3339_ns;
+use cookiestore::maintenance::replay;
+use cookiestore::parse_rfc3339_ns;
 use serde_json::{Value, json};
 
 use crate::harness::*;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use cookiestore::check::check;
+use cookiestore::maintenance::check;
 use cookiestore::{Auth, AuthContext, AuthUpdate, CookieStore, ManualClock, StoreOptions};
 use serde_json::{Value, json};
 use uuid::Uuid;

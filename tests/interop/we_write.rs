@@ -127,14 +127,8 @@ fn case2_we_write_cfxdb_and_crossbar_read() {
     let db = dir.path().join("db");
     let mut rng = Rng(0x5EED_0002);
     let store = CookieStore::open(&db, StoreOptions::default()).unwrap();
-    let tracker = Tracker::new(
-        store.clone(),
-        TrackerConfig {
-            max_age: 7 * 86_400,
-            ..TrackerConfig::default()
-        },
-    )
-    .unwrap();
+    let tracker =
+        Tracker::new(store.clone(), TrackerConfig::default().max_age(7 * 86_400)).unwrap();
 
     // Create: through the tracker (defaults) and the store (6 to 64 characters, other names).
     let mut values: Vec<String> = (0..20)
