@@ -80,6 +80,11 @@ pub mod maintenance {
     };
 }
 
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// Entry points for the fuzz targets (`fuzz/`); not part of the stable API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
