@@ -94,11 +94,9 @@ fn worker(args: &Args, round: &str, id: usize) -> cookiestore::Result<()> {
     let tracker = Tracker::open(&args.path, StoreOptions::default(), config())?;
     let out = std::io::stdout();
     let mut out = out.lock();
-    let context = AuthContext {
-        worker: Some(format!("worker-{id}")),
-        authmethod: Some("wampcra".into()),
-        ..AuthContext::default()
-    };
+    let context = AuthContext::default()
+        .worker(Some(format!("worker-{id}")))
+        .authmethod(Some("wampcra".into()));
     match round {
         "create" => {
             for i in 0..args.connections {

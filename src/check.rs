@@ -265,6 +265,7 @@ impl fmt::Display for Problem {
 
 /// What [`check`] found, from one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct CheckReport {
     /// The id of the transaction the snapshot read.
     pub txn_id: u64,
@@ -579,6 +580,7 @@ fn check_slots(
 
 /// One record that [`repair`] moved to the quarantine file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Quarantined {
     /// The oid in its key (none when the key itself is malformed).
     pub oid: Option<Uuid>,
@@ -588,6 +590,7 @@ pub struct Quarantined {
 
 /// What [`repair`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RepairReport {
     /// Records moved to the quarantine file and deleted.
     pub quarantined: Vec<Quarantined>,

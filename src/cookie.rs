@@ -166,6 +166,7 @@ impl Auth {
 
 /// Where and how an authentication happened: the `authenticated_*` fields.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuthContext {
     /// Node ID.
     pub node: Option<Uuid>,
@@ -179,6 +180,44 @@ pub struct AuthContext {
     pub joined_at: u64,
     /// The method the session authenticated with (for example `wampcra`).
     pub authmethod: Option<String>,
+}
+
+impl AuthContext {
+    /// Sets [`node`](Self::node).
+    pub fn node(mut self, node: Option<Uuid>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// Sets [`worker`](Self::worker).
+    pub fn worker(mut self, worker: Option<String>) -> Self {
+        self.worker = worker;
+        self
+    }
+
+    /// Sets [`transport_info`](Self::transport_info).
+    pub fn transport_info(mut self, transport_info: Value) -> Self {
+        self.transport_info = transport_info;
+        self
+    }
+
+    /// Sets [`session`](Self::session).
+    pub fn session(mut self, session: u64) -> Self {
+        self.session = session;
+        self
+    }
+
+    /// Sets [`joined_at`](Self::joined_at) (ns).
+    pub fn joined_at(mut self, joined_at: u64) -> Self {
+        self.joined_at = joined_at;
+        self
+    }
+
+    /// Sets [`authmethod`](Self::authmethod).
+    pub fn authmethod(mut self, authmethod: Option<String>) -> Self {
+        self.authmethod = authmethod;
+        self
+    }
 }
 
 impl Cookie {

@@ -36,7 +36,7 @@ use crate::value::is_cookie_octet;
 /// length.
 ///
 /// ```
-/// use cookiestore::header::cookie_values;
+/// use cookiestore::cookie_values;
 ///
 /// let header = b"lang=en; cbtid=\"abc123\"; cbtid=def456; cbtid=bad value";
 /// let values: Vec<&str> = cookie_values(header, "cbtid").collect();

@@ -231,7 +231,7 @@ impl std::error::Error for LegacyLineError {
 /// Fields other than those of Crossbar.io's `cookies.dat` lines are ignored.
 ///
 /// ```
-/// # use cookiestore::legacy::{parse_line, LegacyStatus};
+/// # use cookiestore::maintenance::{parse_line, LegacyStatus};
 /// let line = parse_line(r#"{"cbtid": "VBphpKSNoAUxJQ1er3NlJ65U", "status": "created",
 ///     "created": "2026-11-22T02:49:50.212Z", "max_age": 604800, "authid": null}"#).unwrap();
 /// assert_eq!(line.status, LegacyStatus::Created);
@@ -462,7 +462,7 @@ pub struct Replay {
 /// [`Replay::bad_lines`] and skipped; they never stop the replay. Lines may be of any length.
 ///
 /// ```
-/// # use cookiestore::legacy::replay;
+/// # use cookiestore::maintenance::replay;
 /// let file = concat!(
 ///     r#"{"cbtid": "a1", "status": "created", "created": "2026-11-22T02:49:50.212Z", "max_age": 60}"#, "\n",
 ///     r#"{"cbtid": "b2", "status": "created", "created": "2026-11-22T02:49:50.213Z", "max_age": 60}"#, "\n",

@@ -32,6 +32,7 @@ pub(crate) const BATCH: usize = 2_000;
 
 /// A replayed `cookies.dat`, with the values its `deleted` lines finally removed.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct LegacySource {
     /// The replay: surviving cookies, bad lines, counts.
     pub replay: Replay,
@@ -112,6 +113,7 @@ impl<R: Read> Read for Counting<'_, R> {
 
 /// Options of [`import_legacy`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ImportOptions {
     /// The cookie name given to imported cookies (Crossbar.io's file store does not record
     /// it; its default is `cbtid`).
@@ -119,6 +121,20 @@ pub struct ImportOptions {
     /// Only work out what the import would do, from one snapshot: nothing is written, and a
     /// read-only store will do.
     pub dry_run: bool,
+}
+
+impl ImportOptions {
+    /// Sets [`name`](Self::name).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets [`dry_run`](Self::dry_run).
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
 }
 
 impl Default for ImportOptions {
@@ -132,6 +148,7 @@ impl Default for ImportOptions {
 
 /// What [`import_legacy`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ImportSummary {
     /// Lines in the file (blank and bad ones included).
     pub lines: u64,
@@ -337,6 +354,7 @@ fn same_map(a: &Value, b: &Value) -> bool {
 
 /// Options of [`export`].
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct ExportOptions {
     /// Leave out cookies that are expired (at the store's clock). Default: every record.
     pub live_only: bool,
@@ -344,8 +362,23 @@ pub struct ExportOptions {
     pub skip_corrupt: bool,
 }
 
+impl ExportOptions {
+    /// Sets [`live_only`](Self::live_only).
+    pub fn live_only(mut self, on: bool) -> Self {
+        self.live_only = on;
+        self
+    }
+
+    /// Sets [`skip_corrupt`](Self::skip_corrupt).
+    pub fn skip_corrupt(mut self, on: bool) -> Self {
+        self.skip_corrupt = on;
+        self
+    }
+}
+
 /// What [`export`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ExportSummary {
     /// The transaction (snapshot) exported.
     pub txn_id: u64,
@@ -407,6 +440,7 @@ pub fn export(
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RestoreSummary {
     /// Lines read (blank and bad ones included).
     pub lines: u64,

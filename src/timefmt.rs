@@ -80,7 +80,7 @@ fn quote_limited(s: &str) -> String {
 /// Formats nanoseconds since the Unix epoch as RFC 3339 in UTC with nine fractional digits.
 ///
 /// ```
-/// # use cookiestore::timefmt::format_rfc3339_ns;
+/// # use cookiestore::format_rfc3339_ns;
 /// assert_eq!(format_rfc3339_ns(1_795_315_790_212_000_000), "2026-11-22T02:49:50.212000000Z");
 /// assert_eq!(format_rfc3339_ns(0), "1970-01-01T00:00:00.000000000Z");
 /// ```
@@ -116,7 +116,7 @@ pub fn format_rfc3339_ns(ns: u64) -> String {
 /// month, `Z`) is read as the last nanosecond of that minute.
 ///
 /// ```
-/// # use cookiestore::timefmt::parse_rfc3339_ns;
+/// # use cookiestore::parse_rfc3339_ns;
 /// assert_eq!(parse_rfc3339_ns("2026-11-22T02:49:50.212Z"), Ok(1_795_315_790_212_000_000));
 /// assert_eq!(parse_rfc3339_ns("2026-11-22T03:49:50.212+01:00"), Ok(1_795_315_790_212_000_000));
 /// assert!(parse_rfc3339_ns("yesterday").is_err());

@@ -48,6 +48,7 @@ pub struct Tracker {
 
 /// The answer to [`Tracker::track`].
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Tracked {
     /// The cookie value in use for this connection.
     pub value: String,

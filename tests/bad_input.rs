@@ -327,15 +327,12 @@ fn very_deep_authextra_does_not_overflow_the_stack() {
             dismantle(auth.authextra);
             let r = r.map_err(|e| e.to_string());
             // The same for the transport details of the authentication context.
-            let context = AuthContext {
-                // (Not json!: it would serialize the value, recursively, in the test.)
-                transport_info: Value::Object(
-                    [("headers".to_string(), nested(100_000))]
-                        .into_iter()
-                        .collect(),
-                ),
-                ..AuthContext::default()
-            };
+            // (Not json!: it would serialize the value, recursively, in the test.)
+            let context = AuthContext::default().transport_info(Value::Object(
+                [("headers".to_string(), nested(100_000))]
+                    .into_iter()
+                    .collect(),
+            ));
             let plain = Auth::new("eve", "user", "cookie", "realm1");
             let r2 = store.set_auth(&c.value, &plain, &context);
             dismantle(context.transport_info);

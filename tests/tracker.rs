@@ -129,14 +129,13 @@ fn auth_round_trip_and_logout() {
     let c = t.track(None).unwrap();
     let auth = Auth::new("alice", "admin", "cookie", "realm1").with_authextra(json!({"x": [1, 2]}));
     let node = Uuid::new_v4();
-    let ctx = AuthContext {
-        node: Some(node),
-        worker: Some("worker-1".into()),
-        transport_info: json!({"peer": "tcp4:127.0.0.1:5000"}),
-        session: 42,
-        joined_at: T0 + 1,
-        authmethod: Some("wampcra".into()),
-    };
+    let ctx = AuthContext::default()
+        .node(Some(node))
+        .worker(Some("worker-1".into()))
+        .transport_info(json!({"peer": "tcp4:127.0.0.1:5000"}))
+        .session(42)
+        .joined_at(T0 + 1)
+        .authmethod(Some("wampcra".into()));
     clock.advance_secs(5);
     assert_eq!(
         t.authenticate(&c.value, &auth, &ctx).unwrap(),

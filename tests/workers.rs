@@ -383,12 +383,10 @@ impl Worker {
             self.counter += 1;
             format!("w{}-{}", self.index, self.counter)
         };
-        let context = AuthContext {
-            worker: Some(format!("worker-{}", self.index)),
-            session: self.counter,
-            transport_info: json!({"peer": "tcp4:127.0.0.1:1234"}),
-            ..AuthContext::default()
-        };
+        let context = AuthContext::default()
+            .worker(Some(format!("worker-{}", self.index)))
+            .session(self.counter)
+            .transport_info(json!({"peer": "tcp4:127.0.0.1:1234"}));
         let value = self.mine[i].value.clone();
         let r = self
             .store

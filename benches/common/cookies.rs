@@ -99,14 +99,13 @@ pub fn transport_info(i: u64) -> Value {
 
 /// Where cookie `i` is (re)authenticated in the set_auth benches.
 pub fn context(i: u64, now: u64) -> AuthContext {
-    AuthContext {
-        node: Some(NODE),
-        worker: Some("worker001".into()),
-        transport_info: transport_info(i),
-        session: mix(i) >> 11,
-        joined_at: now,
-        authmethod: Some("wampcra".into()),
-    }
+    AuthContext::default()
+        .node(Some(NODE))
+        .worker(Some("worker001".into()))
+        .transport_info(transport_info(i))
+        .session(mix(i) >> 11)
+        .joined_at(now)
+        .authmethod(Some("wampcra".into()))
 }
 
 /// Fixture cookie `i`: authenticated, with authextra and a modest transport info.

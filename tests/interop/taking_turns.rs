@@ -115,14 +115,13 @@ fn case3_taking_turns_on_one_database() {
     for (i, v) in reauth.iter().enumerate() {
         let auth = Auth::new(&format!("rust-{i}"), "admin", "wampcra", "realm1")
             .with_authextra(json!({"by": "rust", "i": i}));
-        let ctx = AuthContext {
-            node: Some(Uuid::new_v4()),
-            worker: Some("worker-1".into()),
-            transport_info: json!({"peer": "tcp4:10.0.0.1:1"}),
-            session: 42 + i as u64,
-            joined_at: start,
-            authmethod: Some("wampcra".into()),
-        };
+        let ctx = AuthContext::default()
+            .node(Some(Uuid::new_v4()))
+            .worker(Some("worker-1".into()))
+            .transport_info(json!({"peer": "tcp4:10.0.0.1:1"}))
+            .session(42 + i as u64)
+            .joined_at(start)
+            .authmethod(Some("wampcra".into()));
         assert_eq!(
             store.set_auth(v, &auth, &ctx).unwrap(),
             AuthUpdate::Written,

@@ -99,23 +99,16 @@ impl Rng {
         if self.chance(20) {
             return AuthContext::default();
         }
-        AuthContext {
-            node: self
+        AuthContext::default().node(self
                 .chance(80)
-                .then(|| Uuid::from_u128(u128::from(self.next()) << 64 | u128::from(self.next()))),
-            worker: self.opt_text(16),
-            transport_info: if self.chance(80) {
+                .then(|| Uuid::from_u128(u128::from(self.next()) << 64 | u128::from(self.next())))).worker(self.opt_text(16)).transport_info(if self.chance(80) {
                 json!({"type": "websocket", "peer": "tcp4:127.0.0.1:4711", "http_headers_received": self.map(1), "x": self.json(1)})
             } else {
                 Value::Null
-            },
-            session: {
+            }).session({
                 let random = self.next();
                 *self.pick(&[0, 1, 1 << 53, u64::MAX, random])
-            },
-            joined_at: self.next() >> 1,
-            authmethod: self.opt_text(10),
-        }
+            }).joined_at(self.next() >> 1).authmethod(self.opt_text(10))
     }
 }
 

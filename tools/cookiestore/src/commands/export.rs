@@ -30,10 +30,9 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let started = Instant::now();
     let store = ctx.open_read(&a.path)?;
-    let options = ExportOptions {
-        live_only: a.live_only,
-        skip_corrupt: a.skip_corrupt,
-    };
+    let options = ExportOptions::default()
+        .live_only(a.live_only)
+        .skip_corrupt(a.skip_corrupt);
     let bar = progress(None, "{spinner} exporting: {pos} cookies ({per_sec})");
     let mut tick = |n| bar.set_position(n);
     let hint = |e: Error| -> Failure {

@@ -49,10 +49,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     bar.finish_and_clear();
     // Work out the changes on a read-only handle first: an import that changes nothing
     // writes nothing (not even a transaction), and --dry-run stops there.
-    let plan_options = ImportOptions {
-        name: a.name.clone(),
-        dry_run: true,
-    };
+    let plan_options = ImportOptions::default().name(a.name.clone()).dry_run(true);
     let plan = if a.dry_run || a.path.join("data.mdb").exists() {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
@@ -74,10 +71,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                 Some(source.replay.cookies.len() as u64),
                 "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
             );
-            let options = ImportOptions {
-                name: a.name,
-                dry_run: false,
-            };
+            let options = ImportOptions::default().name(a.name);
             let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
                 bar.set_position(n)
             })?;
