@@ -57,7 +57,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
 pub use cookie::{Auth, AuthContext, Cookie, CookieView};
 pub use error::{Error, LmdbError, Result};
-pub use header::{CookieAttributes, SameSite, cookie_values, parse_cookie_header};
+pub use header::{CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header};
 pub use layout::TableMeta;
 pub use snapshot::Snapshot;
 pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
