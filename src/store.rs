@@ -364,7 +364,7 @@ impl CookieStore {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
-        self.with_write_txn(growth, |batch| {
+        self.with_write_txn(operation, growth, |batch| {
             let _closure = ClosureGuard::enter();
             f(batch)
         })
@@ -391,13 +391,24 @@ impl CookieStore {
         }
         self.reconcile_if_needed()?;
         let mut total = 0;
+        let mut limit = PURGE_BATCH;
         loop {
+            // Deleting needs fresh pages too (copy-on-write): on a full map even the headroom
+            // may not hold a whole batch. Smaller batches then free space step by step.
             let (processed, deleted) =
-                self.batch_with("purge", Growth::Headroom, |b| b.purge_some(PURGE_BATCH))?;
+                match self.batch_with("purge", Growth::Headroom, |b| b.purge_some(limit)) {
+                    Err(Error::MapFull { .. }) if limit > 1 => {
+                        limit /= 2;
+                        continue;
+                    }
+                    other => other?,
+                };
             total += deleted;
-            if processed < PURGE_BATCH {
+            if processed < limit {
                 return Ok(total);
             }
+            // Space was freed: try larger batches again.
+            limit = (limit * 2).min(PURGE_BATCH);
         }
     }
 
@@ -471,7 +482,7 @@ impl CookieStore {
         if ready {
             return Ok(());
         }
-        self.with_write_txn(Growth::UpToMaxsize, |b| {
+        self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
             let shared = &self.shared;
             // Judge foreign writes before this transaction marks itself as ours.
             let mut rebuild = foreign_writes(&b.tables, b.txn)?;
@@ -537,6 +548,7 @@ impl CookieStore {
     /// Runs `f` in a write transaction and commits, growing the map and retrying when full.
     fn with_write_txn<T>(
         &self,
+        operation: &'static str,
         growth: Growth,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
@@ -558,6 +570,9 @@ impl CookieStore {
             drop(guard);
             match result.map_err(|e| self.shared.resolve(e)) {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
+                Err(Error::MapFull { maxsize, .. }) => {
+                    return Err(Error::MapFull { operation, maxsize });
+                }
                 other => return other,
             }
         }
@@ -607,6 +622,7 @@ impl Shared {
         };
         match inner {
             heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
+                operation: "write",
                 maxsize: self.maxsize,
             },
             heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {
