@@ -274,7 +274,7 @@ fn map_full_advice(operation: &str) -> &'static str {
     const DELETIONS: [&str; 5] = ["purge", "delete a cookie", "clear", "logout", "repair"];
     if DELETIONS.iter().any(|d| operation.starts_with(d)) {
         "reopen with a larger maxsize (the CLI's `--maxsize` flag, e.g. \
-         `cookiestore --maxsize 64MiB purge --force STORE`; at most 128 GiB)"
+         `cookiestore --maxsize 64MiB purge STORE`; at most 128 GiB)"
     } else {
         "purge expired cookies (`cookiestore purge`), or reopen with a larger maxsize \
          (at most 128 GiB)"

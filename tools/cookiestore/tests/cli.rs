@@ -705,6 +705,38 @@ fn purge_dry_run_then_purge() {
 }
 
 #[test]
+fn purge_frees_a_store_filled_to_maxsize() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let t0 = now_ns() - 86_400_000_000_000;
+    let store = CookieStore::open(
+        &path,
+        options(t0)
+            .maxsize(8 * 1024 * 1024)
+            .initial_mapsize(8 * 1024 * 1024),
+    )
+    .unwrap();
+    // Fill to maxsize with cookies that expire after a second.
+    let (mut n, mut step) = (0u64, 256);
+    loop {
+        match store.batch("fill", |b| {
+            (0..step).try_for_each(|_| b.create("cbtid", 24, 1).map(drop))
+        }) {
+            Ok(()) => n += step as u64,
+            Err(cookiestore::Error::MapFull { .. }) if step > 1 => step /= 2,
+            Err(cookiestore::Error::MapFull { .. }) => break,
+            Err(e) => panic!("fill: {e}"),
+        }
+    }
+    assert!(n > 5_000, "filled with {n} cookies");
+    drop(store);
+    let out = run(&["--maxsize", "8MiB", "purge", "--force", "--json", s(&path)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(report["purged"], n, "{report}");
+}
+
+#[test]
 fn copy_compact_is_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
     let now = now_ns();
