@@ -757,11 +757,17 @@ fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         source,
     };
     let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a planted symlink; readable by the owner only (it holds cookies).
+        options.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    let mut file = options
         .open(path)
-        .map_err(|e| path_err("cannot open the quarantine file", e))?;
+        .map_err(|e| path_err("cannot open the quarantine file (a symlink is refused)", e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| path_err("cannot write the quarantine file", e))?;

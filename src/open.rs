@@ -44,6 +44,17 @@ pub(crate) fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf
     let path = path
         .canonicalize()
         .map_err(|e| path_err("cannot resolve the store path", e))?;
+    for name in ["data.mdb", "lock.mdb"] {
+        if fs::symlink_metadata(path.join(name)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::NotAStore {
+                path: path.clone(),
+                problem: format!(
+                    "{name} is a symbolic link; refusing to open it (LMDB would write through \
+                     it): replace the link with the file itself"
+                ),
+            });
+        }
+    }
     let data = path.join("data.mdb");
     match fs::metadata(&data) {
         Ok(meta) => check_data_file(&data, meta.len())?,

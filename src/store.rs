@@ -445,27 +445,49 @@ impl CookieStore {
     /// Copies the environment to `dest` (a directory), consistently and, if `compact`, with
     /// free pages left out. Safe while workers write.
     pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
-        fs::create_dir_all(dest).map_err(|source| Error::Path {
+        crate::open::create_dir_with_mode(dest).map_err(|source| Error::Path {
             path: dest.to_path_buf(),
             problem: "cannot create the destination directory".into(),
             source,
         })?;
-        let file = dest.join("data.mdb");
-        if file.exists() {
-            return Err(Error::DestinationExists { path: file });
+        let path = dest.join("data.mdb");
+        // A new file only (never through a symlink), readable by the owner only.
+        let mut new_file = fs::OpenOptions::new();
+        new_file.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            new_file.custom_flags(libc::O_NOFOLLOW).mode(0o600);
         }
+        let mut file = match new_file.open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::DestinationExists { path });
+            }
+            Err(source) => {
+                return Err(Error::Path {
+                    path,
+                    problem: "cannot create the copy".into(),
+                    source,
+                });
+            }
+        };
         let option = if compact {
             heed::CompactionOption::Enabled
         } else {
             heed::CompactionOption::Disabled
         };
         let _g = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        self.shared
+        let copied = self
+            .shared
             .env
-            .copy_to_path(&file, option)
+            .copy_to_file(&mut file, option)
             .lmdb()
-            .map_err(|e| self.shared.resolve(e))?;
-        Ok(())
+            .map_err(|e| self.shared.resolve(e));
+        if copied.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        copied
     }
 
     // ---- internals ------------------------------------------------------------------------
