@@ -736,6 +736,60 @@ fn purge_frees_a_store_filled_to_maxsize() {
     assert_eq!(report["purged"], n, "{report}");
 }
 
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn copy_and_export_create_private_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    make_store(&store, 5, now_ns());
+    let copy = dir.path().join("copy");
+    let out = run(&["copy", s(&store), s(&copy)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mode(&copy), 0o700);
+    assert_eq!(mode(&copy.join("data.mdb")), 0o600);
+    let file = dir.path().join("cookies.jsonl");
+    let out = run(&["export", s(&store), "-o", s(&file)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[cfg(unix)]
+#[test]
+fn export_and_repair_never_write_through_a_planted_symlink() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    make_store(&store, 5, now_ns());
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+
+    // export -o X with X.tmp planted: the victim is untouched, X is written.
+    let file = dir.path().join("cookies.jsonl");
+    symlink(&victim, dir.path().join("cookies.jsonl.tmp")).unwrap();
+    let out = run(&["export", s(&store), "-o", s(&file)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 5);
+
+    // repair with quarantine.jsonl planted: refused, the victim untouched.
+    let stray = Uuid::new_v4();
+    raw_edit(&store, true, |t, db, s| {
+        db.put(t, &key(s.cookies, stray.as_bytes()), b"\x01garbage\xff")
+            .unwrap();
+    });
+    symlink(&victim, store.join("quarantine.jsonl")).unwrap();
+    let out = run(&["repair", s(&store)]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert_one_line(&out.stderr, "quarantine");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+}
+
 #[test]
 fn copy_compact_is_a_consistent_store() {
     let dir = tempfile::tempdir().unwrap();
