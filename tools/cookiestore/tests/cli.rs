@@ -369,6 +369,44 @@ fn restore_merge_reports_conflicts_and_bad_lines() {
     );
 }
 
+#[test]
+fn restore_skips_unstorable_records_and_repeated_oids_with_their_lines() {
+    let now = now_ns();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good: Vec<Cookie> = (0..3).map(|i| sample_cookie(201 + i, now)).collect();
+    let mut spaced = sample_cookie(210, now);
+    spaced.value = "has a space".into();
+    let mut semi = sample_cookie(211, now);
+    semi.value = "a;b".into();
+    let mut again = sample_cookie(212, now);
+    again.oid = good[0].oid; // the same oid as line 1, another value
+    let lines = [&good[0], &spaced, &semi, &good[1], &again, &good[2]];
+    let text: Vec<String> = lines
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap())
+        .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+    let out = run(&["restore", s(&store), s(&file), "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["restored"], 3, "{summary}");
+    assert_eq!(summary["replaced"], 0, "{summary}");
+    let bad: Vec<u64> = summary["bad_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(bad, [2, 3, 5], "{summary}");
+    assert!(out.stderr.contains("line 5:") && out.stderr.contains("line 1"), "{}", out.stderr);
+    for c in &good {
+        let got = run(&["get", s(&store), &c.value, "--json"]);
+        assert_eq!(json_lines(&got.stdout)[0]["oid"], c.oid.to_string());
+    }
+}
+
 // ---- import -------------------------------------------------------------------------------
 
 /// A dumped cookie in the form of crossbar-cookies.expected.jsonl (times compared as ns).
