@@ -122,6 +122,8 @@ pub struct Lookup {
     pub oid: Uuid,
     /// When it expires (ns).
     pub expires_at: u64,
+    /// Its lifetime (s): what is left of it never exceeds this.
+    pub max_age: u64,
     /// Its authentication, if it has an authid.
     pub auth: Option<Auth>,
 }
@@ -289,6 +291,7 @@ impl CookieStore {
                 Ok(Some(Lookup {
                     oid,
                     expires_at: record.expires_at().map_err(corrupt)?,
+                    max_age: record.max_age().map_err(corrupt)?,
                     auth: record.auth().map_err(corrupt)?,
                 }))
             }
