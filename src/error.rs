@@ -44,7 +44,10 @@ pub enum Error {
     },
 
     /// The memory map reached `maxsize` and cannot grow further.
-    #[error("cannot {operation}: the cookie store is full: its map reached maxsize ({maxsize} bytes); {}", map_full_advice(operation))]
+    #[error(
+        "cannot {operation}: the cookie store is full: its map reached maxsize ({maxsize} bytes); {}",
+        map_full_advice(operation)
+    )]
     MapFull {
         /// What was attempted (as in [`Error::ReadOnly`]): the advice depends on it.
         operation: &'static str,

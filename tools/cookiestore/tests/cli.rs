@@ -403,7 +403,11 @@ fn restore_skips_unstorable_records_and_repeated_oids_with_their_lines() {
         .map(|b| b[0].as_u64().unwrap())
         .collect();
     assert_eq!(bad, [2, 3, 5], "{summary}");
-    assert!(out.stderr.contains("line 5:") && out.stderr.contains("line 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("line 5:") && out.stderr.contains("line 1"),
+        "{}",
+        out.stderr
+    );
     for c in &good {
         let got = run(&["get", s(&store), &c.value, "--json"]);
         assert_eq!(json_lines(&got.stdout)[0]["oid"], c.oid.to_string());
@@ -1603,10 +1607,7 @@ fn reading_commands_work_in_a_read_only_directory_and_change_nothing() {
         if args[0] != "check" {
             cmd.args(["--now", &cfxdb_now()]);
         }
-        let out = cmd
-            .args(args)
-            .output()
-            .unwrap();
+        let out = cmd.args(args).output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),
