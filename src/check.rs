@@ -140,6 +140,16 @@ pub enum Problem {
         /// The key after the slot, in hex.
         key: String,
     },
+    /// A record created after the store's clock says it is now (the clock was set back, or the
+    /// record was written with a wrong clock): it would live longer than its max_age.
+    CreatedInFuture {
+        /// The record's oid.
+        oid: Uuid,
+        /// When it claims to have been created (ns).
+        created: u64,
+        /// The store's clock when checked (ns).
+        now: u64,
+    },
     /// The table metadata (slot 0) or the store state is damaged or inconsistent.
     Metadata {
         /// What is wrong.
@@ -164,13 +174,18 @@ impl Problem {
             Problem::ExpiryIndexMissing { .. } => "expiry-index-missing",
             Problem::ExpiryIndexWrongTime { .. } => "expiry-index-wrong-time",
             Problem::MalformedExpiryIndexEntry { .. } => "malformed-expiry-index-entry",
+            Problem::CreatedInFuture { .. } => "created-in-future",
             Problem::Metadata { .. } => "metadata",
         }
     }
 
-    /// Whether `repair` fixes this kind of damage (everything but the metadata).
+    /// Whether `repair` fixes this kind of damage (everything but the metadata and a
+    /// creation time in the future).
     pub fn repairable(&self) -> bool {
-        !matches!(self, Problem::Metadata { .. })
+        !matches!(
+            self,
+            Problem::Metadata { .. } | Problem::CreatedInFuture { .. }
+        )
     }
 }
 
@@ -258,6 +273,12 @@ impl fmt::Display for Problem {
                     "expiry index key {key} is not 8 bytes of time and a 16-byte oid"
                 )
             }
+            Problem::CreatedInFuture { oid, created, now } => write!(
+                f,
+                "record {oid} was created at {}, after now ({}): check the clock",
+                t(*created),
+                t(*now)
+            ),
             Problem::Metadata { problem } => write!(f, "metadata: {problem}"),
         }
     }
@@ -306,6 +327,7 @@ struct RecInfo {
 /// Errors only when the store cannot be read at all (LMDB errors); damage is reported in the
 /// [`CheckReport`]. Memory grows with the number of cookies (their values are held).
 pub fn check(store: &CookieStore) -> Result<CheckReport> {
+    let now = store.now_ns();
     store.snapshot(|s| {
         let mut report = CheckReport {
             txn_id: s.txn_id(),
@@ -413,6 +435,13 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
                 report.problems.push(Problem::RecordOidMismatch {
                     oid,
                     stored: cookie.oid,
+                });
+            }
+            if cookie.created > now {
+                report.problems.push(Problem::CreatedInFuture {
+                    oid,
+                    created: cookie.created,
+                    now,
                 });
             }
             if !value::fits_index(&cookie.value) {
@@ -760,11 +789,17 @@ fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
         source,
     };
     let existed = path.exists();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a planted symlink; readable by the owner only (it holds cookies).
+        options.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    let mut file = options
         .open(path)
-        .map_err(|e| path_err("cannot open the quarantine file", e))?;
+        .map_err(|e| path_err("cannot open the quarantine file (a symlink is refused)", e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(|e| path_err("cannot write the quarantine file", e))?;

@@ -45,10 +45,12 @@ pub enum Error {
 
     /// The memory map reached `maxsize` and cannot grow further.
     #[error(
-        "the cookie store is full: its map reached maxsize ({maxsize} bytes); purge expired \
-         cookies (`cookiestore purge`), or reopen with a larger maxsize (at most 128 GiB)"
+        "cannot {operation}: the cookie store is full: its map reached maxsize ({maxsize} bytes); {}",
+        map_full_advice(operation)
     )]
     MapFull {
+        /// What was attempted (as in [`Error::ReadOnly`]): the advice depends on it.
+        operation: &'static str,
         /// The configured maximum map size in bytes.
         maxsize: u64,
     },
@@ -266,5 +268,18 @@ impl Error {
         Error::CorruptMetadata {
             problem: problem.into(),
         }
+    }
+}
+
+/// What to do about a full map: purging frees space for writes, but a deletion that failed
+/// can only be helped by a larger map.
+fn map_full_advice(operation: &str) -> &'static str {
+    const DELETIONS: [&str; 5] = ["purge", "delete a cookie", "clear", "logout", "repair"];
+    if DELETIONS.iter().any(|d| operation.starts_with(d)) {
+        "reopen with a larger maxsize (the CLI's `--maxsize` flag, e.g. \
+         `cookiestore --maxsize 64MiB purge STORE`; at most 128 GiB)"
+    } else {
+        "purge expired cookies (`cookiestore purge`), or reopen with a larger maxsize \
+         (at most 128 GiB)"
     }
 }

@@ -446,8 +446,8 @@ pub struct RestoreSummary {
     pub lines: u64,
     /// Records new to the store.
     pub restored: u64,
-    /// Records that replaced a different record with the same oid (`merge`, or an oid
-    /// repeated in the file).
+    /// Records that replaced a different record with the same oid in the store (`merge`).
+    /// An oid repeated within the file is a bad line (the first record is kept).
     pub replaced: u64,
     /// Records identical to the one already stored under their oid.
     pub unchanged: u64,
@@ -464,8 +464,8 @@ pub struct RestoreSummary {
 /// transaction); otherwise the restore is refused with [`Error::Path`]. With `merge`, a
 /// record replaces the one with the same oid, and a record whose value another cookie holds
 /// is skipped and listed as a conflict (the store's cookie is kept). Bad lines (not a
-/// `Cookie`, nil oid, a value that cannot be a key, a record too large) are listed with their
-/// number and skipped. `progress` gets the number of lines done.
+/// `Cookie`, nil oid, a value that cannot be a key, a record too large, an oid already
+/// restored from an earlier line) are listed with their number and skipped. `progress` gets the number of lines done.
 pub fn restore(
     store: &CookieStore,
     input: &mut dyn BufRead,
@@ -475,6 +475,8 @@ pub fn restore(
     let mut summary = RestoreSummary::default();
     let mut first = true;
     let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
+    // The line each oid came from: a repeated oid is reported, not silently replaced.
+    let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -488,7 +490,23 @@ pub fn restore(
                 )),
                 Ok(text) if text.trim().is_empty() => {}
                 Ok(text) => match parse_record(text.trim()) {
-                    Ok(cookie) => pending.push((summary.lines, cookie)),
+                    Ok(cookie) => match seen.entry(cookie.oid) {
+                        std::collections::hash_map::Entry::Occupied(first) => {
+                            summary.bad_lines.push((
+                                summary.lines,
+                                format!(
+                                    "oid {} was already restored from line {}; oids are \
+                                     unique, the first record is kept",
+                                    cookie.oid,
+                                    first.get()
+                                ),
+                            ))
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(summary.lines);
+                            pending.push((summary.lines, cookie));
+                        }
+                    },
                     Err(problem) => summary.bad_lines.push((summary.lines, problem)),
                 },
             }
@@ -522,7 +540,7 @@ fn restore_batch(
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
-    let (restored, replaced, unchanged, conflicts) = store.batch("restore cookies", |b| {
+    let (restored, replaced, unchanged, conflicts, bad) = store.batch("restore cookies", |b| {
         if require_empty {
             let records = b.view().raw_records()?.count() as u64;
             if records > 0 {
@@ -532,7 +550,7 @@ fn restore_batch(
                 });
             }
         }
-        let mut counts = (0, 0, 0, Vec::new());
+        let mut counts = (0, 0, 0, Vec::new(), Vec::new());
         for (line, cookie) in records {
             let existing = match b.view().get_any_by_oid(cookie.oid) {
                 Ok(c) => c,
@@ -549,6 +567,8 @@ fn restore_batch(
                 Err(Error::DuplicateValue { value, existing }) => {
                     counts.3.push((*line, value, existing))
                 }
+                // Refused before anything was written: one record, not the whole batch.
+                Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
                 Err(e) => return Err(e),
             }
         }
@@ -558,5 +578,7 @@ fn restore_batch(
     summary.replaced += replaced;
     summary.unchanged += unchanged;
     summary.conflicts.extend(conflicts);
+    summary.bad_lines.extend(bad);
+    summary.bad_lines.sort_by_key(|(line, _)| *line);
     Ok(())
 }

@@ -44,6 +44,17 @@ pub(crate) fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf
     let path = path
         .canonicalize()
         .map_err(|e| path_err("cannot resolve the store path", e))?;
+    for name in ["data.mdb", "lock.mdb"] {
+        if fs::symlink_metadata(path.join(name)).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::NotAStore {
+                path: path.clone(),
+                problem: format!(
+                    "{name} is a symbolic link; refusing to open it (LMDB would write through \
+                     it): replace the link with the file itself"
+                ),
+            });
+        }
+    }
     let data = path.join("data.mdb");
     match fs::metadata(&data) {
         Ok(meta) => check_data_file(&data, meta.len())?,
@@ -146,7 +157,7 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
     // Reader slots of dead processes would pin old pages forever: clear them.
     let _ = env.clear_stale_readers();
     let db = if options.readonly {
-        let rtxn = env.read_txn().lmdb()?;
+        let rtxn = adopting_resize(&env, |env| env.read_txn())?;
         env.open_databases_and_commit(rtxn, |opener, rtxn| {
             opener
                 .open_database::<Bytes, Bytes>(rtxn, None)
@@ -159,7 +170,7 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
             problem: "LMDB has no main database here".into(),
         })?
     } else {
-        let wtxn = env.write_txn().lmdb()?;
+        let wtxn = adopting_resize(&env, |env| env.write_txn())?;
         env.create_databases_and_commit(wtxn, |opener, wtxn| {
             opener
                 .create_database::<Bytes, Bytes>(wtxn, None)
@@ -177,4 +188,24 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         slots: OnceLock::new(),
         resize: RwLock::new(()),
     })
+}
+
+/// Begins the first transaction of a fresh environment. Another process may grow the map
+/// between our open and this begin (`MDB_MAP_RESIZED`): adopt the size it recorded and retry,
+/// as `CookieStore::begin` does for every later transaction.
+fn adopting_resize<'e, X>(
+    env: &'e heed::Env<heed::WithTls>,
+    begin: impl Fn(&'e heed::Env<heed::WithTls>) -> heed::Result<X>,
+) -> Result<X> {
+    loop {
+        match begin(env) {
+            Err(heed::Error::Mdb(MdbError::MapResized)) => {
+                // SAFETY: the environment was opened just now and is not shared yet (the
+                // registry's lock is held by our caller); the begin above failed, so no
+                // transaction is live. Size 0 adopts the size recorded in the meta page.
+                unsafe { env.resize(0) }.lmdb()?;
+            }
+            other => return other.lmdb(),
+        }
+    }
 }

@@ -121,6 +121,11 @@ impl<'a> RecordReader<'a> {
         Ok(self.str(VALUE)?.unwrap_or(""))
     }
 
+    /// Its lifetime (s).
+    pub(crate) fn max_age(&self) -> Result<u64, String> {
+        self.u64(MAX_AGE)
+    }
+
     /// When the cookie expires (ns).
     pub(crate) fn expires_at(&self) -> Result<u64, String> {
         Ok(expires_at(self.u64(CREATED)?, self.u64(MAX_AGE)?))

@@ -122,6 +122,8 @@ pub struct Lookup {
     pub oid: Uuid,
     /// When it expires (ns).
     pub expires_at: u64,
+    /// Its lifetime (s): what is left of it never exceeds this.
+    pub max_age: u64,
     /// Its authentication, if it has an authid.
     pub auth: Option<Auth>,
 }
@@ -289,6 +291,7 @@ impl CookieStore {
                 Ok(Some(Lookup {
                     oid,
                     expires_at: record.expires_at().map_err(corrupt)?,
+                    max_age: record.max_age().map_err(corrupt)?,
                     auth: record.auth().map_err(corrupt)?,
                 }))
             }
@@ -364,7 +367,7 @@ impl CookieStore {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
-        self.with_write_txn(growth, |batch| {
+        self.with_write_txn(operation, growth, |batch| {
             let _closure = ClosureGuard::enter();
             f(batch)
         })
@@ -391,13 +394,24 @@ impl CookieStore {
         }
         self.reconcile_if_needed()?;
         let mut total = 0;
+        let mut limit = PURGE_BATCH;
         loop {
+            // Deleting needs fresh pages too (copy-on-write): on a full map even the headroom
+            // may not hold a whole batch. Smaller batches then free space step by step.
             let (processed, deleted) =
-                self.batch_with("purge", Growth::Headroom, |b| b.purge_some(PURGE_BATCH))?;
+                match self.batch_with("purge", Growth::Headroom, |b| b.purge_some(limit)) {
+                    Err(Error::MapFull { .. }) if limit > 1 => {
+                        limit /= 2;
+                        continue;
+                    }
+                    other => other?,
+                };
             total += deleted;
-            if processed < PURGE_BATCH {
+            if processed < limit {
                 return Ok(total);
             }
+            // Space was freed: try larger batches again.
+            limit = (limit * 2).min(PURGE_BATCH);
         }
     }
 
@@ -434,27 +448,49 @@ impl CookieStore {
     /// Copies the environment to `dest` (a directory), consistently and, if `compact`, with
     /// free pages left out. Safe while workers write.
     pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
-        fs::create_dir_all(dest).map_err(|source| Error::Path {
+        crate::open::create_dir_with_mode(dest).map_err(|source| Error::Path {
             path: dest.to_path_buf(),
             problem: "cannot create the destination directory".into(),
             source,
         })?;
-        let file = dest.join("data.mdb");
-        if file.exists() {
-            return Err(Error::DestinationExists { path: file });
+        let path = dest.join("data.mdb");
+        // A new file only (never through a symlink), readable by the owner only.
+        let mut new_file = fs::OpenOptions::new();
+        new_file.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            new_file.custom_flags(libc::O_NOFOLLOW).mode(0o600);
         }
+        let mut file = match new_file.open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::DestinationExists { path });
+            }
+            Err(source) => {
+                return Err(Error::Path {
+                    path,
+                    problem: "cannot create the copy".into(),
+                    source,
+                });
+            }
+        };
         let option = if compact {
             heed::CompactionOption::Enabled
         } else {
             heed::CompactionOption::Disabled
         };
         let _g = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        self.shared
+        let copied = self
+            .shared
             .env
-            .copy_to_path(&file, option)
+            .copy_to_file(&mut file, option)
             .lmdb()
-            .map_err(|e| self.shared.resolve(e))?;
-        Ok(())
+            .map_err(|e| self.shared.resolve(e));
+        if copied.is_err() {
+            let _ = fs::remove_file(&path);
+        }
+        copied
     }
 
     // ---- internals ------------------------------------------------------------------------
@@ -471,7 +507,7 @@ impl CookieStore {
         if ready {
             return Ok(());
         }
-        self.with_write_txn(Growth::UpToMaxsize, |b| {
+        self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
             let shared = &self.shared;
             // Judge foreign writes before this transaction marks itself as ours.
             let mut rebuild = foreign_writes(&b.tables, b.txn)?;
@@ -537,6 +573,7 @@ impl CookieStore {
     /// Runs `f` in a write transaction and commits, growing the map and retrying when full.
     fn with_write_txn<T>(
         &self,
+        operation: &'static str,
         growth: Growth,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
@@ -558,6 +595,9 @@ impl CookieStore {
             drop(guard);
             match result.map_err(|e| self.shared.resolve(e)) {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
+                Err(Error::MapFull { maxsize, .. }) => {
+                    return Err(Error::MapFull { operation, maxsize });
+                }
                 other => return other,
             }
         }
@@ -607,6 +647,7 @@ impl Shared {
         };
         match inner {
             heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
+                operation: "write",
                 maxsize: self.maxsize,
             },
             heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {

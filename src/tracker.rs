@@ -107,7 +107,9 @@ impl Tracker {
             for value in cookie_values(header, &self.config.name) {
                 if let Some(found) = self.store.lookup(value)? {
                     let now = self.store.now_ns();
-                    let remaining = ns_to_secs_ceil(found.expires_at.saturating_sub(now));
+                    // At most its max_age, even with the clock before `created`.
+                    let remaining =
+                        ns_to_secs_ceil(found.expires_at.saturating_sub(now)).min(found.max_age);
                     return Ok(Tracked {
                         value: value.to_string(),
                         is_new: false,

@@ -108,7 +108,16 @@ fn map_full_at_maxsize_keeps_what_was_committed() {
         }
         assert!(made.len() < 10_000, "the map never filled");
     };
-    assert!(matches!(err, Error::MapFull { maxsize: 131072 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::MapFull {
+                maxsize: 131072,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("purge"), "{err}");
     assert!(made.len() > 50);
     for c in &made {

@@ -116,7 +116,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
         }
     };
     assert!(
-        matches!(full, Error::MapFull { maxsize } if maxsize == MAXSIZE),
+        matches!(full, Error::MapFull { maxsize, .. } if maxsize == MAXSIZE),
         "filling ends with {full:?}"
     );
     // Then single cookies, until not even one fits.

@@ -303,7 +303,10 @@ fn dump_export_restore_round_trip_10000_cookies_exactly() {
     let export_b = run(&["--now", &now_text, "export", s(&b_store)]);
     assert_eq!(export_b.code, 0);
     assert_eq!(export_b.stdout, export_a);
-    cli().args(["check", s(&b_store)]).assert().success();
+    cli()
+        .args(["--now", &now_text, "check", s(&b_store)])
+        .assert()
+        .success();
 
     // A second restore is refused without --merge, and changes nothing with it.
     let refused = run(&["restore", s(&b_store), s(&export_file)]);
@@ -367,6 +370,48 @@ fn restore_merge_reports_conflicts_and_bad_lines() {
         json_lines(&kept.stdout)[0]["oid"],
         cookies[0].oid.to_string()
     );
+}
+
+#[test]
+fn restore_skips_unstorable_records_and_repeated_oids_with_their_lines() {
+    let now = now_ns();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good: Vec<Cookie> = (0..3).map(|i| sample_cookie(201 + i, now)).collect();
+    let mut spaced = sample_cookie(210, now);
+    spaced.value = "has a space".into();
+    let mut semi = sample_cookie(211, now);
+    semi.value = "a;b".into();
+    let mut again = sample_cookie(212, now);
+    again.oid = good[0].oid; // the same oid as line 1, another value
+    let lines = [&good[0], &spaced, &semi, &good[1], &again, &good[2]];
+    let text: Vec<String> = lines
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap())
+        .collect();
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+    let out = run(&["restore", s(&store), s(&file), "--json"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let summary: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(summary["restored"], 3, "{summary}");
+    assert_eq!(summary["replaced"], 0, "{summary}");
+    let bad: Vec<u64> = summary["bad_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[0].as_u64().unwrap())
+        .collect();
+    assert_eq!(bad, [2, 3, 5], "{summary}");
+    assert!(
+        out.stderr.contains("line 5:") && out.stderr.contains("line 1"),
+        "{}",
+        out.stderr
+    );
+    for c in &good {
+        let got = run(&["get", s(&store), &c.value, "--json"]);
+        assert_eq!(json_lines(&got.stdout)[0]["oid"], c.oid.to_string());
+    }
 }
 
 // ---- import -------------------------------------------------------------------------------
@@ -702,6 +747,92 @@ fn purge_dry_run_then_purge() {
     let refused = run(&["--now", "2200-01-01T00:00:00Z", "purge", path]);
     assert_eq!(refused.code, 2);
     assert_one_line(&refused.stderr, "--force");
+}
+
+#[test]
+fn purge_frees_a_store_filled_to_maxsize() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let t0 = now_ns() - 86_400_000_000_000;
+    let store = CookieStore::open(
+        &path,
+        options(t0)
+            .maxsize(8 * 1024 * 1024)
+            .initial_mapsize(8 * 1024 * 1024),
+    )
+    .unwrap();
+    // Fill to maxsize with cookies that expire after a second.
+    let (mut n, mut step) = (0u64, 256);
+    loop {
+        match store.batch("fill", |b| {
+            (0..step).try_for_each(|_| b.create("cbtid", 24, 1).map(drop))
+        }) {
+            Ok(()) => n += step as u64,
+            Err(cookiestore::Error::MapFull { .. }) if step > 1 => step /= 2,
+            Err(cookiestore::Error::MapFull { .. }) => break,
+            Err(e) => panic!("fill: {e}"),
+        }
+    }
+    assert!(n > 5_000, "filled with {n} cookies");
+    drop(store);
+    let out = run(&["--maxsize", "8MiB", "purge", "--force", "--json", s(&path)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(report["purged"], n, "{report}");
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn copy_and_export_create_private_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    make_store(&store, 5, now_ns());
+    let copy = dir.path().join("copy");
+    let out = run(&["copy", s(&store), s(&copy)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mode(&copy), 0o700);
+    assert_eq!(mode(&copy.join("data.mdb")), 0o600);
+    let file = dir.path().join("cookies.jsonl");
+    let out = run(&["export", s(&store), "-o", s(&file)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(mode(&file), 0o600);
+}
+
+#[cfg(unix)]
+#[test]
+fn export_and_repair_never_write_through_a_planted_symlink() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    make_store(&store, 5, now_ns());
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+
+    // export -o X with X.tmp planted: the victim is untouched, X is written.
+    let file = dir.path().join("cookies.jsonl");
+    symlink(&victim, dir.path().join("cookies.jsonl.tmp")).unwrap();
+    let out = run(&["export", s(&store), "-o", s(&file)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 5);
+
+    // repair with quarantine.jsonl planted: refused, the victim untouched.
+    let stray = Uuid::new_v4();
+    raw_edit(&store, true, |t, db, s| {
+        db.put(t, &key(s.cookies, stray.as_bytes()), b"\x01garbage\xff")
+            .unwrap();
+    });
+    symlink(&victim, store.join("quarantine.jsonl")).unwrap();
+    let out = run(&["repair", s(&store)]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert_one_line(&out.stderr, "quarantine");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
 }
 
 #[test]
@@ -1471,11 +1602,12 @@ fn reading_commands_work_in_a_read_only_directory_and_change_nothing() {
         } else {
             StdCommand::new(BIN)
         };
-        let out = cmd
-            .args(["--now", &cfxdb_now()])
-            .args(args)
-            .output()
-            .unwrap();
+        // check on the system clock: the fixture's cookies were created after cfxdb_now,
+        // which check reports (created-in-future).
+        if args[0] != "check" {
+            cmd.args(["--now", &cfxdb_now()]);
+        }
+        let out = cmd.args(args).output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -16,7 +16,7 @@ use crate::output::{Outcome, progress, secs, stdout, warn};
 pub struct Args {
     /// The store directory.
     pub path: PathBuf,
-    /// Write to FILE (atomically, via FILE.tmp) instead of stdout.
+    /// Write to FILE (atomically, via a new temporary file beside it) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Leave out expired cookies.
@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         Some(path) => {
             let tmp = tmp_path(path);
             let result = (|| -> Result<migrate::ExportSummary, Failure> {
-                let file = File::create(&tmp).map_err(|e| {
+                let file = create_private(&tmp).map_err(|e| {
                     Failure::Error(format!("{}: cannot create: {e}", tmp.display()))
                 })?;
                 let mut w = BufWriter::with_capacity(1 << 16, file);
@@ -97,8 +97,23 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     }
 }
 
+/// A fresh, unguessable name next to `path` (so that the rename stays in one directory).
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".{}.tmp", uuid::Uuid::new_v4().simple()));
     path.with_file_name(name)
+}
+
+/// Creates a new file (never an existing one, never through a symlink), readable by the
+/// owner only: an export holds every cookie.
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    options.open(path)
 }

@@ -1,0 +1,102 @@
+//! Opening a store while another process grows its map: the first transaction at open (the
+//! one that opens the LMDB database) adopts the new size (`MDB_MAP_RESIZED`) and retries, as
+//! every later transaction does. No open fails.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions};
+use serde_json::json;
+
+const TEST: &str = "opens_succeed_while_another_process_grows_the_map";
+
+fn options() -> StoreOptions {
+    let mut o = StoreOptions::default()
+        .initial_mapsize(128 * 1024)
+        .maxsize(1024 * 1024 * 1024);
+    o.sync = false;
+    o
+}
+
+#[test]
+fn opens_succeed_while_another_process_grows_the_map() {
+    if child_role().is_some() {
+        return grower();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    drop(CookieStore::open(&path, options()).unwrap());
+    let mut child = child_command(TEST, "grower")
+        .env("OPEN_RACE_STORE", &path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = ChildLines::new(&mut child);
+    lines.wait_for("ready", Duration::from_secs(60));
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let (mut opens, mut failures) = (0u32, Vec::new());
+    while Instant::now() < deadline {
+        match CookieStore::open(&path, options()).and_then(|s| s.count()) {
+            Ok(_) => {}
+            Err(e) => failures.push(format!("{e:?}")),
+        }
+        opens += 1;
+    }
+    drop(child.stdin.take()); // tells the grower to stop
+    wait_success(&mut child, "grower");
+    let done = lines
+        .rest()
+        .into_iter()
+        .find(|v| v["ev"] == "done")
+        .expect("grower reports done");
+    eprintln!("open_race: {opens} opens, grower: {done}");
+    assert!(
+        done["grew"].as_u64().unwrap() >= 3,
+        "the map must grow while we open: {done}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {opens} opens failed, first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+/// Writes batches of large cookies until stdin closes (or the map reaches 512 MiB).
+fn grower() {
+    let path = std::env::var("OPEN_RACE_STORE").unwrap();
+    let store = CookieStore::open(Path::new(&path), options()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for _ in std::io::stdin().lock().lines() {}
+        let _ = tx.send(());
+    });
+    let auth = Auth::new("user", "frontend", "cookie", "realm1")
+        .with_authextra(json!({ "pad": "p".repeat(8_000) }));
+    let mut size = store.stats().unwrap().map_size;
+    let mut grew = 0u64;
+    report(&json!({"ev": "ready"}));
+    while rx.try_recv().is_err() && size < 512 * 1024 * 1024 {
+        store
+            .batch("grow", |b| {
+                for _ in 0..8 {
+                    let c = b.create("cbtid", 24, 86_400)?;
+                    b.set_auth(&c.value, &auth, &AuthContext::default())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        let now = store.stats().unwrap().map_size;
+        if now > size {
+            grew += 1;
+            size = now;
+        }
+    }
+    report(&json!({"ev": "done", "grew": grew, "map_size": size}));
+}
