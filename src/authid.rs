@@ -11,7 +11,9 @@ use uuid::Uuid;
 use crate::batch::Batch;
 use crate::cookie::CookieView;
 use crate::error::{LmdbResult, Result};
-use crate::layout::RecordKey;
+use crate::check::Problem;
+use crate::layout::{RecordKey, Slots, hex};
+use crate::snapshot::Snapshot;
 use crate::revocations::RevocationKind;
 use crate::store::{CookieStore, Growth};
 
@@ -163,4 +165,33 @@ impl CookieStore {
             b.logout_authid(authid)
         })
     }
+}
+
+/// The authid index's differences from the records, for `check`.
+pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<Problem>> {
+    let Some(slot) = slots.by_authid else {
+        return Ok(Vec::new());
+    };
+    let mut expected: std::collections::BTreeMap<Vec<u8>, (Uuid, String)> = Default::default();
+    for item in s.raw_entries(slots.cookies)? {
+        let (key, bytes) = item?;
+        if let (Some(oid), Ok(view)) = (RecordKey::parse_oid(key), CookieView::new(bytes))
+            && let Some(authid) = view.authid()
+        {
+            expected.insert(authid_key(slot, authid, oid), (oid, authid.to_string()));
+        }
+    }
+    let mut problems = Vec::new();
+    for item in s.raw_table(slot)? {
+        let (rest, _) = item?;
+        let mut key = slot.to_be_bytes().to_vec();
+        key.extend_from_slice(rest);
+        if expected.remove(&key).is_none() {
+            problems.push(Problem::AuthidIndexExtra { key: hex(rest) });
+        }
+    }
+    for (oid, authid) in expected.into_values() {
+        problems.push(Problem::AuthidIndexMissing { oid, authid });
+    }
+    Ok(problems)
 }
