@@ -9,12 +9,12 @@
 use uuid::Uuid;
 
 use crate::batch::Batch;
+use crate::check::Problem;
 use crate::cookie::CookieView;
 use crate::error::{LmdbResult, Result};
-use crate::check::Problem;
 use crate::layout::{RecordKey, Slots, hex};
-use crate::snapshot::Snapshot;
 use crate::revocations::RevocationKind;
+use crate::snapshot::Snapshot;
 use crate::store::{CookieStore, Growth};
 
 /// How many bytes of an authid its index key holds.

@@ -273,7 +273,10 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::AuthidIndexMissing { oid, authid } => {
-                write!(f, "record {oid} (authid {authid:?}) has no authid index entry")
+                write!(
+                    f,
+                    "record {oid} (authid {authid:?}) has no authid index entry"
+                )
             }
             Problem::AuthidIndexExtra { key } => {
                 write!(f, "authid index entry {key} matches no record")

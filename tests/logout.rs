@@ -74,7 +74,8 @@ fn registry_lists_connections_until_unregistered() {
     assert_eq!(shared.connections("x").len(), 400);
 }
 
-const MAKERS_TEST: &str = "logout_authid_removes_exactly_that_users_cookies_made_by_three_processes";
+const MAKERS_TEST: &str =
+    "logout_authid_removes_exactly_that_users_cookies_made_by_three_processes";
 
 #[test]
 fn logout_authid_removes_exactly_that_users_cookies_made_by_three_processes() {
@@ -136,13 +137,21 @@ fn logout_authid_removes_exactly_that_users_cookies_made_by_three_processes() {
     assert_eq!(store.logout_authid("alice").unwrap(), 30);
     for (value, authid) in &cookies {
         let gone = !store.exists(value).unwrap();
-        assert_eq!(gone, authid.as_deref() == Some("alice"), "{value} ({authid:?})");
+        assert_eq!(
+            gone,
+            authid.as_deref() == Some("alice"),
+            "{value} ({authid:?})"
+        );
     }
     let feed = store.revocations_since(before).unwrap();
     assert!(!feed.missed);
     let revoked: BTreeSet<&str> = feed.entries.iter().map(|e| e.value.as_str()).collect();
     assert_eq!(revoked, alice);
-    assert!(feed.entries.iter().all(|e| e.kind == RevocationKind::Authid));
+    assert!(
+        feed.entries
+            .iter()
+            .all(|e| e.kind == RevocationKind::Authid)
+    );
     assert_eq!(store.logout_authid("alice").unwrap(), 0);
     assert_eq!(store.logout_authid("dave").unwrap(), 3);
     assert_eq!(store.logout_authid("carol-1").unwrap(), 10);
@@ -204,7 +213,11 @@ fn every_logout_is_in_the_feed_in_order_and_expiry_is_not() {
     assert_eq!(feed.entries[1].value, two.value);
     let bobs: BTreeSet<&str> = feed.entries[2..].iter().map(|e| e.value.as_str()).collect();
     assert_eq!(bobs, BTreeSet::from([three.as_str(), four.as_str()]));
-    assert!(feed.entries[2..].iter().all(|e| e.kind == RevocationKind::Authid));
+    assert!(
+        feed.entries[2..]
+            .iter()
+            .all(|e| e.kind == RevocationKind::Authid)
+    );
     let tail = store.revocations_since(2).unwrap();
     assert_eq!(tail.entries, feed.entries[2..].to_vec());
     assert_eq!(tail.next, 4);
@@ -276,7 +289,11 @@ fn polling_with_nothing_committed_opens_no_transaction() {
         let found = subscriber.poll().unwrap();
         assert!(found.entries.is_empty() && !found.missed);
     }
-    assert_eq!(subscriber.reads(), reads, "a poll with no commit opened a transaction");
+    assert_eq!(
+        subscriber.reads(),
+        reads,
+        "a poll with no commit opened a transaction"
+    );
     // A commit that revokes nothing: one read, nothing found.
     store.create("cbtid", 24, 86_400).unwrap();
     assert!(subscriber.poll().unwrap().entries.is_empty());
@@ -351,7 +368,11 @@ fn foreign_writes_are_reconciled_into_the_authid_index() {
         let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
         let value = login(&store, "alice");
         let oid = store.get(&value).unwrap().unwrap().oid;
-        (value, oid, table_slot(&store, "4c0f7b1e-2d7a-4a8e-9b53-6f1d2c9e7a31"))
+        (
+            value,
+            oid,
+            table_slot(&store, "4c0f7b1e-2d7a-4a8e-9b53-6f1d2c9e7a31"),
+        )
     };
     let mut key = slot.to_be_bytes().to_vec();
     key.extend_from_slice(&5u16.to_be_bytes());
@@ -387,22 +408,17 @@ fn watcher_main() {
     }
     let seen: Arc<Mutex<(BTreeSet<String>, u32, bool)>> = Default::default();
     let sink = seen.clone();
-    let _watcher = Watcher::spawn(
-        &store,
-        registry,
-        Watcher::DEFAULT_INTERVAL,
-        move |event| {
-            let mut seen = sink.lock().unwrap();
-            match event {
-                WatchEvent::Revoked { connections, .. } => {
-                    seen.0.extend(connections);
-                    seen.1 += 1;
-                }
-                WatchEvent::Missed => seen.2 = true,
-                other => panic!("watcher: {other:?}"),
+    let _watcher = Watcher::spawn(&store, registry, Watcher::DEFAULT_INTERVAL, move |event| {
+        let mut seen = sink.lock().unwrap();
+        match event {
+            WatchEvent::Revoked { connections, .. } => {
+                seen.0.extend(connections);
+                seen.1 += 1;
             }
-        },
-    )
+            WatchEvent::Missed => seen.2 = true,
+            other => panic!("watcher: {other:?}"),
+        }
+    })
     .unwrap();
     report(&json!({"ev": "ready"}));
     if index == 0 {
@@ -440,7 +456,7 @@ fn a_logout_in_one_worker_reaches_the_connections_of_every_worker() {
             store.create("cbtid", 24, 86_400).unwrap().value, // logged out by value
             login(&store, "alice"),
             login(&store, "alice"),
-            login(&store, "bob"), // stays
+            login(&store, "bob"),                             // stays
             store.create("cbtid", 24, 86_400).unwrap().value, // stays
         ]
     };
