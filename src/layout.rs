@@ -259,6 +259,11 @@ impl SlotPrefix {
     pub fn new(slot: u16) -> Self {
         SlotPrefix(slot.to_be_bytes())
     }
+
+    /// The prefix's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The slot of a whole key and the rest of the key after it; `None` for a key shorter than
@@ -267,6 +272,88 @@ pub(crate) fn split_slot(key: &[u8]) -> Option<(u16, &[u8])> {
     match key {
         [hi, lo, rest @ ..] => Some((u16::from_be_bytes([*hi, *lo]), rest)),
         _ => None,
+    }
+}
+
+/// How many bytes of an authid its index key holds.
+pub(crate) const AUTHID_KEY_MAX: usize = 400;
+
+/// Keys of the authid index: slot + the authid's length (`u16` BE, saturating) + its first at
+/// most [`AUTHID_KEY_MAX`] bytes + the cookie's oid (16 bytes). Longer authids share a key
+/// prefix with others of the same length and beginning: lookups verify the record.
+pub(crate) struct AuthidKey;
+
+impl AuthidKey {
+    /// The key prefix shared by every entry of `authid`.
+    pub(crate) fn prefix(slot: u16, authid: &str) -> Vec<u8> {
+        let bytes = authid.as_bytes();
+        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+        let kept = &bytes[..bytes.len().min(AUTHID_KEY_MAX)];
+        let mut key = Vec::with_capacity(4 + kept.len() + 16);
+        key.extend_from_slice(&slot.to_be_bytes());
+        key.extend_from_slice(&len.to_be_bytes());
+        key.extend_from_slice(kept);
+        key
+    }
+
+    /// The key of cookie `oid` carrying `authid`.
+    pub(crate) fn new(slot: u16, authid: &str, oid: Uuid) -> Vec<u8> {
+        let mut key = Self::prefix(slot, authid);
+        key.extend_from_slice(oid.as_bytes());
+        key
+    }
+
+    /// The oid at the end of a whole key; `None` when the key is too short.
+    pub(crate) fn parse_oid(key: &[u8]) -> Option<Uuid> {
+        if key.len() < 2 + 2 + 16 {
+            return None;
+        }
+        Uuid::from_slice(&key[key.len() - 16..]).ok()
+    }
+
+    /// A whole key from its slot and the rest after the slot.
+    pub(crate) fn join(slot: u16, rest: &[u8]) -> Vec<u8> {
+        let mut key = slot.to_be_bytes().to_vec();
+        key.extend_from_slice(rest);
+        key
+    }
+}
+
+/// Entries of the revocation feed. Key: slot + sequence number (`u64` BE). Value: when
+/// (`u64` BE ns) + kind (1 byte) + oid (16 bytes) + the cookie value's bytes.
+pub(crate) struct RevocationEntry;
+
+impl RevocationEntry {
+    /// The key of entry `seq`.
+    pub(crate) fn key(slot: u16, seq: u64) -> [u8; 10] {
+        let mut k = [0u8; 10];
+        k[..2].copy_from_slice(&slot.to_be_bytes());
+        k[2..].copy_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// The sequence number of a whole key; `None` when it is not slot + 8 bytes.
+    pub(crate) fn parse_key(key: &[u8]) -> Option<u64> {
+        let (_, rest) = split_slot(key)?;
+        Some(u64::from_be_bytes(rest.try_into().ok()?))
+    }
+
+    /// An entry's value.
+    pub(crate) fn value(at_ns: u64, kind: u8, oid: Uuid, cookie_value: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(25 + cookie_value.len());
+        bytes.extend_from_slice(&at_ns.to_be_bytes());
+        bytes.push(kind);
+        bytes.extend_from_slice(oid.as_bytes());
+        bytes.extend_from_slice(cookie_value.as_bytes());
+        bytes
+    }
+
+    /// (at_ns, kind, oid, cookie value bytes) of an entry's value; `None` when too short.
+    pub(crate) fn parse_value(bytes: &[u8]) -> Option<(u64, u8, Uuid, &[u8])> {
+        let at_ns = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let kind = *bytes.get(8)?;
+        let oid = Uuid::from_slice(bytes.get(9..25)?).ok()?;
+        Some((at_ns, kind, oid, &bytes[25..]))
     }
 }
 

@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::batch::Batch;
 use crate::connections::Connections;
 use crate::error::{Error, LmdbResult, Result};
-use crate::layout::StateKey;
+use crate::layout::{RevocationEntry, SlotPrefix, StateKey};
 use crate::snapshot::Snapshot;
 use crate::store::{CookieStore, Growth};
 use crate::tables::Tables;
@@ -109,28 +109,15 @@ pub struct Revocations {
     pub missed: bool,
 }
 
-fn seq_key(slot: u16, seq: u64) -> [u8; 10] {
-    let mut k = [0u8; 10];
-    k[..2].copy_from_slice(&slot.to_be_bytes());
-    k[2..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
 fn decode(key: &[u8], bytes: &[u8]) -> Result<Revocation> {
     let damaged = || Error::metadata("the revocation feed holds a malformed entry".to_string());
-    let seq = u64::from_be_bytes(key.get(2..10).ok_or_else(damaged)?.try_into().unwrap());
-    if key.len() != 10 || bytes.len() < 25 {
-        return Err(damaged());
-    }
-    let at_ns = u64::from_be_bytes(bytes[..8].try_into().unwrap());
-    let kind = RevocationKind::from_code(bytes[8]).ok_or_else(damaged)?;
-    let oid = Uuid::from_slice(&bytes[9..25]).map_err(|_| damaged())?;
-    let value = String::from_utf8_lossy(&bytes[25..]).into_owned();
+    let seq = RevocationEntry::parse_key(key).ok_or_else(damaged)?;
+    let (at_ns, code, oid, value) = RevocationEntry::parse_value(bytes).ok_or_else(damaged)?;
     Ok(Revocation {
         seq,
         at_ns,
-        kind,
-        value,
+        kind: RevocationKind::from_code(code).ok_or_else(damaged)?,
+        value: String::from_utf8_lossy(value).into_owned(),
         oid,
     })
 }
@@ -149,15 +136,12 @@ fn trimmed_seq(tables: &Tables, txn: &heed::RoTxn) -> Result<u64> {
 fn last_seq(tables: &Tables, txn: &heed::RoTxn, slot: u16) -> Result<u64> {
     let last = tables
         .db
-        .rev_prefix_iter(txn, &slot.to_be_bytes())
+        .rev_prefix_iter(txn, SlotPrefix::new(slot).as_bytes())
         .lmdb()?
         .next()
         .transpose()
         .lmdb()?
-        .and_then(|(k, _)| {
-            k.get(2..10)
-                .map(|s| u64::from_be_bytes(s.try_into().unwrap()))
-        })
+        .and_then(|(k, _)| RevocationEntry::parse_key(k))
         .unwrap_or(0);
     Ok(last.max(trimmed_seq(tables, txn)?))
 }
@@ -175,14 +159,10 @@ impl Batch<'_, '_> {
             return Ok(0);
         };
         let seq = last_seq(&self.tables, self.txn, slot)? + 1;
-        let mut bytes = Vec::with_capacity(25 + value.len());
-        bytes.extend_from_slice(&self.now.to_be_bytes());
-        bytes.push(kind.code());
-        bytes.extend_from_slice(oid.as_bytes());
-        bytes.extend_from_slice(value.as_bytes());
+        let bytes = RevocationEntry::value(self.now, kind.code(), oid, value);
         self.tables
             .db
-            .put(self.txn, &seq_key(slot, seq), &bytes)
+            .put(self.txn, &RevocationEntry::key(slot, seq), &bytes)
             .lmdb()?;
         Ok(seq)
     }
@@ -215,7 +195,7 @@ impl Batch<'_, '_> {
         let mut iter = self
             .tables
             .db
-            .prefix_iter_mut(self.txn, &slot.to_be_bytes())
+            .prefix_iter_mut(self.txn, SlotPrefix::new(slot).as_bytes())
             .lmdb()?;
         while let Some(item) = iter.next() {
             let (key, bytes) = item.lmdb()?;
@@ -252,8 +232,8 @@ impl Snapshot<'_> {
             });
         };
         let trimmed = trimmed_seq(&self.tables, self.txn)?;
-        let start = seq_key(slot, after.saturating_add(1));
-        let end = seq_key(slot, u64::MAX);
+        let start = RevocationEntry::key(slot, after.saturating_add(1));
+        let end = RevocationEntry::key(slot, u64::MAX);
         let range = (
             Bound::Included(start.as_slice()),
             Bound::Included(end.as_slice()),
@@ -298,7 +278,7 @@ impl CookieStore {
     pub(crate) fn trim_revocations(&self, retention_secs: u64) -> Result<u64> {
         let cutoff = self
             .now_ns()
-            .saturating_sub(retention_secs.saturating_mul(1_000_000_000));
+            .saturating_sub(crate::clock::secs_to_ns(retention_secs));
         let due = self.read(|s| {
             let Some(slot) = s.tables.slots.revocations else {
                 return Ok(false);
@@ -306,7 +286,7 @@ impl CookieStore {
             let first = s
                 .tables
                 .db
-                .prefix_iter(s.txn, &slot.to_be_bytes())
+                .prefix_iter(s.txn, SlotPrefix::new(slot).as_bytes())
                 .lmdb()?
                 .next()
                 .transpose()

@@ -179,6 +179,38 @@ fn logout_authid_verifies_truncated_keys() {
 }
 
 #[test]
+fn records_of_an_authid_come_from_the_index_expired_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, clock) = open_at(dir.path(), NOW);
+    let long_a = format!("{}a", "x".repeat(499));
+    let long_b = format!("{}b", "x".repeat(499));
+    let alice: BTreeSet<String> = (0..3).map(|_| login(&store, "alice")).collect();
+    let short_lived = store.create("cbtid", 24, 1).unwrap();
+    store
+        .set_auth(&short_lived.value, &auth("alice"), &AuthContext::default())
+        .unwrap();
+    login(&store, "bob");
+    let a = login(&store, &long_a);
+    login(&store, &long_b);
+    clock.advance_secs(2);
+    let found = store.snapshot(|s| s.records_of_authid("alice")).unwrap();
+    let values: BTreeSet<String> = found.iter().map(|c| c.value.clone()).collect();
+    let mut expected = alice.clone();
+    expected.insert(short_lived.value.clone());
+    assert_eq!(values, expected);
+    assert!(found.iter().any(|c| c.is_expired(store.now_ns())));
+    let long = store.snapshot(|s| s.records_of_authid(&long_a)).unwrap();
+    assert_eq!(long.len(), 1);
+    assert_eq!(long[0].value, a);
+    assert!(
+        store
+            .snapshot(|s| s.records_of_authid("carol"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn every_logout_is_in_the_feed_in_order_and_expiry_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let (options, clock) = options_at(NOW);
