@@ -19,7 +19,7 @@ impl Batch<'_, '_> {
     /// Adds the index entry of `oid` carrying `authid`.
     pub(crate) fn index_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
         if let Some(slot) = self.tables.slots.by_authid {
-            let key = AuthidKey::new(slot, authid, oid);
+            let key = AuthidKey::key(slot, authid, oid);
             self.tables.db.put(self.txn, &key, &[]).lmdb()?;
         }
         Ok(())
@@ -28,7 +28,7 @@ impl Batch<'_, '_> {
     /// Removes the index entry of `oid` carrying `authid`.
     pub(crate) fn unindex_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
         if let Some(slot) = self.tables.slots.by_authid {
-            let key = AuthidKey::new(slot, authid, oid);
+            let key = AuthidKey::key(slot, authid, oid);
             self.tables.db.delete(self.txn, &key).lmdb()?;
         }
         Ok(())
@@ -78,7 +78,7 @@ impl Batch<'_, '_> {
             if let (Some(oid), Ok(view)) = (oid, CookieView::new(bytes))
                 && let Some(authid) = view.authid()
             {
-                keys.push(AuthidKey::new(slot, authid, oid));
+                keys.push(AuthidKey::key(slot, authid, oid));
             }
         }
         keys.sort_unstable();
@@ -169,7 +169,7 @@ pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<
         match CookieView::new(bytes) {
             Ok(view) => {
                 if let Some(authid) = view.authid() {
-                    expected.insert(AuthidKey::new(slot, authid, oid), (oid, authid.to_string()));
+                    expected.insert(AuthidKey::key(slot, authid, oid), (oid, authid.to_string()));
                 }
             }
             Err(_) => {

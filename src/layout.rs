@@ -297,7 +297,7 @@ impl AuthidKey {
     }
 
     /// The key of cookie `oid` carrying `authid`.
-    pub(crate) fn new(slot: u16, authid: &str, oid: Uuid) -> Vec<u8> {
+    pub(crate) fn key(slot: u16, authid: &str, oid: Uuid) -> Vec<u8> {
         let mut key = Self::prefix(slot, authid);
         key.extend_from_slice(oid.as_bytes());
         key
