@@ -11,6 +11,8 @@
 //! | [`VALUE_INDEX`] (cfxdb) | cookie value, UTF-8 | oid, 16 bytes |
 //! | [`EXPIRY_INDEX`] (ours) | expiry, ns, `u64` BE + oid | empty |
 //! | [`STORE_STATE`] (ours) | a name, e.g. `last_txn` | the state's bytes |
+//! | [`AUTHID_INDEX`] (ours) | authid length `u16` BE + authid's first ≤ 400 bytes + oid | empty |
+//! | [`REVOCATIONS`] (ours) | sequence number, `u64` BE | at_ns `u64` BE, kind, oid, value |
 //!
 //! Each key type below is its own heed codec, so store code reads as typed gets and puts.
 
@@ -67,6 +69,21 @@ pub const STORE_STATE: TableDef = TableDef {
     oid: uuid!("883063e6-6f4f-4c3e-82f7-63f054071b2e"),
     name: "cookiestore.StoreState",
     description: "cookiestore state: name -> value",
+};
+
+/// Our authid index: (authid length, authid's first ≤ 400 bytes, oid) → nothing. cfxdb
+/// ignores it.
+pub const AUTHID_INDEX: TableDef = TableDef {
+    oid: uuid!("4c0f7b1e-2d7a-4a8e-9b53-6f1d2c9e7a31"),
+    name: "cookiestore.IndexCookiesByAuthid",
+    description: "Index: (len(authid) u16 BE, authid[..400], cookie_oid) -> empty",
+};
+
+/// Our revocation feed: sequence number (`u64` BE) → revocation record. cfxdb ignores it.
+pub const REVOCATIONS: TableDef = TableDef {
+    oid: uuid!("b7e3a9d2-5c41-4f06-8e2b-1a9d7c3f5e60"),
+    name: "cookiestore.Revocations",
+    description: "Revocation feed: seq u64 BE -> (at_ns, kind, oid, value)",
 };
 
 /// A metadata record, field for field as zlmdb writes it (CBOR map, this key order).
@@ -126,6 +143,10 @@ pub struct Slots {
     pub by_expiry: Option<u16>,
     /// Store state (absent in a database only cfxdb has written).
     pub state: Option<u16>,
+    /// Authid index (absent in a database only cfxdb has written).
+    pub by_authid: Option<u16>,
+    /// Revocation feed (absent in a database only cfxdb has written).
+    pub revocations: Option<u16>,
 }
 
 /// Every metadata record of a database, by slot.
@@ -162,6 +183,8 @@ impl Catalog {
             by_value: self.slot_of(&VALUE_INDEX)?,
             by_expiry: self.slot_of(&EXPIRY_INDEX),
             state: self.slot_of(&STORE_STATE),
+            by_authid: self.slot_of(&AUTHID_INDEX),
+            revocations: self.slot_of(&REVOCATIONS),
         })
     }
 
@@ -368,6 +391,9 @@ pub struct StateKey {
 impl StateKey {
     /// The id of the last write transaction made by cookiestore.
     pub const LAST_TXN: &'static [u8] = b"last_txn";
+
+    /// The highest revocation sequence number trimmed from the feed.
+    pub const TRIMMED_SEQ: &'static [u8] = b"trimmed_seq";
 
     /// The key of state `name` (at most 14 bytes) in `slot`.
     pub fn new(slot: u16, name: &'static [u8]) -> Self {
