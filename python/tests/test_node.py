@@ -1,0 +1,274 @@
+"""End to end: a real Crossbar.io node started by `crossbar-cookiestore`, two router workers on
+two loopback ports sharing one cookiestore store, and a browser speaking WAMP over JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("crossbar")
+pytest.importorskip("websockets")
+
+from browser import ABORT, CHALLENGE, WELCOME, Browser  # noqa: E402
+
+SECRET = "secret1"
+MAX_AGE = 600
+SHORT_MAX_AGE = 2
+
+
+def launcher() -> str:
+    exe = shutil.which("crossbar-cookiestore", path=os.path.dirname(sys.executable)) or shutil.which(
+        "crossbar-cookiestore"
+    )
+    if not exe:
+        pytest.fail("crossbar-cookiestore is not installed next to this Python (pip install ./python)")
+    return exe
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def router_worker(port: int) -> dict:
+    auth = {"wampcra": {"type": "static", "users": {"alice": {"secret": SECRET, "role": "user"}}}, "cookie": {}}
+
+    def ws(max_age):
+        return {
+            "type": "websocket",
+            "cookie": {
+                "name": "cbtid",
+                "length": 24,
+                "max_age": max_age,
+                "store": {"type": "cookiestore", "path": "cookies", "maxsize": 10485760, "sync": True},
+            },
+            "auth": auth,
+        }
+
+    return {
+        "type": "router",
+        "realms": [
+            {
+                "name": "realm1",
+                "roles": [
+                    {
+                        "name": "user",
+                        "permissions": [
+                            {
+                                "uri": "",
+                                "match": "prefix",
+                                "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
+                                "disclose": {"caller": False, "publisher": False},
+                                "cache": True,
+                            }
+                        ],
+                    }
+                ],
+            }
+        ],
+        "transports": [
+            {
+                "type": "web",
+                "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
+                "paths": {
+                    "/": {"type": "static", "directory": "."},
+                    "ws": ws(MAX_AGE),
+                    # The same store, cookies made here live SHORT_MAX_AGE seconds.
+                    "short": ws(SHORT_MAX_AGE),
+                },
+            }
+        ],
+    }
+
+
+class Node:
+    def __init__(self, cbdir: Path, ports: list[int]):
+        self.cbdir = cbdir
+        self.ports = ports
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def url(self, worker: int, path: str = "ws") -> str:
+        return f"ws://127.0.0.1:{self.ports[worker]}/{path}"
+
+    def start(self, timeout: float = 90) -> None:
+        self.starts += 1
+        self.log = open(self.cbdir / f"node-{self.starts}.log", "w")
+        self.proc = subprocess.Popen(
+            [launcher(), "start", "--cbdir", str(self.cbdir)],
+            cwd=str(self.cbdir.parent),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() ends it and its workers
+        )
+        deadline = time.monotonic() + timeout
+        for port in self.ports:
+            while True:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"node exited with {self.proc.returncode}:\n{self.tail()}")
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"node did not listen on {port} in {timeout} s:\n{self.tail()}")
+                    time.sleep(0.2)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            lines = (self.cbdir / f"node-{self.starts}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(lines[-n:])
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        if self.proc.poll() is None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        # The workers are in the node's process group: none may outlive the test.
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+        self.proc = None
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node")
+    cbdir = root / ".crossbar"
+    cbdir.mkdir()
+    ports = free_ports(2)
+    config = {"version": 2, "controller": {}, "workers": [router_worker(ports[0]), router_worker(ports[1])]}
+    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
+    n = Node(cbdir, ports)
+    try:
+        n.start()
+        yield n
+    finally:
+        n.stop()
+
+
+def login(browser: Browser, url: str):
+    conn = browser.connect(url)
+    msg = conn.hello(secret=SECRET)
+    assert msg[0] == WELCOME, msg
+    return conn
+
+
+def test_check_accepts_the_config_and_refuses_a_bad_store(node, tmp_path):
+    ok = subprocess.run([launcher(), "check", "--cbdir", str(node.cbdir)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "looks good" in ok.stdout
+    bad_dir = tmp_path / ".crossbar"
+    bad_dir.mkdir()
+    config = json.loads((node.cbdir / "config.json").read_text())
+    config["workers"][0]["transports"][0]["paths"]["ws"]["cookie"]["store"]["maxsize"] = 1000
+    (bad_dir / "config.json").write_text(json.dumps(config))
+    bad = subprocess.run([launcher(), "check", "--cbdir", str(bad_dir)], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0
+    assert "maxsize" in bad.stdout + bad.stderr and "cookiestore" in bad.stdout + bad.stderr
+
+
+def test_login_then_cookie_on_the_other_worker_and_after_restart(node):
+    browser = Browser()
+    first = browser.connect(node.url(0))
+    assert first.set_cookie and first.set_cookie.startswith("cbtid=")
+    assert first.set_cookie.endswith(f";max-age={MAX_AGE}")
+    msg = first.hello(secret=SECRET)
+    assert msg[0] == WELCOME and first.challenged
+    assert first.details["authid"] == "alice" and first.details["authmethod"] == "wampcra"
+    cookie = browser.cookie
+    first.close()
+
+    # The other worker: welcomed at once by the cookie, no new cookie.
+    second = browser.connect(node.url(1))
+    assert second.set_cookie is None
+    msg = second.hello()
+    assert msg[0] == WELCOME, msg
+    assert not second.challenged
+    assert second.details["authid"] == "alice" and second.details["authprovider"] == "cookie"
+    second.close()
+
+    # A node restart: still known.
+    node.stop()
+    node.start()
+    third = browser.connect(node.url(0))
+    assert third.set_cookie is None and browser.cookie == cookie
+    msg = third.hello()
+    assert msg[0] == WELCOME and not third.challenged, msg
+    third.close()
+
+
+def test_logout_closes_the_cookies_connections_on_both_workers(node):
+    browser = Browser()
+    login(browser, node.url(0)).close()
+    same_worker = browser.connect(node.url(0))
+    assert same_worker.hello()[0] == WELCOME and not same_worker.challenged
+    other_worker = browser.connect(node.url(1))
+    assert other_worker.hello()[0] == WELCOME and not other_worker.challenged
+    leaving = browser.connect(node.url(0))
+    assert leaving.hello()[0] == WELCOME
+
+    t0 = time.monotonic()
+    leaving.logout()
+    assert same_worker.wait_closed(timeout=10), "the logout did not close the other connection on its worker"
+    assert other_worker.wait_closed(timeout=10), "the logout did not close the connection on the other worker"
+    elapsed = time.monotonic() - t0
+    print(f"logout -> both other connections closed in {elapsed * 1000:.0f} ms")
+    leaving.close()
+
+    # The cookie is gone: challenged, and a new cookie is set.
+    old = browser.cookie
+    after = browser.connect(node.url(1))
+    assert after.set_cookie and browser.cookie != old
+    assert after.hello()[0] == CHALLENGE
+    after.close()
+
+
+def test_expired_cookie_is_challenged_and_replaced(node):
+    browser = Browser()
+    conn = browser.connect(node.url(0, "short"))
+    assert conn.set_cookie.endswith(f";max-age={SHORT_MAX_AGE}")
+    assert conn.hello(secret=SECRET)[0] == WELCOME
+    conn.close()
+    cookie = browser.cookie
+    # Still valid at once, on the other worker's long-lived path too (one store).
+    soon = browser.connect(node.url(1))
+    assert soon.set_cookie is None and soon.hello()[0] == WELCOME and not soon.challenged
+    soon.close()
+    time.sleep(SHORT_MAX_AGE + 0.5)
+    late = browser.connect(node.url(1))
+    assert late.set_cookie and browser.cookie != cookie, "an expired cookie was accepted"
+    msg = late.hello()
+    assert msg[0] in (CHALLENGE, ABORT) and late.challenged
+    late.close()
