@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-crossbar_cookiestore = pytest.importorskip("crossbar.router.cookiestore")
+from need import need  # noqa: E402
+
+crossbar_cookiestore = need("crossbar.router.cookiestore")
 
 import cookiestore  # noqa: E402
 from cookiestore.crossbar import CROSSBAR_DEFAULT_MAX_AGE, CookieStoreCookiestore  # noqa: E402

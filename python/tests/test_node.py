@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("crossbar")
-pytest.importorskip("websockets")
+from need import need  # noqa: E402
+
+need("crossbar")
+need("websockets")
 
 from browser import ABORT, CHALLENGE, WELCOME, Browser  # noqa: E402
 
