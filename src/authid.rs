@@ -173,12 +173,22 @@ pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<
         return Ok(Vec::new());
     };
     let mut expected: std::collections::BTreeMap<Vec<u8>, (Uuid, String)> = Default::default();
+    // An undecodable record is reported as such; repair drops it and its entries.
+    let mut undecodable = std::collections::HashSet::new();
     for item in s.raw_entries(slots.cookies)? {
         let (key, bytes) = item?;
-        if let (Some(oid), Ok(view)) = (RecordKey::parse_oid(key), CookieView::new(bytes))
-            && let Some(authid) = view.authid()
-        {
-            expected.insert(authid_key(slot, authid, oid), (oid, authid.to_string()));
+        let Some(oid) = RecordKey::parse_oid(key) else {
+            continue;
+        };
+        match CookieView::new(bytes) {
+            Ok(view) => {
+                if let Some(authid) = view.authid() {
+                    expected.insert(authid_key(slot, authid, oid), (oid, authid.to_string()));
+                }
+            }
+            Err(_) => {
+                undecodable.insert(oid);
+            }
         }
     }
     let mut problems = Vec::new();
@@ -186,7 +196,9 @@ pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<
         let (rest, _) = item?;
         let mut key = slot.to_be_bytes().to_vec();
         key.extend_from_slice(rest);
-        if expected.remove(&key).is_none() {
+        if expected.remove(&key).is_none()
+            && !oid_of_key(&key).is_some_and(|oid| undecodable.contains(&oid))
+        {
             problems.push(Problem::AuthidIndexExtra { key: hex(rest) });
         }
     }

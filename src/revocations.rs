@@ -326,7 +326,10 @@ impl CookieStore {
     /// The id of the environment's last committed transaction (any process), without a
     /// transaction.
     pub(crate) fn last_txn_id(&self) -> u64 {
-        self.shared().env.info().last_txn_id as u64
+        let shared = self.shared();
+        // Not while this process resizes the map (the meta pages are read from it).
+        let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        shared.env.info().last_txn_id as u64
     }
 }
 

@@ -496,3 +496,74 @@ fn a_logout_in_one_worker_reaches_the_connections_of_every_worker() {
     assert_eq!(store.count().unwrap(), 2);
     assert_clean(&store);
 }
+
+const CRASH_TEST: &str = "a_logout_authid_killed_midway_removes_all_or_none";
+const VICTIM_COOKIES: usize = 10_000;
+
+#[test]
+fn a_logout_authid_killed_midway_removes_all_or_none() {
+    if child_role().as_deref() == Some("logout") {
+        let path = std::env::var("CRASH_STORE").unwrap();
+        let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
+        report(&json!({"ev": "start"}));
+        let n = store.logout_authid("victim").unwrap();
+        report(&json!({"ev": "done", "n": n}));
+        return;
+    }
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    let mut outcomes = BTreeSet::new();
+    for trial in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        {
+            let store = CookieStore::open(&path, StoreOptions::default().sync(false)).unwrap();
+            store
+                .batch("make the victim's cookies", |b| {
+                    for _ in 0..VICTIM_COOKIES {
+                        let c = b.create("cbtid", 24, 86_400)?;
+                        b.set_auth(&c.value, &auth("victim"), &AuthContext::default())?;
+                    }
+                    for _ in 0..10 {
+                        let c = b.create("cbtid", 24, 86_400)?;
+                        b.set_auth(&c.value, &auth("bystander"), &AuthContext::default())?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
+        }
+        let mut cmd = child_command(CRASH_TEST, "logout");
+        cmd.env("CRASH_STORE", &path);
+        let mut child = cmd.spawn().unwrap();
+        let lines = ChildLines::new(&mut child);
+        lines.wait_for("start", Duration::from_secs(120));
+        // Trial 0 kills at once, the others at a random moment of the logout.
+        if trial > 0 {
+            std::thread::sleep(Duration::from_micros(rng.random_range(0..1_500_000)));
+        }
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        let done = lines.next_timeout(Duration::from_millis(200));
+
+        let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
+        assert_clean(&store);
+        let left = store.count().unwrap() as usize - 10;
+        let feed = store.revocations_since(0).unwrap();
+        assert!(
+            left == VICTIM_COOKIES || left == 0,
+            "trial {trial}: {left} of the victim's cookies left ({status})"
+        );
+        assert_eq!(feed.entries.len(), VICTIM_COOKIES - left, "trial {trial}");
+        if done.is_some_and(|d| d["ev"] == "done") {
+            assert_eq!(
+                left, 0,
+                "trial {trial}: reported done, yet cookies are left"
+            );
+        }
+        // Finishing the job afterwards removes exactly what is left.
+        assert_eq!(store.logout_authid("victim").unwrap() as usize, left);
+        assert_eq!(store.count().unwrap(), 10);
+        outcomes.insert(left);
+    }
+    eprintln!("crash: outcomes (victim cookies left after the kill): {outcomes:?}");
+}
