@@ -49,21 +49,20 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def router_worker(port: int) -> dict:
-    auth = {"wampcra": {"type": "static", "users": {"alice": {"secret": SECRET, "role": "user"}}}, "cookie": {}}
+def ws_config(max_age: int = MAX_AGE) -> dict:
+    return {
+        "type": "websocket",
+        "cookie": {
+            "name": "cbtid",
+            "length": 24,
+            "max_age": max_age,
+            "store": {"type": "cookiestore", "path": "cookies", "maxsize": 10485760, "sync": True},
+        },
+        "auth": {"wampcra": {"type": "static", "users": {"alice": {"secret": SECRET, "role": "user"}}}, "cookie": {}},
+    }
 
-    def ws(max_age):
-        return {
-            "type": "websocket",
-            "cookie": {
-                "name": "cbtid",
-                "length": 24,
-                "max_age": max_age,
-                "store": {"type": "cookiestore", "path": "cookies", "maxsize": 10485760, "sync": True},
-            },
-            "auth": auth,
-        }
 
+def router_worker(port: int, extra_transports=()) -> dict:
     return {
         "type": "router",
         "realms": [
@@ -91,11 +90,12 @@ def router_worker(port: int) -> dict:
                 "endpoint": {"type": "tcp", "port": port, "interface": "127.0.0.1"},
                 "paths": {
                     "/": {"type": "static", "directory": "."},
-                    "ws": ws(MAX_AGE),
+                    "ws": ws_config(MAX_AGE),
                     # The same store, cookies made here live SHORT_MAX_AGE seconds.
-                    "short": ws(SHORT_MAX_AGE),
+                    "short": ws_config(SHORT_MAX_AGE),
                 },
-            }
+            },
+            *extra_transports,
         ],
     }
 
@@ -109,6 +109,9 @@ class Node:
 
     def url(self, worker: int, path: str = "ws") -> str:
         return f"ws://127.0.0.1:{self.ports[worker]}/{path}"
+
+    def port_url(self, index: int, path: str = "") -> str:
+        return f"ws://127.0.0.1:{self.ports[index]}/{path}"
 
     def start(self, timeout: float = 90) -> None:
         self.starts += 1
@@ -169,8 +172,20 @@ def node(tmp_path_factory):
     root = tmp_path_factory.mktemp("node")
     cbdir = root / ".crossbar"
     cbdir.mkdir()
-    ports = free_ports(2)
-    config = {"version": 2, "controller": {}, "workers": [router_worker(ports[0]), router_worker(ports[1])]}
+    ports = free_ports(4)
+    # Worker 1 also has the other transport kinds that take a cookie store: a standalone
+    # WebSocket transport and a universal one.
+    standalone = dict(ws_config(), endpoint={"type": "tcp", "port": ports[2], "interface": "127.0.0.1"})
+    universal = {
+        "type": "universal",
+        "endpoint": {"type": "tcp", "port": ports[3], "interface": "127.0.0.1"},
+        "websocket": {"ws": ws_config()},
+    }
+    config = {
+        "version": 2,
+        "controller": {},
+        "workers": [router_worker(ports[0]), router_worker(ports[1], [standalone, universal])],
+    }
     (cbdir / "config.json").write_text(json.dumps(config, indent=2))
     n = Node(cbdir, ports)
     try:
@@ -274,3 +289,17 @@ def test_expired_cookie_is_challenged_and_replaced(node):
     msg = late.hello()
     assert msg[0] in (CHALLENGE, ABORT) and late.challenged
     late.close()
+
+
+def test_standalone_and_universal_websocket_transports_use_the_store(node):
+    browser = Browser()
+    login(browser, node.url(0)).close()
+    for url in (node.port_url(2), node.port_url(3, "ws")):
+        conn = browser.connect(url)
+        assert conn.set_cookie is None, url  # the cookie is known there
+        msg = conn.hello()
+        assert msg[0] == WELCOME and not conn.challenged, (url, msg)
+        conn.close()
+    fresh = Browser().connect(node.port_url(2))
+    assert fresh.set_cookie and fresh.set_cookie.endswith(f";max-age={MAX_AGE}")
+    fresh.close()
