@@ -303,3 +303,28 @@ def test_standalone_and_universal_websocket_transports_use_the_store(node):
     fresh = Browser().connect(node.port_url(2))
     assert fresh.set_cookie and fresh.set_cookie.endswith(f";max-age={MAX_AGE}")
     fresh.close()
+
+
+def test_logout_by_authid_from_another_process_closes_every_connection(node):
+    """Logging an authid out from outside the node (what `cookiestore logout --authid` does:
+    another process opening the store) closes that user's connections on every worker."""
+    import cookiestore
+
+    browsers = [Browser(), Browser()]  # alice on two devices
+    conns = []
+    for i, b in enumerate(browsers):
+        login(b, node.url(i)).close()
+        for worker in (0, 1):
+            c = b.connect(node.url(worker))
+            assert c.hello()[0] == WELCOME and not c.challenged
+            conns.append(c)
+    store = cookiestore.CookieStore(str(node.cbdir / "cookies"), maxsize=10485760)
+    assert store.logout_authid("alice") >= 2
+    t0 = time.monotonic()
+    for c in conns:
+        assert c.wait_closed(timeout=10), "a connection of the logged-out authid stayed open"
+    print(f"logout_authid -> {len(conns)} connections on 2 workers closed in {(time.monotonic() - t0) * 1000:.0f} ms")
+    for b in browsers:
+        again = b.connect(node.url(0))
+        assert again.set_cookie and again.hello()[0] == CHALLENGE
+        again.close()
