@@ -12,7 +12,9 @@ workers use (``crossbar.router.cookiestore.CookieStore``): ``parse`` (inherited)
 - a logout on another worker (or by ``cookiestore logout``) closes this worker's connections
   of that cookie too: the store's revocation feed is polled on a Twisted ``LoopingCall``
   (every ``poll_interval`` seconds, 0.1 by default; a poll with nothing committed since the
-  last one costs no LMDB transaction).
+  last one costs no LMDB transaction);
+- expired cookies are purged every ``purge_interval`` seconds (1 hour by default; with several
+  workers, each purges, which is harmless: a purge with nothing expired writes nothing).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
     :param cbdir: the node directory; a relative ``store.path`` is relative to it.
     :param reactor: the Twisted reactor to poll the revocation feed on (None: the global
         one). ``poll_interval=None`` (or 0) does not poll: only this worker's own logouts
-        close connections then.
+        close connections then. ``purge_interval=None`` (or 0) does not purge.
     """
 
     log = make_logger()
@@ -53,6 +55,7 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         *,
         reactor: Any = None,
         poll_interval: Optional[float] = 0.1,
+        purge_interval: Optional[float] = 3600.0,
     ):
         _CrossbarCookieStore.__init__(self, config)
         section = dict(config)
@@ -67,9 +70,18 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self._feed = None
         self._poller = None
         self.closed_by_feed = 0
+        self.purged = 0
+        self._purger = None
         if poll_interval:
             self._feed = self._store.revocation_feed()
             self.start_polling(poll_interval, reactor)
+        if purge_interval:
+            from twisted.internet import task
+
+            self._purger = task.LoopingCall(self.purge_expired)
+            if reactor is not None:
+                self._purger.clock = reactor
+            self._purger.start(purge_interval, now=False)
         self.log.info(
             "cookiestore cookie store active: path={path}, max_age={max_age}s, revocation feed "
             "poll every {interval}s",
@@ -155,6 +167,25 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         if self._poller is not None and self._poller.running:
             self._poller.stop()
         self._poller = None
+
+    def stop(self) -> None:
+        """Stops polling the feed and purging (the store stays usable)."""
+        self.stop_polling()
+        if self._purger is not None and self._purger.running:
+            self._purger.stop()
+        self._purger = None
+
+    def purge_expired(self) -> int:
+        """Deletes expired cookies from the store; returns how many. Errors are logged."""
+        try:
+            n = self._store.purge_expired()
+        except Exception as e:  # noqa: BLE001 - must not stop the LoopingCall
+            self.log.warn("cookiestore purge of expired cookies failed: {err}", err=e)
+            return 0
+        self.purged += n
+        if n:
+            self.log.info("cookiestore: purged {n} expired cookie(s)", n=n)
+        return n
 
     def poll_revocations(self) -> int:
         """Closes this process's connections of cookies revoked elsewhere since the last poll;

@@ -112,6 +112,11 @@ def _make_classes():
             self._config = config
             self._cookiestore = CookieStoreCookiestore(config["cookie"], cbdir)
 
+        def stopFactory(self):
+            if isinstance(self._cookiestore, CookieStoreCookiestore):
+                self._cookiestore.stop()
+            super().stopFactory()
+
     class RouterWebServiceWebSocket(cb_websocket.RouterWebServiceWebSocket):
         @staticmethod
         def create(transport, path, config):

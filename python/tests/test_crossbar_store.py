@@ -35,7 +35,7 @@ def section(**kw):
 
 @pytest.fixture
 def cs(tmp_path):
-    return CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None)
+    return CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None, purge_interval=None)
 
 
 def test_is_a_crossbar_cookie_store(cs, tmp_path):
@@ -56,7 +56,7 @@ def test_create_exists(cs):
 
 
 def test_default_max_age_is_crossbars(tmp_path):
-    cs = CookieStoreCookiestore({"store": {"type": "cookiestore", "path": "c"}}, str(tmp_path), poll_interval=None)
+    cs = CookieStoreCookiestore({"store": {"type": "cookiestore", "path": "c"}}, str(tmp_path), poll_interval=None, purge_interval=None)
     assert cs.create()[1].endswith(f";max-age={CROSSBAR_DEFAULT_MAX_AGE}")
 
 
@@ -102,8 +102,8 @@ def test_protos_survive_del_auth_so_crossbar_kicks_them(cs):
 
 
 def test_revocations_from_another_store_close_local_connections(tmp_path):
-    here = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None)
-    there = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None)  # "another worker"
+    here = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None, purge_interval=None)
+    there = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None, purge_interval=None)  # "another worker"
     here.start_polling(3600)  # creates the feed; polled by hand below
     here.stop_polling()
     mine, _ = here.create()
@@ -125,7 +125,7 @@ def test_revocations_from_another_store_close_local_connections(tmp_path):
 
 
 def test_own_logout_is_not_closed_twice(tmp_path):
-    cs = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None)
+    cs = CookieStoreCookiestore(section(), str(tmp_path), poll_interval=None, purge_interval=None)
     cs.start_polling(3600)
     cs.stop_polling()
     cbtid, _ = cs.create()
@@ -143,7 +143,7 @@ def test_own_logout_is_not_closed_twice(tmp_path):
 def test_expired_cookie_is_absent(tmp_path):
     import time
 
-    cs = CookieStoreCookiestore(section(max_age=1), str(tmp_path), poll_interval=None)
+    cs = CookieStoreCookiestore(section(max_age=1), str(tmp_path), poll_interval=None, purge_interval=None)
     cbtid, _ = cs.create()
     cs.setAuth(cbtid, "alice", "user", "wampcra", None, "realm1")
     time.sleep(1.2)
@@ -169,3 +169,18 @@ def test_checkconfig_hook(tmp_path):
         with pytest.raises(InvalidConfigException) as e:
             Personality.check_transport_cookie(Personality, bad)
         assert fragment in str(e.value), str(e.value)
+
+
+def test_purge_on_the_reactor(tmp_path):
+    from twisted.internet import task
+
+    clock = task.Clock()
+    cs = CookieStoreCookiestore(section(max_age=1), str(tmp_path), reactor=clock, poll_interval=10, purge_interval=60)
+    cs.create()
+    import time
+
+    time.sleep(1.2)
+    clock.advance(60)
+    assert cs.purged == 1
+    cs.stop()
+    assert cs._poller is None and cs._purger is None
