@@ -258,8 +258,8 @@ def test_logout_closes_the_cookies_connections_on_both_workers(node):
 
     t0 = time.monotonic()
     leaving.logout()
-    assert same_worker.wait_closed(timeout=10), "the logout did not close the other connection on its worker"
-    assert other_worker.wait_closed(timeout=10), "the logout did not close the connection on the other worker"
+    assert same_worker.wait_closed(timeout=10), f"the other connection on its worker stayed open:\n{node.tail(80)}"
+    assert other_worker.wait_closed(timeout=10), f"the connection on the other worker stayed open:\n{node.tail(80)}"
     elapsed = time.monotonic() - t0
     print(f"logout -> both other connections closed in {elapsed * 1000:.0f} ms")
     leaving.close()
@@ -321,8 +321,8 @@ def test_logout_by_authid_from_another_process_closes_every_connection(node):
     store = cookiestore.CookieStore(str(node.cbdir / "cookies"), maxsize=10485760)
     assert store.logout_authid("alice") >= 2
     t0 = time.monotonic()
-    for c in conns:
-        assert c.wait_closed(timeout=10), "a connection of the logged-out authid stayed open"
+    for i, c in enumerate(conns):
+        assert c.wait_closed(timeout=10), f"connection {i} of the logged-out authid stayed open:\n{node.tail(80)}"
     print(f"logout_authid -> {len(conns)} connections on 2 workers closed in {(time.monotonic() - t0) * 1000:.0f} ms")
     for b in browsers:
         again = b.connect(node.url(0))
