@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 from crossbar.router.cookiestore import CookieStore as _CrossbarCookieStore
 from txaio import make_logger
 
-from . import CookieStore
+from . import AuthextraError, CookieStore
 
 __all__ = ["CookieStoreCookiestore", "CROSSBAR_DEFAULT_MAX_AGE"]
 
@@ -112,11 +112,24 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
 
     def setAuth(self, cbtid, authid, authrole, authmethod, authextra, authrealm) -> bool:
         """Crossbar's argument order (authextra before authrealm). ``authid`` None clears the
-        cookie's authentication (the proxy worker does that). Returns whether the cookie
-        changed."""
+        cookie's authentication (the proxy worker and the router's onHello do that). Returns
+        whether the cookie changed. An authextra the store cannot hold (bytes, ...) is not
+        stored: the error is logged, the login goes on, the cookie stays unauthenticated."""
         if authid is None:
             return self._store.clear_auth(cbtid)
-        done = self._store.authenticate(cbtid, authid, authrole, authmethod, authrealm, authextra)
+        try:
+            done = self._store.authenticate(cbtid, authid, authrole, authmethod, authrealm, authextra)
+        except AuthextraError as e:
+            # Crossbar calls this in the session's onJoin: raising would break the login.
+            # The login goes on; the cookie stays unauthenticated (the next connection is
+            # challenged), and the log says why.
+            self.log.error(
+                "cookiestore: authentication of cookie {cbtid} (authid {authid}) not stored: {err}",
+                cbtid=cbtid,
+                authid=authid,
+                err=e,
+            )
+            return False
         return done == "written"
 
     def delAuth(self, cbtid: str) -> bool:

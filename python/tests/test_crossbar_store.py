@@ -76,10 +76,17 @@ def test_get_set_del_auth_in_crossbars_argument_order(cs):
     assert not cs.exists(cbtid) and cs.delAuth(cbtid) is False
 
 
-def test_set_auth_with_bytes_is_refused_clearly(cs):
+def test_set_auth_with_bytes_is_logged_not_raised(cs):
+    """Crossbar calls setAuth in onJoin: the login must go on; the cookie stays
+    unauthenticated and the error is logged (the Python API raises AuthextraError)."""
+    logged = []
+    cs.log = type("L", (), {"error": lambda self, fmt, **kw: logged.append(kw), "info": lambda *a, **k: None})()
     cbtid, _ = cs.create()
+    assert cs.setAuth(cbtid, "alice", "user", "wampcra", {"k": b"\x00"}, "realm1") is False
+    assert cs.getAuth(cbtid) == (None, None, None, None, None)
+    assert "bytes" in str(logged[0]["err"]) and logged[0]["authid"] == "alice"
     with pytest.raises(cookiestore.AuthextraError, match="bytes"):
-        cs.setAuth(cbtid, "alice", "user", "wampcra", {"k": b"\x00"}, "realm1")
+        cs.store.authenticate(cbtid, "alice", authextra={"k": b"\x00"})
 
 
 def test_protos_survive_del_auth_so_crossbar_kicks_them(cs):
