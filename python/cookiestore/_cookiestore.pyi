@@ -1,0 +1,128 @@
+"""Type stubs of the Rust extension module cookiestore._cookiestore."""
+
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal, Mapping, Optional, Union, final
+
+# What authextra may hold: what CBOR and JSON both hold (no bytes: see AuthextraError).
+AuthExtra = Union[None, bool, int, float, str, list["AuthExtra"], tuple["AuthExtra", ...], dict[str, "AuthExtra"]]
+# (authid, authrole, authmethod, authrealm, authextra), as Crossbar.io's getAuth returns it.
+AuthTuple = tuple[str, Optional[str], Optional[str], Optional[str], Any]
+# (seq, kind, value, oid); kind is "logout", "authid" or "maintenance".
+Revocation = tuple[int, str, str, str]
+
+class CookieStoreError(Exception):
+    """Base class of every error the cookie store raises; the message says what to do."""
+
+class ConfigError(CookieStoreError):
+    """A configuration value is outside its allowed range or malformed (names the field)."""
+
+class InvalidValueError(CookieStoreError):
+    """A cookie value cannot be stored (empty, too long, not cookie-safe, already used)."""
+
+class StoreFullError(CookieStoreError):
+    """The store reached its maxsize: purge expired cookies or raise maxsize."""
+
+class ReadOnlyError(CookieStoreError):
+    """A write through a store opened read-only."""
+
+class CorruptStoreError(CookieStoreError):
+    """A record, an index or the metadata is damaged: `cookiestore check` / `repair`."""
+
+class StoreOpenError(CookieStoreError):
+    """The store cannot be opened: not a store, unsupported LMDB format, bad path, locked."""
+
+class AuthextraError(CookieStoreError):
+    """authextra holds what the store cannot keep: bytes, a non-str dict key, an int beyond
+    64 bits, NaN or infinity, or another type. The message names where (`authextra["k"][1]`)."""
+
+@final
+class Tracked:
+    """The cookie in use for one connection."""
+
+    @property
+    def value(self) -> str: ...
+    @property
+    def is_new(self) -> bool: ...
+    @property
+    def set_cookie(self) -> str:
+        """`name=value;max-age=N` plus the configured attributes."""
+    @property
+    def auth(self) -> Optional[AuthTuple]: ...
+    @property
+    def authid(self) -> str:
+        """The stored authid, or (unauthenticated) the cookie value."""
+
+@final
+class RevocationFeed:
+    """A reader of the store's revocation feed that remembers where it is."""
+
+    def poll(self) -> tuple[list[Revocation], int, bool]:
+        """(entries since the last poll, position, missed)."""
+    @property
+    def position(self) -> int: ...
+
+@final
+class CookieStore:
+    """An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
+    store; every process opening the same path shares it. LMDB calls release the GIL."""
+
+    def __init__(
+        self,
+        path: Union[str, PathLike[str]],
+        *,
+        name: Optional[str] = None,
+        length: Optional[int] = None,
+        max_age: Optional[int] = None,
+        secure: Optional[bool] = None,
+        http_strict: Optional[bool] = None,
+        same_site: Optional[Literal["Strict", "Lax", "None"]] = None,
+        maxsize: Optional[int] = None,
+        initial_mapsize: Optional[int] = None,
+        readonly: Optional[bool] = None,
+        sync: Optional[bool] = None,
+        purge_on_startup: Optional[bool] = None,
+        file_mode: Optional[int] = None,
+    ) -> None: ...
+    @staticmethod
+    def from_section(
+        section: Mapping[str, Any], node_dir: Optional[Union[str, PathLike[str]]] = None
+    ) -> "CookieStore":
+        """Opens the store a Crossbar.io `cookie` section names (path relative to node_dir)."""
+    def track(self, cookie_header: Optional[Union[bytes, str]] = None) -> Tracked: ...
+    def create(self) -> tuple[str, str]:
+        """(value, "name=value;max-age=N") without attributes, as Crossbar's create()."""
+    def authenticate(
+        self,
+        value: str,
+        authid: str,
+        authrole: Optional[str] = None,
+        authmethod: Optional[str] = None,
+        authrealm: Optional[str] = None,
+        authextra: AuthExtra = None,
+        *,
+        session: Optional[int] = None,
+        worker: Optional[str] = None,
+    ) -> Literal["written", "unchanged", "no-such-cookie"]: ...
+    def clear_auth(self, value: str) -> bool: ...
+    def get_auth(self, value: str) -> Optional[AuthTuple]: ...
+    def exists(self, value: str) -> bool: ...
+    def logout(self, value: str) -> bool: ...
+    def logout_authid(self, authid: str) -> int: ...
+    def purge_expired(self) -> int: ...
+    def stats(self) -> dict[str, Any]: ...
+    def revocation_feed(self, after: Optional[int] = None) -> RevocationFeed: ...
+    def revocations_since(self, after: int) -> tuple[list[Revocation], int, bool]: ...
+    @property
+    def path(self) -> Path: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def length(self) -> int: ...
+    @property
+    def max_age(self) -> int: ...
+    @property
+    def readonly(self) -> bool: ...
+
+def check_section(section: Mapping[str, Any]) -> None:
+    """Checks a Crossbar.io cookie section without opening anything; raises ConfigError."""

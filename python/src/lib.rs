@@ -1,0 +1,657 @@
+//! `cookiestore._cookiestore`: the Python binding of the cookiestore library.
+//!
+//! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
+//! [`CookieStore`], opened from a path and options or from a Crossbar.io `cookie` section.
+//! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
+//! a Python process look cookies up in parallel. Errors become exceptions of the
+//! `cookiestore.CookieStoreError` hierarchy, with the library's messages.
+//!
+//! authextra crosses as the Python objects Crossbar.io passes (dict with str keys, list,
+//! tuple, str, int, float, bool, None). The library holds authextra as a JSON value (stored
+//! as CBOR), which cannot hold `bytes`, non-str dict keys, integers outside 64 bits or
+//! NaN/infinity: those are refused with `AuthextraError`, naming where in
+//! the value they are, before anything is written.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use cookiestore::{
+    Auth, AuthContext, AuthUpdate, CookieSection, CookieStore, Error, Revocations, Subscriber,
+    Tracker,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+create_exception!(
+    cookiestore,
+    CookieStoreError,
+    PyException,
+    "Base class of every error the cookie store raises."
+);
+create_exception!(
+    cookiestore,
+    ConfigError,
+    CookieStoreError,
+    "A configuration value is outside its allowed range or malformed (names the field)."
+);
+create_exception!(
+    cookiestore,
+    InvalidValueError,
+    CookieStoreError,
+    "A cookie value cannot be stored (empty, too long, not cookie-safe, or already used)."
+);
+create_exception!(
+    cookiestore,
+    StoreFullError,
+    CookieStoreError,
+    "The store reached its maxsize: purge expired cookies or raise maxsize."
+);
+create_exception!(
+    cookiestore,
+    ReadOnlyError,
+    CookieStoreError,
+    "A write through a store opened read-only."
+);
+create_exception!(
+    cookiestore,
+    CorruptStoreError,
+    CookieStoreError,
+    "A record, an index or the metadata is damaged: run `cookiestore check` / `repair`."
+);
+create_exception!(
+    cookiestore,
+    StoreOpenError,
+    CookieStoreError,
+    "The store cannot be opened: not a store, unsupported LMDB format, bad path, locked."
+);
+create_exception!(
+    cookiestore,
+    AuthextraError,
+    CookieStoreError,
+    "authextra holds a value the store cannot keep (bytes, a non-str key, ...)."
+);
+
+/// The library's error as a Python exception of the matching class, with its message.
+fn to_py(e: Error) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        Error::InvalidConfig { .. } | Error::UnsupportedLocation { .. } => {
+            ConfigError::new_err(msg)
+        }
+        Error::InvalidValue { .. } | Error::DuplicateValue { .. } => {
+            InvalidValueError::new_err(msg)
+        }
+        Error::MapFull { .. } => StoreFullError::new_err(msg),
+        Error::ReadOnly { .. } => ReadOnlyError::new_err(msg),
+        Error::CorruptRecord { .. }
+        | Error::InvalidRecord { .. }
+        | Error::CorruptMetadata { .. }
+        | Error::Damaged { .. } => CorruptStoreError::new_err(msg),
+        Error::UnsupportedFormat { .. }
+        | Error::NotAStore { .. }
+        | Error::Path { .. }
+        | Error::LockConflict { .. } => StoreOpenError::new_err(msg),
+        _ => CookieStoreError::new_err(msg),
+    }
+}
+
+fn authextra_err(at: &str, problem: impl std::fmt::Display) -> PyErr {
+    AuthextraError::new_err(format!(
+        "authextra{at}: {problem}; the store keeps authextra as dict (str keys), list, str, \
+         int (64-bit), float (finite), bool and None"
+    ))
+}
+
+/// A Python object (authextra, a config section) as a JSON value; refuses what JSON cannot
+/// hold, naming where it is (`["key"][2]`).
+fn to_json(obj: &Bound<'_, PyAny>, at: &mut String, depth: usize) -> PyResult<Value> {
+    if depth > 64 {
+        return Err(authextra_err(at, "nested deeper than 64 levels"));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::from(i));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::from(u));
+        }
+        return Err(authextra_err(
+            at,
+            format!("the int {obj} does not fit in 64 bits"),
+        ));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        let v = f.value();
+        return Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| authextra_err(at, format!("the float {v} is not finite")));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_str()?.to_owned()));
+    }
+    if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<pyo3::types::PyByteArray>() {
+        return Err(authextra_err(
+            at,
+            "bytes cannot be stored (JSON has no bytes); encode them first, e.g. base64 or hex",
+        ));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut map = Map::new();
+        for (k, v) in d.iter() {
+            let Ok(key) = k.cast::<PyString>() else {
+                return Err(authextra_err(
+                    at,
+                    format!("the dict key {} is not a str", k.repr()?),
+                ));
+            };
+            let key = key.to_str()?.to_owned();
+            let len = at.len();
+            at.push_str(&format!("[{key:?}]"));
+            let value = to_json(&v, at, depth + 1)?;
+            at.truncate(len);
+            map.insert(key, value);
+        }
+        return Ok(Value::Object(map));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let mut items = Vec::new();
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let len = at.len();
+            at.push_str(&format!("[{i}]"));
+            items.push(to_json(&item?, at, depth + 1)?);
+            at.truncate(len);
+        }
+        return Ok(Value::Array(items));
+    }
+    Err(authextra_err(
+        at,
+        format!("a {} cannot be stored", obj.get_type().name()?),
+    ))
+}
+
+/// A JSON value as Python objects: dict, list, str, int, float, bool, None.
+fn from_json<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(from_json(py, item)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, from_json(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}
+
+/// A value Python passed as str or bytes (a Cookie header, a cookie value).
+fn header_bytes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err(format!(
+        "the Cookie header must be bytes, str or None, not {}",
+        obj.get_type().name()?
+    )))
+}
+
+/// The 5-tuple Crossbar.io's `getAuth` returns: `(authid, authrole, authmethod, authrealm,
+/// authextra)`.
+fn auth_tuple<'py>(py: Python<'py>, auth: &Auth) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(
+        py,
+        [
+            PyString::new(py, &auth.authid).into_any(),
+            opt_str(py, auth.authrole.as_deref()),
+            opt_str(py, auth.authmethod.as_deref()),
+            opt_str(py, auth.authrealm.as_deref()),
+            from_json(py, &auth.authextra)?,
+        ],
+    )
+}
+
+fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
+    match s {
+        Some(s) => PyString::new(py, s).into_any(),
+        None => py.None().into_bound(py),
+    }
+}
+
+/// The answer to `CookieStore.track`: the cookie in use for one connection.
+#[pyclass(module = "cookiestore", name = "Tracked", frozen, get_all)]
+struct PyTracked {
+    /// The cookie value in use for this connection.
+    value: String,
+    /// Whether the cookie was created now (none, an unknown or an expired one was sent).
+    is_new: bool,
+    /// The `Set-Cookie` header value: `name=value;max-age=N` plus the configured attributes.
+    set_cookie: String,
+    /// `(authid, authrole, authmethod, authrealm, authextra)`, or None when unauthenticated.
+    auth: Option<Py<PyTuple>>,
+}
+
+#[pymethods]
+impl PyTracked {
+    /// The authid to use: the stored one, or (unauthenticated) the cookie value itself.
+    #[getter]
+    fn authid(&self, py: Python<'_>) -> PyResult<String> {
+        match &self.auth {
+            Some(t) => t.bind(py).get_item(0)?.extract(),
+            None => Ok(self.value.clone()),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Tracked(value={:?}, is_new={}, set_cookie={:?}, authenticated={})",
+            self.value,
+            if self.is_new { "True" } else { "False" },
+            self.set_cookie,
+            if self.auth.is_some() { "True" } else { "False" },
+        )
+    }
+}
+
+/// A reader of the store's revocation feed (logouts from every process), remembering where it
+/// is. `poll()` costs no transaction when nothing was committed since the last one.
+#[pyclass(module = "cookiestore", name = "RevocationFeed", frozen)]
+struct PyFeed {
+    inner: Mutex<Subscriber>,
+}
+
+fn revocations<'py>(py: Python<'py>, found: Revocations) -> PyResult<Bound<'py, PyTuple>> {
+    let entries = PyList::empty(py);
+    for r in &found.entries {
+        entries.append((r.seq, r.kind.as_str(), r.value.as_str(), r.oid.to_string()))?;
+    }
+    (entries, found.next, found.missed).into_pyobject(py)
+}
+
+#[pymethods]
+impl PyFeed {
+    /// `(entries, position, missed)`: the revocations since the last poll, each
+    /// `(seq, kind, value, oid)` with kind `"logout"`, `"authid"` or `"maintenance"`; the
+    /// sequence number read up to; whether some were trimmed before they were read.
+    fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let found = py
+            .detach(|| {
+                let mut sub = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                sub.poll()
+            })
+            .map_err(to_py)?;
+        revocations(py, found)
+    }
+
+    /// The sequence number this feed reads after.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .position()
+    }
+}
+
+/// An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
+/// store. Shared by every process of a host that opens the same path.
+#[pyclass(module = "cookiestore", name = "CookieStore", frozen)]
+struct Store {
+    tracker: Tracker,
+}
+
+impl Store {
+    fn store(&self) -> &CookieStore {
+        self.tracker.store()
+    }
+}
+
+#[pymethods]
+impl Store {
+    /// Opens (or creates) the store in directory `path`.
+    ///
+    /// Tracking: `name`, `length`, `max_age` and the `Set-Cookie` attributes `secure`,
+    /// `http_strict` (HttpOnly), `same_site`, as in Crossbar.io's cookie section. Store:
+    /// `maxsize`, `initial_mapsize`, `readonly`, `sync`, `purge_on_startup` (expired
+    /// cookies only), `file_mode`. Every value is validated by the library (`ConfigError`).
+    #[new]
+    #[pyo3(signature = (path, *, name=None, length=None, max_age=None, secure=None,
+        http_strict=None, same_site=None, maxsize=None, initial_mapsize=None, readonly=None,
+        sync=None, purge_on_startup=None, file_mode=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        name: Option<String>,
+        length: Option<u64>,
+        max_age: Option<u64>,
+        secure: Option<bool>,
+        http_strict: Option<bool>,
+        same_site: Option<String>,
+        maxsize: Option<u64>,
+        initial_mapsize: Option<u64>,
+        readonly: Option<bool>,
+        sync: Option<bool>,
+        purge_on_startup: Option<bool>,
+        file_mode: Option<u32>,
+    ) -> PyResult<Self> {
+        let mut store = Map::new();
+        store.insert("type".into(), "cookiestore".into());
+        store.insert("path".into(), path.to_string_lossy().into_owned().into());
+        let put = |m: &mut Map<String, Value>, k: &str, v: Option<Value>| {
+            if let Some(v) = v {
+                m.insert(k.into(), v);
+            }
+        };
+        put(&mut store, "maxsize", maxsize.map(Value::from));
+        put(
+            &mut store,
+            "initial_mapsize",
+            initial_mapsize.map(Value::from),
+        );
+        put(&mut store, "readonly", readonly.map(Value::from));
+        put(&mut store, "sync", sync.map(Value::from));
+        put(
+            &mut store,
+            "purge_on_startup",
+            purge_on_startup.map(Value::from),
+        );
+        put(&mut store, "file_mode", file_mode.map(Value::from));
+        let mut section = Map::new();
+        put(&mut section, "name", name.map(Value::from));
+        put(&mut section, "length", length.map(Value::from));
+        put(&mut section, "max_age", max_age.map(Value::from));
+        put(&mut section, "secure", secure.map(Value::from));
+        put(&mut section, "http_strict", http_strict.map(Value::from));
+        put(&mut section, "same_site", same_site.map(Value::from));
+        section.insert("store".into(), Value::Object(store));
+        open_section(py, &Value::Object(section), None)
+    }
+
+    /// Opens the store a Crossbar.io `cookie` section names (a dict as in the node config:
+    /// `name`, `length`, `max_age`, `secure`, `http_strict`, `same_site`, and `store` of type
+    /// `cookiestore` or `database` with a `path` relative to `node_dir`).
+    #[staticmethod]
+    #[pyo3(signature = (section, node_dir=None))]
+    fn from_section(
+        py: Python<'_>,
+        section: &Bound<'_, PyAny>,
+        node_dir: Option<PathBuf>,
+    ) -> PyResult<Self> {
+        let value = to_json(section, &mut String::new(), 0)
+            .map_err(|e| ConfigError::new_err(format!("cookie section: {}", e.value(py))))?;
+        open_section(py, &value, node_dir)
+    }
+
+    /// Tracks one connection from its `Cookie` request header (bytes or str; None when
+    /// absent): the first live cookie of the configured name is used, else a new one is made.
+    #[pyo3(signature = (cookie_header=None))]
+    fn track(
+        &self,
+        py: Python<'_>,
+        cookie_header: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyTracked> {
+        let header = cookie_header.map(header_bytes).transpose()?;
+        let tracked = py
+            .detach(|| self.tracker.track(header.as_deref()))
+            .map_err(to_py)?;
+        let auth = match &tracked.auth {
+            Some(a) => Some(auth_tuple(py, a)?.unbind()),
+            None => None,
+        };
+        Ok(PyTracked {
+            value: tracked.value,
+            is_new: tracked.is_new,
+            set_cookie: tracked.set_cookie,
+            auth,
+        })
+    }
+
+    /// Creates a new cookie: `(value, "name=value;max-age=N")`, without attributes (what
+    /// Crossbar.io's `create()` returns; Crossbar appends the attributes).
+    fn create(&self, py: Python<'_>) -> PyResult<(String, String)> {
+        let c = self.tracker.config();
+        let cookie = py
+            .detach(|| self.store().create(&c.name, c.length, c.max_age))
+            .map_err(to_py)?;
+        let header = format!("{}={};max-age={}", c.name, cookie.value, c.max_age);
+        Ok((cookie.value, header))
+    }
+
+    /// Stores the authentication on the live cookie `value` after a login. Returns
+    /// `"written"`, `"unchanged"` (it carried exactly this already) or `"no-such-cookie"`.
+    #[pyo3(signature = (value, authid, authrole=None, authmethod=None, authrealm=None,
+        authextra=None, *, session=None, worker=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn authenticate(
+        &self,
+        py: Python<'_>,
+        value: &str,
+        authid: &str,
+        authrole: Option<String>,
+        authmethod: Option<String>,
+        authrealm: Option<String>,
+        authextra: Option<&Bound<'_, PyAny>>,
+        session: Option<u64>,
+        worker: Option<String>,
+    ) -> PyResult<&'static str> {
+        let extra = match authextra {
+            Some(obj) => to_json(obj, &mut String::new(), 0)?,
+            None => Value::Null,
+        };
+        let auth = Auth {
+            authid: authid.to_owned(),
+            authrole,
+            authmethod: authmethod.clone(),
+            authrealm,
+            authextra: extra,
+        };
+        let context = AuthContext::default()
+            .authmethod(authmethod)
+            .session(session.unwrap_or(0))
+            .worker(worker);
+        let done = py
+            .detach(|| self.tracker.authenticate(value, &auth, &context))
+            .map_err(to_py)?;
+        Ok(match done {
+            AuthUpdate::Written => "written",
+            AuthUpdate::Unchanged => "unchanged",
+            _ => "no-such-cookie",
+        })
+    }
+
+    /// Removes the authentication from the live cookie `value`, keeping the cookie (what
+    /// Crossbar.io's `setAuth(cbtid, None, None, None, None, None)` does). Returns whether
+    /// the cookie was authenticated.
+    fn clear_auth(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
+        py.detach(|| {
+            self.store().batch("clear a cookie's authentication", |b| {
+                let now = b.now_ns();
+                let Some(mut cookie) = b.get(value)? else {
+                    return Ok(false);
+                };
+                if cookie.is_expired(now) || cookie.authid.is_none() {
+                    return Ok(false);
+                }
+                cookie.authid = None;
+                cookie.authrole = None;
+                cookie.authmethod = None;
+                cookie.authrealm = None;
+                cookie.authextra = Value::Null;
+                b.put(&cookie)?;
+                Ok(true)
+            })
+        })
+        .map_err(to_py)
+    }
+
+    /// `(authid, authrole, authmethod, authrealm, authextra)` of the live cookie `value`, or
+    /// None when it is unknown, expired or unauthenticated.
+    fn get_auth<'py>(&self, py: Python<'py>, value: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let auth = py.detach(|| self.tracker.get_auth(value)).map_err(to_py)?;
+        auth.map(|a| auth_tuple(py, &a)).transpose()
+    }
+
+    /// Whether a live cookie has `value`.
+    fn exists(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
+        py.detach(|| self.tracker.exists(value)).map_err(to_py)
+    }
+
+    /// Logs out: deletes the cookie (and records the revocation in the feed). Returns whether
+    /// it existed.
+    fn logout(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
+        py.detach(|| self.tracker.logout(value)).map_err(to_py)
+    }
+
+    /// Logs out every cookie of `authid`; returns how many.
+    fn logout_authid(&self, py: Python<'_>, authid: &str) -> PyResult<u64> {
+        py.detach(|| self.store().logout_authid(authid))
+            .map_err(to_py)
+    }
+
+    /// Deletes every expired cookie; returns how many.
+    fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.store().purge_expired()).map_err(to_py)
+    }
+
+    /// Figures about the store (one snapshot) as a dict: `live`, `expired`, `authenticated`,
+    /// `records`, `map_size`, `map_used`, `maxsize`, ... (the library's `Stats`).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stats = py.detach(|| self.store().stats()).map_err(to_py)?;
+        let value = serde_json::to_value(&stats)
+            .map_err(|e| CookieStoreError::new_err(format!("stats: {e}")))?;
+        from_json(py, &value)
+    }
+
+    /// A reader of the revocation feed starting at its end (it sees logouts from now on), or
+    /// after sequence number `after`.
+    #[pyo3(signature = (after=None))]
+    fn revocation_feed(&self, py: Python<'_>, after: Option<u64>) -> PyResult<PyFeed> {
+        let sub = match after {
+            Some(n) => Subscriber::starting_after(self.store(), n),
+            None => py.detach(|| Subscriber::new(self.store())).map_err(to_py)?,
+        };
+        Ok(PyFeed {
+            inner: Mutex::new(sub),
+        })
+    }
+
+    /// `(entries, next, missed)`: the revocations after sequence number `after` (see
+    /// `RevocationFeed.poll`).
+    fn revocations_since<'py>(&self, py: Python<'py>, after: u64) -> PyResult<Bound<'py, PyTuple>> {
+        let found = py
+            .detach(|| self.store().revocations_since(after))
+            .map_err(to_py)?;
+        revocations(py, found)
+    }
+
+    /// The store's directory.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.store().path().to_path_buf()
+    }
+
+    /// The cookie name.
+    #[getter]
+    fn name(&self) -> String {
+        self.tracker.config().name.clone()
+    }
+
+    /// Characters per new cookie value.
+    #[getter]
+    fn length(&self) -> usize {
+        self.tracker.config().length
+    }
+
+    /// Cookie lifetime (seconds).
+    #[getter]
+    fn max_age(&self) -> u64 {
+        self.tracker.config().max_age
+    }
+
+    /// Whether the store was opened read-only.
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.store().is_readonly()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CookieStore({:?}, name={:?}, max_age={})",
+            self.store().path(),
+            self.tracker.config().name,
+            self.tracker.config().max_age
+        )
+    }
+}
+
+/// Checks a Crossbar.io `cookie` section (a dict) without opening anything: raises
+/// `ConfigError` naming the field, else returns None.
+#[pyfunction]
+fn check_section(py: Python<'_>, section: &Bound<'_, PyAny>) -> PyResult<()> {
+    let value = to_json(section, &mut String::new(), 0)
+        .map_err(|e| ConfigError::new_err(format!("cookie section: {}", e.value(py))))?;
+    CookieSection::from_value(&value).map_err(to_py)?;
+    Ok(())
+}
+
+fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> PyResult<Store> {
+    let parsed = CookieSection::from_value(section).map_err(to_py)?;
+    let Some(store) = parsed.store else {
+        return Err(ConfigError::new_err(
+            "invalid configuration: `cookie.store` is missing; give {\"type\": \"cookiestore\", \
+             \"path\": ...}",
+        ));
+    };
+    let path = store.path_in(node_dir.unwrap_or_default());
+    let tracker = py
+        .detach(|| Tracker::open(path, store.options, parsed.tracker))
+        .map_err(to_py)?;
+    Ok(Store { tracker })
+}
+
+#[pymodule]
+fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Store>()?;
+    m.add_function(wrap_pyfunction!(check_section, m)?)?;
+    m.add_class::<PyTracked>()?;
+    m.add_class::<PyFeed>()?;
+    m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;
+    m.add("ConfigError", py.get_type::<ConfigError>())?;
+    m.add("InvalidValueError", py.get_type::<InvalidValueError>())?;
+    m.add("StoreFullError", py.get_type::<StoreFullError>())?;
+    m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
+    m.add("CorruptStoreError", py.get_type::<CorruptStoreError>())?;
+    m.add("StoreOpenError", py.get_type::<StoreOpenError>())?;
+    m.add("AuthextraError", py.get_type::<AuthextraError>())?;
+    Ok(())
+}
