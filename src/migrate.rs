@@ -277,7 +277,8 @@ pub fn import_legacy(
                 }
             }
             Ok(counts)
-        })?;
+        })
+        .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
@@ -573,7 +574,8 @@ fn restore_batch(
             }
         }
         Ok(counts)
-    })?;
+    })
+    .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
     summary.restored += restored;
     summary.replaced += replaced;
     summary.unchanged += unchanged;

@@ -598,6 +598,19 @@ impl CookieStore {
                 Err(Error::MapFull { maxsize, .. }) => {
                     return Err(Error::MapFull { operation, maxsize });
                 }
+                Err(Error::DiskFull {
+                    path,
+                    committed,
+                    source,
+                    ..
+                }) => {
+                    return Err(Error::DiskFull {
+                        path,
+                        operation,
+                        committed,
+                        source,
+                    });
+                }
                 other => return other,
             }
         }
@@ -657,7 +670,7 @@ impl Shared {
                 path: self.path.clone(),
                 problem: format!("LMDB reports: {inner}"),
             },
-            heed::Error::Io(io) => Error::Io(io),
+            heed::Error::Io(io) => Error::from_io(&self.path, "write", io),
             other => Error::Lmdb(LmdbError(other)),
         }
     }
