@@ -305,7 +305,11 @@ fn committed_note(committed: Option<u64>) -> String {
 impl Error {
     /// The error for `source`, an I/O error on the store at `path`: [`Error::DiskFull`] when
     /// it means the file system is full, else [`Error::Io`].
-    pub(crate) fn from_io(path: &std::path::Path, operation: &'static str, source: io::Error) -> Self {
+    pub(crate) fn from_io(
+        path: &std::path::Path,
+        operation: &'static str,
+        source: io::Error,
+    ) -> Self {
         if is_disk_full(path, &source) {
             Error::DiskFull {
                 path: path.to_path_buf(),

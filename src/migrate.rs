@@ -256,29 +256,30 @@ pub fn import_legacy(
 
     let mut done = 0u64;
     for chunk in to_write.chunks(BATCH) {
-        let (imported, updated, unchanged) = store.batch("import cookies", |b| {
-            let mut counts = (0, 0, 0);
-            for legacy in chunk {
-                let existing = match b.view().get_any_by_value(&legacy.value) {
-                    Ok(c) => c,
-                    Err(Error::CorruptRecord { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
-                if existing.as_ref() == Some(&cookie) {
-                    counts.2 += 1; // someone wrote the same meanwhile
-                    continue;
+        let (imported, updated, unchanged) = store
+            .batch("import cookies", |b| {
+                let mut counts = (0, 0, 0);
+                for legacy in chunk {
+                    let existing = match b.view().get_any_by_value(&legacy.value) {
+                        Ok(c) => c,
+                        Err(Error::CorruptRecord { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
+                    if existing.as_ref() == Some(&cookie) {
+                        counts.2 += 1; // someone wrote the same meanwhile
+                        continue;
+                    }
+                    b.put(&cookie)?;
+                    if existing.is_some() {
+                        counts.1 += 1;
+                    } else {
+                        counts.0 += 1;
+                    }
                 }
-                b.put(&cookie)?;
-                if existing.is_some() {
-                    counts.1 += 1;
-                } else {
-                    counts.0 += 1;
-                }
-            }
-            Ok(counts)
-        })
-        .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
+                Ok(counts)
+            })
+            .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
@@ -541,41 +542,42 @@ fn restore_batch(
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
-    let (restored, replaced, unchanged, conflicts, bad) = store.batch("restore cookies", |b| {
-        if require_empty {
-            let records = b.view().raw_records()?.count() as u64;
-            if records > 0 {
-                return Err(Error::NotEmpty {
-                    path: store.path().to_path_buf(),
-                    records,
-                });
-            }
-        }
-        let mut counts = (0, 0, 0, Vec::new(), Vec::new());
-        for (line, cookie) in records {
-            let existing = match b.view().get_any_by_oid(cookie.oid) {
-                Ok(c) => c,
-                Err(Error::CorruptRecord { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            if existing.as_ref() == Some(cookie) {
-                counts.2 += 1;
-                continue;
-            }
-            match b.put(cookie) {
-                Ok(()) if existing.is_some() => counts.1 += 1,
-                Ok(()) => counts.0 += 1,
-                Err(Error::DuplicateValue { value, existing }) => {
-                    counts.3.push((*line, value, existing))
+    let (restored, replaced, unchanged, conflicts, bad) = store
+        .batch("restore cookies", |b| {
+            if require_empty {
+                let records = b.view().raw_records()?.count() as u64;
+                if records > 0 {
+                    return Err(Error::NotEmpty {
+                        path: store.path().to_path_buf(),
+                        records,
+                    });
                 }
-                // Refused before anything was written: one record, not the whole batch.
-                Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
-                Err(e) => return Err(e),
             }
-        }
-        Ok(counts)
-    })
-    .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
+            let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+            for (line, cookie) in records {
+                let existing = match b.view().get_any_by_oid(cookie.oid) {
+                    Ok(c) => c,
+                    Err(Error::CorruptRecord { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                if existing.as_ref() == Some(cookie) {
+                    counts.2 += 1;
+                    continue;
+                }
+                match b.put(cookie) {
+                    Ok(()) if existing.is_some() => counts.1 += 1,
+                    Ok(()) => counts.0 += 1,
+                    Err(Error::DuplicateValue { value, existing }) => {
+                        counts.3.push((*line, value, existing))
+                    }
+                    // Refused before anything was written: one record, not the whole batch.
+                    Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(counts)
+        })
+        .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
     summary.restored += restored;
     summary.replaced += replaced;
     summary.unchanged += unchanged;

@@ -107,9 +107,8 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         // A creation that failed (a full disk, most often) must not leave a half-made
         // data.mdb behind, which every later open would refuse as "not a valid LMDB file".
         // Only an unusable one is removed: a concurrent creator may have made it whole.
-        let unusable = fs::metadata(&data).is_ok_and(|m| {
-            m.len() < 2 * page_size() || check_data_file(&data, m.len()).is_err()
-        });
+        let unusable = fs::metadata(&data)
+            .is_ok_and(|m| m.len() < 2 * page_size() || check_data_file(&data, m.len()).is_err());
         if unusable {
             let _ = fs::remove_file(&data);
         }

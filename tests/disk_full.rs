@@ -47,7 +47,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -64,13 +67,19 @@ fn creating_a_store_on_a_full_disk_fails_clearly_and_leaves_nothing() {
             .expect_err("no space: the open must fail");
         if readonly {
             // Read-only never creates a store: the directory was not even made.
-            assert!(matches!(err, Error::Path { .. } | Error::NotAStore { .. }), "{err:?}");
+            assert!(
+                matches!(err, Error::Path { .. } | Error::NotAStore { .. }),
+                "{err:?}"
+            );
             continue;
         }
         let text = err.to_string();
         assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
         assert!(text.contains("disk is full"), "{text}");
-        assert!(text.contains(&*store.to_string_lossy()), "names the store: {text}");
+        assert!(
+            text.contains(&*store.to_string_lossy()),
+            "names the store: {text}"
+        );
     }
     assert!(
         !store.join("data.mdb").exists(),
@@ -144,7 +153,10 @@ fn writing_until_the_disk_is_full_fails_clearly_and_keeps_earlier_commits() {
     let text = err.to_string();
     assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
     assert!(text.contains("disk is full"), "{text}");
-    assert!(text.contains(&*store.to_string_lossy()), "names the store: {text}");
+    assert!(
+        text.contains(&*store.to_string_lossy()),
+        "names the store: {text}"
+    );
     assert!(written > 1, "some batches must have gone in first");
     drop(s);
     let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();

@@ -1,0 +1,155 @@
+//! The CLI on faults: a full file system, re-run imports, huge lines, big integers.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cookiestore::{CookieStore, StoreOptions};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
+
+/// As the library tests' `common::need`: skip with a printed reason, fail under a non-empty CI.
+fn need(cond: bool, why: &str) -> bool {
+    if cond {
+        return true;
+    }
+    match std::env::var_os("CI") {
+        Some(ci) if !ci.is_empty() => panic!("{why}; CI={ci:?} is set, so this test must run"),
+        _ => {
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
+
+/// Whether this process may mount (root with CAP_SYS_ADMIN).
+fn can_mount() -> bool {
+    common::running_as_root()
+        && Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "--", "true"])
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs failed");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    let out = Command::new(BIN)
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const MOUNT_NEEDED: &str = "faults: the full file system cases need root (a small tmpfs)";
+
+#[test]
+fn cli_on_a_full_disk_reports_it_and_never_crashes() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    // An export of 6,000 cookies, made on a normal file system.
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let s = CookieStore::open(&src, StoreOptions::default()).unwrap();
+    s.batch("create", |b| {
+        for _ in 0..6000 {
+            b.create("cbtid", 24, 3600)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(s);
+    let export = work.path().join("export.jsonl");
+    let r = run(&[&"export", &src, &"-o", &export]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    let fs = Tmpfs::mount("768k");
+    // restore into a new store until the disk fills: the batches before stay.
+    let store = fs.path().join("store");
+    let r = run(&[&"restore", &store, &export]);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "exit 2 with an error, no signal: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.contains("disk is full"), "{}", r.stderr);
+    assert!(r.stderr.contains(&*store.to_string_lossy()), "{}", r.stderr);
+    let went_in: u64 = r
+        .stderr
+        .split("; ")
+        .find_map(|p| p.strip_suffix(" cookie(s) went in before (committed in earlier batches, and kept), the rest did not"))
+        .unwrap_or_else(|| panic!("says how many went in: {}", r.stderr))
+        .parse()
+        .unwrap();
+    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    assert_eq!(s.count().unwrap(), went_in, "{}", r.stderr);
+    drop(s);
+
+    // stats that has to create lock.mdb on the full disk: a clear error, not SIGBUS.
+    std::fs::remove_file(store.join("lock.mdb")).unwrap();
+    let fill = fs.fill("fill");
+    let r = run(&[&"stats", &store]);
+    assert_eq!(r.code, Some(2), "no signal: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("disk is full"), "{}", r.stderr);
+
+    // Creating a store on the full disk: clear error, no data.mdb left behind.
+    let fresh = fs.path().join("fresh");
+    let r = run(&[&"restore", &fresh, &export]);
+    assert_eq!(r.code, Some(2), "no signal: {}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("disk is full"), "{}", r.stderr);
+    assert!(!fresh.join("data.mdb").exists());
+    std::fs::remove_file(fill).unwrap();
+    let r = run(&[&"stats", &store]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+}
