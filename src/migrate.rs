@@ -23,7 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cookie::Cookie;
-use crate::error::{Error, Result};
+use crate::error::{Error, LmdbResult, Result};
 use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::store::CookieStore;
 
@@ -121,6 +121,10 @@ pub struct ImportOptions {
     /// Only work out what the import would do, from one snapshot: nothing is written, and a
     /// read-only store will do.
     pub dry_run: bool,
+    /// Import cookies that an earlier import brought in and that have since left the store
+    /// (logged out, or deleted otherwise). Without it they are skipped and counted in
+    /// [`ImportSummary::skipped_logged_out`]: re-running an import must not log them back in.
+    pub force: bool,
 }
 
 impl ImportOptions {
@@ -135,6 +139,12 @@ impl ImportOptions {
         self.dry_run = dry_run;
         self
     }
+
+    /// Sets [`force`](Self::force).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
 }
 
 impl Default for ImportOptions {
@@ -142,6 +152,7 @@ impl Default for ImportOptions {
         ImportOptions {
             name: crate::config::DEFAULT_NAME.to_string(),
             dry_run: false,
+            force: false,
         }
     }
 }
@@ -164,6 +175,9 @@ pub struct ImportSummary {
     pub removed_from_store: u64,
     /// Cookies dropped because they are expired.
     pub expired: u64,
+    /// Cookies an earlier import brought in that have left the store since (logged out):
+    /// skipped, unless [`ImportOptions::force`].
+    pub skipped_logged_out: u64,
     /// Bad lines: 1-based line number and what is wrong. They were skipped.
     pub bad_lines: Vec<(u64, String)>,
     /// Cookies the store refused (value that cannot be a key, authextra too large or deep):
@@ -224,6 +238,10 @@ pub fn import_legacy(
                 Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
                 Err(e) => return Err(e),
             };
+            if existing.is_none() && !options.force && was_imported(s, &legacy.value)? {
+                summary.skipped_logged_out += 1;
+                continue;
+            }
             let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
             if existing.as_ref() == Some(&cookie) {
                 summary.unchanged += 1;
@@ -256,21 +274,31 @@ pub fn import_legacy(
 
     let mut done = 0u64;
     for chunk in to_write.chunks(BATCH) {
-        let (imported, updated, unchanged) = store
+        let (imported, updated, unchanged, skipped) = store
             .batch("import cookies", |b| {
-                let mut counts = (0, 0, 0);
+                let mut counts = (0, 0, 0, 0);
                 for legacy in chunk {
                     let existing = match b.view().get_any_by_value(&legacy.value) {
                         Ok(c) => c,
                         Err(Error::CorruptRecord { .. }) => None,
                         Err(e) => return Err(e),
                     };
+                    if existing.is_none()
+                        && !options.force
+                        && was_imported(&b.view(), &legacy.value)?
+                    {
+                        counts.3 += 1; // logged out meanwhile
+                        continue;
+                    }
                     let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
                     if existing.as_ref() == Some(&cookie) {
                         counts.2 += 1; // someone wrote the same meanwhile
                         continue;
                     }
                     b.put(&cookie)?;
+                    if let Some(key) = imported_key(b.tables.slots.state, &cookie.value) {
+                        b.raw_put(&key, cookie.oid.as_bytes())?;
+                    }
                     if existing.is_some() {
                         counts.1 += 1;
                     } else {
@@ -283,6 +311,7 @@ pub fn import_legacy(
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
+        summary.skipped_logged_out += skipped;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -298,6 +327,30 @@ pub fn import_legacy(
         })?;
     }
     Ok(summary)
+}
+
+/// Name prefix of the store-state entries that remember which cookie values imports brought
+/// in (`imported` + value, holding the oid given): a later import skips those that have left
+/// the store since, so that re-running an import never logs a logged-out cookie back in.
+const IMPORTED: &[u8] = b"imported\0";
+
+/// The store-state key recording that an import brought in `value` (`None` without a state
+/// table, or for a value too long for an LMDB key with the prefix: those are not recorded).
+fn imported_key(state_slot: Option<u16>, value: &str) -> Option<Vec<u8>> {
+    let slot = state_slot?;
+    let mut key = Vec::with_capacity(2 + IMPORTED.len() + value.len());
+    key.extend_from_slice(&slot.to_be_bytes());
+    key.extend_from_slice(IMPORTED);
+    key.extend_from_slice(value.as_bytes());
+    (key.len() <= 511).then_some(key)
+}
+
+/// Whether an earlier import brought in `value`.
+fn was_imported(s: &crate::snapshot::Snapshot<'_>, value: &str) -> Result<bool> {
+    let Some(key) = imported_key(s.tables.slots.state, value) else {
+        return Ok(false);
+    };
+    Ok(s.tables.db.get(s.txn, &key).lmdb()?.is_some())
 }
 
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).

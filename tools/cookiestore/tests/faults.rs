@@ -153,3 +153,79 @@ fn cli_on_a_full_disk_reports_it_and_never_crashes() {
     let r = run(&[&"stats", &store]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
 }
+
+/// Import, log a cookie out, import the same file again: the cookie stays logged out (and is
+/// reported), until `--force`.
+#[test]
+fn a_re_run_import_does_not_bring_a_logged_out_cookie_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = common::fixture("crossbar-cookies.dat");
+    let now = "2026-11-22T12:00:00Z";
+    let r = run(&[&"--now", &now, &"import", &store, &file]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("imported         32  new cookies"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&[&"--now", &now, &"dump", &store]);
+    let first: serde_json::Value = serde_json::from_str(r.stdout.lines().next().unwrap()).unwrap();
+    let value = first["value"].as_str().unwrap().to_string();
+    let r = run(&[&"--now", &now, &"delete", &store, &value]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    let r = run(&[&"--now", &now, &"import", &store, &file]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("imported          0  new cookies"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("logged out        1  skipped (logged out since an earlier import"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(
+            "skipped 1 cookies logged out since an earlier import; --force brings them back"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[&"--now", &now, &"get", &store, &value]);
+    assert_eq!(
+        r.code,
+        Some(1),
+        "the logged-out cookie must not authenticate: {}",
+        r.stdout
+    );
+    // --dry-run says the same.
+    let r = run(&[
+        &"--now",
+        &now,
+        &"import",
+        &"--dry-run",
+        &"--json",
+        &store,
+        &file,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["skipped_logged_out"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+
+    let r = run(&[&"--now", &now, &"import", &"--force", &store, &file]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stdout.contains("imported          1  new cookies"),
+        "{}",
+        r.stdout
+    );
+    let r = run(&[&"--now", &now, &"get", &store, &value]);
+    assert_eq!(r.code, Some(0), "--force brings it back: {}", r.stderr);
+}

@@ -28,6 +28,11 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also import cookies that an earlier import brought in and that were logged out
+    /// (deleted from the store) since; without it they are skipped, so re-running an import
+    /// never logs them back in.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
@@ -49,7 +54,10 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     bar.finish_and_clear();
     // Work out the changes on a read-only handle first: an import that changes nothing
     // writes nothing (not even a transaction), and --dry-run stops there.
-    let plan_options = ImportOptions::default().name(a.name.clone()).dry_run(true);
+    let plan_options = ImportOptions::default()
+        .name(a.name.clone())
+        .dry_run(true)
+        .force(a.force);
     let plan = if a.dry_run || a.path.join("data.mdb").exists() {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
@@ -71,7 +79,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                 Some(source.replay.cookies.len() as u64),
                 "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
             );
-            let options = ImportOptions::default().name(a.name);
+            let options = ImportOptions::default().name(a.name).force(a.force);
             let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
                 bar.set_position(n)
             })?;
@@ -83,6 +91,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let file = a.file.display();
     for (line, problem) in &summary.bad_lines {
         warn(&format!("{file} line {line}: {problem}; skipped"));
+    }
+    if summary.skipped_logged_out > 0 {
+        warn(&format!(
+            "skipped {} cookies logged out since an earlier import; --force brings them back",
+            summary.skipped_logged_out
+        ));
     }
     for (value, problem) in &summary.rejected {
         warn(&format!("cookie {value:?} rejected: {problem}; skipped"));
@@ -102,6 +116,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
              {:<11}{:>8}  existing cookies already identical\n\
              {:<11}{:>8}  logged out in the file ({} of them removed from the store)\n\
              {:<11}{:>8}  dropped (expired at {})\n\
+             {}\
              {:<11}{:>8}  skipped{}\n",
             if a.dry_run {
                 "dry run, nothing written: would have "
@@ -123,6 +138,15 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             "expired",
             summary.expired,
             format_rfc3339_ns(now),
+            if summary.skipped_logged_out == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{:<11}{:>8}  skipped (logged out since an earlier import; --force brings \
+                     them back)\n",
+                    "logged out", summary.skipped_logged_out
+                )
+            },
             "bad lines",
             summary.bad_lines.len(),
             if summary.rejected.is_empty() {
