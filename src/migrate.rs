@@ -75,18 +75,11 @@ pub fn read_legacy(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<LegacyS
     let mut seen = HashSet::new();
     let mut reader = BufReader::with_capacity(1 << 16, open()?);
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        let Ok(text) = std::str::from_utf8(&buf) else {
-            continue;
-        };
-        if let Ok(LegacyLine {
+    while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+        if let Some(Ok(LegacyLine {
             status: LegacyStatus::Deleted,
             cookie,
-        }) = legacy::parse_line(text.trim_end_matches(['\n', '\r']))
+        })) = legacy::parse_read_line(&buf, len)
             && !survivors.contains(cookie.value.as_str())
             && seen.insert(cookie.value.clone())
         {
@@ -353,6 +346,129 @@ fn was_imported(s: &crate::snapshot::Snapshot<'_>, value: &str) -> Result<bool> 
     Ok(s.tables.db.get(s.txn, &key).lmdb()?.is_some())
 }
 
+/// Imports Crossbar.io's `cookies.dat` at `path` into `store`, streaming: as
+/// [`read_legacy`] + [`import_legacy`], but the file is read twice instead of held in memory
+/// (the first pass keeps only each cookie value's last line number), and the cookies are
+/// planned and written [`BATCH`] at a time, each batch from its own snapshot. Memory grows
+/// with the number of distinct cookie values, not with the file; a line longer than
+/// [`MAX_LINE`](crate::maintenance::MAX_LINE) is a bad line. `progress` gets the bytes read
+/// so far over both passes (twice the file's size at the end).
+pub fn import_file(
+    store: &CookieStore,
+    path: &Path,
+    now: u64,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary> {
+    use std::collections::HashMap;
+    let open = || {
+        File::open(path).map_err(|source| Error::Path {
+            path: path.to_path_buf(),
+            problem: "cannot read the cookies file".into(),
+            source,
+        })
+    };
+    let mut summary = ImportSummary::default();
+    // Pass 1: the line number of each value's surviving line, and the values logged out.
+    let mut last: HashMap<Box<str>, u64> = HashMap::new();
+    let mut logged_out: HashSet<Box<str>> = HashSet::new();
+    let mut read = 0u64;
+    let mut buf = Vec::new();
+    {
+        let mut reader = BufReader::with_capacity(1 << 16, open()?);
+        while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+            summary.lines += 1;
+            read += len;
+            if summary.lines.is_multiple_of(4096) {
+                progress(read);
+            }
+            match legacy::parse_read_line(&buf, len) {
+                None => {}
+                Some(Err(e)) => summary.bad_lines.push((summary.lines, e.to_string())),
+                Some(Ok(LegacyLine {
+                    status: LegacyStatus::Deleted,
+                    cookie,
+                })) => {
+                    if last.remove(cookie.value.as_str()).is_some() {
+                        summary.deleted += 1;
+                    }
+                    logged_out.insert(cookie.value.into_boxed_str());
+                }
+                Some(Ok(LegacyLine { cookie, .. })) => {
+                    last.insert(cookie.value.into_boxed_str(), summary.lines);
+                }
+            }
+        }
+    }
+    logged_out.retain(|v| !last.contains_key(v));
+    // Pass 2: the surviving lines, BATCH at a time.
+    let add = |summary: &mut ImportSummary, part: ImportSummary| {
+        summary.imported += part.imported;
+        summary.updated += part.updated;
+        summary.unchanged += part.unchanged;
+        summary.expired += part.expired;
+        summary.skipped_logged_out += part.skipped_logged_out;
+        summary.removed_from_store += part.removed_from_store;
+        summary.rejected.extend(part.rejected);
+    };
+    let run = |summary: &mut ImportSummary, source: LegacySource| -> Result<()> {
+        let part = import_legacy(store, &source, now, options, &mut |_| {})
+            .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
+        add(summary, part);
+        Ok(())
+    };
+    let mut chunk: Vec<LegacyCookie> = Vec::with_capacity(BATCH);
+    let mut reader = BufReader::with_capacity(1 << 16, open()?);
+    let mut number = 0u64;
+    while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+        number += 1;
+        read += len;
+        if number.is_multiple_of(4096) {
+            progress(read);
+        }
+        if let Some(Ok(LegacyLine { status, cookie })) = legacy::parse_read_line(&buf, len)
+            && status != LegacyStatus::Deleted
+            && last.get(cookie.value.as_str()) == Some(&number)
+        {
+            chunk.push(cookie);
+            if chunk.len() >= BATCH {
+                let cookies = std::mem::take(&mut chunk);
+                run(
+                    &mut summary,
+                    Replay {
+                        cookies,
+                        ..Replay::default()
+                    }
+                    .into(),
+                )?;
+            }
+        }
+    }
+    drop(last);
+    if !chunk.is_empty() {
+        run(
+            &mut summary,
+            Replay {
+                cookies: chunk,
+                ..Replay::default()
+            }
+            .into(),
+        )?;
+    }
+    let removed: Vec<String> = logged_out.into_iter().map(String::from).collect();
+    for part in removed.chunks(BATCH) {
+        run(
+            &mut summary,
+            LegacySource {
+                replay: Replay::default(),
+                removed: part.to_vec(),
+            },
+        )?;
+    }
+    progress(read);
+    Ok(summary)
+}
+
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
 fn storable(value: &str) -> std::result::Result<(), String> {
     match crate::value::problem(value) {
@@ -534,9 +650,17 @@ pub fn restore(
     let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = input.read_until(b'\n', &mut line)?;
-        if n > 0 {
+        let n = legacy::read_line_bounded(input, &mut line, legacy::MAX_LINE)?.unwrap_or(0);
+        if n > legacy::MAX_LINE as u64 {
+            summary.lines += 1;
+            summary.bad_lines.push((
+                summary.lines,
+                format!(
+                    "line is {n} bytes long, longer than the {} bytes a record may have",
+                    legacy::MAX_LINE
+                ),
+            ));
+        } else if n > 0 {
             summary.lines += 1;
             match std::str::from_utf8(&line) {
                 Err(e) => summary.bad_lines.push((

@@ -229,3 +229,132 @@ fn a_re_run_import_does_not_bring_a_logged_out_cookie_back() {
     let r = run(&[&"--now", &now, &"get", &store, &value]);
     assert_eq!(r.code, Some(0), "--force brings it back: {}", r.stderr);
 }
+
+/// Runs the CLI and returns its exit code, stderr and peak RSS in KiB (`wait4`'s
+/// `ru_maxrss`, the child's own VmHWM).
+fn run_measured(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (Option<i32>, String, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = Command::new(BIN)
+        .args(args.iter().map(|a| a.as_ref()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    let mut status = 0;
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `pid` is our child, not waited for yet (its `Child` was consumed without
+    // waiting); `status` and `usage` are valid for writes.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, usage.as_mut_ptr()) };
+    assert_eq!(rc, pid, "wait4");
+    // SAFETY: wait4 succeeded and filled `usage`.
+    let usage = unsafe { usage.assume_init() };
+    let code = std::process::ExitStatus::from_raw(status).code();
+    (code, reader.join().unwrap(), usage.ru_maxrss as u64)
+}
+
+/// A cookies.dat line for cookie `i`.
+fn dat_line(i: u64) -> String {
+    format!(
+        "{{\"cbtid\": \"v{i:023}\", \"status\": \"created\", \"created\": \"2026-11-22T02:49:50.212Z\", \
+         \"modified\": null, \"deleted\": null, \"max_age\": 604800, \"authid\": \"user{i}\", \
+         \"authrole\": \"frontend\", \"authmethod\": \"cookie\", \"authrealm\": \"realm1\", \
+         \"authextra\": {{\"n\": {i}, \"pad\": \"{}\"}}}}\n",
+        "x".repeat(200)
+    )
+}
+
+/// Writes a cookies.dat of `cookies` distinct cookies, with a line of `huge` bytes after the
+/// first cookie when `huge` > 0.
+fn write_dat(path: &Path, cookies: u64, huge: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..cookies {
+        f.write_all(dat_line(i).as_bytes()).unwrap();
+        if i == 0 && huge > 0 {
+            let mut line = String::from("{\"cbtid\": \"huge\", \"authextra\": \"");
+            line.push_str(&"y".repeat(huge));
+            line.push_str("\"}\n");
+            f.write_all(line.as_bytes()).unwrap();
+        }
+    }
+    f.flush().unwrap();
+}
+
+/// A huge line is reported with its number and skipped (the others go in), and the import's
+/// and restore's peak memory stays flat as the input grows.
+#[test]
+fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = "2026-11-22T12:00:00Z";
+    let small = dir.path().join("small.dat");
+    write_dat(&small, 200, 0);
+    let large = dir.path().join("large.dat");
+    let (cookies, huge) = (40_000u64, 64 << 20);
+    write_dat(&large, cookies, huge);
+
+    let (code, err_small, rss_small) =
+        run_measured(&[&"--now", &now, &"import", &dir.path().join("s1"), &small]);
+    assert_eq!(code, Some(0), "{err_small}");
+    let store = dir.path().join("s2");
+    let (code, err, rss_large) = run_measured(&[&"--now", &now, &"import", &store, &large]);
+    assert_eq!(code, Some(1), "bad lines found: {err}");
+    assert!(
+        err.contains(&format!("large.dat line 2: line is {} bytes long", huge + 34)),
+        "{err}"
+    );
+    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    let count = s.snapshot(|s| Ok(s.records()?.count() as u64)).unwrap();
+    assert_eq!(count, cookies, "every other line went in");
+    drop(s);
+    eprintln!(
+        "import peak RSS: {rss_small} KiB for {} bytes, {rss_large} KiB for {} bytes",
+        std::fs::metadata(&small).unwrap().len(),
+        std::fs::metadata(&large).unwrap().len()
+    );
+    assert!(rss_large < 4 * rss_small, "import: {rss_large} KiB vs {rss_small} KiB");
+
+    // restore: an export of the large store with a huge line in the middle.
+    let export = dir.path().join("export.jsonl");
+    let r = run(&[&"--now", &now, &"export", &store, &"-o", &export]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let text = std::fs::read_to_string(&export).unwrap();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap();
+    let mut big = String::from(first);
+    big.push('\n');
+    big.push_str(&format!("{{\"oid\": \"{}\", \"pad\": \"", uuid::Uuid::new_v4()));
+    big.push_str(&"z".repeat(huge));
+    big.push_str("\"}\n");
+    for l in lines {
+        big.push_str(l);
+        big.push('\n');
+    }
+    drop(text);
+    std::fs::write(&export, big).unwrap();
+    let small_export = dir.path().join("small.jsonl");
+    let r = run(&[&"--now", &now, &"export", &dir.path().join("s1"), &"-o", &small_export]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let (code, err_small, rss_small) =
+        run_measured(&[&"restore", &dir.path().join("r1"), &small_export]);
+    assert_eq!(code, Some(0), "{err_small}");
+    let restored = dir.path().join("r2");
+    let (code, err, rss_large) = run_measured(&[&"restore", &restored, &export]);
+    assert_eq!(code, Some(1), "bad line found: {err}");
+    assert!(err.contains("export.jsonl line 2: line is "), "{err}");
+    assert!(err.contains("bytes long, longer than the 1048576 bytes"), "{err}");
+    let s = CookieStore::open(&restored, StoreOptions::default().readonly(true)).unwrap();
+    assert_eq!(s.snapshot(|s| Ok(s.records()?.count() as u64)).unwrap(), cookies);
+    eprintln!(
+        "restore peak RSS: {rss_small} KiB for {} bytes, {rss_large} KiB for {} bytes",
+        std::fs::metadata(&small_export).unwrap().len(),
+        std::fs::metadata(&export).unwrap().len()
+    );
+    assert!(rss_large < 4 * rss_small, "restore: {rss_large} KiB vs {rss_small} KiB");
+}

@@ -45,13 +45,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             ))
         })?
         .len();
-    // Read the whole file before touching (or creating) the store.
-    let bar = progress(
-        Some(len),
-        "reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    );
-    let source = migrate::read_legacy(&a.file, &mut |n| bar.set_position(n))?;
-    bar.finish_and_clear();
+    // The file is streamed (read twice per run, never held in memory).
     // Work out the changes on a read-only handle first: an import that changes nothing
     // writes nothing (not even a transaction), and --dry-run stops there.
     let plan_options = ImportOptions::default()
@@ -61,7 +55,14 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let plan = if a.dry_run || a.path.join("data.mdb").exists() {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
-        let plan = migrate::import_legacy(&store, &source, now, &plan_options, &mut |_| {})?;
+        let bar = progress(
+            Some(2 * len),
+            "planning {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        );
+        let plan = migrate::import_file(&store, &a.file, now, &plan_options, &mut |n| {
+            bar.set_position(n)
+        })?;
+        bar.finish_and_clear();
         Some((plan, now, store.path().to_path_buf()))
     } else {
         None
@@ -76,13 +77,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             let store = ctx.open_write(&a.path)?;
             let now = store.now_ns();
             let bar = progress(
-                Some(source.replay.cookies.len() as u64),
-                "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
+                Some(2 * len),
+                "importing {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
             );
             let options = ImportOptions::default().name(a.name).force(a.force);
-            let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
-                bar.set_position(n)
-            })?;
+            let summary =
+                migrate::import_file(&store, &a.file, now, &options, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
             (summary, now, store.path().to_path_buf())
         }
