@@ -333,6 +333,18 @@ pub fn parse_line(line: &str) -> Result<LegacyLine, LegacyLineError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(v),
     };
+    // An integer beyond 64 bits would be read, stored and returned as a float: refuse it.
+    if authextra.is_some()
+        && let Some((path, literal)) = crate::bigint::big_integer(line)
+        && path.starts_with("authextra")
+    {
+        let float = literal.parse::<f64>().unwrap_or_default();
+        return Err(LegacyLineError::InvalidField {
+            field: "authextra",
+            expected: "integers that fit in 64 bits (store larger ones as strings)",
+            found: format!("{literal} at {path}, which would come back as the float {float}"),
+        });
+    }
 
     Ok(LegacyLine {
         status,

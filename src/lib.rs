@@ -32,6 +32,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
+mod bigint;
 mod check;
 mod clock;
 mod config;

@@ -705,6 +705,9 @@ pub fn restore(
 fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
     let cookie: Cookie =
         serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
+    if let Some((path, literal)) = crate::bigint::big_integer(text) {
+        return Err(crate::bigint::problem(&path, &literal));
+    }
     if cookie.oid.is_nil() {
         return Err("the record has no oid (or the nil uuid)".into());
     }
