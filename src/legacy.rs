@@ -1234,7 +1234,7 @@ mod tests {
         })
         .to_string();
         let too_long_cbtid = json!({
-            "cbtid": "c".repeat(1 << 20), "created": "2026-11-22T02:49:50.212Z", "max_age": 1
+            "cbtid": "c".repeat(600), "created": "2026-11-22T02:49:50.212Z", "max_age": 1
         })
         .to_string();
         let deep = format!(
@@ -1242,15 +1242,15 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
+        let long_len = long.len() as u64 + 1;
         let file = [long, too_long_cbtid, deep, good("small", "created")].join("\n");
         let r = replay(BufReader::with_capacity(7, file.as_bytes())).expect("replay");
-        assert_eq!(values(&r), ["big", "small"]);
-        assert_eq!(bad_numbers(&r), [2, 3]);
-        assert_eq!(
-            r.bad_lines[0].1,
-            LegacyLineError::CbtidTooLong { len: 1 << 20 }
-        );
-        assert!(matches!(r.bad_lines[1].1, LegacyLineError::NotJson { .. }));
+        // Lines longer than MAX_LINE are bad lines, never read into memory whole.
+        assert_eq!(values(&r), ["small"]);
+        assert_eq!(bad_numbers(&r), [1, 2, 3]);
+        assert_eq!(r.bad_lines[0].1, LegacyLineError::TooLong { len: long_len });
+        assert_eq!(r.bad_lines[1].1, LegacyLineError::CbtidTooLong { len: 600 });
+        assert!(matches!(r.bad_lines[2].1, LegacyLineError::NotJson { .. }));
 
         let fixture = replay(BufReader::with_capacity(1, fixture_bytes().as_slice()));
         assert_eq!(fixture.expect("replay").cookies.len(), 32);
