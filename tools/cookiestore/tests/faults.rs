@@ -152,6 +152,33 @@ fn cli_on_a_full_disk_reports_it_and_never_crashes() {
     std::fs::remove_file(fill).unwrap();
     let r = run(&[&"stats", &store]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    // import until the disk fills: it says how many went in, and they are there.
+    let fs = Tmpfs::mount("3m");
+    let dat = work.path().join("cookies.dat");
+    write_dat(&dat, 6000, 0);
+    let store = fs.path().join("imported");
+    let now = "2026-11-22T12:00:00Z";
+    let r = run(&[&"--now", &now, &"import", &store, &dat]);
+    assert_eq!(
+        r.code,
+        Some(2),
+        "exit 2 with an error, no signal: {}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert!(r.stderr.contains("cannot import cookies"), "{}", r.stderr);
+    assert!(r.stderr.contains("disk is full"), "{}", r.stderr);
+    let went_in: u64 = r
+        .stderr
+        .split("; ")
+        .find_map(|p| p.strip_suffix(" cookie(s) went in before (committed in earlier batches, and kept), the rest did not"))
+        .unwrap_or_else(|| panic!("says how many went in: {}", r.stderr))
+        .parse()
+        .unwrap();
+    assert!(went_in > 0, "{}", r.stderr);
+    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    assert_eq!(s.count().unwrap(), went_in, "{}", r.stderr);
 }
 
 /// Import, log a cookie out, import the same file again: the cookie stays logged out (and is
