@@ -361,6 +361,10 @@ pub(crate) fn is_disk_full(path: &std::path::Path, e: &io::Error) -> bool {
 
 /// Bytes available to unprivileged users on the file system holding `path`.
 #[cfg(unix)]
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "statvfs's field types differ between platforms"
+)]
 fn free_bytes(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;

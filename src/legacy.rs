@@ -547,10 +547,7 @@ pub fn replay<R: BufRead>(mut reader: R) -> io::Result<Replay> {
     let mut slots: Vec<Option<LegacyCookie>> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut buf = Vec::new();
-    loop {
-        let Some(len) = read_line_bounded(&mut reader, &mut buf, MAX_LINE)? else {
-            break;
-        };
+    while let Some(len) = read_line_bounded(&mut reader, &mut buf, MAX_LINE)? {
         out.lines += 1;
         let number = out.lines;
         let Some(parsed) = parse_read_line(&buf, len) else {
