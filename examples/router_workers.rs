@@ -8,16 +8,22 @@
 //! every worker tracks new browser connections and authenticates half of them; in round two
 //! every worker receives the cookies made by the *other* workers, tracks them from a `Cookie`
 //! header as a browser would send it, checks the authentication it finds, and logs every
-//! fifth one out. Short-lived cookies expire meanwhile, and the parent purges them. It prints
-//! a short summary; the store stays at the path for `cookiestore stats` / `dump`.
+//! fifth one out. In round three every worker holds open "connections" for the same cookies
+//! and watches the store's revocation feed; one worker logs those cookies out (by value, and
+//! one by authid), and every worker reports its own connections of them to close, with the
+//! delay from the logout's commit. Short-lived cookies expire meanwhile, and the parent purges
+//! them. It prints a short summary; the store stays at the path for `cookiestore stats` /
+//! `dump`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, CookieStore, StoreOptions, Tracker, TrackerConfig,
+    Auth, AuthContext, AuthUpdate, Clock, Connections, CookieStore, StoreOptions, SystemClock,
+    Tracker, TrackerConfig, WatchEvent, Watcher,
 };
 use serde_json::{Value, json};
 
@@ -140,8 +146,71 @@ fn worker(args: &Args, round: &str, id: usize) -> cookiestore::Result<()> {
                 .ok();
             }
         }
+        "watch" => watch(&tracker, id, &mut out)?,
         other => eprintln!("unknown round {other}"),
     }
+    Ok(())
+}
+
+/// Round three, in one worker: hold a connection for each cookie named on stdin, watch the
+/// revocation feed, and report the connections it hands over to close. Worker 0 also logs
+/// the cookies out when the parent says "go".
+fn watch(tracker: &Tracker, id: usize, out: &mut impl Write) -> cookiestore::Result<()> {
+    let mut lines = std::io::stdin().lock().lines().map_while(Result::ok);
+    let job: Value = serde_json::from_str(&lines.next().unwrap_or_default()).unwrap_or_default();
+    let cookies: Vec<(String, String)> = job["cookies"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c[0].as_str().unwrap_or_default().into(),
+                c[1].as_str().unwrap_or_default().into(),
+            )
+        })
+        .collect();
+    let registry = Arc::new(Connections::<u64>::new());
+    for (n, (value, _)) in cookies.iter().enumerate() {
+        registry.register(value, (id * 1_000_000 + n) as u64);
+    }
+    let (tx, rx) = mpsc::channel();
+    let _watcher = Watcher::spawn(
+        tracker.store(),
+        registry.clone(),
+        Watcher::DEFAULT_INTERVAL,
+        move |event| {
+            if let WatchEvent::Revoked {
+                revocations,
+                connections,
+            } = event
+            {
+                let now = SystemClock.now_ns();
+                let delays: Vec<u64> = revocations
+                    .iter()
+                    .map(|r| now.saturating_sub(r.at_ns))
+                    .collect();
+                tx.send((connections.len(), delays)).ok();
+            }
+        },
+    )?;
+    writeln!(out, "{}", json!({"ready": id})).ok();
+    out.flush().ok();
+    if id == 0 && lines.next().as_deref() == Some("go") {
+        let (last, rest) = cookies.split_last().expect("round three has cookies");
+        for (value, _) in rest {
+            tracker.logout(value)?;
+        }
+        tracker.store().logout_authid(&last.1)?;
+    }
+    let (mut closed, mut delays) = (0, Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while closed < cookies.len() && Instant::now() < deadline {
+        if let Ok((n, d)) = rx.recv_timeout(Duration::from_millis(200)) {
+            closed += n;
+            delays.extend(d);
+        }
+    }
+    writeln!(out, "{}", json!({"closed": closed, "delays_ns": delays})).ok();
     Ok(())
 }
 
@@ -242,6 +311,58 @@ fn parent(args: &Args) -> Result<(), String> {
     let auth_ok = results.iter().filter(|r| r["auth_ok"] == true).count();
     let logged_out = results.iter().filter(|r| r["logged_out"] == true).count();
 
+    // Round 3: every worker holds connections for the same cookies; worker 0 logs them out.
+    let t = Instant::now();
+    let still_live: Vec<&Value> = tracked[0]
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| v["authid"].is_string() && (i % 5 != 0 || args.workers < 2))
+        .map(|(_, v)| *v)
+        .take(50)
+        .collect();
+    let job = json!({"cookies": still_live.iter().map(|v| json!([v["value"], v["authid"]])).collect::<Vec<_>>()});
+    let mut watchers = Vec::new();
+    for id in 0..args.workers {
+        let mut child = spawn(args, "watch", id)?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        writeln!(stdin, "{job}").map_err(|e| e.to_string())?;
+        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).map_err(|e| e.to_string())?;
+        if !ready.contains("ready") {
+            return Err(format!("worker {id} did not start watching: {ready:?}"));
+        }
+        watchers.push((child, stdin, stdout));
+    }
+    writeln!(watchers[0].1, "go").map_err(|e| e.to_string())?;
+    let mut closed = Vec::new();
+    let mut delays: Vec<u64> = Vec::new();
+    for (id, (mut child, stdin, mut stdout)) in watchers.into_iter().enumerate() {
+        drop(stdin);
+        let mut line = String::new();
+        stdout.read_line(&mut line).map_err(|e| e.to_string())?;
+        let status = child.wait().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("worker {id} failed in round 3: {status}"));
+        }
+        let v: Value = serde_json::from_str(&line).unwrap_or_default();
+        closed.push(v["closed"].as_u64().unwrap_or(0) as usize);
+        delays.extend(
+            v["delays_ns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_u64),
+        );
+    }
+    delays.sort_unstable();
+    let pct = |p: usize| {
+        delays
+            .get((delays.len() * p / 100).min(delays.len().saturating_sub(1)))
+            .map_or(0.0, |ns| *ns as f64 / 1e6)
+    };
+    let round3 = t.elapsed();
+
     // The short-lived cookies have a max_age of 1 s.
     std::thread::sleep(Duration::from_millis(1100));
     let t = Instant::now();
@@ -250,16 +371,22 @@ fn parent(args: &Args) -> Result<(), String> {
     let report = cookiestore::maintenance::check(&store).map_err(|e| e.to_string())?;
     let stats = store.stats().map_err(|e| e.to_string())?;
 
-    let ops = created + authenticated + shorts + results.len() + logged_out;
+    let ops = created + authenticated + shorts + results.len() + logged_out + still_live.len();
     println!(
         "round 1: {created} cookies created, {authenticated} authenticated, {shorts} short-lived, in {:.2?}\n\
          round 2: {found}/{} cross-worker lookups found, {auth_ok} with the right auth, {logged_out} logged out, in {:.2?}\n\
+         round 3: {} cookies logged out by worker 0 (one by authid); connections handed over to close per worker: {closed:?} of {} each; delay after the logout commit: median {:.1} ms, p99 {:.1} ms, in {:.2?}\n\
          purge:   {purged} expired cookies removed in {:.2?}\n\
          store:   {} live ({} authenticated), {} KiB of {} KiB map used, check: {}\n\
          total:   {ops} operations by {} processes in {:.2?}",
         round1,
         results.len(),
         round2,
+        still_live.len(),
+        still_live.len(),
+        pct(50),
+        pct(99),
+        round3,
         purge_time,
         stats.live,
         stats.authenticated,
@@ -276,9 +403,11 @@ fn parent(args: &Args) -> Result<(), String> {
     let ok = found == results.len()
         && auth_ok == found
         && logged_out == expect_logout
+        && !still_live.is_empty()
+        && closed.iter().all(|&n| n == still_live.len())
         && purged as usize >= shorts
         && report.is_clean()
-        && stats.live == before + (created - logged_out) as u64;
+        && stats.live == before + (created - logged_out - still_live.len()) as u64;
     if !ok {
         return Err("the summary does not add up: see above".into());
     }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
 use crate::error::{Error, LmdbResult, Result};
 use crate::layout::{ExpiryKey, RecordKey, ValueKey};
+use crate::revocations::RevocationKind;
 use crate::snapshot::{Snapshot, materialise};
 use crate::store::{AuthUpdate, Shared};
 use crate::tables::Tables;
@@ -107,6 +108,8 @@ impl Batch<'_, '_> {
             Ok(None) | Err(Error::CorruptRecord { .. }) => None,
             Err(e) => return Err(e),
         };
+        let old_authid = self.authid_of(cookie.oid);
+        self.reindex_authid(cookie.oid, old_authid.as_deref(), cookie.authid.as_deref())?;
         if let Some((old_value, old_expiry)) = old {
             if old_value != cookie.value {
                 self.unindex_value(&old_value, cookie.oid)?;
@@ -167,7 +170,9 @@ impl Batch<'_, '_> {
         cookie.authenticated_session = context.session;
         cookie.authenticated_joined_at = context.joined_at;
         cookie.authenticated_authmethod = context.authmethod.clone();
-        // Same oid, value and expiry: only the record changes.
+        // Same oid, value and expiry: only the record (and the authid index) changes.
+        let old_authid = self.authid_of(oid);
+        self.reindex_authid(oid, old_authid.as_deref(), Some(&auth.authid))?;
         self.put_record(&cookie)?;
         Ok(AuthUpdate::Written)
     }
@@ -193,31 +198,49 @@ impl Batch<'_, '_> {
         // The index entry is known to point here: no second lookup of it.
         let key = ValueKey::new(self.tables.slots.by_value, value)?;
         self.tables.by_value().delete(self.txn, &key).lmdb()?;
-        self.remove_record(oid, expires_at)
+        let removed = self.remove_record(oid, expires_at)?;
+        if removed {
+            self.append_revocation(RevocationKind::Logout, oid, value)?;
+        }
+        Ok(removed)
     }
 
     /// Deletes the cookie with `oid` and its index entries. A record that cannot be decoded
     /// is deleted too (its index entries are then left for `repair`).
     pub fn delete_oid(&mut self, oid: Uuid) -> Result<bool> {
+        self.delete_oid_as(oid, RevocationKind::Logout)
+    }
+
+    /// [`Self::delete_oid`], recorded in the revocation feed as `kind`.
+    pub(crate) fn delete_oid_as(&mut self, oid: Uuid, kind: RevocationKind) -> Result<bool> {
         self.tables.need_present()?;
-        match self.tables.record(self.txn, oid) {
+        let (removed, value) = match self.tables.record(self.txn, oid) {
             Ok(Some(view)) => {
                 let (value, expires_at) = (view.value().to_string(), view.expires_at());
                 self.unindex_value(&value, oid)?;
-                self.remove_record(oid, expires_at)
+                (self.remove_record(oid, expires_at)?, value)
             }
-            Ok(None) => Ok(false),
-            Err(Error::CorruptRecord { .. }) => self
-                .tables
-                .records()
-                .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
-                .lmdb(),
-            Err(e) => Err(e),
+            Ok(None) => (false, String::new()),
+            Err(Error::CorruptRecord { .. }) => (
+                self.tables
+                    .records()
+                    .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
+                    .lmdb()?,
+                String::new(),
+            ),
+            Err(e) => return Err(e),
+        };
+        if removed {
+            self.append_revocation(kind, oid, &value)?;
         }
+        Ok(removed)
     }
 
     /// Deletes a record and its expiry entry (the value index is the caller's).
     fn remove_record(&mut self, oid: Uuid, expires_at: u64) -> Result<bool> {
+        if let Some(authid) = self.authid_of(oid) {
+            self.unindex_authid(&authid, oid)?;
+        }
         if let Some(slot) = self.tables.slots.by_expiry {
             self.tables
                 .by_expiry()
@@ -246,6 +269,7 @@ impl Batch<'_, '_> {
         let mut due = 0;
         let mut expired: Vec<(Uuid, String)> = Vec::new();
         let mut moved: Vec<ExpiryKey> = Vec::new();
+        let mut authids: Vec<(String, Uuid)> = Vec::new();
         for item in self
             .tables
             .by_expiry()
@@ -259,6 +283,9 @@ impl Batch<'_, '_> {
             let oid = key.oid();
             match self.tables.record(self.txn, oid) {
                 Ok(Some(view)) if view.is_expired(self.now) => {
+                    if let Some(authid) = view.authid() {
+                        authids.push((authid.to_string(), oid));
+                    }
                     expired.push((oid, view.value().to_string()))
                 }
                 Ok(Some(view)) if view.expires_at() != key.expires_at() => {
@@ -296,6 +323,10 @@ impl Batch<'_, '_> {
         for (oid, value) in &expired {
             self.unindex_value(value, *oid)?;
         }
+        // Expiry is not a revocation: nothing goes to the revocation feed.
+        for (authid, oid) in &authids {
+            self.unindex_authid(authid, *oid)?;
+        }
         Ok((due, expired.len() as u64))
     }
 
@@ -330,6 +361,9 @@ impl Batch<'_, '_> {
             .by_value()
             .put(self.txn, &key, &cookie.oid)
             .lmdb()?;
+        if let Some(authid) = &cookie.authid {
+            self.index_authid(authid, cookie.oid)?;
+        }
         self.index_expiry(cookie)
     }
 

@@ -150,6 +150,18 @@ pub enum Problem {
         /// The store's clock when checked (ns).
         now: u64,
     },
+    /// A record with an authid but no authid-index entry.
+    AuthidIndexMissing {
+        /// The record's oid.
+        oid: Uuid,
+        /// Its authid.
+        authid: String,
+    },
+    /// An authid-index entry that no record carrying that authid matches.
+    AuthidIndexExtra {
+        /// The key after the slot, in hex.
+        key: String,
+    },
     /// The table metadata (slot 0) or the store state is damaged or inconsistent.
     Metadata {
         /// What is wrong.
@@ -175,6 +187,8 @@ impl Problem {
             Problem::ExpiryIndexWrongTime { .. } => "expiry-index-wrong-time",
             Problem::MalformedExpiryIndexEntry { .. } => "malformed-expiry-index-entry",
             Problem::CreatedInFuture { .. } => "created-in-future",
+            Problem::AuthidIndexMissing { .. } => "authid-index-missing",
+            Problem::AuthidIndexExtra { .. } => "authid-index-extra",
             Problem::Metadata { .. } => "metadata",
         }
     }
@@ -279,6 +293,15 @@ impl fmt::Display for Problem {
                 t(*created),
                 t(*now)
             ),
+            Problem::AuthidIndexMissing { oid, authid } => {
+                write!(
+                    f,
+                    "record {oid} (authid {authid:?}) has no authid index entry"
+                )
+            }
+            Problem::AuthidIndexExtra { key } => {
+                write!(f, "authid index entry {key} matches no record")
+            }
             Problem::Metadata { problem } => write!(f, "metadata: {problem}"),
         }
     }
@@ -565,6 +588,13 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
                 report.problems.extend(expiry);
             }
         }
+        // Authid index ↔ records (deferred like the expiry index after foreign writes).
+        let authid = crate::authid::check_authid_index(s, &slots)?;
+        if report.foreign_writes {
+            report.deferred.extend(authid);
+        } else {
+            report.problems.extend(authid);
+        }
         Ok(report)
     })
 }
@@ -744,6 +774,12 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         for (key, ..) in &dropped {
             b.raw_delete(key)?;
         }
+        // Deletions by maintenance are revocations: live sessions of those cookies are cut.
+        for (_, oid, _) in &dropped {
+            if let Some(oid) = oid {
+                b.append_revocation(crate::revocations::RevocationKind::Maintenance, *oid, "")?;
+            }
+        }
         for cookie in &fix {
             b.raw_put(&record_key(slots.cookies, cookie.oid), &cookie.encode()?)?;
         }
@@ -760,6 +796,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
             b.rebuild_expiry_index()?;
             expiry.1 = b.view().raw_table(slot)?.count() as u64;
         }
+        b.rebuild_authid_index()?;
         Ok(RepairReport {
             quarantined: dropped
                 .iter()

@@ -22,6 +22,8 @@ pub const MIN_MAXSIZE: u64 = 128 * 1024;
 pub const MAX_MAXSIZE: u64 = 128 * 1024 * 1024 * 1024;
 /// Default `maxsize`: 1 GiB, as Crossbar.io's database store.
 pub const DEFAULT_MAXSIZE: u64 = 1024 * 1024 * 1024;
+/// Default revocation retention: 10 minutes.
+pub const DEFAULT_REVOCATION_RETENTION_SECS: u64 = 600;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
@@ -54,6 +56,10 @@ pub struct StoreOptions {
     pub purge_on_startup: bool,
     /// Permission bits for the store's files when they are created. Default `0o600`.
     pub file_mode: u32,
+    /// How long a revocation (logout) stays in the revocation feed, in seconds, before
+    /// [`CookieStore::purge_expired`](crate::CookieStore::purge_expired) trims it. A
+    /// subscriber that falls further behind learns that it missed entries. Default 600.
+    pub revocation_retention_secs: u64,
     /// Where "now" comes from when deciding expiry. Default: the system clock.
     #[serde(skip)]
     pub clock: Arc<dyn Clock>,
@@ -68,6 +74,7 @@ impl Default for StoreOptions {
             sync: true,
             purge_on_startup: false,
             file_mode: 0o600,
+            revocation_retention_secs: DEFAULT_REVOCATION_RETENTION_SECS,
             clock: Arc::new(SystemClock),
         }
     }
@@ -107,6 +114,12 @@ impl StoreOptions {
     /// Sets [`file_mode`](Self::file_mode).
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.file_mode = mode;
+        self
+    }
+
+    /// Sets [`revocation_retention_secs`](Self::revocation_retention_secs).
+    pub fn revocation_retention_secs(mut self, seconds: u64) -> Self {
+        self.revocation_retention_secs = seconds;
         self
     }
 

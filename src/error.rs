@@ -46,13 +46,16 @@ pub enum Error {
     /// The memory map reached `maxsize` and cannot grow further.
     #[error(
         "cannot {operation}: the cookie store is full: its map reached maxsize ({maxsize} bytes); {}",
-        map_full_advice(operation)
+        map_full_advice(*deletion)
     )]
     MapFull {
-        /// What was attempted (as in [`Error::ReadOnly`]): the advice depends on it.
+        /// What was attempted (as in [`Error::ReadOnly`]).
         operation: &'static str,
         /// The configured maximum map size in bytes.
         maxsize: u64,
+        /// Whether the operation deletes (purge, logout, delete, clear, repair): those already
+        /// use the headroom kept for deletions, so only a larger map helps them.
+        deletion: bool,
     },
 
     /// A write was attempted through a store opened read-only.
@@ -382,9 +385,8 @@ fn free_bytes(path: &std::path::Path) -> Option<u64> {
 
 /// What to do about a full map: purging frees space for writes, but a deletion that failed
 /// can only be helped by a larger map.
-fn map_full_advice(operation: &str) -> &'static str {
-    const DELETIONS: [&str; 5] = ["purge", "delete a cookie", "clear", "logout", "repair"];
-    if DELETIONS.iter().any(|d| operation.starts_with(d)) {
+fn map_full_advice(deletion: bool) -> &'static str {
+    if deletion {
         "reopen with a larger maxsize (the CLI's `--maxsize` flag, e.g. \
          `cookiestore --maxsize 64MiB purge STORE`; at most 128 GiB)"
     } else {

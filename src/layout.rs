@@ -11,6 +11,8 @@
 //! | [`VALUE_INDEX`] (cfxdb) | cookie value, UTF-8 | oid, 16 bytes |
 //! | [`EXPIRY_INDEX`] (ours) | expiry, ns, `u64` BE + oid | empty |
 //! | [`STORE_STATE`] (ours) | a name, e.g. `last_txn` | the state's bytes |
+//! | [`AUTHID_INDEX`] (ours) | authid length `u16` BE + authid's first ≤ 400 bytes + oid | empty |
+//! | [`REVOCATIONS`] (ours) | sequence number, `u64` BE | at_ns `u64` BE, kind, oid, value |
 //!
 //! Each key type below is its own heed codec, so store code reads as typed gets and puts.
 
@@ -67,6 +69,21 @@ pub const STORE_STATE: TableDef = TableDef {
     oid: uuid!("883063e6-6f4f-4c3e-82f7-63f054071b2e"),
     name: "cookiestore.StoreState",
     description: "cookiestore state: name -> value",
+};
+
+/// Our authid index: (authid length, authid's first ≤ 400 bytes, oid) → nothing. cfxdb
+/// ignores it.
+pub const AUTHID_INDEX: TableDef = TableDef {
+    oid: uuid!("4c0f7b1e-2d7a-4a8e-9b53-6f1d2c9e7a31"),
+    name: "cookiestore.IndexCookiesByAuthid",
+    description: "Index: (len(authid) u16 BE, authid[..400], cookie_oid) -> empty",
+};
+
+/// Our revocation feed: sequence number (`u64` BE) → revocation record. cfxdb ignores it.
+pub const REVOCATIONS: TableDef = TableDef {
+    oid: uuid!("b7e3a9d2-5c41-4f06-8e2b-1a9d7c3f5e60"),
+    name: "cookiestore.Revocations",
+    description: "Revocation feed: seq u64 BE -> (at_ns, kind, oid, value)",
 };
 
 /// A metadata record, field for field as zlmdb writes it (CBOR map, this key order).
@@ -126,6 +143,10 @@ pub struct Slots {
     pub by_expiry: Option<u16>,
     /// Store state (absent in a database only cfxdb has written).
     pub state: Option<u16>,
+    /// Authid index (absent in a database only cfxdb has written).
+    pub by_authid: Option<u16>,
+    /// Revocation feed (absent in a database only cfxdb has written).
+    pub revocations: Option<u16>,
 }
 
 /// Every metadata record of a database, by slot.
@@ -162,6 +183,8 @@ impl Catalog {
             by_value: self.slot_of(&VALUE_INDEX)?,
             by_expiry: self.slot_of(&EXPIRY_INDEX),
             state: self.slot_of(&STORE_STATE),
+            by_authid: self.slot_of(&AUTHID_INDEX),
+            revocations: self.slot_of(&REVOCATIONS),
         })
     }
 
@@ -236,6 +259,11 @@ impl SlotPrefix {
     pub fn new(slot: u16) -> Self {
         SlotPrefix(slot.to_be_bytes())
     }
+
+    /// The prefix's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The slot of a whole key and the rest of the key after it; `None` for a key shorter than
@@ -244,6 +272,88 @@ pub(crate) fn split_slot(key: &[u8]) -> Option<(u16, &[u8])> {
     match key {
         [hi, lo, rest @ ..] => Some((u16::from_be_bytes([*hi, *lo]), rest)),
         _ => None,
+    }
+}
+
+/// How many bytes of an authid its index key holds.
+pub(crate) const AUTHID_KEY_MAX: usize = 400;
+
+/// Keys of the authid index: slot + the authid's length (`u16` BE, saturating) + its first at
+/// most [`AUTHID_KEY_MAX`] bytes + the cookie's oid (16 bytes). Longer authids share a key
+/// prefix with others of the same length and beginning: lookups verify the record.
+pub(crate) struct AuthidKey;
+
+impl AuthidKey {
+    /// The key prefix shared by every entry of `authid`.
+    pub(crate) fn prefix(slot: u16, authid: &str) -> Vec<u8> {
+        let bytes = authid.as_bytes();
+        let len = u16::try_from(bytes.len()).unwrap_or(u16::MAX);
+        let kept = &bytes[..bytes.len().min(AUTHID_KEY_MAX)];
+        let mut key = Vec::with_capacity(4 + kept.len() + 16);
+        key.extend_from_slice(&slot.to_be_bytes());
+        key.extend_from_slice(&len.to_be_bytes());
+        key.extend_from_slice(kept);
+        key
+    }
+
+    /// The key of cookie `oid` carrying `authid`.
+    pub(crate) fn new(slot: u16, authid: &str, oid: Uuid) -> Vec<u8> {
+        let mut key = Self::prefix(slot, authid);
+        key.extend_from_slice(oid.as_bytes());
+        key
+    }
+
+    /// The oid at the end of a whole key; `None` when the key is too short.
+    pub(crate) fn parse_oid(key: &[u8]) -> Option<Uuid> {
+        if key.len() < 2 + 2 + 16 {
+            return None;
+        }
+        Uuid::from_slice(&key[key.len() - 16..]).ok()
+    }
+
+    /// A whole key from its slot and the rest after the slot.
+    pub(crate) fn join(slot: u16, rest: &[u8]) -> Vec<u8> {
+        let mut key = slot.to_be_bytes().to_vec();
+        key.extend_from_slice(rest);
+        key
+    }
+}
+
+/// Entries of the revocation feed. Key: slot + sequence number (`u64` BE). Value: when
+/// (`u64` BE ns) + kind (1 byte) + oid (16 bytes) + the cookie value's bytes.
+pub(crate) struct RevocationEntry;
+
+impl RevocationEntry {
+    /// The key of entry `seq`.
+    pub(crate) fn key(slot: u16, seq: u64) -> [u8; 10] {
+        let mut k = [0u8; 10];
+        k[..2].copy_from_slice(&slot.to_be_bytes());
+        k[2..].copy_from_slice(&seq.to_be_bytes());
+        k
+    }
+
+    /// The sequence number of a whole key; `None` when it is not slot + 8 bytes.
+    pub(crate) fn parse_key(key: &[u8]) -> Option<u64> {
+        let (_, rest) = split_slot(key)?;
+        Some(u64::from_be_bytes(rest.try_into().ok()?))
+    }
+
+    /// An entry's value.
+    pub(crate) fn value(at_ns: u64, kind: u8, oid: Uuid, cookie_value: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(25 + cookie_value.len());
+        bytes.extend_from_slice(&at_ns.to_be_bytes());
+        bytes.push(kind);
+        bytes.extend_from_slice(oid.as_bytes());
+        bytes.extend_from_slice(cookie_value.as_bytes());
+        bytes
+    }
+
+    /// (at_ns, kind, oid, cookie value bytes) of an entry's value; `None` when too short.
+    pub(crate) fn parse_value(bytes: &[u8]) -> Option<(u64, u8, Uuid, &[u8])> {
+        let at_ns = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let kind = *bytes.get(8)?;
+        let oid = Uuid::from_slice(bytes.get(9..25)?).ok()?;
+        Some((at_ns, kind, oid, &bytes[25..]))
     }
 }
 
@@ -368,6 +478,9 @@ pub struct StateKey {
 impl StateKey {
     /// The id of the last write transaction made by cookiestore.
     pub const LAST_TXN: &'static [u8] = b"last_txn";
+
+    /// The highest revocation sequence number trimmed from the feed.
+    pub const TRIMMED_SEQ: &'static [u8] = b"trimmed_seq";
 
     /// The key of state `name` (at most 14 bytes) in `slot`.
     pub fn new(slot: u16, name: &'static [u8]) -> Self {

@@ -13,6 +13,8 @@
 //! - [`Tracker`]: what a router worker calls on every connection (`track`, `authenticate`,
 //!   `logout`).
 //! - [`CookieStore`]: the store itself (create, get, set auth, delete, purge, iterate, stats).
+//! - [`CookieStore::logout_authid`], the revocation feed ([`Subscriber`], [`Watcher`]) and
+//!   the [`Connections`] registry: a logout anywhere reaches every connection of the host.
 //! - [`Cookie`]: the record, with every field of cfxdb's FlatBuffers `Cookie` table.
 //! - [`CookieSection`]: a Crossbar.io node config's `cookie` section, parsed as it is.
 //! - [`maintenance`]: check and repair, export and restore, and migration off Crossbar's
@@ -31,11 +33,13 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod authid;
 mod batch;
 mod bigint;
 mod check;
 mod clock;
 mod config;
+mod connections;
 mod cookie;
 mod error;
 mod generated;
@@ -46,6 +50,7 @@ mod lmdb_files;
 mod migrate;
 mod open;
 mod reader;
+mod revocations;
 mod snapshot;
 mod store;
 mod tables;
@@ -56,10 +61,12 @@ mod value;
 pub use batch::Batch;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
+pub use connections::Connections;
 pub use cookie::{Auth, AuthContext, Cookie, CookieView};
 pub use error::{Error, LmdbError, Result};
 pub use header::{CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header};
 pub use layout::TableMeta;
+pub use revocations::{Revocation, RevocationKind, Revocations, Subscriber, WatchEvent, Watcher};
 pub use snapshot::Snapshot;
 pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
 pub use timefmt::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};

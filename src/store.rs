@@ -26,7 +26,9 @@ use crate::clock::Clock;
 use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
-use crate::layout::{COOKIES, EXPIRY_INDEX, STORE_STATE, Slots, TableMeta, VALUE_INDEX};
+use crate::layout::{
+    AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
+};
 use crate::open::{open_env, prepare_dir};
 use crate::snapshot::Snapshot;
 use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
@@ -91,6 +93,8 @@ pub struct CookieStore {
     shared: Arc<Shared>,
     readonly: bool,
     clock: Arc<dyn Clock>,
+    /// How long revocations stay in the feed (seconds).
+    revocation_retention_secs: u64,
 }
 
 impl std::fmt::Debug for CookieStore {
@@ -221,6 +225,7 @@ impl CookieStore {
             shared,
             readonly: options.readonly,
             clock: options.clock.clone(),
+            revocation_retention_secs: options.revocation_retention_secs,
         };
         if !store.readonly {
             store.prepare_layout()?;
@@ -358,7 +363,7 @@ impl CookieStore {
         self.batch_with(operation, Growth::UpToMaxsize, f)
     }
 
-    fn batch_with<T>(
+    pub(crate) fn batch_with<T>(
         &self,
         operation: &'static str,
         growth: Growth,
@@ -389,6 +394,7 @@ impl CookieStore {
                 && !s.foreign_writes()?
                 && s.first_expiry()?.is_none_or(|e| e > now))
         })?;
+        self.trim_revocations(self.revocation_retention_secs)?;
         if quiet {
             return Ok(0);
         }
@@ -421,7 +427,8 @@ impl CookieStore {
         self.batch_with("clear", Growth::Headroom, |b| {
             let s = b.tables.slots;
             let mut n = 0;
-            for slot in [Some(s.cookies), Some(s.by_value), s.by_expiry] {
+            b.revoke_all_for_clear()?;
+            for slot in [Some(s.cookies), Some(s.by_value), s.by_expiry, s.by_authid] {
                 let Some(slot) = slot else { continue };
                 let deleted = b.tables.delete_slot(b.txn, slot)?;
                 if slot == s.cookies {
@@ -441,7 +448,10 @@ impl CookieStore {
         if !self.read(|s| s.foreign_writes())? {
             return Ok(false);
         }
-        self.batch("reconcile the expiry index", |b| b.rebuild_expiry_index())?;
+        self.batch("reconcile the expiry index", |b| {
+            b.rebuild_expiry_index()?;
+            b.rebuild_authid_index()
+        })?;
         Ok(true)
     }
 
@@ -502,6 +512,8 @@ impl CookieStore {
             Ok(s.tables.present
                 && s.tables.slots.by_expiry.is_some()
                 && s.tables.slots.state.is_some()
+                && s.tables.slots.by_authid.is_some()
+                && s.tables.slots.revocations.is_some()
                 && !s.foreign_writes()?)
         })?;
         if ready {
@@ -512,12 +524,21 @@ impl CookieStore {
             // Judge foreign writes before this transaction marks itself as ours.
             let mut rebuild = foreign_writes(&b.tables, b.txn)?;
             let mut catalog = read_catalog(shared.db, b.txn)?;
-            for table in [&COOKIES, &VALUE_INDEX, &EXPIRY_INDEX, &STORE_STATE] {
+            let mut rebuild_authid = rebuild;
+            for table in [
+                &COOKIES,
+                &VALUE_INDEX,
+                &EXPIRY_INDEX,
+                &STORE_STATE,
+                &AUTHID_INDEX,
+                &REVOCATIONS,
+            ] {
                 if catalog.slot_of(table).is_none() {
                     let slot = catalog.next_slot()?;
                     write_meta(shared.db, b.txn, table, slot)?;
                     catalog.tables.insert(slot, TableMeta::new(table, slot));
                     rebuild |= table == &EXPIRY_INDEX;
+                    rebuild_authid |= table == &AUTHID_INDEX;
                 }
             }
             let slots = catalog
@@ -527,12 +548,20 @@ impl CookieStore {
             if rebuild {
                 b.rebuild_expiry_index()?;
             }
+            if rebuild_authid {
+                b.rebuild_authid_index()?;
+            }
             Ok(())
         })
     }
 
+    /// What all handles of this path share (the environment), for sibling modules.
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Runs `f` on a read transaction (the store's own reads and [`Self::snapshot`]).
-    fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
         let (guard, txn) = self.begin(|env| env.read_txn())?;
         let out = self.shared.tables(&txn).and_then(|tables| {
             f(&Snapshot {
@@ -596,7 +625,11 @@ impl CookieStore {
             match result.map_err(|e| self.shared.resolve(e)) {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
                 Err(Error::MapFull { maxsize, .. }) => {
-                    return Err(Error::MapFull { operation, maxsize });
+                    return Err(Error::MapFull {
+                        operation,
+                        maxsize,
+                        deletion: growth == Growth::Headroom,
+                    });
                 }
                 Err(Error::DiskFull {
                     path,
@@ -662,6 +695,7 @@ impl Shared {
             heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
                 operation: "write",
                 maxsize: self.maxsize,
+                deletion: false,
             },
             heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {
                 max: self.env.max_readers(),
@@ -683,7 +717,12 @@ impl Shared {
             return Ok(Tables::new(self.db, *slots));
         }
         Ok(match read_catalog(self.db, txn)?.slots() {
-            Some(slots) if slots.by_expiry.is_some() && slots.state.is_some() => {
+            Some(slots)
+                if slots.by_expiry.is_some()
+                    && slots.state.is_some()
+                    && slots.by_authid.is_some()
+                    && slots.revocations.is_some() =>
+            {
                 Tables::new(self.db, *self.slots.get_or_init(|| slots))
             }
             Some(slots) => Tables::new(self.db, slots),
@@ -695,7 +734,7 @@ impl Shared {
 
 /// How far a write may grow the map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Growth {
+pub(crate) enum Growth {
     /// Inserts and updates: up to `maxsize`.
     UpToMaxsize,
     /// Deletions and purges: beyond `maxsize` by [`delete_headroom`], so that a full store

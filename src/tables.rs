@@ -39,6 +39,8 @@ impl Tables {
                 by_value: u16::MAX,
                 by_expiry: None,
                 state: None,
+                by_authid: None,
+                revocations: None,
             },
             present: false,
         }

@@ -71,14 +71,14 @@ fn metadata_we_write_equals_what_zlmdb_wrote() {
         );
     }
 
-    // A store we create writes the same two entries at the same slots, then its own two.
+    // A store we create writes the same two entries at the same slots, then its own four.
     let ours_dir = tempfile::tempdir().unwrap();
     drop(CookieStore::open(ours_dir.path(), StoreOptions::default()).unwrap());
     let ours = raw_slot0(ours_dir.path());
     assert_eq!(
         ours.len(),
-        4,
-        "plus our expiry index and state tables: {ours:02x?}"
+        6,
+        "plus our expiry index, state, authid index and revocation tables: {ours:02x?}"
     );
     for ((their_key, their_value), (our_key, our_value)) in theirs.iter().zip(&ours) {
         assert_eq!(our_key, their_key, "slot-0 key");
@@ -89,6 +89,8 @@ fn metadata_we_write_equals_what_zlmdb_wrote() {
     }
     assert_eq!(ours[2].0, [0, 0, 0, 3]);
     assert_eq!(ours[3].0, [0, 0, 0, 4]);
+    assert_eq!(ours[4].0, [0, 0, 0, 5]);
+    assert_eq!(ours[5].0, [0, 0, 0, 6]);
 }
 
 /// Every slot-0 entry of the LMDB environment in `dir`, in key order, read with plain heed

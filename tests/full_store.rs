@@ -79,6 +79,7 @@ fn map_full_message_depends_on_the_operation() {
     let purge = Error::MapFull {
         operation: "purge",
         maxsize: MAXSIZE,
+        deletion: true,
     };
     let text = purge.to_string();
     assert!(!text.contains("cookiestore purge"), "{text}");

@@ -110,6 +110,18 @@ enum Command {
     )]
     Delete(commands::delete::Args),
 
+    /// Log out every cookie of an authid (--authid) or one cookie (--value), so every
+    /// worker cuts their connections (exit 1 when there was none).
+    #[command(
+        after_help = "Examples:\n  cookiestore logout /var/crossbar/cookies --authid alice\n  \
+                      cookiestore logout /var/crossbar/cookies --value 'kG3x9Qm+Lp0aZ4rT2vB8nY1w'"
+    )]
+    Logout(commands::logout::Args),
+
+    /// Print the recent revocation feed (logouts), one JSON object per line.
+    #[command(after_help = "Example:\n  cookiestore revocations /var/crossbar/cookies --since 41")]
+    Revocations(commands::revocations::Args),
+
     /// Delete expired cookies (or, with --dry-run, count them) and say how long it took.
     #[command(
         long_about = "Delete every expired cookie and its index entries, in batches so the \
@@ -238,6 +250,8 @@ fn run(cli: Cli) -> output::Outcome {
         Command::Stats(a) => commands::stats::run(&ctx, a),
         Command::Get(a) => commands::get::run(&ctx, a),
         Command::Delete(a) => commands::delete::run(&ctx, a),
+        Command::Logout(a) => commands::logout::run(&ctx, a),
+        Command::Revocations(a) => commands::revocations::run(&ctx, a),
         Command::Purge(a) => commands::purge::run(&ctx, a),
         Command::Check(a) => commands::check::run(&ctx, a),
         Command::Repair(a) => commands::repair::run(&ctx, a),

@@ -945,6 +945,27 @@ fn expiry_key(slot: u16, at: u64, oid: Uuid) -> Vec<u8> {
     k
 }
 
+/// The authid-index key of `oid` carrying `authid` (the index's slot read from slot 0).
+fn authid_key(
+    txn: &heed::RoTxn,
+    db: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    authid: &str,
+    oid: Uuid,
+) -> Vec<u8> {
+    let slot = db
+        .prefix_iter(txn, &[0, 0])
+        .unwrap()
+        .map(|item| cookiestore::TableMeta::from_cbor(item.unwrap().1).unwrap())
+        .find(|meta| meta.oid == "4c0f7b1e-2d7a-4a8e-9b53-6f1d2c9e7a31")
+        .expect("an authid index")
+        .slot;
+    let mut k = slot.to_be_bytes().to_vec();
+    k.extend_from_slice(&(authid.len() as u16).to_be_bytes());
+    k.extend_from_slice(authid.as_bytes());
+    k.extend_from_slice(oid.as_bytes());
+    k
+}
+
 fn check_json(path: &Path) -> (i32, Value) {
     let out = run(&["check", s(path), "--json"]);
     let v = serde_json::from_str(&out.stdout)
@@ -1056,6 +1077,10 @@ fn injections() -> Vec<(&'static str, Injection, &'static [&'static str])> {
                 .unwrap();
                 db.put(t, &expiry_key(e, twin.expires_at(), twin.oid), b"")
                     .unwrap();
+                if let Some(authid) = &twin.authid {
+                    let k = authid_key(t, db, authid, twin.oid);
+                    db.put(t, &k, b"").unwrap();
+                }
             },
             &["duplicate-value"],
         ),

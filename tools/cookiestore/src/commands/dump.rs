@@ -51,7 +51,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let result = store.snapshot(|s| {
         let now = s.now_ns();
         let mut n = 0u64;
-        for item in s.records()? {
+        // With --authid, the authid index finds that user's records without a walk.
+        let records: Box<dyn Iterator<Item = cookiestore::Result<cookiestore::Cookie>>> =
+            match &a.authid {
+                Some(authid) => Box::new(s.records_of_authid(authid)?.into_iter().map(Ok)),
+                None => Box::new(s.records()?),
+            };
+        for item in records {
             if a.limit.is_some_and(|limit| n >= limit) {
                 break;
             }

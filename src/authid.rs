@@ -1,0 +1,194 @@
+//! The authid index: which cookies carry which authid, for logging a user out everywhere.
+//!
+//! The keys are `layout::AuthidKey`'s; the value is empty. A key may hold a truncated authid,
+//! so every lookup verifies the record's full authid. cfxdb ignores the table; it is kept in
+//! step by every write of cookiestore and rebuilt after foreign writes.
+
+use uuid::Uuid;
+
+use crate::batch::Batch;
+use crate::check::Problem;
+use crate::cookie::{Cookie, CookieView};
+use crate::error::{LmdbResult, Result};
+use crate::layout::{AuthidKey, RecordKey, Slots, hex};
+use crate::revocations::RevocationKind;
+use crate::snapshot::Snapshot;
+use crate::store::{CookieStore, Growth};
+
+impl Batch<'_, '_> {
+    /// Adds the index entry of `oid` carrying `authid`.
+    pub(crate) fn index_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
+        if let Some(slot) = self.tables.slots.by_authid {
+            let key = AuthidKey::new(slot, authid, oid);
+            self.tables.db.put(self.txn, &key, &[]).lmdb()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the index entry of `oid` carrying `authid`.
+    pub(crate) fn unindex_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
+        if let Some(slot) = self.tables.slots.by_authid {
+            let key = AuthidKey::new(slot, authid, oid);
+            self.tables.db.delete(self.txn, &key).lmdb()?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the authid index in step when the record `oid` goes from `old` to `new`.
+    pub(crate) fn reindex_authid(
+        &mut self,
+        oid: Uuid,
+        old: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<()> {
+        if old == new {
+            return Ok(());
+        }
+        if let Some(old) = old {
+            self.unindex_authid(old, oid)?;
+        }
+        if let Some(new) = new {
+            self.index_authid(new, oid)?;
+        }
+        Ok(())
+    }
+
+    /// The authid of the record `oid`, when it exists and decodes.
+    pub(crate) fn authid_of(&self, oid: Uuid) -> Option<String> {
+        match self.tables.record(self.txn, oid) {
+            Ok(Some(view)) => view.authid().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds the authid index from the records.
+    pub(crate) fn rebuild_authid_index(&mut self) -> Result<()> {
+        self.tables.need_present()?;
+        let Some(slot) = self.tables.slots.by_authid else {
+            return Ok(());
+        };
+        self.tables.delete_slot(self.txn, slot)?;
+        let mut keys = Vec::new();
+        for item in self
+            .tables
+            .slot_entries(self.txn, self.tables.slots.cookies)?
+        {
+            let (key, bytes) = item?;
+            let oid = RecordKey::parse_oid(key);
+            if let (Some(oid), Ok(view)) = (oid, CookieView::new(bytes))
+                && let Some(authid) = view.authid()
+            {
+                keys.push(AuthidKey::new(slot, authid, oid));
+            }
+        }
+        keys.sort_unstable();
+        for key in &keys {
+            self.tables.db.put(self.txn, key, &[]).lmdb()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every cookie whose authid is `authid`, each recorded in the revocation feed;
+    /// returns how many.
+    pub fn logout_authid(&mut self, authid: &str) -> Result<u64> {
+        self.tables.need_present()?;
+        let mut n = 0;
+        for oid in self.view().oids_of_authid(authid)? {
+            if self.delete_oid_as(oid, RevocationKind::Authid)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+impl Snapshot<'_> {
+    /// The oids of the cookies whose record's authid is `authid`, expired or not (verified
+    /// against the record: the key may hold a truncated authid).
+    pub(crate) fn oids_of_authid(&self, authid: &str) -> Result<Vec<Uuid>> {
+        let Some(slot) = self.tables.slots.by_authid.filter(|_| self.tables.present) else {
+            return Ok(Vec::new());
+        };
+        let prefix = AuthidKey::prefix(slot, authid);
+        let mut candidates = Vec::new();
+        for item in self.tables.db.prefix_iter(self.txn, &prefix).lmdb()? {
+            let (key, _) = item.lmdb()?;
+            if key.len() == prefix.len() + 16
+                && let Some(oid) = AuthidKey::parse_oid(key)
+            {
+                candidates.push(oid);
+            }
+        }
+        Ok(candidates
+            .into_iter()
+            .filter(|oid| {
+                matches!(self.tables.record(self.txn, *oid),
+                    Ok(Some(view)) if view.authid() == Some(authid))
+            })
+            .collect())
+    }
+
+    /// The records authenticated as `authid`, expired ones included (like
+    /// [`records`](Self::records)), in oid order, found through the authid index: the cost
+    /// is in proportion to that user's cookies, not to the store.
+    pub fn records_of_authid(&self, authid: &str) -> Result<Vec<Cookie>> {
+        let mut out = Vec::new();
+        for oid in self.oids_of_authid(authid)? {
+            if let Some(cookie) = self.get_any_by_oid(oid)? {
+                out.push(cookie);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl CookieStore {
+    /// Deletes every cookie whose record carries `authid` (logs the user out everywhere) in
+    /// one transaction, each recorded in the revocation feed; returns how many. Costs in
+    /// proportion to that user's cookies (the authid index), not the store's size.
+    pub fn logout_authid(&self, authid: &str) -> Result<u64> {
+        self.batch_with("log out an authid", Growth::Headroom, |b| {
+            b.logout_authid(authid)
+        })
+    }
+}
+
+/// The authid index's differences from the records, for `check`.
+pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<Problem>> {
+    let Some(slot) = slots.by_authid else {
+        return Ok(Vec::new());
+    };
+    let mut expected: std::collections::BTreeMap<Vec<u8>, (Uuid, String)> = Default::default();
+    // An undecodable record is reported as such; repair drops it and its entries.
+    let mut undecodable = std::collections::HashSet::new();
+    for item in s.raw_entries(slots.cookies)? {
+        let (key, bytes) = item?;
+        let Some(oid) = RecordKey::parse_oid(key) else {
+            continue;
+        };
+        match CookieView::new(bytes) {
+            Ok(view) => {
+                if let Some(authid) = view.authid() {
+                    expected.insert(AuthidKey::new(slot, authid, oid), (oid, authid.to_string()));
+                }
+            }
+            Err(_) => {
+                undecodable.insert(oid);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for item in s.raw_table(slot)? {
+        let (rest, _) = item?;
+        let key = AuthidKey::join(slot, rest);
+        if expected.remove(&key).is_none()
+            && !AuthidKey::parse_oid(&key).is_some_and(|oid| undecodable.contains(&oid))
+        {
+            problems.push(Problem::AuthidIndexExtra { key: hex(rest) });
+        }
+    }
+    for (oid, authid) in expected.into_values() {
+        problems.push(Problem::AuthidIndexMissing { oid, authid });
+    }
+    Ok(problems)
+}

@@ -1,0 +1,474 @@
+//! The revocation feed: every logout, in commit order, for the other processes of a host.
+//!
+//! Each write that logs a cookie out — [`CookieStore::delete`], [`Batch::delete_oid`],
+//! [`CookieStore::logout_authid`] — and each deletion by maintenance ([`CookieStore::clear`],
+//! [`repair`](crate::maintenance::repair)) appends a [`Revocation`] in the same transaction,
+//! under the next sequence number. A process learns of revocations made anywhere by polling
+//! ([`Subscriber`], or [`Watcher`] on a thread) and then closes its own connections of those
+//! cookies (found in its [`Connections`] registry).
+//!
+//! **Expiry is not a revocation.** An expired cookie is absent for new connections, but live
+//! sessions that authenticated with it are not cut: nothing is appended when a cookie expires
+//! or is purged. Deletions made by other programs (cfxdb, Crossbar.io) are not in the feed
+//! either.
+//!
+//! Entries older than [`StoreOptions::revocation_retention_secs`](crate::StoreOptions)
+//! (default 10 minutes) are trimmed by [`CookieStore::purge_expired`]; a reader asking for
+//! entries already trimmed gets [`Revocations::missed`] = true (it should then treat every
+//! session as suspect, e.g. re-check each connection's cookie with [`CookieStore::exists`]).
+//!
+//! Layout: key slot + sequence (`u64` BE); value `at_ns` (`u64` BE), kind (1 byte), oid (16
+//! bytes), cookie value (UTF-8, the rest). The highest trimmed sequence number is kept in the
+//! store state.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::batch::Batch;
+use crate::connections::Connections;
+use crate::error::{Error, LmdbResult, Result};
+use crate::layout::{RevocationEntry, SlotPrefix, StateKey};
+use crate::snapshot::Snapshot;
+use crate::store::{CookieStore, Growth};
+use crate::tables::Tables;
+
+/// Why a cookie was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum RevocationKind {
+    /// A logout of one cookie (delete by value or by oid).
+    Logout,
+    /// A logout of every cookie of an authid ([`CookieStore::logout_authid`]).
+    Authid,
+    /// A deletion by maintenance (clear, repair).
+    Maintenance,
+}
+
+impl RevocationKind {
+    fn code(self) -> u8 {
+        match self {
+            RevocationKind::Logout => 1,
+            RevocationKind::Authid => 2,
+            RevocationKind::Maintenance => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => RevocationKind::Logout,
+            2 => RevocationKind::Authid,
+            3 => RevocationKind::Maintenance,
+            _ => return None,
+        })
+    }
+
+    /// The kebab-case name, as in the JSON form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationKind::Logout => "logout",
+            RevocationKind::Authid => "authid",
+            RevocationKind::Maintenance => "maintenance",
+        }
+    }
+}
+
+/// One entry of the revocation feed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Revocation {
+    /// Its sequence number (the first is 1; each commit appends in increasing order).
+    pub seq: u64,
+    /// When it was revoked (ns, the writer's clock).
+    pub at_ns: u64,
+    /// Why.
+    pub kind: RevocationKind,
+    /// The revoked cookie's value (empty when its record could not be decoded).
+    pub value: String,
+    /// The revoked cookie's oid.
+    pub oid: Uuid,
+}
+
+/// What [`CookieStore::revocations_since`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct Revocations {
+    /// The entries after the given sequence number, in order.
+    pub entries: Vec<Revocation>,
+    /// The sequence number to ask after next time (the last one seen).
+    pub next: u64,
+    /// Whether entries after the given sequence number were already trimmed (the reader fell
+    /// behind the retention window and missed some revocations).
+    pub missed: bool,
+}
+
+fn decode(key: &[u8], bytes: &[u8]) -> Result<Revocation> {
+    let damaged = || Error::metadata("the revocation feed holds a malformed entry".to_string());
+    let seq = RevocationEntry::parse_key(key).ok_or_else(damaged)?;
+    let (at_ns, code, oid, value) = RevocationEntry::parse_value(bytes).ok_or_else(damaged)?;
+    Ok(Revocation {
+        seq,
+        at_ns,
+        kind: RevocationKind::from_code(code).ok_or_else(damaged)?,
+        value: String::from_utf8_lossy(value).into_owned(),
+        oid,
+    })
+}
+
+fn trimmed_seq(tables: &Tables, txn: &heed::RoTxn) -> Result<u64> {
+    let Some(slot) = tables.slots.state else {
+        return Ok(0);
+    };
+    Ok(tables
+        .state()
+        .get(txn, &StateKey::new(slot, StateKey::TRIMMED_SEQ))
+        .map_err(|e| Error::metadata(format!("store state is damaged: {e}")))?
+        .unwrap_or(0))
+}
+
+fn last_seq(tables: &Tables, txn: &heed::RoTxn, slot: u16) -> Result<u64> {
+    let last = tables
+        .db
+        .rev_prefix_iter(txn, SlotPrefix::new(slot).as_bytes())
+        .lmdb()?
+        .next()
+        .transpose()
+        .lmdb()?
+        .and_then(|(k, _)| RevocationEntry::parse_key(k))
+        .unwrap_or(0);
+    Ok(last.max(trimmed_seq(tables, txn)?))
+}
+
+impl Batch<'_, '_> {
+    /// Appends a revocation of (`oid`, `value`) as `kind`; returns its sequence number (0
+    /// when the store has no feed yet).
+    pub(crate) fn append_revocation(
+        &mut self,
+        kind: RevocationKind,
+        oid: Uuid,
+        value: &str,
+    ) -> Result<u64> {
+        let Some(slot) = self.tables.slots.revocations else {
+            return Ok(0);
+        };
+        let seq = last_seq(&self.tables, self.txn, slot)? + 1;
+        let bytes = RevocationEntry::value(self.now, kind.code(), oid, value);
+        self.tables
+            .db
+            .put(self.txn, &RevocationEntry::key(slot, seq), &bytes)
+            .lmdb()?;
+        Ok(seq)
+    }
+
+    /// Appends a maintenance revocation for every record (before [`CookieStore::clear`]).
+    pub(crate) fn revoke_all_for_clear(&mut self) -> Result<()> {
+        self.tables.need_present()?;
+        let mut all = Vec::new();
+        for item in self.view().raw_records()? {
+            let (oid, bytes) = item?;
+            let value = crate::cookie::CookieView::new(bytes)
+                .map(|v| v.value().to_string())
+                .unwrap_or_default();
+            all.push((oid, value));
+        }
+        for (oid, value) in all {
+            self.append_revocation(RevocationKind::Maintenance, oid, &value)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the entries older than `cutoff` (ns); returns how many.
+    pub(crate) fn trim_revocations(&mut self, cutoff: u64) -> Result<u64> {
+        let (Some(slot), Some(state)) = (self.tables.slots.revocations, self.tables.slots.state)
+        else {
+            return Ok(0);
+        };
+        let mut highest = None;
+        let mut n = 0;
+        let mut iter = self
+            .tables
+            .db
+            .prefix_iter_mut(self.txn, SlotPrefix::new(slot).as_bytes())
+            .lmdb()?;
+        while let Some(item) = iter.next() {
+            let (key, bytes) = item.lmdb()?;
+            let entry = decode(key, bytes)?;
+            if entry.at_ns >= cutoff {
+                break;
+            }
+            highest = Some(entry.seq);
+            // SAFETY: `key` and `bytes` are not used after the deletion.
+            unsafe { iter.del_current() }.lmdb()?;
+            n += 1;
+        }
+        drop(iter);
+        if let Some(seq) = highest {
+            let seq = seq.max(trimmed_seq(&self.tables, self.txn)?);
+            self.tables
+                .state()
+                .put(self.txn, &StateKey::new(state, StateKey::TRIMMED_SEQ), &seq)
+                .lmdb()?;
+        }
+        Ok(n)
+    }
+}
+
+impl Snapshot<'_> {
+    /// The revocations after sequence number `after`: see
+    /// [`CookieStore::revocations_since`].
+    pub fn revocations_since(&self, after: u64) -> Result<Revocations> {
+        let Some(slot) = self.tables.slots.revocations else {
+            return Ok(Revocations {
+                entries: Vec::new(),
+                next: after,
+                missed: false,
+            });
+        };
+        let trimmed = trimmed_seq(&self.tables, self.txn)?;
+        let start = RevocationEntry::key(slot, after.saturating_add(1));
+        let end = RevocationEntry::key(slot, u64::MAX);
+        let range = (
+            Bound::Included(start.as_slice()),
+            Bound::Included(end.as_slice()),
+        );
+        let mut entries = Vec::new();
+        if after < u64::MAX {
+            for item in self.tables.db.range(self.txn, &range).lmdb()? {
+                let (key, bytes) = item.lmdb()?;
+                entries.push(decode(key, bytes)?);
+            }
+        }
+        let missed = trimmed > after;
+        let next = entries
+            .last()
+            .map(|e| e.seq)
+            .unwrap_or_else(|| after.max(trimmed));
+        Ok(Revocations {
+            entries,
+            next,
+            missed,
+        })
+    }
+
+    /// The highest sequence number of the feed so far (0 when empty).
+    pub fn last_revocation(&self) -> Result<u64> {
+        match self.tables.slots.revocations {
+            Some(slot) => last_seq(&self.tables, self.txn, slot),
+            None => Ok(0),
+        }
+    }
+}
+
+impl CookieStore {
+    /// The revocations with a sequence number greater than `after` (0: all retained ones),
+    /// and whether some of those were already trimmed. Pass [`Revocations::next`] next time.
+    pub fn revocations_since(&self, after: u64) -> Result<Revocations> {
+        self.read(|s| s.revocations_since(after))
+    }
+
+    /// Trims the revocations older than `retention_secs`; returns how many. Writes only
+    /// when there is something to trim.
+    pub(crate) fn trim_revocations(&self, retention_secs: u64) -> Result<u64> {
+        let cutoff = self
+            .now_ns()
+            .saturating_sub(crate::clock::secs_to_ns(retention_secs));
+        let due = self.read(|s| {
+            let Some(slot) = s.tables.slots.revocations else {
+                return Ok(false);
+            };
+            let first = s
+                .tables
+                .db
+                .prefix_iter(s.txn, SlotPrefix::new(slot).as_bytes())
+                .lmdb()?
+                .next()
+                .transpose()
+                .lmdb()?
+                .map(|(k, v)| decode(k, v))
+                .transpose()?;
+            Ok(first.is_some_and(|e| e.at_ns < cutoff))
+        })?;
+        if !due {
+            return Ok(0);
+        }
+        self.batch_with("trim the revocation feed", Growth::Headroom, |b| {
+            b.trim_revocations(cutoff)
+        })
+    }
+
+    /// The id of the environment's last committed transaction (any process), without a
+    /// transaction.
+    pub(crate) fn last_txn_id(&self) -> u64 {
+        let shared = self.shared();
+        // Not while this process resizes the map (the meta pages are read from it).
+        let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        shared.env.info().last_txn_id as u64
+    }
+}
+
+/// A per-process reader of the revocation feed that remembers where it is.
+///
+/// [`poll`](Self::poll) returns what was appended since the last poll. When no transaction
+/// was committed since (LMDB's last transaction id is unchanged), it returns nothing without
+/// opening a transaction: polling an idle store often is cheap.
+#[derive(Debug)]
+pub struct Subscriber {
+    store: CookieStore,
+    next: u64,
+    seen_txn: Option<u64>,
+    reads: u64,
+}
+
+impl Subscriber {
+    /// A subscriber that starts at the end of the feed: it sees revocations made from now.
+    pub fn new(store: &CookieStore) -> Result<Subscriber> {
+        let seen = store.last_txn_id();
+        let next = store.snapshot(|s| s.last_revocation())?;
+        Ok(Subscriber {
+            store: store.clone(),
+            next,
+            seen_txn: Some(seen),
+            reads: 1,
+        })
+    }
+
+    /// A subscriber that starts after sequence number `after` (0: every retained entry).
+    pub fn starting_after(store: &CookieStore, after: u64) -> Subscriber {
+        Subscriber {
+            store: store.clone(),
+            next: after,
+            seen_txn: None,
+            reads: 0,
+        }
+    }
+
+    /// The revocations appended since the last poll. `missed` is true when some were
+    /// trimmed before this subscriber read them.
+    pub fn poll(&mut self) -> Result<Revocations> {
+        let txn = self.store.last_txn_id();
+        if self.seen_txn == Some(txn) {
+            return Ok(Revocations {
+                entries: Vec::new(),
+                next: self.next,
+                missed: false,
+            });
+        }
+        self.reads += 1;
+        let found = self.store.revocations_since(self.next)?;
+        self.next = found.next;
+        self.seen_txn = Some(txn);
+        Ok(found)
+    }
+
+    /// The sequence number this subscriber reads after.
+    pub fn position(&self) -> u64 {
+        self.next
+    }
+
+    /// How many read transactions this subscriber has opened (polls that found no new
+    /// commit open none).
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+}
+
+/// What a [`Watcher`] reports to its callback.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WatchEvent<H> {
+    /// Cookies were revoked: the entries, and this process's connections of those cookies
+    /// (from the registry, each once).
+    Revoked {
+        /// The feed entries.
+        revocations: Vec<Revocation>,
+        /// The local connections of the revoked cookies.
+        connections: Vec<H>,
+    },
+    /// Revocations were trimmed before this process read them: some connections of revoked
+    /// cookies may be unknown. Re-check every connection's cookie.
+    Missed,
+    /// Polling failed (it is retried at the next interval).
+    Failed(Error),
+}
+
+/// Polls the revocation feed on a thread and reports the local connections of revoked
+/// cookies. Stops (and joins its thread) when dropped.
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watcher {
+    /// The default poll interval: 100 ms.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
+
+    /// Starts watching `store` from the end of its feed: every `interval`, polls once and
+    /// calls `callback` with what it found (nothing when nothing was revoked).
+    pub fn spawn<H, F>(
+        store: &CookieStore,
+        registry: Arc<Connections<H>>,
+        interval: Duration,
+        mut callback: F,
+    ) -> Result<Watcher>
+    where
+        H: Clone + Eq + Hash + Send + Sync + 'static,
+        F: FnMut(WatchEvent<H>) + Send + 'static,
+    {
+        let mut subscriber = Subscriber::new(store)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("cookiestore-watcher".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    match subscriber.poll() {
+                        Ok(found) => {
+                            if found.missed {
+                                callback(WatchEvent::Missed);
+                            }
+                            if !found.entries.is_empty() {
+                                let mut seen = HashSet::new();
+                                let mut connections = Vec::new();
+                                for entry in &found.entries {
+                                    for handle in registry.connections(&entry.value) {
+                                        if seen.insert(handle.clone()) {
+                                            connections.push(handle);
+                                        }
+                                    }
+                                }
+                                callback(WatchEvent::Revoked {
+                                    revocations: found.entries,
+                                    connections,
+                                });
+                            }
+                        }
+                        Err(e) => callback(WatchEvent::Failed(e)),
+                    }
+                    std::thread::park_timeout(interval);
+                }
+            })
+            .map_err(Error::Io)?;
+        Ok(Watcher {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}

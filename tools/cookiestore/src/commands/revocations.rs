@@ -1,0 +1,33 @@
+//! `revocations`: the recent revocation feed, one JSON object per line.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::context::Ctx;
+use crate::output::{Outcome, json_line, stdout, warn};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The store directory.
+    pub path: PathBuf,
+    /// Only the entries with a sequence number greater than this.
+    #[arg(long, default_value_t = 0)]
+    pub since: u64,
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    let store = ctx.open_read(&a.path)?;
+    let feed = store.revocations_since(a.since)?;
+    if feed.missed {
+        warn(&format!(
+            "entries after {} were already trimmed (older than the retention window)",
+            a.since
+        ));
+    }
+    let mut out = stdout();
+    for entry in &feed.entries {
+        json_line(&mut out, entry)?;
+    }
+    out.flush()?;
+    Ok(())
+}
