@@ -220,6 +220,27 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The file system holding the store is full (or the user's quota is spent): a write,
+    /// or creating the store's files, found no space. Nothing of the failed transaction was
+    /// written; earlier commits stay.
+    #[error(
+        "cannot {operation}: {path}: the disk is full (no space left on the file system holding \
+         the store){}; free space there (or move the store to a larger file system), then retry",
+        committed_note(*committed)
+    )]
+    DiskFull {
+        /// The store (or the file that could not be created or extended).
+        path: PathBuf,
+        /// What was attempted (as in [`Error::ReadOnly`]).
+        operation: &'static str,
+        /// For an import or restore: the cookies written (committed, and kept) before the
+        /// disk filled.
+        committed: Option<u64>,
+        /// The operating system's error (ENOSPC, EDQUOT, or LMDB's EIO on a full disk).
+        #[source]
+        source: io::Error,
+    },
+
     /// Any other LMDB error.
     #[error("LMDB error: {0}")]
     Lmdb(#[source] LmdbError),
@@ -272,6 +293,94 @@ impl Error {
             problem: problem.into(),
         }
     }
+}
+
+fn committed_note(committed: Option<u64>) -> String {
+    match committed {
+        Some(n) => format!(
+            "; {n} cookie(s) went in before (committed in earlier batches, and kept), the rest \
+             did not"
+        ),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    /// The error for `source`, an I/O error on the store at `path`: [`Error::DiskFull`] when
+    /// it means the file system is full, else [`Error::Io`].
+    pub(crate) fn from_io(
+        path: &std::path::Path,
+        operation: &'static str,
+        source: io::Error,
+    ) -> Self {
+        if is_disk_full(path, &source) {
+            Error::DiskFull {
+                path: path.to_path_buf(),
+                operation,
+                committed: None,
+                source,
+            }
+        } else {
+            Error::Io(source)
+        }
+    }
+
+    /// Adds, to a [`Error::DiskFull`], the cookies an import or restore committed before.
+    pub(crate) fn with_committed(self, n: u64) -> Self {
+        match self {
+            Error::DiskFull {
+                path,
+                operation,
+                source,
+                ..
+            } => Error::DiskFull {
+                path,
+                operation,
+                committed: Some(n),
+                source,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Whether `e`, met on the store at `path`, means "no space": ENOSPC or EDQUOT, or EIO (what
+/// LMDB may report for a failed write) while the file system has (almost) no space left.
+pub(crate) fn is_disk_full(path: &std::path::Path, e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => true,
+            Some(libc::EIO) => free_bytes(path).is_some_and(|free| free < 1 << 20),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        e.kind() == io::ErrorKind::StorageFull
+    }
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+#[cfg(unix)]
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "statvfs's field types differ between platforms"
+)]
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the
+    // struct's size; statvfs writes only into it.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it filled the struct.
+    let st = unsafe { st.assume_init() };
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// What to do about a full map: purging frees space for writes, but a deletion that failed

@@ -166,6 +166,49 @@ pub enum LegacyLineError {
         /// What was wrong with the string.
         error: TimeError,
     },
+    /// The line is longer than [`MAX_LINE`] bytes: it was not read into memory.
+    TooLong {
+        /// Its length in bytes (line ending included).
+        len: u64,
+    },
+}
+
+/// The longest line read from `cookies.dat` or an export (1 MiB, line ending included):
+/// longer ones are reported and skipped without being held in memory.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Reads one line (up to and including `\n`, or to the end of the input) into `buf`, which is
+/// cleared first and receives at most `max` bytes of it; the rest of a longer line is read
+/// and dropped. Returns the line's whole length, or `None` at the end of the input.
+pub(crate) fn read_line_bounded<R: BufRead + ?Sized>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Option<u64>> {
+    buf.clear();
+    let mut total = 0u64;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        let (take, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (available.len(), false),
+        };
+        let room = max.saturating_sub(buf.len()).min(take);
+        buf.extend_from_slice(&available[..room]);
+        total += take as u64;
+        reader.consume(take);
+        if done {
+            break;
+        }
+    }
+    Ok((total > 0).then_some(total))
 }
 
 impl fmt::Display for LegacyLineError {
@@ -205,6 +248,11 @@ impl fmt::Display for LegacyLineError {
                 f,
                 "field \"cbtid\": character {ch:?} at byte {at} is not allowed in a cookie value \
                  (RFC 6265 cookie-octets: printable ASCII except space, '\"', ',', ';' and '\\')"
+            ),
+            LegacyLineError::TooLong { len } => write!(
+                f,
+                "line is {len} bytes long, longer than the {MAX_LINE} bytes a cookie line may \
+                 have"
             ),
             LegacyLineError::BadTimestamp { field, error } => write!(
                 f,
@@ -285,6 +333,18 @@ pub fn parse_line(line: &str) -> Result<LegacyLine, LegacyLineError> {
         None | Some(Value::Null) => None,
         Some(v) => Some(v),
     };
+    // An integer beyond 64 bits would be read, stored and returned as a float: refuse it.
+    if authextra.is_some()
+        && let Some((path, literal)) = crate::bigint::big_integer(line)
+        && path.starts_with("authextra")
+    {
+        let float = literal.parse::<f64>().unwrap_or_default();
+        return Err(LegacyLineError::InvalidField {
+            field: "authextra",
+            expected: "integers that fit in 64 bits (store larger ones as strings)",
+            found: format!("{literal} at {path}, which would come back as the float {float}"),
+        });
+    }
 
     Ok(LegacyLine {
         status,
@@ -459,7 +519,9 @@ pub struct Replay {
 /// Lines end in `\n` or `\r\n`; the last one may lack its line ending. Lines that are empty
 /// or only whitespace are counted in [`Replay::blank_lines`] and otherwise ignored. Lines
 /// that are not valid UTF-8 or that [`parse_line`] rejects are recorded in
-/// [`Replay::bad_lines`] and skipped; they never stop the replay. Lines may be of any length.
+/// [`Replay::bad_lines`] and skipped; they never stop the replay. Lines longer than
+/// [`MAX_LINE`] are bad lines too ([`LegacyLineError::TooLong`]), skipped without being held
+/// in memory.
 ///
 /// ```
 /// # use cookiestore::maintenance::replay;
@@ -485,29 +547,12 @@ pub fn replay<R: BufRead>(mut reader: R) -> io::Result<Replay> {
     let mut slots: Vec<Option<LegacyCookie>> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
+    while let Some(len) = read_line_bounded(&mut reader, &mut buf, MAX_LINE)? {
         out.lines += 1;
         let number = out.lines;
-        let mut bytes = buf.as_slice();
-        if let Some(rest) = bytes.strip_suffix(b"\n") {
-            bytes = rest;
-        }
-        if let Some(rest) = bytes.strip_suffix(b"\r") {
-            bytes = rest;
-        }
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let Some(parsed) = parse_read_line(&buf, len) else {
             out.blank_lines += 1;
             continue;
-        }
-        let parsed = match std::str::from_utf8(bytes) {
-            Ok(text) => parse_line(text),
-            Err(e) => Err(LegacyLineError::NotUtf8 {
-                valid_up_to: e.valid_up_to(),
-            }),
         };
         match parsed {
             Err(e) => out.bad_lines.push((number, e)),
@@ -537,6 +582,30 @@ pub fn replay<R: BufRead>(mut reader: R) -> io::Result<Replay> {
     }
     out.cookies = slots.into_iter().flatten().collect();
     Ok(out)
+}
+
+/// Parses a line [`read_line_bounded`] read (`len` is its whole length): `None` for a blank
+/// line.
+pub(crate) fn parse_read_line(buf: &[u8], len: u64) -> Option<Result<LegacyLine, LegacyLineError>> {
+    if len > MAX_LINE as u64 {
+        return Some(Err(LegacyLineError::TooLong { len }));
+    }
+    let mut bytes = buf;
+    if let Some(rest) = bytes.strip_suffix(b"\n") {
+        bytes = rest;
+    }
+    if let Some(rest) = bytes.strip_suffix(b"\r") {
+        bytes = rest;
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(match std::str::from_utf8(bytes) {
+        Ok(text) => parse_line(text),
+        Err(e) => Err(LegacyLineError::NotUtf8 {
+            valid_up_to: e.valid_up_to(),
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -1162,7 +1231,7 @@ mod tests {
         })
         .to_string();
         let too_long_cbtid = json!({
-            "cbtid": "c".repeat(1 << 20), "created": "2026-11-22T02:49:50.212Z", "max_age": 1
+            "cbtid": "c".repeat(600), "created": "2026-11-22T02:49:50.212Z", "max_age": 1
         })
         .to_string();
         let deep = format!(
@@ -1170,15 +1239,15 @@ mod tests {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
+        let long_len = long.len() as u64 + 1;
         let file = [long, too_long_cbtid, deep, good("small", "created")].join("\n");
         let r = replay(BufReader::with_capacity(7, file.as_bytes())).expect("replay");
-        assert_eq!(values(&r), ["big", "small"]);
-        assert_eq!(bad_numbers(&r), [2, 3]);
-        assert_eq!(
-            r.bad_lines[0].1,
-            LegacyLineError::CbtidTooLong { len: 1 << 20 }
-        );
-        assert!(matches!(r.bad_lines[1].1, LegacyLineError::NotJson { .. }));
+        // Lines longer than MAX_LINE are bad lines, never read into memory whole.
+        assert_eq!(values(&r), ["small"]);
+        assert_eq!(bad_numbers(&r), [1, 2, 3]);
+        assert_eq!(r.bad_lines[0].1, LegacyLineError::TooLong { len: long_len });
+        assert_eq!(r.bad_lines[1].1, LegacyLineError::CbtidTooLong { len: 600 });
+        assert!(matches!(r.bad_lines[2].1, LegacyLineError::NotJson { .. }));
 
         let fixture = replay(BufReader::with_capacity(1, fixture_bytes().as_slice()));
         assert_eq!(fixture.expect("replay").cookies.len(), 32);

@@ -35,6 +35,7 @@
 
 mod authid;
 mod batch;
+mod bigint;
 mod check;
 mod clock;
 mod config;
@@ -78,12 +79,13 @@ pub use value::CookieValue;
 pub mod maintenance {
     pub use crate::check::{CheckReport, Problem, Quarantined, RepairReport, check, repair};
     pub use crate::legacy::{
-        LegacyCookie, LegacyLine, LegacyLineError, LegacyStatus, Replay, parse_line, replay,
+        LegacyCookie, LegacyLine, LegacyLineError, LegacyStatus, MAX_LINE, Replay, parse_line,
+        replay,
     };
     pub use crate::lmdb_files::{ReaderSlots, reader_slots};
     pub use crate::migrate::{
         ExportOptions, ExportSummary, ImportOptions, ImportSummary, LegacySource, RestoreSummary,
-        export, import_legacy, read_legacy, restore,
+        export, import_file, import_legacy, read_legacy, restore,
     };
 }
 

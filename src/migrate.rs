@@ -23,7 +23,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cookie::Cookie;
-use crate::error::{Error, Result};
+use crate::error::{Error, LmdbResult, Result};
 use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::store::CookieStore;
 
@@ -75,18 +75,11 @@ pub fn read_legacy(path: &Path, progress: &mut dyn FnMut(u64)) -> Result<LegacyS
     let mut seen = HashSet::new();
     let mut reader = BufReader::with_capacity(1 << 16, open()?);
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        let Ok(text) = std::str::from_utf8(&buf) else {
-            continue;
-        };
-        if let Ok(LegacyLine {
+    while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+        if let Some(Ok(LegacyLine {
             status: LegacyStatus::Deleted,
             cookie,
-        }) = legacy::parse_line(text.trim_end_matches(['\n', '\r']))
+        })) = legacy::parse_read_line(&buf, len)
             && !survivors.contains(cookie.value.as_str())
             && seen.insert(cookie.value.clone())
         {
@@ -121,6 +114,10 @@ pub struct ImportOptions {
     /// Only work out what the import would do, from one snapshot: nothing is written, and a
     /// read-only store will do.
     pub dry_run: bool,
+    /// Import cookies that an earlier import brought in and that have since left the store
+    /// (logged out, or deleted otherwise). Without it they are skipped and counted in
+    /// [`ImportSummary::skipped_logged_out`]: re-running an import must not log them back in.
+    pub force: bool,
 }
 
 impl ImportOptions {
@@ -135,6 +132,12 @@ impl ImportOptions {
         self.dry_run = dry_run;
         self
     }
+
+    /// Sets [`force`](Self::force).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
 }
 
 impl Default for ImportOptions {
@@ -142,6 +145,7 @@ impl Default for ImportOptions {
         ImportOptions {
             name: crate::config::DEFAULT_NAME.to_string(),
             dry_run: false,
+            force: false,
         }
     }
 }
@@ -164,6 +168,9 @@ pub struct ImportSummary {
     pub removed_from_store: u64,
     /// Cookies dropped because they are expired.
     pub expired: u64,
+    /// Cookies an earlier import brought in that have left the store since (logged out):
+    /// skipped, unless [`ImportOptions::force`].
+    pub skipped_logged_out: u64,
     /// Bad lines: 1-based line number and what is wrong. They were skipped.
     pub bad_lines: Vec<(u64, String)>,
     /// Cookies the store refused (value that cannot be a key, authextra too large or deep):
@@ -224,6 +231,10 @@ pub fn import_legacy(
                 Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
                 Err(e) => return Err(e),
             };
+            if existing.is_none() && !options.force && was_imported(s, &legacy.value)? {
+                summary.skipped_logged_out += 1;
+                continue;
+            }
             let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
             if existing.as_ref() == Some(&cookie) {
                 summary.unchanged += 1;
@@ -256,31 +267,44 @@ pub fn import_legacy(
 
     let mut done = 0u64;
     for chunk in to_write.chunks(BATCH) {
-        let (imported, updated, unchanged) = store.batch("import cookies", |b| {
-            let mut counts = (0, 0, 0);
-            for legacy in chunk {
-                let existing = match b.view().get_any_by_value(&legacy.value) {
-                    Ok(c) => c,
-                    Err(Error::CorruptRecord { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
-                if existing.as_ref() == Some(&cookie) {
-                    counts.2 += 1; // someone wrote the same meanwhile
-                    continue;
+        let (imported, updated, unchanged, skipped) = store
+            .batch("import cookies", |b| {
+                let mut counts = (0, 0, 0, 0);
+                for legacy in chunk {
+                    let existing = match b.view().get_any_by_value(&legacy.value) {
+                        Ok(c) => c,
+                        Err(Error::CorruptRecord { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    if existing.is_none()
+                        && !options.force
+                        && was_imported(&b.view(), &legacy.value)?
+                    {
+                        counts.3 += 1; // logged out meanwhile
+                        continue;
+                    }
+                    let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
+                    if existing.as_ref() == Some(&cookie) {
+                        counts.2 += 1; // someone wrote the same meanwhile
+                        continue;
+                    }
+                    b.put(&cookie)?;
+                    if let Some(key) = imported_key(b.tables.slots.state, &cookie.value) {
+                        b.raw_put(&key, cookie.oid.as_bytes())?;
+                    }
+                    if existing.is_some() {
+                        counts.1 += 1;
+                    } else {
+                        counts.0 += 1;
+                    }
                 }
-                b.put(&cookie)?;
-                if existing.is_some() {
-                    counts.1 += 1;
-                } else {
-                    counts.0 += 1;
-                }
-            }
-            Ok(counts)
-        })?;
+                Ok(counts)
+            })
+            .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
+        summary.skipped_logged_out += skipped;
         done += chunk.len() as u64;
         progress(done);
     }
@@ -295,6 +319,153 @@ pub fn import_legacy(
             Ok(n)
         })?;
     }
+    Ok(summary)
+}
+
+/// Name prefix of the store-state entries that remember which cookie values imports brought
+/// in (`imported` + value, holding the oid given): a later import skips those that have left
+/// the store since, so that re-running an import never logs a logged-out cookie back in.
+const IMPORTED: &[u8] = b"imported\0";
+
+/// The store-state key recording that an import brought in `value` (`None` without a state
+/// table, or for a value too long for an LMDB key with the prefix: those are not recorded).
+fn imported_key(state_slot: Option<u16>, value: &str) -> Option<Vec<u8>> {
+    let slot = state_slot?;
+    let mut key = Vec::with_capacity(2 + IMPORTED.len() + value.len());
+    key.extend_from_slice(&slot.to_be_bytes());
+    key.extend_from_slice(IMPORTED);
+    key.extend_from_slice(value.as_bytes());
+    (key.len() <= 511).then_some(key)
+}
+
+/// Whether an earlier import brought in `value`.
+fn was_imported(s: &crate::snapshot::Snapshot<'_>, value: &str) -> Result<bool> {
+    let Some(key) = imported_key(s.tables.slots.state, value) else {
+        return Ok(false);
+    };
+    Ok(s.tables.db.get(s.txn, &key).lmdb()?.is_some())
+}
+
+/// Imports Crossbar.io's `cookies.dat` at `path` into `store`, streaming: as
+/// [`read_legacy`] + [`import_legacy`], but the file is read twice instead of held in memory
+/// (the first pass keeps only each cookie value's last line number), and the cookies are
+/// planned and written [`BATCH`] at a time, each batch from its own snapshot. Memory grows
+/// with the number of distinct cookie values, not with the file; a line longer than
+/// [`MAX_LINE`](crate::maintenance::MAX_LINE) is a bad line. `progress` gets the bytes read
+/// so far over both passes (twice the file's size at the end).
+pub fn import_file(
+    store: &CookieStore,
+    path: &Path,
+    now: u64,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary> {
+    use std::collections::HashMap;
+    let open = || {
+        File::open(path).map_err(|source| Error::Path {
+            path: path.to_path_buf(),
+            problem: "cannot read the cookies file".into(),
+            source,
+        })
+    };
+    let mut summary = ImportSummary::default();
+    // Pass 1: the line number of each value's surviving line, and the values logged out.
+    let mut last: HashMap<Box<str>, u64> = HashMap::new();
+    let mut logged_out: HashSet<Box<str>> = HashSet::new();
+    let mut read = 0u64;
+    let mut buf = Vec::new();
+    {
+        let mut reader = BufReader::with_capacity(1 << 16, open()?);
+        while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+            summary.lines += 1;
+            read += len;
+            if summary.lines.is_multiple_of(4096) {
+                progress(read);
+            }
+            match legacy::parse_read_line(&buf, len) {
+                None => {}
+                Some(Err(e)) => summary.bad_lines.push((summary.lines, e.to_string())),
+                Some(Ok(LegacyLine {
+                    status: LegacyStatus::Deleted,
+                    cookie,
+                })) => {
+                    if last.remove(cookie.value.as_str()).is_some() {
+                        summary.deleted += 1;
+                    }
+                    logged_out.insert(cookie.value.into_boxed_str());
+                }
+                Some(Ok(LegacyLine { cookie, .. })) => {
+                    last.insert(cookie.value.into_boxed_str(), summary.lines);
+                }
+            }
+        }
+    }
+    logged_out.retain(|v| !last.contains_key(v));
+    // Pass 2: the surviving lines, BATCH at a time.
+    let add = |summary: &mut ImportSummary, part: ImportSummary| {
+        summary.imported += part.imported;
+        summary.updated += part.updated;
+        summary.unchanged += part.unchanged;
+        summary.expired += part.expired;
+        summary.skipped_logged_out += part.skipped_logged_out;
+        summary.removed_from_store += part.removed_from_store;
+        summary.rejected.extend(part.rejected);
+    };
+    let run = |summary: &mut ImportSummary, source: LegacySource| -> Result<()> {
+        let part = import_legacy(store, &source, now, options, &mut |_| {})
+            .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
+        add(summary, part);
+        Ok(())
+    };
+    let mut chunk: Vec<LegacyCookie> = Vec::with_capacity(BATCH);
+    let mut reader = BufReader::with_capacity(1 << 16, open()?);
+    let mut number = 0u64;
+    while let Some(len) = legacy::read_line_bounded(&mut reader, &mut buf, legacy::MAX_LINE)? {
+        number += 1;
+        read += len;
+        if number.is_multiple_of(4096) {
+            progress(read);
+        }
+        if let Some(Ok(LegacyLine { status, cookie })) = legacy::parse_read_line(&buf, len)
+            && status != LegacyStatus::Deleted
+            && last.get(cookie.value.as_str()) == Some(&number)
+        {
+            chunk.push(cookie);
+            if chunk.len() >= BATCH {
+                let cookies = std::mem::take(&mut chunk);
+                run(
+                    &mut summary,
+                    Replay {
+                        cookies,
+                        ..Replay::default()
+                    }
+                    .into(),
+                )?;
+            }
+        }
+    }
+    drop(last);
+    if !chunk.is_empty() {
+        run(
+            &mut summary,
+            Replay {
+                cookies: chunk,
+                ..Replay::default()
+            }
+            .into(),
+        )?;
+    }
+    let removed: Vec<String> = logged_out.into_iter().map(String::from).collect();
+    for part in removed.chunks(BATCH) {
+        run(
+            &mut summary,
+            LegacySource {
+                replay: Replay::default(),
+                removed: part.to_vec(),
+            },
+        )?;
+    }
+    progress(read);
     Ok(summary)
 }
 
@@ -479,9 +650,17 @@ pub fn restore(
     let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = input.read_until(b'\n', &mut line)?;
-        if n > 0 {
+        let n = legacy::read_line_bounded(input, &mut line, legacy::MAX_LINE)?.unwrap_or(0);
+        if n > legacy::MAX_LINE as u64 {
+            summary.lines += 1;
+            summary.bad_lines.push((
+                summary.lines,
+                format!(
+                    "line is {n} bytes long, longer than the {} bytes a record may have",
+                    legacy::MAX_LINE
+                ),
+            ));
+        } else if n > 0 {
             summary.lines += 1;
             match std::str::from_utf8(&line) {
                 Err(e) => summary.bad_lines.push((
@@ -526,6 +705,9 @@ pub fn restore(
 fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
     let cookie: Cookie =
         serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
+    if let Some((path, literal)) = crate::bigint::big_integer(text) {
+        return Err(crate::bigint::problem(&path, &literal));
+    }
     if cookie.oid.is_nil() {
         return Err("the record has no oid (or the nil uuid)".into());
     }
@@ -540,40 +722,42 @@ fn restore_batch(
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
-    let (restored, replaced, unchanged, conflicts, bad) = store.batch("restore cookies", |b| {
-        if require_empty {
-            let records = b.view().raw_records()?.count() as u64;
-            if records > 0 {
-                return Err(Error::NotEmpty {
-                    path: store.path().to_path_buf(),
-                    records,
-                });
-            }
-        }
-        let mut counts = (0, 0, 0, Vec::new(), Vec::new());
-        for (line, cookie) in records {
-            let existing = match b.view().get_any_by_oid(cookie.oid) {
-                Ok(c) => c,
-                Err(Error::CorruptRecord { .. }) => None,
-                Err(e) => return Err(e),
-            };
-            if existing.as_ref() == Some(cookie) {
-                counts.2 += 1;
-                continue;
-            }
-            match b.put(cookie) {
-                Ok(()) if existing.is_some() => counts.1 += 1,
-                Ok(()) => counts.0 += 1,
-                Err(Error::DuplicateValue { value, existing }) => {
-                    counts.3.push((*line, value, existing))
+    let (restored, replaced, unchanged, conflicts, bad) = store
+        .batch("restore cookies", |b| {
+            if require_empty {
+                let records = b.view().raw_records()?.count() as u64;
+                if records > 0 {
+                    return Err(Error::NotEmpty {
+                        path: store.path().to_path_buf(),
+                        records,
+                    });
                 }
-                // Refused before anything was written: one record, not the whole batch.
-                Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
-                Err(e) => return Err(e),
             }
-        }
-        Ok(counts)
-    })?;
+            let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+            for (line, cookie) in records {
+                let existing = match b.view().get_any_by_oid(cookie.oid) {
+                    Ok(c) => c,
+                    Err(Error::CorruptRecord { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                if existing.as_ref() == Some(cookie) {
+                    counts.2 += 1;
+                    continue;
+                }
+                match b.put(cookie) {
+                    Ok(()) if existing.is_some() => counts.1 += 1,
+                    Ok(()) => counts.0 += 1,
+                    Err(Error::DuplicateValue { value, existing }) => {
+                        counts.3.push((*line, value, existing))
+                    }
+                    // Refused before anything was written: one record, not the whole batch.
+                    Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(counts)
+        })
+        .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
     summary.restored += restored;
     summary.replaced += replaced;
     summary.unchanged += unchanged;

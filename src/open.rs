@@ -101,9 +101,107 @@ pub(crate) fn create_dir_with_mode(path: &Path) -> std::io::Result<()> {
 
 pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
     let data = path.join("data.mdb");
-    let lock = path.join("lock.mdb");
     let new_files = !data.exists();
+    let opened = open_env_files(path, options, new_files);
+    if opened.is_err() && new_files && !options.readonly {
+        // A creation that failed (a full disk, most often) must not leave a half-made
+        // data.mdb behind, which every later open would refuse as "not a valid LMDB file".
+        // Only an unusable one is removed: a concurrent creator may have made it whole.
+        let unusable = fs::metadata(&data)
+            .is_ok_and(|m| m.len() < 2 * page_size() || check_data_file(&data, m.len()).is_err());
+        if unusable {
+            let _ = fs::remove_file(&data);
+        }
+    }
+    opened
+}
+
+/// Bytes reserved for a new data.mdb before LMDB writes its first pages: the two meta pages
+/// and the first commits (the tables' metadata) with room to spare.
+const INITIAL_DATA_RESERVE: i64 = 64 * 1024;
+
+/// LMDB's lock file for its default 126 reader slots: 125 × 64-byte slots after the 192-byte
+/// header (LMDB keeps a larger file's size, and derives the slot count from it).
+const LOCK_FILE_SIZE: i64 = 8192;
+
+/// Makes sure the space LMDB will use through its memory maps exists before it maps the
+/// files: a page of a mapped file that the file system cannot back kills the process with
+/// SIGBUS when touched (lock.mdb is extended with ftruncate, which allocates nothing). The
+/// lock file (created if missing, as LMDB would) is allocated in full, and a new data.mdb
+/// gets its first pages reserved. A full file system is reported as [`Error::DiskFull`].
+/// Files this function cannot open for writing (read-only file system or permissions) are
+/// left to LMDB, which knows how to run without them.
+#[cfg(unix)]
+fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let full = |file: &Path, source: std::io::Error| {
+        Error::from_io(file, "create or open the store's files", source)
+    };
+    let lock = path.join("lock.mdb");
+    let lock_existed = lock.exists();
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&lock);
+    if let Ok(file) = file {
+        let len = file.metadata().map(|m| m.len() as i64).unwrap_or(0);
+        // SAFETY: a valid descriptor of a regular file opened for writing; posix_fallocate
+        // allocates blocks and extends the size, never changing bytes already there.
+        let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len.max(LOCK_FILE_SIZE)) };
+        drop(file);
+        if rc == libc::ENOSPC || rc == libc::EDQUOT {
+            if !lock_existed {
+                let _ = fs::remove_file(&lock);
+            }
+            return Err(full(&lock, std::io::Error::from_raw_os_error(rc)));
+        }
+    }
+    if new_data && !options.readonly {
+        let data = path.join("data.mdb");
+        let created = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&data);
+        if let Ok(file) = created {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            {
+                // SAFETY: a valid descriptor of a regular file opened for writing; with
+                // KEEP_SIZE the size stays 0 (LMDB initialises an empty file) and only blocks
+                // are reserved.
+                let rc = unsafe {
+                    libc::fallocate(
+                        file.as_raw_fd(),
+                        libc::FALLOC_FL_KEEP_SIZE,
+                        0,
+                        INITIAL_DATA_RESERVE,
+                    )
+                };
+                let err = std::io::Error::last_os_error();
+                drop(file);
+                if rc != 0 && matches!(err.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+                    let _ = fs::remove_file(&data);
+                    return Err(full(path, err));
+                }
+            }
+            #[cfg(not(any(target_os = "linux", target_os = "android")))]
+            drop((file, INITIAL_DATA_RESERVE));
+        }
+    }
+    Ok(())
+}
+
+fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Result<Shared> {
+    let data = path.join("data.mdb");
+    let lock = path.join("lock.mdb");
     let new_lock = !lock.exists();
+    #[cfg(unix)]
+    reserve_space(path, options, new_files)?;
     let mut flags = EnvFlags::NO_READ_AHEAD;
     if options.readonly {
         flags |= EnvFlags::READ_ONLY;
@@ -131,6 +229,9 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
             path: path.to_path_buf(),
             found: read_lock_format(&path.join("lock.mdb")),
         },
+        heed::Error::Io(source) if crate::error::is_disk_full(path, &source) => {
+            Error::from_io(path, "create or open the store's files", source)
+        }
         heed::Error::Io(source) => Error::Path {
             path: path.to_path_buf(),
             problem: "cannot open the LMDB files (check permissions)".into(),
@@ -163,7 +264,8 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
                 .open_database::<Bytes, Bytes>(rtxn, None)
                 .map(CommitOrAbort::<_, ()>::Commit)
         })
-        .lmdb()?
+        .lmdb()
+        .map_err(|e| disk_full(path, e))?
         .unwrap_commit()
         .ok_or_else(|| Error::NotAStore {
             path: path.to_path_buf(),
@@ -176,7 +278,8 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
                 .create_database::<Bytes, Bytes>(wtxn, None)
                 .map(CommitOrAbort::<_, ()>::Commit)
         })
-        .lmdb()?
+        .lmdb()
+        .map_err(|e| disk_full(path, e))?
         .unwrap_commit()
     };
     Ok(Shared {
@@ -188,6 +291,16 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         slots: OnceLock::new(),
         resize: RwLock::new(()),
     })
+}
+
+/// A write of the first transactions that found the disk full, as [`Error::DiskFull`].
+fn disk_full(path: &Path, e: Error) -> Error {
+    match e {
+        Error::Lmdb(crate::error::LmdbError(heed::Error::Io(io))) => {
+            Error::from_io(path, "create or open the store's files", io)
+        }
+        other => other,
+    }
 }
 
 /// Begins the first transaction of a fresh environment. Another process may grow the map
@@ -205,7 +318,7 @@ fn adopting_resize<'e, X>(
                 // transaction is live. Size 0 adopts the size recorded in the meta page.
                 unsafe { env.resize(0) }.lmdb()?;
             }
-            other => return other.lmdb(),
+            other => return other.lmdb().map_err(|e| disk_full(env.path(), e)),
         }
     }
 }

@@ -631,6 +631,19 @@ impl CookieStore {
                         deletion: growth == Growth::Headroom,
                     });
                 }
+                Err(Error::DiskFull {
+                    path,
+                    committed,
+                    source,
+                    ..
+                }) => {
+                    return Err(Error::DiskFull {
+                        path,
+                        operation,
+                        committed,
+                        source,
+                    });
+                }
                 other => return other,
             }
         }
@@ -691,7 +704,7 @@ impl Shared {
                 path: self.path.clone(),
                 problem: format!("LMDB reports: {inner}"),
             },
-            heed::Error::Io(io) => Error::Io(io),
+            heed::Error::Io(io) => Error::from_io(&self.path, "write", io),
             other => Error::Lmdb(LmdbError(other)),
         }
     }

@@ -28,6 +28,11 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also import cookies that an earlier import brought in and that were logged out
+    /// (deleted from the store) since; without it they are skipped, so re-running an import
+    /// never logs them back in.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
@@ -40,20 +45,24 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             ))
         })?
         .len();
-    // Read the whole file before touching (or creating) the store.
-    let bar = progress(
-        Some(len),
-        "reading {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-    );
-    let source = migrate::read_legacy(&a.file, &mut |n| bar.set_position(n))?;
-    bar.finish_and_clear();
+    // The file is streamed (read twice per run, never held in memory).
     // Work out the changes on a read-only handle first: an import that changes nothing
     // writes nothing (not even a transaction), and --dry-run stops there.
-    let plan_options = ImportOptions::default().name(a.name.clone()).dry_run(true);
+    let plan_options = ImportOptions::default()
+        .name(a.name.clone())
+        .dry_run(true)
+        .force(a.force);
     let plan = if a.dry_run || a.path.join("data.mdb").exists() {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
-        let plan = migrate::import_legacy(&store, &source, now, &plan_options, &mut |_| {})?;
+        let bar = progress(
+            Some(2 * len),
+            "planning {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+        );
+        let plan = migrate::import_file(&store, &a.file, now, &plan_options, &mut |n| {
+            bar.set_position(n)
+        })?;
+        bar.finish_and_clear();
         Some((plan, now, store.path().to_path_buf()))
     } else {
         None
@@ -68,13 +77,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             let store = ctx.open_write(&a.path)?;
             let now = store.now_ns();
             let bar = progress(
-                Some(source.replay.cookies.len() as u64),
-                "importing {bar:30} {pos}/{len} cookies ({per_sec}, {eta})",
+                Some(2 * len),
+                "importing {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
             );
-            let options = ImportOptions::default().name(a.name);
-            let summary = migrate::import_legacy(&store, &source, now, &options, &mut |n| {
-                bar.set_position(n)
-            })?;
+            let options = ImportOptions::default().name(a.name).force(a.force);
+            let summary =
+                migrate::import_file(&store, &a.file, now, &options, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
             (summary, now, store.path().to_path_buf())
         }
@@ -83,6 +91,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let file = a.file.display();
     for (line, problem) in &summary.bad_lines {
         warn(&format!("{file} line {line}: {problem}; skipped"));
+    }
+    if summary.skipped_logged_out > 0 {
+        warn(&format!(
+            "skipped {} cookies logged out since an earlier import; --force brings them back",
+            summary.skipped_logged_out
+        ));
     }
     for (value, problem) in &summary.rejected {
         warn(&format!("cookie {value:?} rejected: {problem}; skipped"));
@@ -102,6 +116,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
              {:<11}{:>8}  existing cookies already identical\n\
              {:<11}{:>8}  logged out in the file ({} of them removed from the store)\n\
              {:<11}{:>8}  dropped (expired at {})\n\
+             {}\
              {:<11}{:>8}  skipped{}\n",
             if a.dry_run {
                 "dry run, nothing written: would have "
@@ -123,6 +138,15 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             "expired",
             summary.expired,
             format_rfc3339_ns(now),
+            if summary.skipped_logged_out == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{:<11}{:>8}  skipped (logged out since an earlier import; --force brings \
+                     them back)\n",
+                    "logged out", summary.skipped_logged_out
+                )
+            },
             "bad lines",
             summary.bad_lines.len(),
             if summary.rejected.is_empty() {

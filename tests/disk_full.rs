@@ -1,0 +1,165 @@
+//! A full file system: clear errors, no crash (SIGBUS), nothing half-made left behind.
+//!
+//! Runs on a small tmpfs mounted for the test (root only; skipped with a reason otherwise).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use cookiestore::{CookieStore, Error, StoreOptions};
+
+const MOUNT_NEEDED: &str = "disk_full: the full file system cases need root (a 256 KiB tmpfs)";
+
+/// A tmpfs of `size` mounted on a fresh temporary directory, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs failed");
+        Tmpfs { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the file system with a file of zeros (written, so its blocks exist).
+    fn fill(&self, name: &str) -> PathBuf {
+        use std::io::Write;
+        let path = self.path().join(name);
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn creating_a_store_on_a_full_disk_fails_clearly_and_leaves_nothing() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("256k");
+    let fill = fs.fill("fill");
+    let store = fs.path().join("store");
+    for readonly in [false, true] {
+        let err = CookieStore::open(&store, StoreOptions::default().readonly(readonly))
+            .expect_err("no space: the open must fail");
+        if readonly {
+            // Read-only never creates a store: the directory was not even made.
+            assert!(
+                matches!(err, Error::Path { .. } | Error::NotAStore { .. }),
+                "{err:?}"
+            );
+            continue;
+        }
+        let text = err.to_string();
+        assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+        assert!(text.contains("disk is full"), "{text}");
+        assert!(
+            text.contains(&*store.to_string_lossy()),
+            "names the store: {text}"
+        );
+    }
+    assert!(
+        !store.join("data.mdb").exists(),
+        "a failed creation left a data.mdb behind"
+    );
+    // With space again, the same directory becomes a store: nothing half-made was left.
+    std::fs::remove_file(fill).unwrap();
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    s.create("cbtid", 24, 3600).unwrap();
+    assert_eq!(s.count().unwrap(), 1);
+}
+
+#[test]
+fn a_read_only_open_that_must_create_lock_mdb_on_a_full_disk_fails_clearly() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("256k");
+    let store = fs.path().join("store");
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    s.create("cbtid", 24, 3600).unwrap();
+    drop(s);
+    std::fs::remove_file(store.join("lock.mdb")).unwrap();
+    fs.fill("fill");
+    let err = CookieStore::open(&store, StoreOptions::default().readonly(true))
+        .expect_err("no space for lock.mdb");
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+    assert!(err.to_string().contains("disk is full"), "{err}");
+}
+
+#[test]
+fn writing_until_the_disk_is_full_fails_clearly_and_keeps_earlier_commits() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("512k");
+    let store = fs.path().join("store");
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    s.create("cbtid", 24, 3600).unwrap();
+    // Leave about 64 KiB free, then write until it is gone.
+    let mut pad = vec![];
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(fs.path().join("pad")).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {
+            pad.push(());
+        }
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(fs.path().join("pad"))
+        .unwrap()
+        .set_len((pad.len() as u64).saturating_sub(16) * 4096)
+        .unwrap();
+    let mut written = 1u64;
+    let err = loop {
+        // Batches of 50 cookies with some auth, so each commit needs several pages.
+        let r = s.batch("create cookies", |b| {
+            for _ in 0..50 {
+                b.create("cbtid", 24, 3600)?;
+            }
+            Ok(())
+        });
+        match r {
+            Ok(()) => written += 50,
+            Err(e) => break e,
+        }
+        assert!(written < 1_000_000, "the disk never filled");
+    };
+    let text = err.to_string();
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+    assert!(text.contains("disk is full"), "{text}");
+    assert!(
+        text.contains(&*store.to_string_lossy()),
+        "names the store: {text}"
+    );
+    assert!(written > 1, "some batches must have gone in first");
+    drop(s);
+    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    assert_eq!(s.count().unwrap(), written, "earlier commits are intact");
+    assert_clean(&s);
+}
