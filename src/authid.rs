@@ -129,16 +129,25 @@ impl Snapshot<'_> {
     }
 
     /// The records authenticated as `authid`, expired ones included (like
-    /// [`records`](Self::records)), in oid order, found through the authid index: the cost
-    /// is in proportion to that user's cookies, not to the store.
-    pub fn records_of_authid(&self, authid: &str) -> Result<Vec<Cookie>> {
-        let mut out = Vec::new();
-        for oid in self.oids_of_authid(authid)? {
-            if let Some(cookie) = self.get_any_by_oid(oid)? {
-                out.push(cookie);
-            }
+    /// [`records`](Self::records): a record that cannot be decoded is an `Err` item and the
+    /// walk goes on), in oid order, found through the authid index: the cost is in proportion
+    /// to that user's cookies, not to the store. When another program (cfxdb, Crossbar) wrote
+    /// since cookiestore's last write, or the store has no authid index yet, the records are
+    /// walked instead, since the index may be stale.
+    pub fn records_of_authid<'s>(
+        &'s self,
+        authid: &'s str,
+    ) -> Result<Box<dyn Iterator<Item = Result<Cookie>> + 's>> {
+        if self.tables.slots.by_authid.is_none() || self.foreign_writes()? {
+            return Ok(Box::new(self.records()?.filter(move |c| {
+                c.as_ref()
+                    .map_or(true, |c| c.authid.as_deref() == Some(authid))
+            })));
         }
-        Ok(out)
+        let oids = self.oids_of_authid(authid)?;
+        Ok(Box::new(oids.into_iter().filter_map(move |oid| {
+            self.get_any_by_oid(oid).transpose()
+        })))
     }
 }
 

@@ -167,23 +167,6 @@ impl Batch<'_, '_> {
         Ok(seq)
     }
 
-    /// Appends a maintenance revocation for every record (before [`CookieStore::clear`]).
-    pub(crate) fn revoke_all_for_clear(&mut self) -> Result<()> {
-        self.tables.need_present()?;
-        let mut all = Vec::new();
-        for item in self.view().raw_records()? {
-            let (oid, bytes) = item?;
-            let value = crate::cookie::CookieView::new(bytes)
-                .map(|v| v.value().to_string())
-                .unwrap_or_default();
-            all.push((oid, value));
-        }
-        for (oid, value) in all {
-            self.append_revocation(RevocationKind::Maintenance, oid, &value)?;
-        }
-        Ok(())
-    }
-
     /// Deletes the entries older than `cutoff` (ns); returns how many.
     pub(crate) fn trim_revocations(&mut self, cutoff: u64) -> Result<u64> {
         let (Some(slot), Some(state)) = (self.tables.slots.revocations, self.tables.slots.state)

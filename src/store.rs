@@ -30,6 +30,7 @@ use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
 use crate::open::{open_env, prepare_dir};
+use crate::revocations::RevocationKind;
 use crate::snapshot::Snapshot;
 use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
 
@@ -424,19 +425,47 @@ impl CookieStore {
     /// Deletes every cookie, live or not (Crossbar.io's `purge_on_startup` for its database
     /// store). Returns how many were deleted.
     pub fn clear(&self) -> Result<u64> {
+        // In batches, each recording its cookies in the revocation feed, halved on a full
+        // map so that a full store can still be emptied (pages freed by one batch serve the
+        // next), then whatever the indexes still hold.
+        let mut total = 0;
+        let mut limit = PURGE_BATCH;
+        loop {
+            let deleted = match self.batch_with("clear", Growth::Headroom, |b| {
+                let oids: Vec<Uuid> = b
+                    .view()
+                    .raw_records()?
+                    .take(limit)
+                    .map(|item| item.map(|(oid, _)| oid))
+                    .collect::<Result<_>>()?;
+                let mut n = 0;
+                for oid in oids {
+                    n += u64::from(b.delete_oid_as(oid, RevocationKind::Maintenance)?);
+                }
+                Ok(n)
+            }) {
+                Err(Error::MapFull { .. }) if limit > 1 => {
+                    limit /= 2;
+                    continue;
+                }
+                other => other?,
+            };
+            total += deleted;
+            if deleted == 0 {
+                break;
+            }
+            limit = (limit * 2).min(PURGE_BATCH);
+        }
         self.batch_with("clear", Growth::Headroom, |b| {
             let s = b.tables.slots;
-            let mut n = 0;
-            b.revoke_all_for_clear()?;
             for slot in [Some(s.cookies), Some(s.by_value), s.by_expiry, s.by_authid] {
-                let Some(slot) = slot else { continue };
-                let deleted = b.tables.delete_slot(b.txn, slot)?;
-                if slot == s.cookies {
-                    n = deleted;
+                if let Some(slot) = slot.filter(|_| b.tables.present) {
+                    b.tables.delete_slot(b.txn, slot)?;
                 }
             }
-            Ok(n)
-        })
+            Ok(())
+        })?;
+        Ok(total)
     }
 
     /// Rebuilds the expiry index from the records when another program wrote since our last

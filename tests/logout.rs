@@ -193,21 +193,39 @@ fn records_of_an_authid_come_from_the_index_expired_ones_included() {
     let a = login(&store, &long_a);
     login(&store, &long_b);
     clock.advance_secs(2);
-    let found = store.snapshot(|s| s.records_of_authid("alice")).unwrap();
+    let found: Vec<_> = store
+        .snapshot(|s| s.records_of_authid("alice")?.collect())
+        .unwrap();
     let values: BTreeSet<String> = found.iter().map(|c| c.value.clone()).collect();
     let mut expected = alice.clone();
     expected.insert(short_lived.value.clone());
     assert_eq!(values, expected);
     assert!(found.iter().any(|c| c.is_expired(store.now_ns())));
-    let long = store.snapshot(|s| s.records_of_authid(&long_a)).unwrap();
+    let long: Vec<_> = store
+        .snapshot(|s| s.records_of_authid(&long_a)?.collect())
+        .unwrap();
     assert_eq!(long.len(), 1);
     assert_eq!(long[0].value, a);
-    assert!(
-        store
-            .snapshot(|s| s.records_of_authid("carol"))
-            .unwrap()
-            .is_empty()
-    );
+    let none: Vec<_> = store
+        .snapshot(|s| s.records_of_authid("carol")?.collect())
+        .unwrap();
+    assert!(none.is_empty());
+
+    // After a foreign write (the index may be stale) the records are walked: same answer.
+    drop(store);
+    with_raw_env(dir.path(), |txn, db| {
+        // A write by "another program": any change without our transaction mark.
+        db.put(txn, &[0xff, 0xff, 1], b"x").unwrap();
+    });
+    let store = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
+    let walked: BTreeSet<String> = store
+        .snapshot(|s| {
+            s.records_of_authid("alice")?
+                .map(|c| c.map(|c| c.value))
+                .collect()
+        })
+        .unwrap();
+    assert_eq!(walked, expected);
 }
 
 #[test]

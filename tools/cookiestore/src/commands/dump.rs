@@ -54,7 +54,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         // With --authid, the authid index finds that user's records without a walk.
         let records: Box<dyn Iterator<Item = cookiestore::Result<cookiestore::Cookie>>> =
             match &a.authid {
-                Some(authid) => Box::new(s.records_of_authid(authid)?.into_iter().map(Ok)),
+                Some(authid) => s.records_of_authid(authid)?,
                 None => Box::new(s.records()?),
             };
         for item in records {
