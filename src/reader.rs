@@ -59,10 +59,11 @@ impl<'a> RecordReader<'a> {
             .filter(|v| *v >= 0)
             .ok_or_else(|| bad("vtable out of range"))? as usize;
         let vtable_len = u16_at(buf, vtable).ok_or_else(|| bad("vtable out of range"))? as usize;
-        if vtable_len < 4
-            || vtable
-                .checked_add(vtable_len)
-                .is_none_or(|end| end > buf.len())
+        // As FlatBuffers' verifier: the vtable lies in the buffer; a vtable shorter than its
+        // 4-byte header has no fields (every field reads as absent).
+        if vtable
+            .checked_add(vtable_len)
+            .is_none_or(|end| end > buf.len())
         {
             return Err(bad("vtable out of range"));
         }
@@ -231,6 +232,21 @@ mod tests {
         }
         assert!(RecordReader::new(&[]).is_err());
         assert!(RecordReader::new(&[0xFF, 0xFF, 0xFF, 0x7F]).is_err());
+    }
+
+    #[test]
+    fn agrees_on_a_record_the_fuzzer_found() {
+        // fuzz/artifacts/reader/crash-360a2c925e26133fabd89dc5bfbb68164455390a
+        let bytes: &[u8] = &[
+            24, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 0, 32, 0, 4, 0, 16, 0, 24, 0, 8, 0, 39, 0, 0, 0, 0,
+            0, 0, 0, 12, 0, 14, 0, 0, 0, 72, 0, 0, 0, 55, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45,
+            45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 45, 0, 0, 0, 20, 0, 0, 0,
+            0, 0, 162, 57, 33, 43, 122, 24, 128, 81, 1, 0, 0, 0, 0, 0, 24, 0, 0, 0, 65, 98, 67,
+            118, 101, 108, 3, 102, 116, 101, 110, 100, 187, 153, 184, 151, 182, 149, 180, 145, 77,
+            110, 79, 112, 81, 114, 83, 116, 85, 118, 87, 120, 0, 0, 0, 0, 40, 0, 0, 0, 34, 99,
+            98, 116, 105, 150, 0, 0, 0, 0, 0, 30,
+        ];
+        agrees_with_decode(bytes);
     }
 
     #[test]
