@@ -214,6 +214,10 @@ pub fn import_legacy(
             live.push(cookie);
         }
     }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.import_legacy(&live, &source.removed, options, now, summary, progress);
+    }
 
     // The plan, from one snapshot: what differs from the store.
     let (to_write, to_remove) = store.snapshot(|s| {
@@ -299,7 +303,7 @@ pub fn import_legacy(
 }
 
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
-fn storable(value: &str) -> std::result::Result<(), String> {
+pub(crate) fn storable(value: &str) -> std::result::Result<(), String> {
     match crate::value::problem(value) {
         None => Ok(()),
         Some(problem) => Err(problem),
@@ -307,7 +311,7 @@ fn storable(value: &str) -> std::result::Result<(), String> {
 }
 
 /// The record for `legacy`, on top of the `existing` record with the same value.
-fn from_legacy(legacy: &LegacyCookie, existing: Option<&Cookie>, name: &str) -> Cookie {
+pub(crate) fn from_legacy(legacy: &LegacyCookie, existing: Option<&Cookie>, name: &str) -> Cookie {
     let authextra = legacy
         .authextra
         .clone()
@@ -404,6 +408,10 @@ pub fn export(
     options: ExportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.export(store.now_ns(), out, options, progress);
+    }
     store.snapshot(|s| {
         let now = s.now_ns();
         let mut summary = ExportSummary {
@@ -540,6 +548,10 @@ fn restore_batch(
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.restore_batch(records, require_empty, summary);
+    }
     let (restored, replaced, unchanged, conflicts, bad) = store.batch("restore cookies", |b| {
         if require_empty {
             let records = b.view().raw_records()?.count() as u64;
