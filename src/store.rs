@@ -411,6 +411,23 @@ impl CookieStore {
         self.snapshot(|s| s.count_live())
     }
 
+    /// Calls `f` with every record, live or expired (an undecodable one as
+    /// [`Error::CorruptRecord`]), until `f` returns `Ok(false)` or an error. On LMDB: one
+    /// snapshot, in oid order (calling the store inside `f` is
+    /// [`Error::NestedTransaction`]). On Redis: a walk with SCAN in batches, in no particular
+    /// order and not one snapshot (cookies written meanwhile may or may not be seen).
+    pub fn for_each_record(&self, mut f: impl FnMut(Result<Cookie>) -> Result<bool>) -> Result<()> {
+        on_redis!(self, |r| r.for_each_cookie(&mut f));
+        self.snapshot(|s| {
+            for item in s.records()? {
+                if !f(item)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Runs `f` on one consistent snapshot of the store (one read transaction).
     /// LMDB only: [`Error::Unsupported`] for a Redis store.
     ///

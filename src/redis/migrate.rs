@@ -52,7 +52,7 @@ impl RedisBackend {
                     }
                 }
             }
-            Ok(())
+            Ok(true)
         })?;
         cookies.sort_by_key(|c| c.oid);
         for cookie in &cookies {
@@ -79,7 +79,7 @@ impl RedisBackend {
         let mut n = 0;
         self.for_each_record(|batch| {
             n += batch.len() as u64;
-            Ok(())
+            Ok(true)
         })?;
         Ok(n)
     }

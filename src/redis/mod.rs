@@ -111,11 +111,12 @@ impl RedisBackend {
         format!("{}revocations", self.prefix)
     }
 
-    /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch.
+    /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch
+    /// and says whether to go on.
     /// Not one snapshot: cookies written during the walk may or may not be seen.
     fn for_each_record(
         &self,
-        mut f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<()>,
+        mut f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>,
     ) -> Result<()> {
         let pattern = format!("{}cookie:*", glob_escape(&self.prefix));
         let mut cursor: u64 = 0;
@@ -137,7 +138,9 @@ impl RedisBackend {
                     .zip(values)
                     .filter_map(|(k, v)| v.map(|v| (k, v)))
                     .collect();
-                f(batch)?;
+                if !f(batch)? {
+                    return Ok(());
+                }
             }
             if next == 0 {
                 return Ok(());

@@ -112,9 +112,29 @@ impl RedisBackend {
                     );
                 }
             }
-            Ok(())
+            Ok(true)
         })?;
         Ok(found)
+    }
+
+    /// Every record (see [`CookieStore::for_each_record`](crate::CookieStore)).
+    pub(crate) fn for_each_cookie(
+        &self,
+        f: &mut dyn FnMut(Result<Cookie>) -> Result<bool>,
+    ) -> Result<()> {
+        let mut go_on = true;
+        self.for_each_record(|batch| {
+            for (key, bytes) in batch {
+                if !go_on {
+                    break;
+                }
+                let item = CookieView::new(&bytes)
+                    .map_err(|p| corrupt(&key, &bytes, p))
+                    .and_then(|view| materialise(view.oid().unwrap_or_else(Uuid::nil), view));
+                go_on = f(item)?;
+            }
+            Ok(go_on)
+        })
     }
 
     pub(crate) fn count(&self, now: u64) -> Result<u64> {
@@ -124,7 +144,7 @@ impl RedisBackend {
                 .iter()
                 .filter(|(_, b)| CookieView::new(b).is_ok_and(|v| !v.is_expired(now)))
                 .count() as u64;
-            Ok(())
+            Ok(true)
         })?;
         Ok(n)
     }
@@ -155,7 +175,7 @@ impl RedisBackend {
                 let e = view.expires_at();
                 s.next_expiry = Some(s.next_expiry.map_or(e, |o| o.min(e)));
             }
-            Ok(())
+            Ok(true)
         })?;
         s.value_index_entries = s.records;
         Ok(s)
@@ -400,7 +420,7 @@ impl RedisBackend {
         let mut batches = Vec::new();
         self.for_each_record(|batch| {
             batches.push(batch);
-            Ok(())
+            Ok(true)
         })?;
         let prefix_len = self.cookie_key("").len();
         let mut n = 0;

@@ -21,7 +21,7 @@ pub enum DumpFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Json)]
@@ -48,22 +48,23 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let mut out = stdout();
     let mut corrupt = 0u64;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let result = store.snapshot(|s| {
-        let now = s.now_ns();
-        let mut n = 0u64;
-        for item in s.records()? {
-            if a.limit.is_some_and(|limit| n >= limit) {
-                break;
+    // LMDB: one snapshot, in oid order; Redis: a SCAN walk.
+    let now = store.now_ns();
+    let mut n = 0u64;
+    let result = store.for_each_record(|item| {
+        if a.limit.is_some_and(|limit| n >= limit) {
+            return Ok(false);
+        }
+        let c = match item {
+            Ok(c) => c,
+            Err(e @ Error::CorruptRecord { .. }) => {
+                warn(&e.to_string());
+                corrupt += 1;
+                return Ok(true);
             }
-            let c = match item {
-                Ok(c) => c,
-                Err(e @ Error::CorruptRecord { .. }) => {
-                    warn(&e.to_string());
-                    corrupt += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+            Err(e) => return Err(e),
+        };
+        {
             if (!a.include_expired && c.is_expired(now))
                 || (a.authenticated && c.authid.is_none())
                 || a.authid
@@ -73,7 +74,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                     .as_ref()
                     .is_some_and(|x| c.authrealm.as_ref() != Some(x))
             {
-                continue;
+                return Ok(true);
             }
             n += 1;
             match a.format {
@@ -81,7 +82,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                 DumpFormat::Table => rows.push(table_row(&c, now)),
             }
         }
-        Ok(())
+        Ok(true)
     });
     result?;
     if a.format == DumpFormat::Table {
