@@ -100,7 +100,11 @@ fn track_authenticate_and_look_up(f: &dyn Factory) {
     let tracker = Tracker::new(f.open(StoreOptions::default()), TrackerConfig::default()).unwrap();
     let first = tracker.track(Some(b"cbtid=unknown-value")).unwrap();
     assert!(first.is_new);
-    assert!(first.set_cookie.starts_with(&format!("cbtid={};max-age=86400", first.value)));
+    assert!(
+        first
+            .set_cookie
+            .starts_with(&format!("cbtid={};max-age=86400", first.value))
+    );
     assert_eq!(first.authid(), first.value);
     assert_eq!(
         tracker
@@ -138,33 +142,57 @@ fn set_auth_reports_missing_and_unchanged(f: &dyn Factory) {
         AuthUpdate::NoSuchCookie
     );
     let c = store.create("cbtid", 24, 3600).unwrap();
-    assert_eq!(store.set_auth(&c.value, &alice(), &none).unwrap(), AuthUpdate::Written);
-    assert_eq!(store.set_auth(&c.value, &alice(), &none).unwrap(), AuthUpdate::Unchanged);
+    assert_eq!(
+        store.set_auth(&c.value, &alice(), &none).unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(
+        store.set_auth(&c.value, &alice(), &none).unwrap(),
+        AuthUpdate::Unchanged
+    );
     let bob = Auth::new("bob", "admin", "ticket", "realm1");
-    assert_eq!(store.set_auth(&c.value, &bob, &none).unwrap(), AuthUpdate::Written);
+    assert_eq!(
+        store.set_auth(&c.value, &bob, &none).unwrap(),
+        AuthUpdate::Written
+    );
     assert_eq!(store.get_auth(&c.value).unwrap(), Some(bob.clone()));
     // Authenticating never extends the lifetime.
-    assert_eq!(store.lookup(&c.value).unwrap().unwrap().expires_at, c.expires_at());
+    assert_eq!(
+        store.lookup(&c.value).unwrap().unwrap().expires_at,
+        c.expires_at()
+    );
     assert!(store.delete(&c.value).unwrap());
-    assert_eq!(store.set_auth(&c.value, &bob, &none).unwrap(), AuthUpdate::NoSuchCookie);
-    assert!(!store.exists(&c.value).unwrap(), "a logged-out cookie stays gone");
+    assert_eq!(
+        store.set_auth(&c.value, &bob, &none).unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    assert!(
+        !store.exists(&c.value).unwrap(),
+        "a logged-out cookie stays gone"
+    );
 }
 
 fn expiry_makes_a_cookie_absent(f: &dyn Factory) {
     let store = f.open(StoreOptions::default());
     let short = store.create("cbtid", 24, 1).unwrap();
     let long = store.create("cbtid", 24, 3600).unwrap();
-    store.set_auth(&short.value, &alice(), &AuthContext::default()).unwrap();
+    store
+        .set_auth(&short.value, &alice(), &AuthContext::default())
+        .unwrap();
     assert!(store.exists(&short.value).unwrap());
     assert!(
-        wait_until(Duration::from_secs(15), || !store.exists(&short.value).unwrap()),
+        wait_until(Duration::from_secs(15), || !store
+            .exists(&short.value)
+            .unwrap()),
         "a cookie with max_age 1 s is still there after 15 s"
     );
     assert_eq!(store.get(&short.value).unwrap(), None);
     assert_eq!(store.get_auth(&short.value).unwrap(), None);
     assert_eq!(store.lookup(&short.value).unwrap(), None);
     assert_eq!(
-        store.set_auth(&short.value, &alice(), &AuthContext::default()).unwrap(),
+        store
+            .set_auth(&short.value, &alice(), &AuthContext::default())
+            .unwrap(),
         AuthUpdate::NoSuchCookie
     );
     assert!(store.exists(&long.value).unwrap());
@@ -201,7 +229,9 @@ fn logout_deletes_and_is_revoked(f: &dyn Factory) {
 fn logout_authid_deletes_only_that_users_cookies(f: &dyn Factory) {
     let store = f.open(StoreOptions::default());
     let ctx = AuthContext::default();
-    let a: Vec<Cookie> = (0..3).map(|_| store.create("cbtid", 24, 3600).unwrap()).collect();
+    let a: Vec<Cookie> = (0..3)
+        .map(|_| store.create("cbtid", 24, 3600).unwrap())
+        .collect();
     for c in &a {
         store.set_auth(&c.value, &alice(), &ctx).unwrap();
     }
@@ -210,7 +240,11 @@ fn logout_authid_deletes_only_that_users_cookies(f: &dyn Factory) {
     store.set_auth(&a[2].value, &carol, &ctx).unwrap();
     let b = store.create("cbtid", 24, 3600).unwrap();
     store
-        .set_auth(&b.value, &Auth::new("bob", "user", "wampcra", "realm1"), &ctx)
+        .set_auth(
+            &b.value,
+            &Auth::new("bob", "user", "wampcra", "realm1"),
+            &ctx,
+        )
         .unwrap();
     let unauthenticated = store.create("cbtid", 24, 3600).unwrap();
 
@@ -229,7 +263,11 @@ fn logout_authid_deletes_only_that_users_cookies(f: &dyn Factory) {
     let mut expected = vec![a[0].value.as_str(), a[1].value.as_str()];
     expected.sort_unstable();
     assert_eq!(revoked, expected);
-    assert!(feed.entries.iter().all(|e| e.kind == RevocationKind::Authid));
+    assert!(
+        feed.entries
+            .iter()
+            .all(|e| e.kind == RevocationKind::Authid)
+    );
     // carol's cookie is found by carol's logout.
     assert_eq!(store.logout_authid("carol").unwrap(), 1);
     assert!(!store.exists(&a[2].value).unwrap());
@@ -353,8 +391,12 @@ fn put_get_and_duplicate_values(f: &dyn Factory) {
 
 fn count_stats_and_records(f: &dyn Factory) {
     let store = f.open(StoreOptions::default());
-    let made: Vec<Cookie> = (0..5).map(|_| store.create("cbtid", 24, 3600).unwrap()).collect();
-    store.set_auth(&made[0].value, &alice(), &AuthContext::default()).unwrap();
+    let made: Vec<Cookie> = (0..5)
+        .map(|_| store.create("cbtid", 24, 3600).unwrap())
+        .collect();
+    store
+        .set_auth(&made[0].value, &alice(), &AuthContext::default())
+        .unwrap();
     assert_eq!(store.count().unwrap(), 5);
     let stats = store.stats().unwrap();
     assert_eq!(stats.live, 5);
@@ -387,12 +429,21 @@ fn read_only_handles_refuse_writes(f: &dyn Factory) {
     let c = writer.create("cbtid", 24, 3600).unwrap();
     let reader = f.open(StoreOptions::default().readonly(true));
     assert!(reader.exists(&c.value).unwrap());
-    assert!(matches!(reader.create("cbtid", 24, 60), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        reader.create("cbtid", 24, 60),
+        Err(Error::ReadOnly { .. })
+    ));
     assert!(matches!(
         reader.set_auth(&c.value, &alice(), &AuthContext::default()),
         Err(Error::ReadOnly { .. })
     ));
-    assert!(matches!(reader.delete(&c.value), Err(Error::ReadOnly { .. })));
-    assert!(matches!(reader.logout_authid("alice"), Err(Error::ReadOnly { .. })));
+    assert!(matches!(
+        reader.delete(&c.value),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.logout_authid("alice"),
+        Err(Error::ReadOnly { .. })
+    ));
     assert!(writer.exists(&c.value).unwrap());
 }

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::redis_server::{RedisServer, free_port, need_redis};
 use common::{ChildLines, child_command, child_role, report};
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, Connections, Cookie, CookieStore, Error, StoreOptions,
-    Tracker, TrackerConfig, WatchEvent, Watcher,
+    Auth, AuthContext, AuthUpdate, Connections, Cookie, CookieStore, Error, StoreOptions, Tracker,
+    TrackerConfig, WatchEvent, Watcher,
 };
 use serde_json::json;
 
@@ -36,15 +36,27 @@ fn layout_is_one_key_per_cookie_with_the_lmdb_record_bytes() {
     let server = RedisServer::start();
     let store = CookieStore::open(server.url("cb1:"), StoreOptions::default()).unwrap();
     assert_eq!(store.backend(), "redis");
-    assert!(store.path().to_str().unwrap().starts_with("redis://127.0.0.1:"));
+    assert!(
+        store
+            .path()
+            .to_str()
+            .unwrap()
+            .starts_with("redis://127.0.0.1:")
+    );
     let c = store.create("cbtid", 24, 600).unwrap();
-    store.set_auth(&c.value, &alice(), &AuthContext::default()).unwrap();
+    store
+        .set_auth(&c.value, &alice(), &AuthContext::default())
+        .unwrap();
     let mut con = raw(&server);
     let key = format!("cb1:cookie:{}", c.value);
     let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
     let stored = Cookie::decode(&bytes).unwrap();
     assert_eq!(Some(stored.clone()), store.get(&c.value).unwrap());
-    assert_eq!(bytes, stored.encode().unwrap(), "the bytes are Cookie::encode's");
+    assert_eq!(
+        bytes,
+        stored.encode().unwrap(),
+        "the bytes are Cookie::encode's"
+    );
     // Expiring at created + max_age (ms, rounded up), never later.
     let at: i64 = redis::cmd("PEXPIRETIME").arg(&key).query(&mut con).unwrap();
     assert_eq!(at as u64, c.expires_at().div_ceil(1_000_000));
@@ -61,7 +73,10 @@ fn layout_is_one_key_per_cookie_with_the_lmdb_record_bytes() {
     store.delete(&c.value).unwrap();
     let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut con).unwrap();
     assert_eq!(exists, 0);
-    let len: i64 = redis::cmd("XLEN").arg("cb1:revocations").query(&mut con).unwrap();
+    let len: i64 = redis::cmd("XLEN")
+        .arg("cb1:revocations")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(len, 1);
 }
 
@@ -76,13 +91,17 @@ fn a_vanished_key_is_no_such_cookie_and_auth_keeps_the_ttl() {
     let mut con = raw(&server);
     let key = format!("cookie:{}", c.value);
     let before: i64 = redis::cmd("PEXPIRETIME").arg(&key).query(&mut con).unwrap();
-    store.set_auth(&c.value, &alice(), &AuthContext::default()).unwrap();
+    store
+        .set_auth(&c.value, &alice(), &AuthContext::default())
+        .unwrap();
     let after: i64 = redis::cmd("PEXPIRETIME").arg(&key).query(&mut con).unwrap();
     assert_eq!(before, after, "authenticating must not extend the lifetime");
     let _: () = redis::cmd("DEL").arg(&key).query(&mut con).unwrap();
     let bob = Auth::new("bob", "user", "wampcra", "realm1");
     assert_eq!(
-        store.set_auth(&c.value, &bob, &AuthContext::default()).unwrap(),
+        store
+            .set_auth(&c.value, &bob, &AuthContext::default())
+            .unwrap(),
         AuthUpdate::NoSuchCookie
     );
     let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut con).unwrap();
@@ -96,11 +115,8 @@ fn prefixes_keep_deployments_apart() {
     }
     let server = RedisServer::start();
     let one = CookieStore::open(server.url("one:"), StoreOptions::default()).unwrap();
-    let two = CookieStore::open(
-        server.url(""),
-        StoreOptions::default().key_prefix("two:"),
-    )
-    .unwrap();
+    let two =
+        CookieStore::open(server.url(""), StoreOptions::default().key_prefix("two:")).unwrap();
     let a = one.create("cbtid", 24, 600).unwrap();
     let b = two.create("cbtid", 24, 600).unwrap();
     assert!(one.exists(&a.value).unwrap() && !two.exists(&a.value).unwrap());
@@ -119,7 +135,11 @@ fn lmdb_only_operations_say_so_and_other_urls_are_refused() {
     let server = RedisServer::start();
     let store = CookieStore::open(server.url(""), StoreOptions::default()).unwrap();
     let unsupported = |r: Result<(), Error>| match r {
-        Err(e @ Error::Unsupported { backend: "redis", .. }) => {
+        Err(
+            e @ Error::Unsupported {
+                backend: "redis", ..
+            },
+        ) => {
             assert!(e.to_string().contains("LMDB stores only"), "{e}");
         }
         other => panic!("expected Unsupported, got {other:?}"),
@@ -129,9 +149,16 @@ fn lmdb_only_operations_say_so_and_other_urls_are_refused() {
     let dest = tempfile::tempdir().unwrap();
     unsupported(store.copy_to(&dest.path().join("copy"), false));
     unsupported(cookiestore::maintenance::check(&store).map(|_| ()));
-    for url in ["http://127.0.0.1/", "memcached://127.0.0.1:11211", "file:///tmp/x"] {
+    for url in [
+        "http://127.0.0.1/",
+        "memcached://127.0.0.1:11211",
+        "file:///tmp/x",
+    ] {
         let err = CookieStore::open(url, StoreOptions::default()).unwrap_err();
-        assert!(matches!(err, Error::UnsupportedLocation { .. }), "{url}: {err:?}");
+        assert!(
+            matches!(err, Error::UnsupportedLocation { .. }),
+            "{url}: {err:?}"
+        );
     }
 }
 
@@ -145,7 +172,11 @@ fn an_unreachable_redis_is_unavailable_within_the_timeout() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
 
@@ -155,8 +186,7 @@ fn a_stopped_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() 
         return;
     }
     let mut server = RedisServer::start();
-    let store =
-        CookieStore::open(server.url(""), StoreOptions::default().timeout_ms(500)).unwrap();
+    let store = CookieStore::open(server.url(""), StoreOptions::default().timeout_ms(500)).unwrap();
     let tracker = Tracker::new(store.clone(), TrackerConfig::default()).unwrap();
     let c = store.create("cbtid", 24, 600).unwrap();
     server.kill();
@@ -165,12 +195,24 @@ fn a_stopped_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() 
         ("exists", Box::new(|| store.exists(&c.value).map(drop))),
         ("get_auth", Box::new(|| store.get_auth(&c.value).map(drop))),
         ("lookup", Box::new(|| store.lookup(&c.value).map(drop))),
-        ("create", Box::new(|| store.create("cbtid", 24, 60).map(drop))),
-        ("set_auth", Box::new(|| store.set_auth(&c.value, &alice(), &ctx).map(drop))),
+        (
+            "create",
+            Box::new(|| store.create("cbtid", 24, 60).map(drop)),
+        ),
+        (
+            "set_auth",
+            Box::new(|| store.set_auth(&c.value, &alice(), &ctx).map(drop)),
+        ),
         ("delete", Box::new(|| store.delete(&c.value).map(drop))),
-        ("logout_authid", Box::new(|| store.logout_authid("alice").map(drop))),
+        (
+            "logout_authid",
+            Box::new(|| store.logout_authid("alice").map(drop)),
+        ),
         ("count", Box::new(|| store.count().map(drop))),
-        ("revocations_since", Box::new(|| store.revocations_since(0).map(drop))),
+        (
+            "revocations_since",
+            Box::new(|| store.revocations_since(0).map(drop)),
+        ),
         ("track", Box::new(|| tracker.track(None).map(drop))),
     ];
     for (name, call) in &calls {
@@ -284,7 +326,11 @@ fn killed_and_restarted_with_aof_every_acknowledged_write_survives() {
     }
     let logouts = acked.iter().filter(|(_, s)| *s == Acked::LoggedOut).count();
     let feed = store.revocations_since(0).unwrap();
-    assert!(feed.entries.len() >= logouts, "{} < {logouts}", feed.entries.len());
+    assert!(
+        feed.entries.len() >= logouts,
+        "{} < {logouts}",
+        feed.entries.len()
+    );
     eprintln!(
         "{} acknowledged writes checked after SIGKILL + restart ({unknown} calls failed while \
          Redis was down)",
@@ -318,7 +364,10 @@ fn two_hosts_share_cookies_and_logouts() {
         .unwrap();
     let lines = ChildLines::new(&mut child);
     let ready = lines.wait_for("watching", Duration::from_secs(30));
-    assert_eq!(ready["authid"], "alice", "host B is authenticated by the cookie");
+    assert_eq!(
+        ready["authid"], "alice",
+        "host B is authenticated by the cookie"
+    );
     a.logout(&tracked.value).unwrap();
     let revoked = lines.wait_for("revoked", Duration::from_secs(30));
     assert_eq!(revoked["connections"], json!([7]));
@@ -347,7 +396,9 @@ fn host_b() {
     )
     .unwrap();
     report(&json!({"ev": "watching", "authid": tracked.authid()}));
-    let connections = rx.recv_timeout(Duration::from_secs(20)).expect("a revocation");
+    let connections = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a revocation");
     report(&json!({"ev": "revoked", "connections": connections}));
 }
 
@@ -357,8 +408,7 @@ fn a_watcher_reconnects_after_a_restart_and_catches_up() {
         return;
     }
     let mut server = RedisServer::start_with(true);
-    let store =
-        CookieStore::open(server.url(""), StoreOptions::default().timeout_ms(500)).unwrap();
+    let store = CookieStore::open(server.url(""), StoreOptions::default().timeout_ms(500)).unwrap();
     let c1 = store.create("cbtid", 24, 600).unwrap();
     let c2 = store.create("cbtid", 24, 600).unwrap();
     let registry = Arc::new(Connections::new());
@@ -385,11 +435,17 @@ fn a_watcher_reconnects_after_a_restart_and_catches_up() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = rx.recv_timeout(left).expect("the watcher reports the logout after the restart");
+        let event = rx
+            .recv_timeout(left)
+            .expect("the watcher reports the logout after the restart");
         if event.get("failed").is_some() {
             continue; // while Redis was down
         }
-        assert_eq!(event, json!({"revoked": [2]}), "nothing missed: the feed survived (AOF)");
+        assert_eq!(
+            event,
+            json!({"revoked": [2]}),
+            "nothing missed: the feed survived (AOF)"
+        );
         break;
     }
 }

@@ -103,7 +103,11 @@ impl RedisServer {
                 "redis-server on port {} did not answer within 20 s",
                 self.port
             );
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("redis-server exited: {status}");
             }
             std::thread::sleep(Duration::from_millis(20));
