@@ -42,6 +42,16 @@ fn corrupt(key: &str, bytes: &[u8], problem: String) -> Error {
 }
 
 impl RedisBackend {
+    /// A compare-and-set that kept finding the record changed.
+    fn contended(&self, operation: &str) -> Error {
+        Error::Redis {
+            location: self.location().to_string(),
+            problem: format!(
+                "cannot {operation}: the record kept changing under {CAS_ATTEMPTS} attempts"
+            ),
+        }
+    }
+
     /// The record bytes stored for `value`, live or not.
     pub(super) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
         if value::problem(value).is_some() {
@@ -282,7 +292,7 @@ impl RedisBackend {
                 _ => continue, // changed meanwhile: read again
             }
         }
-        Err(contended("set auth"))
+        Err(self.contended("set auth"))
     }
 
     /// Stores a whole record under its value (restore, import), expiring at its expiry. A
@@ -314,7 +324,7 @@ impl RedisBackend {
                 return Ok(());
             }
         }
-        Err(contended("put a cookie"))
+        Err(self.contended("put a cookie"))
     }
 
     /// Runs the revoke script over `items` (all or none); returns the number revoked, or
@@ -377,7 +387,7 @@ impl RedisBackend {
                 return Ok(true);
             }
         }
-        Err(contended("delete a cookie"))
+        Err(self.contended("delete a cookie"))
     }
 
     /// Logs out every cookie whose record carries `authid`: reads the authid set and the
@@ -412,7 +422,7 @@ impl RedisBackend {
                 return Ok(n);
             }
         }
-        Err(contended("log out an authid"))
+        Err(self.contended("log out an authid"))
     }
 
     /// Deletes every cookie (each a maintenance revocation); returns how many.
@@ -463,11 +473,3 @@ fn apply_auth(cookie: &mut Cookie, auth: &Auth, context: &AuthContext, now: u64)
     true
 }
 
-fn contended(operation: &str) -> Error {
-    Error::Redis {
-        location: String::new(),
-        problem: format!(
-            "cannot {operation}: the record kept changing under {CAS_ATTEMPTS} attempts"
-        ),
-    }
-}

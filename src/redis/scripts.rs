@@ -29,7 +29,8 @@ if ARGV[2] == 'keep' then
 else
   redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[2])
 end
-if KEYS[2] then
+-- An expiry in the past drops the key at once: then it joins no authid set.
+if KEYS[2] and redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('SADD', KEYS[2], ARGV[4])
   local exp = redis.call('PEXPIRETIME', KEYS[1])
   local cur_exp = redis.call('PEXPIRETIME', KEYS[2])
