@@ -15,6 +15,7 @@
 //! No public call takes a batch on Redis, so nothing here is pipelined.
 
 #[path = "../tests/common/redis_server.rs"]
+#[allow(dead_code)]
 mod redis_server;
 
 use std::hint::black_box;

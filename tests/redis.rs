@@ -64,7 +64,7 @@ fn layout_is_one_key_per_cookie_with_the_lmdb_record_bytes() {
         .arg("cb1:authid:alice")
         .query(&mut con)
         .unwrap();
-    assert_eq!(members, [c.value.clone()]);
+    assert_eq!(members, std::slice::from_ref(&c.value));
     let set_at: i64 = redis::cmd("PEXPIRETIME")
         .arg("cb1:authid:alice")
         .query(&mut con)
@@ -191,7 +191,8 @@ fn a_stopped_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() 
     let c = store.create("cbtid", 24, 600).unwrap();
     server.kill();
     let ctx = AuthContext::default();
-    let calls: Vec<(&str, Box<dyn Fn() -> Result<(), Error>>)> = vec![
+    type Call<'a> = Box<dyn Fn() -> Result<(), Error> + 'a>;
+    let calls: Vec<(&str, Call)> = vec![
         ("exists", Box::new(|| store.exists(&c.value).map(drop))),
         ("get_auth", Box::new(|| store.get_auth(&c.value).map(drop))),
         ("lookup", Box::new(|| store.lookup(&c.value).map(drop))),
@@ -277,7 +278,7 @@ fn killed_and_restarted_with_aof_every_acknowledged_write_survives() {
                     ok_after_failure += 1;
                 }
                 let mut state = Acked::Created;
-                let step = if i % 3 == 0 {
+                let step = if i.is_multiple_of(3) {
                     store.set_auth(&c.value, &alice(), &ctx).map(|u| {
                         assert_eq!(u, AuthUpdate::Written);
                         state = Acked::Authenticated;

@@ -472,4 +472,3 @@ fn apply_auth(cookie: &mut Cookie, auth: &Auth, context: &AuthContext, now: u64)
     cookie.authenticated_authmethod = context.authmethod.clone();
     true
 }
-

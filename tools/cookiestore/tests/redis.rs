@@ -6,6 +6,7 @@
 
 mod common;
 #[path = "../../../tests/common/redis_server.rs"]
+#[allow(dead_code)]
 mod redis_server;
 
 use std::process::Command;
