@@ -450,3 +450,35 @@ fn a_watcher_reconnects_after_a_restart_and_catches_up() {
         break;
     }
 }
+
+#[test]
+fn a_node_config_names_a_redis_store() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let section = cookiestore::CookieSection::from_value(&json!({
+        "name": "cbtid",
+        "max_age": 604800,
+        "store": {"type": "cookiestore", "path": server.url(""), "key_prefix": "node1:",
+                  "timeout_ms": 1500},
+    }))
+    .unwrap();
+    let store = section.store.unwrap();
+    let node_dir = tempfile::tempdir().unwrap();
+    let location = store.path_in(node_dir.path());
+    assert_eq!(
+        location.to_str().unwrap(),
+        server.url(""),
+        "a URL is not joined to the node dir"
+    );
+    assert_eq!(store.options.key_prefix, "node1:");
+    let tracker = Tracker::open(&location, store.options, section.tracker).unwrap();
+    let tracked = tracker.track(None).unwrap();
+    let mut con = raw(&server);
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("node1:cookie:{}", tracked.value))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(exists, 1);
+}

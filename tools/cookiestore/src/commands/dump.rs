@@ -64,23 +64,21 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             }
             Err(e) => return Err(e),
         };
+        if (!a.include_expired && c.is_expired(now))
+            || (a.authenticated && c.authid.is_none())
+            || a.authid
+                .as_ref()
+                .is_some_and(|x| c.authid.as_ref() != Some(x))
+            || a.realm
+                .as_ref()
+                .is_some_and(|x| c.authrealm.as_ref() != Some(x))
         {
-            if (!a.include_expired && c.is_expired(now))
-                || (a.authenticated && c.authid.is_none())
-                || a.authid
-                    .as_ref()
-                    .is_some_and(|x| c.authid.as_ref() != Some(x))
-                || a.realm
-                    .as_ref()
-                    .is_some_and(|x| c.authrealm.as_ref() != Some(x))
-            {
-                return Ok(true);
-            }
-            n += 1;
-            match a.format {
-                DumpFormat::Json => json_line(&mut out, &DumpCookie::new(&c))?,
-                DumpFormat::Table => rows.push(table_row(&c, now)),
-            }
+            return Ok(true);
+        }
+        n += 1;
+        match a.format {
+            DumpFormat::Json => json_line(&mut out, &DumpCookie::new(&c))?,
+            DumpFormat::Table => rows.push(table_row(&c, now)),
         }
         Ok(true)
     });
