@@ -482,3 +482,40 @@ fn a_node_config_names_a_redis_store() {
         .unwrap();
     assert_eq!(exists, 1);
 }
+
+#[test]
+fn a_hung_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url(""), StoreOptions::default().timeout_ms(300)).unwrap();
+    let c = store.create("cbtid", 24, 600).unwrap();
+    server.pause(); // accepts connections, answers nothing
+    for round in 0..3 {
+        let started = Instant::now();
+        let result = store.get_auth(&c.value);
+        let took = started.elapsed();
+        match result {
+            Err(Error::Unavailable { problem, .. }) => {
+                assert!(problem.contains("timeout"), "{problem}")
+            }
+            other => panic!("round {round}: expected Unavailable, got {other:?}"),
+        }
+        assert!(
+            took < Duration::from_secs(10),
+            "round {round} took {took:?}"
+        );
+    }
+    let started = Instant::now();
+    assert!(matches!(
+        store.set_auth(&c.value, &alice(), &AuthContext::default()),
+        Err(Error::Unavailable { .. })
+    ));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    server.resume();
+    // The timed-out connections were dropped: the handle works again at once.
+    assert!(store.exists(&c.value).unwrap());
+    let d = store.create("cbtid", 24, 600).unwrap();
+    assert!(store.exists(&d.value).unwrap());
+}
