@@ -519,3 +519,75 @@ fn a_hung_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() {
     let d = store.create("cbtid", 24, 600).unwrap();
     assert!(store.exists(&d.value).unwrap());
 }
+
+/// A redis-server on a Unix socket only (`--port 0`), killed on drop.
+struct UnixServer {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for UnixServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_unix_socket_url_opens_the_store() {
+    if !need_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("redis.sock");
+    let child = std::process::Command::new(common::redis_server::redis_server_bin())
+        .args([
+            "--port",
+            "0",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--unixsocketperm",
+            "700",
+        ])
+        .arg("--unixsocket")
+        .arg(&socket)
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = UnixServer {
+        child,
+        socket,
+        _dir: dir,
+    };
+    let url = format!("redis+unix://{}?prefix=u:", server.socket.display());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let store = loop {
+        match CookieStore::open(&url, StoreOptions::default()) {
+            Ok(store) => break store,
+            Err(Error::Unavailable { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    };
+    let c = store.create("cbtid", 24, 600).unwrap();
+    assert!(store.exists(&c.value).unwrap());
+    assert!(store.path().to_str().unwrap().starts_with("redis+unix://"));
+}
+
+#[test]
+fn a_tls_url_says_tls_is_not_built_in() {
+    let err = CookieStore::open(
+        format!("rediss://127.0.0.1:{}/", free_port()),
+        StoreOptions::default().timeout_ms(300),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.to_string().contains("no TLS support"), "{err}");
+}
