@@ -156,6 +156,15 @@ impl CookieStore {
     /// one transaction, each recorded in the revocation feed; returns how many. Costs in
     /// proportion to that user's cookies (the authid index), not the store's size.
     pub fn logout_authid(&self, authid: &str) -> Result<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis() {
+            if self.is_readonly() {
+                return Err(crate::error::Error::ReadOnly {
+                    operation: "log out an authid",
+                });
+            }
+            return redis.logout_authid(authid, self.now_ns());
+        }
         self.batch_with("log out an authid", Growth::Headroom, |b| {
             b.logout_authid(authid)
         })

@@ -24,6 +24,10 @@ pub const MAX_MAXSIZE: u64 = 128 * 1024 * 1024 * 1024;
 pub const DEFAULT_MAXSIZE: u64 = 1024 * 1024 * 1024;
 /// Default revocation retention: 10 minutes.
 pub const DEFAULT_REVOCATION_RETENTION_SECS: u64 = 600;
+/// Default timeout of a Redis store's connects, reads and writes: 2 s.
+pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+/// Default cap of a Redis store's revocation stream (entries, approximately).
+pub const DEFAULT_REVOCATION_STREAM_MAX: u64 = 100_000;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
@@ -60,6 +64,16 @@ pub struct StoreOptions {
     /// [`CookieStore::purge_expired`](crate::CookieStore::purge_expired) trims it. A
     /// subscriber that falls further behind learns that it missed entries. Default 600.
     pub revocation_retention_secs: u64,
+    /// Redis stores: the prefix of every key, so that several deployments share one Redis
+    /// (`cb1:` gives `cb1:cookie:...`). A URL's `?prefix=` takes precedence. Default `""`.
+    pub key_prefix: String,
+    /// Redis stores: the timeout of each connect, read and write, in ms; a call fails with
+    /// [`Error::Unavailable`] after it. A URL's `?timeout_ms=` takes precedence. Default
+    /// 2000.
+    pub timeout_ms: u64,
+    /// Redis stores: the revocation stream is capped at about this many entries (besides
+    /// the time-based trimming of `revocation_retention_secs`). Default 100,000.
+    pub revocation_stream_max: u64,
     /// Where "now" comes from when deciding expiry. Default: the system clock.
     #[serde(skip)]
     pub clock: Arc<dyn Clock>,
@@ -75,6 +89,9 @@ impl Default for StoreOptions {
             purge_on_startup: false,
             file_mode: 0o600,
             revocation_retention_secs: DEFAULT_REVOCATION_RETENTION_SECS,
+            key_prefix: String::new(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
             clock: Arc::new(SystemClock),
         }
     }
@@ -123,6 +140,24 @@ impl StoreOptions {
         self
     }
 
+    /// Sets [`key_prefix`](Self::key_prefix).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`timeout_ms`](Self::timeout_ms).
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`revocation_stream_max`](Self::revocation_stream_max).
+    pub fn revocation_stream_max(mut self, entries: u64) -> Self {
+        self.revocation_stream_max = entries;
+        self
+    }
+
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -144,6 +179,18 @@ impl StoreOptions {
             return Err(Error::config(
                 "initial_mapsize",
                 "is 0; it must be at least 1 byte (it is rounded up to whole pages)",
+            ));
+        }
+        if self.timeout_ms == 0 {
+            return Err(Error::config(
+                "timeout_ms",
+                "is 0; give the Redis timeout in milliseconds, at least 1 (default 2000)",
+            ));
+        }
+        if self.revocation_stream_max == 0 {
+            return Err(Error::config(
+                "revocation_stream_max",
+                "is 0; it must be at least 1 (default 100000)",
             ));
         }
         if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
@@ -382,6 +429,7 @@ pub struct StoreSection {
     /// writes in the same format) or `cookiestore`.
     pub kind: String,
     /// The store's directory as given; a relative path is relative to the node directory.
+    /// A Redis URL (`redis://...`) names a store on Redis.
     pub path: PathBuf,
     /// `maxsize`, `readonly`, `sync`, `purge_on_startup`, and ours: `initial_mapsize`,
     /// `file_mode`. Crossbar's database store wipes every cookie on `purge_on_startup`;
@@ -500,7 +548,11 @@ impl StoreSection {
 
     /// The store's directory for a node whose directory is `node_dir` (a relative `path` is
     /// relative to it, as in Crossbar.io).
+    /// A URL is returned as it is.
     pub fn path_in(&self, node_dir: impl AsRef<Path>) -> PathBuf {
+        if self.path.to_str().is_some_and(|p| p.contains("://")) {
+            return self.path.clone();
+        }
         node_dir.as_ref().join(&self.path)
     }
 }

@@ -186,15 +186,50 @@ pub enum Error {
     )]
     NestedTransaction,
 
-    /// A store location that this build cannot open: a URL (`redis://...`) where a directory
-    /// path is expected.
+    /// A store location that this build cannot open: a URL (`http://...`) where a directory
+    /// path or a Redis URL is expected.
     #[error(
-        "{location:?} is a URL, but this cookiestore build opens LMDB stores only, named by a \
-         directory path; give the store's directory (for example /var/crossbar/cookies)"
+        "{location:?} is a URL of a kind cookiestore does not serve: give the store's \
+         directory (LMDB, for example /var/crossbar/cookies) or a Redis URL (redis://, \
+         redis+unix://; with the `redis` feature, on by default)"
     )]
     UnsupportedLocation {
         /// The location as given.
         location: String,
+    },
+
+    /// The store's server (Redis) cannot be reached, or did not answer within the timeout.
+    /// Nothing is known to have been written; the same handle works again once the server
+    /// is back (connections are made anew).
+    #[error(
+        "the cookie store at {location} is unavailable: {problem}; check that the server \
+         runs and is reachable (the handle reconnects by itself)"
+    )]
+    Unavailable {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// What failed.
+        problem: String,
+    },
+
+    /// The store's server (Redis) answered with an error (out of memory, wrong key type, a
+    /// script error, ...).
+    #[error("the Redis store at {location} refused the operation: {problem}")]
+    Redis {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// Redis's answer.
+        problem: String,
+    },
+
+    /// An operation that this store's backend does not offer (snapshots, batches, copies,
+    /// check and repair are LMDB's).
+    #[error("cannot {operation}: this is a {backend} store, and that applies to LMDB stores only")]
+    Unsupported {
+        /// What was attempted.
+        operation: &'static str,
+        /// The store's backend (`redis`).
+        backend: &'static str,
     },
 
     /// A restore or copy was refused because its destination already holds cookies.

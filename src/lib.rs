@@ -50,6 +50,8 @@ mod lmdb_files;
 mod migrate;
 mod open;
 mod reader;
+#[cfg(feature = "redis")]
+mod redis;
 mod revocations;
 mod snapshot;
 mod store;

@@ -221,6 +221,10 @@ pub fn import_legacy(
             live.push(cookie);
         }
     }
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.import_legacy(&live, &source.removed, options, now, summary, progress);
+    }
 
     // The plan, from one snapshot: what differs from the store.
     let (to_write, to_remove) = store.snapshot(|s| {
@@ -470,7 +474,7 @@ pub fn import_file(
 }
 
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
-fn storable(value: &str) -> std::result::Result<(), String> {
+pub(crate) fn storable(value: &str) -> std::result::Result<(), String> {
     match crate::value::problem(value) {
         None => Ok(()),
         Some(problem) => Err(problem),
@@ -478,7 +482,7 @@ fn storable(value: &str) -> std::result::Result<(), String> {
 }
 
 /// The record for `legacy`, on top of the `existing` record with the same value.
-fn from_legacy(legacy: &LegacyCookie, existing: Option<&Cookie>, name: &str) -> Cookie {
+pub(crate) fn from_legacy(legacy: &LegacyCookie, existing: Option<&Cookie>, name: &str) -> Cookie {
     let authextra = legacy
         .authextra
         .clone()
@@ -575,6 +579,10 @@ pub fn export(
     options: ExportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.export(store.now_ns(), out, options, progress);
+    }
     store.snapshot(|s| {
         let now = s.now_ns();
         let mut summary = ExportSummary {
@@ -722,6 +730,10 @@ fn restore_batch(
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.restore_batch(records, require_empty, summary);
+    }
     let (restored, replaced, unchanged, conflicts, bad) = store
         .batch("restore cookies", |b| {
             if require_empty {

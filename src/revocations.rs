@@ -53,7 +53,7 @@ pub enum RevocationKind {
 }
 
 impl RevocationKind {
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             RevocationKind::Logout => 1,
             RevocationKind::Authid => 2,
@@ -61,7 +61,7 @@ impl RevocationKind {
         }
     }
 
-    fn from_code(code: u8) -> Option<Self> {
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
         Some(match code {
             1 => RevocationKind::Logout,
             2 => RevocationKind::Authid,
@@ -253,6 +253,10 @@ impl CookieStore {
     /// The revocations with a sequence number greater than `after` (0: all retained ones),
     /// and whether some of those were already trimmed. Pass [`Revocations::next`] next time.
     pub fn revocations_since(&self, after: u64) -> Result<Revocations> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis() {
+            return redis.revocations_since(after);
+        }
         self.read(|s| s.revocations_since(after))
     }
 
@@ -287,12 +291,21 @@ impl CookieStore {
     }
 
     /// The id of the environment's last committed transaction (any process), without a
-    /// transaction.
-    pub(crate) fn last_txn_id(&self) -> u64 {
-        let shared = self.shared();
+    /// transaction; `None` for a store that is not on LMDB.
+    pub(crate) fn last_txn_id(&self) -> Option<u64> {
+        let shared = self.shared()?;
         // Not while this process resizes the map (the meta pages are read from it).
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        shared.env.info().last_txn_id as u64
+        Some(shared.env.info().last_txn_id as u64)
+    }
+
+    /// The highest sequence number of the revocation feed (0 when empty).
+    fn last_revocation(&self) -> Result<u64> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis() {
+            return redis.last_revocation();
+        }
+        self.snapshot(|s| s.last_revocation())
     }
 }
 
@@ -300,7 +313,8 @@ impl CookieStore {
 ///
 /// [`poll`](Self::poll) returns what was appended since the last poll. When no transaction
 /// was committed since (LMDB's last transaction id is unchanged), it returns nothing without
-/// opening a transaction: polling an idle store often is cheap.
+/// opening a transaction: polling an idle store often is cheap. On Redis each poll is one
+/// round trip (a script that reads the stream after the position).
 #[derive(Debug)]
 pub struct Subscriber {
     store: CookieStore,
@@ -313,11 +327,11 @@ impl Subscriber {
     /// A subscriber that starts at the end of the feed: it sees revocations made from now.
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
         let seen = store.last_txn_id();
-        let next = store.snapshot(|s| s.last_revocation())?;
+        let next = store.last_revocation()?;
         Ok(Subscriber {
             store: store.clone(),
             next,
-            seen_txn: Some(seen),
+            seen_txn: seen,
             reads: 1,
         })
     }
@@ -336,7 +350,7 @@ impl Subscriber {
     /// trimmed before this subscriber read them.
     pub fn poll(&mut self) -> Result<Revocations> {
         let txn = self.store.last_txn_id();
-        if self.seen_txn == Some(txn) {
+        if txn.is_some() && self.seen_txn == txn {
             return Ok(Revocations {
                 entries: Vec::new(),
                 next: self.next,
@@ -346,7 +360,7 @@ impl Subscriber {
         self.reads += 1;
         let found = self.store.revocations_since(self.next)?;
         self.next = found.next;
-        self.seen_txn = Some(txn);
+        self.seen_txn = txn;
         Ok(found)
     }
 
@@ -394,7 +408,9 @@ impl Watcher {
     pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
 
     /// Starts watching `store` from the end of its feed: every `interval`, polls once and
-    /// calls `callback` with what it found (nothing when nothing was revoked).
+    /// calls `callback` with what it found (nothing when nothing was revoked). On Redis it
+    /// also wakes at once when a revocation is published, and after a lost connection it
+    /// reconnects and catches up from its position (or reports [`WatchEvent::Missed`]).
     pub fn spawn<H, F>(
         store: &CookieStore,
         registry: Arc<Connections<H>>,
@@ -408,33 +424,26 @@ impl Watcher {
         let mut subscriber = Subscriber::new(store)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        #[cfg(feature = "redis")]
+        let redis = store.redis().map(|_| store.clone());
         let thread = std::thread::Builder::new()
             .name("cookiestore-watcher".into())
             .spawn(move || {
+                let mut report =
+                    |found: Result<Revocations>| deliver(found, &registry, &mut callback);
+                #[cfg(feature = "redis")]
+                if let Some(store) = redis {
+                    let redis = store.redis().expect("a Redis store");
+                    return crate::redis::watch::run(
+                        redis,
+                        &mut subscriber,
+                        &flag,
+                        interval,
+                        &mut report,
+                    );
+                }
                 while !flag.load(Ordering::Acquire) {
-                    match subscriber.poll() {
-                        Ok(found) => {
-                            if found.missed {
-                                callback(WatchEvent::Missed);
-                            }
-                            if !found.entries.is_empty() {
-                                let mut seen = HashSet::new();
-                                let mut connections = Vec::new();
-                                for entry in &found.entries {
-                                    for handle in registry.connections(&entry.value) {
-                                        if seen.insert(handle.clone()) {
-                                            connections.push(handle);
-                                        }
-                                    }
-                                }
-                                callback(WatchEvent::Revoked {
-                                    revocations: found.entries,
-                                    connections,
-                                });
-                            }
-                        }
-                        Err(e) => callback(WatchEvent::Failed(e)),
-                    }
+                    report(subscriber.poll());
                     std::thread::park_timeout(interval);
                 }
             })
@@ -443,6 +452,38 @@ impl Watcher {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// Reports one poll's outcome to a watcher's callback: the revoked entries with this
+/// process's connections of them (each once), a miss, or the failure.
+fn deliver<H, F>(found: Result<Revocations>, registry: &Connections<H>, callback: &mut F)
+where
+    H: Clone + Eq + Hash + Send,
+    F: FnMut(WatchEvent<H>),
+{
+    match found {
+        Ok(found) => {
+            if found.missed {
+                callback(WatchEvent::Missed);
+            }
+            if !found.entries.is_empty() {
+                let mut seen = HashSet::new();
+                let mut connections = Vec::new();
+                for entry in &found.entries {
+                    for handle in registry.connections(&entry.value) {
+                        if seen.insert(handle.clone()) {
+                            connections.push(handle);
+                        }
+                    }
+                }
+                callback(WatchEvent::Revoked {
+                    revocations: found.entries,
+                    connections,
+                });
+            }
+        }
+        Err(e) => callback(WatchEvent::Failed(e)),
     }
 }
 

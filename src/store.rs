@@ -30,6 +30,8 @@ use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
 use crate::open::{open_env, prepare_dir};
+#[cfg(feature = "redis")]
+use crate::redis::RedisBackend;
 use crate::revocations::RevocationKind;
 use crate::snapshot::Snapshot;
 use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
@@ -91,17 +93,52 @@ pub(crate) struct Shared {
 /// ```
 #[derive(Clone)]
 pub struct CookieStore {
-    shared: Arc<Shared>,
+    backend: Backend,
     readonly: bool,
     clock: Arc<dyn Clock>,
     /// How long revocations stay in the feed (seconds).
     revocation_retention_secs: u64,
 }
 
+/// Where a store's cookies live: the LMDB environment shared by the handles of one path, or
+/// a Redis server.
+#[derive(Clone)]
+enum Backend {
+    Lmdb(Arc<Shared>),
+    #[cfg(feature = "redis")]
+    Redis(Arc<RedisBackend>),
+}
+
+/// Returns `$body` from the enclosing method, with the Redis backend bound to `$r`, when
+/// the store is on Redis (the LMDB code follows the macro).
+macro_rules! on_redis {
+    ($store:expr, |$r:ident| $body:expr) => {
+        #[cfg(feature = "redis")]
+        if let Some($r) = $store.redis() {
+            return $body;
+        }
+    };
+}
+
+/// As `on_redis!`, for a write: refused with [`Error::ReadOnly`] on a read-only handle.
+macro_rules! on_redis_write {
+    ($store:expr, $operation:expr, |$r:ident| $body:expr) => {
+        #[cfg(feature = "redis")]
+        if let Some($r) = $store.redis() {
+            if $store.readonly {
+                return Err(Error::ReadOnly {
+                    operation: $operation,
+                });
+            }
+            return $body;
+        }
+    };
+}
+
 impl std::fmt::Debug for CookieStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CookieStore")
-            .field("path", &self.shared.path)
+            .field("location", &self.path())
             .field("readonly", &self.readonly)
             .finish_non_exhaustive()
     }
@@ -195,8 +232,17 @@ impl CookieStore {
     /// lacks (our expiry index) are built. Errors: [`Error::InvalidConfig`] for bad options,
     /// [`Error::Path`] when the directory is missing (read-only) or not accessible,
     /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] for an LMDB 1.0 (format 3) database.
+    ///
+    /// A `redis://`, `redis+unix://` (or `unix://`) URL opens the store on that Redis server
+    /// instead (feature `redis`, on by default); see the README for the layout and what
+    /// differs. Its errors: [`Error::Unavailable`] when Redis cannot be reached within
+    /// [`StoreOptions::timeout_ms`]. Any other URL is [`Error::UnsupportedLocation`].
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<CookieStore> {
         options.validate()?;
+        #[cfg(feature = "redis")]
+        if let Some(url) = path.as_ref().to_str().filter(|t| crate::redis::is_redis(t)) {
+            return Self::open_redis(url, options);
+        }
         refuse_url(path.as_ref())?;
         let path = prepare_dir(path.as_ref(), &options)?;
         let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
@@ -223,7 +269,7 @@ impl CookieStore {
         };
         drop(registry);
         let store = CookieStore {
-            shared,
+            backend: Backend::Lmdb(shared),
             readonly: options.readonly,
             clock: options.clock.clone(),
             revocation_retention_secs: options.revocation_retention_secs,
@@ -237,9 +283,59 @@ impl CookieStore {
         Ok(store)
     }
 
-    /// The store's directory (canonical).
+    /// Opens the store on the Redis server at `url`.
+    #[cfg(feature = "redis")]
+    fn open_redis(url: &str, options: StoreOptions) -> Result<CookieStore> {
+        let backend = RedisBackend::open(url, &options)?;
+        let store = CookieStore {
+            backend: Backend::Redis(Arc::new(backend)),
+            readonly: options.readonly,
+            clock: options.clock.clone(),
+            revocation_retention_secs: options.revocation_retention_secs,
+        };
+        if !store.readonly && options.purge_on_startup {
+            store.purge_expired()?;
+        }
+        Ok(store)
+    }
+
+    /// The store's directory (canonical); for a Redis store, its URL without the password.
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        match &self.backend {
+            Backend::Lmdb(shared) => &shared.path,
+            #[cfg(feature = "redis")]
+            Backend::Redis(redis) => Path::new(redis.location()),
+        }
+    }
+
+    /// Which backend holds the cookies: `"lmdb"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::Lmdb(_) => "lmdb",
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => "redis",
+        }
+    }
+
+    /// The Redis backend, when the store is on Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(&self) -> Option<&RedisBackend> {
+        match &self.backend {
+            Backend::Redis(redis) => Some(redis),
+            Backend::Lmdb(_) => None,
+        }
+    }
+
+    /// The LMDB environment; [`Error::Unsupported`] for a store on another backend.
+    fn lmdb(&self, operation: &'static str) -> Result<&Arc<Shared>> {
+        match &self.backend {
+            Backend::Lmdb(shared) => Ok(shared),
+            #[cfg(feature = "redis")]
+            Backend::Redis(_) => Err(Error::Unsupported {
+                operation,
+                backend: "redis",
+            }),
+        }
     }
 
     /// Whether this handle is read-only.
@@ -264,22 +360,26 @@ impl CookieStore {
 
     /// Whether a live (unexpired) cookie has `value`.
     pub fn exists(&self, value: &str) -> Result<bool> {
+        on_redis!(self, |r| r.exists(value, self.now_ns()));
         self.read(|s| Ok(s.live_record(value)?.is_some()))
     }
 
     /// The live cookie with `value`, every field.
     pub fn get(&self, value: &str) -> Result<Option<Cookie>> {
+        on_redis!(self, |r| r.get(value, self.now_ns()));
         self.snapshot(|s| s.get(value))
     }
 
     /// The live cookie with object id `oid`.
     pub fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        on_redis!(self, |r| r.get_by_oid(oid, self.now_ns()));
         self.snapshot(|s| s.get_by_oid(oid))
     }
 
     /// The authentication of the live cookie with `value`: `None` when there is no such
     /// cookie, it expired, or it is not authenticated. Reads only the auth fields.
     pub fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
+        on_redis!(self, |r| r.get_auth(value, self.now_ns()));
         self.read(|s| match s.live_record(value)? {
             Some((oid, record)) => record
                 .auth()
@@ -291,6 +391,7 @@ impl CookieStore {
     /// What a router needs on each connection, from one read: when the live cookie with
     /// `value` expires and its authentication. Reads only those fields.
     pub fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
+        on_redis!(self, |r| r.lookup(value, self.now_ns()));
         self.read(|s| match s.live_record(value)? {
             Some((oid, record)) => {
                 let corrupt = |problem| Error::CorruptRecord { oid, problem };
@@ -307,10 +408,29 @@ impl CookieStore {
 
     /// Live cookies.
     pub fn count(&self) -> Result<u64> {
+        on_redis!(self, |r| r.count(self.now_ns()));
         self.snapshot(|s| s.count_live())
     }
 
+    /// Calls `f` with every record, live or expired (an undecodable one as
+    /// [`Error::CorruptRecord`]), until `f` returns `Ok(false)` or an error. On LMDB: one
+    /// snapshot, in oid order (calling the store inside `f` is
+    /// [`Error::NestedTransaction`]). On Redis: a walk with SCAN in batches, in no particular
+    /// order and not one snapshot (cookies written meanwhile may or may not be seen).
+    pub fn for_each_record(&self, mut f: impl FnMut(Result<Cookie>) -> Result<bool>) -> Result<()> {
+        on_redis!(self, |r| r.for_each_cookie(&mut f));
+        self.snapshot(|s| {
+            for item in s.records()? {
+                if !f(item)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Runs `f` on one consistent snapshot of the store (one read transaction).
+    /// LMDB only: [`Error::Unsupported`] for a Redis store.
     ///
     /// Keep it short: a long read transaction keeps LMDB from reusing pages freed meanwhile.
     /// Inside `f`, use the [`Snapshot`]'s methods; calling the store again returns an error.
@@ -321,8 +441,10 @@ impl CookieStore {
         })
     }
 
-    /// Figures about the store (one snapshot; walks every record).
+    /// Figures about the store (one snapshot; walks every record). On Redis: the figures
+    /// about cookies (a walk with SCAN, not one snapshot); the LMDB figures are 0.
     pub fn stats(&self) -> Result<Stats> {
+        on_redis!(self, |r| r.stats(self.now_ns()));
         self.snapshot(|s| s.stats())
     }
 
@@ -331,27 +453,42 @@ impl CookieStore {
     /// Creates a cookie with a fresh random value of `length` characters (6 bits each, from a
     /// CSPRNG). A value (or oid) that already exists is never trusted: a new one is drawn.
     pub fn create(&self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
+        on_redis_write!(self, "create a cookie", |r| r.create(
+            name,
+            length,
+            max_age,
+            self.now_ns()
+        ));
         self.batch("create a cookie", |b| b.create(name, length, max_age))
     }
 
     /// Stores `auth` on the live cookie with `value`, with `context` in the
     /// `authenticated_*` fields. Writes only when something changed, as Crossbar.io does.
     pub fn set_auth(&self, value: &str, auth: &Auth, context: &AuthContext) -> Result<AuthUpdate> {
+        on_redis_write!(self, "set auth", |r| r.set_auth(
+            value,
+            auth,
+            context,
+            self.now_ns()
+        ));
         self.batch("set auth", |b| b.set_auth(value, auth, context))
     }
 
     /// Deletes the cookie with `value` (logout). Returns whether one was deleted (an expired
     /// but unpurged cookie is deleted too).
     pub fn delete(&self, value: &str) -> Result<bool> {
+        on_redis_write!(self, "delete a cookie", |r| r.delete(value, self.now_ns()));
         self.batch_with("delete a cookie", Growth::Headroom, |b| b.delete(value))
     }
 
     /// Stores a whole record (import, restore): upsert by oid with index upkeep.
     pub fn put(&self, cookie: &Cookie) -> Result<()> {
+        on_redis_write!(self, "put a cookie", |r| r.put(cookie));
         self.batch("put a cookie", |b| b.put(cookie))
     }
 
     /// Runs `f` in one write transaction: all its changes commit together, or none.
+    /// LMDB only: [`Error::Unsupported`] for a Redis store.
     ///
     /// `f` may run more than once (when the map must grow, the transaction is retried).
     /// Inside `f`, use the [`Batch`]'s methods; calling the store again returns
@@ -384,10 +521,18 @@ impl CookieStore {
     /// Cost grows with the number of expired cookies, not the store's size: it walks the
     /// expiry index up to now. Deletes in batches of 5,000 per transaction, so the writer lock
     /// is never held long.
+    ///
+    /// On Redis, cookies expire by themselves (Redis drops each key at its expiry): this
+    /// only trims the revocation feed and returns 0.
     pub fn purge_expired(&self) -> Result<u64> {
         if self.readonly {
             return Err(Error::ReadOnly { operation: "purge" });
         }
+        on_redis!(self, |r| {
+            let retention = self.revocation_retention_secs.saturating_mul(1_000_000_000);
+            r.trim_revocations(self.now_ns().saturating_sub(retention))?;
+            Ok(0)
+        });
         let now = self.now_ns();
         // Fast path without the writer lock: nothing expired and nobody else wrote.
         let quiet = self.read(|s| {
@@ -425,6 +570,7 @@ impl CookieStore {
     /// Deletes every cookie, live or not (Crossbar.io's `purge_on_startup` for its database
     /// store). Returns how many were deleted.
     pub fn clear(&self) -> Result<u64> {
+        on_redis_write!(self, "clear", |r| r.clear(self.now_ns()));
         // In batches, each recording its cookies in the revocation feed, halved on a full
         // map so that a full store can still be emptied (pages freed by one batch serve the
         // next), then whatever the indexes still hold.
@@ -474,6 +620,7 @@ impl CookieStore {
         if self.readonly {
             return Ok(false);
         }
+        on_redis!(self, |_r| Ok(false));
         if !self.read(|s| s.foreign_writes())? {
             return Ok(false);
         }
@@ -486,7 +633,10 @@ impl CookieStore {
 
     /// Copies the environment to `dest` (a directory), consistently and, if `compact`, with
     /// free pages left out. Safe while workers write.
+    ///
+    /// LMDB only: [`Error::Unsupported`] for a Redis store.
     pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
+        let shared = self.lmdb("copy")?;
         crate::open::create_dir_with_mode(dest).map_err(|source| Error::Path {
             path: dest.to_path_buf(),
             problem: "cannot create the destination directory".into(),
@@ -519,13 +669,12 @@ impl CookieStore {
         } else {
             heed::CompactionOption::Disabled
         };
-        let _g = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        let copied = self
-            .shared
+        let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        let copied = shared
             .env
             .copy_to_file(&mut file, option)
             .lmdb()
-            .map_err(|e| self.shared.resolve(e));
+            .map_err(|e| shared.resolve(e));
         if copied.is_err() {
             let _ = fs::remove_file(&path);
         }
@@ -548,8 +697,8 @@ impl CookieStore {
         if ready {
             return Ok(());
         }
+        let shared = self.lmdb("prepare the cookie tables")?;
         self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
-            let shared = &self.shared;
             // Judge foreign writes before this transaction marks itself as ours.
             let mut rebuild = foreign_writes(&b.tables, b.txn)?;
             let mut catalog = read_catalog(shared.db, b.txn)?;
@@ -584,25 +733,27 @@ impl CookieStore {
         })
     }
 
-    /// What all handles of this path share (the environment), for sibling modules.
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
+    /// What all handles of this path share (the environment), for sibling modules; `None`
+    /// for a store on another backend.
+    pub(crate) fn shared(&self) -> Option<&Shared> {
+        self.lmdb("").ok().map(|shared| &**shared)
     }
 
     /// Runs `f` on a read transaction (the store's own reads and [`Self::snapshot`]).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+        let shared = self.lmdb("read a snapshot")?;
         let (guard, txn) = self.begin(|env| env.read_txn())?;
-        let out = self.shared.tables(&txn).and_then(|tables| {
+        let out = shared.tables(&txn).and_then(|tables| {
             f(&Snapshot {
                 txn: &txn,
                 tables,
-                shared: &self.shared,
+                shared,
                 now: self.now_ns(),
             })
         });
         drop(txn);
         drop(guard);
-        out.map_err(|e| self.shared.resolve(e))
+        out.map_err(|e| shared.resolve(e))
     }
 
     /// Begins a transaction with `begin` under the shared side of the resize lock. A map
@@ -614,7 +765,7 @@ impl CookieStore {
         if IN_CLOSURE.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
-        let shared = &self.shared;
+        let shared = self.lmdb("begin a transaction")?;
         loop {
             let guard = shared.resize.read().unwrap_or_else(|e| e.into_inner());
             match begin(&shared.env) {
@@ -635,13 +786,14 @@ impl CookieStore {
         growth: Growth,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
+        let shared = self.lmdb(operation)?;
         loop {
             let (guard, mut txn) = self.begin(|env| env.write_txn())?;
-            let result = self.shared.tables(&txn).and_then(|tables| {
+            let result = shared.tables(&txn).and_then(|tables| {
                 let mut batch = Batch {
                     txn: &mut txn,
                     tables,
-                    shared: &self.shared,
+                    shared,
                     now: self.now_ns(),
                 };
                 let out = f(&mut batch)?;
@@ -651,7 +803,7 @@ impl CookieStore {
                 Ok(out)
             });
             drop(guard);
-            match result.map_err(|e| self.shared.resolve(e)) {
+            match result.map_err(|e| shared.resolve(e)) {
                 Err(Error::MapFull { .. }) if self.grow_map(growth)? => continue,
                 Err(Error::MapFull { maxsize, .. }) => {
                     return Err(Error::MapFull {
@@ -681,7 +833,7 @@ impl CookieStore {
     /// Doubles the map, up to maxsize (plus the headroom reserved for deletions when
     /// `growth` allows it). Returns false when it cannot grow.
     fn grow_map(&self, growth: Growth) -> Result<bool> {
-        let shared = &self.shared;
+        let shared = self.lmdb("grow the map")?;
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
         let current = shared.env.info().map_size as u64;
         let limit = match growth {
@@ -703,7 +855,7 @@ impl CookieStore {
 
     /// Adopts the map size another process recorded after growing the map.
     fn adopt_map_size(&self) -> Result<()> {
-        let shared = &self.shared;
+        let shared = self.lmdb("adopt the map size")?;
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
         // SAFETY: as in `grow_map`: no transaction of this process is live. Size 0 makes LMDB
         // take the size recorded in the current meta page.

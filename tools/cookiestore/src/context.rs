@@ -76,10 +76,27 @@ impl Ctx {
         self.open_write(path)
     }
 
+    /// Refuses a Redis URL for a command that works on LMDB's files (copy, check, repair).
+    pub fn lmdb_only(&self, path: &Path, command: &str) -> Result<(), Failure> {
+        if is_url(path) {
+            return Err(Failure::Error(format!(
+                "{command} applies to LMDB stores only (a store directory); {} is a URL. A \
+                 Redis store has no files to {command}: use `export` and `restore` to copy one",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Opens for writing, creating the store if missing.
     pub fn open_write(&self, path: &Path) -> Result<CookieStore, Failure> {
         Ok(CookieStore::open(path, self.options(false))?)
     }
+}
+
+/// Whether `path` is a URL (`redis://...`) rather than a directory.
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.contains("://"))
 }
 
 #[cfg(test)]

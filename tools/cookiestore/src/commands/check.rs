@@ -12,7 +12,7 @@ use crate::output::{Outcome, json_line, plural, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory (LMDB stores only).
     pub path: PathBuf,
     /// One JSON object instead of text.
     #[arg(long)]
@@ -65,6 +65,7 @@ pub fn report_text(report: &CheckReport, text: &mut String) {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    ctx.lmdb_only(&a.path, "check")?;
     let store = ctx.open_read(&a.path)?;
     let report = check_store(&store)?;
     let mut out = stdout();

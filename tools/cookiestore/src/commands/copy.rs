@@ -11,7 +11,7 @@ use crate::output::{Outcome, progress, secs, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory (LMDB stores only).
     pub path: PathBuf,
     /// Destination directory (new, or without data.mdb).
     pub dest: PathBuf,
@@ -22,6 +22,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let started = Instant::now();
+    ctx.lmdb_only(&a.path, "copy")?;
     let store = ctx.open_read(&a.path)?;
     let bar = progress(None, "{spinner} copying {elapsed}");
     store.copy_to(&a.dest, a.compact)?;

@@ -9,7 +9,7 @@ use crate::output::{Outcome, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// The cookie value.
     pub value: String,

@@ -21,7 +21,7 @@ pub enum DumpFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = DumpFormat::Json)]
@@ -48,48 +48,53 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let mut out = stdout();
     let mut corrupt = 0u64;
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let result = store.snapshot(|s| {
-        let now = s.now_ns();
-        let mut n = 0u64;
-        // With --authid, the authid index finds that user's records without a walk.
-        let records: Box<dyn Iterator<Item = cookiestore::Result<cookiestore::Cookie>>> =
-            match &a.authid {
-                Some(authid) => s.records_of_authid(authid)?,
-                None => Box::new(s.records()?),
-            };
-        for item in records {
-            if a.limit.is_some_and(|limit| n >= limit) {
-                break;
-            }
-            let c = match item {
-                Ok(c) => c,
-                Err(e @ Error::CorruptRecord { .. }) => {
-                    warn(&e.to_string());
-                    corrupt += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if (!a.include_expired && c.is_expired(now))
-                || (a.authenticated && c.authid.is_none())
-                || a.authid
-                    .as_ref()
-                    .is_some_and(|x| c.authid.as_ref() != Some(x))
-                || a.realm
-                    .as_ref()
-                    .is_some_and(|x| c.authrealm.as_ref() != Some(x))
-            {
-                continue;
-            }
-            n += 1;
-            match a.format {
-                DumpFormat::Json => json_line(&mut out, &DumpCookie::new(&c))?,
-                DumpFormat::Table => rows.push(table_row(&c, now)),
-            }
+    // LMDB: one snapshot, in oid order (with --authid, through the authid index); Redis: a
+    // SCAN walk.
+    let now = store.now_ns();
+    let mut n = 0u64;
+    let each = |item: cookiestore::Result<cookiestore::Cookie>| -> cookiestore::Result<bool> {
+        if a.limit.is_some_and(|limit| n >= limit) {
+            return Ok(false);
         }
-        Ok(())
-    });
-    result?;
+        let c = match item {
+            Ok(c) => c,
+            Err(e @ Error::CorruptRecord { .. }) => {
+                warn(&e.to_string());
+                corrupt += 1;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        if (!a.include_expired && c.is_expired(now))
+            || (a.authenticated && c.authid.is_none())
+            || a.authid
+                .as_ref()
+                .is_some_and(|x| c.authid.as_ref() != Some(x))
+            || a.realm
+                .as_ref()
+                .is_some_and(|x| c.authrealm.as_ref() != Some(x))
+        {
+            return Ok(true);
+        }
+        n += 1;
+        match a.format {
+            DumpFormat::Json => json_line(&mut out, &DumpCookie::new(&c))?,
+            DumpFormat::Table => rows.push(table_row(&c, now)),
+        }
+        Ok(true)
+    };
+    match &a.authid {
+        Some(authid) if store.backend() == "lmdb" => store.snapshot(|s| {
+            let mut each = each;
+            for item in s.records_of_authid(authid)? {
+                if !each(item)? {
+                    break;
+                }
+            }
+            Ok(())
+        })?,
+        _ => store.for_each_record(each)?,
+    }
     if a.format == DumpFormat::Table {
         let header = ["VALUE", "AUTHID", "AUTHROLE", "REALM", "CREATED", "EXPIRES"];
         out.write_all(table(&header, &rows).as_bytes())?;

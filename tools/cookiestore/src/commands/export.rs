@@ -14,7 +14,7 @@ use crate::output::{Outcome, progress, secs, stdout, warn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Write to FILE (atomically, via a new temporary file beside it) instead of stdout.
     #[arg(short, long, value_name = "FILE")]

@@ -15,7 +15,7 @@ use crate::output::{Outcome, json_line, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// The cookie value (what the browser sends as cbtid).
     pub value: String,

@@ -15,7 +15,7 @@ use crate::output::{Outcome, json_line, progress, secs, stdout, warn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory (created if missing).
+    /// The store directory (created if missing), or a Redis URL.
     pub path: PathBuf,
     /// Crossbar.io's cookies.dat.
     pub file: PathBuf,
@@ -52,7 +52,8 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         .name(a.name.clone())
         .dry_run(true)
         .force(a.force);
-    let plan = if a.dry_run || a.path.join("data.mdb").exists() {
+    let existing = crate::context::is_url(&a.path) || a.path.join("data.mdb").exists();
+    let plan = if a.dry_run || existing {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
         let bar = progress(

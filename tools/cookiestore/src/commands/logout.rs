@@ -11,7 +11,7 @@ use crate::output::{Outcome, plural, stdout};
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("whom").required(true).args(["authid", "value"])))]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Log out every cookie whose authid is this.
     #[arg(long)]

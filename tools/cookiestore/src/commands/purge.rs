@@ -13,7 +13,7 @@ use crate::output::{Outcome, json_line, secs, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Only count the expired cookies (read-only).
     #[arg(long)]

@@ -13,7 +13,7 @@ use crate::output::{Outcome, json_line, plural, stdout};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory (LMDB stores only).
     pub path: PathBuf,
     /// One JSON object instead of text.
     #[arg(long)]
@@ -21,6 +21,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    ctx.lmdb_only(&a.path, "repair")?;
     let store = ctx.open_existing(&a.path)?;
     let quarantine = store.path().join("quarantine.jsonl");
     let before = check_store(&store)?;

@@ -14,7 +14,7 @@ use crate::output::{Outcome, json_line, progress, secs, stdout, warn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory (created if missing).
+    /// The store directory (created if missing), or a Redis URL.
     pub path: PathBuf,
     /// An export (JSON lines); `-` reads stdin.
     pub file: PathBuf,

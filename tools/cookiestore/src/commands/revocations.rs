@@ -8,7 +8,7 @@ use crate::output::{Outcome, json_line, stdout, warn};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// Only the entries with a sequence number greater than this.
     #[arg(long, default_value_t = 0)]

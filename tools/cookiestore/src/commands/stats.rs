@@ -14,7 +14,7 @@ use cookiestore::maintenance::{ReaderSlots, reader_slots};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The store directory.
+    /// The store directory, or a Redis URL (redis://HOST:PORT/DB?prefix=P, redis+unix://...).
     pub path: PathBuf,
     /// One JSON object instead of text.
     #[arg(long)]
@@ -24,7 +24,8 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     // Read lock.mdb before the store is open in this process: closing a descriptor of the
     // lock file would drop the process's own POSIX locks on it.
-    let readers = reader_slots(&a.path);
+    let redis = crate::context::is_url(&a.path);
+    let readers = if redis { None } else { reader_slots(&a.path) };
     let store = ctx.open_read(&a.path)?;
     let s = store.stats()?;
     let now = store.now_ns();
@@ -46,10 +47,14 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         text.push_str(format!("{k:<16}{v}").trim_end());
         text.push('\n');
     };
-    line(
-        "store",
-        format!("{} (snapshot txn {})", store.path().display(), s.txn_id),
-    );
+    if redis {
+        line("store", format!("{} (Redis)", store.path().display()));
+    } else {
+        line(
+            "store",
+            format!("{} (snapshot txn {})", store.path().display(), s.txn_id),
+        );
+    }
     line("now", format_rfc3339_ns(now));
     line(
         "cookies",
@@ -73,6 +78,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             None => "-".into(),
         },
     );
+    if redis {
+        // No map, pages, indexes, reader slots or tables: Redis keeps one key per cookie.
+        line("records", format!("{} cookie keys", s.records));
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        return Ok(());
+    }
     line(
         "map",
         format!(

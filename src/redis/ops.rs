@@ -1,0 +1,474 @@
+//! The store operations on Redis: reads are one GET; writes read, decide, and
+//! compare-and-set in a Lua script.
+
+use uuid::Uuid;
+
+use super::scripts::{PUT, REVOKE};
+use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
+use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
+use crate::error::{Error, Result};
+use crate::revocations::RevocationKind;
+use crate::snapshot::materialise;
+use crate::store::{AuthUpdate, Lookup, Stats};
+use crate::value::{self, CookieValue, DRAW_ATTEMPTS};
+
+/// One item of the revoke script.
+pub(super) struct Item {
+    pub(super) key: String,
+    pub(super) set_key: String,
+    /// The bytes the record must still hold (empty: it must be absent).
+    pub(super) expected: Vec<u8>,
+    /// Revoke (delete and append to the feed), else only drop the authid-set member.
+    pub(super) revoke: bool,
+    pub(super) oid: Uuid,
+    pub(super) value: String,
+    /// Whether to drop `value` from `set_key`.
+    pub(super) unlink: bool,
+}
+
+/// The oid a record's bytes are stored under, for errors about it.
+fn oid_hint(bytes: &[u8]) -> Uuid {
+    CookieView::new(bytes)
+        .ok()
+        .and_then(|v| v.oid())
+        .unwrap_or_else(Uuid::nil)
+}
+
+fn corrupt(key: &str, bytes: &[u8], problem: String) -> Error {
+    Error::CorruptRecord {
+        oid: oid_hint(bytes),
+        problem: format!("{problem} (Redis key {key:?})"),
+    }
+}
+
+impl RedisBackend {
+    /// A compare-and-set that kept finding the record changed.
+    fn contended(&self, operation: &str) -> Error {
+        Error::Redis {
+            location: self.location().to_string(),
+            problem: format!(
+                "cannot {operation}: the record kept changing under {CAS_ATTEMPTS} attempts"
+            ),
+        }
+    }
+
+    /// The record bytes stored for `value`, live or not.
+    pub(super) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
+        if value::problem(value).is_some() {
+            return Ok(None); // no such key can exist
+        }
+        let key = self.cookie_key(value);
+        self.run(|con| redis::cmd("GET").arg(&key).query(con))
+    }
+
+    pub(crate) fn exists(&self, value: &str, now: u64) -> Result<bool> {
+        Ok(self
+            .record(value)?
+            .is_some_and(|b| CookieView::new(&b).is_ok_and(|v| !v.is_expired(now))))
+    }
+
+    /// The cookie with `value`, expired ones too (by the store's clock; Redis has dropped
+    /// those past their expiry by its own).
+    pub(crate) fn get_any(&self, value: &str) -> Result<Option<Cookie>> {
+        let Some(bytes) = self.record(value)? else {
+            return Ok(None);
+        };
+        let key = self.cookie_key(value);
+        let view = CookieView::new(&bytes).map_err(|p| corrupt(&key, &bytes, p))?;
+        let oid = view.oid().unwrap_or_else(Uuid::nil);
+        Ok(Some(materialise(oid, view)?))
+    }
+
+    pub(crate) fn get(&self, value: &str, now: u64) -> Result<Option<Cookie>> {
+        Ok(self.get_any(value)?.filter(|c| !c.is_expired(now)))
+    }
+
+    pub(crate) fn get_auth(&self, value: &str, now: u64) -> Result<Option<Auth>> {
+        Ok(self.lookup(value, now)?.and_then(|l| l.auth))
+    }
+
+    pub(crate) fn lookup(&self, value: &str, now: u64) -> Result<Option<Lookup>> {
+        let Some(bytes) = self.record(value)? else {
+            return Ok(None);
+        };
+        let key = self.cookie_key(value);
+        let view = CookieView::new(&bytes).map_err(|p| corrupt(&key, &bytes, p))?;
+        if view.is_expired(now) {
+            return Ok(None);
+        }
+        let oid = view.oid().unwrap_or_else(Uuid::nil);
+        Ok(Some(Lookup {
+            oid,
+            expires_at: view.expires_at(),
+            max_age: view.max_age(),
+            auth: view
+                .auth()
+                .map_err(|problem| Error::CorruptRecord { oid, problem })?,
+        }))
+    }
+
+    /// The live cookie with `oid`: walks every key (Redis keys cookies by value only).
+    pub(crate) fn get_by_oid(&self, oid: Uuid, now: u64) -> Result<Option<Cookie>> {
+        let mut found = None;
+        self.for_each_record(|batch| {
+            for (key, bytes) in batch {
+                if let Ok(view) = CookieView::new(&bytes)
+                    && view.oid() == Some(oid)
+                    && !view.is_expired(now)
+                {
+                    found = Some(
+                        materialise(oid, view)
+                            .map_err(|_| corrupt(&key, &bytes, "cannot be decoded".into()))?,
+                    );
+                }
+            }
+            Ok(true)
+        })?;
+        Ok(found)
+    }
+
+    /// Every record (see [`CookieStore::for_each_record`](crate::CookieStore)).
+    pub(crate) fn for_each_cookie(
+        &self,
+        f: &mut dyn FnMut(Result<Cookie>) -> Result<bool>,
+    ) -> Result<()> {
+        let mut go_on = true;
+        self.for_each_record(|batch| {
+            for (key, bytes) in batch {
+                if !go_on {
+                    break;
+                }
+                let item = CookieView::new(&bytes)
+                    .map_err(|p| corrupt(&key, &bytes, p))
+                    .and_then(|view| materialise(view.oid().unwrap_or_else(Uuid::nil), view));
+                go_on = f(item)?;
+            }
+            Ok(go_on)
+        })
+    }
+
+    pub(crate) fn count(&self, now: u64) -> Result<u64> {
+        let mut n = 0;
+        self.for_each_record(|batch| {
+            n += batch
+                .iter()
+                .filter(|(_, b)| CookieView::new(b).is_ok_and(|v| !v.is_expired(now)))
+                .count() as u64;
+            Ok(true)
+        })?;
+        Ok(n)
+    }
+
+    /// The figures that apply to Redis: records, live, expired (by the store's clock, not
+    /// yet dropped by Redis), authenticated, corrupt, oldest/newest, next expiry. The LMDB
+    /// figures (map, pages, readers, tables) are 0 or empty.
+    pub(crate) fn stats(&self, now: u64) -> Result<Stats> {
+        let mut s = Stats::default();
+        self.for_each_record(|batch| {
+            for (_, bytes) in batch {
+                s.records += 1;
+                let Ok(view) = CookieView::new(&bytes) else {
+                    s.corrupt += 1;
+                    continue;
+                };
+                if view.is_expired(now) {
+                    s.expired += 1;
+                    continue;
+                }
+                s.live += 1;
+                if view.authid().is_some() {
+                    s.authenticated += 1;
+                }
+                let c = view.created();
+                s.oldest_created = Some(s.oldest_created.map_or(c, |o| o.min(c)));
+                s.newest_created = Some(s.newest_created.map_or(c, |o| o.max(c)));
+                let e = view.expires_at();
+                s.next_expiry = Some(s.next_expiry.map_or(e, |o| o.min(e)));
+            }
+            Ok(true)
+        })?;
+        s.value_index_entries = s.records;
+        Ok(s)
+    }
+
+    /// Creates a cookie: `SET key record NX PXAT expiry`; a value that exists draws again.
+    pub(crate) fn create(
+        &self,
+        name: &str,
+        length: usize,
+        max_age: u64,
+        now: u64,
+    ) -> Result<Cookie> {
+        value::check_length(length)?;
+        for _ in 0..DRAW_ATTEMPTS {
+            let cookie = Cookie {
+                oid: Uuid::new_v4(),
+                created: now,
+                max_age,
+                name: Some(name.to_string()),
+                value: CookieValue::random(length)?.into_string(),
+                ..Cookie::default()
+            };
+            let bytes = cookie.encode()?;
+            let key = self.cookie_key(&cookie.value);
+            let at = pxat_ms(cookie.expires_at());
+            let set: Option<String> = self.run(|con| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&bytes)
+                    .arg("NX")
+                    .arg("PXAT")
+                    .arg(at)
+                    .query(con)
+            })?;
+            if set.is_some() {
+                return Ok(cookie);
+            }
+        }
+        Err(Error::ValueSpaceExhausted {
+            attempts: DRAW_ATTEMPTS,
+        })
+    }
+
+    /// Runs the PUT script; returns 1 written, 0 changed meanwhile, -1 gone.
+    fn put_cas(
+        &self,
+        cookie: &Cookie,
+        bytes: &[u8],
+        expected: &[u8],
+        keep_ttl: bool,
+    ) -> Result<i64> {
+        let key = self.cookie_key(&cookie.value);
+        let set_key = cookie.authid.as_deref().map(|a| self.authid_key(a));
+        let expiry = if keep_ttl {
+            "keep".to_string()
+        } else {
+            pxat_ms(cookie.expires_at()).to_string()
+        };
+        self.run(|con| {
+            let mut inv = PUT.prepare_invoke();
+            inv.key(&key);
+            if let Some(set_key) = &set_key {
+                inv.key(set_key);
+            }
+            inv.arg(expected)
+                .arg(&expiry)
+                .arg(bytes)
+                .arg(&cookie.value)
+                .invoke(con)
+        })
+    }
+
+    /// Stores `auth` on the live cookie: never extends its lifetime (KEEPTTL), and says
+    /// [`AuthUpdate::NoSuchCookie`] when the key is gone, also when it vanished between
+    /// the read and the write.
+    pub(crate) fn set_auth(
+        &self,
+        value: &str,
+        auth: &Auth,
+        context: &AuthContext,
+        now: u64,
+    ) -> Result<AuthUpdate> {
+        crate::cookie::check_depth("authextra", &auth.authextra)?;
+        crate::cookie::check_depth("authenticated_transport_info", &context.transport_info)?;
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(old) = self.record(value)? else {
+                return Ok(AuthUpdate::NoSuchCookie);
+            };
+            let key = self.cookie_key(value);
+            let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
+            if view.is_expired(now) {
+                return Ok(AuthUpdate::NoSuchCookie);
+            }
+            let oid = view.oid().unwrap_or_else(Uuid::nil);
+            let mut cookie = materialise(oid, view)?;
+            if !apply_auth(&mut cookie, auth, context, now) {
+                return Ok(AuthUpdate::Unchanged);
+            }
+            let bytes = cookie.encode()?;
+            match self.put_cas(&cookie, &bytes, &old, true)? {
+                1 => return Ok(AuthUpdate::Written),
+                -1 => return Ok(AuthUpdate::NoSuchCookie),
+                _ => continue, // changed meanwhile: read again
+            }
+        }
+        Err(self.contended("set auth"))
+    }
+
+    /// Stores a whole record under its value (restore, import), expiring at its expiry. A
+    /// value held by a record with another oid is refused ([`Error::DuplicateValue`]).
+    pub(crate) fn put(&self, cookie: &Cookie) -> Result<()> {
+        if cookie.oid.is_nil() {
+            return Err(Error::InvalidValue {
+                problem: "the cookie's oid is nil; give it a UUID (for example Uuid::new_v4())"
+                    .into(),
+            });
+        }
+        if let Some(problem) = value::problem(&cookie.value) {
+            return Err(Error::InvalidValue { problem });
+        }
+        let bytes = cookie.encode()?;
+        for _ in 0..CAS_ATTEMPTS {
+            let old = self.record(&cookie.value)?.unwrap_or_default();
+            if !old.is_empty()
+                && let Ok(view) = CookieView::new(&old)
+                && let Some(existing) = view.oid()
+                && existing != cookie.oid
+            {
+                return Err(Error::DuplicateValue {
+                    value: cookie.value.clone(),
+                    existing,
+                });
+            }
+            if self.put_cas(cookie, &bytes, &old, false)? == 1 {
+                return Ok(());
+            }
+        }
+        Err(self.contended("put a cookie"))
+    }
+
+    /// Runs the revoke script over `items` (all or none); returns the number revoked, or
+    /// `None` when a record changed meanwhile.
+    pub(super) fn revoke(
+        &self,
+        kind: RevocationKind,
+        now: u64,
+        items: &[Item],
+    ) -> Result<Option<u64>> {
+        if items.is_empty() {
+            return Ok(Some(0));
+        }
+        let stream = self.stream_key();
+        let n: i64 = self.run(|con| {
+            let mut inv = REVOKE.prepare_invoke();
+            inv.key(&stream);
+            for item in items {
+                inv.key(&item.key).key(&item.set_key);
+            }
+            inv.arg(self.stream_max)
+                .arg(now)
+                .arg(kind.code())
+                .arg(&stream);
+            for item in items {
+                inv.arg(&item.expected[..])
+                    .arg(if item.revoke { "r" } else { "u" })
+                    .arg(item.oid.to_string())
+                    .arg(&item.value)
+                    .arg(if item.unlink { "1" } else { "0" });
+            }
+            inv.invoke(con)
+        })?;
+        Ok((n >= 0).then_some(n as u64))
+    }
+
+    /// The revoke item for the record `bytes` stored under `value`.
+    fn revoke_item(&self, value: &str, bytes: Vec<u8>) -> Item {
+        let view = CookieView::new(&bytes).ok();
+        let authid = view.as_ref().and_then(|v| v.authid()).map(str::to_string);
+        Item {
+            key: self.cookie_key(value),
+            set_key: self.authid_key(authid.as_deref().unwrap_or("")),
+            oid: oid_hint(&bytes),
+            value: value.to_string(),
+            unlink: authid.is_some(),
+            expected: bytes,
+            revoke: true,
+        }
+    }
+
+    /// Logs out one cookie (expired or not): deletes it and appends to the feed, atomically.
+    pub(crate) fn delete(&self, value: &str, now: u64) -> Result<bool> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(bytes) = self.record(value)? else {
+                return Ok(false);
+            };
+            let item = self.revoke_item(value, bytes);
+            if self.revoke(RevocationKind::Logout, now, &[item])?.is_some() {
+                return Ok(true);
+            }
+        }
+        Err(self.contended("delete a cookie"))
+    }
+
+    /// Logs out every cookie whose record carries `authid`: reads the authid set and the
+    /// records, then deletes those that carry it and drops the stale members, in one script
+    /// (all or none; read again when a record changed meanwhile).
+    pub(crate) fn logout_authid(&self, authid: &str, now: u64) -> Result<u64> {
+        let set_key = self.authid_key(authid);
+        for _ in 0..CAS_ATTEMPTS {
+            let members: Vec<String> =
+                self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
+            if members.is_empty() {
+                return Ok(0);
+            }
+            let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
+            let records: Vec<Option<Vec<u8>>> =
+                self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+            let mut items = Vec::with_capacity(members.len());
+            for ((member, key), bytes) in members.into_iter().zip(keys).zip(records) {
+                let bytes = bytes.unwrap_or_default();
+                let carries = CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
+                items.push(Item {
+                    key,
+                    set_key: set_key.clone(),
+                    oid: oid_hint(&bytes),
+                    value: member,
+                    unlink: true,
+                    expected: bytes,
+                    revoke: carries,
+                });
+            }
+            if let Some(n) = self.revoke(RevocationKind::Authid, now, &items)? {
+                return Ok(n);
+            }
+        }
+        Err(self.contended("log out an authid"))
+    }
+
+    /// Deletes every cookie (each a maintenance revocation); returns how many.
+    pub(crate) fn clear(&self, now: u64) -> Result<u64> {
+        let mut batches = Vec::new();
+        self.for_each_record(|batch| {
+            batches.push(batch);
+            Ok(true)
+        })?;
+        let prefix_len = self.cookie_key("").len();
+        let mut n = 0;
+        for batch in batches {
+            for (key, bytes) in batch {
+                let value = key[prefix_len..].to_string();
+                let item = self.revoke_item(&value, bytes);
+                n += self
+                    .revoke(RevocationKind::Maintenance, now, &[item])?
+                    .unwrap_or(0);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Puts `auth` and `context` on `cookie` as [`Batch::set_auth`](crate::Batch::set_auth)
+/// does; false when it already carries exactly this authentication.
+fn apply_auth(cookie: &mut Cookie, auth: &Auth, context: &AuthContext, now: u64) -> bool {
+    if cookie.authid.as_deref() == Some(auth.authid.as_str())
+        && cookie.authrole == auth.authrole
+        && cookie.authmethod == auth.authmethod
+        && cookie.authrealm == auth.authrealm
+        && cookie.authextra == auth.authextra
+    {
+        return false;
+    }
+    cookie.authid = Some(auth.authid.clone());
+    cookie.authrole = auth.authrole.clone();
+    cookie.authmethod = auth.authmethod.clone();
+    cookie.authrealm = auth.authrealm.clone();
+    cookie.authextra = auth.authextra.clone();
+    cookie.authenticated = now;
+    cookie.authenticated_on_node = context.node;
+    cookie.authenticated_on_worker = context.worker.clone();
+    cookie.authenticated_transport_info = context.transport_info.clone();
+    cookie.authenticated_session = context.session;
+    cookie.authenticated_joined_at = context.joined_at;
+    cookie.authenticated_authmethod = context.authmethod.clone();
+    true
+}

@@ -1,0 +1,149 @@
+//! A small pool of synchronous Redis connections with timeouts and reconnect.
+//!
+//! A connection is taken from the idle list (or made with the configured timeout), used for
+//! one call and put back. A connection that failed at the transport level (reset, timeout,
+//! protocol error) is dropped, never reused: the next call makes a new one, so a store
+//! handle recovers by itself once Redis is back. Errors are [`Error::Unavailable`] (Redis
+//! cannot be reached or answered too late) or [`Error::Redis`] (Redis answered with an
+//! error).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+
+use crate::error::{Error, Result};
+
+/// Idle connections kept per store (more may be open while in use).
+const MAX_IDLE: usize = 16;
+
+pub(crate) struct Pool {
+    client: Client,
+    idle: Mutex<Vec<Connection>>,
+    timeout: Duration,
+    /// The location without its password, for messages.
+    location: String,
+}
+
+impl Pool {
+    pub(crate) fn new(client: Client, timeout: Duration, location: String) -> Pool {
+        Pool {
+            client,
+            idle: Mutex::new(Vec::new()),
+            timeout,
+            location,
+        }
+    }
+
+    pub(crate) fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// A new connection with the configured connect, read and write timeouts.
+    pub(crate) fn connect(&self) -> Result<Connection> {
+        let con = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| self.error(e))?;
+        con.set_read_timeout(Some(self.timeout))
+            .map_err(|e| self.error(e))?;
+        con.set_write_timeout(Some(self.timeout))
+            .map_err(|e| self.error(e))?;
+        Ok(con)
+    }
+
+    /// Runs `f` on a pooled connection. When a reused connection turns out to be broken
+    /// before Redis could have answered (reset, closed: typically Redis restarted since it
+    /// was last used), `f` runs once more on a new connection; a timeout is never retried
+    /// (the command may have run).
+    pub(crate) fn run<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(mut con) = reused {
+            match f(&mut con) {
+                Ok(out) => {
+                    self.put_back(con);
+                    return Ok(out);
+                }
+                Err(e) if is_stale(&e) => {} // dropped; a fresh connection below
+                Err(e) => {
+                    if !is_transport(&e) {
+                        self.put_back(con);
+                    }
+                    return Err(self.error(e));
+                }
+            }
+        }
+        let mut con = self.connect()?;
+        match f(&mut con) {
+            Ok(out) => {
+                self.put_back(con);
+                Ok(out)
+            }
+            Err(e) => {
+                if !is_transport(&e) {
+                    self.put_back(con);
+                }
+                Err(self.error(e))
+            }
+        }
+    }
+
+    fn put_back(&self, con: Connection) {
+        if !con.is_open() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(con);
+        }
+    }
+
+    /// The crate's error for a Redis error.
+    pub(crate) fn error(&self, e: RedisError) -> Error {
+        unavailable_or_redis(&self.location, self.timeout, e)
+    }
+}
+
+/// Whether the error means the connection can no longer be used.
+fn is_transport(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_unrecoverable_error()
+        || matches!(e.kind(), ErrorKind::Parse)
+}
+
+/// A reused connection found closed before any answer: safe to retry on a new one.
+fn is_stale(e: &RedisError) -> bool {
+    !e.is_timeout() && e.is_connection_dropped()
+}
+
+pub(crate) fn unavailable_or_redis(location: &str, timeout: Duration, e: RedisError) -> Error {
+    let text = e.to_string();
+    let busy = [
+        "LOADING",
+        "MASTERDOWN",
+        "READONLY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+        "BUSY",
+    ]
+    .iter()
+    .any(|code| e.code() == Some(code));
+    if e.is_timeout() {
+        Error::Unavailable {
+            location: location.to_string(),
+            problem: format!("no answer within the timeout of {timeout:?} ({text})"),
+        }
+    } else if is_transport(&e) || e.is_connection_refusal() || busy {
+        Error::Unavailable {
+            location: location.to_string(),
+            problem: text,
+        }
+    } else {
+        Error::Redis {
+            location: location.to_string(),
+            problem: text,
+        }
+    }
+}

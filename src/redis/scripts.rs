@@ -1,0 +1,105 @@
+//! The Lua scripts: each check-and-write runs atomically in Redis.
+//!
+//! The records are FlatBuffers, which Lua does not read: the client reads a record, decides
+//! in Rust, and a script writes only if the record is still exactly the bytes it read
+//! (compare-and-set). A script that finds a record changed writes nothing and says so; the
+//! client reads again and retries.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Compare-and-set one record. KEYS: cookie key, authid set key (absent: no authid).
+/// ARGV: expected bytes ('' = must be absent), expiry (`keep` = keep the key's expiry, which
+/// must then exist; else PXAT in ms), new bytes, the cookie value (set member).
+/// Returns 1 written, 0 the record changed meanwhile, -1 the record is gone (`keep`).
+pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('GET', KEYS[1])
+local expected = ARGV[1]
+if expected == '' then
+  if cur then return 0 end
+elseif cur ~= expected then
+  if not cur then return -1 end
+  return 0
+end
+if ARGV[2] == 'keep' then
+  redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[2])
+end
+-- An expiry in the past drops the key at once: then it joins no authid set.
+if KEYS[2] and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SADD', KEYS[2], ARGV[4])
+  local exp = redis.call('PEXPIRETIME', KEYS[1])
+  local cur_exp = redis.call('PEXPIRETIME', KEYS[2])
+  if exp > 0 and cur_exp >= 0 and cur_exp < exp then
+    redis.call('PEXPIREAT', KEYS[2], exp)
+  elseif exp > 0 and cur_exp == -1 then
+    redis.call('PEXPIREAT', KEYS[2], exp)
+  end
+end
+return 1
+"#,
+    )
+});
+
+/// Revokes (deletes, appends to the feed) and unlinks (drops a stale authid-set member)
+/// records, all or none. KEYS[1]: the feed stream; then per item: the cookie key and its
+/// authid set key. ARGV: stream cap, at (ns), kind code, channel; then per item: expected
+/// bytes ('' = absent), action (`r` revoke, `u` unlink), oid, value, has-authid (`1`/`0`).
+/// Returns the number of revocations appended, or -i when item i changed meanwhile
+/// (nothing is written then).
+pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local n = (#KEYS - 1) / 2
+for i = 1, n do
+  local b = 4 + 5 * (i - 1)
+  local cur = redis.call('GET', KEYS[2 * i])
+  local expected = ARGV[b + 1]
+  local ok
+  if expected == '' then ok = not cur else ok = (cur == expected) end
+  if not ok then return -i end
+end
+local last = false
+local revoked = 0
+for i = 1, n do
+  local b = 4 + 5 * (i - 1)
+  if ARGV[b + 2] == 'r' then
+    redis.call('DEL', KEYS[2 * i])
+    last = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-*',
+      'at', ARGV[2], 'kind', ARGV[3], 'oid', ARGV[b + 3], 'value', ARGV[b + 4])
+    revoked = revoked + 1
+  end
+  if ARGV[b + 5] == '1' then
+    redis.call('SREM', KEYS[2 * i + 1], ARGV[b + 4])
+  end
+end
+if last then redis.call('PUBLISH', ARGV[4], last) end
+return revoked
+"#,
+    )
+});
+
+/// The feed after a position. KEYS[1]: the stream. ARGV: the sequence number to read after,
+/// the most entries to return. Returns {last generated id, first retained id or nil,
+/// entries}; {nil, nil, {}} when the stream does not exist.
+pub(crate) static SINCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {false, false, {}} end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last = false
+for k = 1, #info, 2 do
+  if info[k] == 'last-generated-id' then last = info[k + 1] end
+end
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local first_id = false
+if first[1] then first_id = first[1][1] end
+local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+return {last, first_id, entries}
+"#,
+    )
+});

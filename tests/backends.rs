@@ -1,0 +1,449 @@
+//! The behaviour suite that both backends must pass, from one source: each case takes a
+//! store factory and runs once on LMDB (a temporary directory) and once on Redis (a private
+//! redis-server of the test; skipped with a message when redis-server is missing, except
+//! under CI).
+//!
+//! Expiry on Redis is by Redis's clock: the cases use max_age 1 s and wait with a bounded
+//! poll, never a timed assertion.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::redis_server::{RedisServer, need_redis};
+use cookiestore::{
+    Auth, AuthContext, AuthUpdate, Connections, Cookie, CookieStore, Error, RevocationKind,
+    StoreOptions, Subscriber, Tracker, TrackerConfig, WatchEvent, Watcher,
+};
+
+/// Where a case's store lives; `open` may be called again for a second handle.
+trait Factory {
+    fn open(&self, options: StoreOptions) -> CookieStore;
+}
+
+struct Lmdb(tempfile::TempDir);
+
+impl Factory for Lmdb {
+    fn open(&self, options: StoreOptions) -> CookieStore {
+        CookieStore::open(self.0.path(), options).unwrap()
+    }
+}
+
+struct Redis(RedisServer);
+
+impl Factory for Redis {
+    fn open(&self, options: StoreOptions) -> CookieStore {
+        CookieStore::open(self.0.url("test:"), options).unwrap()
+    }
+}
+
+/// Runs every case on both backends: `cases!(name, ...)` makes `lmdb::name` and
+/// `redis::name`.
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        mod lmdb {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Lmdb(tempfile::tempdir().unwrap()));
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[test]
+                fn $name() {
+                    if !super::need_redis() {
+                        return;
+                    }
+                    super::$name(&super::Redis(super::RedisServer::start()));
+                }
+            )*
+        }
+    };
+}
+
+cases!(
+    track_authenticate_and_look_up,
+    set_auth_reports_missing_and_unchanged,
+    expiry_makes_a_cookie_absent,
+    logout_deletes_and_is_revoked,
+    logout_authid_deletes_only_that_users_cookies,
+    subscriber_sees_each_revocation_once,
+    watcher_reports_local_connections,
+    trimmed_revocations_are_missed,
+    put_get_and_duplicate_values,
+    count_stats_and_records,
+    read_only_handles_refuse_writes,
+);
+
+fn alice() -> Auth {
+    Auth::new("alice", "user", "wampcra", "realm1")
+}
+
+/// Polls `cond` every 20 ms until it holds, at most `limit`.
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn track_authenticate_and_look_up(f: &dyn Factory) {
+    let tracker = Tracker::new(f.open(StoreOptions::default()), TrackerConfig::default()).unwrap();
+    let first = tracker.track(Some(b"cbtid=unknown-value")).unwrap();
+    assert!(first.is_new);
+    assert!(
+        first
+            .set_cookie
+            .starts_with(&format!("cbtid={};max-age=86400", first.value))
+    );
+    assert_eq!(first.authid(), first.value);
+    assert_eq!(
+        tracker
+            .authenticate(&first.value, &alice(), &AuthContext::default().session(7))
+            .unwrap(),
+        AuthUpdate::Written
+    );
+    let header = format!("theme=dark; cbtid={}", first.value);
+    let again = tracker.track(Some(header.as_bytes())).unwrap();
+    assert!(!again.is_new);
+    assert_eq!(again.value, first.value);
+    assert_eq!(again.authid(), "alice");
+    // Another handle (another worker) sees the same.
+    let other = f.open(StoreOptions::default());
+    assert_eq!(other.get_auth(&first.value).unwrap().unwrap(), alice());
+    let lookup = other.lookup(&first.value).unwrap().unwrap();
+    assert_eq!(lookup.max_age, 86_400);
+    assert_eq!(lookup.auth, Some(alice()));
+    let cookie = other.get(&first.value).unwrap().unwrap();
+    assert_eq!(cookie.authenticated_session, 7);
+    assert_eq!(cookie.name.as_deref(), Some("cbtid"));
+    assert_eq!(lookup.oid, cookie.oid);
+    assert_eq!(lookup.expires_at, cookie.expires_at());
+    assert!(other.exists(&first.value).unwrap());
+    assert!(!other.exists("no-such-value").unwrap());
+    assert_eq!(other.get("no-such-value").unwrap(), None);
+    assert_eq!(other.get_by_oid(cookie.oid).unwrap(), Some(cookie));
+}
+
+fn set_auth_reports_missing_and_unchanged(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let none = AuthContext::default();
+    assert_eq!(
+        store.set_auth("never-made", &alice(), &none).unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    assert_eq!(
+        store.set_auth(&c.value, &alice(), &none).unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(
+        store.set_auth(&c.value, &alice(), &none).unwrap(),
+        AuthUpdate::Unchanged
+    );
+    let bob = Auth::new("bob", "admin", "ticket", "realm1");
+    assert_eq!(
+        store.set_auth(&c.value, &bob, &none).unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(store.get_auth(&c.value).unwrap(), Some(bob.clone()));
+    // Authenticating never extends the lifetime.
+    assert_eq!(
+        store.lookup(&c.value).unwrap().unwrap().expires_at,
+        c.expires_at()
+    );
+    assert!(store.delete(&c.value).unwrap());
+    assert_eq!(
+        store.set_auth(&c.value, &bob, &none).unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    assert!(
+        !store.exists(&c.value).unwrap(),
+        "a logged-out cookie stays gone"
+    );
+}
+
+fn expiry_makes_a_cookie_absent(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let short = store.create("cbtid", 24, 1).unwrap();
+    let long = store.create("cbtid", 24, 3600).unwrap();
+    store
+        .set_auth(&short.value, &alice(), &AuthContext::default())
+        .unwrap();
+    assert!(store.exists(&short.value).unwrap());
+    assert!(
+        wait_until(Duration::from_secs(15), || !store
+            .exists(&short.value)
+            .unwrap()),
+        "a cookie with max_age 1 s is still there after 15 s"
+    );
+    assert_eq!(store.get(&short.value).unwrap(), None);
+    assert_eq!(store.get_auth(&short.value).unwrap(), None);
+    assert_eq!(store.lookup(&short.value).unwrap(), None);
+    assert_eq!(
+        store
+            .set_auth(&short.value, &alice(), &AuthContext::default())
+            .unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    assert!(store.exists(&long.value).unwrap());
+    // A tracker given the expired cookie makes a new one.
+    let tracker = Tracker::new(store.clone(), TrackerConfig::default()).unwrap();
+    let header = format!("cbtid={}", short.value);
+    let tracked = tracker.track(Some(header.as_bytes())).unwrap();
+    assert!(tracked.is_new);
+    assert_ne!(tracked.value, short.value);
+    // Expiry is not a revocation; purge keeps the live cookie.
+    store.purge_expired().unwrap();
+    assert!(store.exists(&long.value).unwrap());
+    assert!(store.revocations_since(0).unwrap().entries.is_empty());
+}
+
+fn logout_deletes_and_is_revoked(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    assert!(store.delete(&c.value).unwrap());
+    assert!(!store.exists(&c.value).unwrap());
+    assert!(!store.delete(&c.value).unwrap());
+    let feed = store.revocations_since(0).unwrap();
+    assert_eq!(feed.entries.len(), 1);
+    let entry = &feed.entries[0];
+    assert_eq!(entry.seq, 1);
+    assert_eq!(entry.kind, RevocationKind::Logout);
+    assert_eq!(entry.value, c.value);
+    assert_eq!(entry.oid, c.oid);
+    assert!(!feed.missed);
+    assert_eq!(feed.next, 1);
+    assert!(store.revocations_since(1).unwrap().entries.is_empty());
+}
+
+fn logout_authid_deletes_only_that_users_cookies(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let ctx = AuthContext::default();
+    let a: Vec<Cookie> = (0..3)
+        .map(|_| store.create("cbtid", 24, 3600).unwrap())
+        .collect();
+    for c in &a {
+        store.set_auth(&c.value, &alice(), &ctx).unwrap();
+    }
+    // One of alice's cookies is re-authenticated as carol: alice's logout leaves it.
+    let carol = Auth::new("carol", "user", "wampcra", "realm1");
+    store.set_auth(&a[2].value, &carol, &ctx).unwrap();
+    let b = store.create("cbtid", 24, 3600).unwrap();
+    store
+        .set_auth(
+            &b.value,
+            &Auth::new("bob", "user", "wampcra", "realm1"),
+            &ctx,
+        )
+        .unwrap();
+    let unauthenticated = store.create("cbtid", 24, 3600).unwrap();
+
+    assert_eq!(store.logout_authid("alice").unwrap(), 2);
+    assert!(!store.exists(&a[0].value).unwrap());
+    assert!(!store.exists(&a[1].value).unwrap());
+    assert_eq!(store.get_auth(&a[2].value).unwrap(), Some(carol));
+    assert!(store.exists(&b.value).unwrap());
+    assert!(store.exists(&unauthenticated.value).unwrap());
+    assert_eq!(store.logout_authid("alice").unwrap(), 0);
+    assert_eq!(store.logout_authid("nobody").unwrap(), 0);
+
+    let feed = store.revocations_since(0).unwrap();
+    let mut revoked: Vec<&str> = feed.entries.iter().map(|e| e.value.as_str()).collect();
+    revoked.sort_unstable();
+    let mut expected = vec![a[0].value.as_str(), a[1].value.as_str()];
+    expected.sort_unstable();
+    assert_eq!(revoked, expected);
+    assert!(
+        feed.entries
+            .iter()
+            .all(|e| e.kind == RevocationKind::Authid)
+    );
+    // carol's cookie is found by carol's logout.
+    assert_eq!(store.logout_authid("carol").unwrap(), 1);
+    assert!(!store.exists(&a[2].value).unwrap());
+}
+
+fn subscriber_sees_each_revocation_once(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let early = store.create("cbtid", 24, 3600).unwrap();
+    store.delete(&early.value).unwrap();
+    // A new subscriber starts at the end of the feed.
+    let mut sub = Subscriber::new(&f.open(StoreOptions::default())).unwrap();
+    assert!(sub.poll().unwrap().entries.is_empty());
+    let c1 = store.create("cbtid", 24, 3600).unwrap();
+    let c2 = store.create("cbtid", 24, 3600).unwrap();
+    store.delete(&c1.value).unwrap();
+    store.delete(&c2.value).unwrap();
+    let found = sub.poll().unwrap();
+    let values: Vec<&str> = found.entries.iter().map(|e| e.value.as_str()).collect();
+    assert_eq!(values, [c1.value.as_str(), c2.value.as_str()]);
+    assert!(found.entries[0].seq < found.entries[1].seq);
+    assert!(!found.missed);
+    assert_eq!(sub.position(), found.entries[1].seq);
+    assert!(sub.poll().unwrap().entries.is_empty());
+    // A subscriber from an older position catches up.
+    let mut behind = Subscriber::starting_after(&store, 0);
+    assert_eq!(behind.poll().unwrap().entries.len(), 3);
+}
+
+fn watcher_reports_local_connections(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    let registry = Arc::new(Connections::new());
+    registry.register(&c.value, 41u32);
+    registry.register(&c.value, 42u32);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let _watcher = Watcher::spawn(
+        &f.open(StoreOptions::default()),
+        registry,
+        Duration::from_millis(50),
+        move |event| {
+            if let WatchEvent::Revoked { connections, .. } = event {
+                sink.lock().unwrap().extend(connections);
+            }
+        },
+    )
+    .unwrap();
+    store.delete(&c.value).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || seen.lock().unwrap().len() == 2),
+        "the watcher did not report the connections within 10 s: {:?}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(*seen.lock().unwrap(), [41, 42]);
+}
+
+fn trimmed_revocations_are_missed(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default().revocation_retention_secs(0));
+    let mut sub = Subscriber::new(&store).unwrap();
+    for _ in 0..3 {
+        let c = store.create("cbtid", 24, 3600).unwrap();
+        store.delete(&c.value).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(5));
+    store.purge_expired().unwrap(); // retention 0: trims every entry
+    let found = sub.poll().unwrap();
+    assert!(found.missed, "{found:?}");
+    assert!(found.entries.is_empty());
+    assert_eq!(found.next, 3);
+    assert!(store.revocations_since(0).unwrap().missed);
+    assert!(!store.revocations_since(3).unwrap().missed);
+    // Later entries are read normally.
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    store.delete(&c.value).unwrap();
+    let found = sub.poll().unwrap();
+    assert!(!found.missed);
+    assert_eq!(found.entries.len(), 1);
+    assert_eq!(found.entries[0].seq, 4);
+}
+
+fn put_get_and_duplicate_values(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let now = store.now_ns();
+    let cookie = Cookie {
+        oid: uuid::Uuid::new_v4(),
+        created: now,
+        max_age: 3600,
+        name: Some("cbtid".into()),
+        value: "restored-value-0001".into(),
+        authid: Some("dave".into()),
+        authrole: Some("user".into()),
+        authmethod: Some("ticket".into()),
+        authrealm: Some("realm1".into()),
+        ..Cookie::default()
+    };
+    store.put(&cookie).unwrap();
+    assert_eq!(store.get(&cookie.value).unwrap().as_ref(), Some(&cookie));
+    let twin = Cookie {
+        oid: uuid::Uuid::new_v4(),
+        ..cookie.clone()
+    };
+    match store.put(&twin) {
+        Err(Error::DuplicateValue { existing, .. }) => assert_eq!(existing, cookie.oid),
+        other => panic!("expected DuplicateValue, got {other:?}"),
+    }
+    // The same oid replaces.
+    let changed = Cookie {
+        authrole: Some("admin".into()),
+        ..cookie.clone()
+    };
+    store.put(&changed).unwrap();
+    assert_eq!(store.get(&cookie.value).unwrap(), Some(changed));
+    // put keeps the authid index: logout by authid finds it.
+    assert_eq!(store.logout_authid("dave").unwrap(), 1);
+    let bad = Cookie {
+        value: "has space".into(),
+        ..cookie.clone()
+    };
+    assert!(matches!(store.put(&bad), Err(Error::InvalidValue { .. })));
+}
+
+fn count_stats_and_records(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let made: Vec<Cookie> = (0..5)
+        .map(|_| store.create("cbtid", 24, 3600).unwrap())
+        .collect();
+    store
+        .set_auth(&made[0].value, &alice(), &AuthContext::default())
+        .unwrap();
+    assert_eq!(store.count().unwrap(), 5);
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.live, 5);
+    assert_eq!(stats.authenticated, 1);
+    assert_eq!(stats.corrupt, 0);
+    assert_eq!(stats.oldest_created, Some(made[0].created));
+    let mut seen = Vec::new();
+    store
+        .for_each_record(|c| {
+            seen.push(c?.oid);
+            Ok(true)
+        })
+        .unwrap();
+    seen.sort();
+    let mut expected: Vec<_> = made.iter().map(|c| c.oid).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+    let mut first = 0;
+    store
+        .for_each_record(|_| {
+            first += 1;
+            Ok(false)
+        })
+        .unwrap();
+    assert_eq!(first, 1);
+}
+
+fn read_only_handles_refuse_writes(f: &dyn Factory) {
+    let writer = f.open(StoreOptions::default());
+    let c = writer.create("cbtid", 24, 3600).unwrap();
+    let reader = f.open(StoreOptions::default().readonly(true));
+    assert!(reader.exists(&c.value).unwrap());
+    assert!(matches!(
+        reader.create("cbtid", 24, 60),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.set_auth(&c.value, &alice(), &AuthContext::default()),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.delete(&c.value),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(matches!(
+        reader.logout_authid("alice"),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert!(writer.exists(&c.value).unwrap());
+}

@@ -1,0 +1,187 @@
+//! The commands on a Redis store: a deployment moves from LMDB to Redis and back with
+//! `export` and `restore`, and every command that takes a PATH takes a Redis URL (copy,
+//! check and repair say that they apply to LMDB stores only). Each test runs its own
+//! redis-server on a free loopback port (skipped with a message when it is missing, except
+//! under CI).
+
+mod common;
+#[path = "../../../tests/common/redis_server.rs"]
+#[allow(dead_code)]
+mod redis_server;
+
+use std::process::Command;
+
+use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions};
+use redis_server::{RedisServer, need_redis};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
+
+/// As the library tests' `need`: skip with a reason, but never under a non-empty `CI`.
+fn need(cond: bool, why: &str) -> bool {
+    if cond {
+        return true;
+    }
+    match std::env::var_os("CI") {
+        Some(ci) if !ci.is_empty() => panic!("{why}; CI={ci:?} is set, so this test must run"),
+        _ => {
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run cookiestore");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let (code, out, err) = run(args);
+    assert_eq!(code, 0, "cookiestore {args:?}: {err}");
+    out
+}
+
+#[test]
+fn export_from_lmdb_restore_into_redis_and_back_gives_the_same_export() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("cli:");
+    let work = tempfile::tempdir().unwrap();
+    let lmdb = work.path().join("lmdb");
+    {
+        let store = CookieStore::open(&lmdb, StoreOptions::default()).unwrap();
+        for i in 0..50 {
+            let c = store.create("cbtid", 24, 86_400).unwrap();
+            if i % 2 == 0 {
+                let auth = Auth::new(&format!("user{}", i % 7), "user", "ticket", "realm1")
+                    .with_authextra(serde_json::json!({"i": i, "tags": ["a", "b"]}));
+                store
+                    .set_auth(&c.value, &auth, &AuthContext::default().session(i))
+                    .unwrap();
+            }
+        }
+    }
+    let first = work.path().join("first.jsonl");
+    let second = work.path().join("second.jsonl");
+    let third = work.path().join("third.jsonl");
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    ok(&["export", &p(&lmdb), "-o", &p(&first)]);
+    let restored = ok(&["restore", &url, &p(&first)]);
+    assert!(restored.contains("50 new"), "{restored}");
+    ok(&["export", &url, "-o", &p(&second)]);
+    let a = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(a.lines().count(), 50);
+    assert_eq!(a, std::fs::read_to_string(&second).unwrap(), "LMDB → Redis");
+    // A second restore into the now non-empty Redis store is refused without --merge.
+    let (code, _, err) = run(&["restore", &url, &p(&first)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("already holds 50"), "{err}");
+    let merged = ok(&["restore", "--merge", &url, &p(&first)]);
+    assert!(merged.contains("50 unchanged"), "{merged}");
+    // And back: Redis → a new LMDB store.
+    let back = work.path().join("back");
+    ok(&["restore", &p(&back), &p(&second)]);
+    ok(&["export", &p(&back), "-o", &p(&third)]);
+    assert_eq!(a, std::fs::read_to_string(&third).unwrap(), "Redis → LMDB");
+}
+
+#[test]
+fn the_commands_take_a_redis_url() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("");
+    let store = CookieStore::open(&url, StoreOptions::default()).unwrap();
+    let alice = store.create("cbtid", 24, 86_400).unwrap();
+    store
+        .set_auth(
+            &alice.value,
+            &Auth::new("alice", "user", "ticket", "realm1"),
+            &AuthContext::default(),
+        )
+        .unwrap();
+    let plain = store.create("cbtid", 24, 86_400).unwrap();
+
+    let stats = ok(&["stats", &url]);
+    assert!(stats.contains("(Redis)"), "{stats}");
+    assert!(stats.contains("2 live"), "{stats}");
+    let json: serde_json::Value = serde_json::from_str(&ok(&["stats", "--json", &url])).unwrap();
+    assert_eq!(json["live"], 2);
+    assert_eq!(ok(&["dump", &url]).lines().count(), 2);
+    assert_eq!(ok(&["dump", "--authenticated", &url]).lines().count(), 1);
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&["get", "--json", &url, &alice.value])).unwrap();
+    assert_eq!(got["authid"], "alice");
+    ok(&["delete", &url, &plain.value]);
+    let (code, _, _) = run(&["get", &url, &plain.value]);
+    assert_eq!(code, 1, "a deleted cookie is not found");
+    ok(&["logout", &url, "--authid", "alice"]);
+    assert!(!store.exists(&alice.value).unwrap());
+    let feed = ok(&["revocations", &url]);
+    assert_eq!(feed.lines().count(), 2, "{feed}");
+    ok(&["purge", &url]);
+
+    // A Crossbar cookies.dat (written now: Redis expires by the real clock) into Redis,
+    // twice: the second changes nothing.
+    let now = cookiestore::format_rfc3339_ns(store.now_ns());
+    let line = |value: &str, status: &str, authid: &str| {
+        serde_json::json!({
+            "cbtid": value, "status": status, "created": now, "modified": null,
+            "deleted": null, "max_age": 604800,
+            "authid": if authid.is_empty() { serde_json::Value::Null } else { authid.into() },
+            "authrole": null, "authmethod": null, "authrealm": null, "authextra": null,
+        })
+        .to_string()
+    };
+    let dat = tempfile::NamedTempFile::new().unwrap();
+    let text = [
+        line("VBphpKSNoAUxJQ1er3NlJ65U", "created", ""),
+        line("MWaqHDq3eKwiMrKJA9xfrv/S", "created", "carol"),
+        line("8Q0Fcfa+ofdXKAH85L+GsPxA", "created", ""),
+        line("8Q0Fcfa+ofdXKAH85L+GsPxA", "deleted", ""),
+    ]
+    .join("\n");
+    std::fs::write(dat.path(), text + "\n").unwrap();
+    let dat = dat.path().to_str().unwrap();
+    let first = ok(&["import", &url, dat]);
+    assert!(first.contains("imported          2"), "{first}");
+    let again = ok(&["import", &url, dat]);
+    assert!(again.contains("unchanged         2"), "{again}");
+    assert!(store.exists("MWaqHDq3eKwiMrKJA9xfrv/S").unwrap());
+
+    let dest = tempfile::tempdir().unwrap();
+    let dest = dest.path().join("copy");
+    for args in [
+        vec!["copy", url.as_str(), dest.to_str().unwrap()],
+        vec!["check", url.as_str()],
+        vec!["repair", url.as_str()],
+    ] {
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(
+            err.contains("applies to LMDB stores only"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_unreachable_redis_is_an_error_not_a_hang() {
+    let url = format!(
+        "redis://127.0.0.1:{}/?timeout_ms=300",
+        redis_server::free_port()
+    );
+    let (code, _, err) = run(&["stats", &url]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unavailable"), "{err}");
+}
