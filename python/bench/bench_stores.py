@@ -9,7 +9,8 @@ Stores, all in one run, all holding the same cookies (same values, same auth):
 - Crossbar.io's ``CookieStoreDatabaseBacked`` (zlmdb/cfxdb), twice: with txaio's global log
   level at ``info`` (Crossbar's default ``--loglevel``: its ``getAuth`` emits an info event per
   call; here the events go to Twisted's in-memory start-up buffer, not to a file, so this is a
-  lower bound of what a node pays) and at ``warn`` (log calls are no-ops: the store's own work);
+  lower bound of what a node pays) and at ``warn`` (log calls are no-ops, though their
+  arguments, ``hltype(...)`` and the like, are still built);
 - Crossbar.io's ``CookieStoreFileBacked`` (a dict in memory + an append-only JSON-lines file).
 
 Operations, as Crossbar's router calls them:
@@ -328,6 +329,8 @@ def bench_size(args, n: int) -> dict:
 
 def fmt_us(ns: float) -> str:
     us = ns / 1000
+    if us >= 1000:
+        return f"{us / 1000:.2f} ms"
     return f"{us:.2f} µs" if us < 10 else f"{us:.1f} µs" if us < 100 else f"{us:.0f} µs"
 
 
@@ -370,9 +373,18 @@ def main() -> None:
     p.add_argument("--only", default=None, help="comma-separated subset of store keys")
     p.add_argument("--keep", action="store_true", help="keep the store directories")
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
+    p.add_argument("--table-from", default=None, help="print the table of a saved --json file and exit")
     p.add_argument("--populate-ours", default=None, help=argparse.SUPPRESS)
     p.add_argument("--values-out", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+
+    if args.table_from:
+        with open(args.table_from) as f:
+            saved = json.load(f)
+        print(table(saved["runs"]))
+        print()
+        print(saved["env"])
+        return
 
     if args.populate_ours:
         populate_ours(args.populate_ours, int(args.cookies), args.values_out)
