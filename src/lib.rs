@@ -44,6 +44,7 @@ mod error;
 mod generated;
 mod header;
 mod layout;
+mod lazy;
 mod legacy;
 mod lmdb_files;
 mod migrate;
@@ -65,11 +66,12 @@ pub use cookie::{Auth, AuthContext, Cookie, CookieView};
 pub use error::{Error, LmdbError, Result};
 pub use header::{CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header};
 pub use layout::TableMeta;
+pub use lazy::{AuthRef, LazyAuth, LookupRef};
 pub use revocations::{Revocation, RevocationKind, Revocations, Subscriber, WatchEvent, Watcher};
 pub use snapshot::Snapshot;
 pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
 pub use timefmt::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
-pub use tracker::{Tracked, Tracker};
+pub use tracker::{Tracked, TrackedLazy, Tracker};
 pub use value::CookieValue;
 
 /// Maintenance: checking and repairing a store, moving cookies in and out of it (JSON lines,
