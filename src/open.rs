@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 
 use crate::config::StoreOptions;
+use crate::durability::Durability;
 use crate::error::{Error, LmdbResult, Result};
 use crate::lmdb_files::{check_data_file, read_lock_format};
 use crate::store::{Shared, page_size};
@@ -108,7 +109,8 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
     if options.readonly {
         flags |= EnvFlags::READ_ONLY;
     }
-    if !options.sync {
+    let durability = options.effective_durability();
+    if durability == Durability::None {
         flags |= EnvFlags::NO_SYNC;
     }
     let page = page_size();
@@ -185,6 +187,7 @@ pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
         path: path.to_path_buf(),
         env_readonly: options.readonly,
         maxsize: options.maxsize,
+        durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
     })

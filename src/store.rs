@@ -25,6 +25,7 @@ use crate::batch::Batch;
 use crate::clock::Clock;
 use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
+use crate::durability::{Durability, Flush};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
 use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) env_readonly: bool,
     pub(crate) maxsize: u64,
+    /// Which commits are flushed (`durability.rs`); `None` when opened with sync off.
+    pub(crate) durability: Durability,
     /// Resolved once both cfxdb tables exist.
     pub(crate) slots: OnceLock<Slots>,
     /// Transactions hold it shared; resizing the map takes it exclusively (LMDB requires
@@ -329,8 +332,32 @@ impl CookieStore {
 
     /// Creates a cookie with a fresh random value of `length` characters (6 bits each, from a
     /// CSPRNG). A value (or oid) that already exists is never trusted: a new one is drawn.
+    ///
+    /// Under the default [`Durability`] its commit is lazy: see there what a power cut may cost.
     pub fn create(&self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
-        self.batch("create a cookie", |b| b.create(name, length, max_age))
+        if self.readonly {
+            return Err(Error::ReadOnly {
+                operation: "create a cookie",
+            });
+        }
+        self.with_write_txn("create a cookie", Growth::UpToMaxsize, Flush::Lazy, |b| {
+            let _closure = ClosureGuard::enter();
+            b.create(name, length, max_age)
+        })
+    }
+
+    /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy
+    /// [`Durability`] left unflushed, e.g. before a planned shutdown.
+    pub fn flush(&self) -> Result<()> {
+        if self.readonly {
+            return Err(Error::ReadOnly { operation: "flush" });
+        }
+        let _g = self.shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .env
+            .force_sync()
+            .lmdb()
+            .map_err(|e| self.shared.resolve(e))
     }
 
     /// Stores `auth` on the live cookie with `value`, with `context` in the
@@ -372,7 +399,7 @@ impl CookieStore {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
-        self.with_write_txn(operation, growth, |batch| {
+        self.with_write_txn(operation, growth, Flush::Durable, |batch| {
             let _closure = ClosureGuard::enter();
             f(batch)
         })
@@ -519,40 +546,45 @@ impl CookieStore {
         if ready {
             return Ok(());
         }
-        self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
-            let shared = &self.shared;
-            // Judge foreign writes before this transaction marks itself as ours.
-            let mut rebuild = foreign_writes(&b.tables, b.txn)?;
-            let mut catalog = read_catalog(shared.db, b.txn)?;
-            let mut rebuild_authid = rebuild;
-            for table in [
-                &COOKIES,
-                &VALUE_INDEX,
-                &EXPIRY_INDEX,
-                &STORE_STATE,
-                &AUTHID_INDEX,
-                &REVOCATIONS,
-            ] {
-                if catalog.slot_of(table).is_none() {
-                    let slot = catalog.next_slot()?;
-                    write_meta(shared.db, b.txn, table, slot)?;
-                    catalog.tables.insert(slot, TableMeta::new(table, slot));
-                    rebuild |= table == &EXPIRY_INDEX;
-                    rebuild_authid |= table == &AUTHID_INDEX;
+        self.with_write_txn(
+            "prepare the cookie tables",
+            Growth::UpToMaxsize,
+            Flush::Durable,
+            |b| {
+                let shared = &self.shared;
+                // Judge foreign writes before this transaction marks itself as ours.
+                let mut rebuild = foreign_writes(&b.tables, b.txn)?;
+                let mut catalog = read_catalog(shared.db, b.txn)?;
+                let mut rebuild_authid = rebuild;
+                for table in [
+                    &COOKIES,
+                    &VALUE_INDEX,
+                    &EXPIRY_INDEX,
+                    &STORE_STATE,
+                    &AUTHID_INDEX,
+                    &REVOCATIONS,
+                ] {
+                    if catalog.slot_of(table).is_none() {
+                        let slot = catalog.next_slot()?;
+                        write_meta(shared.db, b.txn, table, slot)?;
+                        catalog.tables.insert(slot, TableMeta::new(table, slot));
+                        rebuild |= table == &EXPIRY_INDEX;
+                        rebuild_authid |= table == &AUTHID_INDEX;
+                    }
                 }
-            }
-            let slots = catalog
-                .slots()
-                .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
-            b.tables = Tables::new(shared.db, slots);
-            if rebuild {
-                b.rebuild_expiry_index()?;
-            }
-            if rebuild_authid {
-                b.rebuild_authid_index()?;
-            }
-            Ok(())
-        })
+                let slots = catalog
+                    .slots()
+                    .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
+                b.tables = Tables::new(shared.db, slots);
+                if rebuild {
+                    b.rebuild_expiry_index()?;
+                }
+                if rebuild_authid {
+                    b.rebuild_authid_index()?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// What all handles of this path share (the environment), for sibling modules.
@@ -599,11 +631,13 @@ impl CookieStore {
         }
     }
 
-    /// Runs `f` in a write transaction and commits, growing the map and retrying when full.
+    /// Runs `f` in a write transaction and commits (flushed as `flush` and the durability
+    /// policy say), growing the map and retrying when full.
     fn with_write_txn<T>(
         &self,
         operation: &'static str,
         growth: Growth,
+        flush: Flush,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         loop {
@@ -618,6 +652,7 @@ impl CookieStore {
                 let out = f(&mut batch)?;
                 let tables = batch.tables;
                 tables.mark_ours(&mut txn)?;
+                self.shared.prepare_commit(flush)?;
                 txn.commit().lmdb()?;
                 Ok(out)
             });
