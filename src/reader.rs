@@ -117,8 +117,15 @@ impl<'a> RecordReader<'a> {
     }
 
     /// The cookie value ("" when absent).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn value(&self) -> Result<&'a str, String> {
         Ok(self.str(VALUE)?.unwrap_or(""))
+    }
+
+    /// Whether the cookie value is `value` (bytes compared: equal bytes of a `&str` are
+    /// UTF-8, so no separate check is needed).
+    pub(crate) fn value_is(&self, value: &str) -> Result<bool, String> {
+        Ok(self.bytes(VALUE)?.unwrap_or(b"") == value.as_bytes())
     }
 
     /// Its lifetime (s).
@@ -191,6 +198,7 @@ pub(crate) fn agrees_with_decode(bytes: &[u8]) {
     };
     let r = reader.expect("the reader refused a record that verifies");
     assert_eq!(r.value(), Ok(view.value()), "value");
+    assert_eq!(r.value_is(view.value()), Ok(true), "value_is");
     assert_eq!(r.expires_at(), Ok(view.expires_at()), "expires_at");
     // The borrowed fields and the owned auth agree.
     if let (Ok(Some(fields)), Ok(Some(owned))) = (r.auth_fields(), r.auth()) {
