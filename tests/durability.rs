@@ -290,8 +290,8 @@ fn each_policy_flushes_what_it_promises() {
 
 // ---- the writer the crash tests kill --------------------------------------------------------
 
-/// Creates cookies, authenticates every second one and logs out an earlier authenticated one
-/// every third step, reporting each write after it returned (and a logout's intent before).
+/// Creates cookies, authenticates every fourth one and logs out an earlier authenticated one
+/// every sixth step (so that a kill often follows a few lazy creates), reporting each write after it returned (and a logout's intent before).
 fn writer_main() {
     let path = PathBuf::from(std::env::var("DUR_STORE").unwrap());
     let d = policy(&std::env::var("DUR_POLICY").unwrap());
@@ -302,7 +302,7 @@ fn writer_main() {
     for i in 0u64.. {
         let c = store.create("cbtid", 24, 86_400).unwrap();
         report(&json!({"ev": "created", "v": c.value}));
-        if i % 2 == 0 {
+        if i % 4 == 0 {
             let authid = format!("user{i}");
             store
                 .set_auth(
@@ -314,7 +314,7 @@ fn writer_main() {
             report(&json!({"ev": "authed", "v": c.value, "authid": authid}));
             authed.push(c.value.clone());
         }
-        if i % 3 == 2 && !authed.is_empty() {
+        if i % 6 == 5 && !authed.is_empty() {
             let v = authed.swap_remove(rng.random_range(0..authed.len()));
             // The intent first: a kill right after the delete may cut the report short.
             report(&json!({"ev": "logging_out", "v": v}));
