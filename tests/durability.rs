@@ -5,6 +5,7 @@
 //!   `SafeLazyCreates` does one `fdatasync` and writes the meta page through the plain file
 //!   descriptor, under `LazyCreates` none of either; set_auth and logout always flush data and
 //!   meta (the meta page through LMDB's `O_DSYNC` descriptor), under every policy but `None`;
+//! - threads committing in turns never get each other's flush (the counts in the trace match);
 //! - a writer killed with SIGKILL loses nothing it reported, under the lazy policies too;
 //! - a simulated power cut (ext4 on a loop device; the device's image copied the moment the
 //!   writer is killed, so whatever was still in the page cache of that file system is lost)
@@ -206,13 +207,7 @@ fn each_policy_flushes_what_it_promises() {
     if child_role().as_deref() == Some("ops") {
         return ops_main();
     }
-    let strace = Command::new("strace")
-        .args(["-o", "/dev/null", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !need(strace, "strace is not available (or may not trace)") {
+    if !need(strace_works(), "strace is not available (or may not trace)") {
         return;
     }
     for (name, d) in POLICIES {
@@ -286,6 +281,117 @@ fn each_policy_flushes_what_it_promises() {
             ),
         }
     }
+}
+
+const THREADS_TEST: &str = "concurrent_threads_never_get_each_others_flush";
+
+/// 4 threads at once: each creates cookies (lazy commits) and authenticates or logs out
+/// every one of them (durable commits). Reports how many commits of each kind were made.
+fn threads_main() {
+    let path = PathBuf::from(std::env::var("DUR_STORE").unwrap());
+    let d = policy(&std::env::var("DUR_POLICY").unwrap());
+    let store = CookieStore::open(&path, options(d)).unwrap();
+    marker("threads");
+    let per_thread = 40;
+    let durable: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let store = store.clone();
+                scope.spawn(move || {
+                    let mut durable = 0;
+                    for i in 0..per_thread {
+                        let c = store.create("cbtid", 24, 3_600).unwrap();
+                        if (i + t) % 2 == 0 {
+                            let auth = Auth::new(&format!("t{t}i{i}"), "user", "cookie", "r");
+                            store
+                                .set_auth(&c.value, &auth, &Default::default())
+                                .unwrap();
+                        } else {
+                            assert!(store.delete(&c.value).unwrap());
+                        }
+                        durable += 1;
+                    }
+                    durable
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    marker("end");
+    report(&json!({"ev": "done", "creates": 4 * per_thread, "durable": durable}));
+}
+
+/// Every commit is flushed as its own kind asks, also when threads commit in turns as fast
+/// as they can: the counts of flushes and of synchronous meta-page writes in the trace match
+/// the commits exactly (a durable commit made lazy by another thread's flag, or the reverse,
+/// would change them).
+#[test]
+fn concurrent_threads_never_get_each_others_flush() {
+    if child_role().as_deref() == Some("threads") {
+        return threads_main();
+    }
+    if !need(strace_works(), "strace is not available (or may not trace)") {
+        return;
+    }
+    for (name, d) in &POLICIES[1..3] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("trace");
+        let mut child = Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=openat,fdatasync,fsync,pwrite64,statx,newfstatat,stat",
+            ])
+            .arg("-o")
+            .arg(&out)
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                THREADS_TEST,
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+                "--quiet",
+            ])
+            .env(CHILD_ROLE, "threads")
+            .env("DUR_STORE", dir.path().join("store"))
+            .env("DUR_POLICY", name)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = ChildLines::new(&mut child);
+        let done = lines.wait_for("done", Duration::from_secs(300));
+        assert!(
+            child.wait().unwrap().success(),
+            "{name}: the traced child failed"
+        );
+        let creates = done["creates"].as_u64().unwrap() as u32;
+        let durable = done["durable"].as_u64().unwrap() as u32;
+        let sections = parse_trace(&std::fs::read_to_string(&out).unwrap());
+        let got = sections.get("threads").copied().unwrap_or_default();
+        eprintln!("{name}: {creates} creates, {durable} durable commits from 4 threads: {got:?}");
+        let want = match d {
+            Durability::SafeLazyCreates => Section {
+                syncs: creates + durable,
+                dsync_writes: durable,
+            },
+            _ => Section {
+                syncs: durable,
+                dsync_writes: durable,
+            },
+        };
+        assert_eq!(got, want, "{name}");
+    }
+}
+
+fn strace_works() -> bool {
+    Command::new("strace")
+        .args(["-o", "/dev/null", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 // ---- the writer the crash tests kill --------------------------------------------------------
