@@ -396,8 +396,9 @@ fn strace_works() -> bool {
 
 // ---- the writer the crash tests kill --------------------------------------------------------
 
-/// Creates cookies, authenticates every fourth one and logs out an earlier authenticated one
-/// every sixth step (so that a kill often follows a few lazy creates), reporting each write after it returned (and a logout's intent before).
+/// Creates cookies, authenticates every 16th one and logs out an earlier authenticated one
+/// every 24th step (so that a kill often lands in a run of lazy creates, not in the flush of
+/// a durable write, which would flush those creates too), reporting each write after it returned (and a logout's intent before).
 fn writer_main() {
     let path = PathBuf::from(std::env::var("DUR_STORE").unwrap());
     let d = policy(&std::env::var("DUR_POLICY").unwrap());
@@ -408,7 +409,7 @@ fn writer_main() {
     for i in 0u64.. {
         let c = store.create("cbtid", 24, 86_400).unwrap();
         report(&json!({"ev": "created", "v": c.value}));
-        if i % 4 == 0 {
+        if i % 16 == 0 {
             let authid = format!("user{i}");
             store
                 .set_auth(
@@ -420,7 +421,7 @@ fn writer_main() {
             report(&json!({"ev": "authed", "v": c.value, "authid": authid}));
             authed.push(c.value.clone());
         }
-        if i % 6 == 5 && !authed.is_empty() {
+        if i % 24 == 23 && !authed.is_empty() {
             let v = authed.swap_remove(rng.random_range(0..authed.len()));
             // The intent first: a kill right after the delete may cut the report short.
             report(&json!({"ev": "logging_out", "v": v}));
@@ -589,10 +590,32 @@ fn can_loop_mount(dir: &Path) -> bool {
     mounted
 }
 
+/// A login (create + set_auth, durable), then `BURST` creates and nothing more: the cut
+/// then shows exactly what each policy leaves unflushed.
+const BURST: usize = 20;
+
+fn burst_main() {
+    let path = PathBuf::from(std::env::var("DUR_STORE").unwrap());
+    let d = policy(&std::env::var("DUR_POLICY").unwrap());
+    let store = CookieStore::open(&path, options(d)).unwrap();
+    let c = store.create("cbtid", 24, 86_400).unwrap();
+    let auth = Auth::new("alice", "user", "cookie", "r");
+    store
+        .set_auth(&c.value, &auth, &Default::default())
+        .unwrap();
+    let values: Vec<String> = (0..BURST)
+        .map(|_| store.create("cbtid", 24, 86_400).unwrap().value)
+        .collect();
+    report(&json!({"ev": "idle", "login": c.value, "creates": values}));
+    std::thread::sleep(Duration::from_secs(600));
+}
+
 #[test]
 fn power_cut_keeps_every_acknowledged_logout_and_auth() {
-    if child_role().as_deref() == Some("writer") {
-        return writer_main();
+    match child_role().as_deref() {
+        Some("writer") => return writer_main(),
+        Some("burst") => return burst_main(),
+        _ => {}
     }
     let tmp = tempfile::tempdir().unwrap();
     let probe = tmp.path().join("probe");
@@ -693,4 +716,76 @@ fn power_cut_keeps_every_acknowledged_logout_and_auth() {
         none_lost > 0,
         "with nothing flushed, the simulated cut lost no write: it does not simulate a power cut"
     );
+
+    // A login, then a burst of creates, then a cut: what each policy keeps of the burst.
+    for (name, d) in &POLICIES[..3] {
+        let image = tmp.path().join("disk.img");
+        let copy = tmp.path().join("after-cut.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(128 << 20)
+            .unwrap();
+        let ok = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .arg(&image)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let idle = {
+            let live = Mount::new(&image, &tmp.path().join("live"));
+            let store_dir = live.0.join("store");
+            drop(CookieStore::open(&store_dir, StoreOptions::default()).unwrap());
+            assert!(
+                Command::new("sync")
+                    .arg("-f")
+                    .arg(&live.0)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            let mut child = child_command(POWER_TEST, "burst")
+                .env("DUR_STORE", &store_dir)
+                .env("DUR_POLICY", name)
+                .spawn()
+                .unwrap();
+            let lines = ChildLines::new(&mut child);
+            let idle = lines.wait_for("idle", Duration::from_secs(60));
+            child.kill().unwrap();
+            child.wait().unwrap();
+            std::fs::copy(&image, &copy).unwrap();
+            idle
+        };
+        let after = Mount::new(&copy, &tmp.path().join("after"));
+        let store = CookieStore::open(after.0.join("store"), StoreOptions::default())
+            .unwrap_or_else(|e| panic!("{name}: the store does not open after the cut: {e}"));
+        assert_clean(&store);
+        let login = idle["login"].as_str().unwrap();
+        assert_eq!(
+            store.get_auth(login).unwrap().map(|a| a.authid),
+            Some("alice".to_string()),
+            "{name}: the acknowledged login is lost"
+        );
+        let kept: Vec<bool> = idle["creates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| store.exists(v.as_str().unwrap()).unwrap())
+            .collect();
+        let n = kept.iter().filter(|k| **k).count();
+        eprintln!("{name}: a login, then {BURST} creates, then the cut: {n} of the creates kept");
+        match d {
+            Durability::Full => assert_eq!(n, BURST, "{name}"),
+            // Each create's flush carries the previous create's meta page: only the last
+            // create can be undone.
+            Durability::SafeLazyCreates => {
+                assert!(
+                    n >= BURST - 1 && kept[..BURST - 1].iter().all(|k| *k),
+                    "{name}: {kept:?}"
+                )
+            }
+            // Whatever the kernel had not written back yet (here: all of them, as the cut comes
+            // within milliseconds) is lost; none of what a durable write flushed.
+            _ => assert!(n < BURST, "{name}: the cut kept every unflushed create"),
+        }
+    }
 }
