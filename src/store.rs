@@ -340,7 +340,7 @@ impl CookieStore {
                 operation: "create a cookie",
             });
         }
-        self.with_write_txn("create a cookie", Growth::UpToMaxsize, Flush::Lazy, |b| {
+        self.write_txn_flushed("create a cookie", Growth::UpToMaxsize, Flush::Lazy, |b| {
             let _closure = ClosureGuard::enter();
             b.create(name, length, max_age)
         })
@@ -399,7 +399,7 @@ impl CookieStore {
         if self.readonly {
             return Err(Error::ReadOnly { operation });
         }
-        self.with_write_txn(operation, growth, Flush::Durable, |batch| {
+        self.with_write_txn(operation, growth, |batch| {
             let _closure = ClosureGuard::enter();
             f(batch)
         })
@@ -546,45 +546,40 @@ impl CookieStore {
         if ready {
             return Ok(());
         }
-        self.with_write_txn(
-            "prepare the cookie tables",
-            Growth::UpToMaxsize,
-            Flush::Durable,
-            |b| {
-                let shared = &self.shared;
-                // Judge foreign writes before this transaction marks itself as ours.
-                let mut rebuild = foreign_writes(&b.tables, b.txn)?;
-                let mut catalog = read_catalog(shared.db, b.txn)?;
-                let mut rebuild_authid = rebuild;
-                for table in [
-                    &COOKIES,
-                    &VALUE_INDEX,
-                    &EXPIRY_INDEX,
-                    &STORE_STATE,
-                    &AUTHID_INDEX,
-                    &REVOCATIONS,
-                ] {
-                    if catalog.slot_of(table).is_none() {
-                        let slot = catalog.next_slot()?;
-                        write_meta(shared.db, b.txn, table, slot)?;
-                        catalog.tables.insert(slot, TableMeta::new(table, slot));
-                        rebuild |= table == &EXPIRY_INDEX;
-                        rebuild_authid |= table == &AUTHID_INDEX;
-                    }
+        self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
+            let shared = &self.shared;
+            // Judge foreign writes before this transaction marks itself as ours.
+            let mut rebuild = foreign_writes(&b.tables, b.txn)?;
+            let mut catalog = read_catalog(shared.db, b.txn)?;
+            let mut rebuild_authid = rebuild;
+            for table in [
+                &COOKIES,
+                &VALUE_INDEX,
+                &EXPIRY_INDEX,
+                &STORE_STATE,
+                &AUTHID_INDEX,
+                &REVOCATIONS,
+            ] {
+                if catalog.slot_of(table).is_none() {
+                    let slot = catalog.next_slot()?;
+                    write_meta(shared.db, b.txn, table, slot)?;
+                    catalog.tables.insert(slot, TableMeta::new(table, slot));
+                    rebuild |= table == &EXPIRY_INDEX;
+                    rebuild_authid |= table == &AUTHID_INDEX;
                 }
-                let slots = catalog
-                    .slots()
-                    .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
-                b.tables = Tables::new(shared.db, slots);
-                if rebuild {
-                    b.rebuild_expiry_index()?;
-                }
-                if rebuild_authid {
-                    b.rebuild_authid_index()?;
-                }
-                Ok(())
-            },
-        )
+            }
+            let slots = catalog
+                .slots()
+                .ok_or_else(|| Error::metadata("the cookie tables could not be created"))?;
+            b.tables = Tables::new(shared.db, slots);
+            if rebuild {
+                b.rebuild_expiry_index()?;
+            }
+            if rebuild_authid {
+                b.rebuild_authid_index()?;
+            }
+            Ok(())
+        })
     }
 
     /// What all handles of this path share (the environment), for sibling modules.
@@ -631,9 +626,18 @@ impl CookieStore {
         }
     }
 
-    /// Runs `f` in a write transaction and commits (flushed as `flush` and the durability
-    /// policy say), growing the map and retrying when full.
+    /// Runs `f` in a write transaction and commits, growing the map and retrying when full.
     fn with_write_txn<T>(
+        &self,
+        operation: &'static str,
+        growth: Growth,
+        f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write_txn_flushed(operation, growth, Flush::Durable, f)
+    }
+
+    /// [`Self::with_write_txn`], the commit flushed as `flush` and the durability policy say.
+    fn write_txn_flushed<T>(
         &self,
         operation: &'static str,
         growth: Growth,
