@@ -22,9 +22,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use cookiestore::{AuthUpdate, CookieStore, ManualClock, StoreOptions, Tracker, TrackerConfig};
+use cookiestore::{
+    AuthUpdate, CookieStore, Durability, ManualClock, StoreOptions, Tracker, TrackerConfig,
+};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use heed::EnvFlags;
 use serde_json::Value;
 
 use common::{Fixture, Keys, Kind, Mem, Raw, copy_store, label, now_ns, options};
@@ -65,8 +68,12 @@ struct Run {
 }
 
 impl Run {
+    /// Whether bench `id` is selected by the filter: a substring, or several separated by
+    /// `|` (criterion reads the same filter as a regular expression).
     fn selected(&self, id: &str) -> bool {
-        self.filter.as_deref().is_none_or(|f| id.contains(f))
+        self.filter
+            .as_deref()
+            .is_none_or(|f| f.split('|').any(|alt| id.contains(alt)))
     }
 
     fn any_selected(&self, group: &str, functions: &[&str]) -> bool {
@@ -146,6 +153,7 @@ fn main() {
         let fx = Fixture::ensure(n);
         read_benches(&mut c, &mut run, &fx);
         write_benches(&mut c, &mut run, &fx);
+        durability_benches(&mut c, &mut run, &fx);
         largest = Some(fx);
     }
     let big = largest.expect("at least one size");
@@ -211,9 +219,16 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let lookup = format!("lookup/{l}");
     let track = format!("track/{l}");
     let purge = format!("purge_none/{l}");
-    let lookup_fns = ["ours", "raw_heed", "raw_heed_noverify", "raw_heed_owned"];
+    let lookup_fns = [
+        "ours",
+        "ours_lazy",
+        "raw_heed",
+        "raw_heed_two_get",
+        "raw_heed_noverify",
+        "raw_heed_owned",
+    ];
     if !run.any_selected(&lookup, &lookup_fns)
-        && !run.any_selected(&track, &["ours", "raw_heed"])
+        && !run.any_selected(&track, &["ours", "ours_lazy", "raw_heed"])
         && !run.any_selected(&purge, &["ours", "raw_heed"])
     {
         return;
@@ -240,8 +255,19 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     g.bench_function("ours", |b| {
         b.iter(|| store.get_auth(keys.next_value()).expect("get_auth"))
     });
+    // The borrowed view: the same fields raw_heed reads, nothing copied or decoded.
+    g.bench_function("ours_lazy", |b| {
+        b.iter(|| {
+            store
+                .with_auth(keys.next_value(), lazy_auth_fields)
+                .expect("with_auth")
+        })
+    });
     g.bench_function("raw_heed", |b| {
         b.iter(|| raw.lookup(keys.next_value(), now))
+    });
+    g.bench_function("raw_heed_two_get", |b| {
+        b.iter(|| raw.lookup_two_get(keys.next_value()))
     });
     g.bench_function("raw_heed_noverify", |b| {
         b.iter(|| raw.lookup_noverify(keys.next_value(), now))
@@ -272,6 +298,48 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         );
         run.interleaved.push((lookup.clone(), ours_ns, raw_ns));
     }
+    // The lazy lookup against the bare two gets (read txn, index get, record get).
+    let id = format!("{lookup}/lazy_vs_two_get");
+    if !run.test_mode && run.selected(&id) {
+        let total = if run.quick { 2 } else { 6 };
+        let (ours_ns, raw_ns) = interleaved(
+            &mut keys,
+            |v| {
+                black_box(store.with_auth(v, lazy_auth_fields).expect("with_auth"));
+            },
+            |v| {
+                black_box(raw.lookup_two_get(v));
+            },
+            Duration::from_secs(total),
+        );
+        println!(
+            "{id}: ours_lazy {} raw_heed_two_get {} ratio {:.2}x",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        run.interleaved.push((id, ours_ns, raw_ns));
+        // The same lazy lookup against raw heed reading the same fields without any check
+        // (FlatBuffers' unchecked accessors): the floor of reading a record at all.
+        let id = format!("{lookup}/lazy_vs_noverify");
+        let (ours_ns, raw_ns) = interleaved(
+            &mut keys,
+            |v| {
+                black_box(store.with_auth(v, lazy_auth_fields).expect("with_auth"));
+            },
+            |v| {
+                black_box(raw.lookup_noverify(v, now));
+            },
+            Duration::from_secs(total),
+        );
+        println!(
+            "{id}: ours_lazy {} raw_heed_noverify {} ratio {:.2}x",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        run.interleaved.push((id, ours_ns, raw_ns));
+    }
 
     // The tracker with a known cookie: header parsing, the lookup, the Set-Cookie value.
     let tracker = Tracker::new(store.clone(), TrackerConfig::default()).expect("tracker");
@@ -279,6 +347,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let mut g = run.group(c, &track, Pace::Fast);
     g.throughput(Throughput::Elements(1));
     run.register(&track, "ours", 1);
+    run.register(&track, "ours_lazy", 1);
     run.register(&track, "raw_heed", 1);
     g.bench_function("ours", |b| {
         b.iter(|| {
@@ -286,6 +355,16 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             header.extend_from_slice(b"theme=dark; cbtid=");
             header.extend_from_slice(keys.next_value().as_bytes());
             let t = tracker.track(Some(&header)).expect("track");
+            debug_assert!(!t.is_new);
+            t
+        })
+    });
+    g.bench_function("ours_lazy", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            let t = tracker.track_lazy(Some(&header)).expect("track_lazy");
             debug_assert!(!t.is_new);
             t
         })
@@ -300,6 +379,36 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         })
     });
     g.finish();
+    let id = format!("{track}/lazy_interleaved");
+    if !run.test_mode && run.selected(&id) {
+        let total = if run.quick { 2 } else { 6 };
+        let mut header = Vec::with_capacity(64);
+        let mut raw_header = Vec::with_capacity(64);
+        let (ours_ns, raw_ns) = interleaved(
+            &mut keys,
+            |v| {
+                header.clear();
+                header.extend_from_slice(b"theme=dark; cbtid=");
+                header.extend_from_slice(v.as_bytes());
+                black_box(tracker.track_lazy(Some(&header)).expect("track_lazy"));
+            },
+            |v| {
+                raw_header.clear();
+                raw_header.extend_from_slice(b"theme=dark; cbtid=");
+                raw_header.extend_from_slice(v.as_bytes());
+                let value = std::str::from_utf8(&raw_header[18..]).expect("ASCII");
+                black_box(raw.lookup(value, now));
+            },
+            Duration::from_secs(total),
+        );
+        println!(
+            "{id}: ours_lazy {} raw_heed {} ratio {:.2}x",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        run.interleaved.push((id, ours_ns, raw_ns));
+    }
 
     // Purge with nothing expired: the store's quick check against the same two reads.
     let mut g = run.group(c, &purge, Pace::Fast);
@@ -314,6 +423,20 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     });
     g.bench_function("raw_heed", |b| b.iter(|| raw.purge_quiet_check(now)));
     g.finish();
+}
+
+/// What the lazy lookup reads: the auth fields the raw baseline reads, borrowed.
+fn lazy_auth_fields(a: cookiestore::AuthRef<'_>) -> usize {
+    let authid = black_box(a.authid());
+    let role = black_box(a.authrole());
+    let method = black_box(a.authmethod());
+    let realm = black_box(a.authrealm());
+    let extra = black_box(a.authextra_cbor());
+    authid.len()
+        + role.map_or(0, str::len)
+        + method.map_or(0, str::len)
+        + realm.map_or(0, str::len)
+        + extra.len()
 }
 
 /// Alternates blocks of `a` and `b` (each on the next keys, the first of each round
@@ -558,6 +681,206 @@ fn bench_creates(
     });
 }
 
+// ---- durability policies ------------------------------------------------------------------------
+
+/// The policies benched, with their function-name suffix.
+const POLICIES: [(&str, Durability); 4] = [
+    ("full", Durability::Full),
+    ("safe_lazy", Durability::SafeLazyCreates),
+    ("lazy", Durability::LazyCreates),
+    ("none", Durability::None),
+];
+
+/// Sets the raw environment's flags for one commit as policy `d` does in the store: a lazy
+/// commit (a create) skips the meta flush (SafeLazyCreates) or every flush (LazyCreates);
+/// `None` flushes nothing.
+fn raw_flags(raw: &Raw, d: Durability, lazy: bool) {
+    raw.set_commit_flag(
+        EnvFlags::NO_SYNC,
+        d == Durability::None || (d == Durability::LazyCreates && lazy),
+    );
+    raw.set_commit_flag(
+        EnvFlags::NO_META_SYNC,
+        d == Durability::SafeLazyCreates && lazy,
+    );
+}
+
+/// Per durability policy: `create` (one per transaction) and a login (`create`, then
+/// `set_auth` in its own transaction, as a router does), ours beside raw heed committing with
+/// the same flags per commit.
+fn durability_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let l = label(fx.n);
+    let create = format!("create_durability/{l}");
+    let login = format!("login/{l}");
+    let fns: Vec<String> = POLICIES
+        .iter()
+        .flat_map(|(p, _)| [format!("ours_{p}"), format!("raw_heed_{p}")])
+        .collect();
+    let fn_refs: Vec<&str> = fns.iter().map(String::as_str).collect();
+    if !run.any_selected(&create, &fn_refs) && !run.any_selected(&login, &fn_refs) {
+        return;
+    }
+    let ours_dir = fx.scratch("ours");
+    let raw_dir = fx.scratch("raw");
+    copy_store(&fx.ours(), &ours_dir);
+    copy_store(&fx.raw(), &raw_dir);
+    let raw = Raw::open(&raw_dir, true);
+    raw.warm();
+    let auth = common::auth(0);
+    let context = common::context(0, common::BASE_NS);
+    for f in &fns {
+        run.register(&create, f, 1);
+        run.register(&login, f, 1);
+    }
+    for (p, d) in POLICIES {
+        // One policy's handle at a time: handles of one path share one environment.
+        let store = CookieStore::open(&ours_dir, options(d != Durability::None).durability(d))
+            .expect("open scratch");
+        common::warm_store(&store);
+        for (group, with_auth) in [(&create, false), (&login, true)] {
+            let mut g = run.group(c, group, Pace::Write);
+            g.throughput(Throughput::Elements(1));
+            g.bench_function(format!("ours_{p}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut made = Vec::with_capacity(iters as usize);
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        let v = store.create("cbtid", 24, MAX_AGE).expect("create").value;
+                        if with_auth {
+                            let r = store.set_auth(&v, &auth, &context).expect("set_auth");
+                            debug_assert_eq!(r, AuthUpdate::Written);
+                        }
+                        made.push(v);
+                    }
+                    let elapsed = t.elapsed();
+                    store
+                        .batch("clean up", |b| {
+                            made.iter().try_for_each(|v| b.delete(v).map(drop))
+                        })
+                        .expect("clean up");
+                    elapsed
+                })
+            });
+            g.bench_function(format!("raw_heed_{p}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut made = Vec::with_capacity(iters as usize);
+                    let t = Instant::now();
+                    for _ in 0..iters {
+                        let mut txn = raw.env.write_txn().expect("write txn");
+                        let now = now_ns();
+                        let (value, oid, expires_at) = raw.create(&mut txn, now, MAX_AGE);
+                        raw_flags(&raw, d, true);
+                        txn.commit().expect("commit");
+                        if with_auth {
+                            let v = std::str::from_utf8(&value).expect("ASCII");
+                            let mut txn = raw.env.write_txn().expect("write txn");
+                            assert!(raw.set_auth(&mut txn, v, &auth, &context, now));
+                            raw_flags(&raw, d, false);
+                            txn.commit().expect("commit");
+                        }
+                        made.push((value, oid, expires_at));
+                    }
+                    let elapsed = t.elapsed();
+                    let mut txn = raw.env.write_txn().expect("write txn");
+                    for (value, oid, expires_at) in &made {
+                        raw.delete_known(&mut txn, value, oid.as_bytes(), *expires_at);
+                    }
+                    raw_flags(&raw, d, false);
+                    txn.commit().expect("commit");
+                    elapsed
+                })
+            });
+            g.finish();
+        }
+        // The same, interleaved: ours and raw alternate in blocks of 10 (robust to the load
+        // and the shared disk drifting, which fsync-bound timings do a lot here).
+        for (group, with_auth) in [(&create, false), (&login, true)] {
+            let id = format!("{group}/{p}_interleaved");
+            if run.test_mode || !run.selected(&id) {
+                continue;
+            }
+            let total = Duration::from_secs(if run.quick { 2 } else { 4 });
+            let mut ours_made = Vec::new();
+            let mut raw_made = Vec::new();
+            let (ours_ns, raw_ns) = interleaved_blocks(
+                10,
+                || {
+                    let v = store.create("cbtid", 24, MAX_AGE).expect("create").value;
+                    if with_auth {
+                        store.set_auth(&v, &auth, &context).expect("set_auth");
+                    }
+                    ours_made.push(v);
+                },
+                || {
+                    let mut txn = raw.env.write_txn().expect("write txn");
+                    let now = now_ns();
+                    let (value, oid, expires_at) = raw.create(&mut txn, now, MAX_AGE);
+                    raw_flags(&raw, d, true);
+                    txn.commit().expect("commit");
+                    if with_auth {
+                        let v = std::str::from_utf8(&value).expect("ASCII");
+                        let mut txn = raw.env.write_txn().expect("write txn");
+                        assert!(raw.set_auth(&mut txn, v, &auth, &context, now));
+                        raw_flags(&raw, d, false);
+                        txn.commit().expect("commit");
+                    }
+                    raw_made.push((value, oid, expires_at));
+                },
+                total,
+            );
+            store
+                .batch("clean up", |b| {
+                    ours_made.iter().try_for_each(|v| b.delete(v).map(drop))
+                })
+                .expect("clean up");
+            let mut txn = raw.env.write_txn().expect("write txn");
+            for (value, oid, expires_at) in &raw_made {
+                raw.delete_known(&mut txn, value, oid.as_bytes(), *expires_at);
+            }
+            raw_flags(&raw, d, false);
+            txn.commit().expect("commit");
+            println!(
+                "{id}: ours {} raw_heed {} ratio {:.2}x",
+                fmt_ns(ours_ns),
+                fmt_ns(raw_ns),
+                ours_ns / raw_ns
+            );
+            run.interleaved.push((id, ours_ns, raw_ns));
+        }
+        drop(store);
+    }
+    drop(raw);
+    let _ = std::fs::remove_dir_all(fx.scratch(""));
+}
+
+/// Alternates blocks of `block` calls of `a` and `b` (the first of each round alternating)
+/// for `total`; returns their mean ns per call.
+fn interleaved_blocks(
+    block: u64,
+    mut a: impl FnMut(),
+    mut b: impl FnMut(),
+    total: Duration,
+) -> (f64, f64) {
+    let mut spent = [Duration::ZERO; 2];
+    let mut calls = [0u64; 2];
+    let start = Instant::now();
+    let mut round = 0;
+    while start.elapsed() < total || calls[0] == 0 {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let t = Instant::now();
+            for _ in 0..block {
+                if which == 0 { a() } else { b() }
+            }
+            spent[which] += t.elapsed();
+            calls[which] += block;
+        }
+        round += 1;
+    }
+    let ns = |w: usize| spent[w].as_nanos() as f64 / calls[w].max(1) as f64;
+    (ns(0), ns(1))
+}
+
 // ---- purge and open (largest fixture) ----------------------------------------------------------
 
 /// Purge of a store where half the cookies are expired. Seconds per run and a fresh copy of
@@ -780,7 +1103,8 @@ fn summary(run: &Run) -> String {
     if !run.interleaved.is_empty() {
         let _ = writeln!(
             s,
-            "\n## Lookups interleaved (blocks of 2,000, alternating; robust to load drift)\n\n\
+            "\n## Interleaved (ours and raw alternating in blocks: 2,000 lookups, 10 writes; \
+             robust to load drift)\n\n\
              | group | ours | raw_heed | ratio |\n|---|---:|---:|---:|"
         );
         for (g, o, r) in &run.interleaved {
@@ -841,6 +1165,34 @@ fn summary(run: &Run) -> String {
         }
     }
 
+    // Durability policies: each ours_<policy> against raw_heed_<policy> (same flags).
+    let durability_groups: Vec<&&str> = groups
+        .iter()
+        .filter(|g| g.starts_with("create_durability/") || g.starts_with("login/"))
+        .collect();
+    if !durability_groups.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Durability policies (ours vs raw heed committing with the same flags)\n\n\
+             | group | policy | ours | raw_heed | ratio |\n|---|---|---:|---:|---:|"
+        );
+        for g in durability_groups {
+            for (p, _) in POLICIES {
+                let o = per_op(run, g, &format!("ours_{p}"));
+                let r = per_op(run, g, &format!("raw_heed_{p}"));
+                if let (Some(o), Some(r)) = (o, r) {
+                    let _ = writeln!(
+                        s,
+                        "| {g} | {p} | {} | {} | {:.2}x |",
+                        fmt_ns(o),
+                        fmt_ns(r),
+                        o / r
+                    );
+                }
+            }
+        }
+    }
+
     // The performance targets.
     let _ = writeln!(
         s,
@@ -867,6 +1219,53 @@ fn summary(run: &Run) -> String {
             format!("lookup {l} within 1.3x of raw heed (interleaved)"),
             inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.3)),
         );
+    }
+    for l in ["100k", "1M"] {
+        let g = format!("lookup/{l}");
+        target(
+            format!("lazy lookup (with_auth) {l} within 1.15x of raw heed's two gets"),
+            per_op(run, &g, "ours_lazy")
+                .zip(per_op(run, &g, "raw_heed_two_get"))
+                .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.15)),
+        );
+        let id = format!("{g}/lazy_vs_two_get");
+        let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
+        target(
+            format!("lazy lookup {l} within 1.15x of raw heed's two gets (interleaved)"),
+            inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.15)),
+        );
+        let g = format!("track/{l}");
+        for f in ["ours", "ours_lazy"] {
+            target(
+                format!("track ({f}) of a known cookie {l} within 1.25x of raw heed"),
+                per_op(run, &g, f)
+                    .zip(per_op(run, &g, "raw_heed"))
+                    .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
+            );
+        }
+        let id = format!("{g}/lazy_interleaved");
+        let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
+        target(
+            format!("track_lazy {l} within 1.25x of raw heed (interleaved)"),
+            inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
+        );
+        let g = format!("create_durability/{l}");
+        for (p, _) in POLICIES {
+            target(
+                format!("create ({p}) {l} within 1.3x of raw heed with the same flags"),
+                per_op(run, &g, &format!("ours_{p}"))
+                    .zip(per_op(run, &g, &format!("raw_heed_{p}")))
+                    .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.3)),
+            );
+            let id = format!("{g}/{p}_interleaved");
+            let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
+            target(
+                format!(
+                    "create ({p}) {l} within 1.3x of raw heed with the same flags (interleaved)"
+                ),
+                inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.3)),
+            );
+        }
     }
     let rate = |g: &str| per_op(run, g, "ours").map(|ns| 1e9 / ns);
     target(

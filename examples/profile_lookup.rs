@@ -6,8 +6,8 @@
 //! valgrind --tool=callgrind target/release/examples/profile_lookup ours 100000 200000
 //! ```
 //!
-//! MODE is one of `ours` (`get_auth`), `ours_lookup` (`lookup`), `track` (the tracker with a
-//! known cookie), `raw` (the raw heed baseline: two gets, verified record, auth fields
+//! MODE is one of `ours` (`get_auth`), `ours_lazy` (`with_auth`), `track_lazy`, `ours_lookup` (`lookup`), `track` (the tracker with a
+//! known cookie), `raw_two_get` (read txn and both gets, nothing decoded), `raw` (the raw heed baseline: two gets, verified record, auth fields
 //! borrowed), `raw_noverify`, `raw_owned` (raw plus the owned `Auth` that `get_auth`
 //! returns); write modes on a scratch copy: `w_create_ours`, `w_create_raw`,
 //! `w_set_auth_ours`, `w_set_auth_raw`, `w_logout_ours`, `w_logout_raw`, `w_purge_ours`,
@@ -89,7 +89,27 @@ fn main() {
                 let t = tracker.as_ref().unwrap().track(Some(&header)).unwrap();
                 black_box(t).auth.is_some() as usize
             }
+            "ours_lazy" => store
+                .as_ref()
+                .unwrap()
+                .with_auth(v, |a| {
+                    a.authid().len()
+                        + a.authrole().map_or(0, str::len)
+                        + a.authmethod().map_or(0, str::len)
+                        + a.authrealm().map_or(0, str::len)
+                        + a.authextra_cbor().len()
+                })
+                .unwrap()
+                .unwrap_or(0),
+            "track_lazy" => {
+                header.clear();
+                header.extend_from_slice(b"theme=dark; cbtid=");
+                header.extend_from_slice(v.as_bytes());
+                black_box(tracker.as_ref().unwrap().track_lazy(Some(&header)).unwrap()).is_new
+                    as usize
+            }
             "raw" => raw.as_ref().unwrap().lookup(v, now),
+            "raw_two_get" => raw.as_ref().unwrap().lookup_two_get(v),
             "raw_noverify" => raw.as_ref().unwrap().lookup_noverify(v, now),
             "raw_owned" => black_box(raw.as_ref().unwrap().lookup_owned(v, now)).is_some() as usize,
             "w_create_ours" => {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
+use crate::durability::Durability;
 use crate::error::{Error, Result};
 use crate::header::{CookieAttributes, SameSite, validate_attributes};
 
@@ -53,8 +54,13 @@ pub struct StoreOptions {
     /// Open for reading only: every write returns [`Error::ReadOnly`]. Default false.
     pub readonly: bool,
     /// Flush to disk at every commit (crash-safe). With false a system crash may lose the
-    /// last commits, never consistency. Default true.
+    /// last commits, never consistency. Default true. With true, [`durability`](Self::durability)
+    /// says which commits are flushed and how; with false, none is ([`Durability::None`]).
     pub sync: bool,
+    /// Which commits are flushed to disk when [`sync`](Self::sync) is on: by default
+    /// ([`Durability::SafeLazyCreates`]) every commit but a new cookie's meta page, so that
+    /// logouts, deletions and auth changes survive a power cut the moment they return.
+    pub durability: Durability,
     /// Purge expired cookies when the store is opened. Default false. (Crossbar's database
     /// store wipes every cookie here; that is [`CookieStore::clear`](crate::CookieStore::clear).)
     pub purge_on_startup: bool,
@@ -86,6 +92,7 @@ impl Default for StoreOptions {
             initial_mapsize: DEFAULT_INITIAL_MAPSIZE,
             readonly: false,
             sync: true,
+            durability: Durability::default(),
             purge_on_startup: false,
             file_mode: 0o600,
             revocation_retention_secs: DEFAULT_REVOCATION_RETENTION_SECS,
@@ -120,6 +127,22 @@ impl StoreOptions {
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
         self
+    }
+
+    /// Sets [`durability`](Self::durability).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The policy in effect: [`durability`](Self::durability), or [`Durability::None`] when
+    /// [`sync`](Self::sync) is off.
+    pub fn effective_durability(&self) -> Durability {
+        if self.sync {
+            self.durability
+        } else {
+            Durability::None
+        }
     }
 
     /// Sets [`purge_on_startup`](Self::purge_on_startup).

@@ -186,7 +186,14 @@ pub fn set_cookie_value(
     max_age_secs: u64,
     attrs: &CookieAttributes,
 ) -> String {
-    let mut out = format!("{name}={value};max-age={max_age_secs}");
+    use std::fmt::Write as _;
+    // One allocation, sized for the usual attributes.
+    let mut out = String::with_capacity(name.len() + value.len() + 64);
+    out.push_str(name);
+    out.push('=');
+    out.push_str(value);
+    out.push_str(";max-age=");
+    let _ = write!(out, "{max_age_secs}");
     if let Some(path) = &attrs.path {
         out.push_str(";Path=");
         out.push_str(path);

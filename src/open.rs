@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 
 use crate::config::StoreOptions;
+use crate::durability::Durability;
 use crate::error::{Error, LmdbResult, Result};
 use crate::lmdb_files::{check_data_file, read_lock_format};
 use crate::store::{Shared, page_size};
@@ -206,7 +207,8 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
     if options.readonly {
         flags |= EnvFlags::READ_ONLY;
     }
-    if !options.sync {
+    let durability = options.effective_durability();
+    if durability == Durability::None {
         flags |= EnvFlags::NO_SYNC;
     }
     let page = page_size();
@@ -288,6 +290,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         path: path.to_path_buf(),
         env_readonly: options.readonly,
         maxsize: options.maxsize,
+        durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
     })

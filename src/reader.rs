@@ -118,8 +118,15 @@ impl<'a> RecordReader<'a> {
     }
 
     /// The cookie value ("" when absent).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn value(&self) -> Result<&'a str, String> {
         Ok(self.str(VALUE)?.unwrap_or(""))
+    }
+
+    /// Whether the cookie value is `value` (bytes compared: equal bytes of a `&str` are
+    /// UTF-8, so no separate check is needed).
+    pub(crate) fn value_is(&self, value: &str) -> Result<bool, String> {
+        Ok(self.bytes(VALUE)?.unwrap_or(b"") == value.as_bytes())
     }
 
     /// Its lifetime (s).
@@ -130,6 +137,21 @@ impl<'a> RecordReader<'a> {
     /// When the cookie expires (ns).
     pub(crate) fn expires_at(&self) -> Result<u64, String> {
         Ok(expires_at(self.u64(CREATED)?, self.u64(MAX_AGE)?))
+    }
+
+    /// The stored authentication's fields, borrowed from the record (authextra left as its
+    /// CBOR bytes), if the record has an authid. Strings are UTF-8 checked here.
+    pub(crate) fn auth_fields(&self) -> Result<Option<AuthFields<'a>>, String> {
+        let Some(authid) = self.str(AUTHID)? else {
+            return Ok(None);
+        };
+        Ok(Some(AuthFields {
+            authid,
+            authrole: self.str(AUTHROLE)?,
+            authmethod: self.str(AUTHMETHOD)?,
+            authrealm: self.str(AUTHREALM)?,
+            authextra: self.bytes(AUTHEXTRA)?.unwrap_or(&[]),
+        }))
     }
 
     /// The stored authentication, if the record has an authid.
@@ -152,6 +174,17 @@ impl<'a> RecordReader<'a> {
     }
 }
 
+/// The auth fields of a record, borrowed from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AuthFields<'a> {
+    pub(crate) authid: &'a str,
+    pub(crate) authrole: Option<&'a str>,
+    pub(crate) authmethod: Option<&'a str>,
+    pub(crate) authrealm: Option<&'a str>,
+    /// CBOR; empty when the record has no authextra.
+    pub(crate) authextra: &'a [u8],
+}
+
 /// Checks the reader against the fully verified decode: on a record that verifies, both give
 /// the same value, expiry and auth (or both fail to decode authextra); on any other bytes the
 /// reader may fail but never panics. Panics on disagreement (the fuzz target's oracle).
@@ -166,7 +199,15 @@ pub(crate) fn agrees_with_decode(bytes: &[u8]) {
     };
     let r = reader.expect("the reader refused a record that verifies");
     assert_eq!(r.value(), Ok(view.value()), "value");
+    assert_eq!(r.value_is(view.value()), Ok(true), "value_is");
     assert_eq!(r.expires_at(), Ok(view.expires_at()), "expires_at");
+    // The borrowed fields and the owned auth agree.
+    if let (Ok(Some(fields)), Ok(Some(owned))) = (r.auth_fields(), r.auth()) {
+        assert_eq!(fields.authid, owned.authid, "authid");
+        assert_eq!(fields.authrole, owned.authrole.as_deref(), "authrole");
+        assert_eq!(fields.authmethod, owned.authmethod.as_deref(), "authmethod");
+        assert_eq!(fields.authrealm, owned.authrealm.as_deref(), "authrealm");
+    }
     match (r.auth(), view.auth()) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "auth"),
         (Err(_), Err(_)) => {}

@@ -25,6 +25,7 @@ use crate::batch::Batch;
 use crate::clock::Clock;
 use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
+use crate::durability::{Durability, Flush};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
 use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
@@ -71,6 +72,8 @@ pub(crate) struct Shared {
     pub(crate) path: PathBuf,
     pub(crate) env_readonly: bool,
     pub(crate) maxsize: u64,
+    /// Which commits are flushed (`durability.rs`); `None` when opened with sync off.
+    pub(crate) durability: Durability,
     /// Resolved once both cfxdb tables exist.
     pub(crate) slots: OnceLock<Slots>,
     /// Transactions hold it shared; resizing the map takes it exclusively (LMDB requires
@@ -452,6 +455,8 @@ impl CookieStore {
 
     /// Creates a cookie with a fresh random value of `length` characters (6 bits each, from a
     /// CSPRNG). A value (or oid) that already exists is never trusted: a new one is drawn.
+    ///
+    /// Under the default [`Durability`] its commit is lazy: see there what a power cut may cost.
     pub fn create(&self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
         on_redis_write!(self, "create a cookie", |r| r.create(
             name,
@@ -459,7 +464,32 @@ impl CookieStore {
             max_age,
             self.now_ns()
         ));
-        self.batch("create a cookie", |b| b.create(name, length, max_age))
+        if self.readonly {
+            return Err(Error::ReadOnly {
+                operation: "create a cookie",
+            });
+        }
+        self.write_txn_flushed("create a cookie", Growth::UpToMaxsize, Flush::Lazy, |b| {
+            let _closure = ClosureGuard::enter();
+            b.create(name, length, max_age)
+        })
+    }
+
+    /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy
+    /// [`Durability`] left unflushed, e.g. before a planned shutdown. On Redis, durability is
+    /// the server's (its `appendfsync`): nothing to do here.
+    pub fn flush(&self) -> Result<()> {
+        on_redis_write!(self, "flush", |_r| Ok(()));
+        if self.readonly {
+            return Err(Error::ReadOnly { operation: "flush" });
+        }
+        let shared = self.lmdb("flush")?;
+        let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
+        shared
+            .env
+            .force_sync()
+            .lmdb()
+            .map_err(|e| shared.resolve(e))
     }
 
     /// Stores `auth` on the live cookie with `value`, with `context` in the
@@ -784,6 +814,17 @@ impl CookieStore {
         &self,
         operation: &'static str,
         growth: Growth,
+        f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.write_txn_flushed(operation, growth, Flush::Durable, f)
+    }
+
+    /// [`Self::with_write_txn`], the commit flushed as `flush` and the durability policy say.
+    fn write_txn_flushed<T>(
+        &self,
+        operation: &'static str,
+        growth: Growth,
+        flush: Flush,
         mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         let shared = self.lmdb(operation)?;
@@ -799,6 +840,7 @@ impl CookieStore {
                 let out = f(&mut batch)?;
                 let tables = batch.tables;
                 tables.mark_ours(&mut txn)?;
+                shared.prepare_commit(flush)?;
                 txn.commit().lmdb()?;
                 Ok(out)
             });

@@ -74,13 +74,27 @@ impl Tables {
         if !self.present || !crate::value::fits_index(value) {
             return Ok(None);
         }
-        let key = ValueKey::new(self.slots.by_value, value)?;
-        self.by_value().get(txn, &key).map_err(|e| match e {
+        let map_err = |e| match e {
             heed::Error::Decoding(d) => {
                 Error::metadata(format!("value index entry for {value:?} is damaged: {d}"))
             }
             other => Error::Lmdb(crate::error::LmdbError(other)),
-        })
+        };
+        // The hot path: a typical value (24 bytes) keyed in a small stack buffer, without
+        // building (zeroing, moving) the 511-byte `ValueKey`. The same key bytes.
+        const SHORT: usize = 62;
+        if value.len() <= SHORT {
+            let mut buf = [0u8; 2 + SHORT];
+            buf[..2].copy_from_slice(&self.slots.by_value.to_be_bytes());
+            buf[2..2 + value.len()].copy_from_slice(value.as_bytes());
+            return self
+                .db
+                .remap_types::<Bytes, OidCodec>()
+                .get(txn, &buf[..2 + value.len()])
+                .map_err(map_err);
+        }
+        let key = ValueKey::new(self.slots.by_value, value)?;
+        self.by_value().get(txn, &key).map_err(map_err)
     }
 
     /// The record stored under `oid`, verified.

@@ -76,6 +76,7 @@ cases!(
     put_get_and_duplicate_values,
     count_stats_and_records,
     read_only_handles_refuse_writes,
+    lazy_lookups_read_the_same_auth,
 );
 
 fn alice() -> Auth {
@@ -446,4 +447,40 @@ fn read_only_handles_refuse_writes(f: &dyn Factory) {
         Err(Error::ReadOnly { .. })
     ));
     assert!(writer.exists(&c.value).unwrap());
+}
+
+fn lazy_lookups_read_the_same_auth(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    let auth = alice().with_authextra(serde_json::json!({"groups": ["ops"], "n": 7}));
+    store
+        .set_auth(&c.value, &auth, &AuthContext::default())
+        .unwrap();
+    let seen = store
+        .with_auth(&c.value, |a| {
+            (a.authid().to_string(), a.authextra().unwrap())
+        })
+        .unwrap();
+    assert_eq!(seen, Some(("alice".to_string(), auth.authextra.clone())));
+    let lazy = store.get_auth_lazy(&c.value).unwrap().unwrap();
+    assert_eq!(lazy.to_auth().unwrap(), auth);
+    let max_age = store.with_lookup(&c.value, |l| l.max_age()).unwrap();
+    assert_eq!(max_age, Some(3600));
+    let tracker = Tracker::new(store.clone(), TrackerConfig::default()).unwrap();
+    let header = format!("cbtid={}", c.value);
+    let tracked = tracker.track_lazy(Some(header.as_bytes())).unwrap();
+    assert!(!tracked.is_new);
+    assert_eq!(tracked.authid(), "alice");
+    // Unknown, unauthenticated and logged-out cookies give nothing.
+    assert_eq!(store.with_auth("no-such-cookie", |_| ()).unwrap(), None);
+    let anon = store.create("cbtid", 24, 3600).unwrap();
+    assert_eq!(store.with_auth(&anon.value, |_| ()).unwrap(), None);
+    assert!(
+        store
+            .with_lookup(&anon.value, |l| l.auth().is_none())
+            .unwrap()
+            .unwrap()
+    );
+    store.delete(&c.value).unwrap();
+    assert!(store.get_auth_lazy(&c.value).unwrap().is_none());
 }

@@ -171,6 +171,30 @@ impl Raw {
         }
     }
 
+    /// The bare minimum of a lookup: one read txn and both gets, no decoding at all (the
+    /// record's length is returned). The baseline of the lazy lookups.
+    #[inline]
+    pub fn lookup_two_get(&self, value: &str) -> usize {
+        let txn = self.env.read_txn().expect("read txn");
+        match self.get_record(&txn, value.as_bytes()) {
+            Some((oid, rec)) => std::hint::black_box(oid).len() + rec.len(),
+            None => 0,
+        }
+    }
+
+    /// Sets the environment's sync flags for the next commit, as the store's durability
+    /// policies do: `lazy` enables `flag` (NO_SYNC or NO_META_SYNC), otherwise disables it.
+    /// Call it while holding the write transaction.
+    pub fn set_commit_flag(&self, flag: EnvFlags, lazy: bool) {
+        let mode = if lazy {
+            heed::FlagSetMode::Enable
+        } else {
+            heed::FlagSetMode::Disable
+        };
+        // SAFETY: called only by the bench's one writing thread, holding the write txn.
+        unsafe { self.env.set_flags(flag, mode) }.expect("set flags");
+    }
+
     /// As [`Raw::lookup`] but without FlatBuffers verification (unchecked field access).
     #[inline]
     pub fn lookup_noverify(&self, value: &str, now: u64) -> usize {

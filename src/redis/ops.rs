@@ -53,7 +53,7 @@ impl RedisBackend {
     }
 
     /// The record bytes stored for `value`, live or not.
-    pub(super) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
         if value::problem(value).is_some() {
             return Ok(None); // no such key can exist
         }
