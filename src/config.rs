@@ -4,7 +4,8 @@
 //! A transport's `cookie` section from a Crossbar.io node config parses as it is: `name`,
 //! `length`, `max_age`, Crossbar's attribute keys `secure`, `http_strict` (→ `HttpOnly`) and
 //! `same_site`, and a `store` of type `database` (Crossbar's LMDB store, the same format) or
-//! `cookiestore`, at a directory (`path`) or on Redis (`url`: `redis://...`). Every value is checked, and a bad or misspelt one is reported by name.
+//! `cookiestore`, at a directory (`path`) or on Redis (`url`: `redis://...`). Every value is
+//! checked, and a bad or misspelt one is reported by name.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
