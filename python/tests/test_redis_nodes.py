@@ -146,6 +146,11 @@ def test_login_at_one_node_is_welcomed_at_the_other(nodes, redis):
 
     # The cookie is in Redis under the configured prefix, and in no node directory.
     assert redis.command("EXISTS", f"{KEY_PREFIX}cookie:{cookie}").startswith(b":1"), "not in Redis"
+    import cookiestore
+
+    elsewhere = cookiestore.CookieStore.from_section({"store": redis_store(redis.url())}, str(a.cbdir))
+    assert elsewhere.location == redis.url()  # not joined to the node directory
+    assert elsewhere.get_auth(cookie)[0] == "alice"
     for node in nodes:
         assert not (node.cbdir / "cookies").exists()
         assert not any(p.name.startswith("redis") for p in node.cbdir.iterdir()), list(node.cbdir.iterdir())
