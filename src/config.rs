@@ -4,7 +4,8 @@
 //! A transport's `cookie` section from a Crossbar.io node config parses as it is: `name`,
 //! `length`, `max_age`, Crossbar's attribute keys `secure`, `http_strict` (→ `HttpOnly`) and
 //! `same_site`, and a `store` of type `database` (Crossbar's LMDB store, the same format) or
-//! `cookiestore`. Every value is checked, and a bad or misspelt one is reported by name.
+//! `cookiestore`, at a directory (`path`) or on Redis (`url`: `redis://...`). Every value is
+//! checked, and a bad or misspelt one is reported by name.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -451,8 +452,10 @@ pub struct StoreSection {
     /// The `type` given: `database` (Crossbar.io's LMDB store, which cookiestore reads and
     /// writes in the same format) or `cookiestore`.
     pub kind: String,
-    /// The store's directory as given; a relative path is relative to the node directory.
-    /// A Redis URL (`redis://...`) names a store on Redis.
+    /// Where the store is: its directory as given in `path` (a relative path is relative to
+    /// the node directory), or the Redis URL given in `url` (`redis://...`,
+    /// `redis+unix://...`), kept as it is. (A Redis URL given as `path` names the Redis
+    /// store too.)
     pub path: PathBuf,
     /// `maxsize`, `readonly`, `sync`, `purge_on_startup`, and ours: `initial_mapsize`,
     /// `file_mode`. Crossbar's database store wipes every cookie on `purge_on_startup`;
@@ -540,25 +543,35 @@ impl StoreSection {
                 ));
             }
         }
-        let path = match map.get("path") {
-            Some(Value::String(p)) if !p.is_empty() => PathBuf::from(p),
-            Some(other) => {
+        let path = match (map.get("path"), map.get("url")) {
+            (Some(_), Some(_)) => {
+                return Err(Error::config(
+                    "store.path",
+                    "and `store.url` are both given; give exactly one: `path` (the store's \
+                     directory) or `url` (a Redis URL such as redis://127.0.0.1:6379/0)",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::config(
+                    "store.path",
+                    "is missing, and so is `store.url`; give exactly one: `path` (the store's \
+                     directory, relative to the node directory, or absolute) or `url` (a Redis \
+                     URL such as redis://127.0.0.1:6379/0)",
+                ));
+            }
+            (Some(Value::String(p)), None) if !p.is_empty() => PathBuf::from(p),
+            (Some(other), None) => {
                 return Err(Error::config(
                     "store.path",
                     format!("is {other}; it must be the store's directory, a non-empty string"),
                 ));
             }
-            None => {
-                return Err(Error::config(
-                    "store.path",
-                    "is missing; give the store's directory (relative to the node directory, \
-                     or absolute)",
-                ));
-            }
+            (None, Some(url)) => PathBuf::from(redis_url(url)?),
         };
         let mut rest = map.clone();
         rest.remove("type");
         rest.remove("path");
+        rest.remove("url");
         let options = StoreOptions::deserialize(Value::Object(rest))
             .map_err(|e| Error::config("store", e.to_string()))?;
         options.validate()?;
@@ -569,13 +582,54 @@ impl StoreSection {
         })
     }
 
-    /// The store's directory for a node whose directory is `node_dir` (a relative `path` is
-    /// relative to it, as in Crossbar.io).
-    /// A URL is returned as it is.
+    /// The store's location for a node whose directory is `node_dir`: a relative `path` is
+    /// relative to it, as in Crossbar.io; a URL (`url`) is returned as it is.
     pub fn path_in(&self, node_dir: impl AsRef<Path>) -> PathBuf {
         if self.path.to_str().is_some_and(|p| p.contains("://")) {
             return self.path.clone();
         }
         node_dir.as_ref().join(&self.path)
+    }
+}
+
+/// Checks a store section's `url`: a string naming a Redis store (`redis://`,
+/// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`) parse.
+fn redis_url(value: &Value) -> Result<String> {
+    const EXAMPLE: &str = "redis://127.0.0.1:6379/0 or redis+unix:///run/redis.sock";
+    let Value::String(url) = value else {
+        return Err(Error::config(
+            "store.url",
+            format!("is {value}; it must be a Redis URL (a string) such as {EXAMPLE}"),
+        ));
+    };
+    #[cfg(feature = "redis")]
+    {
+        if !crate::redis::is_redis(url) {
+            return Err(Error::config(
+                "store.url",
+                format!(
+                    "is {:?}; it must be a Redis URL such as {EXAMPLE} (a store's directory \
+                     goes in `store.path`)",
+                    crate::redis::redact(url)
+                ),
+            ));
+        }
+        crate::redis::check_url(url).map_err(|e| match e {
+            Error::InvalidConfig { field, problem } => Error::config(
+                "store.url",
+                format!("has a bad `{field}` option: {problem}"),
+            ),
+            other => other,
+        })?;
+        Ok(url.clone())
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = url;
+        Err(Error::config(
+            "store.url",
+            "names a Redis store, but this build of cookiestore has no Redis backend \
+             (cargo feature `redis`)",
+        ))
     }
 }

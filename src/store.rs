@@ -330,6 +330,7 @@ impl CookieStore {
     }
 
     /// The LMDB environment; [`Error::Unsupported`] for a store on another backend.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     fn lmdb(&self, operation: &'static str) -> Result<&Arc<Shared>> {
         match &self.backend {
             Backend::Lmdb(shared) => Ok(shared),

@@ -127,7 +127,7 @@ fn crossbars_attribute_keys_map_onto_ours() {
 
 #[test]
 fn misspelt_keys_and_bad_values_are_named() {
-    let cases = [
+    let mut cases = vec![
         (json!({"max_agee": 10}), "cookie", "max_agee"),
         (
             json!({"store": {"type": "database", "path": "c", "maxsise": 1}}),
@@ -150,6 +150,22 @@ fn misspelt_keys_and_bad_values_are_named() {
             "maxsize",
             "10 bytes",
         ),
+        // A store is at exactly one of `path` (a directory) and `url` (a Redis URL).
+        (
+            json!({"store": {"type": "cookiestore", "path": "c", "url": "redis://h/0"}}),
+            "store.path",
+            "`store.url` are both given",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "key_prefix": "a:"}}),
+            "store.path",
+            "`store.url`",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "url": 6379}}),
+            "store.url",
+            "6379",
+        ),
         (json!({"name": "CBTID"}), "name", "CBTID"),
         (json!({"length": 5}), "length", "5"),
         (json!({"max_age": 0}), "max_age", "0 seconds"),
@@ -157,6 +173,37 @@ fn misspelt_keys_and_bad_values_are_named() {
         (json!({"same_site": "None"}), "attributes", "Secure"),
         (json!("cbtid"), "cookie", "JSON object"),
     ];
+    // A `url` must be a Redis URL whose query options parse.
+    #[cfg(feature = "redis")]
+    cases.extend([
+        (
+            json!({"store": {"type": "cookiestore", "url": "http://127.0.0.1:6379/0"}}),
+            "store.url",
+            "Redis URL",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "url": "/var/lib/cookies"}}),
+            "store.url",
+            "store.path",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "url": "redis://h/0?timeout_ms=0"}}),
+            "store.url",
+            "timeout_ms",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "url": "redis://h/0", "timeout_ms": 0}}),
+            "timeout_ms",
+            "is 0",
+        ),
+    ]);
+    // Without the Redis backend, a `url` is refused naming the feature.
+    #[cfg(not(feature = "redis"))]
+    cases.push((
+        json!({"store": {"type": "cookiestore", "url": "redis://h/0"}}),
+        "store.url",
+        "feature `redis`",
+    ));
     for (section, field, needle) in cases {
         let (got_field, problem) = config_error(CookieSection::from_value(&section).unwrap_err());
         assert_eq!(got_field, field, "{section}: {problem}");
@@ -169,6 +216,48 @@ fn misspelt_keys_and_bad_values_are_named() {
         .unwrap_err()
         .to_string();
     assert!(text.contains("invalid configuration"), "{text}");
+}
+
+#[cfg(feature = "redis")]
+#[test]
+fn a_store_url_names_a_redis_store_as_it_is() {
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "redis://:secret@cache.example:6380/2?prefix=cb1:",
+        "redis+unix:///run/redis/redis.sock?db=1",
+    ] {
+        let section = CookieSection::from_value(&json!({
+            "name": "cbtid", "max_age": 604800,
+            "store": {"type": "cookiestore", "url": url, "key_prefix": "node:",
+                      "timeout_ms": 1500}
+        }))
+        .unwrap();
+        let store = section.store.unwrap();
+        assert_eq!(store.kind, "cookiestore");
+        // Not joined to the node directory: two nodes on two hosts name the same store.
+        assert_eq!(store.path_in("/srv/node-a/.crossbar"), Path::new(url));
+        assert_eq!(store.path_in("/srv/node-b/.crossbar"), Path::new(url));
+        assert_eq!(store.options.key_prefix, "node:");
+        assert_eq!(store.options.timeout_ms, 1500);
+    }
+    // `path` keeps naming a directory (relative to the node directory).
+    let section = CookieSection::from_value(&json!({
+        "store": {"type": "cookiestore", "path": "cookies"}
+    }))
+    .unwrap();
+    assert_eq!(
+        section.store.unwrap().path_in("/srv/node"),
+        Path::new("/srv/node/cookies")
+    );
+    // A password in a refused URL is not echoed.
+    let (field, problem) = config_error(
+        CookieSection::from_value(&json!({
+            "store": {"type": "cookiestore", "url": "http://user:secret@h:6379/0"}
+        }))
+        .unwrap_err(),
+    );
+    assert_eq!(field, "store.url");
+    assert!(!problem.contains("secret"), "{problem}");
 }
 
 #[test]

@@ -88,7 +88,8 @@ class CookieStore:
     def from_section(
         section: Mapping[str, Any], node_dir: Optional[Union[str, PathLike[str]]] = None
     ) -> "CookieStore":
-        """Opens the store a Crossbar.io `cookie` section names (path relative to node_dir)."""
+        """Opens the store a Crossbar.io `cookie` section names (`path` relative to node_dir, or
+        a Redis `url` as it is)."""
     def track(self, cookie_header: Optional[Union[bytes, str]] = None) -> Tracked: ...
     def create(self) -> tuple[str, str]:
         """(value, "name=value;max-age=N") without attributes, as Crossbar's create()."""
@@ -115,6 +116,9 @@ class CookieStore:
     def revocations_since(self, after: int) -> tuple[list[Revocation], int, bool]: ...
     @property
     def path(self) -> Path: ...
+    @property
+    def location(self) -> str:
+        """The store's directory, or its Redis URL without password."""
     @property
     def name(self) -> str: ...
     @property

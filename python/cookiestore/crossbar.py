@@ -40,7 +40,9 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
     """Crossbar.io cookie store of ``"store": {"type": "cookiestore", ...}``.
 
     :param config: the transport's ``cookie`` section, as in the node config.
-    :param cbdir: the node directory; a relative ``store.path`` is relative to it.
+    :param cbdir: the node directory; a relative ``store.path`` is relative to it. A
+        ``store.url`` (a Redis URL) is used as it is: nodes on several hosts naming the same
+        Redis share cookies, and logouts (the revocation feed is polled on Redis too).
     :param reactor: the Twisted reactor to poll the revocation feed on (None: the global
         one). ``poll_interval=None`` (or 0) does not poll: only this worker's own logouts
         close connections then. ``purge_interval=None`` (or 0) does not purge.
@@ -83,9 +85,10 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
                 self._purger.clock = reactor
             self._purger.start(purge_interval, now=False)
         self.log.info(
-            "cookiestore cookie store active: path={path}, max_age={max_age}s, revocation feed "
+            "cookiestore cookie store active: {where}={path}, max_age={max_age}s, revocation feed "
             "poll every {interval}s",
-            path=str(self._store.path),
+            where="url" if "://" in self._store.location else "path",
+            path=self._store.location,
             max_age=self._store.max_age,
             interval=poll_interval or "never",
         )

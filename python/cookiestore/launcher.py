@@ -34,15 +34,23 @@ STORE_TYPE = "cookiestore"
 
 #: Keys of ``"store": {"type": "cookiestore", ...}`` and their Python types (checked before
 #: the library checks the values).
+#: Exactly one of ``path`` (a directory, relative to the node directory) and ``url`` (a Redis
+#: URL, ``redis://host:port/db`` or ``redis+unix:///path.sock``, which several nodes on
+#: several hosts share) is required; the library says so when both or neither are given.
 STORE_KEYS = {
     "type": (True, [str]),
-    "path": (True, [str]),
+    "path": (False, [str]),
+    "url": (False, [str]),
     "maxsize": (False, [int]),
     "initial_mapsize": (False, [int]),
     "readonly": (False, [bool]),
     "sync": (False, [bool]),
     "purge_on_startup": (False, [bool]),
     "file_mode": (False, [int]),
+    "revocation_retention_secs": (False, [int]),
+    "key_prefix": (False, [str]),
+    "timeout_ms": (False, [int]),
+    "revocation_stream_max": (False, [int]),
 }
 
 TESTED_CROSSBAR_VERSIONS = ("25.12.1",)

@@ -398,7 +398,8 @@ impl Store {
 
     /// Opens the store a Crossbar.io `cookie` section names (a dict as in the node config:
     /// `name`, `length`, `max_age`, `secure`, `http_strict`, `same_site`, and `store` of type
-    /// `cookiestore` or `database` with a `path` relative to `node_dir`).
+    /// `cookiestore` or `database` with a `path` relative to `node_dir`, or a Redis `url`
+    /// used as it is).
     #[staticmethod]
     #[pyo3(signature = (section, node_dir=None))]
     fn from_section(
@@ -573,10 +574,17 @@ impl Store {
         revocations(py, found)
     }
 
-    /// The store's directory.
+    /// The store's directory (for a Redis store, its URL without password as a `Path`, which
+    /// folds `//`: read `location` instead).
     #[getter]
     fn path(&self) -> PathBuf {
         self.store().path().to_path_buf()
+    }
+
+    /// Where the store is, as a string: its directory, or its Redis URL without password.
+    #[getter]
+    fn location(&self) -> String {
+        self.store().path().to_string_lossy().into_owned()
     }
 
     /// The cookie name.
@@ -628,7 +636,8 @@ fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> P
     let Some(store) = parsed.store else {
         return Err(ConfigError::new_err(
             "invalid configuration: `cookie.store` is missing; give {\"type\": \"cookiestore\", \
-             \"path\": ...}",
+             \"path\": ...} (a directory) or {\"type\": \"cookiestore\", \"url\": \
+             \"redis://...\"}",
         ));
     };
     let path = store.path_in(node_dir.unwrap_or_default());

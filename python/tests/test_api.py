@@ -290,3 +290,18 @@ def test_gil_released_during_a_long_call(tmp_path):
     assert during > 0.02, during
     print(f"spinner moved {moved} in {during:.3f}s inside the call; {rate * during:.0f} expected at its free rate")
     assert moved > 0.1 * rate * during, (moved, rate, during)
+
+
+def test_a_store_url_section_checks_and_is_not_joined_to_the_node_dir(tmp_path):
+    url = {"type": "cookiestore", "url": "redis://127.0.0.1:6379/0", "key_prefix": "cb1:", "timeout_ms": 1500}
+    cookiestore.check_section({"name": "cbtid", "store": url})
+    for store, field in [
+        (dict(url, path="cookies"), "store.url"),  # both
+        ({"type": "cookiestore"}, "store.url"),  # neither
+        (dict(url, url="http://127.0.0.1:6379/0"), "store.url"),  # not Redis
+    ]:
+        with pytest.raises(cookiestore.ConfigError, match=field.replace(".", r"\.")):
+            cookiestore.check_section({"store": store})
+    # `location` is the directory as a string (for Redis, the URL without password).
+    s = CookieStore.from_section({"store": {"type": "cookiestore", "path": "cookies"}}, str(tmp_path))
+    assert s.location == str(tmp_path / "cookies")

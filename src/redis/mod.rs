@@ -32,7 +32,12 @@ use crate::config::StoreOptions;
 use crate::error::{Error, Result};
 use pool::Pool;
 
-pub(crate) use location::is_redis;
+pub(crate) use location::{is_redis, redact};
+
+/// Checks a Redis URL's query options (`prefix`, `timeout_ms`) without connecting.
+pub(crate) fn check_url(url: &str) -> Result<()> {
+    location::parse(url).map(drop)
+}
 
 /// How many times a compare-and-set is retried when the record keeps changing under it.
 const CAS_ATTEMPTS: u32 = 32;

@@ -1,0 +1,177 @@
+"""Several hosts on one Redis: two Crossbar.io nodes started by `crossbar-cookiestore`, each
+with its own node directory and port (as two hosts would be), whose cookie sections name the
+same Redis store with `"store": {"type": "cookiestore", "url": "redis://..."}`. A cookie
+authenticated at one node is welcomed at the other, and a logout at one closes the cookie's
+connections held at the other."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import time
+
+import pytest
+
+from need import need  # noqa: E402
+
+need("crossbar")
+need("websockets")
+
+from redis_server import RedisServer, need_redis  # noqa: E402
+
+need_redis()
+
+from browser import CHALLENGE, WELCOME, Browser  # noqa: E402
+from nodes import Node, free_ports, launcher  # noqa: E402
+from test_node import SECRET, router_worker  # noqa: E402
+
+KEY_PREFIX = "cbtest:"
+TIMEOUT_MS = 1500
+#: How long a logout at one node may take to close the cookie's connections at the other.
+CLOSE_WITHIN = 10.0
+
+
+def redis_store(url: str) -> dict:
+    return {"type": "cookiestore", "url": url, "key_prefix": KEY_PREFIX, "timeout_ms": TIMEOUT_MS}
+
+
+def with_store(config, store: dict):
+    """`config` with every cookie section's store replaced by `store`."""
+    config = copy.deepcopy(config)
+
+    def walk(v):
+        if isinstance(v, dict):
+            if isinstance(v.get("cookie"), dict) and "store" in v["cookie"]:
+                v["cookie"]["store"] = dict(store)
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(config)
+    return config
+
+
+def node_config(port: int, url: str) -> dict:
+    return {"version": 2, "controller": {}, "workers": [with_store(router_worker(port), redis_store(url))]}
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory, redis):
+    """Node A and node B: two node directories, two ports, one Redis."""
+    started = []
+    try:
+        for name, port in zip("ab", free_ports(2)):
+            cbdir = tmp_path_factory.mktemp(f"host-{name}") / ".crossbar"
+            cbdir.mkdir()
+            (cbdir / "config.json").write_text(json.dumps(node_config(port, redis.url()), indent=2))
+            node = Node(cbdir, [port])
+            started.append(node)
+            node.start()
+        yield started
+    finally:
+        for node in started:
+            node.stop()
+
+
+def login(browser: Browser, url: str):
+    conn = browser.connect(url)
+    msg = conn.hello(secret=SECRET)
+    assert msg[0] == WELCOME and conn.challenged, msg
+    return conn
+
+
+def welcomed_by_cookie(browser: Browser, url: str):
+    conn = browser.connect(url)
+    assert conn.set_cookie is None, f"{url}: the cookie was not known: {conn.set_cookie}"
+    msg = conn.hello()
+    assert msg[0] == WELCOME and not conn.challenged, (url, msg)
+    assert conn.details["authid"] == "alice" and conn.details["authprovider"] == "cookie"
+    return conn
+
+
+def challenged(cookie: str, url: str) -> None:
+    """A browser holding `cookie` is challenged at `url` and given a new cookie."""
+    browser = Browser()
+    browser.cookie = cookie
+    conn = browser.connect(url)
+    try:
+        assert conn.set_cookie and browser.cookie != cookie, f"{url}: the logged-out cookie was accepted"
+        msg = conn.hello()
+        assert msg[0] == CHALLENGE and conn.challenged, (url, msg)
+    finally:
+        conn.close()
+
+
+def test_check_accepts_a_redis_url_and_refuses_path_and_url_both(nodes, redis, tmp_path):
+    a, _ = nodes
+    ok = subprocess.run([launcher(), "check", "--cbdir", str(a.cbdir)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "looks good" in ok.stdout
+    for name, store, needle in [
+        ("both", dict(redis_store(redis.url()), path="cookies"), "store.url"),
+        ("not-redis", redis_store("http://127.0.0.1:6379/0"), "store.url"),
+    ]:
+        bad_dir = tmp_path / name / ".crossbar"
+        bad_dir.mkdir(parents=True)
+        (bad_dir / "config.json").write_text(json.dumps(node_config(a.ports[0], "redis://unused/0")))
+        config = json.loads((bad_dir / "config.json").read_text())
+        (bad_dir / "config.json").write_text(json.dumps(with_store(config, store)))
+        bad = subprocess.run([launcher(), "check", "--cbdir", str(bad_dir)], capture_output=True, text=True, timeout=120)
+        out = bad.stdout + bad.stderr
+        assert bad.returncode != 0, out
+        assert needle in out and "cookiestore" in out, out
+
+
+def test_login_at_one_node_is_welcomed_at_the_other(nodes, redis):
+    a, b = nodes
+    browser = Browser()
+    login(browser, a.url(0)).close()
+    cookie = browser.cookie
+    conn = welcomed_by_cookie(browser, b.url(0))
+    conn.close()
+    assert browser.cookie == cookie
+
+    # The cookie is in Redis under the configured prefix, and in no node directory.
+    assert redis.command("EXISTS", f"{KEY_PREFIX}cookie:{cookie}").startswith(b":1"), "not in Redis"
+    import cookiestore
+
+    elsewhere = cookiestore.CookieStore.from_section({"store": redis_store(redis.url())}, str(a.cbdir))
+    assert elsewhere.location == redis.url()  # not joined to the node directory
+    assert elsewhere.get_auth(cookie)[0] == "alice"
+    for node in nodes:
+        assert not (node.cbdir / "cookies").exists()
+        assert not any(p.name.startswith("redis") for p in node.cbdir.iterdir()), list(node.cbdir.iterdir())
+
+
+def test_logout_at_one_node_closes_the_connection_at_the_other(nodes):
+    a, b = nodes
+    browser = Browser()
+    login(browser, a.url(0)).close()
+    cookie = browser.cookie
+    held_at_a = welcomed_by_cookie(browser, a.url(0))
+    leaving = welcomed_by_cookie(browser, b.url(0))
+
+    t0 = time.monotonic()
+    leaving.logout()
+    closed = held_at_a.wait_closed(timeout=CLOSE_WITHIN)
+    elapsed = time.monotonic() - t0
+    leaving.close()
+    assert closed, f"the connection at node A stayed open {CLOSE_WITHIN} s after the logout at B:\n{a.tail(80)}"
+    print(f"logout at node B -> the connection at node A closed in {elapsed * 1000:.0f} ms")
+
+    # Gone for both nodes: challenged, and a new cookie is set.
+    challenged(cookie, a.url(0))
+    challenged(cookie, b.url(0))
