@@ -353,7 +353,7 @@ fn was_imported(s: &crate::snapshot::Snapshot<'_>, value: &str) -> Result<bool> 
 /// Imports Crossbar.io's `cookies.dat` at `path` into `store`, streaming: as
 /// [`read_legacy`] + [`import_legacy`], but the file is read twice instead of held in memory
 /// (the first pass keeps only each cookie value's last line number), and the cookies are
-/// planned and written [`BATCH`] at a time, each batch from its own snapshot. Memory grows
+/// planned and written 2,000 at a time, each batch from its own snapshot. Memory grows
 /// with the number of distinct cookie values, not with the file; a line longer than
 /// [`MAX_LINE`](crate::maintenance::MAX_LINE) is a bad line. `progress` gets the bytes read
 /// so far over both passes (twice the file's size at the end).

@@ -1767,19 +1767,13 @@ fn every_subcommand_has_help_with_an_example() {
         .stdout(predicate::str::contains("Exit codes").and(predicate::str::contains("2  error")));
 }
 
-// ---- library bugs found while writing the tool (see the report; src/store.rs) -------------------
+// ---- stores the tool leaves behind open again ------------------------------------------------
 
-/// LIBRARY BUG: `check_data_file` (src/store.rs) rejects a valid store as "truncated".
-///
-/// LMDB's meta page records `last_pg`, the highest page number allocated, but pages allocated
-/// and freed within one transaction are never written, so data.mdb may legitimately end
-/// before page `last_pg` (`mdb_stat -ef` reads such a file fine: 28 pages used, 27 in the
-/// file). A purge of the cfxdb fixture produces one; the store then no longer opens, read-only
-/// or not ("data.mdb is truncated: it has 110592 bytes but its last page ends at byte 114688").
-/// Fix: drop the `last_pg` comparison (or compare only the root pages of the two B-trees
-/// recorded in the meta page, which LMDB always writes).
+/// A purged store opens again: LMDB may leave data.mdb shorter than its last allocated page
+/// (pages allocated and freed in one transaction are never written), so the open's length
+/// check compares the B-tree roots, which LMDB always writes, not `last_pg`.
 #[test]
-fn library_bug_a_purged_store_reopens() {
+fn a_purged_store_reopens() {
     let dir = cfxdb_copy();
     // 2026-11-22T00:00:00Z: 43 of the fixture's 60 cookies have expired.
     let (store, _) = open_at(dir.path(), 1_795_305_600_000_000_000);
@@ -1789,18 +1783,10 @@ fn library_bug_a_purged_store_reopens() {
     assert!(reopened.is_ok(), "{}", reopened.unwrap_err());
 }
 
-/// LIBRARY BUG: a writable open never reconciles the expiry index after a foreign write to a
-/// store cookiestore already knows (one that has the expiry index).
-///
-/// `prepare_layout` (src/store.rs) commits a write transaction even when it creates no table,
-/// and `with_write_txn` marks every commit as cookiestore's (`mark_ours`); the
-/// `reconcile_if_needed` that follows then sees no foreign write. So cookies that cfxdb or
-/// Crossbar.io added never get an expiry entry (and are never purged), and entries of cookies
-/// they deleted stay. Fix: in `prepare_layout`, test `foreign_writes` inside its transaction,
-/// before the mark, and rebuild the expiry index there when true (or abort that transaction
-/// instead of committing when it created nothing).
+/// A writable open after another program wrote (cfxdb, Crossbar.io) reconciles the expiry
+/// index: cookies that program added get their entries, and entries of cookies it deleted go.
 #[test]
-fn library_bug_writable_open_after_a_foreign_write_reconciles_the_expiry_index() {
+fn a_writable_open_after_a_foreign_write_reconciles_the_expiry_index() {
     let now = now_ns();
     let dir = tempfile::tempdir().unwrap();
     make_store(dir.path(), 3, now);
