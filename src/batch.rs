@@ -79,15 +79,7 @@ impl Batch<'_, '_> {
     /// oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
     pub fn put(&mut self, cookie: &Cookie) -> Result<()> {
         self.tables.need_present()?;
-        if cookie.oid.is_nil() {
-            return Err(Error::InvalidValue {
-                problem: "the cookie's oid is nil; give it a UUID (for example Uuid::new_v4())"
-                    .into(),
-            });
-        }
-        if let Some(problem) = value::problem(&cookie.value) {
-            return Err(Error::InvalidValue { problem });
-        }
+        cookie.check_storable()?;
         let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
         if let Some(existing) = self.tables.find_oid(self.txn, &cookie.value)?
             && existing != cookie.oid

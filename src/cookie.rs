@@ -221,6 +221,21 @@ impl AuthContext {
 }
 
 impl Cookie {
+    /// Whether a store can hold this record as it is: a non-nil oid and a valid value
+    /// ([`CookieValue`](crate::CookieValue)'s rules); [`Error::InvalidValue`] says what is not.
+    pub(crate) fn check_storable(&self) -> Result<()> {
+        if self.oid.is_nil() {
+            return Err(Error::InvalidValue {
+                problem: "the cookie's oid is nil; give it a UUID (for example Uuid::new_v4())"
+                    .into(),
+            });
+        }
+        match crate::value::problem(&self.value) {
+            Some(problem) => Err(Error::InvalidValue { problem }),
+            None => Ok(()),
+        }
+    }
+
     /// When this cookie expires (ns since the Unix epoch).
     pub fn expires_at(&self) -> u64 {
         expires_at(self.created, self.max_age)

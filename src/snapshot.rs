@@ -200,24 +200,7 @@ impl<'t> Snapshot<'t> {
         };
         for item in self.raw_records()? {
             let (_, bytes) = item?;
-            s.records += 1;
-            let Ok(view) = CookieView::new(bytes) else {
-                s.corrupt += 1;
-                continue;
-            };
-            if view.is_expired(self.now) {
-                s.expired += 1;
-                continue;
-            }
-            s.live += 1;
-            if view.authid().is_some() {
-                s.authenticated += 1;
-            }
-            let c = view.created();
-            s.oldest_created = Some(s.oldest_created.map_or(c, |o| o.min(c)));
-            s.newest_created = Some(s.newest_created.map_or(c, |o| o.max(c)));
-            let e = view.expires_at();
-            s.next_expiry = Some(s.next_expiry.map_or(e, |o| o.min(e)));
+            s.count_record(bytes, self.now);
         }
         let info = self.shared.env.info();
         let stat = self.shared.env.unnamed_database_stat();

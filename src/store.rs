@@ -228,6 +228,31 @@ pub struct Stats {
     pub foreign_writes: bool,
 }
 
+impl Stats {
+    /// Counts one stored record at `now`: records, corrupt, expired or live (authenticated,
+    /// oldest/newest creation, next expiry).
+    pub(crate) fn count_record(&mut self, bytes: &[u8], now: u64) {
+        self.records += 1;
+        let Ok(view) = crate::cookie::CookieView::new(bytes) else {
+            self.corrupt += 1;
+            return;
+        };
+        if view.is_expired(now) {
+            self.expired += 1;
+            return;
+        }
+        self.live += 1;
+        if view.authid().is_some() {
+            self.authenticated += 1;
+        }
+        let c = view.created();
+        self.oldest_created = Some(self.oldest_created.map_or(c, |o| o.min(c)));
+        self.newest_created = Some(self.newest_created.map_or(c, |o| o.max(c)));
+        let e = view.expires_at();
+        self.next_expiry = Some(self.next_expiry.map_or(e, |o| o.min(e)));
+    }
+}
+
 impl CookieStore {
     /// Opens (or, unless read-only, creates) the store in directory `path`.
     ///

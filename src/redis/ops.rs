@@ -166,24 +166,7 @@ impl RedisBackend {
         let mut s = Stats::default();
         self.for_each_record(|batch| {
             for (_, bytes) in batch {
-                s.records += 1;
-                let Ok(view) = CookieView::new(&bytes) else {
-                    s.corrupt += 1;
-                    continue;
-                };
-                if view.is_expired(now) {
-                    s.expired += 1;
-                    continue;
-                }
-                s.live += 1;
-                if view.authid().is_some() {
-                    s.authenticated += 1;
-                }
-                let c = view.created();
-                s.oldest_created = Some(s.oldest_created.map_or(c, |o| o.min(c)));
-                s.newest_created = Some(s.newest_created.map_or(c, |o| o.max(c)));
-                let e = view.expires_at();
-                s.next_expiry = Some(s.next_expiry.map_or(e, |o| o.min(e)));
+                s.count_record(&bytes, now);
             }
             Ok(true)
         })?;
@@ -298,15 +281,7 @@ impl RedisBackend {
     /// Stores a whole record under its value (restore, import), expiring at its expiry. A
     /// value held by a record with another oid is refused ([`Error::DuplicateValue`]).
     pub(crate) fn put(&self, cookie: &Cookie) -> Result<()> {
-        if cookie.oid.is_nil() {
-            return Err(Error::InvalidValue {
-                problem: "the cookie's oid is nil; give it a UUID (for example Uuid::new_v4())"
-                    .into(),
-            });
-        }
-        if let Some(problem) = value::problem(&cookie.value) {
-            return Err(Error::InvalidValue { problem });
-        }
+        cookie.check_storable()?;
         let bytes = cookie.encode()?;
         for _ in 0..CAS_ATTEMPTS {
             let old = self.record(&cookie.value)?.unwrap_or_default();
