@@ -95,6 +95,11 @@ pub(crate) fn check_data_file(data: &Path, len: u64) -> Result<()> {
         (Some(_), _, _) => 0,
         _ => return Err(damaged("its meta page is cut short".into())),
     };
+    // The length after the meta pages were read: a writer in another process writes a
+    // commit's pages before its meta page and never shrinks the file, so the roots the meta
+    // page names lie within this length unless the file really is cut short. (The length
+    // given, taken before the read, can predate a commit that grew the file meanwhile.)
+    let len = file.metadata().map_or(len, |m| m.len().max(len));
     let pages = len / page;
     for (name, offset) in [("free-page", 24 + 40), ("main", 72 + 40)] {
         let root = u64_at(base(current) + offset).unwrap_or(u64::MAX);
