@@ -593,9 +593,29 @@ impl Mount {
     }
 }
 
+/// Removes the round's images when the round ends (after its mounts, declared later, are gone).
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for path in &self.0 {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        // A child process of another test in this binary may hold files here open (inherited
+        // descriptors): then detach lazily, and the device goes when the last one closes.
+        let unmounted = Command::new("umount")
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !unmounted {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
         let _ = Command::new("losetup").args(["-d", &self.1]).status();
     }
 }
@@ -673,8 +693,12 @@ fn power_cut_keeps_every_acknowledged_logout_and_auth() {
     let (mut checked, mut torn) = (0, 0);
     for (name, d) in POLICIES {
         for round in 0..rounds {
-            let image = tmp.path().join("disk.img");
-            let copy = tmp.path().join("after-cut.img");
+            let image = tmp.path().join(format!("disk-{name}-{round}.img"));
+            // A file of its own per round: a mount of an earlier copy that a child process of
+            // another test still holds open (LMDB's descriptors are inherited) must not be
+            // the file checked next.
+            let copy = tmp.path().join(format!("after-cut-{name}-{round}.img"));
+            let _files = RemoveOnDrop(vec![image.clone(), copy.clone()]);
             std::fs::File::create(&image)
                 .unwrap()
                 .set_len(128 << 20)
@@ -772,8 +796,9 @@ fn power_cut_keeps_every_acknowledged_logout_and_auth() {
 
     // A login, then a burst of creates, then a cut: what each policy keeps of the burst.
     for (name, d) in &POLICIES[..3] {
-        let image = tmp.path().join("disk.img");
-        let copy = tmp.path().join("after-cut.img");
+        let image = tmp.path().join(format!("disk-burst-{name}.img"));
+        let copy = tmp.path().join(format!("after-cut-burst-{name}.img"));
+        let _files = RemoveOnDrop(vec![image.clone(), copy.clone()]);
         std::fs::File::create(&image)
             .unwrap()
             .set_len(128 << 20)
