@@ -540,6 +540,14 @@ pub(crate) fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Resu
     if bytes.is_empty() {
         return Ok(empty_map());
     }
+    // The decoder sizes buffers by the lengths an item declares: check them against the bytes
+    // there are first, so a damaged record is an error, never a huge allocation.
+    if !cbor_lengths_fit(bytes) {
+        return Err(format!(
+            "field {field} is not valid CBOR: an item declares more content than the field holds \
+             (or an indefinite length)"
+        ));
+    }
     // Fast path: text-keyed maps of JSON-representable values (what Crossbar writes) decode
     // straight into JSON. Anything else (byte strings, tags, non-text keys, NaN) takes the
     // general path through ciborium's own value type.
@@ -553,6 +561,65 @@ pub(crate) fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Resu
         ciborium::de::from_reader_with_recursion_limit(bytes, MAX_CBOR_DEPTH * 2)
             .map_err(|e| format!("field {field} is not valid CBOR: {e}"))?;
     Ok(cbor_to_json(cbor))
+}
+
+/// Whether every length a CBOR item declares (string bytes, array items, map entries) fits in
+/// what is left of `bytes`, for one top-level item. Indefinite lengths are refused.
+fn cbor_lengths_fit(bytes: &[u8]) -> bool {
+    let mut pos = 0usize;
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        let Some(&initial) = bytes.get(pos) else {
+            return false;
+        };
+        pos += 1;
+        pending -= 1;
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let size = match info {
+            0..=23 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            _ => return false, // reserved, or an indefinite length
+        };
+        let Some(arg_bytes) = bytes.get(pos..pos + size) else {
+            return false;
+        };
+        pos += size;
+        let arg = if size == 0 {
+            u64::from(info)
+        } else {
+            arg_bytes.iter().fold(0u64, |a, b| (a << 8) | u64::from(*b))
+        };
+        let left = (bytes.len() - pos) as u64;
+        match major {
+            2 | 3 => {
+                if arg > left {
+                    return false;
+                }
+                pos += arg as usize;
+            }
+            4 => {
+                if arg > left {
+                    return false;
+                }
+                pending += arg;
+            }
+            5 => {
+                if arg > left / 2 {
+                    return false;
+                }
+                pending += 2 * arg;
+            }
+            6 => pending += 1,
+            _ => {} // integers, simple values, floats: the argument was the value
+        }
+        if pending > bytes.len() as u64 {
+            return false;
+        }
+    }
+    true
 }
 
 /// CBOR to JSON. Byte strings become lowercase hex strings, non-text map keys their JSON
@@ -596,6 +663,24 @@ fn cbor_to_json(value: ciborium::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_lengths_beyond_the_field_are_errors_not_allocations() {
+        // A byte string, a text string, an array and a map each declaring 2^62 entries.
+        for head in [0x5b_u8, 0x7b, 0x9b, 0xbb] {
+            let mut bytes = vec![0xa1, 0x61, b'k', head];
+            bytes.extend_from_slice(&(1u64 << 62).to_be_bytes());
+            let err = cbor_to_json_field("authextra", &bytes).unwrap_err();
+            assert!(err.contains("declares more content"), "{err}");
+        }
+        // Indefinite lengths are refused; well-formed maps still decode.
+        assert!(cbor_to_json_field("authextra", &[0xbf, 0xff]).is_err());
+        assert_eq!(
+            cbor_to_json_field("authextra", &[0xa1, 0x61, b'k', 0x82, 0x01, 0x40]).unwrap(),
+            serde_json::json!({"k": [1, ""]})
+        );
+    }
+
     use serde_json::json;
 
     /// A record whose authextra holds exactly `cbor`.

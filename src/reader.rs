@@ -291,6 +291,15 @@ mod tests {
     }
 
     #[test]
+    fn agrees_on_every_corpus_entry() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/reader");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            agrees_with_decode(&bytes);
+        }
+    }
+
+    #[test]
     fn agrees_with_the_verified_decode() {
         let bytes = sample().encode().unwrap();
         agrees_with_decode(&bytes);
