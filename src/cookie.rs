@@ -563,6 +563,24 @@ pub(crate) fn cbor_to_json_field(field: &str, bytes: &[u8]) -> std::result::Resu
     Ok(cbor_to_json(cbor))
 }
 
+/// Longest JSON text a non-text map key becomes.
+const MAX_KEY_TEXT: usize = 1024;
+
+/// The JSON text of a non-text map key, cut at [`MAX_KEY_TEXT`] bytes: keys nested in keys are
+/// escaped again at every level, which would otherwise grow without bound.
+fn key_text(key: Value) -> String {
+    let mut text = key.to_string();
+    if text.len() > MAX_KEY_TEXT {
+        let mut end = MAX_KEY_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 /// Whether every length a CBOR item declares (string bytes, array items, map entries) fits in
 /// what is left of `bytes`, for one top-level item. Indefinite lengths are refused.
 fn cbor_lengths_fit(bytes: &[u8]) -> bool {
@@ -650,7 +668,7 @@ fn cbor_to_json(value: ciborium::Value) -> Value {
                 .map(|(k, v)| {
                     let key = match k {
                         C::Text(s) => s,
-                        other => cbor_to_json(other).to_string(),
+                        other => key_text(cbor_to_json(other)),
                     };
                     (key, cbor_to_json(v))
                 })
@@ -663,6 +681,27 @@ fn cbor_to_json(value: ciborium::Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_keys_nested_in_map_keys_stay_bounded() {
+        // {{{...{"x": 1}...: 1}: 1}: 1}, 40 levels: every level's key is the JSON text of the
+        // one inside it, escaped again.
+        fn nest(depth: usize) -> Vec<u8> {
+            if depth == 0 {
+                return vec![0x61, b'x'];
+            }
+            let mut out = vec![0xa1];
+            out.extend(nest(depth - 1));
+            out.push(0x01);
+            out
+        }
+        let mut bytes = vec![0xa1];
+        bytes.extend(nest(40));
+        bytes.push(0x01);
+        let v = cbor_to_json_field("authextra", &bytes).unwrap();
+        let key = v.as_object().unwrap().keys().next().unwrap();
+        assert!(key.len() <= MAX_KEY_TEXT + '…'.len_utf8(), "{}", key.len());
+    }
 
     #[test]
     fn declared_lengths_beyond_the_field_are_errors_not_allocations() {
