@@ -299,13 +299,24 @@ impl CookieStore {
         Some(shared.env.info().last_txn_id as u64)
     }
 
-    /// The highest sequence number of the revocation feed (0 when empty).
-    fn last_revocation(&self) -> Result<u64> {
+    /// The highest sequence number of the revocation feed (0 when empty), and the id of the
+    /// LMDB transaction it was read in (`None` on Redis).
+    fn last_revocation(&self) -> Result<(u64, Option<u64>)> {
         #[cfg(feature = "redis")]
         if let Some(redis) = self.redis() {
-            return redis.last_revocation();
+            return Ok((redis.last_revocation()?, None));
         }
-        self.snapshot(|s| s.last_revocation())
+        self.snapshot(|s| Ok((s.last_revocation()?, Some(s.txn.id() as u64))))
+    }
+
+    /// [`revocations_since`](Self::revocations_since), and the id of the LMDB transaction
+    /// it read (`None` on Redis).
+    fn revocations_read_in(&self, after: u64) -> Result<(Revocations, Option<u64>)> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis() {
+            return Ok((redis.revocations_since(after)?, None));
+        }
+        self.read(|s| Ok((s.revocations_since(after)?, Some(s.txn.id() as u64))))
     }
 }
 
@@ -326,8 +337,7 @@ pub struct Subscriber {
 impl Subscriber {
     /// A subscriber that starts at the end of the feed: it sees revocations made from now.
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
-        let seen = store.last_txn_id();
-        let next = store.last_revocation()?;
+        let (next, seen) = store.last_revocation()?;
         Ok(Subscriber {
             store: store.clone(),
             next,
@@ -349,6 +359,9 @@ impl Subscriber {
     /// The revocations appended since the last poll. `missed` is true when some were
     /// trimmed before this subscriber read them.
     pub fn poll(&mut self) -> Result<Revocations> {
+        // The meta page can show a commit before readers get its snapshot (LMDB publishes
+        // the id to readers after writing, and syncing, the meta page), so what is
+        // remembered is the id of the snapshot read, never the meta page's.
         let txn = self.store.last_txn_id();
         if txn.is_some() && self.seen_txn == txn {
             return Ok(Revocations {
@@ -358,9 +371,9 @@ impl Subscriber {
             });
         }
         self.reads += 1;
-        let found = self.store.revocations_since(self.next)?;
+        let (found, read_in) = self.store.revocations_read_in(self.next)?;
         self.next = found.next;
-        self.seen_txn = txn;
+        self.seen_txn = read_in;
         Ok(found)
     }
 

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use cookiestore::maintenance::{Problem, check, repair};
 use cookiestore::{
-    Auth, AuthContext, Connections, CookieStore, RevocationKind, StoreOptions, Subscriber,
-    WatchEvent, Watcher,
+    Auth, AuthContext, Connections, CookieStore, Durability, RevocationKind, StoreOptions,
+    Subscriber, WatchEvent, Watcher,
 };
 use serde_json::json;
 
@@ -436,6 +436,86 @@ fn foreign_writes_are_reconciled_into_the_authid_index() {
     assert_clean(&store);
     assert_eq!(store.logout_authid("alice").unwrap(), 1);
     assert!(!store.exists(&value).unwrap());
+}
+
+const RACE_TEST: &str = "a_subscriber_polling_through_commits_misses_no_revocation";
+const RACE_ROUNDS: usize = 40;
+
+/// The child of the race test: logs out one cookie per round, each a fully synced commit
+/// (the window between LMDB writing the meta page and publishing the transaction id to
+/// readers includes the disk sync), and waits for the parent's ack before the next one.
+fn revoker_main() {
+    let path = std::env::var("RACE_STORE").unwrap();
+    let cookies: Vec<String> = std::env::var("RACE_COOKIES")
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let options = StoreOptions::default().durability(Durability::Full);
+    let store = CookieStore::open(&path, options).unwrap();
+    let ack = Path::new(&path).join("ack");
+    for (k, value) in cookies.iter().enumerate() {
+        assert!(store.delete(value).unwrap());
+        report(&json!({"ev": "revoked", "k": k + 1}));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::read_to_string(&ack).ok().as_deref() != Some(&(k + 1).to_string()) {
+            assert!(Instant::now() < deadline, "no ack for revocation {}", k + 1);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// A subscriber that polls without pause while another process commits must see every
+/// revocation once it is committed: whatever transaction id the poll remembers, it has read
+/// the snapshot of that transaction (a poll that remembered the id of a commit still being
+/// published, but read the snapshot before it, would skip that revocation until the next
+/// commit).
+#[test]
+fn a_subscriber_polling_through_commits_misses_no_revocation() {
+    if child_role().as_deref() == Some("revoker") {
+        return revoker_main();
+    }
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().to_path_buf();
+    let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
+    let cookies: Vec<String> = (0..RACE_ROUNDS)
+        .map(|_| store.create("cbtid", 24, 86_400).unwrap().value)
+        .collect();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        let mut subscriber = Subscriber::new(&store).unwrap();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let found = subscriber.poll().unwrap();
+                assert!(!found.missed);
+                seen.fetch_add(found.entries.len(), std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let mut cmd = child_command(RACE_TEST, "revoker");
+    cmd.env("RACE_STORE", &path)
+        .env("RACE_COOKIES", cookies.join(","));
+    let mut child = cmd.spawn().unwrap();
+    let lines = ChildLines::new(&mut child);
+    for k in 1..=RACE_ROUNDS {
+        let report = lines.wait_for("revoked", Duration::from_secs(120));
+        assert_eq!(report["k"], k);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.load(std::sync::atomic::Ordering::SeqCst) < k {
+            assert!(
+                Instant::now() < deadline,
+                "revocation {k} was committed but the polling subscriber never saw it"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), k);
+        std::fs::write(path.join("ack"), k.to_string()).unwrap();
+    }
+    wait_success(&mut child, "revoker");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().unwrap();
 }
 
 const WATCH_TEST: &str = "a_logout_in_one_worker_reaches_the_connections_of_every_worker";
