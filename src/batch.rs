@@ -81,7 +81,8 @@ impl Batch<'_, '_> {
         self.tables.need_present()?;
         cookie.check_storable()?;
         let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
-        if let Some(existing) = self.tables.find_oid(self.txn, &cookie.value)?
+        let indexed = self.tables.find_oid(self.txn, &cookie.value)?;
+        if let Some(existing) = indexed
             && existing != cookie.oid
             && self
                 .tables
@@ -100,6 +101,14 @@ impl Batch<'_, '_> {
             Ok(None) | Err(Error::CorruptRecord { .. }) => None,
             Err(e) => return Err(e),
         };
+        // What a cache may hold an answer for: the replaced record's value, and this value
+        // when the index already pointed somewhere.
+        if let Some((old_value, _)) = &old {
+            self.append_revocation(RevocationKind::Replaced, cookie.oid, old_value)?;
+        }
+        if indexed.is_some() && old.as_ref().is_none_or(|(v, _)| *v != cookie.value) {
+            self.append_revocation(RevocationKind::Replaced, cookie.oid, &cookie.value)?;
+        }
         let old_authid = self.authid_of(cookie.oid);
         self.reindex_authid(cookie.oid, old_authid.as_deref(), cookie.authid.as_deref())?;
         if let Some((old_value, old_expiry)) = old {
@@ -166,6 +175,7 @@ impl Batch<'_, '_> {
         let old_authid = self.authid_of(oid);
         self.reindex_authid(oid, old_authid.as_deref(), Some(&auth.authid))?;
         self.put_record(&cookie)?;
+        self.append_revocation(RevocationKind::Auth, oid, value)?;
         Ok(AuthUpdate::Written)
     }
 
@@ -315,9 +325,12 @@ impl Batch<'_, '_> {
         for (oid, value) in &expired {
             self.unindex_value(value, *oid)?;
         }
-        // Expiry is not a revocation: nothing goes to the revocation feed.
+        // Expiry is not a revocation; one entry tells caches what this purge deleted.
         for (authid, oid) in &authids {
             self.unindex_authid(authid, *oid)?;
+        }
+        if !expired.is_empty() {
+            self.append_revocation(RevocationKind::Purged, Uuid::nil(), "")?;
         }
         Ok((due, expired.len() as u64))
     }

@@ -797,6 +797,8 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
             expiry.1 = b.view().raw_table(slot)?.count() as u64;
         }
         b.rebuild_authid_index()?;
+        // The value index was rebuilt: a value may now lead to another record.
+        b.append_revocation(crate::revocations::RevocationKind::Flush, Uuid::nil(), "")?;
         Ok(RepairReport {
             quarantined: dropped
                 .iter()

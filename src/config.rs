@@ -30,6 +30,8 @@ pub const DEFAULT_REVOCATION_RETENTION_SECS: u64 = 600;
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 /// Default cap of a Redis store's revocation stream (entries, approximately).
 pub const DEFAULT_REVOCATION_STREAM_MAX: u64 = 100_000;
+/// Default budget of the per-process cache: 10 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
@@ -81,6 +83,14 @@ pub struct StoreOptions {
     /// Redis stores: the revocation stream is capped at about this many entries (besides
     /// the time-based trimming of `revocation_retention_secs`). Default 100,000.
     pub revocation_stream_max: u64,
+    /// LMDB stores: the byte budget of this process's cache of live cookies' lookups, which
+    /// answers [`CookieStore::lookup`](crate::CookieStore::lookup),
+    /// [`get_auth`](crate::CookieStore::get_auth) and
+    /// [`exists`](crate::CookieStore::exists) without a transaction while nothing was
+    /// committed, and is never stale (see [`CacheStats`](crate::CacheStats)). 0 turns it
+    /// off. Default 10 MiB. One cache serves every handle of a path in a process; the first
+    /// open sizes it.
+    pub cache_bytes: u64,
     /// Where "now" comes from when deciding expiry. Default: the system clock.
     #[serde(skip)]
     pub clock: Arc<dyn Clock>,
@@ -100,6 +110,7 @@ impl Default for StoreOptions {
             key_prefix: String::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
         }
     }
@@ -127,6 +138,12 @@ impl StoreOptions {
     /// Sets [`sync`](Self::sync).
     pub fn sync(mut self, sync: bool) -> Self {
         self.sync = sync;
+        self
+    }
+
+    /// Sets [`cache_bytes`](Self::cache_bytes) (0: no cache).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 

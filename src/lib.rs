@@ -36,6 +36,7 @@
 mod authid;
 mod batch;
 mod bigint;
+mod cache;
 mod check;
 mod clock;
 mod config;
@@ -63,6 +64,7 @@ mod tracker;
 mod value;
 
 pub use batch::Batch;
+pub use cache::CacheStats;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
 pub use connections::Connections;

@@ -293,6 +293,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
+        cache: crate::cache::Cache::new(options.cache_bytes),
     })
 }
 

@@ -1,4 +1,5 @@
-//! The revocation feed: every logout, in commit order, for the other processes of a host.
+//! The revocation feed: every logout, in commit order, for the other processes of a host,
+//! and every other change that can alter a cached answer.
 //!
 //! Each write that logs a cookie out — [`CookieStore::delete`], [`Batch::delete_oid`],
 //! [`CookieStore::logout_authid`] — and each deletion by maintenance ([`CookieStore::clear`],
@@ -7,10 +8,17 @@
 //! ([`Subscriber`], or [`Watcher`] on a thread) and then closes its own connections of those
 //! cookies (found in its [`Connections`] registry).
 //!
+//! The feed also carries the changes that are not revocations
+//! ([`RevocationKind::revokes`] is false; the [`Watcher`] skips them): an auth change, a
+//! record replaced whole, a purge, and a flush (another program's write, found by the next
+//! cookiestore commit; a repair). The per-process cache (`cache.rs`) reads them to stay
+//! exact. On Redis the feed holds revocations only.
+//!
 //! **Expiry is not a revocation.** An expired cookie is absent for new connections, but live
-//! sessions that authenticated with it are not cut: nothing is appended when a cookie expires
-//! or is purged. Deletions made by other programs (cfxdb, Crossbar.io) are not in the feed
-//! either.
+//! sessions that authenticated with it are not cut: nothing is appended when a cookie
+//! expires, and a purge appends one [`RevocationKind::Purged`] entry. Deletions made by
+//! other programs (cfxdb, Crossbar.io) are not itemized: the next cookiestore commit
+//! appends one [`RevocationKind::Flush`].
 //!
 //! Entries older than [`StoreOptions::revocation_retention_secs`](crate::StoreOptions)
 //! (default 10 minutes) are trimmed by [`CookieStore::purge_expired`]; a reader asking for
@@ -50,6 +58,18 @@ pub enum RevocationKind {
     Authid,
     /// A deletion by maintenance (clear, repair).
     Maintenance,
+    /// Not a revocation: the cookie's authentication changed (set or cleared). Its
+    /// connections stay; caches drop their answer for it.
+    Auth,
+    /// Not a revocation: the record was replaced whole ([`CookieStore::put`]: restore,
+    /// import, an edit); any field, max_age included, may have changed.
+    Replaced,
+    /// Not a revocation: a purge deleted every cookie that expired at or before `at_ns`
+    /// (value empty, oid nil).
+    Purged,
+    /// Not a revocation: changes the feed cannot itemize (another program wrote, a repair
+    /// rebuilt the indexes); caches drop everything (value empty, oid nil).
+    Flush,
 }
 
 impl RevocationKind {
@@ -58,6 +78,10 @@ impl RevocationKind {
             RevocationKind::Logout => 1,
             RevocationKind::Authid => 2,
             RevocationKind::Maintenance => 3,
+            RevocationKind::Auth => 4,
+            RevocationKind::Replaced => 5,
+            RevocationKind::Purged => 6,
+            RevocationKind::Flush => 7,
         }
     }
 
@@ -66,6 +90,10 @@ impl RevocationKind {
             1 => RevocationKind::Logout,
             2 => RevocationKind::Authid,
             3 => RevocationKind::Maintenance,
+            4 => RevocationKind::Auth,
+            5 => RevocationKind::Replaced,
+            6 => RevocationKind::Purged,
+            7 => RevocationKind::Flush,
             _ => return None,
         })
     }
@@ -76,7 +104,21 @@ impl RevocationKind {
             RevocationKind::Logout => "logout",
             RevocationKind::Authid => "authid",
             RevocationKind::Maintenance => "maintenance",
+            RevocationKind::Auth => "auth",
+            RevocationKind::Replaced => "replaced",
+            RevocationKind::Purged => "purged",
+            RevocationKind::Flush => "flush",
         }
+    }
+
+    /// Whether the cookie was revoked (logout, logout by authid, deletion by maintenance):
+    /// its live connections should be closed. The other kinds only tell caches what
+    /// changed.
+    pub fn revokes(self) -> bool {
+        matches!(
+            self,
+            RevocationKind::Logout | RevocationKind::Authid | RevocationKind::Maintenance
+        )
     }
 }
 
@@ -165,6 +207,23 @@ impl Batch<'_, '_> {
             .put(self.txn, &RevocationEntry::key(slot, seq), &bytes)
             .lmdb()?;
         Ok(seq)
+    }
+
+    /// Appends a [`RevocationKind::Flush`] when the last commit was not cookiestore's
+    /// (another program wrote since): call before the transaction marks itself as ours. A
+    /// store cookiestore never wrote needs none when it holds no record yet.
+    pub(crate) fn flush_if_foreign(&mut self) -> Result<()> {
+        if self.tables.slots.revocations.is_none() {
+            return Ok(());
+        }
+        let foreign = match self.tables.last_txn_mark(self.txn)? {
+            Some(mark) => Some(mark) != (self.txn.id() as u64).checked_sub(1),
+            None => self.view().raw_records()?.next().is_some(),
+        };
+        if foreign {
+            self.append_revocation(RevocationKind::Flush, Uuid::nil(), "")?;
+        }
+        Ok(())
     }
 
     /// Deletes the entries older than `cutoff` (ns); returns how many.
@@ -483,7 +542,7 @@ where
             if !found.entries.is_empty() {
                 let mut seen = HashSet::new();
                 let mut connections = Vec::new();
-                for entry in &found.entries {
+                for entry in found.entries.iter().filter(|e| e.kind.revokes()) {
                     for handle in registry.connections(&entry.value) {
                         if seen.insert(handle.clone()) {
                             connections.push(handle);

@@ -22,6 +22,7 @@ use heed::{Database, Env, MdbError, RoTxn, WithTls};
 use uuid::Uuid;
 
 use crate::batch::Batch;
+use crate::cache::{CacheStats, read_lookup};
 use crate::clock::Clock;
 use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
@@ -79,6 +80,8 @@ pub(crate) struct Shared {
     /// Transactions hold it shared; resizing the map takes it exclusively (LMDB requires
     /// that no transaction of this process is live during `mdb_env_set_mapsize`).
     pub(crate) resize: RwLock<()>,
+    /// This process's cache of live cookies' lookups (`cache.rs`).
+    pub(crate) cache: crate::cache::Cache,
 }
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
@@ -390,7 +393,7 @@ impl CookieStore {
     /// Whether a live (unexpired) cookie has `value`.
     pub fn exists(&self, value: &str) -> Result<bool> {
         on_redis!(self, |r| r.exists(value, self.now_ns()));
-        self.read(|s| Ok(s.live_record(value)?.is_some()))
+        Ok(self.lookup_with(value, |_| ())?.is_some())
     }
 
     /// The live cookie with `value`, every field.
@@ -409,30 +412,48 @@ impl CookieStore {
     /// cookie, it expired, or it is not authenticated. Reads only the auth fields.
     pub fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
         on_redis!(self, |r| r.get_auth(value, self.now_ns()));
-        self.read(|s| match s.live_record(value)? {
-            Some((oid, record)) => record
-                .auth()
-                .map_err(|problem| Error::CorruptRecord { oid, problem }),
-            None => Ok(None),
-        })
+        if self.lmdb("look a cookie up")?.cache().is_none() {
+            // Only the auth fields are decoded.
+            return self.read(|s| match s.live_record(value)? {
+                Some((oid, record)) => record
+                    .auth()
+                    .map_err(|problem| Error::CorruptRecord { oid, problem }),
+                None => Ok(None),
+            });
+        }
+        Ok(self.lookup_with(value, |l| l.auth.clone())?.flatten())
     }
 
     /// What a router needs on each connection, from one read: when the live cookie with
     /// `value` expires and its authentication. Reads only those fields.
     pub fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
         on_redis!(self, |r| r.lookup(value, self.now_ns()));
-        self.read(|s| match s.live_record(value)? {
-            Some((oid, record)) => {
-                let corrupt = |problem| Error::CorruptRecord { oid, problem };
-                Ok(Some(Lookup {
-                    oid,
-                    expires_at: record.expires_at().map_err(corrupt)?,
-                    max_age: record.max_age().map_err(corrupt)?,
-                    auth: record.auth().map_err(corrupt)?,
-                }))
-            }
-            None => Ok(None),
-        })
+        self.lookup_with(value, Lookup::clone)
+    }
+
+    /// `answer` applied to what [`Self::lookup`] finds: from this process's cache when it is
+    /// on and current (`cache.rs`), else from a read transaction (which also brings the
+    /// cache up to date and fills it).
+    fn lookup_with<T>(&self, value: &str, answer: impl Fn(&Lookup) -> T) -> Result<Option<T>> {
+        let shared = self.lmdb("look a cookie up")?;
+        let Some(cache) = shared.cache() else {
+            return self.read(|s| Ok(read_lookup(s, value)?.as_ref().map(&answer)));
+        };
+        if IN_CLOSURE.with(Cell::get) > 0 {
+            return Err(Error::NestedTransaction);
+        }
+        if let Some(hit) = cache.hit(value, self.last_txn_id(), self.now_ns(), &answer) {
+            return Ok(hit);
+        }
+        self.read(|s| cache.read_through(s, value, |s| read_lookup(s, value), &answer))
+    }
+
+    /// Figures about this process's cache of the store (all 0 when it is off, and on
+    /// Redis).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.shared()
+            .map(|shared| shared.cache.stats())
+            .unwrap_or_default()
     }
 
     /// Live cookies.
@@ -665,6 +686,8 @@ impl CookieStore {
                     b.tables.delete_slot(b.txn, slot)?;
                 }
             }
+            // Whatever the batches above could not itemize (undecodable records) is gone too.
+            b.append_revocation(RevocationKind::Flush, Uuid::nil(), "")?;
             Ok(())
         })?;
         Ok(total)
@@ -864,6 +887,7 @@ impl CookieStore {
                     now: self.now_ns(),
                 };
                 let out = f(&mut batch)?;
+                batch.flush_if_foreign()?;
                 let tables = batch.tables;
                 tables.mark_ours(&mut txn)?;
                 shared.prepare_commit(flush)?;

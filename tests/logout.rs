@@ -251,37 +251,47 @@ fn every_logout_is_in_the_feed_in_order_and_expiry_is_not() {
     assert_eq!(store.purge_expired().unwrap(), 1);
     assert!(!store.exists(&short.value).unwrap());
 
-    let feed = store.revocations_since(0).unwrap();
-    let seqs: Vec<u64> = feed.entries.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4]);
-    assert_eq!(feed.next, 4);
-    assert_eq!(feed.entries[0].kind, RevocationKind::Logout);
-    assert_eq!(feed.entries[0].value, one);
-    assert_eq!(feed.entries[0].at_ns, NOW);
-    assert_eq!(feed.entries[1].kind, RevocationKind::Logout);
-    assert_eq!(feed.entries[1].oid, two.oid);
-    assert_eq!(feed.entries[1].value, two.value);
-    let bobs: BTreeSet<&str> = feed.entries[2..].iter().map(|e| e.value.as_str()).collect();
-    assert_eq!(bobs, BTreeSet::from([three.as_str(), four.as_str()]));
-    assert!(
-        feed.entries[2..]
-            .iter()
-            .all(|e| e.kind == RevocationKind::Authid)
+    // Every change that can alter a cached answer, numbered in commit order: the three
+    // logins' auth changes, the four revocations, one entry for the purge.
+    let all = store.revocations_since(0).unwrap();
+    let seqs: Vec<u64> = all.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(all.next, 8);
+    use RevocationKind::*;
+    let kinds: Vec<RevocationKind> = all.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [Auth, Auth, Auth, Logout, Logout, Authid, Authid, Purged]
     );
-    let tail = store.revocations_since(2).unwrap();
-    assert_eq!(tail.entries, feed.entries[2..].to_vec());
-    assert_eq!(tail.next, 4);
-    let none = store.revocations_since(4).unwrap();
+    assert_eq!(all.entries[0].value, one);
+    assert_eq!(all.entries[7].at_ns, NOW + 2_000_000_000);
+    assert!(all.entries[7].value.is_empty() && all.entries[7].oid.is_nil());
+    // The revocations among them: what closes connections.
+    let revs: Vec<_> = all.entries.iter().filter(|e| e.kind.revokes()).collect();
+    assert_eq!(revs.len(), 4);
+    assert_eq!(revs[0].kind, RevocationKind::Logout);
+    assert_eq!(revs[0].value, one);
+    assert_eq!(revs[0].at_ns, NOW);
+    assert_eq!(revs[1].kind, RevocationKind::Logout);
+    assert_eq!(revs[1].oid, two.oid);
+    assert_eq!(revs[1].value, two.value);
+    let bobs: BTreeSet<&str> = revs[2..].iter().map(|e| e.value.as_str()).collect();
+    assert_eq!(bobs, BTreeSet::from([three.as_str(), four.as_str()]));
+    assert!(revs[2..].iter().all(|e| e.kind == RevocationKind::Authid));
+    let tail = store.revocations_since(5).unwrap();
+    assert_eq!(tail.entries, all.entries[5..].to_vec());
+    assert_eq!(tail.next, 8);
+    let none = store.revocations_since(8).unwrap();
     assert!(none.entries.is_empty() && !none.missed);
-    assert_eq!(none.next, 4);
+    assert_eq!(none.next, 8);
 
-    // Maintenance: clear revokes what it deletes.
+    // Maintenance: clear revokes what it deletes, then tells caches to drop everything.
     let left = store.create("cbtid", 24, 86_400).unwrap();
     assert_eq!(store.clear().unwrap(), 1);
-    let feed = store.revocations_since(4).unwrap();
-    assert_eq!(feed.entries.len(), 1);
-    assert_eq!(feed.entries[0].seq, 5);
-    assert_eq!(feed.entries[0].kind, RevocationKind::Maintenance);
+    let feed = store.revocations_since(8).unwrap();
+    let kinds: Vec<RevocationKind> = feed.entries.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [Maintenance, Flush]);
+    assert_eq!(feed.entries[0].seq, 9);
     assert_eq!(feed.entries[0].value, left.value);
     assert_clean(&store);
 }
@@ -292,10 +302,10 @@ fn a_reader_behind_the_retention_window_learns_it_missed_entries() {
     let (options, clock) = options_at(NOW);
     let store = CookieStore::open(dir.path(), options.revocation_retention_secs(600)).unwrap();
     let mut behind = Subscriber::new(&store).unwrap();
-    let first = login(&store, "alice");
+    let first = store.create("cbtid", 24, 86_400).unwrap().value;
     assert!(store.delete(&first).unwrap()); // seq 1 at NOW
     clock.advance_secs(9 * 60);
-    let second = login(&store, "alice");
+    let second = store.create("cbtid", 24, 86_400).unwrap().value;
     assert!(store.delete(&second).unwrap()); // seq 2 at NOW + 9 min
     clock.advance_secs(2 * 60); // seq 1 is 11 minutes old, seq 2 is 2
     store.purge_expired().unwrap();
@@ -319,7 +329,7 @@ fn a_reader_behind_the_retention_window_learns_it_missed_entries() {
     let feed = store.revocations_since(2).unwrap();
     assert!(feed.entries.is_empty() && !feed.missed);
     assert_eq!(feed.next, 2);
-    let third = login(&store, "alice");
+    let third = store.create("cbtid", 24, 86_400).unwrap().value;
     assert!(store.delete(&third).unwrap());
     let feed = store.revocations_since(0).unwrap();
     assert!(feed.missed);
@@ -678,7 +688,8 @@ fn a_logout_authid_killed_midway_removes_all_or_none() {
         let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
         assert_clean(&store);
         let left = store.count().unwrap() as usize - 10;
-        let feed = store.revocations_since(0).unwrap();
+        let mut feed = store.revocations_since(0).unwrap();
+        feed.entries.retain(|e| e.kind.revokes()); // not the logins' auth entries
         assert!(
             left == VICTIM_COOKIES || left == 0,
             "trial {trial}: {left} of the victim's cookies left ({status})"

@@ -36,6 +36,10 @@ CROSSBAR_DEFAULT_MAX_AGE = 86400 * 7
 _NO_AUTH = (None, None, None, None, None)
 
 
+#: The feed entry kinds that revoke a cookie (its connections are closed); the others
+#: (auth, replaced, purged, flush) only tell caches what changed.
+REVOKING_KINDS = frozenset({"logout", "authid", "maintenance"})
+
 class CookieStoreCookiestore(_CrossbarCookieStore):
     """Crossbar.io cookie store of ``"store": {"type": "cookiestore", ...}``.
 
@@ -215,6 +219,8 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
             return 0
         closed = 0
         for _seq, kind, value, _oid in entries:
+            if kind not in REVOKING_KINDS:
+                continue  # an auth change, a purge...: the feed also tells caches of those
             if value in self._revoked_here:
                 self._revoked_here.discard(value)
                 continue

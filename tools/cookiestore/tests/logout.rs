@@ -62,8 +62,9 @@ fn logout_by_authid_and_value_then_the_feed_lists_them() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 4);
+    // After the four logins' auth entries (listed with --all).
     for (i, line) in lines.iter().enumerate() {
-        assert_eq!(line["seq"], i as u64 + 1);
+        assert_eq!(line["seq"], i as u64 + 5);
     }
     let alice_seen: Vec<&str> = lines[..3]
         .iter()
@@ -78,8 +79,26 @@ fn logout_by_authid_and_value_then_the_feed_lists_them() {
     assert_eq!(lines[3]["kind"], "logout");
     assert_eq!(lines[3]["value"], bob.as_str());
 
-    let (code, out, _) = run(&["revocations", path, "--since", "3"]);
+    let (code, out, _) = run(&["revocations", path, "--since", "7"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), 1);
     assert!(out.contains(&bob));
+
+    let (code, out, _) = run(&["revocations", path, "--all"]);
+    assert_eq!(code, 0);
+    let kinds: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "auth", "auth", "auth", "auth", "authid", "authid", "authid", "logout"
+        ]
+    );
 }

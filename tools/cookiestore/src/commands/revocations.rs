@@ -1,4 +1,5 @@
-//! `revocations`: the recent revocation feed, one JSON object per line.
+//! `revocations`: the recent revocation feed, one JSON object per line (with `--all`, the
+//! entries that only keep caches exact too).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,6 +14,10 @@ pub struct Args {
     /// Only the entries with a sequence number greater than this.
     #[arg(long, default_value_t = 0)]
     pub since: u64,
+    /// Also list the entries that are not revocations: auth changes, replaced records,
+    /// purges and flushes (they keep the workers' caches exact; no connection is closed).
+    #[arg(long)]
+    pub all: bool,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
@@ -25,7 +30,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         ));
     }
     let mut out = stdout();
-    for entry in &feed.entries {
+    for entry in feed.entries.iter().filter(|e| a.all || e.kind.revokes()) {
         json_line(&mut out, entry)?;
     }
     out.flush()?;

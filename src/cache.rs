@@ -1,0 +1,431 @@
+//! The per-process cache of live cookies' lookups, never stale.
+//!
+//! One cache per LMDB environment and process (it lives in [`Shared`]), bounded in bytes
+//! ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes)). It holds what
+//! [`CookieStore::lookup`] answers for live cookies, keyed by cookie value, and serves
+//! `lookup`, `get_auth` and `exists`.
+//!
+//! **Never stale.** The cache is current as of one LMDB snapshot (its transaction id). A
+//! lookup first compares that id with the environment's last committed transaction id (a
+//! read of the meta page in the shared memory map, no transaction). When they match,
+//! nothing was committed since and the cached answer stands, its expiry checked against
+//! the caller's clock. When they differ, the cache catches up in one read transaction: it
+//! reads the feed entries appended since its position (every change that can alter an
+//! answer appends one, see `revocations.rs`) and drops what they name, then answers from
+//! that same snapshot. A whole flush happens when the feed says so
+//! ([`RevocationKind::Flush`]), when entries were trimmed before the cache read them, and
+//! when the snapshot's last commit was not made by cookiestore (another program wrote).
+//!
+//! Only live cookies are cached (an unknown value always reads the store). Eviction is
+//! CLOCK (second chance): a hit marks its entry, the hand skips marked entries once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::revocations::RevocationKind;
+use crate::snapshot::Snapshot;
+use crate::store::{Lookup, Shared};
+use crate::tables::foreign_writes;
+
+/// Figures about a store's per-process cache ([`CookieStore::cache_stats`](crate::CookieStore::cache_stats)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// The byte budget ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes); 0:
+    /// no cache).
+    pub capacity_bytes: u64,
+    /// Cookies cached now.
+    pub entries: u64,
+    /// Their estimated size in bytes (never above `capacity_bytes`).
+    pub bytes: u64,
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that read the store.
+    pub misses: u64,
+    /// Times the cache caught up with commits made since it last looked.
+    pub catch_ups: u64,
+    /// Entries dropped because a change named them.
+    pub invalidated: u64,
+    /// Times every entry was dropped (a flush entry, missed feed entries, another
+    /// program's write).
+    pub flushes: u64,
+    /// Entries evicted to stay within the budget.
+    pub evicted: u64,
+}
+
+impl CacheStats {
+    /// Hits over lookups (0 when there was none).
+    pub fn hit_rate(&self) -> f64 {
+        let all = self.hits + self.misses;
+        if all == 0 {
+            0.0
+        } else {
+            self.hits as f64 / all as f64
+        }
+    }
+}
+
+/// An entry larger than this share of the budget is not cached.
+const LARGEST_SHARE: usize = 8;
+/// Estimated bytes of an entry besides its strings and authextra (map slot, slot, Lookup).
+const ENTRY_OVERHEAD: usize = 160;
+
+struct Slot {
+    value: Box<str>,
+    lookup: Lookup,
+    size: usize,
+    referenced: bool,
+}
+
+#[derive(Default)]
+struct State {
+    /// The snapshot (transaction id) the cache is current as of; `None` before its first
+    /// catch-up.
+    txn: Option<u64>,
+    /// The feed position (last sequence number applied).
+    next: u64,
+    index: HashMap<Box<str>, usize>,
+    slots: Vec<Slot>,
+    hand: usize,
+    stats: CacheStats,
+}
+
+/// The cache of one environment in this process.
+pub(crate) struct Cache {
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+impl Cache {
+    pub(crate) fn new(capacity_bytes: u64) -> Cache {
+        let capacity = usize::try_from(capacity_bytes).unwrap_or(usize::MAX);
+        Cache {
+            capacity,
+            state: Mutex::new(State {
+                stats: CacheStats {
+                    capacity_bytes,
+                    ..CacheStats::default()
+                },
+                ..State::default()
+            }),
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves a consistent map (every mutation
+        // completes before any call that can panic); empty it anyway, to be sure.
+        self.state.lock().unwrap_or_else(|e| {
+            let mut state = e.into_inner();
+            state.flush();
+            state.txn = None;
+            state
+        })
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let state = self.lock();
+        CacheStats {
+            entries: state.slots.len() as u64,
+            ..state.stats
+        }
+    }
+
+    /// The answer for `value` from the cache when nothing was committed since it caught up
+    /// (`last_txn` is the environment's last transaction id); `None` when the store must be
+    /// read. `Some(None)`: the cached cookie has expired at `now`.
+    pub(crate) fn hit<T>(
+        &self,
+        value: &str,
+        last_txn: Option<u64>,
+        now: u64,
+        answer: impl FnOnce(&Lookup) -> T,
+    ) -> Option<Option<T>> {
+        let mut state = self.lock();
+        if last_txn.is_none() || state.txn != last_txn {
+            return None;
+        }
+        let slot = *state.index.get(value)?;
+        state.stats.hits += 1;
+        let slot = &mut state.slots[slot];
+        if now >= slot.lookup.expires_at {
+            return Some(None);
+        }
+        slot.referenced = true;
+        Some(Some(answer(&slot.lookup)))
+    }
+
+    /// Catches up with `snap` and answers for `value` from it, caching a live cookie.
+    /// `read` is the uncached lookup in that snapshot.
+    pub(crate) fn read_through<T>(
+        &self,
+        snap: &Snapshot<'_>,
+        value: &str,
+        read: impl FnOnce(&Snapshot<'_>) -> Result<Option<Lookup>>,
+        answer: impl FnOnce(&Lookup) -> T,
+    ) -> Result<Option<T>> {
+        let mut state = self.lock();
+        let txn = snap.txn.id() as u64;
+        if state.txn != Some(txn)
+            && let Err(e) = state.catch_up(snap, txn)
+        {
+            // Whatever was applied, the position may not be: start over next time.
+            state.flush();
+            state.txn = None;
+            return Err(e);
+        }
+        if let Some(&i) = state.index.get(value) {
+            state.stats.hits += 1;
+            let slot = &mut state.slots[i];
+            if snap.now >= slot.lookup.expires_at {
+                return Ok(None);
+            }
+            slot.referenced = true;
+            return Ok(Some(answer(&slot.lookup)));
+        }
+        state.stats.misses += 1;
+        let Some(lookup) = read(snap)? else {
+            return Ok(None);
+        };
+        let out = answer(&lookup);
+        state.insert(self.capacity, value, lookup);
+        Ok(Some(out))
+    }
+}
+
+impl State {
+    fn catch_up(&mut self, snap: &Snapshot<'_>, txn: u64) -> Result<()> {
+        self.stats.catch_ups += 1;
+        if self.txn.is_none() {
+            self.flush();
+            self.next = snap.last_revocation()?;
+        } else {
+            let found = snap.revocations_since(self.next)?;
+            if found.missed {
+                self.flush();
+            }
+            for entry in &found.entries {
+                match entry.kind {
+                    RevocationKind::Flush => self.flush(),
+                    RevocationKind::Purged => self.remove_expired(entry.at_ns),
+                    _ => self.remove(&entry.value),
+                }
+            }
+            self.next = found.next;
+        }
+        if foreign_writes(&snap.tables, snap.txn)? {
+            self.flush();
+        }
+        self.txn = Some(txn);
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.slots.is_empty() {
+            self.stats.flushes += 1;
+        }
+        self.index.clear();
+        self.slots.clear();
+        self.hand = 0;
+        self.stats.bytes = 0;
+    }
+
+    fn remove(&mut self, value: &str) {
+        if let Some(i) = self.index.remove(value) {
+            self.stats.invalidated += 1;
+            self.remove_slot(i);
+        }
+    }
+
+    /// Drops the entries that expire at or before `at_ns` (a purge at that time deleted
+    /// their records).
+    fn remove_expired(&mut self, at_ns: u64) {
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].lookup.expires_at <= at_ns {
+                self.index.remove(&self.slots[i].value);
+                self.stats.invalidated += 1;
+                self.remove_slot(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Removes slot `i` (its index entry is gone already), moving the last slot into it.
+    fn remove_slot(&mut self, i: usize) {
+        let slot = self.slots.swap_remove(i);
+        self.stats.bytes -= slot.size as u64;
+        if let Some(moved) = self.slots.get(i)
+            && let Some(at) = self.index.get_mut(&moved.value)
+        {
+            *at = i;
+        }
+        if self.hand >= self.slots.len() {
+            self.hand = 0;
+        }
+    }
+
+    fn insert(&mut self, capacity: usize, value: &str, lookup: Lookup) {
+        let size = entry_size(value, &lookup);
+        if size > capacity / LARGEST_SHARE {
+            return;
+        }
+        while self.stats.bytes as usize + size > capacity && !self.slots.is_empty() {
+            self.evict_one();
+        }
+        let value: Box<str> = value.into();
+        self.index.insert(value.clone(), self.slots.len());
+        self.slots.push(Slot {
+            value,
+            lookup,
+            size,
+            referenced: false,
+        });
+        self.stats.bytes += size as u64;
+    }
+
+    fn evict_one(&mut self) {
+        loop {
+            if self.hand >= self.slots.len() {
+                self.hand = 0;
+            }
+            let slot = &mut self.slots[self.hand];
+            if slot.referenced {
+                slot.referenced = false;
+                self.hand += 1;
+                continue;
+            }
+            let value = slot.value.clone();
+            self.index.remove(&value);
+            self.stats.evicted += 1;
+            self.remove_slot(self.hand);
+            return;
+        }
+    }
+}
+
+/// What an entry costs in memory, estimated: its strings twice (map key and slot), the
+/// auth strings, authextra's JSON tree and a fixed overhead.
+fn entry_size(value: &str, lookup: &Lookup) -> usize {
+    let auth = lookup.auth.as_ref().map_or(0, |a| {
+        a.authid.len()
+            + [&a.authrole, &a.authmethod, &a.authrealm]
+                .iter()
+                .map(|s| s.as_ref().map_or(0, |s| s.len()))
+                .sum::<usize>()
+            + json_size(&a.authextra)
+            + 4 * 24
+    });
+    ENTRY_OVERHEAD + 2 * value.len() + auth
+}
+
+fn json_size(v: &Value) -> usize {
+    const NODE: usize = 32;
+    NODE + match v {
+        Value::String(s) => s.len(),
+        Value::Array(items) => items.iter().map(json_size).sum(),
+        Value::Object(map) => map.iter().map(|(k, v)| k.len() + 48 + json_size(v)).sum(),
+        _ => 0,
+    }
+}
+
+impl Shared {
+    /// This environment's cache, when enabled.
+    pub(crate) fn cache(&self) -> Option<&Cache> {
+        self.cache.enabled().then_some(&self.cache)
+    }
+}
+
+/// The uncached lookup of `value` in `snap` (what [`CookieStore::lookup`] answers).
+pub(crate) fn read_lookup(snap: &Snapshot<'_>, value: &str) -> Result<Option<Lookup>> {
+    match snap.live_record(value)? {
+        Some((oid, record)) => {
+            let corrupt = |problem| Error::CorruptRecord { oid, problem };
+            Ok(Some(Lookup {
+                oid,
+                expires_at: record.expires_at().map_err(corrupt)?,
+                max_age: record.max_age().map_err(corrupt)?,
+                auth: record.auth().map_err(corrupt)?,
+            }))
+        }
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cookie::Auth;
+    use uuid::Uuid;
+
+    fn lookup(expires_at: u64) -> Lookup {
+        Lookup {
+            oid: Uuid::new_v4(),
+            expires_at,
+            max_age: 60,
+            auth: Some(Auth::new("alice", "user", "ticket", "realm1")),
+        }
+    }
+
+    #[test]
+    fn stays_within_its_budget_and_keeps_referenced_entries() {
+        let one = entry_size("v0000", &lookup(10));
+        let mut state = State::default();
+        let capacity = one * 10;
+        for i in 0..10 {
+            state.insert(capacity, &format!("v{i:04}"), lookup(10));
+        }
+        assert_eq!(state.slots.len(), 10);
+        state.slots[state.index["v0003"]].referenced = true;
+        for i in 10..15 {
+            state.insert(capacity, &format!("v{i:04}"), lookup(10));
+            assert!(state.stats.bytes as usize <= capacity);
+        }
+        assert_eq!(state.slots.len(), 10);
+        assert_eq!(state.stats.evicted, 5);
+        assert!(
+            state.index.contains_key("v0003"),
+            "a referenced entry was evicted first"
+        );
+        for (value, &i) in &state.index {
+            assert_eq!(&*state.slots[i].value, &**value, "index and slots disagree");
+        }
+    }
+
+    #[test]
+    fn removals_keep_index_and_slots_in_step() {
+        let mut state = State::default();
+        for i in 0..50u64 {
+            state.insert(usize::MAX, &format!("v{i}"), lookup(i));
+        }
+        state.remove("v7");
+        state.remove("v49");
+        state.remove("missing");
+        state.remove_expired(20);
+        assert_eq!(state.slots.len(), 50 - 21 - 1);
+        assert_eq!(state.stats.invalidated, 2 + 20);
+        for (value, &i) in &state.index {
+            assert_eq!(&*state.slots[i].value, &**value);
+            assert!(state.slots[i].lookup.expires_at > 20);
+        }
+        let total: u64 = state.slots.iter().map(|s| s.size as u64).sum();
+        assert_eq!(state.stats.bytes, total);
+    }
+
+    #[test]
+    fn an_entry_over_an_eighth_of_the_budget_is_not_cached() {
+        let mut state = State::default();
+        let size = entry_size("v", &lookup(1));
+        state.insert(size * LARGEST_SHARE - 1, "v", lookup(1));
+        assert!(state.slots.is_empty());
+        state.insert(size * LARGEST_SHARE, "v", lookup(1));
+        assert_eq!(state.slots.len(), 1);
+    }
+}
