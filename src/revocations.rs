@@ -455,7 +455,7 @@ pub enum WatchEvent<H> {
     /// Cookies were revoked: the entries, and this process's connections of those cookies
     /// (from the registry, each once).
     Revoked {
-        /// The feed entries.
+        /// The feed entries that revoke ([`RevocationKind::revokes`]).
         revocations: Vec<Revocation>,
         /// The local connections of the revoked cookies.
         connections: Vec<H>,
@@ -539,10 +539,15 @@ where
             if found.missed {
                 callback(WatchEvent::Missed);
             }
-            if !found.entries.is_empty() {
+            let revocations: Vec<Revocation> = found
+                .entries
+                .into_iter()
+                .filter(|e| e.kind.revokes())
+                .collect();
+            if !revocations.is_empty() {
                 let mut seen = HashSet::new();
                 let mut connections = Vec::new();
-                for entry in found.entries.iter().filter(|e| e.kind.revokes()) {
+                for entry in &revocations {
                     for handle in registry.connections(&entry.value) {
                         if seen.insert(handle.clone()) {
                             connections.push(handle);
@@ -550,7 +555,7 @@ where
                     }
                 }
                 callback(WatchEvent::Revoked {
-                    revocations: found.entries,
+                    revocations,
                     connections,
                 });
             }
