@@ -65,6 +65,8 @@ struct Run {
     interleaved: Vec<(String, f64, f64)>,
     /// (group, function, ns/iteration) timed by hand, outside criterion.
     manual: Vec<(String, String, f64)>,
+    /// Lines about the cache (hit rates, sizes), for the summary.
+    cache_notes: Vec<String>,
 }
 
 impl Run {
@@ -137,6 +139,7 @@ fn main() {
         memory: Vec::new(),
         interleaved: Vec::new(),
         manual: Vec::new(),
+        cache_notes: Vec::new(),
     };
     let mut c = Criterion::default()
         .without_plots()
@@ -152,6 +155,7 @@ fn main() {
     for &n in sizes {
         let fx = Fixture::ensure(n);
         read_benches(&mut c, &mut run, &fx);
+        cache_benches(&mut c, &mut run, &fx);
         write_benches(&mut c, &mut run, &fx);
         durability_benches(&mut c, &mut run, &fx);
         largest = Some(fx);
@@ -423,6 +427,118 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     });
     g.bench_function("raw_heed", |b| b.iter(|| raw.purge_quiet_check(now)));
     g.finish();
+}
+
+// ---- the per-process cache -------------------------------------------------------------------
+
+/// Cookies in the working set of `cached/*`: what a 10 MiB cache holds whole.
+const WORKING_SET: usize = 10_000;
+
+fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
+    let l = label(fx.n);
+    let group = format!("cached/{l}");
+    // (The uncached lookup is `lookup/*`: two handles of one path would share one cache.)
+    let fns = ["ours_hit", "ours_hit_shared", "raw_heed"];
+    if !run.any_selected(&group, &fns) && !run.selected(&format!("{group}/uniform")) {
+        return;
+    }
+    let opts = options(false).cache_bytes(StoreOptions::default().cache_bytes);
+    let store = CookieStore::open(fx.ours(), opts.clone()).expect("open the fixture");
+    let raw = Raw::open(&fx.raw(), false);
+    common::warm_store(&store);
+    raw.warm();
+    let now = now_ns();
+    let mut keys = Keys::working_set(fx.n, WORKING_SET);
+    for _ in 0..WORKING_SET {
+        assert!(store.get_auth(keys.next_value()).expect("fill").is_some());
+    }
+
+    let mut g = run.group(c, &group, Pace::Fast);
+    g.throughput(Throughput::Elements(1));
+    for f in fns {
+        run.register(&group, f, 1);
+    }
+    // A hit: the meta page's transaction id, one hash lookup, the clock, a clone of Auth.
+    g.bench_function("ours_hit", |b| {
+        b.iter(|| store.get_auth(keys.next_value()).expect("get_auth"))
+    });
+    // The same hit without the copy: the cached answer shared (`lookup_cached`, what the
+    // Python binding uses).
+    g.bench_function("ours_hit_shared", |b| {
+        b.iter(|| store.lookup_cached(keys.next_value()).expect("a hit"))
+    });
+    g.bench_function("raw_heed", |b| {
+        b.iter(|| raw.lookup(keys.next_value(), now))
+    });
+    g.finish();
+    let stats = store.cache_stats();
+    run.cache_notes.push(format!(
+        "{group}: working set of {WORKING_SET} cookies: hit rate {:.4}, {} entries, {} KiB \
+         (estimated) of a {} KiB budget",
+        stats.hit_rate(),
+        stats.entries,
+        stats.bytes / 1024,
+        stats.capacity_bytes / 1024
+    ));
+
+    let id = format!("{group}/interleaved");
+    if !run.test_mode && run.selected(&id) {
+        let total = if run.quick { 2 } else { 6 };
+        let (ours_ns, raw_ns) = interleaved(
+            &mut keys,
+            |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
+            |v| {
+                black_box(raw.lookup(v, now));
+            },
+            Duration::from_secs(total),
+        );
+        println!(
+            "{id}: ours_hit {} raw_heed {} ratio {:.2}x (raw/ours {:.1}x)",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns,
+            raw_ns / ours_ns
+        );
+        run.interleaved.push((id, ours_ns, raw_ns));
+    }
+
+    // Every cookie equally likely (the worst case for a cache): the hit rate the default
+    // budget gets, and what a lookup then costs.
+    let id = format!("{group}/uniform");
+    if !run.test_mode && run.selected(&id) {
+        drop(store);
+        let store = CookieStore::open(fx.ours(), opts).expect("open the fixture");
+        let mut all = Keys::shuffled(fx.n).starting_at(7);
+        for _ in 0..fx.n {
+            black_box(store.get_auth(all.next_value()).expect("fill"));
+        }
+        let before = store.cache_stats();
+        let (ours_ns, raw_ns) = interleaved(
+            &mut all,
+            |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
+            |v| {
+                black_box(raw.lookup(v, now));
+            },
+            Duration::from_secs(if run.quick { 2 } else { 6 }),
+        );
+        let after = store.cache_stats();
+        let (hits, misses) = (after.hits - before.hits, after.misses - before.misses);
+        let rate = hits as f64 / (hits + misses).max(1) as f64;
+        println!(
+            "{id}: ours {} raw_heed {} ratio {:.2}x, hit rate {rate:.3}",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        run.interleaved.push((id.clone(), ours_ns, raw_ns));
+        run.cache_notes.push(format!(
+            "{id}: every one of {} cookies equally likely: hit rate {rate:.3} with {} entries \
+             ({} KiB estimated) in the default budget",
+            fx.n,
+            after.entries,
+            after.bytes / 1024
+        ));
+    }
 }
 
 /// What the lazy lookup reads: the auth fields the raw baseline reads, borrowed.
@@ -1100,6 +1216,12 @@ fn summary(run: &Run) -> String {
         }
     }
 
+    if !run.cache_notes.is_empty() {
+        let _ = writeln!(s, "\n## The per-process cache\n");
+        for note in &run.cache_notes {
+            let _ = writeln!(s, "- {note}");
+        }
+    }
     if !run.interleaved.is_empty() {
         let _ = writeln!(
             s,

@@ -16,11 +16,16 @@
 //! ([`RevocationKind::Flush`]), when entries were trimmed before the cache read them, and
 //! when the snapshot's last commit was not made by cookiestore (another program wrote).
 //!
-//! Only live cookies are cached (an unknown value always reads the store). Eviction is
-//! CLOCK (second chance): a hit marks its entry, the hand skips marked entries once.
+//! Only live cookies are cached (an unknown value always reads the store). While the budget
+//! has room, a missed cookie is cached at once; once it is full, only on its second miss
+//! within a window of about as many misses as there are entries (a direct-mapped table of
+//! recent misses), so that uniform access to many more cookies than fit costs a read per
+//! miss and no churn. Eviction is CLOCK (second chance): a hit marks its entry, the hand
+//! skips marked entries once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -72,10 +77,12 @@ impl CacheStats {
 const LARGEST_SHARE: usize = 8;
 /// Estimated bytes of an entry besides its strings and authextra (map slot, slot, Lookup).
 const ENTRY_OVERHEAD: usize = 160;
+/// Fewest slots of the table of recent misses (it has as many as there are entries).
+const DOORKEEPER_MIN: usize = 4096;
 
 struct Slot {
     value: Box<str>,
-    lookup: Lookup,
+    lookup: Arc<Lookup>,
     size: usize,
     referenced: bool,
 }
@@ -90,6 +97,9 @@ struct State {
     index: HashMap<Box<str>, usize>,
     slots: Vec<Slot>,
     hand: usize,
+    /// Hashes of recently missed values, direct-mapped (0: empty).
+    recent: Vec<u64>,
+    hasher: RandomState,
     stats: CacheStats,
 }
 
@@ -140,15 +150,9 @@ impl Cache {
     /// The answer for `value` from the cache when nothing was committed since it caught up
     /// (`last_txn` is the environment's last transaction id); `None` when the store must be
     /// read. `Some(None)`: the cached cookie has expired at `now`.
-    pub(crate) fn hit<T>(
-        &self,
-        value: &str,
-        last_txn: Option<u64>,
-        now: u64,
-        answer: impl FnOnce(&Lookup) -> T,
-    ) -> Option<Option<T>> {
+    pub(crate) fn hit(&self, value: &str, last_txn: u64, now: u64) -> Option<Option<Arc<Lookup>>> {
         let mut state = self.lock();
-        if last_txn.is_none() || state.txn != last_txn {
+        if state.txn != Some(last_txn) {
             return None;
         }
         let slot = *state.index.get(value)?;
@@ -158,18 +162,17 @@ impl Cache {
             return Some(None);
         }
         slot.referenced = true;
-        Some(Some(answer(&slot.lookup)))
+        Some(Some(slot.lookup.clone()))
     }
 
     /// Catches up with `snap` and answers for `value` from it, caching a live cookie.
     /// `read` is the uncached lookup in that snapshot.
-    pub(crate) fn read_through<T>(
+    pub(crate) fn read_through(
         &self,
         snap: &Snapshot<'_>,
         value: &str,
         read: impl FnOnce(&Snapshot<'_>) -> Result<Option<Lookup>>,
-        answer: impl FnOnce(&Lookup) -> T,
-    ) -> Result<Option<T>> {
+    ) -> Result<Option<Arc<Lookup>>> {
         let mut state = self.lock();
         let txn = snap.txn.id() as u64;
         if state.txn != Some(txn)
@@ -187,15 +190,18 @@ impl Cache {
                 return Ok(None);
             }
             slot.referenced = true;
-            return Ok(Some(answer(&slot.lookup)));
+            return Ok(Some(slot.lookup.clone()));
         }
         state.stats.misses += 1;
         let Some(lookup) = read(snap)? else {
             return Ok(None);
         };
-        let out = answer(&lookup);
-        state.insert(self.capacity, value, lookup);
-        Ok(Some(out))
+        let lookup = Arc::new(lookup);
+        let full = state.stats.bytes as usize + entry_size(value, &lookup) > self.capacity;
+        if !full || state.admit(value) {
+            state.insert(self.capacity, value, lookup.clone());
+        }
+        Ok(Some(lookup))
     }
 }
 
@@ -224,6 +230,24 @@ impl State {
         }
         self.txn = Some(txn);
         Ok(())
+    }
+
+    /// Whether a missed `value` is cached when the budget is full: on its second miss while
+    /// its slot of the table of recent misses still holds it.
+    fn admit(&mut self, value: &str) -> bool {
+        if self.recent.is_empty() {
+            self.recent = vec![0; self.slots.len().max(DOORKEEPER_MIN)];
+        }
+        let hash = self.hasher.hash_one(value) | 1;
+        let n = self.recent.len();
+        let slot = &mut self.recent[(hash >> 32) as usize % n];
+        if *slot == hash {
+            *slot = 0;
+            true
+        } else {
+            *slot = hash;
+            false
+        }
     }
 
     fn flush(&mut self) {
@@ -272,7 +296,7 @@ impl State {
         }
     }
 
-    fn insert(&mut self, capacity: usize, value: &str, lookup: Lookup) {
+    fn insert(&mut self, capacity: usize, value: &str, lookup: Arc<Lookup>) {
         let size = entry_size(value, &lookup);
         if size > capacity / LARGEST_SHARE {
             return;
@@ -365,13 +389,13 @@ mod tests {
     use crate::cookie::Auth;
     use uuid::Uuid;
 
-    fn lookup(expires_at: u64) -> Lookup {
-        Lookup {
+    fn lookup(expires_at: u64) -> Arc<Lookup> {
+        Arc::new(Lookup {
             oid: Uuid::new_v4(),
             expires_at,
             max_age: 60,
             auth: Some(Auth::new("alice", "user", "ticket", "realm1")),
-        }
+        })
     }
 
     #[test]
@@ -417,6 +441,20 @@ mod tests {
         }
         let total: u64 = state.slots.iter().map(|s| s.size as u64).sum();
         assert_eq!(state.stats.bytes, total);
+    }
+
+    #[test]
+    fn a_cookie_is_admitted_on_its_second_miss() {
+        let mut state = State::default();
+        assert!(!state.admit("a"));
+        assert!(!state.admit("b"));
+        assert!(state.admit("a"));
+        assert!(!state.admit("a"), "admitted twice from one pair of misses");
+        // Uniform misses over many more cookies than slots: few are admitted.
+        let admitted = (0..100_000)
+            .filter(|i| state.admit(&format!("v{}", i % 50_000)))
+            .count();
+        assert!(admitted < 5_000, "{admitted} admitted");
     }
 
     #[test]

@@ -358,6 +358,13 @@ impl CookieStore {
         Some(shared.env.info().last_txn_id as u64)
     }
 
+    /// [`Self::last_txn_id`], or `None` at once while this process resizes the map.
+    pub(crate) fn last_txn_id_now(&self) -> Option<u64> {
+        let shared = self.shared()?;
+        let _g = shared.resize.try_read().ok()?;
+        Some(shared.env.info().last_txn_id as u64)
+    }
+
     /// The highest sequence number of the revocation feed (0 when empty), and the id of the
     /// LMDB transaction it was read in (`None` on Redis).
     fn last_revocation(&self) -> Result<(u64, Option<u64>)> {

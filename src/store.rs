@@ -393,7 +393,7 @@ impl CookieStore {
     /// Whether a live (unexpired) cookie has `value`.
     pub fn exists(&self, value: &str) -> Result<bool> {
         on_redis!(self, |r| r.exists(value, self.now_ns()));
-        Ok(self.lookup_with(value, |_| ())?.is_some())
+        Ok(self.lookup_with(value, drop)?.is_some())
     }
 
     /// The live cookie with `value`, every field.
@@ -421,31 +421,57 @@ impl CookieStore {
                 None => Ok(None),
             });
         }
-        Ok(self.lookup_with(value, |l| l.auth.clone())?.flatten())
+        // The only reference when the cache did not keep it: moved out, not copied.
+        let auth = |l: Arc<Lookup>| Arc::try_unwrap(l).map_or_else(|l| l.auth.clone(), |l| l.auth);
+        Ok(self.lookup_with(value, auth)?.flatten())
     }
 
     /// What a router needs on each connection, from one read: when the live cookie with
     /// `value` expires and its authentication. Reads only those fields.
     pub fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
         on_redis!(self, |r| r.lookup(value, self.now_ns()));
-        self.lookup_with(value, Lookup::clone)
+        self.lookup_with(value, Arc::unwrap_or_clone)
     }
 
     /// `answer` applied to what [`Self::lookup`] finds: from this process's cache when it is
     /// on and current (`cache.rs`), else from a read transaction (which also brings the
     /// cache up to date and fills it).
-    fn lookup_with<T>(&self, value: &str, answer: impl Fn(&Lookup) -> T) -> Result<Option<T>> {
+    fn lookup_with<T>(
+        &self,
+        value: &str,
+        answer: impl FnOnce(Arc<Lookup>) -> T,
+    ) -> Result<Option<T>> {
         let shared = self.lmdb("look a cookie up")?;
         let Some(cache) = shared.cache() else {
-            return self.read(|s| Ok(read_lookup(s, value)?.as_ref().map(&answer)));
+            return Ok(self
+                .read(|s| read_lookup(s, value))?
+                .map(|l| answer(Arc::new(l))));
         };
         if IN_CLOSURE.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
-        if let Some(hit) = cache.hit(value, self.last_txn_id(), self.now_ns(), &answer) {
-            return Ok(hit);
+        let found = match self
+            .last_txn_id()
+            .and_then(|last| cache.hit(value, last, self.now_ns()))
+        {
+            Some(hit) => hit,
+            None => self.read(|s| cache.read_through(s, value, |s| read_lookup(s, value)))?,
+        };
+        Ok(found.map(answer))
+    }
+
+    /// [`Self::lookup`] answered from this process's cache alone, shared, not copied:
+    /// `Some(answer)` when the cache is current (nothing was committed since it caught up)
+    /// and holds `value` (`Some(None)`: that cookie has expired); `None` when only a read can
+    /// answer (call [`Self::lookup`]). Opens no transaction and never waits on another
+    /// thread's I/O: for bindings that release their own lock (Python's GIL) only when the
+    /// store must be read.
+    pub fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
+        let cache = self.shared()?.cache()?;
+        if IN_CLOSURE.with(Cell::get) > 0 {
+            return None;
         }
-        self.read(|s| cache.read_through(s, value, |s| read_lookup(s, value), &answer))
+        cache.hit(value, self.last_txn_id_now()?, self.now_ns())
     }
 
     /// Figures about this process's cache of the store (all 0 when it is off, and on

@@ -139,8 +139,11 @@ pub fn cookie(i: u64) -> Cookie {
 }
 
 /// Store options of the benches: sync as given, a map large enough for 1M cookies.
+/// The store's options for the benches: no cache (the `cached` group turns it on), so
+/// every other group measures reads of the store itself.
 pub fn options(sync: bool) -> StoreOptions {
     StoreOptions::default()
+        .cache_bytes(0)
         .sync(sync)
         .maxsize(MAP_SIZE)
         .initial_mapsize(1 << 30)

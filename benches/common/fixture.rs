@@ -167,6 +167,15 @@ impl Keys {
         }
     }
 
+    /// The first `w` of the shuffled values: a working set that a cache holds whole.
+    pub fn working_set(n: u64, w: usize) -> Keys {
+        let mut keys = Keys::shuffled(n);
+        let w = w.min(keys.index.len());
+        keys.index.truncate(w);
+        keys.values.truncate(w * VALUE_LEN);
+        keys
+    }
+
     /// Starts the walk at `pos` (modulo the length).
     pub fn starting_at(mut self, pos: usize) -> Keys {
         self.pos = pos % self.index.len();

@@ -5,7 +5,12 @@ Stores, all in one run, all holding the same cookies (same values, same auth):
 
 - ``cookiestore.crossbar.CookieStoreCookiestore`` (the Crossbar store class, no reactor:
   the revocation-feed poller and the purger are off; they run beside the hot path anyway);
-- ``cookiestore.CookieStore``, the raw binding: the very object the class wraps (``.store``);
+- ``cookiestore.CookieStore``, the raw binding, on a copy of the same store (each copy has its
+  own per-process cache, so that no subject warms another's);
+- the raw binding on a copy opened with ``cache_bytes=0``: no per-process cache, every lookup
+  a read transaction;
+- the raw binding on a copy whose cache budget holds every cookie (``cache_bytes`` = 1 KiB per
+  cookie), the memory Crossbar's file store spends, bounded;
 - Crossbar.io's ``CookieStoreDatabaseBacked`` (zlmdb/cfxdb), twice: with txaio's global log
   level at ``info`` (Crossbar's default ``--loglevel``: its ``getAuth`` emits an info event per
   call; here the events go to Twisted's in-memory start-up buffer, not to a file, so this is a
@@ -16,7 +21,9 @@ Stores, all in one run, all holding the same cookies (same values, same auth):
 Operations, as Crossbar's router calls them:
 
 - lookup: ``exists(cbtid)`` then ``getAuth(cbtid)`` of a known, authenticated cookie
-  (raw binding: ``exists`` + ``get_auth``);
+  (raw binding: ``exists`` + ``get_auth``), over every cookie in a shuffled order (each equally
+  likely: the worst case for ours' 10 MiB cache), and over a hot set of ``--hot`` cookies (the
+  users connected now: what the cache holds whole);
 - login: ``create()`` then ``setAuth(cbtid, authid, authrole, authmethod, authextra, authrealm)``
   (raw binding: ``create`` + ``authenticate``).
 
@@ -204,16 +211,26 @@ def open_subjects(workdir: str, n: int, values: list[str], info: dict) -> list[S
     import txaio
     from crossbar.router.cookiestore import CookieStoreDatabaseBacked, CookieStoreFileBacked
 
+    import cookiestore
     from cookiestore.crossbar import CookieStoreCookiestore
 
     ours_dir = os.path.join(workdir, "ours")
+    def copy(suffix: str, cache_bytes=None):
+        where = os.path.join(workdir, f"ours-{suffix}")
+        shutil.copytree(ours_dir, where)
+        kw = {} if cache_bytes is None else {"cache_bytes": cache_bytes}
+        return cookiestore.CookieStore(where, name=NAME, length=LENGTH, max_age=MAX_AGE, maxsize=MAXSIZE, sync=True,
+                                       **kw)
+
+    raw = copy("raw")
+    nocache = copy("nocache", 0)
+    big = copy("big", n * 1024)
     cls = CookieStoreCookiestore(
         cookie_section({"type": "cookiestore", "path": ours_dir, "maxsize": MAXSIZE, "sync": True}),
         workdir,
         poll_interval=None,
         purge_interval=None,
     )
-    raw = cls.store  # the binding object the class wraps
 
     txaio.set_global_log_level("info")
     db_dir = os.path.join(workdir, "crossbar-db")
@@ -240,6 +257,8 @@ def open_subjects(workdir: str, n: int, values: list[str], info: dict) -> list[S
     return [
         Subject("ours_class", "ours: CookieStoreCookiestore", cls),
         Subject("ours_raw", "ours: cookiestore.CookieStore (raw binding)", raw, raw=True),
+        Subject("ours_nocache", "ours: raw binding, cache off", nocache, raw=True),
+        Subject("ours_big", "ours: raw binding, cache holds every cookie", big, raw=True),
         Subject("crossbar_db_info", "Crossbar database store (log level info)", db, log_level="info"),
         Subject("crossbar_db_warn", "Crossbar database store (log level warn)", db, log_level="warn"),
         Subject("crossbar_file", "Crossbar file store (dict + cookies.dat)", fs, log_level="info"),
@@ -295,27 +314,36 @@ def bench_size(args, n: int) -> dict:
             s.enter()
             s.check(order, first_index)
 
-        results = {s.key: {"label": s.label, "lookup_ns": [], "login_ns": []} for s in subjects}
+        hot = order[: args.hot] * max(1, len(lookups) // max(1, args.hot))
+        results = {
+            s.key: {"label": s.label, "lookup_ns": [], "hot_ns": [], "login_ns": []} for s in subjects
+        }
         login_i = n
         for rnd in range(args.rounds):
             gc.collect()
             tl = interleaved(subjects, lookups, args.block, lambda s, c: s.lookups(c), rot0=rnd)
+            th = interleaved(subjects, hot, args.block, lambda s, c: s.lookups(c), rot0=rnd)
             idx = list(range(login_i, login_i + args.logins))
             login_i += args.logins
             tw = interleaved(subjects, idx, args.login_block, lambda s, c: s.logins(c), rot0=rnd)
             for s in subjects:
                 results[s.key]["lookup_ns"].append(tl[s.key] / len(lookups))
+                results[s.key]["hot_ns"].append(th[s.key] / len(hot))
                 results[s.key]["login_ns"].append(tw[s.key] / args.logins)
             print(
                 f"  n={n} round {rnd + 1}/{args.rounds}: "
-                + ", ".join(f"{s.key} {tl[s.key] / len(lookups) / 1000:.2f}/{tw[s.key] / args.logins / 1000:.0f} us"
+                + ", ".join(f"{s.key} {tl[s.key] / len(lookups) / 1000:.2f}/{th[s.key] / len(hot) / 1000:.2f}"
+                            f"/{tw[s.key] / args.logins / 1000:.0f} us"
                             for s in subjects),
                 file=sys.stderr,
             )
         for r in results.values():
             r["lookup_median_ns"] = statistics.median(r["lookup_ns"])
+            r["hot_median_ns"] = statistics.median(r["hot_ns"])
             r["login_median_ns"] = statistics.median(r["login_ns"])
         info["lookups_per_round"] = len(lookups)
+        info["hot_cookies"] = min(args.hot, len(order))
+        info["ours_cache"] = raw_cache_stats(subjects)
         info["logins_per_round"] = args.logins
         info["results"] = results
         for s in subjects:
@@ -327,6 +355,27 @@ def bench_size(args, n: int) -> dict:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def raw_cache_stats(subjects) -> dict:
+    """The cache figures of ours: the class's (default budget) and the big one's."""
+    out = {}
+    for s in subjects:
+        if s.key == "ours_class":
+            out["default"] = s.store.store.cache_stats()
+        if s.key == "ours_big":
+            out["big"] = s.store.cache_stats()
+    return out
+
+
+def cache_line(caches: dict) -> str:
+    if not caches:
+        return "not measured"
+    return "; ".join(
+        f"{which}: {c['entries']:,} entries, {c['bytes'] / 2**20:.1f} MiB (estimated) of "
+        f"{c['capacity_bytes'] / 2**20:.0f} MiB, hit rate {c['hit_rate']:.2f} over the whole run"
+        for which, c in caches.items()
+    )
+
+
 def fmt_us(ns: float) -> str:
     us = ns / 1000
     if us >= 1000:
@@ -336,17 +385,19 @@ def fmt_us(ns: float) -> str:
 
 def table(runs: list[dict]) -> str:
     lines = [
-        "| cookies | store | exists+getAuth | lookups/s | vs ours | create+setAuth (sync) | vs ours |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| cookies | store | exists+getAuth, every cookie | vs ours | exists+getAuth, hot set | lookups/s "
+        "| vs ours | create+setAuth (sync) | vs ours |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         res = run["results"]
         base = res.get("ours_class") or next(iter(res.values()))
         for key, r in res.items():
-            lk, lg = r["lookup_median_ns"], r["login_median_ns"]
+            lk, hk, lg = r["lookup_median_ns"], r["hot_median_ns"], r["login_median_ns"]
             lines.append(
-                f"| {run['cookies']:,} | {r['label']} | {fmt_us(lk)} | {1e9 / lk:,.0f} | "
-                f"{lk / base['lookup_median_ns']:.2f}x | {fmt_us(lg)} | {lg / base['login_median_ns']:.2f}x |"
+                f"| {run['cookies']:,} | {r['label']} | {fmt_us(lk)} | {lk / base['lookup_median_ns']:.2f}x | "
+                f"{fmt_us(hk)} | {1e9 / hk:,.0f} | {hk / base['hot_median_ns']:.2f}x | "
+                f"{fmt_us(lg)} | {lg / base['login_median_ns']:.2f}x |"
             )
     notes = []
     for run in runs:
@@ -355,7 +406,8 @@ def table(runs: list[dict]) -> str:
             f"in {run['file_store_load_s']:.2f} s (+{run['file_store_load_rss_mib']:.0f} MiB RSS); "
             f"{run['lookups_per_round']:,} lookups and {run['logins_per_round']:,} logins per store per round "
             f"(filling: ours {run['ours_fill_s']:.1f} s incl. subprocess start, sync off; "
-            f"Crossbar database {run['crossbar_db_fill_s']:.1f} s in batches of 10,000)"
+            f"Crossbar database {run['crossbar_db_fill_s']:.1f} s in batches of 10,000); hot set "
+            f"{run['hot_cookies']:,} cookies; ours' caches at the end: {cache_line(run['ours_cache'])}"
         )
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
@@ -365,6 +417,7 @@ def main() -> None:
     p.add_argument("--cookies", default="10000,100000", help="comma-separated store sizes (default 10000,100000)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     p.add_argument("--lookups", type=int, default=0, help="lookups per store per round (default: every cookie once)")
+    p.add_argument("--hot", type=int, default=10000, help="cookies in the hot set (default 10000)")
     p.add_argument("--block", type=int, default=1000, help="lookups per interleaved block (default 1000)")
     p.add_argument("--logins", type=int, default=200, help="logins per store per round (default 200)")
     p.add_argument("--login-block", type=int, default=20, help="logins per interleaved block (default 20)")

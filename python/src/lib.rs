@@ -3,7 +3,8 @@
 //! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
 //! [`CookieStore`], opened from a path and options or from a Crossbar.io `cookie` section.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
-//! a Python process look cookies up in parallel. Errors become exceptions of the
+//! a Python process look cookies up in parallel; a lookup the library's cache answers (no
+//! file read, no transaction) keeps the GIL. Errors become exceptions of the
 //! `cookiestore.CookieStoreError` hierarchy, with the library's messages.
 //!
 //! authextra crosses as the Python objects Crossbar.io passes (dict with str keys, list,
@@ -345,7 +346,7 @@ impl Store {
     #[new]
     #[pyo3(signature = (path, *, name=None, length=None, max_age=None, secure=None,
         http_strict=None, same_site=None, maxsize=None, initial_mapsize=None, readonly=None,
-        sync=None, purge_on_startup=None, file_mode=None))]
+        sync=None, purge_on_startup=None, file_mode=None, cache_bytes=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -362,6 +363,7 @@ impl Store {
         sync: Option<bool>,
         purge_on_startup: Option<bool>,
         file_mode: Option<u32>,
+        cache_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let mut store = Map::new();
         store.insert("type".into(), "cookiestore".into());
@@ -385,6 +387,7 @@ impl Store {
             purge_on_startup.map(Value::from),
         );
         put(&mut store, "file_mode", file_mode.map(Value::from));
+        put(&mut store, "cache_bytes", cache_bytes.map(Value::from));
         let mut section = Map::new();
         put(&mut section, "name", name.map(Value::from));
         put(&mut section, "length", length.map(Value::from));
@@ -517,13 +520,35 @@ impl Store {
     /// `(authid, authrole, authmethod, authrealm, authextra)` of the live cookie `value`, or
     /// None when it is unknown, expired or unauthenticated.
     fn get_auth<'py>(&self, py: Python<'py>, value: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        // A cache hit reads no file: answered with the GIL held.
+        if let Some(hit) = self.store().lookup_cached(value) {
+            return hit
+                .as_deref()
+                .and_then(|l| l.auth.as_ref())
+                .map(|a| auth_tuple(py, a))
+                .transpose();
+        }
         let auth = py.detach(|| self.tracker.get_auth(value)).map_err(to_py)?;
         auth.map(|a| auth_tuple(py, &a)).transpose()
     }
 
     /// Whether a live cookie has `value`.
     fn exists(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
+        if let Some(hit) = self.store().lookup_cached(value) {
+            return Ok(hit.is_some());
+        }
         py.detach(|| self.tracker.exists(value)).map_err(to_py)
+    }
+
+    /// Figures about this process's cache of the store (a dict: `entries`, `bytes`,
+    /// `capacity_bytes`, `hits`, `misses`, `hit_rate`, `catch_ups`, `invalidated`,
+    /// `flushes`, `evicted`).
+    fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let stats = self.store().cache_stats();
+        let mut value = serde_json::to_value(stats)
+            .map_err(|e| CookieStoreError::new_err(format!("cache stats: {e}")))?;
+        value["hit_rate"] = stats.hit_rate().into();
+        from_json(py, &value)
     }
 
     /// Logs out: deletes the cookie (and records the revocation in the feed). Returns whether
