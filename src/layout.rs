@@ -320,7 +320,9 @@ impl AuthidKey {
 }
 
 /// Entries of the revocation feed. Key: slot + sequence number (`u64` BE). Value: when
-/// (`u64` BE ns) + kind (1 byte) + oid (16 bytes) + the cookie value's bytes.
+/// (`u64` BE ns) + kind (1 byte: 1 logout, 2 logout by authid, 3 maintenance deletion, 4 auth
+/// change, 5 record replaced, 6 purge, 7 flush; 4 to 7 are read by caches, older
+/// cookiestore versions refuse them as malformed) + oid (16 bytes) + the cookie value's bytes.
 pub(crate) struct RevocationEntry;
 
 impl RevocationEntry {

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 import cookiestore
+import cookiestore.crossbar
 from cookiestore import CookieStore
 
 
@@ -213,11 +216,48 @@ def test_revocation_feed(store):
     store.logout(a)
     store.logout_authid("bob")
     entries, position, missed = feed.poll()
-    assert [(kind, value) for _seq, kind, value, _oid in entries] == [("logout", a), ("authid", b)]
+    # The auth change is in the feed too (for caches); the plug-in closes connections only
+    # for the revoking kinds.
+    kinds = [(kind, value) for _seq, kind, value, _oid in entries]
+    assert kinds == [("auth", b), ("logout", a), ("authid", b)]
+    assert {k for k, _ in kinds} - {"auth"} <= cookiestore.crossbar.REVOKING_KINDS
     assert not missed and position == entries[-1][0] == feed.position
     assert feed.poll()[0] == []
     everything, _, _ = store.revocations_since(0)
-    assert [e[2] for e in everything] == [a, b]
+    assert [e[2] for e in everything] == [b, a, b]
+
+
+def test_cache_answers_hits_and_sees_other_processes_at_once(tmp_path):
+    """Lookups are answered from the process's cache; a change made by another process is
+    seen by the very next lookup (the cache checks the store's last transaction first)."""
+    path = str(tmp_path / "store")
+    store = CookieStore(path, max_age=3600)
+    value = store.track().value
+    store.authenticate(value, "alice", "user", "wampcra", "realm1", {"plan": "pro"})
+    for _ in range(10):
+        assert store.get_auth(value)[0] == "alice" and store.exists(value)
+    stats = store.cache_stats()
+    assert stats["hits"] >= 15 and stats["entries"] == 1 and 0 < stats["hit_rate"] < 1
+    assert 0 < stats["bytes"] <= stats["capacity_bytes"] == 10 << 20
+
+    def other_process(code):
+        subprocess.run(
+            [sys.executable, "-c", f"import cookiestore; s = cookiestore.CookieStore({path!r}); {code}"],
+            check=True,
+            timeout=60,
+            cwd=tmp_path,  # not python/: the source tree would shadow the installed package
+        )
+
+    other_process(f"s.authenticate({value!r}, 'bob', 'user', 'wampcra', 'realm1', {{}})")
+    assert store.get_auth(value) == ("bob", "user", "wampcra", "realm1", {})
+    other_process(f"assert s.logout({value!r})")
+    assert store.get_auth(value) is None and not store.exists(value)
+
+    off = CookieStore(str(tmp_path / "off"), cache_bytes=0)
+    v = off.track().value
+    off.authenticate(v, "carol")
+    assert off.get_auth(v)[0] == "carol"
+    assert off.cache_stats()["hits"] == 0 and off.cache_stats()["capacity_bytes"] == 0
 
 
 def test_two_stores_same_path_share_cookies(tmp_path):
