@@ -188,7 +188,7 @@ fn main() {
     }
     if run.selected("memory") {
         let lookups = if run.test_mode { 10_000 } else { big.n };
-        for kind in [Kind::Ours, Kind::Raw] {
+        for kind in [Kind::Ours, Kind::OursCached, Kind::Raw] {
             let stages = common::run_memory(kind, &big, lookups);
             for (stage, m) in &stages {
                 println!(
@@ -432,7 +432,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
 // ---- the per-process cache -------------------------------------------------------------------
 
 /// Cookies in the working set of `cached/*`: what a 10 MiB cache holds whole.
-const WORKING_SET: usize = 10_000;
+const WORKING_SET: usize = 5_000;
 
 fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let l = label(fx.n);

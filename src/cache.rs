@@ -75,8 +75,10 @@ impl CacheStats {
 
 /// An entry larger than this share of the budget is not cached.
 const LARGEST_SHARE: usize = 8;
-/// Estimated bytes of an entry besides its strings and authextra (map slot, slot, Lookup).
-const ENTRY_OVERHEAD: usize = 160;
+/// Estimated bytes of an entry besides its strings and authextra: the `Arc<Lookup>` chunk
+/// (~210), its slot (40, ~60 with a growing vector's slack) and index bucket (24, ~48 with
+/// the table's slack and control bytes), rounded up.
+const ENTRY_OVERHEAD: usize = 336;
 /// Fewest slots of the table of recent misses (it has as many as there are entries).
 const DOORKEEPER_MIN: usize = 4096;
 
@@ -335,27 +337,50 @@ impl State {
     }
 }
 
-/// What an entry costs in memory, estimated: its strings twice (map key and slot), the
-/// auth strings, authextra's JSON tree and a fixed overhead.
+/// What an entry costs in memory, estimated as the allocator sees it: the shared `Lookup`,
+/// its slot and index bucket (with the slack of growth), the value twice (slot and index
+/// key), the auth strings and authextra's JSON tree (each string a heap chunk, each object a
+/// B-tree node of 11 entries). `benches/store.rs` (`memory/1M/ours_cached`) compares the
+/// budget with the process's real private memory.
 fn entry_size(value: &str, lookup: &Lookup) -> usize {
     let auth = lookup.auth.as_ref().map_or(0, |a| {
-        a.authid.len()
+        chunk(a.authid.len())
             + [&a.authrole, &a.authmethod, &a.authrealm]
                 .iter()
-                .map(|s| s.as_ref().map_or(0, |s| s.len()))
+                .map(|s| s.as_ref().map_or(0, |s| chunk(s.len())))
                 .sum::<usize>()
-            + json_size(&a.authextra)
-            + 4 * 24
+            + json_heap(&a.authextra)
     });
-    ENTRY_OVERHEAD + 2 * value.len() + auth
+    ENTRY_OVERHEAD + 2 * chunk(value.len()) + auth
 }
 
-fn json_size(v: &Value) -> usize {
-    const NODE: usize = 32;
-    NODE + match v {
-        Value::String(s) => s.len(),
-        Value::Array(items) => items.iter().map(json_size).sum(),
-        Value::Object(map) => map.iter().map(|(k, v)| k.len() + 48 + json_size(v)).sum(),
+/// Bytes of a heap allocation of `len` bytes: a 16-byte-aligned chunk with an 8-byte header,
+/// 32 at least (glibc's malloc).
+fn chunk(len: usize) -> usize {
+    if len == 0 {
+        0
+    } else {
+        (len + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// Heap bytes of a JSON value beyond its own 32-byte `Value`.
+fn json_heap(v: &Value) -> usize {
+    const VALUE: usize = 32;
+    /// A B-tree node of `String` → `Value` (11 slots) and its allocation.
+    const OBJECT_NODE: usize = 640;
+    match v {
+        Value::String(s) => chunk(s.len()),
+        Value::Array(items) => {
+            chunk(items.capacity() * VALUE) + items.iter().map(json_heap).sum::<usize>()
+        }
+        Value::Object(map) => {
+            map.len().div_ceil(11).max(1) * OBJECT_NODE
+                + map
+                    .iter()
+                    .map(|(k, v)| chunk(k.len()) + json_heap(v))
+                    .sum::<usize>()
+        }
         _ => 0,
     }
 }

@@ -190,7 +190,7 @@ fn a_write_by_another_program_reaches_the_cache() {
 #[test]
 fn the_cache_stays_within_its_budget_and_reports_its_hit_rate() {
     let dir = tempfile::tempdir().unwrap();
-    let budget = 64 * 1024;
+    let budget = 128 * 1024;
     let store = CookieStore::open(dir.path(), StoreOptions::default().cache_bytes(budget)).unwrap();
     let values: Vec<String> = store
         .batch("make cookies", |b| {

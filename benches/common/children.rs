@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cookiestore::CookieStore;
+use cookiestore::{CookieStore, StoreOptions};
 
 use super::*;
 
@@ -22,8 +22,10 @@ const LOOKUPS_ENV: &str = "COOKIESTORE_BENCH_LOOKUPS";
 /// Which implementation a child drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// `CookieStore::get_auth`.
+    /// `CookieStore::get_auth`, the per-process cache off.
     Ours,
+    /// `CookieStore::get_auth` through the per-process cache (default budget).
+    OursCached,
     /// [`Raw::lookup`].
     Raw,
 }
@@ -33,6 +35,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Ours => "ours",
+            Kind::OursCached => "ours_cached",
             Kind::Raw => "raw_heed",
         }
     }
@@ -40,6 +43,7 @@ impl Kind {
     fn parse(s: &str) -> Kind {
         match s {
             "ours" => Kind::Ours,
+            "ours_cached" => Kind::OursCached,
             "raw_heed" => Kind::Raw,
             other => panic!("unknown kind {other:?}"),
         }
@@ -88,6 +92,13 @@ impl Looker {
         match kind {
             Kind::Ours => Looker::Ours(
                 CookieStore::open(fixture_dir.join("ours"), options(false)).expect("open store"),
+            ),
+            Kind::OursCached => Looker::Ours(
+                CookieStore::open(
+                    fixture_dir.join("ours"),
+                    options(false).cache_bytes(StoreOptions::default().cache_bytes),
+                )
+                .expect("open store"),
             ),
             Kind::Raw => Looker::Raw(Raw::open(&fixture_dir.join("raw"), false)),
         }

@@ -9,7 +9,7 @@ Stores, all in one run, all holding the same cookies (same values, same auth):
   own per-process cache, so that no subject warms another's);
 - the raw binding on a copy opened with ``cache_bytes=0``: no per-process cache, every lookup
   a read transaction;
-- the raw binding on a copy whose cache budget holds every cookie (``cache_bytes`` = 1 KiB per
+- the raw binding on a copy whose cache budget holds every cookie (``cache_bytes`` = 1,600 bytes per
   cookie), the memory Crossbar's file store spends, bounded;
 - Crossbar.io's ``CookieStoreDatabaseBacked`` (zlmdb/cfxdb), twice: with txaio's global log
   level at ``info`` (Crossbar's default ``--loglevel``: its ``getAuth`` emits an info event per
@@ -224,7 +224,7 @@ def open_subjects(workdir: str, n: int, values: list[str], info: dict) -> list[S
 
     raw = copy("raw")
     nocache = copy("nocache", 0)
-    big = copy("big", n * 1024)
+    big = copy("big", n * 1600)
     cls = CookieStoreCookiestore(
         cookie_section({"type": "cookiestore", "path": ours_dir, "maxsize": MAXSIZE, "sync": True}),
         workdir,
@@ -417,7 +417,7 @@ def main() -> None:
     p.add_argument("--cookies", default="10000,100000", help="comma-separated store sizes (default 10000,100000)")
     p.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default 3)")
     p.add_argument("--lookups", type=int, default=0, help="lookups per store per round (default: every cookie once)")
-    p.add_argument("--hot", type=int, default=10000, help="cookies in the hot set (default 10000)")
+    p.add_argument("--hot", type=int, default=5000, help="cookies in the hot set (default 5000)")
     p.add_argument("--block", type=int, default=1000, help="lookups per interleaved block (default 1000)")
     p.add_argument("--logins", type=int, default=200, help="logins per store per round (default 200)")
     p.add_argument("--login-block", type=int, default=20, help="logins per interleaved block (default 20)")
