@@ -286,14 +286,8 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let id = format!("{lookup}/interleaved");
     if !run.test_mode && run.selected(&id) {
         let total = if run.quick { 2 } else { 6 };
-        let (ours_ns, raw_ns) = interleaved(
-            &mut keys,
-            |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
-            |v| {
-                black_box(raw.lookup(v, now));
-            },
-            Duration::from_secs(total),
-        );
+        let (ours_ns, raw_ns) =
+            get_auth_vs_raw(&mut keys, &store, &raw, now, Duration::from_secs(total));
         println!(
             "{id}: ours {} raw_heed {} ratio {:.2}x",
             fmt_ns(ours_ns),
@@ -484,14 +478,8 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let id = format!("{group}/interleaved");
     if !run.test_mode && run.selected(&id) {
         let total = if run.quick { 2 } else { 6 };
-        let (ours_ns, raw_ns) = interleaved(
-            &mut keys,
-            |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
-            |v| {
-                black_box(raw.lookup(v, now));
-            },
-            Duration::from_secs(total),
-        );
+        let (ours_ns, raw_ns) =
+            get_auth_vs_raw(&mut keys, &store, &raw, now, Duration::from_secs(total));
         println!(
             "{id}: ours_hit {} raw_heed {} ratio {:.2}x (raw/ours {:.1}x)",
             fmt_ns(ours_ns),
@@ -513,12 +501,11 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             black_box(store.get_auth(all.next_value()).expect("fill"));
         }
         let before = store.cache_stats();
-        let (ours_ns, raw_ns) = interleaved(
+        let (ours_ns, raw_ns) = get_auth_vs_raw(
             &mut all,
-            |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
-            |v| {
-                black_box(raw.lookup(v, now));
-            },
+            &store,
+            &raw,
+            now,
             Duration::from_secs(if run.quick { 2 } else { 6 }),
         );
         let after = store.cache_stats();
@@ -553,6 +540,24 @@ fn lazy_auth_fields(a: cookiestore::AuthRef<'_>) -> usize {
         + method.map_or(0, str::len)
         + realm.map_or(0, str::len)
         + extra.len()
+}
+
+/// `get_auth` against raw heed's verified lookup, interleaved on `keys` for `total`.
+fn get_auth_vs_raw(
+    keys: &mut Keys,
+    store: &CookieStore,
+    raw: &Raw,
+    now: u64,
+    total: Duration,
+) -> (f64, f64) {
+    interleaved(
+        keys,
+        |v| drop(black_box(store.get_auth(v).expect("get_auth"))),
+        |v| {
+            black_box(raw.lookup(v, now));
+        },
+        total,
+    )
 }
 
 /// Alternates blocks of `a` and `b` (each on the next keys, the first of each round

@@ -316,25 +316,10 @@ fn writer_main() {
 
 /// Another program: every few ms, removes a random value index entry with plain heed.
 fn foreign_writer_main() {
-    use heed::types::Bytes;
     let path = std::env::var("RACE_STORE").unwrap();
     let slot: u16 = std::env::var("RACE_SLOT").unwrap().parse().unwrap();
     let stop = Path::new(&path).join("stop");
-    // SAFETY: this process opens the environment once.
-    let env = unsafe {
-        heed::EnvOpenOptions::new()
-            .map_size(1 << 30)
-            .open(&path)
-            .unwrap()
-    };
-    let wtxn = env.write_txn().unwrap();
-    let db = env
-        .create_databases_and_commit(wtxn, |o, w| {
-            o.create_database::<Bytes, Bytes>(w, None)
-                .map(heed::CommitOrAbort::<_, ()>::Commit)
-        })
-        .unwrap()
-        .unwrap_commit();
+    let (env, db) = raw_env(Path::new(&path), 1 << 30);
     let mut rng = rand::rng();
     let mut writes = 0u64;
     report(&json!({"ev": "ready"}));

@@ -264,17 +264,20 @@ pub fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Opens the environment at `dir` with plain heed, while no store handle is open in this
-/// process, and runs `f` in one write transaction on the unnamed database.
-pub fn with_raw_env(
+/// The environment at `dir` opened with plain heed (another program's view), and its
+/// unnamed database. Only while no store handle of `dir` is open in this process.
+pub fn raw_env(
     dir: &Path,
-    f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
+    map_size: usize,
+) -> (
+    heed::Env,
+    heed::Database<'static, heed::types::Bytes, heed::types::Bytes>,
 ) {
     use heed::types::Bytes;
-    // SAFETY: no other handle of this environment is open in this process.
+    // SAFETY: the caller opens no other handle of this environment in this process.
     let env = unsafe {
         heed::EnvOpenOptions::new()
-            .map_size(1 << 26)
+            .map_size(map_size)
             .open(dir)
             .unwrap()
     };
@@ -286,6 +289,16 @@ pub fn with_raw_env(
         })
         .unwrap()
         .unwrap_commit();
+    (env, db)
+}
+
+/// Opens the environment at `dir` with plain heed, while no store handle is open in this
+/// process, and runs `f` in one write transaction on the unnamed database.
+pub fn with_raw_env(
+    dir: &Path,
+    f: impl FnOnce(&mut heed::RwTxn, heed::Database<heed::types::Bytes, heed::types::Bytes>),
+) {
+    let (env, db) = raw_env(dir, 1 << 26);
     let mut wtxn = env.write_txn().unwrap();
     f(&mut wtxn, db);
     wtxn.commit().unwrap();
