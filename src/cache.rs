@@ -177,6 +177,14 @@ impl Cache {
     ) -> Result<Option<Arc<Lookup>>> {
         let mut state = self.lock();
         let txn = snap.txn.id() as u64;
+        if state.txn.is_some_and(|current| txn < current) {
+            // Another thread caught the cache up past this snapshot while this one waited for
+            // the lock: answer from this snapshot and touch nothing (what it reads may be
+            // older than changes the cache has already applied).
+            state.stats.misses += 1;
+            drop(state);
+            return Ok(read(snap)?.map(Arc::new));
+        }
         if state.txn != Some(txn)
             && let Err(e) = state.catch_up(snap, txn)
         {
@@ -466,6 +474,54 @@ mod tests {
         }
         let total: u64 = state.slots.iter().map(|s| s.size as u64).sum();
         assert_eq!(state.stats.bytes, total);
+    }
+
+    /// A thread whose snapshot is older than the one the cache caught up to (another
+    /// thread got the lock first) must not put what it read into the cache.
+    #[test]
+    fn a_snapshot_older_than_the_cache_leaves_it_alone() {
+        use crate::{AuthContext, CookieStore, StoreOptions};
+        use std::sync::Barrier;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let cookie = store.create("cbtid", 24, 3600).unwrap();
+        let value = cookie.value.clone();
+        let alice = Auth::new("alice", "user", "ticket", "realm1");
+        store
+            .set_auth(&value, &alice, &AuthContext::default())
+            .unwrap();
+        let (opened, committed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let older = {
+            let (store, value) = (store.clone(), value.clone());
+            let (opened, committed) = (opened.clone(), committed.clone());
+            std::thread::spawn(move || {
+                store
+                    .read(|snap| {
+                        opened.wait(); // this snapshot is open
+                        committed.wait(); // the logout is committed and seen by the cache
+                        let cache = snap.shared.cache().unwrap();
+                        cache.read_through(snap, &value, |s| read_lookup(s, &value))
+                    })
+                    .unwrap()
+            })
+        };
+        opened.wait();
+        assert!(store.delete(&value).unwrap());
+        assert_eq!(store.lookup(&value).unwrap(), None); // the cache catches up past the logout
+        committed.wait();
+        let answer = older.join().unwrap();
+        assert_eq!(
+            answer.and_then(|l| l.auth.clone()),
+            Some(alice),
+            "the older snapshot still sees the cookie"
+        );
+        assert_eq!(
+            store.lookup(&value).unwrap(),
+            None,
+            "the older snapshot's answer went into the cache"
+        );
+        assert_eq!(store.cache_stats().entries, 0);
     }
 
     #[test]

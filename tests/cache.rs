@@ -385,41 +385,54 @@ fn cached_answers_equal_uncached_reads_while_other_processes_write() {
     }
     let seconds = 3 * stress().min(4);
     let deadline = Instant::now() + Duration::from_secs(seconds);
-    let (mut compared, mut raced) = (0u64, 0u64);
-    let mut rng = rand::rng();
-    let mut values: Vec<String> = Vec::new();
-    let mut round = 0u64;
-    while Instant::now() < deadline {
-        if round.is_multiple_of(50) {
-            // Every value the store holds (live or not), and one it never held.
-            values = store
-                .snapshot(|s| s.records()?.map(|c| c.map(|c| c.value)).collect())
+    // Two reader threads share the process's cache, each with a clock of its own (set
+    // before each bracket, so that both reads of one bracket see the same instant).
+    let reader = |store: &CookieStore, clock: &cookiestore::ManualClock| {
+        let (mut compared, mut raced) = (0u64, 0u64);
+        let mut rng = rand::rng();
+        let mut values: Vec<String> = Vec::new();
+        let mut round = 0u64;
+        while Instant::now() < deadline {
+            if round.is_multiple_of(50) {
+                // Every value the store holds (live or not), and one it never held.
+                values = store
+                    .snapshot(|s| s.records()?.map(|c| c.map(|c| c.value)).collect())
+                    .unwrap();
+                values.push("never-issued-value".into());
+            }
+            round += 1;
+            clock.set(now_ns());
+            let value = &values[rng.random_range(0..values.len())];
+            // Bracket the cached answer between two snapshots: when no commit came between
+            // them, the store's answer during the cached lookup is known exactly.
+            let (before, expected) = store
+                .snapshot(|s| Ok((s.txn_id(), uncached(s, value))))
                 .unwrap();
-            values.push("never-issued-value".into());
+            let answer = cached(store, value);
+            let after = store.snapshot(|s| Ok(s.txn_id())).unwrap();
+            if before == after {
+                compared += 1;
+                assert_eq!(
+                    answer,
+                    expected,
+                    "the cache answered differently from the store for {value} at txn \
+                     {before} ({:?})",
+                    store.cache_stats()
+                );
+            } else {
+                raced += 1;
+            }
         }
-        round += 1;
-        clock.set(now_ns());
-        let value = &values[rng.random_range(0..values.len())];
-        // Bracket the cached answer between two snapshots: when no commit came between
-        // them, the store's answer during the cached lookup is known exactly.
-        let (before, expected) = store
-            .snapshot(|s| Ok((s.txn_id(), uncached(s, value))))
-            .unwrap();
-        let answer = cached(&store, value);
-        let after = store.snapshot(|s| Ok(s.txn_id())).unwrap();
-        if before == after {
-            compared += 1;
-            assert_eq!(
-                answer,
-                expected,
-                "the cache answered differently from the store for {value} at txn {before} \
-                 ({:?})",
-                store.cache_stats()
-            );
-        } else {
-            raced += 1;
-        }
-    }
+        (compared, raced)
+    };
+    let second_clock = cookiestore::ManualClock::new(now_ns());
+    let second = store.with_clock(std::sync::Arc::new(second_clock.clone()));
+    let ((c1, r1), (c2, r2)) = std::thread::scope(|scope| {
+        let other = scope.spawn(|| reader(&second, &second_clock));
+        let mine = reader(&store, &clock);
+        (mine, other.join().expect("the second reader"))
+    });
+    let (compared, raced) = (c1 + c2, r1 + r2);
     std::fs::write(path.join("stop"), b"").unwrap();
     let mut ops = 0;
     for (child, lines) in children.0.iter_mut().zip(reports) {
