@@ -450,10 +450,7 @@ impl CookieStore {
         if IN_CLOSURE.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
-        let found = match self
-            .last_txn_id()
-            .and_then(|last| cache.hit(value, last, self.now_ns()))
-        {
+        let found = match self.lookup_cached(value) {
             Some(hit) => hit,
             None => self.read(|s| cache.read_through(s, value, |s| read_lookup(s, value)))?,
         };
