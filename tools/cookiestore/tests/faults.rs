@@ -5,9 +5,24 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cookiestore::{CookieStore, StoreOptions};
+use std::sync::Arc;
+
+use cookiestore::{CookieStore, ManualClock, StoreOptions, parse_rfc3339_ns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
+
+/// The instant the imports of `dat_line`'s cookies (created 2026-11-22T02:49:50Z, a week's
+/// max_age) pin with `--now`; the store is read at the same instant, so that the tests pass
+/// on any date.
+const DAT_NOW: &str = "2026-11-22T12:00:00Z";
+
+/// Read-only options whose clock stands at `DAT_NOW`, as the CLI's `--now` does.
+fn read_at_dat_now() -> StoreOptions {
+    let now = parse_rfc3339_ns(DAT_NOW).expect("DAT_NOW is RFC 3339");
+    StoreOptions::default()
+        .readonly(true)
+        .clock(Arc::new(ManualClock::new(now)))
+}
 
 /// As the library tests' `common::need`: skip with a printed reason, fail under a non-empty CI.
 fn need(cond: bool, why: &str) -> bool {
@@ -158,8 +173,7 @@ fn cli_on_a_full_disk_reports_it_and_never_crashes() {
     let dat = work.path().join("cookies.dat");
     write_dat(&dat, 6000, 0);
     let store = fs.path().join("imported");
-    let now = "2026-11-22T12:00:00Z";
-    let r = run(&[&"--now", &now, &"import", &store, &dat]);
+    let r = run(&[&"--now", &DAT_NOW, &"import", &store, &dat]);
     assert_eq!(
         r.code,
         Some(2),
@@ -177,7 +191,7 @@ fn cli_on_a_full_disk_reports_it_and_never_crashes() {
         .parse()
         .unwrap();
     assert!(went_in > 0, "{}", r.stderr);
-    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    let s = CookieStore::open(&store, read_at_dat_now()).unwrap();
     assert_eq!(s.count().unwrap(), went_in, "{}", r.stderr);
 }
 
@@ -188,7 +202,7 @@ fn a_re_run_import_does_not_bring_a_logged_out_cookie_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let file = common::fixture("crossbar-cookies.dat");
-    let now = "2026-11-22T12:00:00Z";
+    let now = DAT_NOW;
     let r = run(&[&"--now", &now, &"import", &store, &file]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(
@@ -357,7 +371,7 @@ fn write_dat(path: &Path, cookies: u64, huge: usize) {
 #[test]
 fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let now = "2026-11-22T12:00:00Z";
+    let now = DAT_NOW;
     let small = dir.path().join("small.dat");
     write_dat(&small, 5_000, 0);
     let large = dir.path().join("large.dat");
