@@ -3,7 +3,7 @@
 //! A value is the random ID a browser sends back. It must fit an LMDB key after the table's
 //! 2-byte slot prefix (1 to [`CookieValue::MAX_LEN`] bytes) and travel in a `Cookie` header
 //! (RFC 6265 cookie-octets: printable US-ASCII except space, `"`, `,`, `;` and `\`). New values
-//! are drawn from a CSPRNG in Crossbar.io's alphabet (standard base64, 6 bits a character).
+//! are drawn from the operating system's generator in Crossbar.io's alphabet (standard base64, 6 bits a character).
 
 use std::fmt;
 
@@ -42,12 +42,25 @@ impl CookieValue {
         }
     }
 
-    /// A fresh random value of `length` characters (1 to [`Self::MAX_LEN`]) from a CSPRNG.
+    /// A fresh random value of `length` characters (1 to [`Self::MAX_LEN`]), drawn from the
+    /// operating system's generator at the time of the call.
+    ///
+    /// A value is a bearer token: whoever holds it is the user. So it is never drawn from a
+    /// generator whose state lives in this process (such as `rand::rng()`, a ChaCha state
+    /// seeded once per thread): `fork()` copies such a state, and parent and child then hand
+    /// out the same values; a VM snapshot or a core dump copies it too. `getrandom` asks the
+    /// kernel (`getrandom(2)` on Linux) for every draw, which no copy of the process can
+    /// repeat. Each byte gives one character (its low 6 bits: exactly uniform over the
+    /// 64-character alphabet). Errors with [`Error::Io`] if the kernel's generator fails.
     pub fn random(length: usize) -> Result<CookieValue> {
         check_length(length)?;
-        use rand::Rng;
         let mut bytes = vec![0u8; length];
-        rand::rng().fill_bytes(&mut bytes);
+        getrandom::fill(&mut bytes).map_err(|e| {
+            Error::Io(std::io::Error::other(format!(
+                "the operating system's random generator failed ({e}); no cookie value was \
+                 drawn: check the kernel's entropy source (getrandom(2), /dev/urandom)"
+            )))
+        })?;
         Ok(CookieValue(
             bytes
                 .iter()
