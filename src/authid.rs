@@ -20,7 +20,7 @@ impl Batch<'_, '_> {
     pub(crate) fn index_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
         if let Some(slot) = self.tables.slots.by_authid {
             let key = AuthidKey::key(slot, authid, oid);
-            self.tables.db.put(self.txn, &key, &[]).lmdb()?;
+            self.tables.db.put(self.txn.w(), &key, &[]).lmdb()?;
         }
         Ok(())
     }
@@ -29,7 +29,7 @@ impl Batch<'_, '_> {
     pub(crate) fn unindex_authid(&mut self, authid: &str, oid: Uuid) -> Result<()> {
         if let Some(slot) = self.tables.slots.by_authid {
             let key = AuthidKey::key(slot, authid, oid);
-            self.tables.db.delete(self.txn, &key).lmdb()?;
+            self.tables.db.delete(self.txn.w(), &key).lmdb()?;
         }
         Ok(())
     }
@@ -55,7 +55,7 @@ impl Batch<'_, '_> {
 
     /// The authid of the record `oid`, when it exists and decodes.
     pub(crate) fn authid_of(&self, oid: Uuid) -> Option<String> {
-        match self.tables.record(self.txn, oid) {
+        match self.tables.record(&self.txn, oid) {
             Ok(Some(view)) => view.authid().map(str::to_string),
             _ => None,
         }
@@ -67,11 +67,11 @@ impl Batch<'_, '_> {
         let Some(slot) = self.tables.slots.by_authid else {
             return Ok(());
         };
-        self.tables.delete_slot(self.txn, slot)?;
+        self.tables.delete_slot(self.txn.w(), slot)?;
         let mut keys = Vec::new();
         for item in self
             .tables
-            .slot_entries(self.txn, self.tables.slots.cookies)?
+            .slot_entries(&self.txn, self.tables.slots.cookies)?
         {
             let (key, bytes) = item?;
             let oid = RecordKey::parse_oid(key);
@@ -83,7 +83,7 @@ impl Batch<'_, '_> {
         }
         keys.sort_unstable();
         for key in &keys {
-            self.tables.db.put(self.txn, key, &[]).lmdb()?;
+            self.tables.db.put(self.txn.w(), key, &[]).lmdb()?;
         }
         Ok(())
     }

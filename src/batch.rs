@@ -2,7 +2,7 @@
 
 use std::ops::Bound;
 
-use heed::RwTxn;
+use heed::{RoTxn, RwTxn, WithoutTls};
 use uuid::Uuid;
 
 use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
@@ -17,10 +17,48 @@ use crate::value::{self, CookieValue, DRAW_ATTEMPTS};
 /// The operations of one write transaction: see
 /// [`CookieStore::batch`](crate::CookieStore::batch).
 pub struct Batch<'a, 'e> {
-    pub(crate) txn: &'a mut RwTxn<'e>,
+    pub(crate) txn: WriteTxn<'a, 'e>,
     pub(crate) tables: Tables,
     pub(crate) shared: &'a Shared,
     pub(crate) now: u64,
+}
+
+/// A write transaction that knows whether it was written to: reads go through `Deref`, every
+/// write through [`WriteTxn::w`]. A batch that wrote nothing is aborted, not committed, so a
+/// logout or login of an unknown value costs no commit, no fsync and no cache refresh in
+/// other processes (LMDB itself skips an empty commit, but cookiestore's own "last writer"
+/// mark would make every commit a write).
+pub(crate) struct WriteTxn<'a, 'e> {
+    txn: &'a mut RwTxn<'e>,
+    written: bool,
+}
+
+impl<'a, 'e> WriteTxn<'a, 'e> {
+    pub(crate) fn new(txn: &'a mut RwTxn<'e>) -> Self {
+        WriteTxn {
+            txn,
+            written: false,
+        }
+    }
+
+    /// The transaction, to write to: from now on the batch commits.
+    pub(crate) fn w(&mut self) -> &mut RwTxn<'e> {
+        self.written = true;
+        self.txn
+    }
+
+    /// Whether anything was written (or a write was attempted).
+    pub(crate) fn written(&self) -> bool {
+        self.written
+    }
+}
+
+impl<'e> std::ops::Deref for WriteTxn<'_, 'e> {
+    type Target = RoTxn<'e, WithoutTls>;
+
+    fn deref(&self) -> &Self::Target {
+        self.txn
+    }
 }
 
 impl Batch<'_, '_> {
@@ -33,7 +71,7 @@ impl Batch<'_, '_> {
     /// [`Snapshot`].
     pub fn view(&self) -> Snapshot<'_> {
         Snapshot {
-            txn: self.txn,
+            txn: &self.txn,
             tables: self.tables,
             shared: self.shared,
             now: self.now,
@@ -52,11 +90,11 @@ impl Batch<'_, '_> {
         value::check_length(length)?;
         for _ in 0..DRAW_ATTEMPTS {
             let value = CookieValue::random(length)?.into_string();
-            if self.tables.find_oid(self.txn, &value)?.is_some() {
+            if self.tables.find_oid(&self.txn, &value)?.is_some() {
                 continue; // A collision: draw again, never overwrite.
             }
             let oid = Uuid::new_v4();
-            if self.tables.record(self.txn, oid)?.is_some() {
+            if self.tables.record(&self.txn, oid)?.is_some() {
                 continue;
             }
             let cookie = Cookie {
@@ -81,12 +119,12 @@ impl Batch<'_, '_> {
         self.tables.need_present()?;
         cookie.check_storable()?;
         let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
-        let indexed = self.tables.find_oid(self.txn, &cookie.value)?;
+        let indexed = self.tables.find_oid(&self.txn, &cookie.value)?;
         if let Some(existing) = indexed
             && existing != cookie.oid
             && self
                 .tables
-                .record(self.txn, existing)
+                .record(&self.txn, existing)
                 .ok()
                 .flatten()
                 .is_some()
@@ -96,7 +134,7 @@ impl Batch<'_, '_> {
                 existing,
             });
         }
-        let old = match self.tables.record(self.txn, cookie.oid) {
+        let old = match self.tables.record(&self.txn, cookie.oid) {
             Ok(Some(view)) => Some((view.value().to_string(), view.expires_at())),
             Ok(None) | Err(Error::CorruptRecord { .. }) => None,
             Err(e) => return Err(e),
@@ -120,14 +158,14 @@ impl Batch<'_, '_> {
             {
                 self.tables
                     .by_expiry()
-                    .delete(self.txn, &ExpiryKey::new(slot, old_expiry, cookie.oid))
+                    .delete(self.txn.w(), &ExpiryKey::new(slot, old_expiry, cookie.oid))
                     .lmdb()?;
             }
         }
         self.put_record(cookie)?;
         self.tables
             .by_value()
-            .put(self.txn, &key, &cookie.oid)
+            .put(self.txn.w(), &key, &cookie.oid)
             .lmdb()?;
         self.index_expiry(cookie)
     }
@@ -140,10 +178,8 @@ impl Batch<'_, '_> {
         context: &AuthContext,
     ) -> Result<AuthUpdate> {
         self.tables.need_present()?;
-        // Before anything recurses over them (compare, clone): hostile nesting is refused.
-        crate::cookie::check_depth("authextra", &auth.authextra)?;
-        crate::cookie::check_depth("authenticated_transport_info", &context.transport_info)?;
-        let Some((oid, view)) = self.tables.lookup(self.txn, value)? else {
+        crate::cookie::check_auth(auth, context)?;
+        let Some((oid, view)) = self.tables.lookup(&self.txn, value)? else {
             return Ok(AuthUpdate::NoSuchCookie);
         };
         if view.is_expired(self.now) {
@@ -184,13 +220,19 @@ impl Batch<'_, '_> {
         self.tables.need_present()?;
         // Only the cookie that really carries `value` (an index entry pointing at another
         // record is damage for `repair`, never a reason to delete that record).
-        let found = match self.tables.lookup(self.txn, value) {
+        let found = match self.tables.lookup(&self.txn, value) {
             Ok(found) => found.map(|(oid, view)| (oid, view.expires_at())),
             Err(Error::CorruptRecord { .. }) => {
-                return match self.tables.find_oid(self.txn, value)? {
-                    Some(oid) => self.delete_oid(oid),
-                    None => Ok(false),
+                // The record cannot say its value, but the caller did: the feed entry (which
+                // tells every worker whose connections to close) and the index carry it.
+                let Some(oid) = self.tables.find_oid(&self.txn, value)? else {
+                    return Ok(false);
                 };
+                let removed = self.delete_oid_known(oid, RevocationKind::Logout, Some(value))?;
+                if removed {
+                    self.unindex_value(value, oid)?;
+                }
+                return Ok(removed);
             }
             Err(e) => return Err(e),
         };
@@ -199,7 +241,7 @@ impl Batch<'_, '_> {
         };
         // The index entry is known to point here: no second lookup of it.
         let key = ValueKey::new(self.tables.slots.by_value, value)?;
-        self.tables.by_value().delete(self.txn, &key).lmdb()?;
+        self.tables.by_value().delete(self.txn.w(), &key).lmdb()?;
         let removed = self.remove_record(oid, expires_at)?;
         if removed {
             self.append_revocation(RevocationKind::Logout, oid, value)?;
@@ -215,8 +257,19 @@ impl Batch<'_, '_> {
 
     /// [`Self::delete_oid`], recorded in the revocation feed as `kind`.
     pub(crate) fn delete_oid_as(&mut self, oid: Uuid, kind: RevocationKind) -> Result<bool> {
+        self.delete_oid_known(oid, kind, None)
+    }
+
+    /// [`Self::delete_oid_as`]; `known_value` is the value the caller knows the cookie by,
+    /// recorded in the feed when the record cannot be decoded to tell it.
+    fn delete_oid_known(
+        &mut self,
+        oid: Uuid,
+        kind: RevocationKind,
+        known_value: Option<&str>,
+    ) -> Result<bool> {
         self.tables.need_present()?;
-        let (removed, value) = match self.tables.record(self.txn, oid) {
+        let (removed, value) = match self.tables.record(&self.txn, oid) {
             Ok(Some(view)) => {
                 let (value, expires_at) = (view.value().to_string(), view.expires_at());
                 self.unindex_value(&value, oid)?;
@@ -226,9 +279,12 @@ impl Batch<'_, '_> {
             Err(Error::CorruptRecord { .. }) => (
                 self.tables
                     .records()
-                    .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
+                    .delete(
+                        self.txn.w(),
+                        &RecordKey::new(self.tables.slots.cookies, oid),
+                    )
                     .lmdb()?,
-                String::new(),
+                known_value.unwrap_or_default().to_string(),
             ),
             Err(e) => return Err(e),
         };
@@ -246,12 +302,15 @@ impl Batch<'_, '_> {
         if let Some(slot) = self.tables.slots.by_expiry {
             self.tables
                 .by_expiry()
-                .delete(self.txn, &ExpiryKey::new(slot, expires_at, oid))
+                .delete(self.txn.w(), &ExpiryKey::new(slot, expires_at, oid))
                 .lmdb()?;
         }
         self.tables
             .records()
-            .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, oid))
+            .delete(
+                self.txn.w(),
+                &RecordKey::new(self.tables.slots.cookies, oid),
+            )
             .lmdb()
     }
 
@@ -275,7 +334,7 @@ impl Batch<'_, '_> {
         for item in self
             .tables
             .by_expiry()
-            .range(self.txn, &range)
+            .range(&self.txn, &range)
             .lmdb()?
             .take(limit)
         {
@@ -283,7 +342,7 @@ impl Batch<'_, '_> {
                 item.map_err(|e| Error::metadata(format!("expiry index is damaged: {e}")))?;
             due += 1;
             let oid = key.oid();
-            match self.tables.record(self.txn, oid) {
+            match self.tables.record(&self.txn, oid) {
                 Ok(Some(view)) if view.is_expired(self.now) => {
                     if let Some(authid) = view.authid() {
                         authids.push((authid.to_string(), oid));
@@ -299,7 +358,14 @@ impl Batch<'_, '_> {
         }
         // Then write, each table in key order: the due entries are the first `due` keys of
         // the expiry index, and sorted deletions walk each B-tree once instead of jumping.
-        let mut cursor = self.tables.by_expiry().range_mut(self.txn, &range).lmdb()?;
+        if due == 0 {
+            return Ok((0, 0));
+        }
+        let mut cursor = self
+            .tables
+            .by_expiry()
+            .range_mut(self.txn.w(), &range)
+            .lmdb()?;
         for _ in 0..due {
             match cursor.next() {
                 Some(item) => {
@@ -312,13 +378,16 @@ impl Batch<'_, '_> {
         }
         drop(cursor);
         for key in &moved {
-            self.tables.by_expiry().put(self.txn, key, &()).lmdb()?;
+            self.tables.by_expiry().put(self.txn.w(), key, &()).lmdb()?;
         }
         expired.sort_unstable_by_key(|(oid, _)| *oid);
         for (oid, _) in &expired {
             self.tables
                 .records()
-                .delete(self.txn, &RecordKey::new(self.tables.slots.cookies, *oid))
+                .delete(
+                    self.txn.w(),
+                    &RecordKey::new(self.tables.slots.cookies, *oid),
+                )
                 .lmdb()?;
         }
         expired.sort_unstable_by(|a, b| a.1.cmp(&b.1));
@@ -341,11 +410,11 @@ impl Batch<'_, '_> {
         let Some(slot) = self.tables.slots.by_expiry else {
             return Ok(());
         };
-        self.tables.delete_slot(self.txn, slot)?;
+        self.tables.delete_slot(self.txn.w(), slot)?;
         let mut entries = Vec::new();
         for item in self
             .tables
-            .slot_entries(self.txn, self.tables.slots.cookies)?
+            .slot_entries(&self.txn, self.tables.slots.cookies)?
         {
             let (key, bytes) = item?;
             let oid = RecordKey::parse_oid(key);
@@ -354,7 +423,7 @@ impl Batch<'_, '_> {
             }
         }
         for key in &entries {
-            self.tables.by_expiry().put(self.txn, key, &()).lmdb()?;
+            self.tables.by_expiry().put(self.txn.w(), key, &()).lmdb()?;
         }
         Ok(())
     }
@@ -364,7 +433,7 @@ impl Batch<'_, '_> {
         self.put_record(cookie)?;
         self.tables
             .by_value()
-            .put(self.txn, &key, &cookie.oid)
+            .put(self.txn.w(), &key, &cookie.oid)
             .lmdb()?;
         if let Some(authid) = &cookie.authid {
             self.index_authid(authid, cookie.oid)?;
@@ -378,7 +447,7 @@ impl Batch<'_, '_> {
             .db
             .remap_key_type::<RecordKey>()
             .put(
-                self.txn,
+                self.txn.w(),
                 &RecordKey::new(self.tables.slots.cookies, cookie.oid),
                 &bytes,
             )
@@ -390,7 +459,7 @@ impl Batch<'_, '_> {
             self.tables
                 .by_expiry()
                 .put(
-                    self.txn,
+                    self.txn.w(),
                     &ExpiryKey::new(slot, cookie.expires_at(), cookie.oid),
                     &(),
                 )
@@ -404,9 +473,9 @@ impl Batch<'_, '_> {
         if !value::fits_index(value) {
             return Ok(());
         }
-        if self.tables.find_oid(self.txn, value)? == Some(oid) {
+        if self.tables.find_oid(&self.txn, value)? == Some(oid) {
             let key = ValueKey::new(self.tables.slots.by_value, value)?;
-            self.tables.by_value().delete(self.txn, &key).lmdb()?;
+            self.tables.by_value().delete(self.txn.w(), &key).lmdb()?;
         }
         Ok(())
     }
@@ -418,23 +487,23 @@ impl Batch<'_, '_> {
         Ok(self
             .tables
             .db
-            .get(self.txn, key)
+            .get(&self.txn, key)
             .lmdb()?
             .map(<[u8]>::to_vec))
     }
 
     /// Stores `value` under a whole raw key.
     pub(crate) fn raw_put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        self.tables.db.put(self.txn, key, value).lmdb()
+        self.tables.db.put(self.txn.w(), key, value).lmdb()
     }
 
     /// Deletes a whole raw key; returns whether it existed.
     pub(crate) fn raw_delete(&mut self, key: &[u8]) -> Result<bool> {
-        self.tables.db.delete(self.txn, key).lmdb()
+        self.tables.db.delete(self.txn.w(), key).lmdb()
     }
 
     /// Deletes every entry of `slot`; returns how many.
     pub(crate) fn clear_slot(&mut self, slot: u16) -> Result<u64> {
-        self.tables.delete_slot(self.txn, slot)
+        self.tables.delete_slot(self.txn.w(), slot)
     }
 }

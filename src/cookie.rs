@@ -509,6 +509,22 @@ fn cbor_field(field: &str, value: &Value) -> Result<Vec<u8>> {
 
 /// Refuses a value nested deeper than [`MAX_CBOR_DEPTH`], without recursing: call it before
 /// anything that recurses over the value (clone, compare, serialize).
+/// Whether `auth` (with `context`) can be stored as a cookie's authentication, on any backend:
+/// a non-empty authid (an empty one would read back as "not authenticated", so a login
+/// would be reported written while the cookie stays anonymous), and JSON values no deeper
+/// than [`MAX_CBOR_DEPTH`] (checked before anything recurses over them).
+pub(crate) fn check_auth(auth: &Auth, context: &AuthContext) -> Result<()> {
+    if auth.authid.is_empty() {
+        return Err(Error::InvalidAuth {
+            problem: "the authid is empty; an authenticated cookie needs a non-empty authid \
+                      (to make a cookie anonymous again, log it out or clear its authentication)"
+                .into(),
+        });
+    }
+    check_depth("authextra", &auth.authextra)?;
+    check_depth("authenticated_transport_info", &context.transport_info)
+}
+
 pub(crate) fn check_depth(field: &str, value: &Value) -> Result<()> {
     if depth(value) > MAX_CBOR_DEPTH {
         return Err(Error::InvalidValue {

@@ -31,6 +31,30 @@ pub enum Error {
         problem: String,
     },
 
+    /// An authentication cannot be stored as given (an empty authid).
+    #[error("authentication rejected: {problem}")]
+    InvalidAuth {
+        /// What is wrong with it and what to do.
+        problem: String,
+    },
+
+    /// A newer cookiestore wrote this store, with features this build does not know: writing
+    /// could leave the other processes' caches or feed readers wrong. Reads still work.
+    #[error(
+        "{path}: this store needs cookiestore feature level {needed}, and this build knows up \
+         to {known}: a newer cookiestore has written it; upgrade this program (every process of \
+         the host that uses the store, library, CLI and Python package, together) before it \
+         writes here"
+    )]
+    NewerStore {
+        /// The store's directory.
+        path: PathBuf,
+        /// The level the store records.
+        needed: u64,
+        /// The highest level this build knows.
+        known: u64,
+    },
+
     /// A cookie value is already used by another cookie.
     #[error(
         "cookie value {value:?} already belongs to cookie {existing}: values are unique; \

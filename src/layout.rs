@@ -484,6 +484,9 @@ impl StateKey {
     /// The highest revocation sequence number trimmed from the feed.
     pub const TRIMMED_SEQ: &'static [u8] = b"trimmed_seq";
 
+    /// The feature level a program must know to write the store (`tables::FEATURE_LEVEL`).
+    pub const FEATURE_LEVEL: &'static [u8] = b"feature_level";
+
     /// The key of state `name` (at most 14 bytes) in `slot`.
     pub fn new(slot: u16, name: &'static [u8]) -> Self {
         let mut buf = [0u8; 16];

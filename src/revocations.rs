@@ -200,11 +200,11 @@ impl Batch<'_, '_> {
         let Some(slot) = self.tables.slots.revocations else {
             return Ok(0);
         };
-        let seq = last_seq(&self.tables, self.txn, slot)? + 1;
+        let seq = last_seq(&self.tables, &self.txn, slot)? + 1;
         let bytes = RevocationEntry::value(self.now, kind.code(), oid, value);
         self.tables
             .db
-            .put(self.txn, &RevocationEntry::key(slot, seq), &bytes)
+            .put(self.txn.w(), &RevocationEntry::key(slot, seq), &bytes)
             .lmdb()?;
         Ok(seq)
     }
@@ -216,7 +216,7 @@ impl Batch<'_, '_> {
         if self.tables.slots.revocations.is_none() {
             return Ok(());
         }
-        let foreign = match self.tables.last_txn_mark(self.txn)? {
+        let foreign = match self.tables.last_txn_mark(&self.txn)? {
             Some(mark) => Some(mark) != (self.txn.id() as u64).checked_sub(1),
             None => self.view().raw_records()?.next().is_some(),
         };
@@ -237,7 +237,7 @@ impl Batch<'_, '_> {
         let mut iter = self
             .tables
             .db
-            .prefix_iter_mut(self.txn, SlotPrefix::new(slot).as_bytes())
+            .prefix_iter_mut(self.txn.w(), SlotPrefix::new(slot).as_bytes())
             .lmdb()?;
         while let Some(item) = iter.next() {
             let (key, bytes) = item.lmdb()?;
@@ -252,10 +252,14 @@ impl Batch<'_, '_> {
         }
         drop(iter);
         if let Some(seq) = highest {
-            let seq = seq.max(trimmed_seq(&self.tables, self.txn)?);
+            let seq = seq.max(trimmed_seq(&self.tables, &self.txn)?);
             self.tables
                 .state()
-                .put(self.txn, &StateKey::new(state, StateKey::TRIMMED_SEQ), &seq)
+                .put(
+                    self.txn.w(),
+                    &StateKey::new(state, StateKey::TRIMMED_SEQ),
+                    &seq,
+                )
                 .lmdb()?;
         }
         Ok(n)

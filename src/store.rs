@@ -21,7 +21,7 @@ use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 use uuid::Uuid;
 
-use crate::batch::Batch;
+use crate::batch::{Batch, WriteTxn};
 use crate::cache::{CacheStats, read_lookup};
 use crate::clock::Clock;
 use crate::config::StoreOptions;
@@ -706,7 +706,7 @@ impl CookieStore {
             let s = b.tables.slots;
             for slot in [Some(s.cookies), Some(s.by_value), s.by_expiry, s.by_authid] {
                 if let Some(slot) = slot.filter(|_| b.tables.present) {
-                    b.tables.delete_slot(b.txn, slot)?;
+                    b.tables.delete_slot(b.txn.w(), slot)?;
                 }
             }
             // Whatever the batches above could not itemize (undecodable records) is gone too.
@@ -802,8 +802,8 @@ impl CookieStore {
         let shared = self.lmdb("prepare the cookie tables")?;
         self.with_write_txn("prepare the cookie tables", Growth::UpToMaxsize, |b| {
             // Judge foreign writes before this transaction marks itself as ours.
-            let mut rebuild = foreign_writes(&b.tables, b.txn)?;
-            let mut catalog = read_catalog(shared.db, b.txn)?;
+            let mut rebuild = foreign_writes(&b.tables, &b.txn)?;
+            let mut catalog = read_catalog(shared.db, &b.txn)?;
             let mut rebuild_authid = rebuild;
             for table in [
                 &COOKIES,
@@ -815,7 +815,7 @@ impl CookieStore {
             ] {
                 if catalog.slot_of(table).is_none() {
                     let slot = catalog.next_slot()?;
-                    write_meta(shared.db, b.txn, table, slot)?;
+                    write_meta(shared.db, b.txn.w(), table, slot)?;
                     catalog.tables.insert(slot, TableMeta::new(table, slot));
                     rebuild |= table == &EXPIRY_INDEX;
                     rebuild_authid |= table == &AUTHID_INDEX;
@@ -903,15 +903,21 @@ impl CookieStore {
         loop {
             let (guard, mut txn) = self.begin(|env| env.write_txn())?;
             let result = shared.tables(&txn).and_then(|tables| {
+                let level = tables.check_feature_level(&txn, &shared.path)?;
                 let mut batch = Batch {
-                    txn: &mut txn,
+                    txn: WriteTxn::new(&mut txn),
                     tables,
                     shared,
                     now: self.now_ns(),
                 };
                 let out = f(&mut batch)?;
+                if !batch.txn.written() {
+                    // Nothing changed: no commit (the transaction is aborted when dropped).
+                    return Ok(out);
+                }
                 batch.flush_if_foreign()?;
                 let tables = batch.tables;
+                tables.raise_feature_level(&mut txn, level)?;
                 tables.mark_ours(&mut txn)?;
                 shared.prepare_commit(flush)?;
                 txn.commit().lmdb()?;

@@ -2,6 +2,7 @@
 //! foreign-write detection and the metadata catalog.
 
 use std::ops::Bound;
+use std::path::Path;
 
 use heed::types::{Bytes, DecodeIgnore, Unit};
 use heed::{Database, RoTxn, RwTxn};
@@ -153,6 +154,46 @@ impl Tables {
             .map_err(|e| Error::metadata(format!("store state is damaged: {e}")))
     }
 
+    /// The feature level recorded in the store (0: none recorded, as in a store only an
+    /// older cookiestore, cfxdb or Crossbar wrote).
+    pub(crate) fn feature_level(&self, txn: &RoTxn) -> Result<u64> {
+        let Some(slot) = self.slots.state else {
+            return Ok(0);
+        };
+        Ok(self
+            .state()
+            .get(txn, &StateKey::new(slot, StateKey::FEATURE_LEVEL))
+            .map_err(|e| Error::metadata(format!("store state is damaged: {e}")))?
+            .unwrap_or(0))
+    }
+
+    /// Refuses to write a store whose recorded feature level this build does not know.
+    pub(crate) fn check_feature_level(&self, txn: &RoTxn, path: &Path) -> Result<u64> {
+        let level = self.feature_level(txn)?;
+        if level > FEATURE_LEVEL {
+            return Err(Error::NewerStore {
+                path: path.to_path_buf(),
+                needed: level,
+                known: FEATURE_LEVEL,
+            });
+        }
+        Ok(level)
+    }
+
+    /// Records [`FEATURE_LEVEL`] when the store records a lower one (`recorded`).
+    pub(crate) fn raise_feature_level(&self, txn: &mut RwTxn, recorded: u64) -> Result<()> {
+        let Some(slot) = self.slots.state.filter(|_| recorded < FEATURE_LEVEL) else {
+            return Ok(());
+        };
+        self.state()
+            .put(
+                txn,
+                &StateKey::new(slot, StateKey::FEATURE_LEVEL),
+                &FEATURE_LEVEL,
+            )
+            .lmdb()
+    }
+
     /// Records that this transaction was written by cookiestore.
     pub(crate) fn mark_ours(&self, txn: &mut RwTxn) -> Result<()> {
         let Some(slot) = self.slots.state else {
@@ -182,6 +223,16 @@ impl Tables {
         Ok(n)
     }
 }
+
+/// What a program must understand to write this store without misleading the others that
+/// share it. Every commit of this build records it when the store records less; a build that
+/// finds a higher level refuses every write ([`Error::NewerStore`]): so every process of a
+/// host must be upgraded together. Raise it when a change would make an older writer wrong
+/// (for example a new feed kind that other processes' caches must see).
+///
+/// - 1: the revocation feed with kinds 1 to 7 (the per-process caches follow auth changes,
+///   replaced records, purges and flushes), the authid index, the store state.
+pub(crate) const FEATURE_LEVEL: u64 = 1;
 
 pub(crate) fn foreign_writes(tables: &Tables, txn: &RoTxn) -> Result<bool> {
     if !tables.present {

@@ -133,6 +133,9 @@ fn rustdoc_json(manifest_dir: &Path, crate_name: &str) -> Result<String, Unavail
         // Doc lints (or RUSTDOCFLAGS=-D warnings) are not this test's business.
         .args(["--", "-Z", "unstable-options", "--output-format", "json"])
         .args(["--cap-lints", "allow"])
+        // The suite also runs under libfaketime (a year ahead, in CI), which deadlocks
+        // jemalloc-linked programs such as rustc at start: the compiler keeps the real time.
+        .env_remove("LD_PRELOAD")
         .env("RUSTC_BOOTSTRAP", "1")
         // The JSON lands in <target-dir>/doc only for the host target.
         .env_remove("CARGO_BUILD_TARGET")

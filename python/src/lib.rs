@@ -82,7 +82,7 @@ fn to_py(e: Error) -> PyErr {
         Error::InvalidConfig { .. } | Error::UnsupportedLocation { .. } => {
             ConfigError::new_err(msg)
         }
-        Error::InvalidValue { .. } | Error::DuplicateValue { .. } => {
+        Error::InvalidValue { .. } | Error::InvalidAuth { .. } | Error::DuplicateValue { .. } => {
             InvalidValueError::new_err(msg)
         }
         Error::MapFull { .. } => StoreFullError::new_err(msg),
@@ -94,7 +94,8 @@ fn to_py(e: Error) -> PyErr {
         Error::UnsupportedFormat { .. }
         | Error::NotAStore { .. }
         | Error::Path { .. }
-        | Error::LockConflict { .. } => StoreOpenError::new_err(msg),
+        | Error::LockConflict { .. }
+        | Error::NewerStore { .. } => StoreOpenError::new_err(msg),
         _ => CookieStoreError::new_err(msg),
     }
 }

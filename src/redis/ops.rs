@@ -252,8 +252,7 @@ impl RedisBackend {
         context: &AuthContext,
         now: u64,
     ) -> Result<AuthUpdate> {
-        crate::cookie::check_depth("authextra", &auth.authextra)?;
-        crate::cookie::check_depth("authenticated_transport_info", &context.transport_info)?;
+        crate::cookie::check_auth(auth, context)?;
         for _ in 0..CAS_ATTEMPTS {
             let Some(old) = self.record(value)? else {
                 return Ok(AuthUpdate::NoSuchCookie);
