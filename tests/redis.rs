@@ -541,7 +541,7 @@ fn a_unix_socket_url_opens_the_store() {
     }
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("redis.sock");
-    let child = std::process::Command::new(common::redis_server::redis_server_bin())
+    let child = common::redis_server::redis_server_command()
         .args([
             "--port",
             "0",

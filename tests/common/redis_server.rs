@@ -18,7 +18,7 @@ pub fn redis_server_bin() -> PathBuf {
 /// A command running redis-server, without libfaketime: the suite also runs under
 /// `faketime` (a year ahead, in CI), and libfaketime deadlocks redis-server's jemalloc at
 /// start. Redis keeps the real time; the store's reads apply the store's clock.
-fn redis_server_command() -> Command {
+pub fn redis_server_command() -> Command {
     let mut cmd = Command::new(redis_server_bin());
     cmd.env_remove("LD_PRELOAD");
     cmd
