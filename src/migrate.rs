@@ -184,7 +184,8 @@ pub struct ImportSummary {
     /// skipped, unless [`ImportOptions::force`].
     pub skipped_logged_out: u64,
     /// Of the unchanged cookies, those that had no import mark (imported by an older
-    /// cookiestore): marked now, so that a later import skips them once logged out.
+    /// cookiestore, or into Redis before imports were marked there): marked now, so that a
+    /// later import skips them once they are logged out.
     pub marked: u64,
     /// Bad lines: 1-based line number and what is wrong. They were skipped.
     pub bad_lines: Vec<(u64, String)>,
