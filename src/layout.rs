@@ -11,6 +11,9 @@
 //! | [`VALUE_INDEX`] (cfxdb) | cookie value, UTF-8 | oid, 16 bytes |
 //! | [`EXPIRY_INDEX`] (ours) | expiry, ns, `u64` BE + oid | empty |
 //! | [`STORE_STATE`] (ours) | a name, e.g. `last_txn` | the state's bytes |
+//! | [`STORE_STATE`]: import marks ([`ImportMark`]) | `import_hash\0` + SHA-256 of a value | expiry, ns, `u64` BE |
+//! | [`STORE_STATE`]: their expiry order | `import_due\0` + expiry `u64` BE + SHA-256 | empty |
+//! | [`STORE_STATE`]: unhashed import marks (older stores; read, rewritten by a purge) | `imported\0` + value | oid, 16 bytes |
 //! | [`AUTHID_INDEX`] (ours) | authid length `u16` BE + authid's first ≤ 400 bytes + oid | empty |
 //! | [`REVOCATIONS`] (ours) | sequence number, `u64` BE | at_ns `u64` BE, kind, oid, value |
 //!
@@ -356,6 +359,154 @@ impl RevocationEntry {
         let kind = *bytes.get(8)?;
         let oid = Uuid::from_slice(bytes.get(9..25)?).ok()?;
         Some((at_ns, kind, oid, &bytes[25..]))
+    }
+}
+
+/// SHA-256 of a cookie value: what an import mark is keyed by.
+pub(crate) type ValueDigest = [u8; 32];
+
+/// Import marks: "an import of `cookies.dat` brought this cookie value in". A re-run import
+/// skips a marked value that is no longer in the store (logged out since), so that it never
+/// logs a cookie back in; `--force` imports it anyway.
+///
+/// LMDB keeps them in the store-state table, each under two keys:
+/// - slot + `import_hash\0` + SHA-256 of the value → when the mark expires (`u64` BE ns): the
+///   imported cookie's own expiry (created + max_age). After it, a re-import drops that
+///   cookie as expired anyway, so the mark can go.
+/// - slot + `import_due\0` + that expiry (`u64` BE) + the SHA-256 → empty: the marks in
+///   expiry order, so that a purge reaches the due ones without reading the others.
+///
+/// The SHA-256 keeps every key at 48 bytes, whatever the value's length (a value of 509
+/// bytes could not be a key with a prefix: LMDB keys hold at most 511 bytes), and makes it
+/// practically impossible for two values to share a mark. Expiry `u64::MAX` stands for
+/// "never" (a cookie with a huge max_age, or a mark whose expiry is unknown).
+///
+/// Stores written before marks were hashed hold `imported\0` + the value → the oid given
+/// (values of up to 502 bytes): they are still read, and a purge rewrites them as hashed
+/// marks.
+///
+/// On Redis a mark is the string key `{prefix}imported:` + the SHA-256 in lowercase hex,
+/// holding the expiry in ns (decimal), and expiring then (PXAT).
+pub(crate) struct ImportMark;
+
+impl ImportMark {
+    const NAME: &'static [u8] = b"import_hash\0";
+    const DUE: &'static [u8] = b"import_due\0";
+    const LEGACY: &'static [u8] = b"imported\0";
+    /// Length of a whole mark key.
+    const KEY_LEN: usize = 2 + Self::NAME.len() + 32;
+    /// Length of a whole due key.
+    const DUE_LEN: usize = 2 + Self::DUE.len() + 8 + 32;
+
+    /// The SHA-256 of `value`.
+    pub(crate) fn digest(value: &str) -> ValueDigest {
+        use sha2::Digest;
+        sha2::Sha256::digest(value.as_bytes()).into()
+    }
+
+    /// Key prefix shared by every mark in the state table `slot`.
+    pub(crate) fn prefix(slot: u16) -> Vec<u8> {
+        [&slot.to_be_bytes()[..], Self::NAME].concat()
+    }
+
+    /// The key of the mark of `digest`.
+    pub(crate) fn key(slot: u16, digest: &ValueDigest) -> Vec<u8> {
+        [&slot.to_be_bytes()[..], Self::NAME, digest].concat()
+    }
+
+    /// The digest of a whole mark key; `None` when it is not one.
+    pub(crate) fn parse_key(key: &[u8]) -> Option<ValueDigest> {
+        if key.len() != Self::KEY_LEN {
+            return None;
+        }
+        let (_, rest) = split_slot(key)?;
+        rest.strip_prefix(Self::NAME)?.try_into().ok()
+    }
+
+    /// A mark's value: its expiry.
+    pub(crate) fn value(expires: u64) -> [u8; 8] {
+        expires.to_be_bytes()
+    }
+
+    /// A mark's expiry; a value that is not 8 bytes reads as "never" (a mark is kept rather
+    /// than lost).
+    pub(crate) fn parse_value(bytes: &[u8]) -> u64 {
+        bytes.try_into().map(u64::from_be_bytes).unwrap_or(u64::MAX)
+    }
+
+    /// Key prefix shared by every due entry in `slot`.
+    pub(crate) fn due_prefix(slot: u16) -> Vec<u8> {
+        [&slot.to_be_bytes()[..], Self::DUE].concat()
+    }
+
+    /// The due entry of the mark of `digest` expiring at `expires`.
+    pub(crate) fn due_key(slot: u16, expires: u64, digest: &ValueDigest) -> Vec<u8> {
+        [
+            &slot.to_be_bytes()[..],
+            Self::DUE,
+            &expires.to_be_bytes(),
+            digest,
+        ]
+        .concat()
+    }
+
+    /// (expiry, digest) of a whole due key; `None` when it is not one.
+    pub(crate) fn parse_due_key(key: &[u8]) -> Option<(u64, ValueDigest)> {
+        if key.len() != Self::DUE_LEN {
+            return None;
+        }
+        let (_, rest) = split_slot(key)?;
+        let rest = rest.strip_prefix(Self::DUE)?;
+        let expires = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+        Some((expires, rest.get(8..)?.try_into().ok()?))
+    }
+
+    /// Key prefix shared by every unhashed mark in `slot`.
+    pub(crate) fn legacy_prefix(slot: u16) -> Vec<u8> {
+        [&slot.to_be_bytes()[..], Self::LEGACY].concat()
+    }
+
+    /// The unhashed mark's key of `value`; `None` when it would exceed LMDB's 511 bytes
+    /// (no such mark was ever written).
+    pub(crate) fn legacy_key(slot: u16, value: &str) -> Option<Vec<u8>> {
+        let key = [&slot.to_be_bytes()[..], Self::LEGACY, value.as_bytes()].concat();
+        (key.len() <= 511).then_some(key)
+    }
+
+    /// The value of a whole unhashed mark key; `None` when it is not one.
+    pub(crate) fn parse_legacy_key(key: &[u8]) -> Option<&str> {
+        let (_, rest) = split_slot(key)?;
+        std::str::from_utf8(rest.strip_prefix(Self::LEGACY)?).ok()
+    }
+
+    /// The Redis key of the mark of `digest` under the store's key `prefix`.
+    pub(crate) fn redis_key(prefix: &str, digest: &ValueDigest) -> String {
+        format!("{prefix}imported:{}", hex(digest))
+    }
+
+    /// The Redis key pattern of every mark (SCAN MATCH), `prefix` already glob-escaped.
+    pub(crate) fn redis_pattern(escaped_prefix: &str) -> String {
+        format!("{escaped_prefix}imported:*")
+    }
+
+    /// The digest of a whole Redis mark key; `None` when it is not one.
+    pub(crate) fn parse_redis_key(prefix: &str, key: &str) -> Option<ValueDigest> {
+        Self::parse_hex(key.strip_prefix(prefix)?.strip_prefix("imported:")?)
+    }
+
+    /// A digest from its 64 hex digits (either case); `None` otherwise.
+    pub(crate) fn parse_hex(text: &str) -> Option<ValueDigest> {
+        fn nibble(c: u8) -> Option<u8> {
+            (c as char).to_digit(16).map(|d| d as u8)
+        }
+        if text.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Some(out)
     }
 }
 

@@ -50,6 +50,7 @@ mod layout;
 mod lazy;
 mod legacy;
 mod lmdb_files;
+mod marks;
 mod migrate;
 mod open;
 mod reader;

@@ -7,8 +7,18 @@
 //!   Cookies are matched by value, so importing the same file again changes nothing.
 //! - [`export`] + [`restore`]: every record as one JSON object per line, in [`Cookie`]'s serde
 //!   form (cfxdb's field names, timestamps as ns integers, uuids as strings, unset fields left
-//!   out). That is everything needed to rebuild a store: the indexes and the metadata follow
+//!   out), then the import marks, one line each:
+//!   `{"imported_sha256":"<SHA-256 of the value, hex>","expires":<ns>}` (`expires` left out:
+//!   never). That is everything needed to rebuild a store: the indexes and the metadata follow
 //!   from the records.
+//!
+//! Imports mark every cookie they write ("an import brought this value in"), until the
+//! cookie's own expiry. A later import skips a marked value that is no longer in the store:
+//! it was logged out (or deleted) since, and must not be logged back in
+//! ([`ImportOptions::force`] imports it anyway). A logout writes nothing more: absent and
+//! marked is "logged out since". The marks of cookies still live are exported too, since such
+//! a cookie may be logged out in the restored store; a purge drops marks once their cookie
+//! would have expired (a re-import drops it as expired then).
 //!
 //! Writes go in batches of [`BATCH`] cookies per write transaction, so the writer lock is
 //! never held long while routers keep working.
@@ -18,13 +28,15 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cookie::Cookie;
-use crate::error::{Error, LmdbResult, Result};
+use crate::error::{Error, Result};
+use crate::layout::{ImportMark, ValueDigest};
 use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
+use crate::marks::{self, Mark};
 use crate::store::CookieStore;
 
 /// Cookies written per write transaction by imports and restores.
@@ -171,6 +183,10 @@ pub struct ImportSummary {
     /// Cookies an earlier import brought in that have left the store since (logged out):
     /// skipped, unless [`ImportOptions::force`].
     pub skipped_logged_out: u64,
+    /// Of the unchanged cookies, those that had no import mark (imported by an older
+    /// cookiestore, or into Redis before imports were marked there): marked now, so that a
+    /// later import skips them once they are logged out.
+    pub marked: u64,
     /// Bad lines: 1-based line number and what is wrong. They were skipped.
     pub bad_lines: Vec<(u64, String)>,
     /// Cookies the store refused (value that cannot be a key, authextra too large or deep):
@@ -188,6 +204,11 @@ pub struct ImportSummary {
 /// `authenticated` is the `modified` time (else `created`) when the cookie has an authid and
 /// its authentication changed, 0 without authid. Values in [`LegacySource::removed`] are
 /// deleted from the store. A store cookie the file does not mention is left alone.
+///
+/// Every cookie written gets an import mark until its expiry; a marked value no longer in
+/// the store (logged out since) is skipped and counted in
+/// [`ImportSummary::skipped_logged_out`], unless [`ImportOptions::force`]. An unchanged
+/// cookie without a mark gets one ([`ImportSummary::marked`]).
 ///
 /// What to write is worked out from one snapshot first; only cookies that differ are then
 /// written, 2,000 per write transaction (each re-read inside its transaction, so
@@ -227,21 +248,27 @@ pub fn import_legacy(
     }
 
     // The plan, from one snapshot: what differs from the store.
-    let (to_write, to_remove) = store.snapshot(|s| {
+    let (to_write, to_mark, to_remove) = store.snapshot(|s| {
         let mut to_write: Vec<&LegacyCookie> = Vec::new();
+        let mut to_mark: Vec<&LegacyCookie> = Vec::new();
         for legacy in &live {
             let existing = match s.get_any_by_value(&legacy.value) {
                 Ok(c) => c,
                 Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
                 Err(e) => return Err(e),
             };
-            if existing.is_none() && !options.force && was_imported(s, &legacy.value)? {
+            let mark = marks::find(s, &legacy.value)?;
+            if existing.is_none() && !options.force && mark.is_marked() {
                 summary.skipped_logged_out += 1;
                 continue;
             }
             let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
             if existing.as_ref() == Some(&cookie) {
                 summary.unchanged += 1;
+                if mark != Mark::Hashed {
+                    summary.marked += 1;
+                    to_mark.push(legacy);
+                }
             } else if let Err(e) = cookie.encode() {
                 summary.rejected.push((legacy.value.clone(), e.to_string()));
             } else {
@@ -262,7 +289,7 @@ pub fn import_legacy(
                 to_remove.push(value);
             }
         }
-        Ok((to_write, to_remove))
+        Ok((to_write, to_mark, to_remove))
     })?;
     if options.dry_run {
         summary.removed_from_store = to_remove.len() as u64;
@@ -282,7 +309,7 @@ pub fn import_legacy(
                     };
                     if existing.is_none()
                         && !options.force
-                        && was_imported(&b.view(), &legacy.value)?
+                        && marks::find(&b.view(), &legacy.value)?.is_marked()
                     {
                         counts.3 += 1; // logged out meanwhile
                         continue;
@@ -290,12 +317,11 @@ pub fn import_legacy(
                     let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
                     if existing.as_ref() == Some(&cookie) {
                         counts.2 += 1; // someone wrote the same meanwhile
+                        marks::mark(b, &cookie.value, cookie.expires_at())?;
                         continue;
                     }
                     b.put(&cookie)?;
-                    if let Some(key) = imported_key(b.tables.slots.state, &cookie.value) {
-                        b.raw_put(&key, cookie.oid.as_bytes())?;
-                    }
+                    marks::mark(b, &cookie.value, cookie.expires_at())?;
                     if existing.is_some() {
                         counts.1 += 1;
                     } else {
@@ -312,6 +338,16 @@ pub fn import_legacy(
         done += chunk.len() as u64;
         progress(done);
     }
+    for chunk in to_mark.chunks(BATCH) {
+        // Unchanged cookies, marked whether or not they are still there: they were in the
+        // store when the plan was made, so one that is gone now was logged out meanwhile.
+        store.batch("mark imported cookies", |b| {
+            for legacy in chunk {
+                marks::mark(b, &legacy.value, legacy.expires_ns())?;
+            }
+            Ok(())
+        })?;
+    }
     for chunk in to_remove.chunks(BATCH) {
         summary.removed_from_store += store.batch("delete logged-out cookies", |b| {
             let mut n = 0;
@@ -324,30 +360,6 @@ pub fn import_legacy(
         })?;
     }
     Ok(summary)
-}
-
-/// Name prefix of the store-state entries that remember which cookie values imports brought
-/// in (`imported` + value, holding the oid given): a later import skips those that have left
-/// the store since, so that re-running an import never logs a logged-out cookie back in.
-const IMPORTED: &[u8] = b"imported\0";
-
-/// The store-state key recording that an import brought in `value` (`None` without a state
-/// table, or for a value too long for an LMDB key with the prefix: those are not recorded).
-fn imported_key(state_slot: Option<u16>, value: &str) -> Option<Vec<u8>> {
-    let slot = state_slot?;
-    let mut key = Vec::with_capacity(2 + IMPORTED.len() + value.len());
-    key.extend_from_slice(&slot.to_be_bytes());
-    key.extend_from_slice(IMPORTED);
-    key.extend_from_slice(value.as_bytes());
-    (key.len() <= 511).then_some(key)
-}
-
-/// Whether an earlier import brought in `value`.
-fn was_imported(s: &crate::snapshot::Snapshot<'_>, value: &str) -> Result<bool> {
-    let Some(key) = imported_key(s.tables.slots.state, value) else {
-        return Ok(false);
-    };
-    Ok(s.tables.db.get(s.txn, &key).lmdb()?.is_some())
 }
 
 /// Imports Crossbar.io's `cookies.dat` at `path` into `store`, streaming: as
@@ -412,6 +424,7 @@ pub fn import_file(
         summary.unchanged += part.unchanged;
         summary.expired += part.expired;
         summary.skipped_logged_out += part.skipped_logged_out;
+        summary.marked += part.marked;
         summary.removed_from_store += part.removed_from_store;
         summary.rejected.extend(part.rejected);
     };
@@ -531,7 +544,8 @@ fn same_map(a: &Value, b: &Value) -> bool {
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct ExportOptions {
-    /// Leave out cookies that are expired (at the store's clock). Default: every record.
+    /// Leave out cookies and import marks that are expired (at the store's clock). Default:
+    /// every record and mark.
     pub live_only: bool,
     /// Skip records that cannot be decoded (listed in the summary) instead of failing.
     pub skip_corrupt: bool,
@@ -563,13 +577,18 @@ pub struct ExportSummary {
     pub expired: u64,
     /// Expired cookies left out (`live_only`).
     pub left_out_expired: u64,
+    /// Import marks written (after the cookies, one line each; with `live_only`, those
+    /// expired are left out).
+    pub import_marks: u64,
     /// Records skipped because they cannot be decoded: oid and problem.
     pub corrupt: Vec<(Uuid, String)>,
 }
 
 /// Writes every record of one snapshot of `store` to `out`, one JSON object per line in
-/// [`Cookie`]'s serde form, in oid order. A record that cannot be decoded fails the export
-/// ([`Error::CorruptRecord`]) unless `skip_corrupt`. `progress` gets the count so far.
+/// [`Cookie`]'s serde form, in oid order, then every import mark, one
+/// `{"imported_sha256":"<hex>","expires":<ns>}` line each, in digest order (`expires` left
+/// out: never). A record that cannot be decoded fails the export ([`Error::CorruptRecord`])
+/// unless `skip_corrupt`. `progress` gets the count of cookies so far.
 ///
 /// The snapshot stays open while `out` is written: a slow consumer keeps LMDB from reusing
 /// pages freed meanwhile (writers are never blocked).
@@ -611,10 +630,54 @@ pub fn export(
                 progress(summary.cookies);
             }
         }
+        marks::for_each(s, |digest, expires| {
+            if !(options.live_only && expires <= now) {
+                write_mark_line(out, &digest, expires)?;
+                summary.import_marks += 1;
+            }
+            Ok(())
+        })?;
         out.flush()?;
         progress(summary.cookies);
         Ok(summary)
     })
+}
+
+/// An import mark's line in an export: the SHA-256 of the value (lowercase hex), and when
+/// the mark expires (ns; left out: never).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkLine {
+    imported_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
+}
+
+/// Writes the export line of the mark of `digest`, expiring at `expires`.
+pub(crate) fn write_mark_line(
+    out: &mut dyn Write,
+    digest: &ValueDigest,
+    expires: u64,
+) -> Result<()> {
+    let line = MarkLine {
+        imported_sha256: crate::layout::hex(digest),
+        expires: (expires != u64::MAX).then_some(expires),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The mark of an export line, when the line is one: (digest, expiry), or what is wrong.
+fn parse_mark_line(text: &str) -> Option<std::result::Result<(ValueDigest, u64), String>> {
+    let line: MarkLine = serde_json::from_str(text).ok()?;
+    Some(
+        ImportMark::parse_hex(&line.imported_sha256)
+            .map(|digest| (digest, line.expires.unwrap_or(u64::MAX)))
+            .ok_or_else(|| {
+                "the import mark's imported_sha256 is not 64 hex digits (a SHA-256)".to_string()
+            }),
+    )
 }
 
 /// What [`restore`] did.
@@ -635,6 +698,8 @@ pub struct RestoreSummary {
     pub conflicts: Vec<(u64, String, Uuid)>,
     /// Bad lines: line number and what is wrong. They were skipped.
     pub bad_lines: Vec<(u64, String)>,
+    /// Import marks restored (a mark already in the store is kept when it lasts longer).
+    pub import_marks: u64,
 }
 
 /// Restores an export (JSON lines of [`Cookie`]) into `store`.
@@ -644,7 +709,9 @@ pub struct RestoreSummary {
 /// record replaces the one with the same oid, and a record whose value another cookie holds
 /// is skipped and listed as a conflict (the store's cookie is kept). Bad lines (not a
 /// `Cookie`, nil oid, a value that cannot be a key, a record too large, an oid already
-/// restored from an earlier line) are listed with their number and skipped. `progress` gets the number of lines done.
+/// restored from an earlier line) are listed with their number and skipped. Import-mark
+/// lines are restored as marks (an export without them, from an older cookiestore, restores
+/// as before). `progress` gets the number of lines done.
 pub fn restore(
     store: &CookieStore,
     input: &mut dyn BufRead,
@@ -654,6 +721,7 @@ pub fn restore(
     let mut summary = RestoreSummary::default();
     let mut first = true;
     let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
+    let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
     // The line each oid came from: a repeated oid is reported, not silently replaced.
     let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
     let mut line = Vec::new();
@@ -676,32 +744,45 @@ pub fn restore(
                     format!("not valid UTF-8 (byte {})", e.valid_up_to()),
                 )),
                 Ok(text) if text.trim().is_empty() => {}
-                Ok(text) => match parse_record(text.trim()) {
-                    Ok(cookie) => match seen.entry(cookie.oid) {
-                        std::collections::hash_map::Entry::Occupied(first) => {
-                            summary.bad_lines.push((
-                                summary.lines,
-                                format!(
-                                    "oid {} was already restored from line {}; oids are \
-                                     unique, the first record is kept",
-                                    cookie.oid,
-                                    first.get()
-                                ),
-                            ))
-                        }
-                        std::collections::hash_map::Entry::Vacant(slot) => {
-                            slot.insert(summary.lines);
-                            pending.push((summary.lines, cookie));
-                        }
+                Ok(text) => match parse_mark_line(text.trim()) {
+                    Some(Ok(mark)) => pending_marks.push(mark),
+                    Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
+                    None => match parse_record(text.trim()) {
+                        Ok(cookie) => match seen.entry(cookie.oid) {
+                            std::collections::hash_map::Entry::Occupied(first) => {
+                                summary.bad_lines.push((
+                                    summary.lines,
+                                    format!(
+                                        "oid {} was already restored from line {}; oids are \
+                                         unique, the first record is kept",
+                                        cookie.oid,
+                                        first.get()
+                                    ),
+                                ))
+                            }
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(summary.lines);
+                                pending.push((summary.lines, cookie));
+                            }
+                        },
+                        Err(problem) => summary.bad_lines.push((summary.lines, problem)),
                     },
-                    Err(problem) => summary.bad_lines.push((summary.lines, problem)),
                 },
             }
         }
-        if pending.len() >= BATCH || (n == 0 && (!pending.is_empty() || first)) {
-            restore_batch(store, &pending, first && !merge, &mut summary)?;
+        if pending.len() + pending_marks.len() >= BATCH
+            || (n == 0 && (!pending.is_empty() || !pending_marks.is_empty() || first))
+        {
+            restore_batch(
+                store,
+                &pending,
+                &pending_marks,
+                first && !merge,
+                &mut summary,
+            )?;
             first = false;
             pending.clear();
+            pending_marks.clear();
             progress(summary.lines);
         }
         if n == 0 {
@@ -727,12 +808,13 @@ fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
 fn restore_batch(
     store: &CookieStore,
     records: &[(u64, Cookie)],
+    import_marks: &[(ValueDigest, u64)],
     require_empty: bool,
     summary: &mut RestoreSummary,
 ) -> Result<()> {
     #[cfg(feature = "redis")]
     if let Some(redis) = store.redis() {
-        return redis.restore_batch(records, require_empty, summary);
+        return redis.restore_batch(records, import_marks, require_empty, summary);
     }
     let (restored, replaced, unchanged, conflicts, bad) = store
         .batch("restore cookies", |b| {
@@ -767,6 +849,9 @@ fn restore_batch(
                     Err(e) => return Err(e),
                 }
             }
+            for (digest, expires) in import_marks {
+                marks::mark_digest(b, digest, *expires)?;
+            }
             Ok(counts)
         })
         .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
@@ -775,6 +860,7 @@ fn restore_batch(
     summary.unchanged += unchanged;
     summary.conflicts.extend(conflicts);
     summary.bad_lines.extend(bad);
+    summary.import_marks += import_marks.len() as u64;
     summary.bad_lines.sort_by_key(|(line, _)| *line);
     Ok(())
 }

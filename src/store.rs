@@ -620,10 +620,12 @@ impl CookieStore {
     ///
     /// Cost grows with the number of expired cookies, not the store's size: it walks the
     /// expiry index up to now. Deletes in batches of 5,000 per transaction, so the writer lock
-    /// is never held long.
+    /// is never held long. It also trims the revocation feed, and drops the import marks
+    /// (see [`maintenance::import_legacy`](crate::maintenance::import_legacy)) whose cookies
+    /// would have expired by now.
     ///
-    /// On Redis, cookies expire by themselves (Redis drops each key at its expiry): this
-    /// only trims the revocation feed and returns 0.
+    /// On Redis, cookies and import marks expire by themselves (Redis drops each key at its
+    /// expiry): this only trims the revocation feed and returns 0.
     pub fn purge_expired(&self) -> Result<u64> {
         if self.readonly {
             return Err(Error::ReadOnly { operation: "purge" });
@@ -641,6 +643,7 @@ impl CookieStore {
                 && s.first_expiry()?.is_none_or(|e| e > now))
         })?;
         self.trim_revocations(self.revocation_retention_secs)?;
+        crate::marks::purge(self, now)?;
         if quiet {
             return Ok(0);
         }

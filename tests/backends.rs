@@ -12,6 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, need_redis};
+use cookiestore::maintenance::{
+    ExportOptions, ImportOptions, ImportSummary, LegacySource, export, import_legacy, replay,
+    restore,
+};
 use cookiestore::{
     Auth, AuthContext, AuthUpdate, Connections, Cookie, CookieStore, Error, RevocationKind,
     StoreOptions, Subscriber, Tracker, TrackerConfig, WatchEvent, Watcher,
@@ -20,6 +24,8 @@ use cookiestore::{
 /// Where a case's store lives; `open` may be called again for a second handle.
 trait Factory {
     fn open(&self, options: StoreOptions) -> CookieStore;
+    /// A second, separate store on the same backend (a restore's destination).
+    fn open_other(&self, options: StoreOptions) -> CookieStore;
 }
 
 struct Lmdb(tempfile::TempDir);
@@ -28,6 +34,9 @@ impl Factory for Lmdb {
     fn open(&self, options: StoreOptions) -> CookieStore {
         CookieStore::open(self.0.path(), options).unwrap()
     }
+    fn open_other(&self, options: StoreOptions) -> CookieStore {
+        CookieStore::open(self.0.path().join("other"), options).unwrap()
+    }
 }
 
 struct Redis(RedisServer);
@@ -35,6 +44,9 @@ struct Redis(RedisServer);
 impl Factory for Redis {
     fn open(&self, options: StoreOptions) -> CookieStore {
         CookieStore::open(self.0.url("test:"), options).unwrap()
+    }
+    fn open_other(&self, options: StoreOptions) -> CookieStore {
+        CookieStore::open(self.0.url("other:"), options).unwrap()
     }
 }
 
@@ -77,6 +89,8 @@ cases!(
     count_stats_and_records,
     read_only_handles_refuse_writes,
     lazy_lookups_read_the_same_auth,
+    a_re_run_import_keeps_logged_out_cookies_out,
+    an_export_restored_into_a_new_store_keeps_them_out,
 );
 
 fn alice() -> Auth {
@@ -482,4 +496,127 @@ fn lazy_lookups_read_the_same_auth(f: &dyn Factory) {
     );
     store.delete(&c.value).unwrap();
     assert!(store.get_auth_lazy(&c.value).unwrap().is_none());
+}
+
+/// Values of the import cases: a 24-byte one as Crossbar.io draws them, and one of 505 bytes
+/// (the longest values, 501 to 509 bytes, are keys of their own length in LMDB).
+const SHORT: &str = "Ho2ymDYyrEX1aWT4+tLv/Ppb";
+const KEPT: &str = "qhlV0uXc3mBNNFMRLbVL8Ij5";
+
+fn long_value() -> String {
+    "0123456789abcdef+/ABCDEFGHIJ".repeat(20)[..505].to_string()
+}
+
+/// A `cookies.dat` whose cookies were created an hour before `now` with a week's max_age,
+/// each authenticated as its authid when it has one.
+fn cookies_dat(now: u64, cookies: &[(&str, Option<&str>)]) -> LegacySource {
+    let created = cookiestore::format_rfc3339_ns(now - 3_600_000_000_000);
+    let mut text = String::new();
+    for (value, authid) in cookies {
+        let line = serde_json::json!({
+            "cbtid": value, "status": "created", "created": created, "modified": null,
+            "deleted": null, "max_age": 604800, "authid": authid, "authrole": "user",
+            "authmethod": "wampcra", "authrealm": "realm1", "authextra": null,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let replay = replay(text.as_bytes()).unwrap();
+    assert!(replay.bad_lines.is_empty(), "{:?}", replay.bad_lines);
+    LegacySource::from(replay)
+}
+
+fn import(store: &CookieStore, source: &LegacySource, options: ImportOptions) -> ImportSummary {
+    import_legacy(store, source, store.now_ns(), &options, &mut |_| {}).unwrap()
+}
+
+fn a_re_run_import_keeps_logged_out_cookies_out(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let long = long_value();
+    let source = cookies_dat(
+        store.now_ns(),
+        &[(SHORT, Some("alice")), (&long, Some("bob")), (KEPT, None)],
+    );
+    let first = import(&store, &source, ImportOptions::default());
+    assert_eq!(
+        (first.imported, first.skipped_logged_out),
+        (3, 0),
+        "{first:?}"
+    );
+    assert!(store.delete(SHORT).unwrap());
+    assert_eq!(store.logout_authid("bob").unwrap(), 1);
+    for dry_run in [true, false] {
+        let again = import(&store, &source, ImportOptions::default().dry_run(dry_run));
+        assert_eq!(
+            (again.imported, again.unchanged, again.skipped_logged_out),
+            (0, 1, 2),
+            "dry run {dry_run}: {again:?}"
+        );
+    }
+    assert_eq!(
+        store.get_auth(SHORT).unwrap(),
+        None,
+        "logged out, stays out"
+    );
+    assert_eq!(
+        store.get_auth(&long).unwrap(),
+        None,
+        "505 bytes: stays out too"
+    );
+    // --force brings both back, with their authentication.
+    let forced = import(&store, &source, ImportOptions::default().force(true));
+    assert_eq!(
+        (forced.imported, forced.skipped_logged_out),
+        (2, 0),
+        "{forced:?}"
+    );
+    assert_eq!(
+        store.get_auth(&long).unwrap().map(|a| a.authid),
+        Some("bob".to_string())
+    );
+    // Logged out once more: kept out once more.
+    assert!(store.delete(&long).unwrap());
+    let again = import(&store, &source, ImportOptions::default());
+    assert_eq!(
+        (again.imported, again.skipped_logged_out),
+        (0, 1),
+        "{again:?}"
+    );
+    assert!(!store.exists(&long).unwrap());
+}
+
+fn an_export_restored_into_a_new_store_keeps_them_out(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let long = long_value();
+    let source = cookies_dat(
+        store.now_ns(),
+        &[(SHORT, Some("alice")), (&long, Some("bob")), (KEPT, None)],
+    );
+    assert_eq!(
+        import(&store, &source, ImportOptions::default()).imported,
+        3
+    );
+    assert!(store.delete(SHORT).unwrap());
+    assert!(store.delete(&long).unwrap());
+    let mut exported = Vec::new();
+    export(&store, &mut exported, ExportOptions::default(), &mut |_| {}).unwrap();
+
+    let other = f.open_other(StoreOptions::default());
+    let restored = restore(&other, &mut &exported[..], false, &mut |_| {}).unwrap();
+    assert_eq!(restored.restored, 1, "{restored:?}");
+    assert!(restored.bad_lines.is_empty(), "{restored:?}");
+    // Still live when exported, logged out in the new store: kept out as well.
+    assert!(other.delete(KEPT).unwrap());
+    let again = import(&other, &source, ImportOptions::default());
+    assert_eq!(
+        (again.imported, again.skipped_logged_out),
+        (0, 3),
+        "{again:?}"
+    );
+    for value in [SHORT, long.as_str(), KEPT] {
+        assert!(!other.exists(value).unwrap(), "{value} came back");
+    }
+    let forced = import(&other, &source, ImportOptions::default().force(true));
+    assert_eq!(forced.imported, 3, "{forced:?}");
+    assert!(other.exists(&long).unwrap());
 }

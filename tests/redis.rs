@@ -81,6 +81,86 @@ fn layout_is_one_key_per_cookie_with_the_lmdb_record_bytes() {
 }
 
 #[test]
+fn an_import_marks_each_value_until_its_cookie_expires_and_marks_unmarked_imports() {
+    if !need_redis() {
+        return;
+    }
+    use cookiestore::maintenance::{ImportOptions, LegacySource, import_legacy, replay};
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("cb1:"), StoreOptions::default()).unwrap();
+    let value = "Ho2ymDYyrEX1aWT4+tLv/Ppb";
+    let created_ns = store.now_ns() - 3_600_000_000_000;
+    let line = json!({
+        "cbtid": value, "status": "created",
+        "created": cookiestore::format_rfc3339_ns(created_ns), "modified": null,
+        "deleted": null, "max_age": 604800, "authid": "alice", "authrole": null,
+        "authmethod": null, "authrealm": null, "authextra": null,
+    });
+    let source = LegacySource::from(replay(format!("{line}\n").as_bytes()).unwrap());
+    let import = |dry_run: bool| {
+        import_legacy(
+            &store,
+            &source,
+            store.now_ns(),
+            &ImportOptions::default().dry_run(dry_run),
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    assert_eq!(import(false).imported, 1);
+    let mut con = raw(&server);
+    // The key: the prefix, `imported:` and the value's SHA-256 in hex; it holds the
+    // cookie's expiry (ns) and expires with the cookie.
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("cb1:imported:*")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(keys, vec![format!("cb1:imported:{}", sha256_hex(value))]);
+    let expires = created_ns + 604_800_000_000_000;
+    let held: String = redis::cmd("GET").arg(&keys[0]).query(&mut con).unwrap();
+    assert_eq!(held, expires.to_string());
+    let at: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&keys[0])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(at as u64, expires.div_ceil(1_000_000));
+
+    // A cookie imported before imports were marked: the next import marks it.
+    let _: () = redis::cmd("DEL").arg(&keys[0]).query(&mut con).unwrap();
+    let plan = import(true);
+    assert_eq!((plan.unchanged, plan.marked), (1, 1), "{plan:?}");
+    let exists: i64 = redis::cmd("EXISTS").arg(&keys[0]).query(&mut con).unwrap();
+    assert_eq!(exists, 0, "a dry run writes nothing");
+    assert_eq!(import(false).marked, 1);
+    assert_eq!(import(false).marked, 0, "marked once");
+    assert!(store.delete(value).unwrap());
+    let again = import(false);
+    assert_eq!(
+        (again.imported, again.skipped_logged_out),
+        (0, 1),
+        "{again:?}"
+    );
+}
+
+/// The SHA-256 of `value` in hex, from coreutils (independent of the library).
+fn sha256_hex(value: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils) runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap()[..64].to_string()
+}
+
+#[test]
 fn a_vanished_key_is_no_such_cookie_and_auth_keeps_the_ttl() {
     if !need_redis() {
         return;

@@ -3,18 +3,24 @@
 //! Redis keys cookies by value and drops expired ones by itself: an expired record that is
 //! restored or imported is gone at once, and an export holds the live cookies (and those
 //! expired by the store's clock that Redis has not dropped yet), in oid order as LMDB's.
+//!
+//! Imports mark what they bring in (`{prefix}imported:{sha256}`, expiring with the cookie),
+//! as on LMDB: a re-run import skips a marked value whose cookie is gone. Exports carry the
+//! marks and restores write them.
 
 use std::io::{self, Write};
 
 use uuid::Uuid;
 
-use super::RedisBackend;
+use super::scripts::MARK;
+use super::{RedisBackend, pxat_ms};
 use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, Result};
+use crate::layout::{ImportMark, ValueDigest};
 use crate::legacy::LegacyCookie;
 use crate::migrate::{
     ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, from_legacy,
-    storable,
+    storable, write_mark_line,
 };
 use crate::snapshot::materialise;
 
@@ -55,6 +61,17 @@ impl RedisBackend {
             Ok(true)
         })?;
         cookies.sort_by_key(|c| c.oid);
+        let mut marks: Vec<(ValueDigest, u64)> = Vec::new();
+        self.for_each_mark(|batch| {
+            for (key, bytes) in batch {
+                if let Some(digest) = ImportMark::parse_redis_key(&self.prefix, &key) {
+                    marks.push((digest, parse_mark(&bytes)));
+                }
+            }
+            Ok(true)
+        })?;
+        marks.sort_unstable();
+        marks.dedup_by_key(|(digest, _)| *digest);
         for cookie in &cookies {
             let expired = cookie.is_expired(now);
             if expired && options.live_only {
@@ -69,9 +86,45 @@ impl RedisBackend {
                 progress(summary.cookies);
             }
         }
+        for (digest, expires) in marks {
+            if options.live_only && expires <= now {
+                continue;
+            }
+            write_mark_line(out, &digest, expires)?;
+            summary.import_marks += 1;
+        }
         out.flush()?;
         progress(summary.cookies);
         Ok(summary)
+    }
+
+    /// Marks the value whose SHA-256 is `digest` as imported until `expires` (ns), unless
+    /// its mark already lasts as long.
+    pub(crate) fn mark(&self, digest: &ValueDigest, expires: u64) -> Result<()> {
+        let key = self.mark_key(digest);
+        self.run(|con| {
+            MARK.prepare_invoke()
+                .key(&key)
+                .arg(expires)
+                .arg(pxat_ms(expires))
+                .invoke::<i64>(con)
+        })?;
+        Ok(())
+    }
+
+    /// The record stored under `value` (expired ones too) and whether `value` has an import
+    /// mark: one round trip.
+    fn record_and_mark(&self, value: &str, digest: &ValueDigest) -> Result<(Option<Cookie>, bool)> {
+        let keys = [self.cookie_key(value), self.mark_key(digest)];
+        let got: Vec<Option<Vec<u8>>> = self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+        let mut got = got.into_iter();
+        let (record, mark) = (got.next().flatten(), got.next().flatten());
+        let cookie = match record.map(|bytes| self.decode(value, &bytes)).transpose() {
+            Ok(c) => c,
+            Err(Error::CorruptRecord { .. }) => None, // replaced by the import
+            Err(e) => return Err(e),
+        };
+        Ok((cookie, mark.is_some()))
     }
 
     /// Whether any cookie key exists (and how many, when some do).
@@ -87,6 +140,7 @@ impl RedisBackend {
     pub(crate) fn restore_batch(
         &self,
         records: &[(u64, Cookie)],
+        marks: &[(ValueDigest, u64)],
         require_empty: bool,
         summary: &mut RestoreSummary,
     ) -> Result<()> {
@@ -119,6 +173,10 @@ impl RedisBackend {
                 Err(e) => return Err(e),
             }
         }
+        for (digest, expires) in marks {
+            self.mark(digest, *expires)?;
+            summary.import_marks += 1;
+        }
         summary.bad_lines.sort_by_key(|(line, _)| *line);
         Ok(())
     }
@@ -134,14 +192,22 @@ impl RedisBackend {
     ) -> Result<ImportSummary> {
         let mut done = 0u64;
         for legacy in live {
-            let existing = match self.get_any(&legacy.value) {
-                Ok(c) => c,
-                Err(Error::CorruptRecord { .. }) => None,
-                Err(e) => return Err(e),
-            };
+            let digest = ImportMark::digest(&legacy.value);
+            let (existing, marked) = self.record_and_mark(&legacy.value, &digest)?;
+            if existing.is_none() && marked && !options.force {
+                summary.skipped_logged_out += 1; // imported before, logged out since
+                continue;
+            }
             let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
             if existing.as_ref() == Some(&cookie) {
                 summary.unchanged += 1;
+                if !marked {
+                    // Imported before imports were marked on Redis.
+                    summary.marked += 1;
+                    if !options.dry_run {
+                        self.mark(&digest, legacy.expires_ns())?;
+                    }
+                }
                 continue;
             }
             if let Err(e) = cookie.encode() {
@@ -149,6 +215,9 @@ impl RedisBackend {
                 continue;
             }
             if !options.dry_run {
+                // The mark first: should the put then fail, a re-run skips the cookie (the
+                // user logs in again) rather than ever bringing back a logged-out one.
+                self.mark(&digest, cookie.expires_at())?;
                 self.put(&cookie)?;
             }
             if existing.is_some() {
@@ -174,4 +243,13 @@ impl RedisBackend {
         }
         Ok(summary)
     }
+}
+
+/// A Redis mark's expiry (its value, ns); a value that is not a number reads as "never" (a
+/// mark is kept rather than lost).
+fn parse_mark(bytes: &[u8]) -> u64 {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(u64::MAX)
 }

@@ -8,6 +8,10 @@
 //!   [`CookieStore::logout_authid`](crate::CookieStore::logout_authid); it expires with the
 //!   last of its cookies, and members whose record no longer carries the authid are dropped
 //!   lazily (at that authid's next logout).
+//! - `{prefix}imported:{sha256 of a value, hex}`: an import mark (see
+//!   [`ImportMark`](crate::layout::ImportMark)): the cookie with that value was brought in by
+//!   an import; it holds the cookie's expiry (ns) and expires then. A re-run import skips a
+//!   marked value whose cookie is gone (logged out since).
 //! - `{prefix}revocations`: the revocation feed, a stream capped at about
 //!   [`StoreOptions::revocation_stream_max`](crate::StoreOptions) entries, with ids `0-seq`
 //!   (seq = [`Revocation::seq`](crate::Revocation)); each append is also PUBLISHed on the
@@ -112,6 +116,10 @@ impl RedisBackend {
         format!("{}authid:{authid}", self.prefix)
     }
 
+    fn mark_key(&self, digest: &crate::layout::ValueDigest) -> String {
+        crate::layout::ImportMark::redis_key(&self.prefix, digest)
+    }
+
     fn stream_key(&self) -> String {
         format!("{}revocations", self.prefix)
     }
@@ -119,18 +127,31 @@ impl RedisBackend {
     /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch
     /// and says whether to go on.
     /// Not one snapshot: cookies written during the walk may or may not be seen.
-    fn for_each_record(
+    fn for_each_record(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
+        self.scan(&format!("{}cookie:*", glob_escape(&self.prefix)), f)
+    }
+
+    /// Every import mark (key, value), walked as [`Self::for_each_record`] walks cookies.
+    fn for_each_mark(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
+        self.scan(
+            &crate::layout::ImportMark::redis_pattern(&glob_escape(&self.prefix)),
+            f,
+        )
+    }
+
+    /// Every string key matching `pattern` (key, value), in SCAN + MGET batches.
+    fn scan(
         &self,
+        pattern: &str,
         mut f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>,
     ) -> Result<()> {
-        let pattern = format!("{}cookie:*", glob_escape(&self.prefix));
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<String>) = self.run(|con| {
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
-                    .arg(&pattern)
+                    .arg(pattern)
                     .arg("COUNT")
                     .arg(SCAN_BATCH)
                     .query(con)

@@ -70,13 +70,18 @@ impl RedisBackend {
     /// The cookie with `value`, expired ones too (by the store's clock; Redis has dropped
     /// those past their expiry by its own).
     pub(crate) fn get_any(&self, value: &str) -> Result<Option<Cookie>> {
-        let Some(bytes) = self.record(value)? else {
-            return Ok(None);
-        };
-        let key = self.cookie_key(value);
-        let view = CookieView::new(&bytes).map_err(|p| corrupt(&key, &bytes, p))?;
+        match self.record(value)? {
+            Some(bytes) => self.decode(value, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The cookie in the record `bytes` stored under `value`.
+    pub(crate) fn decode(&self, value: &str, bytes: &[u8]) -> Result<Cookie> {
+        let view =
+            CookieView::new(bytes).map_err(|p| corrupt(&self.cookie_key(value), bytes, p))?;
         let oid = view.oid().unwrap_or_else(Uuid::nil);
-        Ok(Some(materialise(oid, view)?))
+        materialise(oid, view)
     }
 
     pub(crate) fn get(&self, value: &str, now: u64) -> Result<Option<Cookie>> {

@@ -83,6 +83,20 @@ return revoked
     )
 });
 
+/// Sets an import mark, never moving its expiry earlier. KEYS[1]: the mark. ARGV: its value
+/// (the expiry in ns), the expiry as PXAT (ms). Returns 1 written, 0 kept (the mark already
+/// expires as late, or never).
+pub(crate) static MARK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('PEXPIRETIME', KEYS[1])
+if cur == -1 or cur >= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return 1
+"#,
+    )
+});
+
 /// The feed after a position. KEYS[1]: the stream. ARGV: the sequence number to read after,
 /// the most entries to return. Returns {last generated id, first retained id or nil,
 /// entries}; {nil, nil, {}} when the stream does not exist.

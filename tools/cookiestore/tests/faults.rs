@@ -271,6 +271,56 @@ fn a_re_run_import_does_not_bring_a_logged_out_cookie_back() {
     assert_eq!(r.code, Some(0), "--force brings it back: {}", r.stderr);
 }
 
+#[test]
+fn an_export_restored_into_a_new_store_keeps_a_logged_out_cookie_out_of_a_re_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = common::fixture("crossbar-cookies.dat");
+    let now = DAT_NOW;
+    let r = run(&[&"--now", &now, &"import", &store, &file]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = run(&[&"--now", &now, &"dump", &store]);
+    let mut values = r.stdout.lines().map(|line| {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        v["value"].as_str().unwrap().to_string()
+    });
+    let (gone, later) = (values.next().unwrap(), values.next().unwrap());
+    let r = run(&[&"--now", &now, &"delete", &store, &gone]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let export = dir.path().join("export.jsonl");
+    let r = run(&[&"--now", &now, &"export", &store, &"-o", &export]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let restored = dir.path().join("restored");
+    let r = run(&[&"--now", &now, &"restore", &restored, &export]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    // One logged out before the export, one in the restored store after it.
+    let r = run(&[&"--now", &now, &"delete", &restored, &later]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+
+    let r = run(&[&"--now", &now, &"import", &restored, &file]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("imported          0  new cookies"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("logged out        2  skipped"),
+        "{}",
+        r.stdout
+    );
+    for value in [&gone, &later] {
+        let r = run(&[&"--now", &now, &"get", &restored, value]);
+        assert_eq!(r.code, Some(1), "{value} came back: {}", r.stdout);
+    }
+    let r = run(&[&"--now", &now, &"import", &"--force", &restored, &file]);
+    assert!(
+        r.stdout.contains("imported          2  new cookies"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// Runs the CLI and returns its exit code, stderr and peak RSS in KiB: the child's VmHWM
 /// (/proc/PID/status), read every 2 ms while it runs (it only grows, so the last reading is
 /// its peak up to 2 ms before the end). `wait4`'s ru_maxrss would count the test process's

@@ -175,6 +175,104 @@ fn the_commands_take_a_redis_url() {
     }
 }
 
+/// A `cookies.dat` in `dir` whose cookies were created an hour ago (Redis expires by the real
+/// clock) with a week's max_age: one authenticated as alice, one of 505 bytes authenticated
+/// as bob, one plain.
+fn cookies_dat(dir: &std::path::Path) -> (String, [String; 3]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let created = cookiestore::format_rfc3339_ns(now - 3_600_000_000_000);
+    let values = [
+        "Ho2ymDYyrEX1aWT4+tLv/Ppb".to_string(),
+        "0123456789abcdef+/ABCDEFGHIJ".repeat(20)[..505].to_string(),
+        "qhlV0uXc3mBNNFMRLbVL8Ij5".to_string(),
+    ];
+    let mut text = String::new();
+    for (value, authid) in values.iter().zip([Some("alice"), Some("bob"), None]) {
+        let line = serde_json::json!({
+            "cbtid": value, "status": "created", "created": created, "modified": null,
+            "deleted": null, "max_age": 604800, "authid": authid, "authrole": "user",
+            "authmethod": "wampcra", "authrealm": "realm1", "authextra": null,
+        });
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    let path = dir.join("cookies.dat");
+    std::fs::write(&path, text).unwrap();
+    (path.to_str().unwrap().to_string(), values)
+}
+
+#[test]
+fn a_re_run_import_into_redis_keeps_logged_out_cookies_out() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("cli:");
+    let work = tempfile::tempdir().unwrap();
+    let (dat, [short, long, plain]) = cookies_dat(work.path());
+    let first = ok(&["import", &url, &dat]);
+    assert!(first.contains("imported          3"), "{first}");
+    ok(&["delete", &url, &short]);
+    ok(&["logout", &url, "--authid", "bob"]);
+    let (code, again, err) = run(&["import", &url, &dat]);
+    assert_eq!(code, 0, "{err}");
+    assert!(again.contains("imported          0"), "{again}");
+    assert!(again.contains("unchanged         1"), "{again}");
+    assert!(again.contains("logged out        2  skipped"), "{again}");
+    assert!(err.contains("skipped 2 cookies logged out"), "{err}");
+    for value in [&short, &long] {
+        let (code, out, _) = run(&["get", &url, value]);
+        assert_eq!(code, 1, "a logged-out cookie must not come back: {out}");
+    }
+    assert_eq!(run(&["get", &url, &plain]).0, 0);
+    let forced = ok(&["import", "--force", &url, &dat]);
+    assert!(forced.contains("imported          2"), "{forced}");
+    let got: serde_json::Value =
+        serde_json::from_str(&ok(&["get", "--json", &url, &long])).unwrap();
+    assert_eq!(got["authid"], "bob", "--force brings it back with its auth");
+}
+
+#[test]
+fn an_export_restored_across_backends_keeps_logged_out_cookies_out() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("cli:");
+    let work = tempfile::tempdir().unwrap();
+    let p = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (dat, [short, long, plain]) = cookies_dat(work.path());
+    let lmdb = p(&work.path().join("lmdb"));
+    ok(&["import", &lmdb, &dat]);
+    ok(&["delete", &lmdb, &short]);
+    ok(&["delete", &lmdb, &long]);
+    // LMDB → Redis.
+    let first = p(&work.path().join("first.jsonl"));
+    ok(&["export", &lmdb, "-o", &first]);
+    let restored = ok(&["restore", &url, &first]);
+    assert!(restored.contains("1 new"), "{restored}");
+    let again = ok(&["import", &url, &dat]);
+    assert!(again.contains("logged out        2  skipped"), "{again}");
+    for value in [&short, &long] {
+        assert_eq!(run(&["get", &url, value]).0, 1, "{value} came back");
+    }
+    // Redis → a new LMDB store, after a logout on Redis.
+    ok(&["delete", &url, &plain]);
+    let second = p(&work.path().join("second.jsonl"));
+    ok(&["export", &url, "-o", &second]);
+    let back = p(&work.path().join("back"));
+    ok(&["restore", &back, &second]);
+    let again = ok(&["import", &back, &dat]);
+    assert!(again.contains("imported          0"), "{again}");
+    assert!(again.contains("logged out        3  skipped"), "{again}");
+    for value in [&short, &long, &plain] {
+        assert_eq!(run(&["get", &back, value]).0, 1, "{value} came back");
+    }
+}
+
 #[test]
 fn an_unreachable_redis_is_an_error_not_a_hang() {
     let url = format!(

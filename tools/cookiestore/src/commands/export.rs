@@ -19,7 +19,7 @@ pub struct Args {
     /// Write to FILE (atomically, via a new temporary file beside it) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Leave out expired cookies.
+    /// Leave out expired cookies (and expired import marks).
     #[arg(long)]
     pub live_only: bool,
     /// Skip records that cannot be decoded (listed on stderr) instead of failing.
@@ -81,9 +81,11 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         let mut out = stdout();
         writeln!(
             out,
-            "exported {} cookies ({} expired, not yet purged) from snapshot txn {} to {} in {}",
+            "exported {} cookies ({} expired, not yet purged) and {} import marks from \
+             snapshot txn {} to {} in {}",
             summary.cookies,
             summary.expired,
+            summary.import_marks,
             summary.txn_id,
             path.display(),
             secs(started.elapsed())

@@ -70,7 +70,8 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     };
     let (summary, now, store_path) = match plan {
         Some((plan, now, path))
-            if a.dry_run || plan.imported + plan.updated + plan.removed_from_store == 0 =>
+            if a.dry_run
+                || plan.imported + plan.updated + plan.removed_from_store + plan.marked == 0 =>
         {
             (plan, now, path)
         }
@@ -117,7 +118,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
              {:<11}{:>8}  existing cookies already identical\n\
              {:<11}{:>8}  logged out in the file ({} of them removed from the store)\n\
              {:<11}{:>8}  dropped (expired at {})\n\
-             {}\
+             {}{}\
              {:<11}{:>8}  skipped{}\n",
             if a.dry_run {
                 "dry run, nothing written: would have "
@@ -146,6 +147,15 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                     "{:<11}{:>8}  skipped (logged out since an earlier import; --force brings \
                      them back)\n",
                     "logged out", summary.skipped_logged_out
+                )
+            },
+            if summary.marked == 0 {
+                String::new()
+            } else {
+                format!(
+                    "{:<11}{:>8}  unchanged ones imported by an older cookiestore, marked as \
+                     imported now (once logged out, a re-import skips them)\n",
+                    "marked", summary.marked
                 )
             },
             "bad lines",

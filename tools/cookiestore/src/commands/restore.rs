@@ -58,7 +58,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         writeln!(
             out,
             "restored {file} into {} in {} ({} lines): {} new, {} replaced, {} unchanged, {} \
-             conflicts, {} bad lines",
+             conflicts, {} bad lines, {} import marks",
             store.path().display(),
             secs(started.elapsed()),
             summary.lines,
@@ -66,7 +66,8 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             summary.replaced,
             summary.unchanged,
             summary.conflicts.len(),
-            summary.bad_lines.len()
+            summary.bad_lines.len(),
+            summary.import_marks
         )?;
     }
     out.flush()?;
