@@ -116,6 +116,11 @@ impl RedisBackend {
         format!("{}revocations", self.prefix)
     }
 
+    /// The tag of the last entry appended to the feed (see `feed.rs`).
+    fn head_key(&self) -> String {
+        format!("{}revocations:head", self.prefix)
+    }
+
     /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch
     /// and says whether to go on.
     /// Not one snapshot: cookies written during the walk may or may not be seen.

@@ -314,16 +314,20 @@ impl RedisBackend {
             return Ok(Some(0));
         }
         let stream = self.stream_key();
+        let head = self.head_key();
+        // The entries' tags: fresh random bits from the OS for each call (see `feed.rs`).
+        let tag_base = Uuid::new_v4().simple().to_string();
         let n: i64 = self.run(|con| {
             let mut inv = REVOKE.prepare_invoke();
-            inv.key(&stream);
+            inv.key(&stream).key(&head);
             for item in items {
                 inv.key(&item.key).key(&item.set_key);
             }
             inv.arg(self.stream_max)
                 .arg(now)
                 .arg(kind.code())
-                .arg(&stream);
+                .arg(&stream)
+                .arg(&tag_base);
             for item in items {
                 inv.arg(&item.expected[..])
                     .arg(if item.revoke { "r" } else { "u" })
