@@ -94,7 +94,8 @@ fn to_py(e: Error) -> PyErr {
         Error::UnsupportedFormat { .. }
         | Error::NotAStore { .. }
         | Error::Path { .. }
-        | Error::LockConflict { .. } => StoreOpenError::new_err(msg),
+        | Error::LockConflict { .. }
+        | Error::RedisSetting { .. } => StoreOpenError::new_err(msg),
         _ => CookieStoreError::new_err(msg),
     }
 }

@@ -20,6 +20,7 @@ mod feed;
 mod location;
 mod migrate;
 mod ops;
+mod policy;
 mod pool;
 mod scripts;
 pub(crate) mod watch;
@@ -34,7 +35,8 @@ use pool::Pool;
 
 pub(crate) use location::{is_redis, redact};
 
-/// Checks a Redis URL's query options (`prefix`, `timeout_ms`) without connecting.
+/// Checks a Redis URL's query options (`prefix`, `timeout_ms`, `allow_eviction`) without
+/// connecting.
 pub(crate) fn check_url(url: &str) -> Result<()> {
     location::parse(url).map(drop)
 }
@@ -50,6 +52,8 @@ pub(crate) struct RedisBackend {
     pool: Pool,
     prefix: String,
     stream_max: u64,
+    /// Redis may evict keys (opted in): the authid sets are not trusted.
+    allow_eviction: bool,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -62,7 +66,8 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects to the Redis store at `url` (one PING, so that a wrong address fails here).
+    /// Connects to the Redis store at `url` (one PING, so that a wrong address fails here),
+    /// and, unless read-only or opted out, refuses a Redis that may evict keys.
     pub(crate) fn open(url: &str, options: &StoreOptions) -> Result<RedisBackend> {
         let location = location::parse(url)?;
         let timeout = location
@@ -90,8 +95,12 @@ impl RedisBackend {
             pool: Pool::new(client, timeout, location.display),
             prefix,
             stream_max: options.revocation_stream_max,
+            allow_eviction: location.allow_eviction.unwrap_or(options.allow_eviction),
         };
         backend.run(|con| redis::cmd("PING").query::<()>(con))?;
+        if !options.readonly && !backend.allow_eviction {
+            backend.check_eviction()?;
+        }
         Ok(backend)
     }
 
