@@ -125,7 +125,10 @@ fn logout_authid_finds_the_cookies_of_a_deleted_set() {
         assert!(!store.exists(v).unwrap(), "alice's cookie {v} survived");
     }
     for v in &bob {
-        assert!(store.get_auth(v).unwrap().is_some(), "bob keeps his cookies");
+        assert!(
+            store.get_auth(v).unwrap().is_some(),
+            "bob keeps his cookies"
+        );
     }
     let feed = store.revocations_since(0).unwrap();
     assert_eq!(feed.entries.len(), 3);
@@ -206,10 +209,7 @@ fn evicted_by_allkeys_lru_logout_authid_leaves_no_cookie() {
             let _ = store.lookup(v).unwrap();
         }
         add_filler(&mut con);
-        let exists: i64 = redis::cmd("EXISTS")
-            .arg(set_key())
-            .query(&mut con)
-            .unwrap();
+        let exists: i64 = redis::cmd("EXISTS").arg(set_key()).query(&mut con).unwrap();
         if exists == 0 {
             evicted = true;
             break;

@@ -14,18 +14,14 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, need_redis};
 use cookiestore::{
-    Auth, AuthContext, Connections, CookieStore, Revocations, StoreOptions, Subscriber,
-    WatchEvent, Watcher,
+    Auth, AuthContext, Connections, CookieStore, Revocations, StoreOptions, Subscriber, WatchEvent,
+    Watcher,
 };
 
 const PREFIX: &str = "feed:";
 
 fn open(server: &RedisServer) -> CookieStore {
-    CookieStore::open(
-        server.url(PREFIX),
-        StoreOptions::default().timeout_ms(2000),
-    )
-    .unwrap()
+    CookieStore::open(server.url(PREFIX), StoreOptions::default().timeout_ms(2000)).unwrap()
 }
 
 /// Creates `n` cookies and logs each out; returns their values.
@@ -293,7 +289,10 @@ fn a_trimmed_stream_is_missed() {
     assert_eq!(server.command(&["XTRIM", &stream, "MAXLEN", "0"]), ":2");
     let after = logouts(&store, 2);
     let found = sub.poll().unwrap();
-    assert!(!found.missed, "nothing after the position was trimmed: {found:?}");
+    assert!(
+        !found.missed,
+        "nothing after the position was trimmed: {found:?}"
+    );
     let values: Vec<&String> = found.entries.iter().map(|e| &e.value).collect();
     assert_eq!(values, after.iter().collect::<Vec<_>>());
 }
@@ -311,7 +310,10 @@ fn failover_to_a_lagging_replica_is_missed() {
     let stream = format!("{PREFIX}revocations");
     let deadline = Instant::now() + Duration::from_secs(30);
     while replica.command(&["XLEN", &stream]) != ":1" {
-        assert!(Instant::now() < deadline, "the replica did not sync within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "the replica did not sync within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The replica stops following here: it lags from now on.
@@ -330,7 +332,11 @@ fn failover_to_a_lagging_replica_is_missed() {
     .unwrap();
     primary.replace_data(taken.path());
     primary.restart();
-    assert_eq!(store.revocations_since(0).unwrap().next, 1, "the replica's feed");
+    assert_eq!(
+        store.revocations_since(0).unwrap().next,
+        1,
+        "the replica's feed"
+    );
     let after = logouts(&store, 4);
     let found = sub.poll().unwrap();
     assert_all_or_missed(&found, &after, "failover to a lagging replica");
@@ -354,7 +360,10 @@ fn a_rollback_behind_the_readers_position_is_no_miss() {
     server.restart();
     let after = logouts(&store, 2); // 4 and 5 again
     let found = sub.poll().unwrap();
-    assert!(!found.missed, "nothing the subscriber read was lost: {found:?}");
+    assert!(
+        !found.missed,
+        "nothing the subscriber read was lost: {found:?}"
+    );
     let values: Vec<&String> = found.entries.iter().map(|e| &e.value).collect();
     let expected: Vec<&String> = kept.iter().chain(&after).collect();
     assert_eq!(values, expected);

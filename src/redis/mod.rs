@@ -10,8 +10,13 @@
 //!   lazily (at that authid's next logout).
 //! - `{prefix}revocations`: the revocation feed, a stream capped at about
 //!   [`StoreOptions::revocation_stream_max`](crate::StoreOptions) entries, with ids `0-seq`
-//!   (seq = [`Revocation::seq`](crate::Revocation)); each append is also PUBLISHed on the
-//!   channel `{prefix}revocations` so that watchers wake at once.
+//!   (seq = [`Revocation::seq`](crate::Revocation)) and, per entry, a random `tag` and the
+//!   `prev` tag (the entry before it); each append is also PUBLISHed on the channel
+//!   `{prefix}revocations` so that watchers wake at once.
+//! - `{prefix}revocations:head`: the tag of the last entry appended. With `prev`, it lets a
+//!   reader tell that the feed is still the history it read (`feed.rs`).
+//!
+//! A Redis that may evict keys is refused at open unless allowed (`policy.rs`).
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.

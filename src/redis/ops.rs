@@ -392,8 +392,7 @@ impl RedisBackend {
                     self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
                 for ((member, key), bytes) in members.iter().zip(keys).zip(records) {
                     let bytes = bytes.unwrap_or_default();
-                    let carries =
-                        CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
+                    let carries = CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
                     items.push(Item {
                         key,
                         set_key: set_key.clone(),

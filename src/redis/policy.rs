@@ -37,8 +37,7 @@ impl RedisBackend {
             Err(Error::Redis { problem, .. }) => problem,
             Err(other) => return Err(other),
         };
-        let info: Result<String> =
-            self.run(|con| redis::cmd("INFO").arg("memory").query(con));
+        let info: Result<String> = self.run(|con| redis::cmd("INFO").arg("memory").query(con));
         let info_problem = match info {
             Ok(text) => {
                 let policy = text

@@ -145,7 +145,10 @@ impl RedisServer {
     /// Replaces the server's directory with the files in `from` (the server must be
     /// stopped), so that the next [`Self::restart`] loads that older data.
     pub fn replace_data(&self, from: &std::path::Path) {
-        assert!(self.child.is_none(), "stop the server before replacing its data");
+        assert!(
+            self.child.is_none(),
+            "stop the server before replacing its data"
+        );
         for entry in std::fs::read_dir(self.dir.path()).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
