@@ -368,3 +368,23 @@ fn a_rollback_behind_the_readers_position_is_no_miss() {
     let expected: Vec<&String> = kept.iter().chain(&after).collect();
     assert_eq!(values, expected);
 }
+
+#[test]
+fn a_read_of_several_batches_is_no_miss() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = open(&server);
+    let mut sub = Subscriber::new(&store).unwrap();
+    // More entries than one round trip reads (10,000), each appended by its own script.
+    for _ in 0..10_005 {
+        store.create("cbtid", 24, 3600).unwrap();
+    }
+    assert_eq!(store.clear().unwrap(), 10_005);
+    let found = sub.poll().unwrap();
+    assert!(!found.missed, "{:?}", found.next);
+    let seqs: Vec<u64> = found.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=10_005).collect::<Vec<u64>>());
+    reads_on(&mut sub, &store);
+}

@@ -47,6 +47,8 @@
 //! 4. `L = s`: the head must be `a`; otherwise the feed went back and grew again to the
 //!    same length → missed.
 //!
+//! A read of more than one batch checks the same at each round trip (with the last entry
+//! read as position and its tag as anchor), as Redis may be replaced between two of them.
 //! For 1, 2 and 4 the reader gets every retained entry (any of them may be new to it) and
 //! anchors at the feed's end, so a miss is reported once. Each case above ends in one of
 //! them: after a restart without persistence, a flush, a deleted stream, new entries chain
@@ -58,6 +60,11 @@
 //! `revocation_stream_max`, or by hand) removes entries but neither the head nor the
 //! `prev` of the entries kept: 3 applies, never a false alarm. An evicted head (with
 //! `allow_eviction`) can only cause a miss that was not needed.
+//!
+//! The check needs every writer to write tags: entries appended by an older cookiestore
+//! (sharing the Redis during an upgrade) carry none and leave the head alone, so a reader
+//! reports a miss at each of them (a re-check, never a gap), and a rollback over entries of
+//! only such writers is not seen.
 //!
 //! What no reader can get back are revocations of a history that was lost: logouts
 //! committed after the state Redis went back to are undone together with the data (the
@@ -219,19 +226,21 @@ impl RedisBackend {
             missed: false,
         };
         let mut tag = anchor.unwrap_or_default().to_string();
+        // What the entry after `from` must name as `prev` (`None`: not known). Checked at
+        // each round trip (a long read takes several), until the reader is sent back to 0.
+        let mut expect = anchor.map(str::to_string);
         let mut from = after;
-        let mut checked = false;
+        let mut restarted = false;
         loop {
             let read = self.read_feed(from, READ_BATCH)?;
-            if !checked {
-                checked = true;
-                let continues = if read.last < after {
+            if !restarted {
+                let continues = if read.last < from {
                     false // 1: shorter than what the reader read
-                } else if let Some(anchor) = anchor {
+                } else if let Some(expect) = &expect {
                     match read.entries.first() {
-                        Some(e) if e.revocation.seq == after + 1 => e.prev == anchor, // 2
+                        Some(e) if e.revocation.seq == from + 1 => &e.prev == expect, // 2
                         Some(_) => true, // 3: trimmed, below
-                        None => read.last > after || read.head == anchor, // 3 or 4
+                        None => read.last > from || &read.head == expect, // 3 or 4
                     }
                 } else {
                     true
@@ -239,14 +248,16 @@ impl RedisBackend {
                 if !continues {
                     // Not the reader's history: every retained entry may be new to it.
                     out.missed = true;
+                    out.entries.clear();
                     out.next = 0;
                     from = 0;
                     tag = String::new();
+                    restarted = true;
                     continue;
                 }
-                // 3: entries after `after` that are no longer there were trimmed.
+                // 3: entries after `from` that are no longer there were trimmed.
                 let first_kept = read.first.unwrap_or(read.last + 1);
-                out.missed |= read.last > after && first_kept > after + 1;
+                out.missed |= read.last > from && first_kept > from + 1;
             }
             let n = read.entries.len();
             for e in read.entries {
@@ -254,6 +265,7 @@ impl RedisBackend {
                 tag = e.tag;
                 out.entries.push(e.revocation);
             }
+            expect = Some(tag.clone());
             // As LMDB: the last entry read, else the feed's end (entries may all be trimmed).
             out.next = match out.entries.last() {
                 Some(e) => e.seq,
