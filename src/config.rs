@@ -83,6 +83,19 @@ pub struct StoreOptions {
     /// Redis stores: the revocation stream is capped at about this many entries (besides
     /// the time-based trimming of `revocation_retention_secs`). Default 100,000.
     pub revocation_stream_max: u64,
+    /// Redis stores: open even though the Redis may evict keys (a `maxmemory-policy` other
+    /// than `noeviction`, or one that cannot be read). Default false: such a Redis is
+    /// refused at open (a read-only handle is not checked). A URL's `?allow_eviction=true`
+    /// sets it too.
+    ///
+    /// What it costs: Redis may then drop any of the store's keys when it runs out of
+    /// memory. An evicted cookie is a user who must log in again; an evicted revocation
+    /// feed makes every watcher report [`WatchEvent::Missed`](crate::WatchEvent) and
+    /// re-check its connections; an evicted authid index is not trusted:
+    /// [`logout_authid`](crate::CookieStore::logout_authid) then walks every cookie (`SCAN`,
+    /// two round trips per 1,000 cookies) instead of reading the user's set, so that it
+    /// still finds every cookie of the user.
+    pub allow_eviction: bool,
     /// LMDB stores: the byte budget of this process's cache of live cookies' lookups, which
     /// answers [`CookieStore::lookup`](crate::CookieStore::lookup),
     /// [`get_auth`](crate::CookieStore::get_auth) and
@@ -110,6 +123,7 @@ impl Default for StoreOptions {
             key_prefix: String::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
+            allow_eviction: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -196,6 +210,12 @@ impl StoreOptions {
     /// Sets [`revocation_stream_max`](Self::revocation_stream_max).
     pub fn revocation_stream_max(mut self, entries: u64) -> Self {
         self.revocation_stream_max = entries;
+        self
+    }
+
+    /// Sets [`allow_eviction`](Self::allow_eviction) (read what it costs there).
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
         self
     }
 
@@ -610,7 +630,8 @@ impl StoreSection {
 }
 
 /// Checks a store section's `url`: a string naming a Redis store (`redis://`,
-/// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`) parse.
+/// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`,
+/// `allow_eviction`) parse.
 fn redis_url(value: &Value) -> Result<String> {
     const EXAMPLE: &str = "redis://127.0.0.1:6379/0 or redis+unix:///run/redis.sock";
     let Value::String(url) = value else {

@@ -246,6 +246,20 @@ pub enum Error {
         problem: String,
     },
 
+    /// The Redis server is set up so that it may drop the store's keys by itself: its
+    /// `maxmemory-policy` evicts keys, or cannot be read. An evicted key could undo a
+    /// logout, so such a Redis is refused unless the store is opened with
+    /// [`StoreOptions::allow_eviction`](crate::StoreOptions::allow_eviction).
+    #[error("the Redis store at {location} is not safe for cookies: `{setting}` {problem}")]
+    RedisSetting {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// The Redis setting in question (`maxmemory-policy`).
+        setting: String,
+        /// Its value, why that is refused and what to do.
+        problem: String,
+    },
+
     /// An operation that this store's backend does not offer (snapshots, batches, copies,
     /// check and repair are LMDB's).
     #[error("cannot {operation}: this is a {backend} store, and that applies to LMDB stores only")]

@@ -147,7 +147,9 @@ pub struct Revocations {
     /// The sequence number to ask after next time (the last one seen).
     pub next: u64,
     /// Whether entries after the given sequence number were already trimmed (the reader fell
-    /// behind the retention window and missed some revocations).
+    /// behind the retention window and missed some revocations). On Redis also when the
+    /// feed lost entries the reader had not read, or is not the history it read (see
+    /// [`Subscriber`]).
     pub missed: bool,
 }
 
@@ -314,7 +316,9 @@ impl Snapshot<'_> {
 
 impl CookieStore {
     /// The revocations with a sequence number greater than `after` (0: all retained ones),
-    /// and whether some of those were already trimmed. Pass [`Revocations::next`] next time.
+    /// and whether some of those were already trimmed (on Redis also: whether the feed is
+    /// shorter than `after`, having started over). Pass [`Revocations::next`] next time;
+    /// a [`Subscriber`] does that and, on Redis, also notices a feed that went back in time.
     pub fn revocations_since(&self, after: u64) -> Result<Revocations> {
         #[cfg(feature = "redis")]
         if let Some(redis) = self.redis() {
@@ -369,23 +373,15 @@ impl CookieStore {
         Some(shared.env.info().last_txn_id as u64)
     }
 
-    /// The highest sequence number of the revocation feed (0 when empty), and the id of the
-    /// LMDB transaction it was read in (`None` on Redis).
+    /// The highest sequence number of the LMDB revocation feed (0 when empty), and the id
+    /// of the transaction it was read in.
     fn last_revocation(&self) -> Result<(u64, Option<u64>)> {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis() {
-            return Ok((redis.last_revocation()?, None));
-        }
         self.snapshot(|s| Ok((s.last_revocation()?, Some(s.txn.id() as u64))))
     }
 
-    /// [`revocations_since`](Self::revocations_since), and the id of the LMDB transaction
-    /// it read (`None` on Redis).
+    /// [`revocations_since`](Self::revocations_since) on LMDB, and the id of the
+    /// transaction it read.
     fn revocations_read_in(&self, after: u64) -> Result<(Revocations, Option<u64>)> {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis() {
-            return Ok((redis.revocations_since(after)?, None));
-        }
         self.read(|s| Ok((s.revocations_since(after)?, Some(s.txn.id() as u64))))
     }
 }
@@ -395,40 +391,72 @@ impl CookieStore {
 /// [`poll`](Self::poll) returns what was appended since the last poll. When no transaction
 /// was committed since (LMDB's last transaction id is unchanged), it returns nothing without
 /// opening a transaction: polling an idle store often is cheap. On Redis each poll is one
-/// round trip (a script that reads the stream after the position).
+/// round trip (a script that reads the stream after the position), and the subscriber also
+/// checks that the feed is still the history it read: when Redis lost the feed or went
+/// back to older data (restarted without persistence or from an older snapshot, flushed,
+/// failed over to a replica that lagged), `missed` is set (see `src/redis/feed.rs`).
 #[derive(Debug)]
 pub struct Subscriber {
     store: CookieStore,
     next: u64,
     seen_txn: Option<u64>,
     reads: u64,
+    /// Redis: the tag the entry after `next` must name as its predecessor (`None`: not
+    /// known yet, as after [`Self::starting_after`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    anchor: Option<String>,
 }
 
 impl Subscriber {
     /// A subscriber that starts at the end of the feed: it sees revocations made from now.
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = store.redis() {
+            let (next, anchor) = redis.last_revocation()?;
+            return Ok(Subscriber {
+                store: store.clone(),
+                next,
+                seen_txn: None,
+                reads: 1,
+                anchor: Some(anchor),
+            });
+        }
         let (next, seen) = store.last_revocation()?;
         Ok(Subscriber {
             store: store.clone(),
             next,
             seen_txn: seen,
             reads: 1,
+            anchor: None,
         })
     }
 
     /// A subscriber that starts after sequence number `after` (0: every retained entry).
+    /// On Redis, a number alone cannot show whether the feed went back in time before the
+    /// first poll (only whether it is now shorter than `after`, or trimmed); from its first
+    /// poll on, the subscriber checks that too.
     pub fn starting_after(store: &CookieStore, after: u64) -> Subscriber {
         Subscriber {
             store: store.clone(),
             next: after,
             seen_txn: None,
             reads: 0,
+            anchor: None,
         }
     }
 
     /// The revocations appended since the last poll. `missed` is true when some were
-    /// trimmed before this subscriber read them.
+    /// trimmed before this subscriber read them, and on Redis also when the feed is not
+    /// the history this subscriber read (the entries are then every retained one).
     pub fn poll(&mut self) -> Result<Revocations> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.store.redis() {
+            self.reads += 1;
+            let (found, anchor) = redis.revocations_after(self.next, self.anchor.as_deref())?;
+            self.next = found.next;
+            self.anchor = Some(anchor);
+            return Ok(found);
+        }
         // The meta page can show a commit before readers get its snapshot (LMDB publishes
         // the id to readers after writing, and syncing, the meta page), so what is
         // remembered is the id of the snapshot read, never the meta page's.

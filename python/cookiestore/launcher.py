@@ -51,6 +51,7 @@ STORE_KEYS = {
     "key_prefix": (False, [str]),
     "timeout_ms": (False, [int]),
     "revocation_stream_max": (False, [int]),
+    "allow_eviction": (False, [bool]),
 }
 
 TESTED_CROSSBAR_VERSIONS = ("25.12.1",)

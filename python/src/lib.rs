@@ -95,7 +95,8 @@ fn to_py(e: Error) -> PyErr {
         | Error::NotAStore { .. }
         | Error::Path { .. }
         | Error::LockConflict { .. }
-        | Error::NewerStore { .. } => StoreOpenError::new_err(msg),
+        | Error::NewerStore { .. }
+        | Error::RedisSetting { .. } => StoreOpenError::new_err(msg),
         _ => CookieStoreError::new_err(msg),
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct Location {
     pub(crate) prefix: Option<String>,
     /// `?timeout_ms=...`, when given.
     pub(crate) timeout: Option<Duration>,
+    /// `?allow_eviction=true|false`, when given.
+    pub(crate) allow_eviction: Option<bool>,
 }
 
 /// The scheme of `text` when it is a URL (`scheme://...`).
@@ -35,7 +37,8 @@ pub(crate) fn is_redis(text: &str) -> bool {
     scheme_of(text).is_some_and(|s| SCHEMES.contains(&s.to_ascii_lowercase().as_str()))
 }
 
-/// Splits off the query options cookiestore reads (`prefix`, `timeout_ms`); other query
+/// Splits off the query options cookiestore reads (`prefix`, `timeout_ms`,
+/// `allow_eviction`); other query
 /// parameters (`db`, `pass`, `protocol`, ...) stay for the `redis` crate.
 pub(crate) fn parse(text: &str) -> Result<Location> {
     let (base, query) = match text.split_once('?') {
@@ -44,6 +47,7 @@ pub(crate) fn parse(text: &str) -> Result<Location> {
     };
     let mut prefix = None;
     let mut timeout = None;
+    let mut allow_eviction = None;
     let mut rest = Vec::new();
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
         if pair.is_empty() {
@@ -61,6 +65,18 @@ pub(crate) fn parse(text: &str) -> Result<Location> {
                 })?;
                 timeout = Some(Duration::from_millis(ms));
             }
+            "allow_eviction" => {
+                allow_eviction = Some(match value {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(Error::config(
+                            "allow_eviction",
+                            format!("is {value:?} in the URL; give true or false"),
+                        ));
+                    }
+                });
+            }
             _ => rest.push(pair),
         }
     }
@@ -74,6 +90,7 @@ pub(crate) fn parse(text: &str) -> Result<Location> {
         url,
         prefix,
         timeout,
+        allow_eviction,
     })
 }
 
@@ -151,5 +168,10 @@ mod tests {
         assert!(!is_redis("http://h"));
         assert!(!is_redis("/var/cookies"));
         assert!(parse("redis://h?timeout_ms=0").is_err());
+        let l = parse("redis://h/0?allow_eviction=true&db=1").unwrap();
+        assert_eq!(l.allow_eviction, Some(true));
+        assert_eq!(l.url, "redis://h/0?db=1");
+        assert_eq!(parse("redis://h").unwrap().allow_eviction, None);
+        assert!(parse("redis://h?allow_eviction=yes").is_err());
     }
 }

@@ -14,8 +14,13 @@
 //!   marked value whose cookie is gone (logged out since).
 //! - `{prefix}revocations`: the revocation feed, a stream capped at about
 //!   [`StoreOptions::revocation_stream_max`](crate::StoreOptions) entries, with ids `0-seq`
-//!   (seq = [`Revocation::seq`](crate::Revocation)); each append is also PUBLISHed on the
-//!   channel `{prefix}revocations` so that watchers wake at once.
+//!   (seq = [`Revocation::seq`](crate::Revocation)) and, per entry, a random `tag` and the
+//!   `prev` tag (the entry before it); each append is also PUBLISHed on the channel
+//!   `{prefix}revocations` so that watchers wake at once.
+//! - `{prefix}revocations:head`: the tag of the last entry appended. With `prev`, it lets a
+//!   reader tell that the feed is still the history it read (`feed.rs`).
+//!
+//! A Redis that may evict keys is refused at open unless allowed (`policy.rs`).
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
@@ -24,6 +29,7 @@ mod feed;
 mod location;
 mod migrate;
 mod ops;
+mod policy;
 mod pool;
 mod scripts;
 pub(crate) mod watch;
@@ -38,7 +44,8 @@ use pool::Pool;
 
 pub(crate) use location::{is_redis, redact};
 
-/// Checks a Redis URL's query options (`prefix`, `timeout_ms`) without connecting.
+/// Checks a Redis URL's query options (`prefix`, `timeout_ms`, `allow_eviction`) without
+/// connecting.
 pub(crate) fn check_url(url: &str) -> Result<()> {
     location::parse(url).map(drop)
 }
@@ -54,6 +61,8 @@ pub(crate) struct RedisBackend {
     pool: Pool,
     prefix: String,
     stream_max: u64,
+    /// Redis may evict keys (opted in): the authid sets are not trusted.
+    allow_eviction: bool,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -66,7 +75,8 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects to the Redis store at `url` (one PING, so that a wrong address fails here).
+    /// Connects to the Redis store at `url` (one PING, so that a wrong address fails here),
+    /// and, unless read-only or opted out, refuses a Redis that may evict keys.
     pub(crate) fn open(url: &str, options: &StoreOptions) -> Result<RedisBackend> {
         let location = location::parse(url)?;
         let timeout = location
@@ -94,8 +104,12 @@ impl RedisBackend {
             pool: Pool::new(client, timeout, location.display),
             prefix,
             stream_max: options.revocation_stream_max,
+            allow_eviction: location.allow_eviction.unwrap_or(options.allow_eviction),
         };
         backend.run(|con| redis::cmd("PING").query::<()>(con))?;
+        if !options.readonly && !backend.allow_eviction {
+            backend.check_eviction()?;
+        }
         Ok(backend)
     }
 
@@ -122,6 +136,11 @@ impl RedisBackend {
 
     fn stream_key(&self) -> String {
         format!("{}revocations", self.prefix)
+    }
+
+    /// The tag of the last entry appended to the feed (see `feed.rs`).
+    fn head_key(&self) -> String {
+        format!("{}revocations:head", self.prefix)
     }
 
     /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch

@@ -1,6 +1,8 @@
 //! The store operations on Redis: reads are one GET; writes read, decide, and
 //! compare-and-set in a Lua script.
 
+use std::collections::HashSet;
+
 use uuid::Uuid;
 
 use super::scripts::{PUT, REVOKE};
@@ -318,16 +320,20 @@ impl RedisBackend {
             return Ok(Some(0));
         }
         let stream = self.stream_key();
+        let head = self.head_key();
+        // The entries' tags: fresh random bits from the OS for each call (see `feed.rs`).
+        let tag_base = Uuid::new_v4().simple().to_string();
         let n: i64 = self.run(|con| {
             let mut inv = REVOKE.prepare_invoke();
-            inv.key(&stream);
+            inv.key(&stream).key(&head);
             for item in items {
                 inv.key(&item.key).key(&item.set_key);
             }
             inv.arg(self.stream_max)
                 .arg(now)
                 .arg(kind.code())
-                .arg(&stream);
+                .arg(&stream)
+                .arg(&tag_base);
             for item in items {
                 inv.arg(&item.expected[..])
                     .arg(if item.revoke { "r" } else { "u" })
@@ -372,30 +378,64 @@ impl RedisBackend {
     /// Logs out every cookie whose record carries `authid`: reads the authid set and the
     /// records, then deletes those that carry it and drops the stale members, in one script
     /// (all or none; read again when a record changed meanwhile).
+    ///
+    /// The set is trusted only when it exists and Redis cannot evict it: when it is missing
+    /// (the user has no cookie, or the set was lost) or eviction is allowed (an evicted set
+    /// may have been made again by a later login, holding only that cookie), every cookie
+    /// is walked as well, so that no cookie of the user is left.
     pub(crate) fn logout_authid(&self, authid: &str, now: u64) -> Result<u64> {
         let set_key = self.authid_key(authid);
+        let prefix_len = self.cookie_key("").len();
         for _ in 0..CAS_ATTEMPTS {
             let members: Vec<String> =
                 self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
-            if members.is_empty() {
-                return Ok(0);
-            }
-            let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
-            let records: Vec<Option<Vec<u8>>> =
-                self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
             let mut items = Vec::with_capacity(members.len());
-            for ((member, key), bytes) in members.into_iter().zip(keys).zip(records) {
-                let bytes = bytes.unwrap_or_default();
-                let carries = CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
-                items.push(Item {
-                    key,
-                    set_key: set_key.clone(),
-                    oid: oid_hint(&bytes),
-                    value: member,
-                    unlink: true,
-                    expected: bytes,
-                    revoke: carries,
-                });
+            if !members.is_empty() {
+                let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
+                let records: Vec<Option<Vec<u8>>> =
+                    self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+                for ((member, key), bytes) in members.iter().zip(keys).zip(records) {
+                    let bytes = bytes.unwrap_or_default();
+                    let carries = CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
+                    items.push(Item {
+                        key,
+                        set_key: set_key.clone(),
+                        oid: oid_hint(&bytes),
+                        value: member.clone(),
+                        unlink: true,
+                        expected: bytes,
+                        revoke: carries,
+                    });
+                }
+            }
+            if members.is_empty() || self.allow_eviction {
+                let known: HashSet<&str> = members.iter().map(String::as_str).collect();
+                let mut found = Vec::new();
+                self.for_each_record(|batch| {
+                    for (key, bytes) in batch {
+                        let Some(value) = key.get(prefix_len..) else {
+                            continue; // SCAN MATCH gives the prefix: never here
+                        };
+                        if !known.contains(value)
+                            && CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid))
+                        {
+                            found.push(Item {
+                                set_key: set_key.clone(),
+                                oid: oid_hint(&bytes),
+                                value: value.to_string(),
+                                unlink: true,
+                                expected: bytes,
+                                revoke: true,
+                                key,
+                            });
+                        }
+                    }
+                    Ok(true)
+                })?;
+                items.extend(found);
+            }
+            if items.is_empty() {
+                return Ok(0);
             }
             if let Some(n) = self.revoke(RevocationKind::Authid, now, &items)? {
                 return Ok(n);

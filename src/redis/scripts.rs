@@ -46,38 +46,49 @@ return 1
 });
 
 /// Revokes (deletes, appends to the feed) and unlinks (drops a stale authid-set member)
-/// records, all or none. KEYS[1]: the feed stream; then per item: the cookie key and its
-/// authid set key. ARGV: stream cap, at (ns), kind code, channel; then per item: expected
-/// bytes ('' = absent), action (`r` revoke, `u` unlink), oid, value, has-authid (`1`/`0`).
+/// records, all or none. KEYS[1]: the feed stream, KEYS[2]: the feed's head key; then per
+/// item: the cookie key and its authid set key. ARGV: stream cap, at (ns), kind code,
+/// channel, tag base (random, fresh for each call); then per item: expected bytes ('' =
+/// absent), action (`r` revoke, `u` unlink), oid, value, has-authid (`1`/`0`).
+/// Each appended entry carries `tag` (the base and a counter: unique) and `prev` (the tag
+/// of the entry appended before it, read from the head key: '' when there is none); the
+/// head key is then set to the last appended entry's tag (see `feed.rs`).
 /// Returns the number of revocations appended, or -i when item i changed meanwhile
 /// (nothing is written then).
 pub(crate) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local n = (#KEYS - 1) / 2
+local n = (#KEYS - 2) / 2
 for i = 1, n do
-  local b = 4 + 5 * (i - 1)
-  local cur = redis.call('GET', KEYS[2 * i])
+  local b = 5 + 5 * (i - 1)
+  local cur = redis.call('GET', KEYS[2 * i + 1])
   local expected = ARGV[b + 1]
   local ok
   if expected == '' then ok = not cur else ok = (cur == expected) end
   if not ok then return -i end
 end
+local prev = redis.call('GET', KEYS[2]) or ''
 local last = false
 local revoked = 0
 for i = 1, n do
-  local b = 4 + 5 * (i - 1)
+  local b = 5 + 5 * (i - 1)
   if ARGV[b + 2] == 'r' then
-    redis.call('DEL', KEYS[2 * i])
-    last = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-*',
-      'at', ARGV[2], 'kind', ARGV[3], 'oid', ARGV[b + 3], 'value', ARGV[b + 4])
+    redis.call('DEL', KEYS[2 * i + 1])
     revoked = revoked + 1
+    local tag = ARGV[5] .. '-' .. revoked
+    last = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-*',
+      'at', ARGV[2], 'kind', ARGV[3], 'oid', ARGV[b + 3], 'value', ARGV[b + 4],
+      'tag', tag, 'prev', prev)
+    prev = tag
   end
   if ARGV[b + 5] == '1' then
-    redis.call('SREM', KEYS[2 * i + 1], ARGV[b + 4])
+    redis.call('SREM', KEYS[2 * i + 2], ARGV[b + 4])
   end
 end
-if last then redis.call('PUBLISH', ARGV[4], last) end
+if last then
+  redis.call('SET', KEYS[2], prev)
+  redis.call('PUBLISH', ARGV[4], last)
+end
 return revoked
 "#,
     )
@@ -97,13 +108,15 @@ return 1
     )
 });
 
-/// The feed after a position. KEYS[1]: the stream. ARGV: the sequence number to read after,
-/// the most entries to return. Returns {last generated id, first retained id or nil,
-/// entries}; {nil, nil, {}} when the stream does not exist.
+/// The feed after a position. KEYS[1]: the stream, KEYS[2]: the head key. ARGV: the
+/// sequence number to read after, the most entries to return. Returns {last generated id,
+/// first retained id or nil, head tag or nil, entries}; {nil, nil, head, {}} when the
+/// stream does not exist.
 pub(crate) static SINCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {false, false, {}} end
+local head = redis.call('GET', KEYS[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return {false, false, head, {}} end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])
 local last = false
 for k = 1, #info, 2 do
@@ -113,7 +126,7 @@ local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 local first_id = false
 if first[1] then first_id = first[1][1] end
 local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return {last, first_id, entries}
+return {last, first_id, head, entries}
 "#,
     )
 });

@@ -1,6 +1,12 @@
 //! A private `redis-server` for a test: on a free loopback port, in a temporary directory,
 //! without RDB snapshots (and without AOF unless asked), stopped (SIGKILL) when dropped, also
 //! when the test fails.
+//!
+//! Persistence: without AOF the server writes nothing by itself (`--save ""`), so a restart
+//! starts empty, unless the test wrote `dump.rdb` with [`RedisServer::save`]: a restart then
+//! loads that snapshot (as Redis's default RDB persistence after a crash). Extra settings
+//! (`maxmemory`, `maxmemory-policy`, `rename-command`, ...) are given at start and kept for
+//! every restart.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -47,6 +53,8 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
     aof: bool,
+    /// Further `--setting value` arguments, given at every (re)start.
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -58,10 +66,17 @@ impl RedisServer {
 
     /// Starts one with `appendonly yes`, `appendfsync always` when `aof`.
     pub fn start_with(aof: bool) -> RedisServer {
+        Self::start_config(aof, &[])
+    }
+
+    /// Starts one as [`Self::start_with`], with further command-line settings such as
+    /// `["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`, kept for restarts.
+    pub fn start_config(aof: bool, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
             aof,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         server.restart();
@@ -101,6 +116,7 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -121,6 +137,54 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Writes an RDB snapshot (`SAVE`) to `dump.rdb` in the server's directory; a later
+    /// [`Self::restart`] (after [`Self::kill`]) loads it when the server runs without AOF.
+    pub fn save(&self) {
+        let reply = self.command(&["SAVE"]);
+        assert!(reply.starts_with("+OK"), "SAVE answered {reply:?}");
+    }
+
+    /// Copies the server's directory (its RDB or AOF files) to `to`, as a backup would.
+    pub fn copy_data(&self, to: &std::path::Path) {
+        copy_dir(self.dir.path(), to);
+    }
+
+    /// Replaces the server's directory with the files in `from` (the server must be
+    /// stopped), so that the next [`Self::restart`] loads that older data.
+    pub fn replace_data(&self, from: &std::path::Path) {
+        assert!(
+            self.child.is_none(),
+            "stop the server before replacing its data"
+        );
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path).unwrap();
+            } else {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        copy_dir(from, self.dir.path());
+    }
+
+    /// Sends one command (arguments without spaces or CR/LF) and returns the first line
+    /// of the answer, as sent by the server (`+OK`, `-ERR ...`, `:1`, ...).
+    pub fn command(&self, args: &[&str]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to redis-server");
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut request = format!("*{}\r\n", args.len());
+        for a in args {
+            request.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(request.as_bytes()).unwrap();
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while s.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line).trim_end().to_string()
     }
 
     /// Freezes the server (SIGSTOP): it keeps its connections and accepts new ones, but
@@ -160,6 +224,20 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill(); // SIGKILL ends a paused (SIGSTOPped) server too
+    }
+}
+
+/// Copies the files (and directories) in `from` into `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
     }
 }
 

@@ -25,7 +25,8 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let feed = store.revocations_since(a.since)?;
     if feed.missed {
         warn(&format!(
-            "entries after {} were already trimmed (older than the retention window)",
+            "entries after {} were already trimmed (older than the retention window), or \
+             the feed is shorter than that (a Redis that lost or went back in its history)",
             a.since
         ));
     }
