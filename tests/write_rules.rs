@@ -179,3 +179,41 @@ fn a_store_written_by_a_newer_build_refuses_writes_and_still_reads() {
     }
     assert!(store.exists(&cookie.value).unwrap(), "nothing was deleted");
 }
+
+/// On Redis the feature level is checked at a writable open: a higher one is refused with
+/// the same error, read-only handles still open and read, and a lower one is raised.
+#[test]
+fn a_redis_store_of_a_newer_build_refuses_writable_opens() {
+    use common::redis_server::{RedisServer, need_redis};
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("");
+    let store = CookieStore::open(&url, StoreOptions::default()).unwrap();
+    let cookie = store.create("cbtid", 24, 3600).unwrap();
+    drop(store);
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut get = || -> u64 {
+        redis::cmd("GET")
+            .arg("feature_level")
+            .query(&mut raw)
+            .unwrap()
+    };
+    let level = get();
+    assert!(level >= 1, "a writable open recorded its level");
+
+    server.command(&["SET", "feature_level", &(level + 1).to_string()]);
+    let err = CookieStore::open(&url, StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::NewerStore { needed, known, .. } if *needed == level + 1 && *known == level),
+        "{err}"
+    );
+    assert!(err.to_string().contains("upgrade"), "{err}");
+    let reader = CookieStore::open(&url, StoreOptions::default().readonly(true)).unwrap();
+    assert!(reader.exists(&cookie.value).unwrap());
+    assert_eq!(get(), level + 1, "never lowered");
+}

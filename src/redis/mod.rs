@@ -110,6 +110,9 @@ impl RedisBackend {
         if !options.readonly && !backend.allow_eviction {
             backend.check_eviction()?;
         }
+        if !options.readonly {
+            backend.check_feature_level()?;
+        }
         Ok(backend)
     }
 

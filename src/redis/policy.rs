@@ -1,4 +1,5 @@
-//! The check at open that Redis never evicts the store's keys.
+//! The checks at open of a writable handle: that Redis never evicts the store's keys, and
+//! that this build knows the store's feature level.
 //!
 //! A Redis with `maxmemory` and an evicting `maxmemory-policy` (`allkeys-*`, or
 //! `volatile-*`: every cookie key has a TTL) drops keys when it runs out of memory. An
@@ -7,9 +8,17 @@
 //! [`StoreOptions::allow_eviction`](crate::StoreOptions::allow_eviction). The policy is read
 //! with `CONFIG GET`, or from `INFO memory` where `CONFIG` is renamed or forbidden (as on
 //! managed Redis services). It is read once, at open: a policy changed later is not seen.
+//!
+//! The feature level ([`FEATURE_LEVEL`]) is kept in the key `P feature_level`: a writable open
+//! raises it to this build's level and refuses ([`Error::NewerStore`]) a store whose level
+//! is higher. On LMDB every commit checks it; on Redis only the open does (a check per
+//! write would cost a round trip), so a process opened before a newer build raised the
+//! level keeps writing until it is restarted: upgrade every process together.
 
 use super::RedisBackend;
+use super::scripts::RAISE_LEVEL;
 use crate::error::{Error, Result};
+use crate::tables::FEATURE_LEVEL;
 
 /// The only policy that never evicts.
 const NO_EVICTION: &str = "noeviction";
@@ -75,5 +84,28 @@ impl RedisBackend {
             setting: "maxmemory-policy".to_string(),
             problem,
         })
+    }
+}
+
+impl RedisBackend {
+    /// Raises the store's feature level to this build's, or refuses a store whose level is
+    /// higher (see the module docs).
+    pub(crate) fn check_feature_level(&self) -> Result<()> {
+        let key = format!("{}feature_level", self.prefix);
+        let level: u64 = self.run(|con| {
+            RAISE_LEVEL
+                .prepare_invoke()
+                .key(&key)
+                .arg(FEATURE_LEVEL)
+                .invoke(con)
+        })?;
+        if level > FEATURE_LEVEL {
+            return Err(Error::NewerStore {
+                path: self.location().into(),
+                needed: level,
+                known: FEATURE_LEVEL,
+            });
+        }
+        Ok(())
     }
 }

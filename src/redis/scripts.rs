@@ -94,6 +94,22 @@ return revoked
     )
 });
 
+/// Raises the store's feature level. KEYS[1]: the level key. ARGV[1]: this build's level.
+/// Returns the level now recorded (higher than ARGV[1] when a newer build raised it).
+pub(crate) static RAISE_LEVEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local want = tonumber(ARGV[1])
+if cur < want then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return want
+end
+return cur
+"#,
+    )
+});
+
 /// Sets an import mark, never moving its expiry earlier. KEYS[1]: the mark. ARGV: its value
 /// (the expiry in ns), the expiry as PXAT (ms). Returns 1 written, 0 kept (the mark already
 /// expires as late, or never).
