@@ -231,7 +231,9 @@ impl Tables {
 /// (for example a new feed kind that other processes' caches must see).
 ///
 /// - 1: the revocation feed with kinds 1 to 7 (the per-process caches follow auth changes,
-///   replaced records, purges and flushes), the authid index, the store state.
+///   replaced records, purges and flushes), the authid index, the store state, import
+///   marks (a re-import skips logged-out cookies), and on Redis feed entries chained by
+///   `tag`/`prev` (readers notice a feed that went back in time).
 pub(crate) const FEATURE_LEVEL: u64 = 1;
 
 pub(crate) fn foreign_writes(tables: &Tables, txn: &RoTxn) -> Result<bool> {
