@@ -53,6 +53,7 @@ mod lmdb_files;
 mod marks;
 mod migrate;
 mod open;
+mod pacing;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis;

@@ -10,8 +10,10 @@
 use std::collections::BTreeMap;
 
 use crate::batch::Batch;
-use crate::error::{Error, LmdbResult, Result};
+use crate::durability::Flush;
+use crate::error::{LmdbResult, Result};
 use crate::layout::{ImportMark, ValueDigest};
+use crate::pacing::Pacer;
 use crate::snapshot::Snapshot;
 use crate::store::{CookieStore, Growth, PURGE_BATCH};
 
@@ -162,23 +164,19 @@ pub(crate) fn purge(store: &CookieStore, now: u64) -> Result<u64> {
         return Ok(0);
     }
     let mut total = 0;
-    let mut limit = PURGE_BATCH;
+    let mut pacer = Pacer::new(PURGE_BATCH);
     loop {
-        let (processed, dropped) =
-            match store.batch_with("purge import marks", Growth::Headroom, |b| {
-                purge_some(b, now, limit)
-            }) {
-                Err(Error::MapFull { .. }) if limit > 1 => {
-                    limit /= 2;
-                    continue;
-                }
-                other => other?,
-            };
+        let mut limit = 0;
+        let (processed, dropped) = pacer.run(|l| {
+            limit = l;
+            store.maintenance_batch("purge import marks", Growth::Headroom, Flush::Lazy, |b| {
+                purge_some(b, now, l)
+            })
+        })?;
         total += dropped;
         if processed < limit {
             return Ok(total);
         }
-        limit = (limit * 2).min(PURGE_BATCH);
     }
 }
 

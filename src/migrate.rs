@@ -20,8 +20,11 @@
 //! a cookie may be logged out in the restored store; a purge drops marks once their cookie
 //! would have expired (a re-import drops it as expired then).
 //!
-//! Writes go in batches of [`BATCH`] cookies per write transaction, so the writer lock is
-//! never held long while routers keep working.
+//! Writes go in transactions sized by time (a few milliseconds each, at most [`BATCH`]
+//! cookies; `pacing.rs`), with pauses between them, so that routers' writes never wait long
+//! for LMDB's writer lock. Cookies and marks are flushed lazily (a power cut may cost the
+//! last transaction of an import, which a re-run brings back); the deletions of cookies
+//! logged out in `cookies.dat` are flushed as every logout.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -33,11 +36,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::cookie::Cookie;
+use crate::durability::Flush;
 use crate::error::{Error, Result};
 use crate::layout::{ImportMark, ValueDigest};
 use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::marks::{self, Mark};
-use crate::store::CookieStore;
+use crate::pacing::Pacer;
+use crate::store::{CookieStore, Growth};
 
 /// Cookies written per write transaction by imports and restores.
 pub(crate) const BATCH: usize = 2_000;
@@ -221,6 +226,26 @@ pub fn import_legacy(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportSummary> {
+    import_paced(
+        store,
+        source,
+        now,
+        options,
+        progress,
+        &mut Pacer::new(BATCH),
+    )
+}
+
+/// [`import_legacy`], its write transactions sized by `pacer` (shared by the parts of one
+/// streamed import).
+fn import_paced(
+    store: &CookieStore,
+    source: &LegacySource,
+    now: u64,
+    options: &ImportOptions,
+    progress: &mut dyn FnMut(u64),
+    pacer: &mut Pacer,
+) -> Result<ImportSummary> {
     let replay = &source.replay;
     let mut summary = ImportSummary {
         lines: replay.lines,
@@ -297,9 +322,9 @@ pub fn import_legacy(
     }
 
     let mut done = 0u64;
-    for chunk in to_write.chunks(BATCH) {
+    pacer.chunks(&to_write, |chunk| {
         let (imported, updated, unchanged, skipped) = store
-            .batch("import cookies", |b| {
+            .maintenance_batch("import cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
                 let mut counts = (0, 0, 0, 0);
                 for legacy in chunk {
                     let existing = match b.view().get_any_by_value(&legacy.value) {
@@ -337,28 +362,41 @@ pub fn import_legacy(
         summary.skipped_logged_out += skipped;
         done += chunk.len() as u64;
         progress(done);
-    }
-    for chunk in to_mark.chunks(BATCH) {
-        // Unchanged cookies, marked whether or not they are still there: they were in the
-        // store when the plan was made, so one that is gone now was logged out meanwhile.
-        store.batch("mark imported cookies", |b| {
-            for legacy in chunk {
-                marks::mark(b, &legacy.value, legacy.expires_ns())?;
-            }
-            Ok(())
-        })?;
-    }
-    for chunk in to_remove.chunks(BATCH) {
-        summary.removed_from_store += store.batch("delete logged-out cookies", |b| {
-            let mut n = 0;
-            for value in chunk {
-                if b.delete(value)? {
-                    n += 1;
+        Ok(())
+    })?;
+    // Unchanged cookies, marked whether or not they are still there: they were in the store
+    // when the plan was made, so one that is gone now was logged out meanwhile.
+    pacer.chunks(&to_mark, |chunk| {
+        store.maintenance_batch(
+            "mark imported cookies",
+            Growth::UpToMaxsize,
+            Flush::Lazy,
+            |b| {
+                for legacy in chunk {
+                    marks::mark(b, &legacy.value, legacy.expires_ns())?;
                 }
-            }
-            Ok(n)
-        })?;
-    }
+                Ok(())
+            },
+        )
+    })?;
+    // Logged out in the file: durable, as every logout.
+    pacer.chunks(&to_remove, |chunk| {
+        summary.removed_from_store += store.maintenance_batch(
+            "delete logged-out cookies",
+            Growth::Headroom,
+            Flush::Durable,
+            |b| {
+                let mut n = 0;
+                for value in chunk {
+                    if b.delete(value)? {
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            },
+        )?;
+        Ok(())
+    })?;
     Ok(summary)
 }
 
@@ -720,6 +758,7 @@ pub fn restore(
 ) -> Result<RestoreSummary> {
     let mut summary = RestoreSummary::default();
     let mut first = true;
+    let mut pacer = Pacer::new(BATCH);
     let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
     let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
     // The line each oid came from: a repeated oid is reported, not silently replaced.
@@ -779,6 +818,7 @@ pub fn restore(
                 &pending_marks,
                 first && !merge,
                 &mut summary,
+                &mut pacer,
             )?;
             first = false;
             pending.clear();
@@ -811,50 +851,73 @@ fn restore_batch(
     import_marks: &[(ValueDigest, u64)],
     require_empty: bool,
     summary: &mut RestoreSummary,
+    pacer: &mut Pacer,
 ) -> Result<()> {
     #[cfg(feature = "redis")]
     if let Some(redis) = store.redis() {
         return redis.restore_batch(records, import_marks, require_empty, summary);
     }
-    let (restored, replaced, unchanged, conflicts, bad) = store
-        .batch("restore cookies", |b| {
-            if require_empty {
-                let records = b.view().raw_records()?.count() as u64;
-                if records > 0 {
-                    return Err(Error::NotEmpty {
-                        path: store.path().to_path_buf(),
-                        records,
-                    });
-                }
-            }
-            let mut counts = (0, 0, 0, Vec::new(), Vec::new());
-            for (line, cookie) in records {
-                let existing = match b.view().get_any_by_oid(cookie.oid) {
-                    Ok(c) => c,
-                    Err(Error::CorruptRecord { .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                if existing.as_ref() == Some(cookie) {
-                    counts.2 += 1;
-                    continue;
-                }
-                match b.put(cookie) {
-                    Ok(()) if existing.is_some() => counts.1 += 1,
-                    Ok(()) => counts.0 += 1,
-                    Err(Error::DuplicateValue { value, existing }) => {
-                        counts.3.push((*line, value, existing))
+    if require_empty {
+        let records = store.read(|s| Ok(s.raw_records()?.count() as u64))?;
+        if records > 0 {
+            return Err(Error::NotEmpty {
+                path: store.path().to_path_buf(),
+                records,
+            });
+        }
+    }
+    let (mut restored, mut replaced, mut unchanged) = (0, 0, 0);
+    let (mut conflicts, mut bad) = (Vec::new(), Vec::new());
+    pacer.chunks(records, |chunk| {
+        let counts = store
+            .maintenance_batch("restore cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
+                let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+                for (line, cookie) in chunk {
+                    let existing = match b.view().get_any_by_oid(cookie.oid) {
+                        Ok(c) => c,
+                        Err(Error::CorruptRecord { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    if existing.as_ref() == Some(cookie) {
+                        counts.2 += 1;
+                        continue;
                     }
-                    // Refused before anything was written: one record, not the whole batch.
-                    Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
-                    Err(e) => return Err(e),
+                    match b.put(cookie) {
+                        Ok(()) if existing.is_some() => counts.1 += 1,
+                        Ok(()) => counts.0 += 1,
+                        Err(Error::DuplicateValue { value, existing }) => {
+                            counts.3.push((*line, value, existing))
+                        }
+                        // Refused before anything was written: one record, not the batch.
+                        Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
+                        Err(e) => return Err(e),
+                    }
                 }
-            }
-            for (digest, expires) in import_marks {
-                marks::mark_digest(b, digest, *expires)?;
-            }
-            Ok(counts)
-        })
-        .map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
+                Ok(counts)
+            })
+            .map_err(|e| {
+                e.with_committed(summary.restored + restored + summary.replaced + replaced)
+            })?;
+        restored += counts.0;
+        replaced += counts.1;
+        unchanged += counts.2;
+        conflicts.extend(counts.3);
+        bad.extend(counts.4);
+        Ok(())
+    })?;
+    pacer.chunks(import_marks, |chunk| {
+        store.maintenance_batch(
+            "restore import marks",
+            Growth::UpToMaxsize,
+            Flush::Lazy,
+            |b| {
+                for (digest, expires) in chunk {
+                    marks::mark_digest(b, digest, *expires)?;
+                }
+                Ok(())
+            },
+        )
+    })?;
     summary.restored += restored;
     summary.replaced += replaced;
     summary.unchanged += unchanged;

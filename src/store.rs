@@ -32,6 +32,7 @@ use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
 use crate::open::{open_env, prepare_dir};
+use crate::pacing::Pacer;
 #[cfg(feature = "redis")]
 use crate::redis::RedisBackend;
 use crate::revocations::RevocationKind;
@@ -616,11 +617,29 @@ impl CookieStore {
         })
     }
 
+    /// One write transaction of a maintenance operation (purge, clear, import, restore),
+    /// flushed as `flush` says; refused on a read-only handle.
+    pub(crate) fn maintenance_batch<T>(
+        &self,
+        operation: &'static str,
+        growth: Growth,
+        flush: Flush,
+        mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        if self.readonly {
+            return Err(Error::ReadOnly { operation });
+        }
+        self.write_txn_flushed(operation, growth, flush, |batch| {
+            let _closure = ClosureGuard::enter();
+            f(batch)
+        })
+    }
+
     /// Deletes every expired cookie and its index entries; returns how many.
     ///
     /// Cost grows with the number of expired cookies, not the store's size: it walks the
-    /// expiry index up to now. Deletes in batches of 5,000 per transaction, so the writer lock
-    /// is never held long. It also trims the revocation feed, and drops the import marks
+    /// expiry index up to now. Deletes in transactions of a few milliseconds each, with
+    /// pauses between them, so that routers' writes never wait long for the writer lock. It also trims the revocation feed, and drops the import marks
     /// (see [`maintenance::import_legacy`](crate::maintenance::import_legacy)) whose cookies
     /// would have expired by now.
     ///
@@ -648,25 +667,20 @@ impl CookieStore {
             return Ok(0);
         }
         self.reconcile_if_needed()?;
+        // Transactions sized by time (`pacing.rs`), flushed lazily: a purge lost to a power
+        // cut leaves expired cookies, which read as absent anyway.
         let mut total = 0;
-        let mut limit = PURGE_BATCH;
+        let mut pacer = Pacer::new(PURGE_BATCH);
         loop {
-            // Deleting needs fresh pages too (copy-on-write): on a full map even the headroom
-            // may not hold a whole batch. Smaller batches then free space step by step.
-            let (processed, deleted) =
-                match self.batch_with("purge", Growth::Headroom, |b| b.purge_some(limit)) {
-                    Err(Error::MapFull { .. }) if limit > 1 => {
-                        limit /= 2;
-                        continue;
-                    }
-                    other => other?,
-                };
+            let mut limit = 0;
+            let (processed, deleted) = pacer.run(|l| {
+                limit = l;
+                self.maintenance_batch("purge", Growth::Headroom, Flush::Lazy, |b| b.purge_some(l))
+            })?;
             total += deleted;
             if processed < limit {
                 return Ok(total);
             }
-            // Space was freed: try larger batches again.
-            limit = (limit * 2).min(PURGE_BATCH);
         }
     }
 
@@ -674,36 +688,31 @@ impl CookieStore {
     /// store). Returns how many were deleted.
     pub fn clear(&self) -> Result<u64> {
         on_redis_write!(self, "clear", |r| r.clear(self.now_ns()));
-        // In batches, each recording its cookies in the revocation feed, halved on a full
-        // map so that a full store can still be emptied (pages freed by one batch serve the
-        // next), then whatever the indexes still hold.
+        // In transactions sized by time (`pacing.rs`), each recording its cookies in the
+        // revocation feed (halved on a full map, so that a full store can still be emptied:
+        // pages freed by one serve the next), then whatever the indexes still hold.
         let mut total = 0;
-        let mut limit = PURGE_BATCH;
+        let mut pacer = Pacer::new(PURGE_BATCH);
         loop {
-            let deleted = match self.batch_with("clear", Growth::Headroom, |b| {
-                let oids: Vec<Uuid> = b
-                    .view()
-                    .raw_records()?
-                    .take(limit)
-                    .map(|item| item.map(|(oid, _)| oid))
-                    .collect::<Result<_>>()?;
-                let mut n = 0;
-                for oid in oids {
-                    n += u64::from(b.delete_oid_as(oid, RevocationKind::Maintenance)?);
-                }
-                Ok(n)
-            }) {
-                Err(Error::MapFull { .. }) if limit > 1 => {
-                    limit /= 2;
-                    continue;
-                }
-                other => other?,
-            };
+            let deleted = pacer.run(|limit| {
+                self.maintenance_batch("clear", Growth::Headroom, Flush::Durable, |b| {
+                    let oids: Vec<Uuid> = b
+                        .view()
+                        .raw_records()?
+                        .take(limit)
+                        .map(|item| item.map(|(oid, _)| oid))
+                        .collect::<Result<_>>()?;
+                    let mut n = 0;
+                    for oid in oids {
+                        n += u64::from(b.delete_oid_as(oid, RevocationKind::Maintenance)?);
+                    }
+                    Ok(n)
+                })
+            })?;
             total += deleted;
             if deleted == 0 {
                 break;
             }
-            limit = (limit * 2).min(PURGE_BATCH);
         }
         self.batch_with("clear", Growth::Headroom, |b| {
             let s = b.tables.slots;
