@@ -20,7 +20,7 @@ mod feed;
 mod location;
 mod migrate;
 mod ops;
-mod pool;
+pub(crate) mod pool;
 mod scripts;
 pub(crate) mod watch;
 
