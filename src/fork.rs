@@ -222,13 +222,18 @@ impl LocalEnv {
     /// the store at `location`.
     #[inline]
     pub(crate) fn get(&self, location: &Path) -> Result<&Env<WithTls>> {
-        self.opener.check(location)?;
+        self.here().ok_or_else(|| self.opener.refusal(location))
+    }
+
+    /// [`Self::get`] without the error: `None` outside the opener's process.
+    #[inline]
+    pub(crate) fn here(&self) -> Option<&Env<WithTls>> {
+        if !self.opener.is_current() {
+            return None;
+        }
         // SAFETY: in the opener's process the cell is only ever written through `&mut self`
         // (`close_inherited` returns at once there), so a shared reference is sound.
-        match unsafe { &*self.env.get() } {
-            Some(env) => Ok(env),
-            None => Err(self.opener.refusal(location)),
-        }
+        unsafe { &*self.env.get() }.as_ref()
     }
 
     /// In a process other than the opener's (a child of fork()), closes this process's copy

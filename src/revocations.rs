@@ -353,17 +353,9 @@ impl CookieStore {
     /// transaction; `None` for a store that is not on LMDB.
     pub(crate) fn last_txn_id(&self) -> Option<u64> {
         let shared = self.shared()?;
-        let env = shared.env().ok()?;
+        let env = shared.env.here()?;
         // Not while this process resizes the map (the meta pages are read from it).
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        Some(env.info().last_txn_id as u64)
-    }
-
-    /// [`Self::last_txn_id`], or `None` at once while this process resizes the map.
-    pub(crate) fn last_txn_id_now(&self) -> Option<u64> {
-        let shared = self.shared()?;
-        let env = shared.env().ok()?;
-        let _g = shared.resize.try_read().ok()?;
         Some(env.info().last_txn_id as u64)
     }
 
@@ -385,6 +377,18 @@ impl CookieStore {
             return Ok((redis.revocations_since(after)?, None));
         }
         self.read(|s| Ok((s.revocations_since(after)?, Some(s.txn.id() as u64))))
+    }
+}
+
+impl crate::store::Shared {
+    /// The id of the environment's last committed transaction, without a transaction;
+    /// `None` at once while this process resizes the map, and outside the process that
+    /// opened the environment (before any of its locks is taken).
+    #[inline]
+    pub(crate) fn last_txn_id_now(&self) -> Option<u64> {
+        let env = self.env.here()?;
+        let _g = self.resize.try_read().ok()?;
+        Some(env.info().last_txn_id as u64)
     }
 }
 

@@ -504,11 +504,16 @@ impl CookieStore {
     /// thread's I/O: for bindings that release their own lock (Python's GIL) only when the
     /// store must be read.
     pub fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
-        let cache = self.shared()?.cache()?;
+        let Backend::Lmdb(shared) = &self.backend else {
+            return None;
+        };
+        let cache = shared.cache()?;
         if IN_CLOSURE.with(Cell::get) > 0 {
             return None;
         }
-        cache.hit(value, self.last_txn_id_now()?, self.now_ns())
+        // `None` outside the process that opened the environment, before the cache is locked.
+        let last_txn = shared.last_txn_id_now()?;
+        cache.hit(value, last_txn, self.now_ns())
     }
 
     /// Figures about this process's cache of the store (all 0 when it is off, and on
@@ -874,8 +879,12 @@ impl CookieStore {
 
     /// What all handles of this path share (the environment), for sibling modules; `None`
     /// for a store on another backend, and in a process other than the one that opened it.
+    #[inline]
     pub(crate) fn shared(&self) -> Option<&Shared> {
-        self.lmdb("").ok().map(|shared| &**shared)
+        match &self.backend {
+            Backend::Lmdb(shared) if shared.env.opener().is_current() => Some(shared),
+            _ => None,
+        }
     }
 
     /// Runs `f` on a read transaction (the store's own reads and [`Self::snapshot`]).
