@@ -15,6 +15,8 @@
 //! - the daemonizing pattern: the opener forks a child and exits; the child opens the store
 //!   again and keeps writing while 4 other processes write: every acknowledged write is
 //!   there and `check` is clean;
+//! - fork() called inside a snapshot or batch closure: the child neither ends nor commits the
+//!   parent's transaction (its store call is refused), the parent's commit goes in once;
 //! - a Redis store used by forked children through the inherited handle: each child gets
 //!   connections of its own (no error, every answer right).
 #![cfg(unix)]
@@ -241,6 +243,97 @@ fn refused_master() {
     assert!(!path.with_extension("copy").join("data.mdb").exists());
     assert_clean(&store);
     report(&json!({"ev": "master", "values": values}));
+}
+
+// ---- fork() inside a snapshot or batch closure -----------------------------------------
+
+const IN_CLOSURE: &str = "fork_inside_a_closure_leaves_the_parents_transaction_alone";
+
+#[test]
+fn fork_inside_a_closure_leaves_the_parents_transaction_alone() {
+    if child_role().is_some() {
+        return in_closure_master();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let reports = run_master(IN_CLOSURE, &path);
+    let children: Vec<&Value> = reports.iter().filter(|r| r["ev"] == "child").collect();
+    assert_eq!(children.len(), 2, "{reports:?}");
+    for r in children {
+        assert_eq!(r["refused"], true, "{r}");
+        assert_eq!(r["nested"], true, "{r}");
+        assert_eq!(r["reopened"], true, "{r}");
+    }
+    let store = CookieStore::open(&path, options()).unwrap();
+    let master = reports.iter().find(|r| r["ev"] == "master").unwrap();
+    // The batch's cookie was committed once, by the parent.
+    let value = master["batch_cookie"].as_str().unwrap();
+    assert_eq!(store.get_auth(value).unwrap(), Some(alice()));
+    assert_eq!(store.count().unwrap(), 2);
+    assert_clean(&store);
+}
+
+fn in_closure_master() {
+    let path = store_path();
+    let store = CookieStore::open(&path, options()).unwrap();
+    let opener = std::process::id();
+    let first = elsewhere(|| store.create("cbtid", 24, 3600).unwrap());
+    // In a child, what a closure that called fork() leads to: the store call that ran it is
+    // refused when the closure returns (its transaction is the parent's), a reopen inside
+    // the closure is refused, one after it works.
+    let child_side = |returned: Result<libc::pid_t, Error>, nested: bool| {
+        let refused = matches!(&returned, Err(e) if is_refusal(e, opener));
+        let reopened = CookieStore::open(&path, options())
+            .and_then(|fresh| fresh.exists(&first.value))
+            .unwrap_or(false);
+        report(&json!({"ev": "child", "refused": refused, "nested": nested,
+            "reopened": reopened}));
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: leaves the forked child at once.
+        unsafe { libc::_exit(0) };
+    };
+
+    let mut nested = false;
+    let returned = store.snapshot(|s| {
+        assert!(s.get(&first.value)?.is_some());
+        // SAFETY: as in `fork_child`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            nested = matches!(
+                CookieStore::open(&path, options()),
+                Err(Error::NestedTransaction)
+            );
+        }
+        // The parent's snapshot still reads after the child ended its copy of the closure.
+        Ok(pid)
+    });
+    if std::process::id() != opener {
+        child_side(returned, nested);
+    }
+    wait_child(returned.unwrap(), "the child forked in a snapshot");
+
+    let value = elsewhere(|| store.create("cbtid", 24, 3600).unwrap()).value;
+    let mut nested = false;
+    let returned = store.batch("fork in a batch", |b| {
+        b.set_auth(&value, &alice(), &AuthContext::default())?;
+        // SAFETY: as in `fork_child`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            nested = matches!(
+                CookieStore::open(&path, options()),
+                Err(Error::NestedTransaction)
+            );
+        }
+        Ok(pid)
+    });
+    if std::process::id() != opener {
+        child_side(returned, nested);
+    }
+    wait_child(returned.unwrap(), "the child forked in a batch");
+    assert_eq!(store.get_auth(&value).unwrap(), Some(alice()));
+    assert_clean(&store);
+    report(&json!({"ev": "master", "batch_cookie": value}));
 }
 
 // ---- reopening in the child -------------------------------------------------------------
