@@ -1,7 +1,8 @@
 //! `cookiestore._cookiestore`: the Python binding of the cookiestore library.
 //!
 //! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
-//! [`CookieStore`], opened from a path and options or from a Crossbar.io `cookie` section.
+//! [`CookieStore`](cookiestore::CookieStore), opened from a path and options or from a
+//! Crossbar.io `cookie` section.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
 //! a Python process look cookies up in parallel; a lookup the library's cache answers (no
 //! file read, no transaction) keeps the GIL. Errors become exceptions of the
