@@ -97,6 +97,11 @@ pub(crate) struct Shared {
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
 ///
+/// A handle belongs to the process that opened it: in a child made by `fork()`, a handle
+/// inherited from the parent refuses every call with [`Error::ForkedProcess`] (an LMDB
+/// environment cannot be used across fork()); [`CookieStore::open`] of the same path in the
+/// child gives a fresh environment. A handle of a Redis store works in the child as it is.
+///
 /// ```
 /// use cookiestore::{Auth, CookieStore, StoreOptions};
 /// # let dir = tempfile::tempdir().unwrap();

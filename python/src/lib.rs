@@ -480,7 +480,10 @@ impl PyFeed {
                 }
             };
             if let Some(position) = restart {
-                let tracker = self.handle.tracker(py)?;
+                let tracker = self.handle.tracker(py).inspect_err(|_| {
+                    // Nothing taken out: the next poll starts over.
+                    self.lock().taken_by = 0;
+                })?;
                 let subscriber = Subscriber::starting_after(tracker.store(), position);
                 return Ok((tracker, subscriber));
             }
@@ -496,24 +499,24 @@ impl PyFeed {
     /// sequence number read up to; whether some were trimmed before they were read.
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let (mut tracker, mut subscriber) = self.take(py)?;
-        let mut found = py.detach(|| subscriber.poll());
-        if let Err(Error::ForkedProcess { .. }) = found {
+        let found = match py.detach(|| subscriber.poll()) {
             // A feed made before fork(): read on, from its position, on this process's store.
-            match self.handle.reopen(py, Some(&tracker)) {
+            Err(Error::ForkedProcess { .. }) => match self.handle.reopen(py, Some(&tracker)) {
                 Ok(fresh) => {
                     subscriber = Subscriber::starting_after(fresh.store(), subscriber.position());
                     tracker = fresh;
-                    found = py.detach(|| subscriber.poll());
+                    py.detach(|| subscriber.poll()).map_err(to_py)
                 }
-                Err(e) => found = Err(Error::Io(std::io::Error::other(e.to_string()))),
-            }
-        }
+                Err(e) => Err(e),
+            },
+            other => other.map_err(to_py),
+        };
         {
             let mut state = self.lock();
             state.position = subscriber.position();
             state.subscriber = Some((tracker, subscriber));
         }
-        revocations(py, found.map_err(to_py)?)
+        revocations(py, found?)
     }
 
     /// The sequence number this feed reads after.
