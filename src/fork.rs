@@ -31,7 +31,9 @@
 //!   environment per path and process, so a reopen closes the inherited one first, under
 //!   the registry's lock). Closing the inherited environment *after* a fresh one was opened
 //!   would drop the fresh one's locks and slots: that order cannot happen;
-//! - with the POSIX robust mutexes LMDB uses on Linux, closing touches no mutex.
+//! - with the POSIX robust mutexes LMDB uses on Linux, closing touches no mutex (where LMDB
+//!   uses named semaphores, as on macOS, it unlinks them only when it can lock the store
+//!   exclusively, i.e. when no other process has it open).
 //!
 //! Leaking it instead would be safe as well, but heed's own registry of open paths would
 //! then refuse every reopen of the path in the child.
