@@ -97,6 +97,6 @@ impl Shared {
         // for NO_META_SYNC; for NO_SYNC see `Durability::LazyCreates`) of exactly the commit
         // the policy allows to be lazy. (A reader beginning meanwhile reads other bits of the
         // same flags word, which do not change.)
-        unsafe { self.env.set_flags(flag, mode) }.lmdb()
+        unsafe { self.env()?.set_flags(flag, mode) }.lmdb()
     }
 }

@@ -210,6 +210,26 @@ pub enum Error {
     )]
     NestedTransaction,
 
+    /// A store handle was used in a process other than the one that opened it: a child
+    /// made by `fork()` inherited it. LMDB environments cannot be used across fork(), so
+    /// every call is refused before LMDB is touched (the parent's handle is unaffected).
+    /// Open the store again in the child: [`CookieStore::open`](crate::CookieStore::open)
+    /// of the same path there gives a fresh environment.
+    #[error(
+        "{location}: this store was opened in process {opened_by}, and this is process \
+         {current} (a child made by fork()): an LMDB environment cannot be used across \
+         fork(); open it again after fork() (CookieStore::open of the same path in this \
+         process gives a fresh environment)"
+    )]
+    ForkedProcess {
+        /// The store's directory.
+        location: PathBuf,
+        /// The process that opened the handle.
+        opened_by: u32,
+        /// This process.
+        current: u32,
+    },
+
     /// A store location that this build cannot open: a URL (`http://...`) where a directory
     /// path or a Redis URL is expected.
     #[error(

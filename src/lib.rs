@@ -44,6 +44,7 @@ mod connections;
 mod cookie;
 mod durability;
 mod error;
+mod fork;
 mod generated;
 mod header;
 mod layout;

@@ -285,7 +285,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         .unwrap_commit()
     };
     Ok(Shared {
-        env,
+        env: crate::fork::LocalEnv::new(env),
         db,
         path: path.to_path_buf(),
         env_readonly: options.readonly,

@@ -361,16 +361,10 @@ impl CookieStore {
     /// transaction; `None` for a store that is not on LMDB.
     pub(crate) fn last_txn_id(&self) -> Option<u64> {
         let shared = self.shared()?;
+        let env = shared.env.here()?;
         // Not while this process resizes the map (the meta pages are read from it).
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        Some(shared.env.info().last_txn_id as u64)
-    }
-
-    /// [`Self::last_txn_id`], or `None` at once while this process resizes the map.
-    pub(crate) fn last_txn_id_now(&self) -> Option<u64> {
-        let shared = self.shared()?;
-        let _g = shared.resize.try_read().ok()?;
-        Some(shared.env.info().last_txn_id as u64)
+        Some(env.info().last_txn_id as u64)
     }
 
     /// The highest sequence number of the LMDB revocation feed (0 when empty), and the id
@@ -383,6 +377,18 @@ impl CookieStore {
     /// transaction it read.
     fn revocations_read_in(&self, after: u64) -> Result<(Revocations, Option<u64>)> {
         self.read(|s| Ok((s.revocations_since(after)?, Some(s.txn.id() as u64))))
+    }
+}
+
+impl crate::store::Shared {
+    /// The id of the environment's last committed transaction, without a transaction;
+    /// `None` at once while this process resizes the map, and outside the process that
+    /// opened the environment (before any of its locks is taken).
+    #[inline]
+    pub(crate) fn last_txn_id_now(&self) -> Option<u64> {
+        let env = self.env.here()?;
+        let _g = self.resize.try_read().ok()?;
+        Some(env.info().last_txn_id as u64)
     }
 }
 
@@ -508,10 +514,16 @@ pub enum WatchEvent<H> {
 
 /// Polls the revocation feed on a thread and reports the local connections of revoked
 /// cookies. Stops (and joins its thread) when dropped.
+///
+/// Its thread does not survive `fork()`: in a child, a watcher inherited from the parent
+/// does nothing (dropping it there does not wait for the thread), and its store refuses
+/// calls ([`Error::ForkedProcess`]); start one in the child, on a store opened there.
 #[derive(Debug)]
 pub struct Watcher {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// The process whose thread it is.
+    opener: crate::fork::Opener,
 }
 
 impl Watcher {
@@ -562,6 +574,7 @@ impl Watcher {
         Ok(Watcher {
             stop,
             thread: Some(thread),
+            opener: crate::fork::Opener::current(),
         })
     }
 }
@@ -605,6 +618,12 @@ where
 
 impl Drop for Watcher {
     fn drop(&mut self) {
+        if !self.opener.is_current() {
+            // A child of fork(): the thread is the parent's and does not exist here, so a
+            // join would wait forever. What it holds is left as it is.
+            std::mem::forget(self.thread.take());
+            return;
+        }
         self.stop.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();

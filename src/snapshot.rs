@@ -202,8 +202,9 @@ impl<'t> Snapshot<'t> {
             let (_, bytes) = item?;
             s.count_record(bytes, self.now);
         }
-        let info = self.shared.env.info();
-        let stat = self.shared.env.unnamed_database_stat();
+        let env = self.shared.env()?;
+        let info = env.info();
+        let stat = env.unnamed_database_stat();
         s.map_size = info.map_size as u64;
         s.page_size = stat.page_size;
         s.map_used = (info.last_page_number as u64 + 1) * stat.page_size as u64;

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, RwLock, RwLockReadGuard, Weak};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, Weak};
 
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
@@ -28,6 +28,7 @@ use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
 use crate::durability::{Durability, Flush};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
+use crate::fork::{LocalEnv, env_lifecycle};
 use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
@@ -42,7 +43,15 @@ use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
 /// Cookies deleted per write transaction by a purge, so the writer lock is never held long.
 pub(crate) const PURGE_BATCH: usize = 5_000;
 
-static REGISTRY: LazyLock<Mutex<HashMap<PathBuf, Weak<Shared>>>> = LazyLock::new(Default::default);
+/// Path → the environment of this process for it (one per path and process).
+pub(crate) type Registry = HashMap<PathBuf, Weak<Shared>>;
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
+
+/// The registry, locked (also by the fork() prepare handler, `fork.rs`).
+pub(crate) fn lock_registry() -> MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 thread_local! {
     /// Snapshot and batch closures running on this thread: a store call inside one would
@@ -69,7 +78,9 @@ impl Drop for ClosureGuard {
 
 /// What all handles of one path in this process share.
 pub(crate) struct Shared {
-    pub(crate) env: Env<WithTls>,
+    /// The environment, usable in the process that opened it only (`fork.rs`): reach it
+    /// through [`Shared::env`].
+    pub(crate) env: LocalEnv,
     pub(crate) db: Database<'static, Bytes, Bytes>,
     pub(crate) path: PathBuf,
     pub(crate) env_readonly: bool,
@@ -86,6 +97,11 @@ pub(crate) struct Shared {
 }
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
+///
+/// A handle belongs to the process that opened it: in a child made by `fork()`, a handle
+/// inherited from the parent refuses every call with [`Error::ForkedProcess`] (an LMDB
+/// environment cannot be used across fork()); [`CookieStore::open`] of the same path in the
+/// child gives a fresh environment. A handle of a Redis store works in the child as it is.
 ///
 /// ```
 /// use cookiestore::{Auth, CookieStore, StoreOptions};
@@ -277,9 +293,32 @@ impl CookieStore {
         }
         refuse_url(path.as_ref())?;
         let path = prepare_dir(path.as_ref(), &options)?;
-        let mut registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let mut registry = lock_registry();
         registry.retain(|_, weak| weak.strong_count() > 0);
+        // Dropped after the registry's lock (its drop may close an environment).
+        let mut inherited = None;
         let shared = match registry.get(&path).and_then(Weak::upgrade) {
+            Some(shared) if !shared.env.opener().is_this_process() => {
+                // Opened by the parent of this process (fork()): never used here. Its copy
+                // is closed, and the path opened afresh (`fork.rs` says why that is safe).
+                if shared.env.opener().is_current() {
+                    // A fork that ran no atfork handler: handles of that environment are not
+                    // refused, so it cannot be closed under them.
+                    return Err(shared.env.opener().refusal(&path));
+                }
+                if IN_CLOSURE.with(Cell::get) > 0 {
+                    // fork() was called in a snapshot or batch closure, whose transaction
+                    // still borrows the inherited environment.
+                    return Err(Error::NestedTransaction);
+                }
+                // SAFETY: no closure runs on this thread (checked above), so no reference
+                // made before fork() into that environment is alive here.
+                unsafe { shared.env.close_inherited() };
+                inherited = Some(shared);
+                let shared = Arc::new(open_fresh(&path, &options)?);
+                registry.insert(path.clone(), Arc::downgrade(&shared));
+                shared
+            }
             Some(shared) => {
                 if shared.env_readonly && !options.readonly {
                     return Err(Error::config(
@@ -294,12 +333,13 @@ impl CookieStore {
                 shared
             }
             None => {
-                let shared = Arc::new(open_env(&path, &options)?);
+                let shared = Arc::new(open_fresh(&path, &options)?);
                 registry.insert(path.clone(), Arc::downgrade(&shared));
                 shared
             }
         };
         drop(registry);
+        drop(inherited);
         let store = CookieStore {
             backend: Backend::Lmdb(shared),
             readonly: options.readonly,
@@ -358,11 +398,16 @@ impl CookieStore {
         }
     }
 
-    /// The LMDB environment; [`Error::Unsupported`] for a store on another backend.
+    /// The LMDB environment; [`Error::Unsupported`] for a store on another backend,
+    /// [`Error::ForkedProcess`] in a process other than the one that opened it.
     #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    #[inline]
     fn lmdb(&self, operation: &'static str) -> Result<&Arc<Shared>> {
         match &self.backend {
-            Backend::Lmdb(shared) => Ok(shared),
+            Backend::Lmdb(shared) => {
+                shared.env.opener().check(&shared.path)?;
+                Ok(shared)
+            }
             #[cfg(feature = "redis")]
             Backend::Redis(_) => Err(Error::Unsupported {
                 operation,
@@ -465,11 +510,16 @@ impl CookieStore {
     /// thread's I/O: for bindings that release their own lock (Python's GIL) only when the
     /// store must be read.
     pub fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
-        let cache = self.shared()?.cache()?;
+        let Backend::Lmdb(shared) = &self.backend else {
+            return None;
+        };
+        let cache = shared.cache()?;
         if IN_CLOSURE.with(Cell::get) > 0 {
             return None;
         }
-        cache.hit(value, self.last_txn_id_now()?, self.now_ns())
+        // `None` outside the process that opened the environment, before the cache is locked.
+        let last_txn = shared.last_txn_id_now()?;
+        cache.hit(value, last_txn, self.now_ns())
     }
 
     /// Figures about this process's cache of the store (all 0 when it is off, and on
@@ -555,12 +605,9 @@ impl CookieStore {
             return Err(Error::ReadOnly { operation: "flush" });
         }
         let shared = self.lmdb("flush")?;
+        let env = shared.env()?;
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        shared
-            .env
-            .force_sync()
-            .lmdb()
-            .map_err(|e| shared.resolve(e))
+        env.force_sync().lmdb().map_err(|e| shared.resolve(e))
     }
 
     /// Stores `auth` on the live cookie with `value`, with `context` in the
@@ -751,6 +798,7 @@ impl CookieStore {
     /// LMDB only: [`Error::Unsupported`] for a Redis store.
     pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
         let shared = self.lmdb("copy")?;
+        let env = shared.env()?;
         crate::open::create_dir_with_mode(dest).map_err(|source| Error::Path {
             path: dest.to_path_buf(),
             problem: "cannot create the destination directory".into(),
@@ -784,8 +832,7 @@ impl CookieStore {
             heed::CompactionOption::Disabled
         };
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        let copied = shared
-            .env
+        let copied = env
             .copy_to_file(&mut file, option)
             .lmdb()
             .map_err(|e| shared.resolve(e));
@@ -848,9 +895,13 @@ impl CookieStore {
     }
 
     /// What all handles of this path share (the environment), for sibling modules; `None`
-    /// for a store on another backend.
+    /// for a store on another backend, and in a process other than the one that opened it.
+    #[inline]
     pub(crate) fn shared(&self) -> Option<&Shared> {
-        self.lmdb("").ok().map(|shared| &**shared)
+        match &self.backend {
+            Backend::Lmdb(shared) if shared.env.opener().is_current() => Some(shared),
+            _ => None,
+        }
     }
 
     /// Runs `f` on a read transaction (the store's own reads and [`Self::snapshot`]).
@@ -865,6 +916,12 @@ impl CookieStore {
                 now: self.now_ns(),
             })
         });
+        if !shared.env.opener().is_current() {
+            // fork() was called in the closure and this is the child: ending the
+            // transaction here would release the parent's reader slot under it.
+            std::mem::forget(txn);
+            return Err(shared.env.opener().refusal(&shared.path));
+        }
         drop(txn);
         drop(guard);
         out.map_err(|e| shared.resolve(e))
@@ -880,9 +937,10 @@ impl CookieStore {
             return Err(Error::NestedTransaction);
         }
         let shared = self.lmdb("begin a transaction")?;
+        let env = shared.env()?;
         loop {
             let guard = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-            match begin(&shared.env) {
+            match begin(env) {
                 Ok(txn) => return Ok((guard, txn)),
                 Err(heed::Error::Mdb(MdbError::MapResized)) => {
                     drop(guard);
@@ -931,6 +989,15 @@ impl CookieStore {
                 let tables = batch.tables;
                 tables.raise_feature_level(&mut txn, level)?;
                 tables.mark_ours(&mut txn)?;
+                Ok(out)
+            });
+            if !shared.env.opener().is_current() {
+                // fork() was called in the closure and this is the child: the transaction
+                // is the parent's, neither to be committed nor aborted here.
+                std::mem::forget(txn);
+                return Err(shared.env.opener().refusal(&shared.path));
+            }
+            let result = result.and_then(|out| {
                 shared.prepare_commit(flush)?;
                 txn.commit().lmdb()?;
                 Ok(out)
@@ -967,8 +1034,9 @@ impl CookieStore {
     /// `growth` allows it). Returns false when it cannot grow.
     fn grow_map(&self, growth: Growth) -> Result<bool> {
         let shared = self.lmdb("grow the map")?;
+        let env = shared.env()?;
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
-        let current = shared.env.info().map_size as u64;
+        let current = env.info().map_size as u64;
         let limit = match growth {
             Growth::UpToMaxsize => shared.maxsize,
             Growth::Headroom => shared.maxsize + delete_headroom(shared.maxsize),
@@ -980,7 +1048,7 @@ impl CookieStore {
         let target = current.saturating_mul(2).min(limit) / page * page;
         // SAFETY: the exclusive `resize` lock is held, and every transaction of this process
         // is opened under its shared side, so no transaction is live (LMDB's requirement).
-        unsafe { shared.env.resize(target as usize) }
+        unsafe { env.resize(target as usize) }
             .lmdb()
             .map_err(|e| shared.resolve(e))?;
         Ok(true)
@@ -989,16 +1057,23 @@ impl CookieStore {
     /// Adopts the map size another process recorded after growing the map.
     fn adopt_map_size(&self) -> Result<()> {
         let shared = self.lmdb("adopt the map size")?;
+        let env = shared.env()?;
         let _g = shared.resize.write().unwrap_or_else(|e| e.into_inner());
         // SAFETY: as in `grow_map`: no transaction of this process is live. Size 0 makes LMDB
         // take the size recorded in the current meta page.
-        unsafe { shared.env.resize(0) }
+        unsafe { env.resize(0) }
             .lmdb()
             .map_err(|e| shared.resolve(e))
     }
 }
 
 impl Shared {
+    /// The environment, in the process that opened it; [`Error::ForkedProcess`] elsewhere.
+    #[inline]
+    pub(crate) fn env(&self) -> Result<&Env<WithTls>> {
+        self.env.get(&self.path)
+    }
+
     /// Gives LMDB's errors that have a meaning of their own their variant, with this store's
     /// figures: the one mapping from heed's errors.
     pub(crate) fn resolve(&self, e: Error) -> Error {
@@ -1012,7 +1087,7 @@ impl Shared {
                 deletion: false,
             },
             heed::Error::Mdb(MdbError::ReadersFull) => Error::ReadersFull {
-                max: self.env.max_readers(),
+                max: self.env().map_or(0, |env| env.max_readers()),
             },
             heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => Error::Damaged {
                 path: self.path.clone(),
@@ -1044,6 +1119,13 @@ impl Shared {
             None => Tables::empty(self.db),
         })
     }
+}
+
+/// Opens the environment at `path`, under the lock that keeps fork() out of an open or a
+/// close (`fork.rs`).
+fn open_fresh(path: &Path, options: &StoreOptions) -> Result<Shared> {
+    let _lifecycle = env_lifecycle();
+    open_env(path, options)
 }
 
 /// How far a write may grow the map.

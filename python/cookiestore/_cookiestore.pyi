@@ -66,7 +66,8 @@ class RevocationFeed:
 class CookieStore:
     """An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
     store; every process opening the same path shares it. LMDB calls release the GIL
-    (a lookup answered from the cache, which reads no file, keeps it)."""
+    (a lookup answered from the cache, which reads no file, keeps it). In a child made by
+    fork() the object opens the store again on its first call there and carries on."""
 
     def __init__(
         self,
@@ -134,6 +135,10 @@ class CookieStore:
     def max_age(self) -> int: ...
     @property
     def readonly(self) -> bool: ...
+
+def _after_fork_in_child() -> None:
+    """Run by the package in the child after os.fork(): every store object drops its inherited
+    handle and opens the store again on first use."""
 
 def check_section(section: Mapping[str, Any]) -> None:
     """Checks a Crossbar.io cookie section without opening anything; raises ConfigError."""

@@ -1,7 +1,8 @@
 //! `cookiestore._cookiestore`: the Python binding of the cookiestore library.
 //!
 //! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
-//! [`CookieStore`], opened from a path and options or from a Crossbar.io `cookie` section.
+//! [`CookieStore`](cookiestore::CookieStore), opened from a path and options or from a
+//! Crossbar.io `cookie` section.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
 //! a Python process look cookies up in parallel; a lookup the library's cache answers (no
 //! file read, no transaction) keeps the GIL. Errors become exceptions of the
@@ -12,13 +13,28 @@
 //! as CBOR), which cannot hold `bytes`, non-str dict keys, integers outside 64 bits or
 //! NaN/infinity: those are refused with `AuthextraError`, naming where in
 //! the value they are, before anything is written.
+//!
+//! **fork().** The library refuses a store handle in a process other than the one that
+//! opened it (`Error::ForkedProcess`, before LMDB is touched). Python code forks after using
+//! a store (a gunicorn master, `multiprocessing` with the `fork` start method, a daemon), so
+//! the binding opens the store again in the child instead: each object keeps the path,
+//! options and tracking config it was opened with, and after fork() its first call opens the
+//! store anew in the child (a fresh LMDB environment; on Redis, new connections) and carries
+//! on. The package's `os.register_at_fork` hook (`_after_fork_in_child`) lets every object
+//! drop its inherited tracker at once; a call refused because no hook ran (a fork from C)
+//! reopens too. A refused call did nothing, so running it again is safe. A `RevocationFeed`
+//! goes on from its position on the child's store.
+//!
+//! The binding's own locks are taken only while the GIL is held and never across a release
+//! of it, so none is held when `os.fork()` (which holds the GIL) forks.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::Duration;
 
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, CookieSection, CookieStore, Error, Revocations, Subscriber,
-    Tracker,
+    Auth, AuthContext, AuthUpdate, CookieSection, Error, Revocations, StoreOptions, Subscriber,
+    Tracker, TrackerConfig,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -284,11 +300,144 @@ impl PyTracked {
     }
 }
 
+/// A store as this process uses it: the tracker opened here, and what reopens it in a child
+/// made by fork() (see the module's notes).
+struct Handle {
+    /// The tracker of this process; `None` after fork() until the first use opens the store
+    /// again. Locked only while the GIL is held, and never across a release of it: no thread
+    /// holds it when Python forks (`os.fork()` runs with the GIL).
+    current: RwLock<Option<Arc<Tracker>>>,
+    /// What the store was opened with (`purge_on_startup` off: a reopen is not a start-up).
+    path: PathBuf,
+    options: StoreOptions,
+    config: TrackerConfig,
+    /// The store's location as its first open resolved it, and whether it is read-only.
+    location: PathBuf,
+    readonly: bool,
+}
+
+/// Every handle of this process, for the after-fork hook. Locked with the GIL held only.
+static HANDLES: Mutex<Vec<Weak<Handle>>> = Mutex::new(Vec::new());
+
+impl Handle {
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        options: StoreOptions,
+        config: TrackerConfig,
+    ) -> PyResult<Arc<Handle>> {
+        let tracker = py
+            .detach(|| Tracker::open(&path, options.clone(), config.clone()))
+            .map_err(to_py)?;
+        let handle = Arc::new(Handle {
+            location: tracker.store().path().to_path_buf(),
+            readonly: tracker.store().is_readonly(),
+            current: RwLock::new(Some(Arc::new(tracker))),
+            path,
+            options: options.purge_on_startup(false),
+            config,
+        });
+        let mut handles = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+        handles.retain(|h| h.strong_count() > 0);
+        handles.push(Arc::downgrade(&handle));
+        Ok(handle)
+    }
+
+    /// The tracker of this process, opened anew first when the process forked since.
+    fn tracker(&self, py: Python<'_>) -> PyResult<Arc<Tracker>> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match current {
+            Some(tracker) => Ok(tracker),
+            None => self.reopen(py, None),
+        }
+    }
+
+    /// Opens the store again in this process, in place of `stale` (the tracker that was
+    /// refused) or of none. When another thread did so meanwhile, its tracker is used.
+    fn reopen(&self, py: Python<'_>, stale: Option<&Arc<Tracker>>) -> PyResult<Arc<Tracker>> {
+        // Opened without the lock: another thread may wait on it holding the GIL.
+        let fresh = py
+            .detach(|| Tracker::open(&self.path, self.options.clone(), self.config.clone()))
+            .map_err(to_py)?;
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some(t) if stale.is_none_or(|s| !Arc::ptr_eq(t, s)) => Ok(t.clone()),
+            _ => {
+                let fresh = Arc::new(fresh);
+                *current = Some(fresh.clone());
+                Ok(fresh)
+            }
+        }
+    }
+
+    /// `f` on `tracker` with the GIL released. When the store refuses because this process
+    /// is a child of the one that opened it, the store is opened again here and `f` runs
+    /// once more (the refusal comes before anything is read or written).
+    fn call<T: Send>(
+        &self,
+        py: Python<'_>,
+        tracker: Arc<Tracker>,
+        f: impl Fn(&Tracker) -> Result<T, Error> + Sync,
+    ) -> PyResult<T> {
+        match py.detach(|| f(&tracker)) {
+            Err(Error::ForkedProcess { .. }) => {
+                let tracker = self.reopen(py, Some(&tracker))?;
+                py.detach(|| f(&tracker)).map_err(to_py)
+            }
+            other => other.map_err(to_py),
+        }
+    }
+
+    /// [`Self::call`] on this process's tracker.
+    fn run<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl Fn(&Tracker) -> Result<T, Error> + Sync,
+    ) -> PyResult<T> {
+        let tracker = self.tracker(py)?;
+        self.call(py, tracker, f)
+    }
+}
+
+/// Called by the package in a child right after `os.fork()` (`os.register_at_fork`): every
+/// store object lets go of its tracker, which belongs to the parent (its LMDB environment is
+/// closed here once nothing else holds it), and opens the store again on first use.
+#[pyfunction]
+fn _after_fork_in_child() {
+    let mut handles = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+    handles.retain(|h| h.strong_count() > 0);
+    for handle in handles.iter().filter_map(Weak::upgrade) {
+        let inherited = handle
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(inherited);
+    }
+}
+
 /// A reader of the store's revocation feed (logouts from every process), remembering where it
 /// is. `poll()` costs no transaction when nothing was committed since the last one.
 #[pyclass(module = "cookiestore", name = "RevocationFeed", frozen)]
 struct PyFeed {
-    inner: Mutex<Subscriber>,
+    handle: Arc<Handle>,
+    /// Locked with the GIL held only (as `Handle::current`): a poll takes the subscriber
+    /// out, polls with the GIL released, and puts it back.
+    state: Mutex<FeedState>,
+}
+
+struct FeedState {
+    /// The subscriber and the tracker it reads; `None` while a poll runs.
+    subscriber: Option<(Arc<Tracker>, Subscriber)>,
+    /// Its position after the last poll.
+    position: u64,
+    /// The process whose thread took the subscriber out (a thread that does not exist in a
+    /// child of fork(): the child starts over from `position`).
+    taken_by: u32,
 }
 
 fn revocations<'py>(py: Python<'py>, found: Revocations) -> PyResult<Bound<'py, PyTuple>> {
@@ -299,28 +448,87 @@ fn revocations<'py>(py: Python<'py>, found: Revocations) -> PyResult<Bound<'py, 
     (entries, found.next, found.missed).into_pyobject(py)
 }
 
+impl PyFeed {
+    fn new(handle: Arc<Handle>, tracker: Arc<Tracker>, subscriber: Subscriber) -> PyFeed {
+        PyFeed {
+            handle,
+            state: Mutex::new(FeedState {
+                position: subscriber.position(),
+                subscriber: Some((tracker, subscriber)),
+                taken_by: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The subscriber, taken out; waits (GIL released) while another thread polls.
+    fn take(&self, py: Python<'_>) -> PyResult<(Arc<Tracker>, Subscriber)> {
+        loop {
+            let restart = {
+                let mut state = self.lock();
+                if let Some(taken) = state.subscriber.take() {
+                    state.taken_by = std::process::id();
+                    return Ok(taken);
+                }
+                if state.taken_by == std::process::id() {
+                    None
+                } else {
+                    // Taken by a thread of the parent process: gone with it.
+                    state.taken_by = std::process::id();
+                    Some(state.position)
+                }
+            };
+            if let Some(position) = restart {
+                let tracker = self.handle.tracker(py).inspect_err(|_| {
+                    // Nothing taken out: the next poll starts over.
+                    self.lock().taken_by = 0;
+                })?;
+                let subscriber = Subscriber::starting_after(tracker.store(), position);
+                return Ok((tracker, subscriber));
+            }
+            py.detach(|| std::thread::sleep(Duration::from_micros(200)));
+        }
+    }
+}
+
 #[pymethods]
 impl PyFeed {
     /// `(entries, position, missed)`: the revocations since the last poll, each
     /// `(seq, kind, value, oid)` with kind `"logout"`, `"authid"` or `"maintenance"`; the
     /// sequence number read up to; whether some were trimmed before they were read.
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        let found = py
-            .detach(|| {
-                let mut sub = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                sub.poll()
-            })
-            .map_err(to_py)?;
-        revocations(py, found)
+        let (mut tracker, mut subscriber) = self.take(py)?;
+        let found = match py.detach(|| subscriber.poll()) {
+            // A feed made before fork(): read on, from its position, on this process's store.
+            Err(Error::ForkedProcess { .. }) => match self.handle.reopen(py, Some(&tracker)) {
+                Ok(fresh) => {
+                    subscriber = Subscriber::starting_after(fresh.store(), subscriber.position());
+                    tracker = fresh;
+                    py.detach(|| subscriber.poll()).map_err(to_py)
+                }
+                Err(e) => Err(e),
+            },
+            other => other.map_err(to_py),
+        };
+        {
+            let mut state = self.lock();
+            state.position = subscriber.position();
+            state.subscriber = Some((tracker, subscriber));
+        }
+        revocations(py, found?)
     }
 
     /// The sequence number this feed reads after.
     #[getter]
     fn position(&self) -> u64 {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .position()
+        let state = self.lock();
+        state
+            .subscriber
+            .as_ref()
+            .map_or(state.position, |(_, s)| s.position())
     }
 }
 
@@ -328,13 +536,7 @@ impl PyFeed {
 /// store. Shared by every process of a host that opens the same path.
 #[pyclass(module = "cookiestore", name = "CookieStore", frozen)]
 struct Store {
-    tracker: Tracker,
-}
-
-impl Store {
-    fn store(&self) -> &CookieStore {
-        self.tracker.store()
-    }
+    handle: Arc<Handle>,
 }
 
 #[pymethods]
@@ -426,9 +628,7 @@ impl Store {
         cookie_header: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyTracked> {
         let header = cookie_header.map(header_bytes).transpose()?;
-        let tracked = py
-            .detach(|| self.tracker.track(header.as_deref()))
-            .map_err(to_py)?;
+        let tracked = self.handle.run(py, |t| t.track(header.as_deref()))?;
         let auth = match &tracked.auth {
             Some(a) => Some(auth_tuple(py, a)?.unbind()),
             None => None,
@@ -444,10 +644,10 @@ impl Store {
     /// Creates a new cookie: `(value, "name=value;max-age=N")`, without attributes (what
     /// Crossbar.io's `create()` returns; Crossbar appends the attributes).
     fn create(&self, py: Python<'_>) -> PyResult<(String, String)> {
-        let c = self.tracker.config();
-        let cookie = py
-            .detach(|| self.store().create(&c.name, c.length, c.max_age))
-            .map_err(to_py)?;
+        let c = &self.handle.config;
+        let cookie = self
+            .handle
+            .run(py, |t| t.store().create(&c.name, c.length, c.max_age))?;
         let header = format!("{}={};max-age={}", c.name, cookie.value, c.max_age);
         Ok((cookie.value, header))
     }
@@ -484,9 +684,9 @@ impl Store {
             .authmethod(authmethod)
             .session(session.unwrap_or(0))
             .worker(worker);
-        let done = py
-            .detach(|| self.tracker.authenticate(value, &auth, &context))
-            .map_err(to_py)?;
+        let done = self
+            .handle
+            .run(py, |t| t.authenticate(value, &auth, &context))?;
         Ok(match done {
             AuthUpdate::Written => "written",
             AuthUpdate::Unchanged => "unchanged",
@@ -498,8 +698,8 @@ impl Store {
     /// Crossbar.io's `setAuth(cbtid, None, None, None, None, None)` does). Returns whether
     /// the cookie was authenticated.
     fn clear_auth(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
-        py.detach(|| {
-            self.store().batch("clear a cookie's authentication", |b| {
+        self.handle.run(py, |t| {
+            t.store().batch("clear a cookie's authentication", |b| {
                 let now = b.now_ns();
                 let Some(mut cookie) = b.get(value)? else {
                     return Ok(false);
@@ -516,37 +716,38 @@ impl Store {
                 Ok(true)
             })
         })
-        .map_err(to_py)
     }
 
     /// `(authid, authrole, authmethod, authrealm, authextra)` of the live cookie `value`, or
     /// None when it is unknown, expired or unauthenticated.
     fn get_auth<'py>(&self, py: Python<'py>, value: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
         // A cache hit reads no file: answered with the GIL held.
-        if let Some(hit) = self.store().lookup_cached(value) {
+        let tracker = self.handle.tracker(py)?;
+        if let Some(hit) = tracker.store().lookup_cached(value) {
             return hit
                 .as_deref()
                 .and_then(|l| l.auth.as_ref())
                 .map(|a| auth_tuple(py, a))
                 .transpose();
         }
-        let auth = py.detach(|| self.tracker.get_auth(value)).map_err(to_py)?;
+        let auth = self.handle.call(py, tracker, |t| t.get_auth(value))?;
         auth.map(|a| auth_tuple(py, &a)).transpose()
     }
 
     /// Whether a live cookie has `value`.
     fn exists(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
-        if let Some(hit) = self.store().lookup_cached(value) {
+        let tracker = self.handle.tracker(py)?;
+        if let Some(hit) = tracker.store().lookup_cached(value) {
             return Ok(hit.is_some());
         }
-        py.detach(|| self.tracker.exists(value)).map_err(to_py)
+        self.handle.call(py, tracker, |t| t.exists(value))
     }
 
     /// Figures about this process's cache of the store (a dict: `entries`, `bytes`,
     /// `capacity_bytes`, `hits`, `misses`, `hit_rate`, `catch_ups`, `invalidated`,
     /// `flushes`, `evicted`).
     fn cache_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let stats = self.store().cache_stats();
+        let stats = self.handle.tracker(py)?.store().cache_stats();
         let mut value = serde_json::to_value(stats)
             .map_err(|e| CookieStoreError::new_err(format!("cache stats: {e}")))?;
         value["hit_rate"] = stats.hit_rate().into();
@@ -556,24 +757,23 @@ impl Store {
     /// Logs out: deletes the cookie (and records the revocation in the feed). Returns whether
     /// it existed.
     fn logout(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
-        py.detach(|| self.tracker.logout(value)).map_err(to_py)
+        self.handle.run(py, |t| t.logout(value))
     }
 
     /// Logs out every cookie of `authid`; returns how many.
     fn logout_authid(&self, py: Python<'_>, authid: &str) -> PyResult<u64> {
-        py.detach(|| self.store().logout_authid(authid))
-            .map_err(to_py)
+        self.handle.run(py, |t| t.store().logout_authid(authid))
     }
 
     /// Deletes every expired cookie; returns how many.
     fn purge_expired(&self, py: Python<'_>) -> PyResult<u64> {
-        py.detach(|| self.store().purge_expired()).map_err(to_py)
+        self.handle.run(py, |t| t.store().purge_expired())
     }
 
     /// Figures about the store (one snapshot) as a dict: `live`, `expired`, `authenticated`,
     /// `records`, `map_size`, `map_used`, `maxsize`, ... (the library's `Stats`).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let stats = py.detach(|| self.store().stats()).map_err(to_py)?;
+        let stats = self.handle.run(py, |t| t.store().stats())?;
         let value = serde_json::to_value(&stats)
             .map_err(|e| CookieStoreError::new_err(format!("stats: {e}")))?;
         from_json(py, &value)
@@ -583,21 +783,29 @@ impl Store {
     /// after sequence number `after`.
     #[pyo3(signature = (after=None))]
     fn revocation_feed(&self, py: Python<'_>, after: Option<u64>) -> PyResult<PyFeed> {
-        let sub = match after {
-            Some(n) => Subscriber::starting_after(self.store(), n),
-            None => py.detach(|| Subscriber::new(self.store())).map_err(to_py)?,
+        let tracker = self.handle.tracker(py)?;
+        let (tracker, sub) = match after {
+            Some(n) => {
+                let sub = Subscriber::starting_after(tracker.store(), n);
+                (tracker, sub)
+            }
+            None => {
+                let sub = self
+                    .handle
+                    .call(py, tracker, |t| Subscriber::new(t.store()))?;
+                // The tracker it was made on (reopened, when the process forked).
+                (self.handle.tracker(py)?, sub)
+            }
         };
-        Ok(PyFeed {
-            inner: Mutex::new(sub),
-        })
+        Ok(PyFeed::new(self.handle.clone(), tracker, sub))
     }
 
     /// `(entries, next, missed)`: the revocations after sequence number `after` (see
     /// `RevocationFeed.poll`).
     fn revocations_since<'py>(&self, py: Python<'py>, after: u64) -> PyResult<Bound<'py, PyTuple>> {
-        let found = py
-            .detach(|| self.store().revocations_since(after))
-            .map_err(to_py)?;
+        let found = self
+            .handle
+            .run(py, |t| t.store().revocations_since(after))?;
         revocations(py, found)
     }
 
@@ -605,45 +813,43 @@ impl Store {
     /// folds `//`: read `location` instead).
     #[getter]
     fn path(&self) -> PathBuf {
-        self.store().path().to_path_buf()
+        self.handle.location.clone()
     }
 
     /// Where the store is, as a string: its directory, or its Redis URL without password.
     #[getter]
     fn location(&self) -> String {
-        self.store().path().to_string_lossy().into_owned()
+        self.handle.location.to_string_lossy().into_owned()
     }
 
     /// The cookie name.
     #[getter]
     fn name(&self) -> String {
-        self.tracker.config().name.clone()
+        self.handle.config.name.clone()
     }
 
     /// Characters per new cookie value.
     #[getter]
     fn length(&self) -> usize {
-        self.tracker.config().length
+        self.handle.config.length
     }
 
     /// Cookie lifetime (seconds).
     #[getter]
     fn max_age(&self) -> u64 {
-        self.tracker.config().max_age
+        self.handle.config.max_age
     }
 
     /// Whether the store was opened read-only.
     #[getter]
     fn readonly(&self) -> bool {
-        self.store().is_readonly()
+        self.handle.readonly
     }
 
     fn __repr__(&self) -> String {
         format!(
             "CookieStore({:?}, name={:?}, max_age={})",
-            self.store().path(),
-            self.tracker.config().name,
-            self.tracker.config().max_age
+            self.handle.location, self.handle.config.name, self.handle.config.max_age
         )
     }
 }
@@ -668,10 +874,8 @@ fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> P
         ));
     };
     let path = store.path_in(node_dir.unwrap_or_default());
-    let tracker = py
-        .detach(|| Tracker::open(path, store.options, parsed.tracker))
-        .map_err(to_py)?;
-    Ok(Store { tracker })
+    let handle = Handle::open(py, path, store.options, parsed.tracker)?;
+    Ok(Store { handle })
 }
 
 #[pymodule]
@@ -679,6 +883,7 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Store>()?;
     m.add_function(wrap_pyfunction!(check_section, m)?)?;
+    m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_class::<PyTracked>()?;
     m.add_class::<PyFeed>()?;
     m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;

@@ -30,7 +30,7 @@ mod location;
 mod migrate;
 mod ops;
 mod policy;
-mod pool;
+pub(crate) mod pool;
 mod scripts;
 pub(crate) mod watch;
 

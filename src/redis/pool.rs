@@ -6,33 +6,80 @@
 //! handle recovers by itself once Redis is back. Errors are [`Error::Unavailable`] (Redis
 //! cannot be reached or answered too late) or [`Error::Redis`] (Redis answered with an
 //! error).
+//!
+//! **fork().** A child made by fork() inherits the idle connections, which are the parent's
+//! sockets: a command sent on one by both processes gets the other's answer. The idle list
+//! remembers the process it belongs to ([`fork::generation`]); in another process it is
+//! emptied before use (closing the child's copies of the descriptors leaves the parent's
+//! sockets open), so a child makes connections of its own, and a connection taken before
+//! fork() is never put back in the child. The idle lists are touched only under the shared
+//! side of [`FORK_GATE`], which the fork() prepare handler takes exclusively: no idle list
+//! is locked when a process forks.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockWriteGuard};
 use std::time::Duration;
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use crate::error::{Error, Result};
+use crate::fork;
 
 /// Idle connections kept per store (more may be open while in use).
 const MAX_IDLE: usize = 16;
 
+/// Held shared while an idle list is locked; exclusively across fork() (`fork.rs`).
+static FORK_GATE: RwLock<()> = RwLock::new(());
+
+/// The gate, held exclusively: no idle list is in use until it is dropped.
+pub(crate) fn fork_gate_exclusive() -> RwLockWriteGuard<'static, ()> {
+    FORK_GATE.write().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(crate) struct Pool {
     client: Client,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Idle>,
     timeout: Duration,
     /// The location without its password, for messages.
     location: String,
 }
 
+/// The idle connections, and the process (generation, `fork.rs`) they were made in.
+struct Idle {
+    generation: u64,
+    connections: Vec<Connection>,
+}
+
+impl Idle {
+    /// The list of this process: one inherited from the parent is emptied first.
+    fn here(&mut self) -> &mut Vec<Connection> {
+        let now = fork::generation();
+        if self.generation != now {
+            self.connections.clear();
+            self.generation = now;
+        }
+        &mut self.connections
+    }
+}
+
 impl Pool {
     pub(crate) fn new(client: Client, timeout: Duration, location: String) -> Pool {
+        fork::install_hooks();
         Pool {
             client,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Idle {
+                generation: fork::generation(),
+                connections: Vec::new(),
+            }),
             timeout,
             location,
         }
+    }
+
+    /// An idle connection of this process, if any.
+    fn take(&self) -> Option<Connection> {
+        let _gate = FORK_GATE.read().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.here().pop()
     }
 
     pub(crate) fn location(&self) -> &str {
@@ -57,17 +104,17 @@ impl Pool {
     /// was last used), `f` runs once more on a new connection; a timeout is never retried
     /// (the command may have run).
     pub(crate) fn run<T>(&self, mut f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
-        let reused = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some(mut con) = reused {
+        let generation = fork::generation();
+        if let Some(mut con) = self.take() {
             match f(&mut con) {
                 Ok(out) => {
-                    self.put_back(con);
+                    self.put_back(con, generation);
                     return Ok(out);
                 }
                 Err(e) if is_stale(&e) => {} // dropped; a fresh connection below
                 Err(e) => {
                     if !is_transport(&e) {
-                        self.put_back(con);
+                        self.put_back(con, generation);
                     }
                     return Err(self.error(e));
                 }
@@ -76,23 +123,27 @@ impl Pool {
         let mut con = self.connect()?;
         match f(&mut con) {
             Ok(out) => {
-                self.put_back(con);
+                self.put_back(con, generation);
                 Ok(out)
             }
             Err(e) => {
                 if !is_transport(&e) {
-                    self.put_back(con);
+                    self.put_back(con, generation);
                 }
                 Err(self.error(e))
             }
         }
     }
 
-    fn put_back(&self, con: Connection) {
-        if !con.is_open() {
+    /// Keeps `con`, taken or made in process `generation`, for the next call: unless it
+    /// is closed, or this is another process now (fork() was called while it was in use).
+    fn put_back(&self, con: Connection, generation: u64) {
+        if !con.is_open() || generation != fork::generation() {
             return;
         }
+        let _gate = FORK_GATE.read().unwrap_or_else(|e| e.into_inner());
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = idle.here();
         if idle.len() < MAX_IDLE {
             idle.push(con);
         }

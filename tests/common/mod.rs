@@ -109,11 +109,13 @@ pub fn child_command(test: &str, role: &str) -> std::process::Command {
 }
 
 /// Reports one JSON value to the parent, flushed at once (so it survives a SIGKILL that
-/// comes right after).
+/// comes right after). The line goes out in one write, so that the lines of processes sharing
+/// one pipe (forked children) do not interleave, as long as each stays under PIPE_BUF (4 KiB).
 pub fn report(value: &Value) {
     use std::io::Write;
+    let line = format!("{CHILD_LINE}{value}\n");
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{CHILD_LINE}{value}").expect("report to parent");
+    out.write_all(line.as_bytes()).expect("report to parent");
     out.flush().expect("flush report");
 }
 
