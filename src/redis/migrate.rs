@@ -13,8 +13,8 @@ use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, Result};
 use crate::legacy::LegacyCookie;
 use crate::migrate::{
-    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, from_legacy,
-    storable,
+    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary,
+    StoreImportSummary, from_legacy, storable,
 };
 use crate::snapshot::materialise;
 
@@ -173,5 +173,54 @@ impl RedisBackend {
             }
         }
         Ok(summary)
+    }
+
+    /// One batch of [`crate::maintenance::import_records`]: cookies are matched by value (Redis
+    /// keys them so); one held by a cookie with another oid is a conflict. Redis keeps no
+    /// record of earlier imports: a logged-out cookie is imported again.
+    pub(crate) fn import_records(
+        &self,
+        chunk: &[Cookie],
+        options: &ImportOptions,
+        summary: &mut StoreImportSummary,
+    ) -> Result<()> {
+        for cookie in chunk {
+            let existing = match self.get_any(&cookie.value) {
+                Ok(c) => c,
+                Err(Error::CorruptRecord { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            match &existing {
+                Some(e) if e == cookie => {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                Some(e) if e.oid != cookie.oid => {
+                    summary.conflicts.push((cookie.oid, e.oid));
+                    continue;
+                }
+                _ => {}
+            }
+            if !options.dry_run {
+                match self.put(cookie) {
+                    Ok(()) => {}
+                    Err(Error::DuplicateValue { existing, .. }) => {
+                        summary.conflicts.push((cookie.oid, existing));
+                        continue;
+                    }
+                    Err(Error::InvalidValue { problem }) => {
+                        summary.rejected.push((cookie.oid, problem));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if existing.is_some() {
+                summary.updated += 1;
+            } else {
+                summary.imported += 1;
+            }
+        }
+        Ok(())
     }
 }
