@@ -13,8 +13,8 @@ use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, Result};
 use crate::legacy::LegacyCookie;
 use crate::migrate::{
-    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary,
-    StoreImportSummary, from_legacy, storable,
+    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, StoreImportSummary,
+    from_legacy, storable,
 };
 use crate::snapshot::materialise;
 

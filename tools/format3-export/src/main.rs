@@ -93,7 +93,9 @@ fn main() -> ExitCode {
         }
         [a] if !a.to_string_lossy().starts_with('-') => PathBuf::from(a),
         _ => {
-            eprintln!("cookiestore-format3: expected one argument, the store directory; see --help");
+            eprintln!(
+                "cookiestore-format3: expected one argument, the store directory; see --help"
+            );
             return ExitCode::from(2);
         }
     };

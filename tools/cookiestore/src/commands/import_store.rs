@@ -63,10 +63,37 @@ impl Source {
     fn with_records<T>(
         &self,
         dir: &Path,
-        f: &mut dyn FnMut(&mut dyn Iterator<Item = cookiestore::Result<Cookie>>) -> cookiestore::Result<T>,
+        f: &mut dyn FnMut(
+            &mut dyn Iterator<Item = cookiestore::Result<Cookie>>,
+        ) -> cookiestore::Result<T>,
     ) -> Result<T, Failure> {
         match self {
-            Source::Library(store) => Ok(store.snapshot(|s| f(&mut s.records()?))?),
+            // The records of one snapshot, read on a thread of their own: a store's calls
+            // cannot be made inside another store's snapshot closure on the same thread. An
+            // error that ends the snapshot is passed on as the last item, so the importer
+            // never takes an early end for the end of the store.
+            Source::Library(store) => std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<cookiestore::Result<Cookie>>(1024);
+                let reader = scope.spawn(move || {
+                    let read = store.snapshot(|s| {
+                        for item in s.records()? {
+                            if tx.send(item).is_err() {
+                                break; // the importer stopped
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = read {
+                        let _ = tx.send(Err(e));
+                    }
+                });
+                let result = f(&mut rx.iter());
+                drop(rx);
+                reader
+                    .join()
+                    .map_err(|_| Failure::Error("reading the source store failed".into()))?;
+                Ok(result?)
+            }),
             Source::Format3(helper) => {
                 let mut records = HelperRecords::start(helper, dir)?;
                 let result = f(&mut records);
@@ -391,11 +418,13 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         let now = dest.now_ns();
         let bar = progress(None, "{spinner} planning: {pos} records ({per_sec})");
         let plan_options = options.clone().dry_run(true);
-        let plan = source.with_records(dir, &mut |records| {
-            maintenance::import_records(&dest, records, now, &plan_options, &mut |n| {
-                bar.set_position(n)
+        let plan = source
+            .with_records(dir, &mut |records| {
+                maintenance::import_records(&dest, records, now, &plan_options, &mut |n| {
+                    bar.set_position(n)
+                })
             })
-        })?;
+            .map_err(|e| context(e, "nothing was imported"))?;
         bar.finish_and_clear();
         (plan, now)
     };
@@ -408,16 +437,32 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             let dest = ctx.open_write(&a.path)?;
             let now = dest.now_ns();
             let bar = progress(None, "{spinner} importing: {pos} records ({per_sec})");
-            let summary = source.with_records(dir, &mut |records| {
-                maintenance::import_records(&dest, records, now, &options, &mut |n| {
-                    bar.set_position(n)
+            let summary = source
+                .with_records(dir, &mut |records| {
+                    maintenance::import_records(&dest, records, now, &options, &mut |n| {
+                        bar.set_position(n)
+                    })
                 })
-            })?;
+                .map_err(|e| {
+                    context(
+                        e,
+                        "the batches of 2,000 cookies before it stay imported; run the same \
+                         import again once this is fixed",
+                    )
+                })?;
             bar.finish_and_clear();
             (summary, now, dest.path().to_path_buf())
         }
     };
     report(&a, &source, &summary, now, &dest_path, started)
+}
+
+/// `failure`, saying what it means for the destination.
+fn context(failure: Failure, what: &str) -> Failure {
+    match failure {
+        Failure::Error(message) => Failure::Error(format!("{message} ({what})")),
+        other => other,
+    }
 }
 
 /// A private, empty directory, removed on drop: an empty store for the plan of an import into
@@ -465,7 +510,9 @@ fn report(
     let took = started.elapsed();
     let src = a.file.display();
     for (oid, problem) in &summary.corrupt {
-        warn(&format!("{src}: record {oid} cannot be decoded ({problem}); skipped"));
+        warn(&format!(
+            "{src}: record {oid} cannot be decoded ({problem}); skipped"
+        ));
     }
     for (oid, problem) in &summary.rejected {
         warn(&format!("{src}: cookie {oid} rejected: {problem}; skipped"));
