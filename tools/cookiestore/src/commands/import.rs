@@ -26,7 +26,8 @@ pub struct Args {
     /// store's records carry theirs).
     #[arg(long, default_value = "cbtid")]
     pub name: String,
-    /// Only say what the import would do; the store is opened read-only.
+    /// Only say what the import would do; the store is opened read-only (a new store is not
+    /// created).
     #[arg(long)]
     pub dry_run: bool,
     /// One JSON object instead of text.

@@ -40,6 +40,9 @@ const PROTOCOL: u64 = 1;
 /// over 1 MiB; a longer one is reported as such, not as a broken helper.)
 const MAX_HELPER_LINE: u64 = 32 << 20;
 
+/// The records of a source, as [`maintenance::import_records`] takes them.
+type Records<'a> = dyn Iterator<Item = cookiestore::Result<Cookie>> + 'a;
+
 /// Where the cookies come from.
 enum Source {
     /// A store the library reads (LMDB format 1).
@@ -63,9 +66,7 @@ impl Source {
     fn with_records<T>(
         &self,
         dir: &Path,
-        f: &mut dyn FnMut(
-            &mut dyn Iterator<Item = cookiestore::Result<Cookie>>,
-        ) -> cookiestore::Result<T>,
+        f: &mut dyn FnMut(&mut Records<'_>) -> cookiestore::Result<T>,
     ) -> Result<T, Failure> {
         match self {
             // The records of one snapshot, read on a thread of their own: a store's calls
