@@ -76,15 +76,36 @@ fn helper() -> PathBuf {
         .clone()
 }
 
-/// Copies of `cookiestore` (and, with `with_helper`, `cookiestore-format3` beside it) in
-/// `dir`; returns the copy of `cookiestore`.
+/// `cookiestore` (and, with `with_helper`, `cookiestore-format3` beside it) in `dir`, as hard
+/// links when the file system allows (a copy otherwise); returns the path of `cookiestore`.
 fn install(dir: &Path, with_helper: bool) -> PathBuf {
+    let place = |from: &Path, to: &Path| {
+        if std::fs::hard_link(from, to).is_err() {
+            std::fs::copy(from, to).unwrap();
+        }
+    };
     let bin = dir.join("cookiestore");
-    std::fs::copy(BIN, &bin).unwrap();
+    place(Path::new(BIN), &bin);
     if with_helper {
-        std::fs::copy(helper(), dir.join(HELPER)).unwrap();
+        place(&helper(), &dir.join(HELPER));
     }
     bin
+}
+
+/// Runs `cmd`. A freshly copied executable can be "busy" for a moment: a child that another
+/// test thread forked while the copy's file was open for writing holds that descriptor until
+/// it execs. Such a start is retried.
+fn output(cmd: &mut Command) -> Output {
+    let mut tries = 0;
+    loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.expect("run cookiestore"),
+        }
+    }
 }
 
 struct Out {
@@ -94,12 +115,12 @@ struct Out {
 }
 
 fn run(bin: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Out {
-    let out: Output = Command::new(bin)
-        .args(args.iter().map(|a| a.as_ref()))
-        .env_remove("COOKIESTORE_FORMAT3")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cookiestore");
+    let out = output(
+        Command::new(bin)
+            .args(args.iter().map(|a| a.as_ref()))
+            .env_remove("COOKIESTORE_FORMAT3")
+            .stdin(Stdio::null()),
+    );
     Out {
         code: out.status.code(),
         stdout: String::from_utf8(out.stdout).unwrap(),
@@ -472,15 +493,15 @@ fn format3_without_the_helper_says_how_to_build_it() {
     }
     assert!(!dest.exists());
 
-    let out = Command::new(&bin)
-        .args([
-            "import".as_ref(),
-            dest.as_os_str(),
-            source.path().as_os_str(),
-        ])
-        .env("COOKIESTORE_FORMAT3", dir.path().join("nowhere"))
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(&bin)
+            .args([
+                "import".as_ref(),
+                dest.as_os_str(),
+                source.path().as_os_str(),
+            ])
+            .env("COOKIESTORE_FORMAT3", dir.path().join("nowhere")),
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("COOKIESTORE_FORMAT3 names"), "{stderr}");
@@ -544,15 +565,15 @@ fn a_failing_helper_writes_nothing() {
         std::fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dest = dir.path().join(format!("dest{i}"));
-        let out = Command::new(&bin)
-            .args([
-                "import".as_ref(),
-                dest.as_os_str(),
-                source.path().as_os_str(),
-            ])
-            .env("COOKIESTORE_FORMAT3", &helper)
-            .output()
-            .unwrap();
+        let out = output(
+            Command::new(&bin)
+                .args([
+                    "import".as_ref(),
+                    dest.as_os_str(),
+                    source.path().as_os_str(),
+                ])
+                .env("COOKIESTORE_FORMAT3", &helper),
+        );
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(out.status.code(), Some(2), "case {i}: {stderr}");
         assert!(
@@ -573,15 +594,15 @@ fn a_failing_helper_writes_nothing() {
     .unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
     let dest = dir.path().join("dest-ok");
-    let out = Command::new(&bin)
-        .args([
-            "import".as_ref(),
-            dest.as_os_str(),
-            source.path().as_os_str(),
-        ])
-        .env("COOKIESTORE_FORMAT3", &helper)
-        .output()
-        .unwrap();
+    let out = output(
+        Command::new(&bin)
+            .args([
+                "import".as_ref(),
+                dest.as_os_str(),
+                source.path().as_os_str(),
+            ])
+            .env("COOKIESTORE_FORMAT3", &helper),
+    );
     assert!(
         out.status.success(),
         "{}",

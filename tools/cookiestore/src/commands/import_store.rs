@@ -179,13 +179,28 @@ struct HelperLine {
 
 impl HelperRecords {
     fn start(helper: &Path, dir: &Path) -> Result<HelperRecords, Failure> {
-        let mut child = Command::new(helper)
+        let mut command = Command::new(helper);
+        command
             .arg(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| Failure::Error(format!("cannot run {}: {e}", helper.display())))?;
+            .stderr(Stdio::piped());
+        // A helper file that was just written can be "busy" for a moment (a process forked
+        // while it was open for writing holds it until it execs): try again, briefly.
+        let mut tries = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(e) if e.kind() == io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => {
+                    break other.map_err(|e| {
+                        Failure::Error(format!("cannot run {}: {e}", helper.display()))
+                    })?;
+                }
+            }
+        };
         let stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let stderr = std::thread::spawn(move || {
