@@ -419,6 +419,16 @@ impl Error {
     }
 
     /// Adds, to a [`Error::DiskFull`], the cookies an import or restore committed before.
+    /// [`Self::with_committed`], counting `n` more on top of what an inner step reported
+    /// (an import of several parts, each of several transactions).
+    pub(crate) fn plus_committed(self, n: u64) -> Self {
+        let before = match &self {
+            Error::DiskFull { committed, .. } => committed.unwrap_or(0),
+            _ => 0,
+        };
+        self.with_committed(before + n)
+    }
+
     pub(crate) fn with_committed(self, n: u64) -> Self {
         match self {
             Error::DiskFull {

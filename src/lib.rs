@@ -96,7 +96,8 @@ pub mod maintenance {
     pub use crate::lmdb_files::{ReaderSlots, reader_slots};
     pub use crate::migrate::{
         ExportOptions, ExportSummary, ImportOptions, ImportSummary, LegacySource, RestoreSummary,
-        export, import_file, import_legacy, read_legacy, restore,
+        StoreImportSummary, decode_record, export, import_file, import_legacy, import_records,
+        read_legacy, restore,
     };
 }
 

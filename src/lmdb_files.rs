@@ -67,10 +67,11 @@ pub(crate) fn check_data_file(data: &Path, len: u64) -> Result<()> {
             path: data.to_path_buf(),
             found: version,
             hint: if version == 3 {
-                "it was written by LMDB 1.0 (zlmdb 26 creates this format by default): convert \
-                 it by re-creating it with zlmdb's lib_version=\"0.9\", or by exporting the \
-                 cookies with zlmdb 26 and loading them with `cookiestore restore` (README, \
-                 \"Format 3\")"
+                "it was written by LMDB 1.0 (zlmdb 26 creates this format by default, as \
+                 Crossbar.io 25.12 installed with pip today does): copy its cookies into a new \
+                 store with `cookiestore import NEW_DIR THIS_DIR` (which reads it with the \
+                 helper cookiestore-format3, built beside cookiestore; README, \"LMDB format \
+                 3\")"
             } else {
                 "this LMDB format is not known to cookiestore"
             },

@@ -5,8 +5,8 @@
 //! restores write many cookies; one transaction for all of them, or for a fixed count,
 //! would hold the lock for as long as that takes (seconds for 300,000 cookies, and more on
 //! a slow disk). So they work in transactions sized by time: each writes as many items as
-//! fit in about [`Pacer::SLICE`], measured on the transactions before it (the count adapts
-//! to the disk, the cache and the contention), commits, and then pauses for
+//! fit in about [`Pacer::SLICE`] of work, measured on the transactions before it (the count
+//! adapts to the disk, the cache and the contention), commits, and then pauses for
 //! [`Pacer::PAUSE`]. The pause matters: LMDB's writer lock is a mutex without hand-over, and
 //! a thread that releases it and asks again at once usually wins it back before a waiting
 //! process has been scheduled.
@@ -29,7 +29,8 @@ pub(crate) struct Pacer {
 }
 
 impl Pacer {
-    /// How long one maintenance transaction aims to take, commit included.
+    /// How long the work of one maintenance transaction aims to take (its commit's flush
+    /// comes on top: a few milliseconds on a disk, whatever the transaction's size).
     pub(crate) const SLICE: Duration = Duration::from_millis(4);
     /// The pause after each maintenance transaction, in which waiting writers take the lock.
     pub(crate) const PAUSE: Duration = Duration::from_millis(1);
@@ -61,7 +62,10 @@ impl Pacer {
                 Err(Error::MapFull { .. }) if self.limit > 1 => self.limit /= 2,
                 Err(e) => return Err(e),
                 Ok(out) => {
-                    self.adapt(start.elapsed());
+                    // The work inside the transaction, without its commit: a flush costs
+                    // about the same whatever the size, and smaller transactions would
+                    // only make more of them.
+                    self.adapt(crate::store::last_work().min(start.elapsed()));
                     std::thread::sleep(Self::PAUSE);
                     return Ok(out);
                 }

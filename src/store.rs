@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, Weak};
+use std::time::{Duration, Instant};
 
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
@@ -57,6 +58,16 @@ thread_local! {
     /// Snapshot and batch closures running on this thread: a store call inside one would
     /// need a second transaction on this thread, which LMDB does not allow.
     static IN_CLOSURE: Cell<u32> = const { Cell::new(0) };
+
+    /// How long the closure of this thread's last committed write transaction ran: the
+    /// work a maintenance transaction did while holding the writer lock, without the
+    /// commit's flush, which `pacing.rs` sizes transactions by.
+    static LAST_WORK: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// See [`LAST_WORK`].
+pub(crate) fn last_work() -> Duration {
+    LAST_WORK.with(Cell::get)
 }
 
 /// Marks a caller's closure as running on this thread until dropped, also when the closure
@@ -980,7 +991,9 @@ impl CookieStore {
                     shared,
                     now: self.now_ns(),
                 };
+                let work = Instant::now();
                 let out = f(&mut batch)?;
+                LAST_WORK.with(|w| w.set(work.elapsed()));
                 if !batch.txn.written() {
                     // Nothing changed: no commit (the transaction is aborted when dropped).
                     return Ok(out);

@@ -190,7 +190,9 @@ fn unsupported_format_3() {
         );
         let msg = err.to_string();
         assert!(
-            msg.contains("format 3") && msg.contains("zlmdb 26") && msg.contains("restore"),
+            msg.contains("format 3")
+                && msg.contains("zlmdb 26")
+                && msg.contains("cookiestore import"),
             "{msg}"
         );
     }

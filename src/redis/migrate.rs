@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::layout::{ImportMark, ValueDigest};
 use crate::legacy::LegacyCookie;
 use crate::migrate::{
-    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, from_legacy,
-    storable, write_mark_line,
+    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, StoreImportSummary,
+    from_legacy, storable, write_mark_line,
 };
 use crate::snapshot::materialise;
 
@@ -242,6 +242,61 @@ impl RedisBackend {
             }
         }
         Ok(summary)
+    }
+
+    /// One batch of [`crate::maintenance::import_records`]: cookies are matched by value (Redis
+    /// keys them so); one held by a cookie with another oid is a conflict. Redis keeps no
+    /// record of earlier imports: a logged-out cookie is imported again.
+    pub(crate) fn import_records(
+        &self,
+        chunk: &[Cookie],
+        options: &ImportOptions,
+        summary: &mut StoreImportSummary,
+    ) -> Result<()> {
+        for cookie in chunk {
+            let digest = ImportMark::digest(&cookie.value);
+            let (existing, marked) = self.record_and_mark(&cookie.value, &digest)?;
+            match &existing {
+                Some(e) if e == cookie => {
+                    summary.unchanged += 1;
+                    if !marked && !options.dry_run {
+                        self.mark(&digest, cookie.expires_at())?;
+                    }
+                    continue;
+                }
+                Some(e) if e.oid != cookie.oid => {
+                    summary.conflicts.push((cookie.oid, e.oid));
+                    continue;
+                }
+                None if marked && !options.force => {
+                    summary.skipped_logged_out += 1; // imported before, logged out since
+                    continue;
+                }
+                _ => {}
+            }
+            if !options.dry_run {
+                // The mark first, as for cookies.dat (see `import_legacy`).
+                self.mark(&digest, cookie.expires_at())?;
+                match self.put(cookie) {
+                    Ok(()) => {}
+                    Err(Error::DuplicateValue { existing, .. }) => {
+                        summary.conflicts.push((cookie.oid, existing));
+                        continue;
+                    }
+                    Err(Error::InvalidValue { problem }) => {
+                        summary.rejected.push((cookie.oid, problem));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if existing.is_some() {
+                summary.updated += 1;
+            } else {
+                summary.imported += 1;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,11 +1,11 @@
-//! Case 5: LMDB format 3 (LMDB 1.0) is refused and converts; conversion through JSON
-//! keeps floats exact.
+//! Case 5: LMDB format 3 (LMDB 1.0) is refused and converts (`cookiestore import`, and the two
+//! Python conversions); conversion through JSON keeps floats exact.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use cookiestore::{CookieStore, Error, StoreOptions, Tracker, TrackerConfig};
+use cookiestore::{Cookie, CookieStore, Error, StoreOptions, Tracker, TrackerConfig};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -28,18 +28,6 @@ fn case5_format3_is_refused_and_converts() {
     assert_eq!(data_format(&db3), 3);
 
     // Refused before LMDB maps it, with the clear error, and nothing is written.
-    let snapshot = |p: &Path| -> BTreeMap<String, Vec<u8>> {
-        std::fs::read_dir(p)
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.file_name().to_string_lossy().into_owned(),
-                    std::fs::read(e.path()).unwrap(),
-                )
-            })
-            .collect()
-    };
     let before = snapshot(&db3);
     for readonly in [false, true] {
         let result = CookieStore::open(&db3, StoreOptions::default().readonly(readonly));
@@ -51,7 +39,7 @@ fn case5_format3_is_refused_and_converts() {
                     "{msg}"
                 );
                 assert!(
-                    msg.contains("lib_version") && msg.contains("restore"),
+                    msg.contains("cookiestore import") && msg.contains("cookiestore-format3"),
                     "{msg}"
                 );
             }
@@ -114,11 +102,18 @@ fn case5_format3_is_refused_and_converts() {
         );
         assert_check_clean(db, how == "converted", how);
     }
-    // Crossbar 25.12's cfxdb reads both.
+    // (3) The one command of the README: `cookiestore import`.
+    let imported = import_with_cli(&db3, dir.path(), &written);
+
+    // Crossbar 25.12's cfxdb reads the converted stores.
     let readings = [
         py.start_cfxdb_read(&restored),
         py.start_cfxdb_read(&converted),
     ];
+    if let Some((imported, live)) = imported {
+        let (theirs, _) = py.cfxdb_read(&imported);
+        assert_same(&theirs, &live, "cfxdb 25.12 reading the imported store");
+    }
     for (reading, how) in readings.into_iter().zip(["restored", "converted"]) {
         let (theirs, _) = cfxdb_read_result(reading);
         assert_same(
@@ -128,6 +123,65 @@ fn case5_format3_is_refused_and_converts() {
         );
     }
     eprintln!("case 5: {:.1?}", t0.elapsed());
+}
+
+/// `cookiestore import` of the format-3 store `db3` into `dir/imported`, which reads it with
+/// its helper cookiestore-format3 (next to the CLI). Three days before the cookies were
+/// written, only those with created 0 or max_age 0 are expired: they are dropped. Returns the
+/// new store and the records it must hold (`None`: skipped, the helper is not built).
+fn import_with_cli(
+    db3: &Path,
+    dir: &Path,
+    written: &BTreeMap<String, Value>,
+) -> Option<(std::path::PathBuf, BTreeMap<String, Value>)> {
+    let helper = cli_path().with_file_name("cookiestore-format3");
+    let why = format!(
+        "{} is missing: build it (`cargo build -p cookiestore-format3`, or `cargo test` at the \
+         root)",
+        helper.display()
+    );
+    if !crate::common::need(helper.is_file(), &why) {
+        return None;
+    }
+    let imported = dir.join("imported");
+    let source_files = snapshot(db3);
+    let at = WRITE_BASE_NS - 3 * DAY_NS;
+    let at_text = cookiestore::format_rfc3339_ns(at);
+    let out = cli_ok(&args!["--now", at_text, "import", imported, db3, "--json"]);
+    let summary = json_lines(&out.stdout).pop().expect("import summary");
+    let live: BTreeMap<String, Value> = written
+        .iter()
+        .filter(|(_, rec)| {
+            let cookie: Cookie = serde_json::from_value((*rec).clone()).unwrap();
+            !cookie.is_expired(at)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert!(live.len() >= 30, "{}", live.len());
+    assert_eq!(summary["imported"], live.len(), "{summary}");
+    assert_eq!(summary["expired"], written.len() - live.len(), "{summary}");
+    assert_eq!(data_format(&imported), 1);
+    assert_same(&ours(&open_ro(&imported)), &live, "our reading, imported");
+    assert_check_clean(&imported, false, "imported");
+    assert!(
+        snapshot(db3) == source_files,
+        "the import must not touch the source's files"
+    );
+    Some((imported, live))
+}
+
+/// Every file of a directory: name → content.
+fn snapshot(p: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The hint of the format-3 refusal offers only what exists: there is no format-3 build.

@@ -258,7 +258,7 @@ pub(crate) fn wait_for(child: Child, what: &str, timeout: Duration) -> Out {
 
 /// The `cookiestore` binary of the workspace's CLI crate (tools/cookiestore): `cargo test` at
 /// the root builds it (a default member) into the directory above this test's `deps`.
-fn cli_path() -> PathBuf {
+pub(crate) fn cli_path() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     let dir = exe
         .parent()

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Create (idempotently) the Python virtualenvs of the cookiestore interop harness.
 #
-#   tools/interop/setup.sh [all|main|z26]      (default: all)
+#   tools/interop/setup.sh [all|main|z26|crossbar-today]      (default: all)
 #
 # main: ${COOKIESTORE_INTEROP_VENV:-<repo>/target/interop-venv}      <- requirements.txt
 #       (cfxdb 25.12.2, zlmdb 25.12.3, crossbar 25.12.1)
 # z26:  <main venv path>-z26                                           <- requirements-zlmdb26.txt
 #       (zlmdb 26.x, only for make_format3.py)
+# crossbar-today: <main venv path>-crossbar-today    <- requirements-crossbar-today.txt
+#       (crossbar 25.12.1 as installed today: zlmdb 26.10.1, cfxdb 26.6.1; LMDB format 3)
 #
 # Each venv gets a marker file <venv>/.ready holding the sha256 of its requirements file
 # and of the Python version; when the marker matches, nothing is done (a second run is instant).
@@ -17,6 +19,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$SCRIPT_DIR/../.." && pwd)"
 VENV="${COOKIESTORE_INTEROP_VENV:-$REPO/target/interop-venv}"
 VENV_Z26="${VENV}-z26"
+VENV_TODAY="${VENV}-crossbar-today"
 PYTHON="${PYTHON:-python3}"
 WHAT="${1:-all}"
 
@@ -26,12 +29,12 @@ die() {
 }
 
 case "$WHAT" in
-    all | main | z26) ;;
+    all | main | z26 | crossbar-today) ;;
     -h | --help)
-        sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown argument '$WHAT' (expected all, main or z26)" ;;
+    *) die "unknown argument '$WHAT' (expected all, main, z26 or crossbar-today)" ;;
 esac
 
 command -v "$PYTHON" >/dev/null 2>&1 || die "python interpreter '$PYTHON' not found"
@@ -88,6 +91,9 @@ if [ "$WHAT" = all ] || [ "$WHAT" = main ]; then
 fi
 if [ "$WHAT" = all ] || [ "$WHAT" = z26 ]; then
     setup_venv "$VENV_Z26" "$SCRIPT_DIR/requirements-zlmdb26.txt" "zlmdb-26"
+fi
+if [ "$WHAT" = all ] || [ "$WHAT" = crossbar-today ]; then
+    setup_venv "$VENV_TODAY" "$SCRIPT_DIR/requirements-crossbar-today.txt" "crossbar-today (crossbar 25.12.1, zlmdb/cfxdb 26)"
 fi
 
 echo "setup.sh: done in $(elapsed "$T_ALL")s"

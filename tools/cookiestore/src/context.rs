@@ -53,7 +53,8 @@ impl Ctx {
         Ok(Ctx { now, maxsize })
     }
 
-    fn options(&self, readonly: bool) -> StoreOptions {
+    /// The store options of a command: `--maxsize`, `--now` as the clock.
+    pub fn options(&self, readonly: bool) -> StoreOptions {
         let options = StoreOptions::default()
             .readonly(readonly)
             .maxsize(self.maxsize);

@@ -25,6 +25,7 @@ Examples:
   cookiestore dump /var/crossbar/cookies --format table --limit 20
   cookiestore check /var/crossbar/cookies || cookiestore repair /var/crossbar/cookies
   cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat
+  cookiestore import .crossbar/cookies-new .crossbar/cookies   (Crossbar's database store)
 
 Exit codes:
   0  success
@@ -161,7 +162,8 @@ enum Command {
     )]
     Repair(commands::repair::Args),
 
-    /// Import Crossbar.io's cookies.dat (file cookie store) into a store.
+    /// Import Crossbar.io's cookies.dat (file cookie store) or its database cookie store (a
+    /// directory, LMDB format 1 or 3) into a store.
     #[command(
         long_about = "Import Crossbar.io's file cookie store (cookies.dat) into the store at PATH \
                       (created if missing). The file is replayed in order: the last line for a \
@@ -170,8 +172,21 @@ enum Command {
                       counted, created/modified times are read as UTC. A bad line is reported \
                       with its line number and skipped: it never aborts the import. Cookies are \
                       matched by value, so running the same import again changes nothing.\n\n\
+                      When SOURCE is a directory, it is Crossbar.io's database cookie store (or \
+                      any cfxdb store): every cookie is copied with its oid and every field; \
+                      expired ones are dropped and counted, identical ones left alone, one whose \
+                      value another cookie of the store holds is skipped and listed. SOURCE is \
+                      only read, never written. LMDB format 1 is read by cookiestore itself; \
+                      format 3 (zlmdb 26, what Crossbar.io 25.12 installed with pip today \
+                      writes) by the helper program cookiestore-format3, which must sit next to \
+                      this executable (`cargo build --release` builds both) or be named by \
+                      COOKIESTORE_FORMAT3. Stop Crossbar.io first: a store another process has \
+                      open is refused.\n\n\
+                      Either way, a cookie an earlier import brought in that was logged out since \
+                      stays out (unless --force).\n\n\
                       Exit 0, or 1 when lines or cookies were skipped.",
-        after_help = "Example:\n  cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat"
+        after_help = "Examples:\n  cookiestore import /var/crossbar/cookies /var/crossbar/.crossbar/cookies.dat\n  \
+                      cookiestore import .crossbar/cookies-new .crossbar/cookies"
     )]
     Import(commands::import::Args),
 

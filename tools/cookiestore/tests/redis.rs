@@ -283,3 +283,57 @@ fn an_unreachable_redis_is_an_error_not_a_hang() {
     assert_eq!(code, 2);
     assert!(err.contains("unavailable"), "{err}");
 }
+
+/// `import URL DIR`: a database store directory (here one of ours, LMDB format 1) imports
+/// into Redis record for record, and again changes nothing.
+#[test]
+fn import_of_a_store_directory_into_redis() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("imp:");
+    let work = tempfile::tempdir().unwrap();
+    let lmdb = work.path().join("lmdb");
+    let mut cookies = Vec::new();
+    {
+        let store = CookieStore::open(&lmdb, StoreOptions::default()).unwrap();
+        for i in 0..20u64 {
+            let c = store.create("cbtid", 24, 86_400).unwrap();
+            if i % 2 == 0 {
+                let auth = Auth::new(&format!("user{i}"), "user", "ticket", "realm1")
+                    .with_authextra(serde_json::json!({"i": i}));
+                store
+                    .set_auth(&c.value, &auth, &AuthContext::default().session(i))
+                    .unwrap();
+            }
+            cookies.push(store.get(&c.value).unwrap().unwrap());
+        }
+    }
+    let dir = lmdb.to_str().unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(ok(&["import", &url, dir, "--json"]).trim()).unwrap();
+    assert_eq!(first["imported"], 20, "{first}");
+    let again: serde_json::Value =
+        serde_json::from_str(ok(&["import", &url, dir, "--json"]).trim()).unwrap();
+    assert_eq!(
+        (again["imported"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(20)),
+        "{again}"
+    );
+    let redis = CookieStore::open(&url, StoreOptions::default()).unwrap();
+    for c in &cookies {
+        assert_eq!(redis.get(&c.value).unwrap().as_ref(), Some(c));
+    }
+    // A cookie logged out since stays logged out when the import runs again (its import
+    // mark), until --force.
+    assert!(redis.delete(&cookies[0].value).unwrap());
+    let third: serde_json::Value =
+        serde_json::from_str(ok(&["import", &url, dir, "--json"]).trim()).unwrap();
+    assert_eq!(third["skipped_logged_out"], 1, "{third}");
+    assert!(!redis.exists(&cookies[0].value).unwrap());
+    let forced: serde_json::Value =
+        serde_json::from_str(ok(&["import", &url, dir, "--force", "--json"]).trim()).unwrap();
+    assert_eq!(forced["imported"], 1, "{forced}");
+    assert!(redis.exists(&cookies[0].value).unwrap());
+}

@@ -1,4 +1,5 @@
-//! `import`: Crossbar.io's `cookies.dat` into a store.
+//! `import`: Crossbar.io's `cookies.dat`, or its database cookie store (a directory, LMDB
+//! format 1 or 3: see `import_store`), into a store.
 
 use std::fs;
 use std::io::{self, Write};
@@ -17,12 +18,16 @@ use crate::output::{Outcome, json_line, progress, secs, stdout, warn};
 pub struct Args {
     /// The store directory (created if missing), or a Redis URL.
     pub path: PathBuf,
-    /// Crossbar.io's cookies.dat.
+    /// Crossbar.io's cookies.dat (file store), or the directory of its database cookie store
+    /// (LMDB format 1, or format 3 as zlmdb 26 writes it).
+    #[arg(value_name = "SOURCE")]
     pub file: PathBuf,
-    /// Cookie name for the imported cookies (cookies.dat does not record it).
+    /// Cookie name for the imported cookies (cookies.dat does not record it; a database
+    /// store's records carry theirs).
     #[arg(long, default_value = "cbtid")]
     pub name: String,
-    /// Only say what the import would do; the store is opened read-only.
+    /// Only say what the import would do; the store is opened read-only (a new store is not
+    /// created).
     #[arg(long)]
     pub dry_run: bool,
     /// One JSON object instead of text.
@@ -36,6 +41,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
+    if a.file.is_dir() {
+        return super::import_store::run(ctx, a);
+    }
     let started = Instant::now();
     let len = fs::metadata(&a.file)
         .map_err(|e| {

@@ -7,6 +7,7 @@ pub mod dump;
 pub mod export;
 pub mod get;
 pub mod import;
+pub mod import_store;
 pub mod logout;
 pub mod purge;
 pub mod repair;

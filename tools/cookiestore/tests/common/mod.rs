@@ -117,3 +117,21 @@ pub fn read_slots(
         state: by_oid.get(STORE_STATE_OID).copied(),
     }
 }
+
+/// Whether a test can run: `true` when `cond` holds; otherwise it prints `skipping: why` and
+/// returns `false` (the test returns), except under CI (non-empty `CI`), where it panics: under
+/// CI nothing skips.
+pub fn need(cond: bool, why: &str) -> bool {
+    if cond {
+        return true;
+    }
+    match std::env::var_os("CI") {
+        Some(ci) if !ci.is_empty() => {
+            panic!("{why}; CI={ci:?} is set, so this test must run, not be skipped")
+        }
+        _ => {
+            eprintln!("skipping: {why}");
+            false
+        }
+    }
+}
