@@ -13,6 +13,7 @@ use std::time::Duration;
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use crate::error::{Error, Result};
+use crate::location::RedisLocation;
 
 /// Idle connections kept per store (more may be open while in use).
 const MAX_IDLE: usize = 16;
@@ -21,12 +22,13 @@ pub(crate) struct Pool {
     client: Client,
     idle: Mutex<Vec<Connection>>,
     timeout: Duration,
-    /// The location without its password, for messages.
-    location: String,
+    /// Where: its Display masks the password, and it takes the URL and password out of
+    /// error texts that would echo them.
+    location: RedisLocation,
 }
 
 impl Pool {
-    pub(crate) fn new(client: Client, timeout: Duration, location: String) -> Pool {
+    pub(crate) fn new(client: Client, timeout: Duration, location: RedisLocation) -> Pool {
         Pool {
             client,
             idle: Mutex::new(Vec::new()),
@@ -35,7 +37,7 @@ impl Pool {
         }
     }
 
-    pub(crate) fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &RedisLocation {
         &self.location
     }
 
@@ -118,8 +120,13 @@ fn is_stale(e: &RedisError) -> bool {
     !e.is_timeout() && e.is_connection_dropped()
 }
 
-pub(crate) fn unavailable_or_redis(location: &str, timeout: Duration, e: RedisError) -> Error {
-    let text = e.to_string();
+pub(crate) fn unavailable_or_redis(
+    location: &RedisLocation,
+    timeout: Duration,
+    e: RedisError,
+) -> Error {
+    let text = location.sanitize(&e.to_string());
+    let location = location.masked();
     let busy = [
         "LOADING",
         "MASTERDOWN",
