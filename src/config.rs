@@ -259,7 +259,8 @@ impl StoreOptions {
                 "is 0; it must be at least 1 (default 100000)",
             ));
         }
-        check_key_prefix(&self.key_prefix).map_err(|problem| Error::config("key_prefix", problem))?;
+        check_key_prefix(&self.key_prefix)
+            .map_err(|problem| Error::config("key_prefix", problem))?;
         if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
             return Err(Error::config(
                 "file_mode",
@@ -641,12 +642,14 @@ impl StoreSection {
 /// An error of [`Location::parse`] for the configuration key `field`.
 fn located(field: &str, e: Error) -> Error {
     match e {
-        Error::InvalidConfig { field: option, problem } if option == "url" => {
-            Error::config(field, problem)
-        }
-        Error::InvalidConfig { field: option, problem } => {
-            Error::config(field, format!("has a bad `{option}` option: {problem}"))
-        }
+        Error::InvalidConfig {
+            field: option,
+            problem,
+        } if option == "url" => Error::config(field, problem),
+        Error::InvalidConfig {
+            field: option,
+            problem,
+        } => Error::config(field, format!("has a bad `{option}` option: {problem}")),
         Error::UnsupportedLocation { .. } => Error::config(field, e.to_string()),
         other => other,
     }

@@ -28,10 +28,10 @@ use crate::config::StoreOptions;
 use crate::cookie::{Auth, AuthContext, Cookie};
 use crate::durability::{Durability, Flush};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
-use crate::location::{IntoLocation, Location};
 use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
+use crate::location::{IntoLocation, Location};
 use crate::open::{open_env, prepare_dir};
 #[cfg(feature = "redis")]
 use crate::redis::RedisBackend;

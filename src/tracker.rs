@@ -5,7 +5,6 @@
 //! [`Tracker::authenticate`] attaches auth after a login, [`Tracker::logout`] drops the cookie.
 //! Expired cookies are absent: a browser that sends one gets a new cookie.
 
-
 use crate::clock::ns_to_secs_ceil;
 use crate::config::{StoreOptions, TrackerConfig};
 use crate::cookie::{Auth, AuthContext};

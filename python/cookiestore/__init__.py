@@ -19,6 +19,7 @@ from ._cookiestore import (
     StoreOpenError,
     Tracked,
     check_section,
+    parse_location,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "StoreOpenError",
     "Tracked",
     "check_section",
+    "parse_location",
 ]

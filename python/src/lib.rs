@@ -17,8 +17,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, CookieSection, CookieStore, Error, Revocations, Subscriber,
-    Tracker,
+    Auth, AuthContext, AuthUpdate, CookieSection, CookieStore, Error, Location, Revocations,
+    Subscriber, Tracker,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -601,17 +601,24 @@ impl Store {
         revocations(py, found)
     }
 
-    /// The store's directory (for a Redis store, its URL without password as a `Path`, which
-    /// folds `//`: read `location` instead).
+    /// The store's directory; None for a store on Redis (a URL is never a path: read
+    /// `location`).
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.store().path().to_path_buf()
+    fn path(&self) -> Option<PathBuf> {
+        self.store().path().map(PathBuf::from)
     }
 
-    /// Where the store is, as a string: its directory, or its Redis URL without password.
+    /// Where the store is, as a string: its directory, or its Redis URL with the password
+    /// masked (`***`).
     #[getter]
     fn location(&self) -> String {
-        self.store().path().to_string_lossy().into_owned()
+        self.store().location().to_string()
+    }
+
+    /// `"lmdb"` or `"redis"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.store().backend()
     }
 
     /// The cookie name.
@@ -641,7 +648,7 @@ impl Store {
     fn __repr__(&self) -> String {
         format!(
             "CookieStore({:?}, name={:?}, max_age={})",
-            self.store().path(),
+            self.store().location().to_string(),
             self.tracker.config().name,
             self.tracker.config().max_age
         )
@@ -658,6 +665,17 @@ fn check_section(py: Python<'_>, section: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// `(kind, display)` of a store location: `kind` is `"lmdb"` (a directory) or `"redis"` (a
+/// Redis URL), by the library's one rule (text starting with `scheme://` is a URL, never a
+/// directory); `display` is the location as messages show it (a password masked). Raises
+/// `ConfigError` for a URL cookiestore does not serve or a malformed Redis URL (its message
+/// masks the password too).
+#[pyfunction]
+fn parse_location(location: PathBuf) -> PyResult<(&'static str, String)> {
+    let parsed = Location::parse(&location).map_err(to_py)?;
+    Ok((parsed.kind(), parsed.to_string()))
+}
+
 fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> PyResult<Store> {
     let parsed = CookieSection::from_value(section).map_err(to_py)?;
     let Some(store) = parsed.store else {
@@ -667,9 +685,9 @@ fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> P
              \"redis://...\"}",
         ));
     };
-    let path = store.path_in(node_dir.unwrap_or_default());
+    let location = store.location_in(node_dir.unwrap_or_default());
     let tracker = py
-        .detach(|| Tracker::open(path, store.options, parsed.tracker))
+        .detach(|| Tracker::open(location, store.options, parsed.tracker))
         .map_err(to_py)?;
     Ok(Store { tracker })
 }
@@ -679,6 +697,7 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Store>()?;
     m.add_function(wrap_pyfunction!(check_section, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_location, m)?)?;
     m.add_class::<PyTracked>()?;
     m.add_class::<PyFeed>()?;
     m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;

@@ -87,10 +87,7 @@ impl RedisBackend {
             .unwrap_or(Duration::from_millis(options.timeout_ms));
         // Both were checked (`check_key_prefix`): `?prefix=` by the parser, `key_prefix` by
         // `StoreOptions::validate`.
-        let prefix = location
-            .prefix()
-            .unwrap_or(&options.key_prefix)
-            .to_string();
+        let prefix = location.prefix().unwrap_or(&options.key_prefix).to_string();
         let client = redis::Client::open(location.secret_url()).map_err(|e| {
             let tls = location
                 .secret_url()

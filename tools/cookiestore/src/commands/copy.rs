@@ -4,8 +4,10 @@
 //! export of the source streamed into a restore into the destination (the library's
 //! `export` and `restore`, through a pipe, never held in memory or written to a file): the
 //! destination must hold no cookie, as `restore` requires. Nothing is created before the
-//! source opened and the destination was found new or empty, and a directory the copy
-//! created is removed when it fails.
+//! source opened, read whole (an LMDB source is exported once to nowhere first, so that a
+//! record that cannot be decoded stops the copy before anything is written), and the
+//! destination was found new or empty; a directory the copy created is removed when it
+//! fails.
 
 use std::fs;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -76,6 +78,23 @@ fn copy_lmdb(ctx: &Ctx, source: &Path, dest: &Path, a: &Args) -> Outcome {
 /// A copy from or to Redis: the source's export restored into the destination.
 fn copy_records(ctx: &Ctx, source: Location, dest: Location, started: Instant) -> Outcome {
     let from = CookieStore::open(source, ctx.options(true))?;
+    if from.backend() == "lmdb" {
+        // Every record must decode before anything is written: an export that fails half-way
+        // would leave part of the source in a Redis destination. (From Redis, the export
+        // reads every record before it writes a line.)
+        migrate::export(
+            &from,
+            &mut io::sink(),
+            ExportOptions::default(),
+            &mut |_| {},
+        )
+        .map_err(|e| {
+            Failure::Error(format!(
+                "cannot copy {}: {e}; nothing was copied",
+                from.location()
+            ))
+        })?;
+    }
     let created = match &dest {
         Location::Lmdb(dir) => {
             create_new_dir(dir)?;
@@ -111,7 +130,9 @@ fn copy_records(ctx: &Ctx, source: Location, dest: Location, started: Instant) -
         }
     };
     for (line, problem) in &restored.bad_lines {
-        warn(&format!("record on line {line} of the export: {problem}; skipped"));
+        warn(&format!(
+            "record on line {line} of the export: {problem}; skipped"
+        ));
     }
     for (line, value, oid) in &restored.conflicts {
         warn(&format!(
