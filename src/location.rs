@@ -244,10 +244,11 @@ impl RedisLocation {
             _ => {}
         }
         let mut secrets = Vec::new();
-        if !unix && let Some(at) = last_at {
-            if let Some((_, password)) = rest[..at].split_once(':') {
-                secrets.push(password.to_string());
-            }
+        if !unix
+            && let Some(at) = last_at
+            && let Some((_, password)) = rest[..at].split_once(':')
+        {
+            secrets.push(password.to_string());
         }
         let (base, query) = match text.split_once('?') {
             Some((base, query)) => (base, Some(query)),
