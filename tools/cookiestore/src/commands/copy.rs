@@ -183,6 +183,7 @@ fn transfer(
             Export {
                 pipe: reader,
                 done: done_rx,
+                succeeded: None,
             },
         );
         let restored = migrate::restore(to, &mut input, false, &mut |n| bar.set_position(n));
@@ -208,13 +209,20 @@ fn transfer(
 struct Export {
     pipe: io::PipeReader,
     done: mpsc::Receiver<bool>,
+    /// Whether the export succeeded, once known (it is said once).
+    succeeded: Option<bool>,
 }
 
 impl Read for Export {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.pipe.read(buf)?;
-        if n == 0 && !buf.is_empty() && !self.done.recv().unwrap_or(false) {
-            return Err(io::Error::other(ExportFailed));
+        if n == 0 && !buf.is_empty() {
+            let succeeded = *self
+                .succeeded
+                .get_or_insert_with(|| self.done.recv().unwrap_or(false));
+            if !succeeded {
+                return Err(io::Error::other(ExportFailed));
+            }
         }
         Ok(n)
     }
