@@ -245,7 +245,7 @@ fn parent(args: &Args) -> Result<(), String> {
     let before = store.count().map_err(|e| e.to_string())?;
     println!(
         "store: {}  ({} live cookies before)\nround 1: {} worker processes track {} new connections each",
-        store.path().display(),
+        store.location(),
         before,
         args.workers,
         args.connections

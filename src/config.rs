@@ -7,7 +7,7 @@
 //! `cookiestore`, at a directory (`path`) or on Redis (`url`: `redis://...`). Every value is
 //! checked, and a bad or misspelt one is reported by name.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::durability::Durability;
 use crate::error::{Error, Result};
 use crate::header::{CookieAttributes, SameSite, validate_attributes};
+use crate::location::{Location, check_key_prefix};
 
 /// Smallest allowed `maxsize`: 128 KiB.
 pub const MIN_MAXSIZE: u64 = 128 * 1024;
@@ -75,6 +76,10 @@ pub struct StoreOptions {
     pub revocation_retention_secs: u64,
     /// Redis stores: the prefix of every key, so that several deployments share one Redis
     /// (`cb1:` gives `cb1:cookie:...`). A URL's `?prefix=` takes precedence. Default `""`.
+    /// A non-empty prefix is a word of letters, digits, `_`, `-` and `.` followed by one
+    /// `:`, and not one of the words cookiestore's keys start with (`cookie:`, `authid:`,
+    /// `imported:`, `revocations:`, `feature_level:`), so that no two deployments in one
+    /// Redis database ever see each other's keys (see the README's "Layout on Redis").
     pub key_prefix: String,
     /// Redis stores: the timeout of each connect, read and write, in ms; a call fails with
     /// [`Error::Unavailable`] after it. A URL's `?timeout_ms=` takes precedence. Default
@@ -254,6 +259,8 @@ impl StoreOptions {
                 "is 0; it must be at least 1 (default 100000)",
             ));
         }
+        check_key_prefix(&self.key_prefix)
+            .map_err(|problem| Error::config("key_prefix", problem))?;
         if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
             return Err(Error::config(
                 "file_mode",
@@ -469,7 +476,7 @@ impl TrackerConfig {
 /// assert!(section.tracker.attributes.secure);
 /// let store = section.store.unwrap();
 /// assert_eq!(store.options.maxsize, 10_485_760);
-/// assert_eq!(store.path_in("/srv/node/.crossbar"), std::path::Path::new("/srv/node/.crossbar/cookies"));
+/// assert_eq!(store.location_in("/srv/node/.crossbar").to_string(), "/srv/node/.crossbar/cookies");
 /// # Ok::<(), cookiestore::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -490,10 +497,11 @@ pub struct StoreSection {
     /// writes in the same format) or `cookiestore`.
     pub kind: String,
     /// Where the store is: its directory as given in `path` (a relative path is relative to
-    /// the node directory), or the Redis URL given in `url` (`redis://...`,
-    /// `redis+unix://...`), kept as it is. (A Redis URL given as `path` names the Redis
-    /// store too.)
-    pub path: PathBuf,
+    /// the node directory: see [`Self::location_in`]), or the Redis URL given in `url`
+    /// (`redis://...`, `redis+unix://...`). Both go through [`Location::parse`]: a Redis URL
+    /// given as `path` names the Redis store too, and a `url` that is not a Redis URL is an
+    /// error.
+    pub location: Location,
     /// `maxsize`, `readonly`, `sync`, `purge_on_startup`, and ours: `initial_mapsize`,
     /// `file_mode`. Crossbar's database store wipes every cookie on `purge_on_startup`;
     /// cookiestore purges the expired ones.
@@ -580,7 +588,7 @@ impl StoreSection {
                 ));
             }
         }
-        let path = match (map.get("path"), map.get("url")) {
+        let location = match (map.get("path"), map.get("url")) {
             (Some(_), Some(_)) => {
                 return Err(Error::config(
                     "store.path",
@@ -596,14 +604,16 @@ impl StoreSection {
                      URL such as redis://127.0.0.1:6379/0)",
                 ));
             }
-            (Some(Value::String(p)), None) if !p.is_empty() => PathBuf::from(p),
+            (Some(Value::String(p)), None) if !p.is_empty() => {
+                Location::parse(p).map_err(|e| located("store.path", e))?
+            }
             (Some(other), None) => {
                 return Err(Error::config(
                     "store.path",
                     format!("is {other}; it must be the store's directory, a non-empty string"),
                 ));
             }
-            (None, Some(url)) => PathBuf::from(redis_url(url)?),
+            (None, Some(url)) => redis_url(url)?,
         };
         let mut rest = map.clone();
         rest.remove("type");
@@ -614,25 +624,41 @@ impl StoreSection {
         options.validate()?;
         Ok(StoreSection {
             kind,
-            path,
+            location,
             options,
         })
     }
 
     /// The store's location for a node whose directory is `node_dir`: a relative `path` is
-    /// relative to it, as in Crossbar.io; a URL (`url`) is returned as it is.
-    pub fn path_in(&self, node_dir: impl AsRef<Path>) -> PathBuf {
-        if self.path.to_str().is_some_and(|p| p.contains("://")) {
-            return self.path.clone();
+    /// relative to it, as in Crossbar.io; a Redis location is returned as it is.
+    pub fn location_in(&self, node_dir: impl AsRef<Path>) -> Location {
+        match &self.location {
+            Location::Lmdb(path) => Location::Lmdb(node_dir.as_ref().join(path)),
+            other => other.clone(),
         }
-        node_dir.as_ref().join(&self.path)
+    }
+}
+
+/// An error of [`Location::parse`] for the configuration key `field`.
+fn located(field: &str, e: Error) -> Error {
+    match e {
+        Error::InvalidConfig {
+            field: option,
+            problem,
+        } if option == "url" => Error::config(field, problem),
+        Error::InvalidConfig {
+            field: option,
+            problem,
+        } => Error::config(field, format!("has a bad `{option}` option: {problem}")),
+        Error::UnsupportedLocation { .. } => Error::config(field, e.to_string()),
+        other => other,
     }
 }
 
 /// Checks a store section's `url`: a string naming a Redis store (`redis://`,
 /// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`,
 /// `allow_eviction`) parse.
-fn redis_url(value: &Value) -> Result<String> {
+fn redis_url(value: &Value) -> Result<Location> {
     const EXAMPLE: &str = "redis://127.0.0.1:6379/0 or redis+unix:///run/redis.sock";
     let Value::String(url) = value else {
         return Err(Error::config(
@@ -640,34 +666,22 @@ fn redis_url(value: &Value) -> Result<String> {
             format!("is {value}; it must be a Redis URL (a string) such as {EXAMPLE}"),
         ));
     };
-    #[cfg(feature = "redis")]
-    {
-        if !crate::redis::is_redis(url) {
-            return Err(Error::config(
-                "store.url",
-                format!(
-                    "is {:?}; it must be a Redis URL such as {EXAMPLE} (a store's directory \
-                     goes in `store.path`)",
-                    crate::redis::redact(url)
-                ),
-            ));
-        }
-        crate::redis::check_url(url).map_err(|e| match e {
-            Error::InvalidConfig { field, problem } => Error::config(
-                "store.url",
-                format!("has a bad `{field}` option: {problem}"),
-            ),
-            other => other,
-        })?;
-        Ok(url.clone())
-    }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = url;
-        Err(Error::config(
+    match Location::parse(url).map_err(|e| located("store.url", e))? {
+        Location::Lmdb(_) => Err(Error::config(
             "store.url",
-            "names a Redis store, but this build of cookiestore has no Redis backend \
-             (cargo feature `redis`)",
-        ))
+            format!(
+                "is {:?}; it must be a Redis URL such as {EXAMPLE} (a store's directory goes in \
+                 `store.path`)",
+                Location::mask(url)
+            ),
+        )),
+        #[cfg(feature = "redis")]
+        redis => Ok(redis),
+        #[cfg(not(feature = "redis"))]
+        Location::Redis(_) => Err(Error::config(
+            "store.url",
+            "names a Redis store, but this build of cookiestore has no Redis backend (cargo \
+             feature `redis`)",
+        )),
     }
 }

@@ -231,14 +231,16 @@ pub enum Error {
     },
 
     /// A store location that this build cannot open: a URL (`http://...`) where a directory
-    /// path or a Redis URL is expected.
+    /// path or a Redis URL is expected (text starting with `scheme://` is a URL, never a
+    /// directory: see [`Location`](crate::Location)).
     #[error(
         "{location:?} is a URL of a kind cookiestore does not serve: give the store's \
-         directory (LMDB, for example /var/crossbar/cookies) or a Redis URL (redis://, \
-         redis+unix://; with the `redis` feature, on by default)"
+         directory (LMDB, for example /var/crossbar/cookies; a directory whose name looks \
+         like a URL as ./name) or a Redis URL (redis://, redis+unix://; with the `redis` \
+         feature, on by default)"
     )]
     UnsupportedLocation {
-        /// The location as given.
+        /// The location as given, its password masked.
         location: String,
     },
 
@@ -303,13 +305,15 @@ pub enum Error {
         records: u64,
     },
 
-    /// A copy was refused because its destination already holds a data file.
+    /// A copy was refused because its destination exists (a directory, even an empty one, a
+    /// file or a symbolic link): a copy creates a new directory.
     #[error(
-        "{path} exists: refusing to overwrite a store; give a new or empty directory as the \
-         destination"
+        "{path} exists: a copy goes into a new directory that it creates (never into an \
+         existing one, nor through a symbolic link, so that no store is overwritten and the \
+         copy is private); give a path that does not exist yet"
     )]
     DestinationExists {
-        /// The data file found at the destination.
+        /// What was found at the destination.
         path: PathBuf,
     },
 

@@ -863,7 +863,7 @@ fn restore_batch(
         let records = store.read(|s| Ok(s.raw_records()?.count() as u64))?;
         if records > 0 {
             return Err(Error::NotEmpty {
-                path: store.path().to_path_buf(),
+                path: store.path().map(Path::to_path_buf).unwrap_or_default(),
                 records,
             });
         }

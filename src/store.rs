@@ -33,6 +33,7 @@ use crate::fork::{LocalEnv, env_lifecycle};
 use crate::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
+use crate::location::{IntoLocation, Location};
 use crate::open::{open_env, prepare_dir};
 use crate::pacing::Pacer;
 #[cfg(feature = "redis")]
@@ -128,6 +129,9 @@ pub(crate) struct Shared {
 #[derive(Clone)]
 pub struct CookieStore {
     backend: Backend,
+    /// Where the store is: the canonical directory, or the Redis URL (Display masks its
+    /// password).
+    location: Arc<Location>,
     readonly: bool,
     clock: Arc<dyn Clock>,
     /// How long revocations stay in the feed (seconds).
@@ -172,7 +176,7 @@ macro_rules! on_redis_write {
 impl std::fmt::Debug for CookieStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CookieStore")
-            .field("location", &self.path())
+            .field("location", &self.location.to_string())
             .field("readonly", &self.readonly)
             .finish_non_exhaustive()
     }
@@ -285,7 +289,10 @@ impl Stats {
 }
 
 impl CookieStore {
-    /// Opens (or, unless read-only, creates) the store in directory `path`.
+    /// Opens (or, unless read-only, creates) the store at `location`: a store directory
+    /// (LMDB), or a Redis URL. A path or a string goes through [`Location::parse`], the one
+    /// rule that tells them apart: text starting with `scheme://` is a URL, never a
+    /// directory.
     ///
     /// A database written by cfxdb opens as it is; on a writable open, the tables cfxdb
     /// lacks (our expiry index) are built. Errors: [`Error::InvalidConfig`] for bad options,
@@ -295,15 +302,23 @@ impl CookieStore {
     /// A `redis://`, `redis+unix://` (or `unix://`) URL opens the store on that Redis server
     /// instead (feature `redis`, on by default); see the README for the layout and what
     /// differs. Its errors: [`Error::Unavailable`] when Redis cannot be reached within
-    /// [`StoreOptions::timeout_ms`]. Any other URL is [`Error::UnsupportedLocation`].
-    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<CookieStore> {
+    /// [`StoreOptions::timeout_ms`]. Any other URL is [`Error::UnsupportedLocation`]. No
+    /// message ever shows the URL's password.
+    pub fn open(location: impl IntoLocation, options: StoreOptions) -> Result<CookieStore> {
+        let location = location.into_location()?;
         options.validate()?;
-        #[cfg(feature = "redis")]
-        if let Some(url) = path.as_ref().to_str().filter(|t| crate::redis::is_redis(t)) {
-            return Self::open_redis(url, options);
-        }
-        refuse_url(path.as_ref())?;
-        let path = prepare_dir(path.as_ref(), &options)?;
+        let path = match location {
+            Location::Lmdb(path) => path,
+            #[cfg(feature = "redis")]
+            Location::Redis(redis) => return Self::open_redis(redis, options),
+            #[cfg(not(feature = "redis"))]
+            Location::Redis(redis) => {
+                return Err(Error::UnsupportedLocation {
+                    location: redis.to_string(),
+                });
+            }
+        };
+        let path = prepare_dir(&path, &options)?;
         let mut registry = lock_registry();
         registry.retain(|_, weak| weak.strong_count() > 0);
         // Dropped after the registry's lock (its drop may close an environment).
@@ -353,6 +368,7 @@ impl CookieStore {
         drop(inherited);
         let store = CookieStore {
             backend: Backend::Lmdb(shared),
+            location: Arc::new(Location::Lmdb(path)),
             readonly: options.readonly,
             clock: options.clock.clone(),
             revocation_retention_secs: options.revocation_retention_secs,
@@ -366,12 +382,16 @@ impl CookieStore {
         Ok(store)
     }
 
-    /// Opens the store on the Redis server at `url`.
+    /// Opens the store on the Redis server at `location`.
     #[cfg(feature = "redis")]
-    fn open_redis(url: &str, options: StoreOptions) -> Result<CookieStore> {
-        let backend = RedisBackend::open(url, &options)?;
+    fn open_redis(
+        location: crate::location::RedisLocation,
+        options: StoreOptions,
+    ) -> Result<CookieStore> {
+        let backend = RedisBackend::open(&location, &options)?;
         let store = CookieStore {
             backend: Backend::Redis(Arc::new(backend)),
+            location: Arc::new(Location::Redis(location)),
             readonly: options.readonly,
             clock: options.clock.clone(),
             revocation_retention_secs: options.revocation_retention_secs,
@@ -382,12 +402,20 @@ impl CookieStore {
         Ok(store)
     }
 
-    /// The store's directory (canonical); for a Redis store, its URL without the password.
-    pub fn path(&self) -> &Path {
+    /// Where the store is: [`Location::Lmdb`] with its canonical directory, or
+    /// [`Location::Redis`]. Display it to name the store in a message: a Redis password is
+    /// masked.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The store's directory (canonical); `None` for a store on Redis, which has none (a
+    /// URL is never a path: see [`Self::location`]).
+    pub fn path(&self) -> Option<&Path> {
         match &self.backend {
-            Backend::Lmdb(shared) => &shared.path,
+            Backend::Lmdb(shared) => Some(&shared.path),
             #[cfg(feature = "redis")]
-            Backend::Redis(redis) => Path::new(redis.location()),
+            Backend::Redis(_) => None,
         }
     }
 
@@ -803,19 +831,32 @@ impl CookieStore {
         Ok(true)
     }
 
-    /// Copies the environment to `dest` (a directory), consistently and, if `compact`, with
-    /// free pages left out. Safe while workers write.
+    /// Copies the environment into a new directory `dest`, consistently and, if `compact`,
+    /// with free pages left out. Safe while workers write.
+    ///
+    /// `dest` must not exist: it is created, readable by its owner only (0700, with its
+    /// missing parents), holding `data.mdb` (0600). An existing directory, even an empty
+    /// one, or a symbolic link is refused with [`Error::DestinationExists`] and nothing is
+    /// written (a copy never goes through a link, nor keeps another directory's mode). When
+    /// the copy fails, what it created is removed.
     ///
     /// LMDB only: [`Error::Unsupported`] for a Redis store.
     pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
         let shared = self.lmdb("copy")?;
-        let env = shared.env()?;
-        crate::open::create_dir_with_mode(dest).map_err(|source| Error::Path {
-            path: dest.to_path_buf(),
-            problem: "cannot create the destination directory".into(),
-            source,
-        })?;
+        shared.env()?; // refused in a forked child before anything is created
+        create_new_dir(dest)?;
         let path = dest.join("data.mdb");
+        let copied = self.copy_into(shared, &path, compact);
+        if copied.is_err() {
+            let _ = fs::remove_file(&path);
+            let _ = fs::remove_dir(dest);
+        }
+        copied
+    }
+
+    /// [`Self::copy_to`]'s copy into the new file `path`.
+    fn copy_into(&self, shared: &Shared, path: &Path, compact: bool) -> Result<()> {
+        let path = path.to_path_buf();
         // A new file only (never through a symlink), readable by the owner only.
         let mut new_file = fs::OpenOptions::new();
         new_file.write(true).create_new(true);
@@ -842,15 +883,11 @@ impl CookieStore {
         } else {
             heed::CompactionOption::Disabled
         };
+        let env = shared.env()?;
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        let copied = env
-            .copy_to_file(&mut file, option)
+        env.copy_to_file(&mut file, option)
             .lmdb()
-            .map_err(|e| shared.resolve(e));
-        if copied.is_err() {
-            let _ = fs::remove_file(&path);
-        }
-        copied
+            .map_err(|e| shared.resolve(e))
     }
 
     // ---- internals ------------------------------------------------------------------------
@@ -1156,21 +1193,39 @@ fn delete_headroom(maxsize: u64) -> u64 {
     (maxsize / 16).max(256 * 1024) / page_size() * page_size()
 }
 
-/// Refuses a location that is a URL (`scheme://...`): a store is named by its directory.
-fn refuse_url(path: &Path) -> Result<()> {
-    let text = path.to_string_lossy();
-    let is_url = text.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-    });
-    if is_url {
-        return Err(Error::UnsupportedLocation {
-            location: text.into_owned(),
+/// Creates the directory `dest`, which must not exist (its missing parents are created too),
+/// readable by its owner only: [`Error::DestinationExists`] when anything is there already,
+/// a symbolic link included (never followed).
+fn create_new_dir(dest: &Path) -> Result<()> {
+    let path_err = |problem: &str, source| Error::Path {
+        path: dest.to_path_buf(),
+        problem: problem.into(),
+        source,
+    };
+    if fs::symlink_metadata(dest).is_ok() {
+        return Err(Error::DestinationExists {
+            path: dest.to_path_buf(),
         });
     }
-    Ok(())
+    if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::open::create_dir_with_mode(parent)
+            .map_err(|e| path_err("cannot create the destination's parent directory", e))?;
+    }
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Error::DestinationExists {
+            path: dest.to_path_buf(),
+        }),
+        Err(e) => Err(path_err("cannot create the destination directory", e)),
+    }
 }
 
 pub(crate) fn page_size() -> u64 {

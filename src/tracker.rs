@@ -5,14 +5,13 @@
 //! [`Tracker::authenticate`] attaches auth after a login, [`Tracker::logout`] drops the cookie.
 //! Expired cookies are absent: a browser that sends one gets a new cookie.
 
-use std::path::Path;
-
 use crate::clock::ns_to_secs_ceil;
 use crate::config::{StoreOptions, TrackerConfig};
 use crate::cookie::{Auth, AuthContext};
 use crate::error::Result;
 use crate::header::{cookie_values, set_cookie_value};
 use crate::lazy::LazyAuth;
+use crate::location::IntoLocation;
 use crate::store::{AuthUpdate, CookieStore};
 
 /// Cookie tracking over a [`CookieStore`], configured like Crossbar.io's `cookie` section.
@@ -100,14 +99,15 @@ impl Tracker {
         Ok(Tracker { store, config })
     }
 
-    /// Opens the store at `path` and tracks over it.
+    /// Opens the store at `location` (a directory or a Redis URL, as
+    /// [`CookieStore::open`] takes it) and tracks over it.
     pub fn open(
-        path: impl AsRef<Path>,
+        location: impl IntoLocation,
         options: StoreOptions,
         config: TrackerConfig,
     ) -> Result<Self> {
         config.validate()?;
-        Self::new(CookieStore::open(path, options)?, config)
+        Self::new(CookieStore::open(location, options)?, config)
     }
 
     /// The store.

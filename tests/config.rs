@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use cookiestore::{
-    CookieSection, CookieStore, Error, SameSite, StoreOptions, Tracker, TrackerConfig,
+    CookieSection, CookieStore, Error, Location, SameSite, StoreOptions, Tracker, TrackerConfig,
 };
 use serde_json::{Value, json};
 
@@ -42,15 +42,15 @@ fn a_real_node_config_parses_and_opens() {
     assert_eq!(section.tracker.attributes, Default::default());
     let store = section.store.expect("the section has a store");
     assert_eq!(store.kind, "database");
-    assert_eq!(store.path, Path::new("cookies"));
+    assert_eq!(store.location, Location::Lmdb("cookies".into()));
     assert_eq!(store.options.maxsize, 10_485_760);
     assert!(!store.options.readonly);
     assert!(store.options.sync);
 
     // Relative to the node directory, as in Crossbar.io; and it opens.
     let node = tempfile::tempdir().unwrap();
-    let dir = store.path_in(node.path());
-    assert_eq!(dir, node.path().join("cookies"));
+    let dir = store.location_in(node.path());
+    assert_eq!(dir, Location::Lmdb(node.path().join("cookies")));
     let tracker = Tracker::open(&dir, store.options.clone(), section.tracker.clone()).unwrap();
     let tracked = tracker.track(None).unwrap();
     assert!(tracked.set_cookie.starts_with("cbtid="));
@@ -97,7 +97,10 @@ fn crossbars_attribute_keys_map_onto_ours() {
     assert_eq!(a.same_site, Some(SameSite::Strict));
     let store = section.store.unwrap();
     assert_eq!(store.kind, "cookiestore");
-    assert_eq!(store.path_in("/node"), Path::new("/var/lib/cookies"));
+    assert_eq!(
+        store.location_in("/node"),
+        Location::Lmdb("/var/lib/cookies".into())
+    );
     assert!(!store.options.sync && store.options.purge_on_startup);
 
     // Set-Cookie carries them, in Crossbar's order.
@@ -235,8 +238,11 @@ fn a_store_url_names_a_redis_store_as_it_is() {
         let store = section.store.unwrap();
         assert_eq!(store.kind, "cookiestore");
         // Not joined to the node directory: two nodes on two hosts name the same store.
-        assert_eq!(store.path_in("/srv/node-a/.crossbar"), Path::new(url));
-        assert_eq!(store.path_in("/srv/node-b/.crossbar"), Path::new(url));
+        let a = store.location_in("/srv/node-a/.crossbar");
+        assert_eq!(a.kind(), "redis");
+        assert_eq!(a, store.location_in("/srv/node-b/.crossbar"));
+        assert_eq!(a, Location::parse(url).unwrap());
+        assert!(!a.to_string().contains("secret"), "{a}");
         assert_eq!(store.options.key_prefix, "node:");
         assert_eq!(store.options.timeout_ms, 1500);
     }
@@ -246,8 +252,8 @@ fn a_store_url_names_a_redis_store_as_it_is() {
     }))
     .unwrap();
     assert_eq!(
-        section.store.unwrap().path_in("/srv/node"),
-        Path::new("/srv/node/cookies")
+        section.store.unwrap().location_in("/srv/node"),
+        Location::Lmdb("/srv/node/cookies".into())
     );
     // A password in a refused URL is not echoed.
     let (field, problem) = config_error(

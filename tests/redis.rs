@@ -38,11 +38,11 @@ fn layout_is_one_key_per_cookie_with_the_lmdb_record_bytes() {
     assert_eq!(store.backend(), "redis");
     assert!(
         store
-            .path()
-            .to_str()
-            .unwrap()
+            .location()
+            .to_string()
             .starts_with("redis://127.0.0.1:")
     );
+    assert_eq!(store.path(), None, "a URL is never a path");
     let c = store.create("cbtid", 24, 600).unwrap();
     store
         .set_auth(&c.value, &alice(), &AuthContext::default())
@@ -546,9 +546,9 @@ fn a_node_config_names_a_redis_store() {
     .unwrap();
     let store = section.store.unwrap();
     let node_dir = tempfile::tempdir().unwrap();
-    let location = store.path_in(node_dir.path());
+    let location = store.location_in(node_dir.path());
     assert_eq!(
-        location.to_str().unwrap(),
+        location.to_string(),
         server.url(""),
         "a URL is not joined to the node dir"
     );
@@ -658,7 +658,7 @@ fn a_unix_socket_url_opens_the_store() {
     };
     let c = store.create("cbtid", 24, 600).unwrap();
     assert!(store.exists(&c.value).unwrap());
-    assert!(store.path().to_str().unwrap().starts_with("redis+unix://"));
+    assert!(store.location().to_string().starts_with("redis+unix://"));
 }
 
 #[test]

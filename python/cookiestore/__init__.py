@@ -28,6 +28,7 @@ from ._cookiestore import (
     StoreOpenError,
     Tracked,
     check_section,
+    parse_location,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "StoreOpenError",
     "Tracked",
     "check_section",
+    "parse_location",
 ]
 
 # Right after os.fork() in the child: every store object drops the handle it inherited

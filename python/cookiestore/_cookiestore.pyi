@@ -123,10 +123,13 @@ class CookieStore:
     def revocation_feed(self, after: Optional[int] = None) -> RevocationFeed: ...
     def revocations_since(self, after: int) -> tuple[list[Revocation], int, bool]: ...
     @property
-    def path(self) -> Path: ...
+    def path(self) -> Optional[Path]:
+        """The store's directory; None for a store on Redis (read ``location``)."""
     @property
     def location(self) -> str:
-        """The store's directory, or its Redis URL without password."""
+        """The store's directory, or its Redis URL with the password masked (``***``)."""
+    @property
+    def backend(self) -> Literal["lmdb", "redis"]: ...
     @property
     def name(self) -> str: ...
     @property
@@ -142,3 +145,8 @@ def _after_fork_in_child() -> None:
 
 def check_section(section: Mapping[str, Any]) -> None:
     """Checks a Crossbar.io cookie section without opening anything; raises ConfigError."""
+
+def parse_location(location: Union[str, PathLike[str]]) -> tuple[Literal["lmdb", "redis"], str]:
+    """(kind, display) of a store location, by the library's rule (``scheme://`` is a URL,
+    never a directory); display masks a password. Raises ConfigError for a URL cookiestore
+    does not serve."""

@@ -91,7 +91,7 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self.log.info(
             "cookiestore cookie store active: {where}={path}, max_age={max_age}s, revocation feed "
             "poll every {interval}s",
-            where="url" if "://" in self._store.location else "path",
+            where="url" if self._store.backend == "redis" else "path",
             path=self._store.location,
             max_age=self._store.max_age,
             interval=poll_interval or "never",

@@ -33,8 +33,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, CookieSection, Error, Revocations, StoreOptions, Subscriber,
-    Tracker, TrackerConfig,
+    Auth, AuthContext, AuthUpdate, CookieSection, Error, Location, Revocations, StoreOptions,
+    Subscriber, Tracker, TrackerConfig,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -308,11 +308,11 @@ struct Handle {
     /// holds it when Python forks (`os.fork()` runs with the GIL).
     current: RwLock<Option<Arc<Tracker>>>,
     /// What the store was opened with (`purge_on_startup` off: a reopen is not a start-up).
-    path: PathBuf,
+    path: Location,
     options: StoreOptions,
     config: TrackerConfig,
     /// The store's location as its first open resolved it, and whether it is read-only.
-    location: PathBuf,
+    location: Location,
     readonly: bool,
 }
 
@@ -322,7 +322,7 @@ static HANDLES: Mutex<Vec<Weak<Handle>>> = Mutex::new(Vec::new());
 impl Handle {
     fn open(
         py: Python<'_>,
-        path: PathBuf,
+        path: Location,
         options: StoreOptions,
         config: TrackerConfig,
     ) -> PyResult<Arc<Handle>> {
@@ -330,7 +330,7 @@ impl Handle {
             .detach(|| Tracker::open(&path, options.clone(), config.clone()))
             .map_err(to_py)?;
         let handle = Arc::new(Handle {
-            location: tracker.store().path().to_path_buf(),
+            location: tracker.store().location().clone(),
             readonly: tracker.store().is_readonly(),
             current: RwLock::new(Some(Arc::new(tracker))),
             path,
@@ -809,17 +809,24 @@ impl Store {
         revocations(py, found)
     }
 
-    /// The store's directory (for a Redis store, its URL without password as a `Path`, which
-    /// folds `//`: read `location` instead).
+    /// The store's directory; None for a store on Redis (a URL is never a path: read
+    /// `location`).
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.handle.location.clone()
+    fn path(&self) -> Option<PathBuf> {
+        self.handle.location.as_path().map(PathBuf::from)
     }
 
-    /// Where the store is, as a string: its directory, or its Redis URL without password.
+    /// Where the store is, as a string: its directory, or its Redis URL with the password
+    /// masked (`***`).
     #[getter]
     fn location(&self) -> String {
-        self.handle.location.to_string_lossy().into_owned()
+        self.handle.location.to_string()
+    }
+
+    /// `"lmdb"` or `"redis"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.handle.location.kind()
     }
 
     /// The cookie name.
@@ -849,7 +856,9 @@ impl Store {
     fn __repr__(&self) -> String {
         format!(
             "CookieStore({:?}, name={:?}, max_age={})",
-            self.handle.location, self.handle.config.name, self.handle.config.max_age
+            self.handle.location.to_string(),
+            self.handle.config.name,
+            self.handle.config.max_age
         )
     }
 }
@@ -864,6 +873,17 @@ fn check_section(py: Python<'_>, section: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
+/// `(kind, display)` of a store location: `kind` is `"lmdb"` (a directory) or `"redis"` (a
+/// Redis URL), by the library's one rule (text starting with `scheme://` is a URL, never a
+/// directory); `display` is the location as messages show it (a password masked). Raises
+/// `ConfigError` for a URL cookiestore does not serve or a malformed Redis URL (its message
+/// masks the password too).
+#[pyfunction]
+fn parse_location(location: PathBuf) -> PyResult<(&'static str, String)> {
+    let parsed = Location::parse(&location).map_err(to_py)?;
+    Ok((parsed.kind(), parsed.to_string()))
+}
+
 fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> PyResult<Store> {
     let parsed = CookieSection::from_value(section).map_err(to_py)?;
     let Some(store) = parsed.store else {
@@ -873,8 +893,8 @@ fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> P
              \"redis://...\"}",
         ));
     };
-    let path = store.path_in(node_dir.unwrap_or_default());
-    let handle = Handle::open(py, path, store.options, parsed.tracker)?;
+    let location = store.location_in(node_dir.unwrap_or_default());
+    let handle = Handle::open(py, location, store.options, parsed.tracker)?;
     Ok(Store { handle })
 }
 
@@ -884,6 +904,7 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Store>()?;
     m.add_function(wrap_pyfunction!(check_section, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_location, m)?)?;
     m.add_class::<PyTracked>()?;
     m.add_class::<PyFeed>()?;
     m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;

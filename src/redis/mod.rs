@@ -1,24 +1,36 @@
 //! The Redis backend: the same store API over one Redis server, for routers on several
 //! hosts.
 //!
-//! Layout (every key starts with the store's prefix, `""` by default):
-//! - `{prefix}cookie:{value}`: the cookie's FlatBuffers `Cookie` record (the bytes LMDB
+//! Layout (every key starts with the store's prefix `P`: `""` by default, else a word and one
+//! `:`, such as `cb1:`; see below why):
+//! - `{P}cookie:{value}`: the cookie's FlatBuffers `Cookie` record (the bytes LMDB
 //!   stores), expiring at created + max_age (`SET ... PXAT`, so Redis drops it by its clock).
-//! - `{prefix}authid:{authid}`: a set of the cookie values authenticated as `authid`, for
+//! - `{P}authid:{authid}`: a set of the cookie values authenticated as `authid`, for
 //!   [`CookieStore::logout_authid`](crate::CookieStore::logout_authid); it expires with the
 //!   last of its cookies, and members whose record no longer carries the authid are dropped
 //!   lazily (at that authid's next logout).
-//! - `{prefix}imported:{sha256 of a value, hex}`: an import mark (see
+//! - `{P}imported:{sha256 of a value, hex}`: an import mark (see
 //!   [`ImportMark`](crate::layout::ImportMark)): the cookie with that value was brought in by
 //!   an import; it holds the cookie's expiry (ns) and expires then. A re-run import skips a
 //!   marked value whose cookie is gone (logged out since).
-//! - `{prefix}revocations`: the revocation feed, a stream capped at about
+//! - `{P}revocations`: the revocation feed, a stream capped at about
 //!   [`StoreOptions::revocation_stream_max`](crate::StoreOptions) entries, with ids `0-seq`
 //!   (seq = [`Revocation::seq`](crate::Revocation)) and, per entry, a random `tag` and the
 //!   `prev` tag (the entry before it); each append is also PUBLISHed on the channel
-//!   `{prefix}revocations` so that watchers wake at once.
-//! - `{prefix}revocations:head`: the tag of the last entry appended. With `prev`, it lets a
+//!   `{P}revocations` so that watchers wake at once.
+//! - `{P}revocations:head`: the tag of the last entry appended. With `prev`, it lets a
 //!   reader tell that the feed is still the history it read (`feed.rs`).
+//! - `{P}feature_level`: the store's feature level (`policy.rs`).
+//!
+//! Deployments sharing one Redis database never see each other's keys: a non-empty prefix is
+//! a word of `[A-Za-z0-9_.-]` and one `:` at its end, so no prefix begins another (each has
+//! its only `:` last), and the word is none of the key words above (`cookie`, `authid`,
+//! `imported`, `revocations`, `feature_level`: [`crate::location::KEY_WORDS`]), so no key of
+//! a prefixed deployment begins like a key of the deployment with the empty prefix (the
+//! prefix `cookie:` would give `cookie:cookie:X`, which the empty prefix's `SCAN MATCH
+//! cookie:*` would take for its own). Every SCAN pattern is the prefix (glob characters
+//! escaped) and one key word. The check is [`crate::location::check_key_prefix`], applied to
+//! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
 //! A Redis that may evict keys is refused at open unless allowed (`policy.rs`).
 //!
@@ -26,7 +38,6 @@
 //! and the script writes only when the record is still what was read.
 
 mod feed;
-mod location;
 mod migrate;
 mod ops;
 mod policy;
@@ -40,15 +51,8 @@ use redis::{Connection, RedisResult};
 
 use crate::config::StoreOptions;
 use crate::error::{Error, Result};
+use crate::location::RedisLocation;
 use pool::Pool;
-
-pub(crate) use location::{is_redis, redact};
-
-/// Checks a Redis URL's query options (`prefix`, `timeout_ms`, `allow_eviction`) without
-/// connecting.
-pub(crate) fn check_url(url: &str) -> Result<()> {
-    location::parse(url).map(drop)
-}
 
 /// How many times a compare-and-set is retried when the record keeps changing under it.
 const CAS_ATTEMPTS: u32 = 32;
@@ -68,43 +72,45 @@ pub(crate) struct RedisBackend {
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("location", &self.pool.location())
+            .field("location", &self.pool.location().masked())
             .field("prefix", &self.prefix)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisBackend {
-    /// Connects to the Redis store at `url` (one PING, so that a wrong address fails here),
-    /// and, unless read-only or opted out, refuses a Redis that may evict keys.
-    pub(crate) fn open(url: &str, options: &StoreOptions) -> Result<RedisBackend> {
-        let location = location::parse(url)?;
+    /// Connects to the Redis store at `location` (one PING, so that a wrong address fails
+    /// here), and, unless read-only or opted out, refuses a Redis that may evict keys.
+    pub(crate) fn open(location: &RedisLocation, options: &StoreOptions) -> Result<RedisBackend> {
         let timeout = location
-            .timeout
+            .timeout()
             .unwrap_or(Duration::from_millis(options.timeout_ms));
-        let prefix = location
-            .prefix
-            .clone()
-            .unwrap_or_else(|| options.key_prefix.clone());
-        let client = redis::Client::open(location.url.as_str()).map_err(|e| {
-            let tls = location.url.to_ascii_lowercase().starts_with("rediss:");
+        // Both were checked (`check_key_prefix`): `?prefix=` by the parser, `key_prefix` by
+        // `StoreOptions::validate`.
+        let prefix = location.prefix().unwrap_or(&options.key_prefix).to_string();
+        let client = redis::Client::open(location.secret_url()).map_err(|e| {
+            let tls = location
+                .secret_url()
+                .to_ascii_lowercase()
+                .starts_with("rediss:");
+            let text = location.sanitize(&e.to_string());
             Error::Unavailable {
-                location: location.display.clone(),
+                location: location.to_string(),
                 problem: if tls {
                     format!(
-                        "{e}; this build has no TLS support for Redis (rediss://): reach \
+                        "{text}; this build has no TLS support for Redis (rediss://): reach \
                          Redis over a local socket or a TLS tunnel"
                     )
                 } else {
-                    e.to_string()
+                    text
                 },
             }
         })?;
         let backend = RedisBackend {
-            pool: Pool::new(client, timeout, location.display),
+            pool: Pool::new(client, timeout, location.clone()),
             prefix,
             stream_max: options.revocation_stream_max,
-            allow_eviction: location.allow_eviction.unwrap_or(options.allow_eviction),
+            allow_eviction: location.allow_eviction().unwrap_or(options.allow_eviction),
         };
         backend.run(|con| redis::cmd("PING").query::<()>(con))?;
         if !options.readonly && !backend.allow_eviction {
@@ -118,7 +124,7 @@ impl RedisBackend {
 
     /// The location without its password.
     pub(crate) fn location(&self) -> &str {
-        self.pool.location()
+        self.pool.location().masked()
     }
 
     fn run<T>(&self, f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {

@@ -23,6 +23,7 @@ use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResu
 
 use crate::error::{Error, Result};
 use crate::fork;
+use crate::location::RedisLocation;
 
 /// Idle connections kept per store (more may be open while in use).
 const MAX_IDLE: usize = 16;
@@ -39,8 +40,9 @@ pub(crate) struct Pool {
     client: Client,
     idle: Mutex<Idle>,
     timeout: Duration,
-    /// The location without its password, for messages.
-    location: String,
+    /// Where: its Display masks the password, and it takes the URL and password out of
+    /// error texts that would echo them.
+    location: RedisLocation,
 }
 
 /// The idle connections, and the process (generation, `fork.rs`) they were made in.
@@ -62,7 +64,7 @@ impl Idle {
 }
 
 impl Pool {
-    pub(crate) fn new(client: Client, timeout: Duration, location: String) -> Pool {
+    pub(crate) fn new(client: Client, timeout: Duration, location: RedisLocation) -> Pool {
         fork::install_hooks();
         Pool {
             client,
@@ -82,7 +84,7 @@ impl Pool {
         idle.here().pop()
     }
 
-    pub(crate) fn location(&self) -> &str {
+    pub(crate) fn location(&self) -> &RedisLocation {
         &self.location
     }
 
@@ -169,8 +171,13 @@ fn is_stale(e: &RedisError) -> bool {
     !e.is_timeout() && e.is_connection_dropped()
 }
 
-pub(crate) fn unavailable_or_redis(location: &str, timeout: Duration, e: RedisError) -> Error {
-    let text = e.to_string();
+pub(crate) fn unavailable_or_redis(
+    location: &RedisLocation,
+    timeout: Duration,
+    e: RedisError,
+) -> Error {
+    let text = location.sanitize(&e.to_string());
+    let location = location.masked();
     let busy = [
         "LOADING",
         "MASTERDOWN",

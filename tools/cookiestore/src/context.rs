@@ -1,10 +1,14 @@
 //! What every command shares: the global options (`--now`, `--maxsize`) and how a command
 //! opens the store.
+//!
+//! A command's PATH is a store directory or a Redis URL: the library's [`Location::parse`]
+//! decides (text starting with `scheme://` is a URL, never a directory), here and nowhere
+//! else in the tool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use cookiestore::{Clock, CookieStore, ManualClock, StoreOptions};
+use cookiestore::{Clock, CookieStore, Location, ManualClock, StoreOptions};
 
 use crate::Failure;
 
@@ -53,7 +57,7 @@ impl Ctx {
         Ok(Ctx { now, maxsize })
     }
 
-    /// The store options of a command: `--maxsize`, `--now` as the clock.
+    /// The store options of a command: `--maxsize`, `--now`, and `readonly`.
     pub fn options(&self, readonly: bool) -> StoreOptions {
         let options = StoreOptions::default()
             .readonly(readonly)
@@ -66,7 +70,7 @@ impl Ctx {
 
     /// Opens read-only: one reader slot, nothing written, works in a read-only directory.
     pub fn open_read(&self, path: &Path) -> Result<CookieStore, Failure> {
-        Ok(CookieStore::open(path, self.options(true))?)
+        Ok(CookieStore::open(location(path)?, self.options(true))?)
     }
 
     /// Opens an existing store for writing (never creates one: a typo must not make a store).
@@ -77,27 +81,28 @@ impl Ctx {
         self.open_write(path)
     }
 
-    /// Refuses a Redis URL for a command that works on LMDB's files (copy, check, repair).
-    pub fn lmdb_only(&self, path: &Path, command: &str) -> Result<(), Failure> {
-        if is_url(path) {
-            return Err(Failure::Error(format!(
-                "{command} applies to LMDB stores only (a store directory); {} is a URL. A \
-                 Redis store has no files to {command}: use `export` and `restore` to copy one",
-                path.display()
-            )));
+    /// The store directory of a command that works on LMDB's files (check, repair); a Redis
+    /// URL is refused, naming it with its password masked.
+    pub fn lmdb_only(&self, path: &Path, command: &str) -> Result<PathBuf, Failure> {
+        match location(path)? {
+            Location::Lmdb(path) => Ok(path),
+            redis => Err(Failure::Error(format!(
+                "{command} applies to LMDB stores only (a store directory); {redis} is a Redis \
+                 URL, which has no files to {command}: use `export` and `restore` to move its \
+                 cookies"
+            ))),
         }
-        Ok(())
     }
 
     /// Opens for writing, creating the store if missing.
     pub fn open_write(&self, path: &Path) -> Result<CookieStore, Failure> {
-        Ok(CookieStore::open(path, self.options(false))?)
+        Ok(CookieStore::open(location(path)?, self.options(false))?)
     }
 }
 
-/// Whether `path` is a URL (`redis://...`) rather than a directory.
-pub fn is_url(path: &Path) -> bool {
-    path.to_str().is_some_and(|p| p.contains("://"))
+/// What a command's PATH names: a store directory or a Redis URL (the library's rule).
+pub fn location(path: &Path) -> Result<Location, Failure> {
+    Ok(Location::parse(path)?)
 }
 
 #[cfg(test)]

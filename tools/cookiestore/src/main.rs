@@ -213,10 +213,17 @@ enum Command {
 
     /// Take a consistent copy of a (live) store, optionally compacted.
     #[command(
-        long_about = "Copy the store to DEST (a new or empty directory) from one consistent \
-                      snapshot, with LMDB's own copy; --compact leaves free pages out and \
-                      renumbers the rest. Safe while workers write.",
-        after_help = "Example:\n  cookiestore copy /var/crossbar/cookies /backup/cookies-$(date +%F) --compact"
+        long_about = "Copy the store to DEST, a directory that does not exist yet (it is \
+                      created, readable by its owner only; an existing directory, even an \
+                      empty one, or a symbolic link is refused), from one consistent snapshot, \
+                      with LMDB's own copy; --compact leaves free pages out and renumbers the \
+                      rest. Safe while workers write.\n\n\
+                      From or to Redis (PATH or DEST a Redis URL), the copy is an export of the \
+                      source restored into the destination, which must hold no cookie; nothing \
+                      is written to a Redis that holds cookies, and a directory the copy \
+                      created is removed when it fails.",
+        after_help = "Examples:\n  cookiestore copy /var/crossbar/cookies /backup/cookies-$(date +%F) --compact\n  \
+                      cookiestore copy /var/crossbar/cookies 'redis://10.0.0.5/0?prefix=cb1:'"
     )]
     Copy(commands::copy::Args),
 }
@@ -252,8 +259,18 @@ impl From<io::Error> for Failure {
     }
 }
 
-/// One line: runs of whitespace (newlines included) become one space.
+/// One line: runs of whitespace (newlines included) become one space, and a Redis URL given
+/// on the command line appears with its password masked (clap's own messages quote
+/// arguments as given; the tool's messages mask already).
 fn one_line(message: &str) -> String {
+    let mut message = message.to_string();
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        let masked = cookiestore::Location::mask(&arg);
+        if masked != arg {
+            message = message.replace(arg.as_ref(), &masked);
+        }
+    }
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -853,7 +853,7 @@ fn copy_compact_is_a_consistent_store() {
     cli().args(["check", s(&copy)]).assert().success();
     let again = run(&["copy", s(dir.path()), s(&copy)]);
     assert_eq!(again.code, 2);
-    assert_one_line(&again.stderr, "refusing to overwrite");
+    assert_one_line(&again.stderr, "a copy goes into a new directory");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The commands on a Redis store: a deployment moves from LMDB to Redis and back with
-//! `export` and `restore`, and every command that takes a PATH takes a Redis URL (copy,
-//! check and repair say that they apply to LMDB stores only). Each test runs its own
+//! `export` and `restore` (or `copy`), and every command that takes a PATH takes a Redis URL
+//! (check and repair say that they apply to LMDB stores only). Each test runs its own
 //! redis-server on a free loopback port (skipped with a message when it is missing, except
 //! under CI).
 
@@ -159,13 +159,13 @@ fn the_commands_take_a_redis_url() {
     assert!(again.contains("unchanged         2"), "{again}");
     assert!(store.exists("MWaqHDq3eKwiMrKJA9xfrv/S").unwrap());
 
+    // copy from Redis is a restore into a new directory (tests/locations.rs); check and
+    // repair work on LMDB's files.
     let dest = tempfile::tempdir().unwrap();
     let dest = dest.path().join("copy");
-    for args in [
-        vec!["copy", url.as_str(), dest.to_str().unwrap()],
-        vec!["check", url.as_str()],
-        vec!["repair", url.as_str()],
-    ] {
+    let copied = ok(&["copy", url.as_str(), dest.to_str().unwrap()]);
+    assert!(copied.contains("2 cookies exported"), "{copied}");
+    for args in [vec!["check", url.as_str()], vec!["repair", url.as_str()]] {
         let (code, _, err) = run(&args);
         assert_eq!(code, 2, "{args:?}");
         assert!(

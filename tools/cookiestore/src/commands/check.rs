@@ -72,7 +72,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     if a.json {
         json_line(&mut out, &report)?;
     } else {
-        let mut text = format!("checked {}\n", store.path().display());
+        let mut text = format!("checked {}\n", store.location());
         report_text(&report, &mut text);
         out.write_all(text.as_bytes())?;
     }

@@ -60,7 +60,10 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         .name(a.name.clone())
         .dry_run(true)
         .force(a.force);
-    let existing = crate::context::is_url(&a.path) || a.path.join("data.mdb").exists();
+    let existing = match crate::context::location(&a.path)? {
+        cookiestore::Location::Lmdb(dir) => dir.join("data.mdb").exists(),
+        _ => true,
+    };
     let plan = if a.dry_run || existing {
         let store = ctx.open_read(&a.path)?;
         let now = store.now_ns();
@@ -72,7 +75,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             bar.set_position(n)
         })?;
         bar.finish_and_clear();
-        Some((plan, now, store.path().to_path_buf()))
+        Some((plan, now, store.location().to_string()))
     } else {
         None
     };
@@ -94,7 +97,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             let summary =
                 migrate::import_file(&store, &a.file, now, &options, &mut |n| bar.set_position(n))?;
             bar.finish_and_clear();
-            (summary, now, store.path().to_path_buf())
+            (summary, now, store.location().to_string())
         }
     };
     let took = started.elapsed();
@@ -133,7 +136,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             } else {
                 ""
             },
-            store_path.display(),
+            store_path,
             secs(took),
             summary.lines,
             "imported",

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::import::Args;
 use crate::Failure;
-use crate::context::{Ctx, is_url};
+use crate::context::{self, Ctx};
 use crate::output::{Outcome, json_line, progress, secs, stdout, warn};
 
 /// The environment variable naming the helper, overriding the file next to `cookiestore`.
@@ -410,7 +410,8 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let started = Instant::now();
     let dir = &a.file;
-    if !is_url(&a.path) && same_dir(&a.path, dir) {
+    let on_redis = context::location(&a.path)?.as_path().is_none();
+    if !on_redis && same_dir(&a.path, dir) {
         return Err(Failure::Error(format!(
             "{}: the source and the destination are the same store; import into a new directory",
             dir.display()
@@ -418,7 +419,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     }
     let source = open_source(ctx, dir)?;
     let options = ImportOptions::default().force(a.force);
-    let existing = is_url(&a.path) || a.path.join("data.mdb").exists();
+    let existing = on_redis || a.path.join("data.mdb").exists();
 
     // Pass 1, the plan: a dry run against the destination, read-only; against an empty
     // scratch store when the destination does not exist yet. It reads the whole source, so
@@ -467,7 +468,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                     )
                 })?;
             bar.finish_and_clear();
-            (summary, now, dest.path().to_path_buf())
+            (summary, now, dest.location().to_string())
         }
     };
     report(&a, &source, &summary, now, &dest_path, started)
@@ -507,11 +508,19 @@ impl Drop for ScratchDir {
     }
 }
 
-fn display_dest(path: &Path) -> PathBuf {
-    if is_url(path) {
-        path.to_path_buf()
-    } else {
-        path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+/// The destination as the summary names it: a store's canonical directory, or a Redis URL
+/// with its password masked.
+fn display_dest(path: &Path) -> String {
+    match context::location(path) {
+        Ok(location) => match location.as_path() {
+            Some(dir) => dir
+                .canonicalize()
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .display()
+                .to_string(),
+            None => location.to_string(),
+        },
+        Err(_) => cookiestore::Location::mask(&path.to_string_lossy()),
     }
 }
 
@@ -520,7 +529,7 @@ fn report(
     source: &Source,
     summary: &StoreImportSummary,
     now: u64,
-    dest: &Path,
+    dest: &str,
     started: Instant,
 ) -> Outcome {
     let took = started.elapsed();
@@ -569,7 +578,7 @@ fn report(
                 ""
             },
             source.describe(),
-            dest.display(),
+            dest,
             secs(took),
             summary.records,
             "imported",

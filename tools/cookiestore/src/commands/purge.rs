@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let (n, at, store_path) = if a.dry_run {
         let store = ctx.open_read(&a.path)?;
         let stats = store.stats()?;
-        (stats.expired, store.now_ns(), store.path().to_path_buf())
+        (stats.expired, store.now_ns(), store.location().to_string())
     } else {
         if let Some(now) = ctx.now
             && now > SystemClock.now_ns()
@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         }
         let store = ctx.open_existing(&a.path)?;
         let n = store.purge_expired()?;
-        (n, store.now_ns(), store.path().to_path_buf())
+        (n, store.now_ns(), store.location().to_string())
     };
     let took = started.elapsed();
     let mut out = stdout();

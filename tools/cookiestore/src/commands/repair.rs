@@ -21,9 +21,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
-    ctx.lmdb_only(&a.path, "repair")?;
-    let store = ctx.open_existing(&a.path)?;
-    let quarantine = store.path().join("quarantine.jsonl");
+    let dir = ctx.lmdb_only(&a.path, "repair")?;
+    let store = ctx.open_existing(&dir)?;
+    let quarantine = store.path().unwrap_or(&dir).join("quarantine.jsonl");
     let before = check_store(&store)?;
     let done = repair(&store, &quarantine)?;
     let after = check_store(&store)?;
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         json_line(
             &mut out,
             &json!({
-                "path": store.path(),
+                "path": store.location().to_string(),
                 "quarantine": quarantine,
                 "before": before,
                 "repair": done,
@@ -40,7 +40,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             }),
         )?;
     } else {
-        let mut text = format!("repairing {}\nbefore: ", store.path().display());
+        let mut text = format!("repairing {}\nbefore: ", store.location());
         report_text(&before, &mut text);
         if done.quarantined.is_empty() {
             text.push_str("quarantined no record\n");

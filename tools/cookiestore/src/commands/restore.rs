@@ -59,7 +59,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             out,
             "restored {file} into {} in {} ({} lines): {} new, {} replaced, {} unchanged, {} \
              conflicts, {} bad lines, {} import marks",
-            store.path().display(),
+            store.location(),
             secs(started.elapsed()),
             summary.lines,
             summary.restored,

@@ -1,7 +1,7 @@
 //! `stats`: figures about one snapshot of the store.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use cookiestore::Stats;
 use cookiestore::format_rfc3339_ns;
@@ -24,7 +24,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     // Read lock.mdb before the store is open in this process: closing a descriptor of the
     // lock file would drop the process's own POSIX locks on it.
-    let redis = crate::context::is_url(&a.path);
+    let redis = crate::context::location(&a.path)?.kind() == "redis";
     let readers = if redis { None } else { reader_slots(&a.path) };
     let store = ctx.open_read(&a.path)?;
     let s = store.stats()?;
@@ -32,7 +32,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let mut out = stdout();
     if a.json {
         let json = StatsJson {
-            path: store.path(),
+            path: store.location().to_string(),
             now,
             stats: &s,
             reader_slots: readers,
@@ -48,11 +48,11 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         text.push('\n');
     };
     if redis {
-        line("store", format!("{} (Redis)", store.path().display()));
+        line("store", format!("{} (Redis)", store.location()));
     } else {
         line(
             "store",
-            format!("{} (snapshot txn {})", store.path().display(), s.txn_id),
+            format!("{} (snapshot txn {})", store.location(), s.txn_id),
         );
     }
     line("now", format_rfc3339_ns(now));
@@ -144,7 +144,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
 /// layout is not the one expected).
 #[derive(Serialize)]
 struct StatsJson<'a> {
-    path: &'a Path,
+    path: String,
     now: u64,
     #[serde(flatten)]
     stats: &'a Stats,

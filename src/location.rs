@@ -1,0 +1,606 @@
+//! Where a store is: the one rule that tells a store directory from a URL, for the library,
+//! the configuration, the `cookiestore` tool and the Python package.
+//!
+//! - Text that starts with `scheme://` (a letter, then letters, digits, `+`, `-` or `.`) is a
+//!   URL, never a path: `redis://`, `rediss://`, `redis+unix://` and `unix://` name a store on
+//!   Redis ([`Location::Redis`]); any other scheme is [`Error::UnsupportedLocation`]. A
+//!   directory whose name looks like a URL is written with a leading `./`.
+//! - Anything else is a store directory ([`Location::Lmdb`]).
+//!
+//! A Redis URL's password is never shown: [`Display`](std::fmt::Display) and
+//! [`Debug`](std::fmt::Debug) of a [`Location`], every error that names one, and
+//! [`Location::mask`] replace it by `***` (the user name stays: it is not a secret). The
+//! password goes in the URL's user info (`redis://:PASSWORD@host`,
+//! `redis://user:PASSWORD@host`), percent-encoded where it holds `/`, `?`, `#` or `%` (as
+//! in any URL), or, for a Unix socket, in `?pass=`.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The URL schemes of a store on Redis.
+const REDIS_SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
+
+/// Of those, the schemes of a Unix socket (the password goes in `?pass=`).
+const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
+
+/// The query parameters whose value is a password.
+const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
+
+/// The words the keys of a Redis store with the empty prefix start with (`cookie:...`,
+/// `authid:...`, `imported:...`, `revocations`, `revocations:head`, `feature_level`): a
+/// non-empty prefix may not be one of them followed by `:`, so that no key of one deployment
+/// is ever taken for another's (see [`check_key_prefix`]).
+pub(crate) const KEY_WORDS: [&str; 5] = [
+    "cookie",
+    "authid",
+    "imported",
+    "revocations",
+    "feature_level",
+];
+
+/// Where a store is: a directory (LMDB) or a Redis URL.
+///
+/// [`Location::parse`] is the one rule that decides; [`CookieStore::open`](crate::CookieStore)
+/// applies it to whatever it is given. Display and Debug mask a Redis password.
+///
+/// ```
+/// use cookiestore::Location;
+/// let lmdb = Location::parse("/var/crossbar/cookies")?;
+/// assert_eq!(lmdb.kind(), "lmdb");
+/// let redis = Location::parse("redis://:s3cret@10.0.0.5:6379/0?prefix=cb1:")?;
+/// assert_eq!(redis.kind(), "redis");
+/// assert_eq!(redis.to_string(), "redis://:***@10.0.0.5:6379/0?prefix=cb1:");
+/// assert!(!format!("{redis:?}").contains("s3cret"));
+/// let err = Location::parse("ftp://joe:s3cret@example.com/cookies").unwrap_err();
+/// assert!(!err.to_string().contains("s3cret"));
+/// # Ok::<(), cookiestore::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// A store directory (LMDB), as given (a relative path is relative to the current
+    /// directory, or, in a node config, to the node directory).
+    Lmdb(PathBuf),
+    /// A store on a Redis server.
+    Redis(RedisLocation),
+}
+
+impl Location {
+    /// Tells what `location` names: a Redis store (`redis://`, `rediss://`,
+    /// `redis+unix://`, `unix://`), or a store directory. Any other `scheme://` is
+    /// [`Error::UnsupportedLocation`]; a Redis URL that is malformed, or whose query options
+    /// (`prefix`, `timeout_ms`, `allow_eviction`) are bad, is [`Error::InvalidConfig`].
+    /// Nothing is opened or connected.
+    pub fn parse(location: impl AsRef<Path>) -> Result<Location> {
+        let os: &OsStr = location.as_ref().as_os_str();
+        let bytes = os.as_encoded_bytes();
+        let Some(scheme_len) = scheme_len(bytes) else {
+            return Ok(Location::Lmdb(PathBuf::from(os)));
+        };
+        let Some(text) = os.to_str() else {
+            return Err(Error::UnsupportedLocation {
+                location: mask(&os.to_string_lossy()),
+            });
+        };
+        let scheme = text[..scheme_len].to_ascii_lowercase();
+        if !REDIS_SCHEMES.contains(&scheme.as_str()) {
+            return Err(Error::UnsupportedLocation {
+                location: mask(text),
+            });
+        }
+        RedisLocation::parse(text, &scheme).map(Location::Redis)
+    }
+
+    /// `"lmdb"` or `"redis"`: the backend that serves the location (as
+    /// [`CookieStore::backend`](crate::CookieStore::backend) says).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Location::Lmdb(_) => "lmdb",
+            Location::Redis(_) => "redis",
+        }
+    }
+
+    /// The store directory; `None` for a store on Redis.
+    pub fn as_path(&self) -> Option<&Path> {
+        match self {
+            Location::Lmdb(path) => Some(path),
+            Location::Redis(_) => None,
+        }
+    }
+
+    /// `text` with the password of a URL in it replaced by `***` (in the user info and in a
+    /// `pass=` or `password=` query parameter), for messages about text that may not parse.
+    /// Text that is not a URL comes back unchanged.
+    ///
+    /// ```
+    /// use cookiestore::Location;
+    /// assert_eq!(Location::mask("redis://joe:p/a?s#s@h:6379/0"), "redis://joe:***@h:6379/0");
+    /// assert_eq!(Location::mask("unix:///run/r.sock?db=1&pass=x"), "unix:///run/r.sock?db=1&pass=***");
+    /// assert_eq!(Location::mask("/var/crossbar/cookies"), "/var/crossbar/cookies");
+    /// ```
+    pub fn mask(text: &str) -> String {
+        mask(text)
+    }
+}
+
+impl fmt::Display for Location {
+    /// The directory, or the URL with its password masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Lmdb(path) => write!(f, "{}", path.display()),
+            Location::Redis(redis) => fmt::Display::fmt(redis, f),
+        }
+    }
+}
+
+impl FromStr for Location {
+    type Err = Error;
+
+    /// As [`Location::parse`].
+    fn from_str(text: &str) -> Result<Location> {
+        Location::parse(text)
+    }
+}
+
+/// What [`CookieStore::open`](crate::CookieStore::open) and
+/// [`Tracker::open`](crate::Tracker::open) accept as a store's location: a [`Location`], or
+/// a path or string, which goes through [`Location::parse`].
+pub trait IntoLocation {
+    /// The location, or why it is not one.
+    fn into_location(self) -> Result<Location>;
+}
+
+impl<T: AsRef<Path>> IntoLocation for T {
+    fn into_location(self) -> Result<Location> {
+        Location::parse(self)
+    }
+}
+
+impl IntoLocation for Location {
+    fn into_location(self) -> Result<Location> {
+        Ok(self)
+    }
+}
+
+impl IntoLocation for &Location {
+    fn into_location(self) -> Result<Location> {
+        Ok(self.clone())
+    }
+}
+
+/// A store on Redis: its URL, whose password is kept private (Display and Debug mask it),
+/// and the query options cookiestore reads from it (`prefix`, `timeout_ms`,
+/// `allow_eviction`; the others, such as `db`, `pass`, `user`, `protocol`, are the `redis`
+/// crate's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisLocation {
+    /// The URL given to the `redis` crate (cookiestore's query options removed).
+    url: String,
+    /// The URL as given, its password masked: what every message shows.
+    masked: String,
+    /// The password as written in the URL and percent-decoded, for taking it out of the
+    /// texts of errors (see [`RedisLocation::sanitize`]).
+    secrets: Vec<String>,
+    prefix: Option<String>,
+    timeout: Option<Duration>,
+    allow_eviction: Option<bool>,
+}
+
+impl fmt::Display for RedisLocation {
+    /// The URL with its password masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked)
+    }
+}
+
+impl fmt::Debug for RedisLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLocation")
+            .field("url", &self.masked)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("allow_eviction", &self.allow_eviction)
+            .finish()
+    }
+}
+
+impl RedisLocation {
+    /// Parses a URL whose scheme (lowercased) is one of [`REDIS_SCHEMES`].
+    fn parse(text: &str, scheme: &str) -> Result<RedisLocation> {
+        let masked = mask(text);
+        let bad = |problem: String| Error::config("url", format!("{masked}: {problem}"));
+        if text.contains('#') {
+            return Err(bad(
+                "a Redis URL has no `#` part; a `#` in a password is written \
+                            %23"
+                .into(),
+            ));
+        }
+        let rest = &text[scheme.len() + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let last_at = rest.rfind('@');
+        let unix = UNIX_SCHEMES.contains(&scheme);
+        match last_at {
+            Some(_) if unix && rest[..authority_end].contains('@') => {
+                return Err(bad(
+                    "a Unix socket's URL takes its password as `?pass=` (and user \
+                                name as `?user=`), not before an `@`"
+                        .into(),
+                ));
+            }
+            Some(at) if !unix && at > authority_end => {
+                return Err(bad(
+                    "its user name or password holds a `/` or `?` (or its query \
+                                an `@`): percent-encode them in a password (`/` as %2F, `?` \
+                                as %3F, `@` as %40)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        let mut secrets = Vec::new();
+        if !unix
+            && let Some(at) = last_at
+            && let Some((_, password)) = rest[..at].split_once(':')
+        {
+            secrets.push(password.to_string());
+        }
+        let (base, query) = match text.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (text, None),
+        };
+        let mut prefix = None;
+        let mut timeout = None;
+        let mut allow_eviction = None;
+        let mut rest_query = Vec::new();
+        for pair in query.into_iter().flat_map(|q| q.split('&')) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let ours = ["prefix", "timeout_ms", "allow_eviction"];
+            if ours.contains(&key)
+                && query
+                    .into_iter()
+                    .flat_map(|q| q.split('&'))
+                    .filter(|p| p.split_once('=').map_or(*p, |(k, _)| k) == key)
+                    .count()
+                    > 1
+            {
+                return Err(bad(format!("`{key}` is given twice; give it once")));
+            }
+            match key {
+                "prefix" => {
+                    let decoded = percent_decode(value)
+                        .ok_or_else(|| bad(format!("`prefix` {value:?} has a bad %-escape")))?;
+                    check_key_prefix(&decoded).map_err(|problem| {
+                        Error::config("prefix", format!("{problem} (in the URL {masked})"))
+                    })?;
+                    prefix = Some(decoded);
+                }
+                "timeout_ms" => {
+                    let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
+                        Error::config(
+                            "timeout_ms",
+                            format!("is {value:?} in the URL; give milliseconds, at least 1"),
+                        )
+                    })?;
+                    timeout = Some(Duration::from_millis(ms));
+                }
+                "allow_eviction" => {
+                    allow_eviction = Some(match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(Error::config(
+                                "allow_eviction",
+                                format!("is {value:?} in the URL; give true or false"),
+                            ));
+                        }
+                    });
+                }
+                _ => {
+                    if SECRET_PARAMS.contains(&key) {
+                        secrets.push(value.to_string());
+                    }
+                    rest_query.push(pair);
+                }
+            }
+        }
+        let decoded: Vec<String> = secrets
+            .iter()
+            .filter_map(|s| percent_decode(&s.replace('+', " ")))
+            .chain(secrets.iter().filter_map(|s| percent_decode(s)))
+            .collect();
+        secrets.extend(decoded);
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort();
+        secrets.dedup();
+        let url = if rest_query.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", rest_query.join("&"))
+        };
+        Ok(RedisLocation {
+            url,
+            masked,
+            secrets,
+            prefix,
+            timeout,
+            allow_eviction,
+        })
+    }
+
+    /// The URL for the `redis` crate, password included: never to be shown.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn secret_url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL with its password masked.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn masked(&self) -> &str {
+        &self.masked
+    }
+
+    /// `?prefix=`, when given.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// `?timeout_ms=`, when given.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// `?allow_eviction=`, when given.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn allow_eviction(&self) -> Option<bool> {
+        self.allow_eviction
+    }
+
+    /// `text` (a message from the `redis` crate or the system) with this location's URL and
+    /// password taken out, should it echo them. A password shorter than 4 characters is
+    /// left (it would garble any message, and is no secret worth the name).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn sanitize(&self, text: &str) -> String {
+        let mut out = text.replace(&self.url, &self.masked);
+        for secret in &self.secrets {
+            if secret.chars().count() >= 4 {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+/// Checks a Redis key prefix: `""`, or a word of letters, digits, `_`, `-` and `.`, followed
+/// by one `:` (`cb1:`, `node-a:`), which is not one of [`KEY_WORDS`].
+///
+/// Why: a store's keys are the prefix followed by one of the key words (`cookie:`,
+/// `authid:`, ...). Two prefixes of this form are never a beginning of one another (each has
+/// its one `:` at its end), so two deployments never see each other's keys, and a
+/// non-empty one never begins with a key word followed by `:`, so the deployment with the
+/// empty prefix never sees another's keys either (`cookie:` as a prefix would make
+/// `cookie:cookie:X`, which the empty prefix's `cookie:*` would take for its own).
+pub(crate) fn check_key_prefix(prefix: &str) -> std::result::Result<(), String> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let word = prefix.strip_suffix(':').unwrap_or(prefix);
+    let word_ok = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !word_ok || !prefix.ends_with(':') {
+        return Err(format!(
+            "is {prefix:?}; a key prefix is empty, or a word of letters, digits, `_`, `-` and \
+             `.` followed by one `:` (for example \"cb1:\"), so that no deployment's keys \
+             begin with another's prefix"
+        ));
+    }
+    if KEY_WORDS.contains(&word) {
+        return Err(format!(
+            "is {prefix:?}, which the keys of a store with the empty prefix begin with (its \
+             keys would be taken for that store's); choose another word, for example \"cb1:\""
+        ));
+    }
+    Ok(())
+}
+
+/// The length of the scheme when `bytes` start with `scheme://`.
+fn scheme_len(bytes: &[u8]) -> Option<usize> {
+    let end = bytes.windows(3).position(|w| w == b"://")?;
+    let scheme = &bytes[..end];
+    let ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    ok.then_some(end)
+}
+
+/// `text` with a URL's password replaced by `***`: in the user info (everything up to the
+/// last `@`, so a password holding `/`, `?`, `#` or `@` is masked whole), and in each
+/// `pass=` / `password=` query parameter (up to the next `&`).
+fn mask(text: &str) -> String {
+    let Some(scheme_len) = scheme_len(text.as_bytes()) else {
+        return text.to_string();
+    };
+    let (scheme, rest) = text.split_at(scheme_len + 3);
+    let rest = match rest.rfind('@') {
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***@{}", &rest[at + 1..]),
+            None => rest.to_string(),
+        },
+        None => rest.to_string(),
+    };
+    let mut out = format!("{scheme}{rest}");
+    for name in SECRET_PARAMS {
+        for separator in ['?', '&'] {
+            let needle = format!("{separator}{name}=");
+            let mut from = 0;
+            while let Some(i) = out[from..].find(&needle) {
+                let start = from + i + needle.len();
+                let end = out[start..].find('&').map_or(out.len(), |j| start + j);
+                out.replace_range(start..end, "***");
+                from = start + 3;
+            }
+        }
+    }
+    out
+}
+
+/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let byte = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(text: &str) -> RedisLocation {
+        match Location::parse(text).unwrap() {
+            Location::Redis(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls_are_never_paths() {
+        assert_eq!(
+            Location::parse("/var/cookies").unwrap(),
+            Location::Lmdb("/var/cookies".into())
+        );
+        assert_eq!(
+            Location::parse("./redis://h/0").unwrap(),
+            Location::Lmdb("./redis://h/0".into())
+        );
+        assert_eq!(Location::parse("REDIS://h").unwrap().kind(), "redis");
+        assert_eq!(Location::parse("unix:///s.sock").unwrap().kind(), "redis");
+        for text in ["http://h", "file:///var/cookies", "x+y://a:secret1@h"] {
+            let err = Location::parse(text).unwrap_err();
+            assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
+            assert!(!err.to_string().contains("secret1"), "{err}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let raw = OsStr::from_bytes(b"redis://:pw\xff@h/0");
+            let err = Location::parse(raw).unwrap_err();
+            assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
+            let path = OsStr::from_bytes(b"/tmp/\xff/redis://h");
+            assert_eq!(Location::parse(path).unwrap().kind(), "lmdb");
+        }
+    }
+
+    #[test]
+    fn query_options_are_ours_the_rest_is_the_crates() {
+        let l = redis("redis://:secret@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500");
+        assert_eq!(l.url, "redis://:secret@127.0.0.1:6379/2");
+        assert_eq!(
+            l.to_string(),
+            "redis://:***@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500"
+        );
+        assert_eq!(l.prefix(), Some("cb1:"));
+        assert_eq!(l.timeout(), Some(Duration::from_millis(500)));
+        let l = redis("redis+unix:///run/redis.sock?db=1&pass=x&prefix=a:");
+        assert_eq!(l.url, "redis+unix:///run/redis.sock?db=1&pass=x");
+        assert_eq!(
+            l.to_string(),
+            "redis+unix:///run/redis.sock?db=1&pass=***&prefix=a:"
+        );
+        assert!(Location::parse("redis://h?timeout_ms=0").is_err());
+        let l = redis("redis://h/0?allow_eviction=true&db=1");
+        assert_eq!(l.allow_eviction(), Some(true));
+        assert_eq!(l.url, "redis://h/0?db=1");
+        assert_eq!(redis("redis://h").allow_eviction(), None);
+        assert!(Location::parse("redis://h?allow_eviction=yes").is_err());
+        assert!(Location::parse("redis://h?prefix=a:&prefix=b:").is_err());
+    }
+
+    #[test]
+    fn passwords_are_masked_in_every_form() {
+        let password = "p/a?s#s@w%2Frd";
+        let cases = [
+            format!("redis://:{password}@127.0.0.1:6391/0"),
+            format!("redis://joe:{password}@127.0.0.1:6391/0"),
+            format!("redis+unix:///run/r.sock?pass={password}"),
+            format!("unix:///run/r.sock?db=1&password={password}&user=joe"),
+            format!("ftp://joe:{password}@h/x"),
+        ];
+        for text in &cases {
+            let masked = mask(text);
+            for piece in ["p/a", "s#s", "w%2Frd"] {
+                assert!(!masked.contains(piece), "{text} -> {masked}");
+            }
+            let err = Location::parse(text).unwrap_err().to_string();
+            assert!(!err.contains("w%2Frd") && !err.contains("p/a"), "{err}");
+        }
+        assert_eq!(
+            mask(&cases[1]),
+            "redis://joe:***@127.0.0.1:6391/0",
+            "the user name stays"
+        );
+        // Percent-encoded, the same password is a valid URL, shown masked everywhere.
+        let text = "redis://joe:p%2Fa%3Fs%23s%40w%252Frd@127.0.0.1:6391/0";
+        let l = redis(text);
+        assert_eq!(l.to_string(), "redis://joe:***@127.0.0.1:6391/0");
+        let debug = format!("{:?}", Location::Redis(l.clone()));
+        assert!(!debug.contains("p%2F") && debug.contains("***"), "{debug}");
+        assert_eq!(
+            l.sanitize(&format!("failed: {text}; AUTH p/a?s#s@w%2Frd")),
+            "failed: redis://joe:***@127.0.0.1:6391/0; AUTH ***"
+        );
+        let l = redis("redis+unix:///run/r.sock?pass=p%40ss+word");
+        assert_eq!(l.sanitize("AUTH p@ss word"), "AUTH ***");
+    }
+
+    #[test]
+    fn prefixes_never_overlap() {
+        for ok in ["", "cb1:", "node-a:", "a.b_c:", "cookies:", "Cookie:"] {
+            assert!(check_key_prefix(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "cb1",
+            "a:b:",
+            ":",
+            "a b:",
+            "a*:",
+            "cookie:",
+            "authid:",
+            "imported:",
+            "revocations:",
+            "feature_level:",
+            "é:",
+        ] {
+            assert!(check_key_prefix(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Location::parse("redis://h/0?prefix=cookie:"),
+            Err(Error::InvalidConfig { .. })
+        ));
+    }
+}
