@@ -623,8 +623,18 @@ impl StoreSection {
         rest.remove("type");
         rest.remove("path");
         rest.remove("url");
-        let options = StoreOptions::deserialize(Value::Object(rest))
-            .map_err(|e| Error::config("store", e.to_string()))?;
+        let options = StoreOptions::deserialize(Value::Object(rest.clone())).map_err(|e| {
+            // serde names an unknown key, but not the key whose value has the wrong type.
+            let bad = rest.iter().find(|(key, value)| {
+                let one = serde_json::Map::from_iter([((*key).clone(), (*value).clone())]);
+                Self::keys().contains(&key.as_str())
+                    && StoreOptions::deserialize(Value::Object(one)).is_err()
+            });
+            match bad {
+                Some((key, _)) => Error::config(format!("store.{key}"), e.to_string()),
+                None => Error::config("store", e.to_string()),
+            }
+        })?;
         options.validate()?;
         Ok(StoreSection {
             kind,

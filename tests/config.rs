@@ -166,6 +166,17 @@ fn misspelt_keys_and_bad_values_are_named() {
             "store.url",
             "6379",
         ),
+        // A value of the wrong type: the key is named (serde's message alone does not).
+        (
+            json!({"store": {"type": "cookiestore", "path": "c", "sync": "yes"}}),
+            "store.sync",
+            "boolean",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "path": "c", "durability": "fast"}}),
+            "store.durability",
+            "fast",
+        ),
         (json!({"name": "CBTID"}), "name", "CBTID"),
         (json!({"length": 5}), "length", "5"),
         (json!({"max_age": 0}), "max_age", "0 seconds"),
