@@ -18,7 +18,9 @@ from ._cookiestore import (
     StoreFullError,
     StoreOpenError,
     Tracked,
+    UnavailableError,
     check_section,
+    store_keys,
 )
 
 __all__ = [
@@ -33,5 +35,7 @@ __all__ = [
     "StoreFullError",
     "StoreOpenError",
     "Tracked",
+    "UnavailableError",
     "check_section",
+    "store_keys",
 ]

@@ -36,6 +36,10 @@ class AuthextraError(CookieStoreError):
     """authextra holds what the store cannot keep: bytes, a non-str dict key, an int beyond
     64 bits, NaN or infinity, or another type. The message names where (`authextra["k"][1]`)."""
 
+class UnavailableError(CookieStoreError):
+    """The store's server (Redis) cannot be reached or did not answer in time; the same store
+    object works again once it is back."""
+
 @final
 class Tracked:
     """The cookie in use for one connection."""
@@ -109,7 +113,9 @@ class CookieStore:
         session: Optional[int] = None,
         worker: Optional[str] = None,
     ) -> Literal["written", "unchanged", "no-such-cookie"]: ...
-    def clear_auth(self, value: str) -> bool: ...
+    def clear_auth(self, value: str) -> bool:
+        """Clears the live cookie's authentication, keeping the cookie (LMDB and Redis); True
+        when it was authenticated."""
     def get_auth(self, value: str) -> Optional[AuthTuple]: ...
     def exists(self, value: str) -> bool: ...
     def logout(self, value: str) -> bool: ...
@@ -137,3 +143,7 @@ class CookieStore:
 
 def check_section(section: Mapping[str, Any]) -> None:
     """Checks a Crossbar.io cookie section without opening anything; raises ConfigError."""
+
+def store_keys() -> list[str]:
+    """The keys a cookie section's ``store`` accepts, from the library's parser (any other
+    key is refused, named)."""
