@@ -5,7 +5,7 @@ use std::ops::Bound;
 use heed::{RoTxn, RwTxn, WithoutTls};
 use uuid::Uuid;
 
-use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
+use crate::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
 use crate::error::{Error, LmdbResult, Result};
 use crate::layout::{ExpiryKey, RecordKey, ValueKey};
 use crate::revocations::RevocationKind;
@@ -210,6 +210,28 @@ impl Batch<'_, '_> {
         // Same oid, value and expiry: only the record (and the authid index) changes.
         let old_authid = self.authid_of(oid);
         self.reindex_authid(oid, old_authid.as_deref(), Some(&auth.authid))?;
+        self.put_record(&cookie)?;
+        self.append_revocation(RevocationKind::Auth, oid, value)?;
+        Ok(AuthUpdate::Written)
+    }
+
+    /// Removes the authentication from the live cookie with `value`, keeping the cookie: see
+    /// [`CookieStore::clear_auth`](crate::CookieStore::clear_auth).
+    pub fn clear_auth(&mut self, value: &str) -> Result<AuthUpdate> {
+        self.tables.need_present()?;
+        let Some((oid, view)) = self.tables.lookup(&self.txn, value)? else {
+            return Ok(AuthUpdate::NoSuchCookie);
+        };
+        if view.is_expired(self.now) {
+            return Ok(AuthUpdate::NoSuchCookie);
+        }
+        let Some(old_authid) = view.authid().map(str::to_string) else {
+            return Ok(AuthUpdate::Unchanged);
+        };
+        let mut cookie = materialise(oid, view)?;
+        clear_auth_fields(&mut cookie);
+        // Same oid, value and expiry: only the record and the authid index change.
+        self.reindex_authid(oid, Some(&old_authid), None)?;
         self.put_record(&cookie)?;
         self.append_revocation(RevocationKind::Auth, oid, value)?;
         Ok(AuthUpdate::Written)

@@ -8,7 +8,7 @@
 //! checked, and a bad or misspelt one is reported by name.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -539,7 +539,41 @@ impl CookieSection {
     }
 }
 
+impl CookieSection {
+    /// Every key a `cookie` section accepts (Crossbar's `name`, `length`, `max_age`,
+    /// `secure`, `http_strict`, `same_site`; ours, `attributes`; and `store`): the fields
+    /// [`Self::from_value`] parses, read from its parser, so that tools (the Python launcher)
+    /// need no list of their own. The store's keys are [`StoreSection::keys`].
+    pub fn keys() -> &'static [&'static str] {
+        static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+            let mut keys = field_names::<TrackerConfig>().to_vec();
+            keys.push("store");
+            keys
+        });
+        &KEYS
+    }
+}
+
 impl StoreSection {
+    /// Every key a `store` object accepts: `type`, `path`, `url` and the
+    /// [`StoreOptions`] fields (`maxsize`, ..., `cache_bytes`), read from the parser
+    /// [`Self::from_value`] uses, so this list and the parser cannot disagree. Any other key
+    /// is refused with its name.
+    ///
+    /// ```
+    /// use cookiestore::StoreSection;
+    /// assert!(StoreSection::keys().contains(&"cache_bytes"));
+    /// assert!(!StoreSection::keys().contains(&"clock"));
+    /// ```
+    pub fn keys() -> &'static [&'static str] {
+        static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+            let mut keys = vec!["type", "path", "url"];
+            keys.extend_from_slice(field_names::<StoreOptions>());
+            keys
+        });
+        &KEYS
+    }
+
     /// Parses a cookie section's `store` object, checking every value.
     pub fn from_value(value: &Value) -> Result<StoreSection> {
         let Value::Object(map) = value else {
@@ -619,8 +653,18 @@ impl StoreSection {
         rest.remove("type");
         rest.remove("path");
         rest.remove("url");
-        let options = StoreOptions::deserialize(Value::Object(rest))
-            .map_err(|e| Error::config("store", e.to_string()))?;
+        let options = StoreOptions::deserialize(Value::Object(rest.clone())).map_err(|e| {
+            // serde names an unknown key, but not the key whose value has the wrong type.
+            let bad = rest.iter().find(|(key, value)| {
+                let one = serde_json::Map::from_iter([((*key).clone(), (*value).clone())]);
+                Self::keys().contains(&key.as_str())
+                    && StoreOptions::deserialize(Value::Object(one)).is_err()
+            });
+            match bad {
+                Some((key, _)) => Error::config(format!("store.{key}"), e.to_string()),
+                None => Error::config("store", e.to_string()),
+            }
+        })?;
         options.validate()?;
         Ok(StoreSection {
             kind,
@@ -653,6 +697,48 @@ fn located(field: &str, e: Error) -> Error {
         Error::UnsupportedLocation { .. } => Error::config(field, e.to_string()),
         other => other,
     }
+}
+
+/// The field names serde's derive gives `T`'s `deserialize_struct` (for `try_from` types,
+/// those of the type they are parsed from): the keys a struct with `deny_unknown_fields`
+/// accepts. Empty for a type that does not deserialize from a struct.
+fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{self, Visitor};
+
+    /// A deserializer that only records the field names it is asked for.
+    struct FieldNames<'a>(&'a mut &'static [&'static str]);
+
+    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(
+            self,
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> std::result::Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(de::Error::custom("field names read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut fields: &'static [&'static str] = &[];
+    // Always an error (nothing is deserialized): the names are what it leaves behind.
+    let _ = T::deserialize(FieldNames(&mut fields));
+    fields
 }
 
 /// Checks a store section's `url`: a string naming a Redis store (`redis://`,

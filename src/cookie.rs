@@ -507,8 +507,6 @@ fn cbor_field(field: &str, value: &Value) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Refuses a value nested deeper than [`MAX_CBOR_DEPTH`], without recursing: call it before
-/// anything that recurses over the value (clone, compare, serialize).
 /// Whether `auth` (with `context`) can be stored as a cookie's authentication, on any backend:
 /// a non-empty authid (an empty one would read back as "not authenticated", so a login
 /// would be reported written while the cookie stays anonymous), and JSON values no deeper
@@ -525,6 +523,20 @@ pub(crate) fn check_auth(auth: &Auth, context: &AuthContext) -> Result<()> {
     check_depth("authenticated_transport_info", &context.transport_info)
 }
 
+/// Makes `cookie` anonymous, as [`CookieStore::clear_auth`](crate::CookieStore::clear_auth)
+/// does on any backend: the five fields `getAuth` answers are cleared; the
+/// `authenticated_*` fields stay (where and when it was last authenticated, as Crossbar.io's
+/// stores keep them).
+pub(crate) fn clear_auth_fields(cookie: &mut Cookie) {
+    cookie.authid = None;
+    cookie.authrole = None;
+    cookie.authmethod = None;
+    cookie.authrealm = None;
+    cookie.authextra = empty_map();
+}
+
+/// Refuses a value nested deeper than [`MAX_CBOR_DEPTH`], without recursing: call it before
+/// anything that recurses over the value (clone, compare, serialize).
 pub(crate) fn check_depth(field: &str, value: &Value) -> Result<()> {
     if depth(value) > MAX_CBOR_DEPTH {
         return Err(Error::InvalidValue {

@@ -182,13 +182,14 @@ impl std::fmt::Debug for CookieStore {
     }
 }
 
-/// What [`CookieStore::set_auth`] did.
+/// What [`CookieStore::set_auth`] or [`CookieStore::clear_auth`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthUpdate {
-    /// The authentication was stored.
+    /// The authentication was stored (or cleared).
     Written,
-    /// The cookie already carried exactly this authentication: nothing was written.
+    /// The cookie already carried exactly this authentication (or, for `clear_auth`, none):
+    /// nothing was written.
     Unchanged,
     /// No live cookie has this value (never existed, logged out, or expired).
     NoSuchCookie,
@@ -659,6 +660,23 @@ impl CookieStore {
             self.now_ns()
         ));
         self.batch("set auth", |b| b.set_auth(value, auth, context))
+    }
+
+    /// Removes the authentication from the live cookie with `value`, keeping the cookie
+    /// (Crossbar.io's `setAuth(cbtid, None, ...)`: the proxy worker's "not authenticated"):
+    /// the next connection with it is anonymous, challenged if the transport requires
+    /// authentication. [`AuthUpdate::Written`] when it was authenticated,
+    /// [`AuthUpdate::Unchanged`] when it was not (nothing is written),
+    /// [`AuthUpdate::NoSuchCookie`] when no live cookie has `value`. Its expiry does not
+    /// change; the `authenticated_*` fields (where and when it was last authenticated) stay.
+    ///
+    /// Not a revocation: the cookie's open connections stay. Its authid no longer finds it
+    /// ([`Self::logout_authid`]); on LMDB the revocation feed records an
+    /// [`RevocationKind::Auth`](crate::RevocationKind::Auth) entry, so that every process's
+    /// cache drops its answer.
+    pub fn clear_auth(&self, value: &str) -> Result<AuthUpdate> {
+        on_redis_write!(self, "clear auth", |r| r.clear_auth(value, self.now_ns()));
+        self.batch("clear auth", |b| b.clear_auth(value))
     }
 
     /// Deletes the cookie with `value` (logout). Returns whether one was deleted (an expired

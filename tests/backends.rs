@@ -79,6 +79,7 @@ macro_rules! cases {
 cases!(
     track_authenticate_and_look_up,
     set_auth_reports_missing_and_unchanged,
+    clear_auth_keeps_the_cookie_anonymous,
     expiry_makes_a_cookie_absent,
     logout_deletes_and_is_revoked,
     logout_authid_deletes_only_that_users_cookies,
@@ -185,6 +186,98 @@ fn set_auth_reports_missing_and_unchanged(f: &dyn Factory) {
         !store.exists(&c.value).unwrap(),
         "a logged-out cookie stays gone"
     );
+}
+
+fn clear_auth_keeps_the_cookie_anonymous(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let other = f.open(StoreOptions::default());
+    let ctx = AuthContext::default()
+        .worker(Some("worker1".into()))
+        .session(7);
+    assert_eq!(
+        store.clear_auth("never-made").unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    // An anonymous cookie: nothing to clear, nothing written.
+    let c = store.create("cbtid", 24, 3600).unwrap();
+    let (txn, feed) = (
+        store.stats().unwrap().txn_id,
+        store.revocations_since(0).unwrap().entries.len(),
+    );
+    assert_eq!(store.clear_auth(&c.value).unwrap(), AuthUpdate::Unchanged);
+    assert_eq!(
+        store.stats().unwrap().txn_id,
+        txn,
+        "an unchanged clear committed"
+    );
+    assert_eq!(store.revocations_since(0).unwrap().entries.len(), feed);
+
+    // An authenticated one, seen by another handle first.
+    store.set_auth(&c.value, &alice(), &ctx).unwrap();
+    assert_eq!(other.get_auth(&c.value).unwrap(), Some(alice()));
+    let feed = store.revocations_since(0).unwrap().next;
+    assert_eq!(store.clear_auth(&c.value).unwrap(), AuthUpdate::Written);
+    assert_eq!(other.get_auth(&c.value).unwrap(), None);
+    assert_eq!(store.get_auth(&c.value).unwrap(), None);
+    let lookup = other.lookup(&c.value).unwrap().unwrap();
+    assert_eq!((lookup.auth, lookup.expires_at), (None, c.expires_at()));
+    let kept = store.get(&c.value).unwrap().unwrap();
+    assert_eq!((kept.oid, kept.authid.as_deref()), (c.oid, None));
+    assert_eq!(
+        (kept.authrole, kept.authmethod, kept.authrealm),
+        (None, None, None)
+    );
+    // Where it was last authenticated stays, as in Crossbar.io's stores.
+    assert_eq!(kept.authenticated_on_worker.as_deref(), Some("worker1"));
+    assert_eq!(kept.authenticated_session, 7);
+    assert_eq!(store.clear_auth(&c.value).unwrap(), AuthUpdate::Unchanged);
+    // Not a revocation; on LMDB the feed tells caches of the change.
+    let after = store.revocations_since(feed).unwrap().entries;
+    assert!(!after.iter().any(|e| e.kind.revokes()), "{after:?}");
+    if store.backend() == "lmdb" {
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(
+            (after[0].kind, after[0].value.as_str(), after[0].oid),
+            (RevocationKind::Auth, c.value.as_str(), c.oid)
+        );
+    }
+    // Its old authid no longer finds it; a new login's does.
+    assert_eq!(store.logout_authid("alice").unwrap(), 0);
+    assert!(store.exists(&c.value).unwrap());
+    let bob = Auth::new("bob", "user", "wampcra", "realm1");
+    assert_eq!(
+        store.set_auth(&c.value, &bob, &ctx).unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(store.get_auth(&c.value).unwrap(), Some(bob));
+    assert_eq!(store.logout_authid("bob").unwrap(), 1);
+    assert_eq!(
+        store.clear_auth(&c.value).unwrap(),
+        AuthUpdate::NoSuchCookie,
+        "a logged-out cookie"
+    );
+    // An expired one.
+    let short = store.create("cbtid", 24, 1).unwrap();
+    store.set_auth(&short.value, &alice(), &ctx).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || !store
+            .exists(&short.value)
+            .unwrap()),
+        "a cookie with max_age 1 s is still there after 15 s"
+    );
+    assert_eq!(
+        store.clear_auth(&short.value).unwrap(),
+        AuthUpdate::NoSuchCookie
+    );
+    // A read-only handle refuses.
+    let live = store.create("cbtid", 24, 3600).unwrap();
+    store.set_auth(&live.value, &alice(), &ctx).unwrap();
+    let reader = f.open(StoreOptions::default().readonly(true));
+    assert!(matches!(
+        reader.clear_auth(&live.value),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert_eq!(store.get_auth(&live.value).unwrap(), Some(alice()));
 }
 
 fn expiry_makes_a_cookie_absent(f: &dyn Factory) {

@@ -100,6 +100,11 @@ fn every_kind_of_change_reaches_the_cache() {
     cookie.authid = None;
     store.put(&cookie).unwrap();
     agree(&store, &all, "after a put clearing the auth");
+    assert_eq!(
+        store.clear_auth(&values[4]).unwrap(),
+        cookiestore::AuthUpdate::Written
+    );
+    agree(&store, &all, "after clear_auth");
     let mut cookie = store.get(&values[2]).unwrap().unwrap();
     cookie.max_age = 5;
     store.put(&cookie).unwrap();
@@ -107,7 +112,7 @@ fn every_kind_of_change_reaches_the_cache() {
     // Logouts: by value, by authid.
     assert!(store.delete(&values[3]).unwrap());
     agree(&store, &all, "after delete");
-    assert_eq!(store.logout_authid("alice").unwrap(), 3); // values 2, 4, 5
+    assert_eq!(store.logout_authid("alice").unwrap(), 2); // values 2, 5
     agree(&store, &all, "after logout_authid");
     // Expiry on a hit, with nothing committed: the clock alone.
     clock.advance_secs(11);
@@ -125,6 +130,67 @@ fn every_kind_of_change_reaches_the_cache() {
     agree(&store, &all, "after clear");
     let stats = store.cache_stats();
     assert!(stats.invalidated > 0 && stats.flushes > 0, "{stats:?}");
+}
+
+const CLEAR_TEST: &str = "a_clear_auth_in_another_process_reaches_the_cache";
+
+/// Another cookiestore process: clears the authentication of `CLEAR_VALUE`.
+fn clearer_main() {
+    let store = CookieStore::open(
+        std::env::var("CLEAR_STORE").unwrap(),
+        StoreOptions::default(),
+    )
+    .unwrap();
+    let value = std::env::var("CLEAR_VALUE").unwrap();
+    assert_eq!(
+        store.clear_auth(&value).unwrap(),
+        cookiestore::AuthUpdate::Written
+    );
+    report(&json!({"ev": "cleared"}));
+}
+
+#[test]
+fn a_clear_auth_in_another_process_reaches_the_cache() {
+    if child_role().as_deref() == Some("clearer") {
+        return clearer_main();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
+    let cleared = login(&store, "alice", 3600);
+    let stays = login(&store, "bob", 3600);
+    let values = [cleared.clone(), stays.clone()];
+    agree(&store, &values, "filled");
+    // The cache answers alice, with no read.
+    let hit = store.lookup_cached(&cleared).expect("a cache hit");
+    assert_eq!(hit.unwrap().auth.as_ref().unwrap().authid, "alice");
+    let before = store.cache_stats();
+
+    let mut cmd = child_command(CLEAR_TEST, "clearer");
+    cmd.env("CLEAR_STORE", dir.path())
+        .env("CLEAR_VALUE", &cleared);
+    let mut child = cmd.spawn().unwrap();
+    let lines = ChildLines::new(&mut child);
+    lines.wait_for("cleared", Duration::from_secs(60));
+    wait_success(&mut child, "clearer");
+
+    assert!(
+        store.lookup_cached(&cleared).is_none(),
+        "the cache answers as if nothing was committed"
+    );
+    assert_eq!(store.get_auth(&cleared).unwrap(), None);
+    assert!(store.exists(&cleared).unwrap());
+    assert_eq!(store.get_auth(&stays).unwrap().unwrap().authid, "bob");
+    agree(
+        &store,
+        &values,
+        "after the other process cleared alice's auth",
+    );
+    let after = store.cache_stats();
+    assert!(after.invalidated > before.invalidated, "{after:?}");
+    assert_eq!(
+        after.flushes, before.flushes,
+        "dropped by name, not a flush"
+    );
 }
 
 const FOREIGN_TEST: &str = "a_write_by_another_program_reaches_the_cache";

@@ -169,6 +169,17 @@ fn misspelt_keys_and_bad_values_are_named() {
             "store.url",
             "6379",
         ),
+        // A value of the wrong type: the key is named (serde's message alone does not).
+        (
+            json!({"store": {"type": "cookiestore", "path": "c", "sync": "yes"}}),
+            "store.sync",
+            "boolean",
+        ),
+        (
+            json!({"store": {"type": "cookiestore", "path": "c", "durability": "fast"}}),
+            "store.durability",
+            "fast",
+        ),
         (json!({"name": "CBTID"}), "name", "CBTID"),
         (json!({"length": 5}), "length", "5"),
         (json!({"max_age": 0}), "max_age", "0 seconds"),
@@ -283,4 +294,81 @@ fn a_url_is_not_a_store_path() {
     // Nothing was created: neither here nor under the current directory.
     assert!(!cwd.join("redis:").exists());
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+/// A valid value of each key a section may hold (a new key needs one here).
+fn sample(key: &str) -> Value {
+    match key {
+        "type" => json!("cookiestore"),
+        "path" => json!("cookies"),
+        "url" => json!("redis://127.0.0.1:6379/0"),
+        "maxsize" => json!(1 << 30),
+        "initial_mapsize" => json!(1 << 20),
+        "readonly" | "sync" | "purge_on_startup" | "secure" | "http_strict" | "allow_eviction" => {
+            json!(true)
+        }
+        "durability" => json!("full"),
+        "file_mode" => json!(0o640),
+        "revocation_retention_secs" => json!(60),
+        "key_prefix" => json!("cb1:"),
+        "timeout_ms" => json!(1500),
+        "revocation_stream_max" => json!(1000),
+        "cache_bytes" => json!(0),
+        "name" => json!("cbtid"),
+        "length" => json!(24),
+        "max_age" => json!(3600),
+        "same_site" => json!("Lax"),
+        "attributes" => json!({"path": "/"}),
+        other => panic!("no sample value for the key {other:?}: add one to this test"),
+    }
+}
+
+#[test]
+fn the_listed_keys_are_exactly_those_the_parser_accepts() {
+    let store_keys = cookiestore::StoreSection::keys();
+    assert_eq!(&store_keys[..3], ["type", "path", "url"]);
+    assert!(store_keys.contains(&"cache_bytes") && store_keys.contains(&"durability"));
+    // Each listed key parses (with `path`, or `url` in place of it).
+    for key in store_keys {
+        let mut store = json!({"type": "cookiestore", "path": "cookies"});
+        if *key == "url" {
+            store.as_object_mut().unwrap().remove("path");
+        }
+        store[*key] = sample(key);
+        let section = json!({"store": store});
+        CookieSection::from_value(&section)
+            .unwrap_or_else(|e| panic!("the listed key {key:?} is refused: {e}"));
+    }
+    // And no other: serde's error for an unknown key lists the keys it accepts.
+    let (field, problem) = config_error(
+        CookieSection::from_value(
+            &json!({"store": {"type": "cookiestore", "path": "c", "nope": 1}}),
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(field, "store");
+    let accepted: Vec<&str> = problem
+        .split_once("expected one of ")
+        .unwrap_or_else(|| panic!("{problem}"))
+        .1
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .collect();
+    assert_eq!(accepted, store_keys[3..], "{problem}");
+
+    let cookie_keys = CookieSection::keys();
+    let mut section = json!({"store": {"type": "cookiestore", "path": "cookies"}});
+    for key in cookie_keys.iter().filter(|k| **k != "store") {
+        section[*key] = sample(key);
+    }
+    CookieSection::from_value(&section).unwrap();
+    let (_, problem) = config_error(CookieSection::from_value(&json!({"nope": 1})).unwrap_err());
+    let accepted: Vec<&str> = problem
+        .split_once("expected one of ")
+        .unwrap_or_else(|| panic!("{problem}"))
+        .1
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .collect();
+    assert_eq!(accepted, cookie_keys[..cookie_keys.len() - 1], "{problem}");
 }

@@ -27,8 +27,10 @@ from ._cookiestore import (
     StoreFullError,
     StoreOpenError,
     Tracked,
+    UnavailableError,
     check_section,
     parse_location,
+    store_keys,
 )
 
 __all__ = [
@@ -43,8 +45,10 @@ __all__ = [
     "StoreFullError",
     "StoreOpenError",
     "Tracked",
+    "UnavailableError",
     "check_section",
     "parse_location",
+    "store_keys",
 ]
 
 # Right after os.fork() in the child: every store object drops the handle it inherited

@@ -36,6 +36,10 @@ class AuthextraError(CookieStoreError):
     """authextra holds what the store cannot keep: bytes, a non-str dict key, an int beyond
     64 bits, NaN or infinity, or another type. The message names where (`authextra["k"][1]`)."""
 
+class UnavailableError(CookieStoreError):
+    """The store's server (Redis) cannot be reached or did not answer in time; the same store
+    object works again once it is back."""
+
 @final
 class Tracked:
     """The cookie in use for one connection."""
@@ -110,7 +114,9 @@ class CookieStore:
         session: Optional[int] = None,
         worker: Optional[str] = None,
     ) -> Literal["written", "unchanged", "no-such-cookie"]: ...
-    def clear_auth(self, value: str) -> bool: ...
+    def clear_auth(self, value: str) -> bool:
+        """Clears the live cookie's authentication, keeping the cookie (LMDB and Redis); True
+        when it was authenticated."""
     def get_auth(self, value: str) -> Optional[AuthTuple]: ...
     def exists(self, value: str) -> bool: ...
     def logout(self, value: str) -> bool: ...
@@ -150,3 +156,6 @@ def parse_location(location: Union[str, PathLike[str]]) -> tuple[Literal["lmdb",
     """(kind, display) of a store location, by the library's rule (``scheme://`` is a URL,
     never a directory); display masks a password. Raises ConfigError for a URL cookiestore
     does not serve."""
+def store_keys() -> list[str]:
+    """The keys a cookie section's ``store`` accepts, from the library's parser (any other
+    key is refused, named)."""

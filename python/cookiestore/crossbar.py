@@ -14,18 +14,24 @@ workers use (``crossbar.router.cookiestore.CookieStore``): ``parse`` (inherited)
   (every ``poll_interval`` seconds, 0.1 by default; a poll with nothing committed since the
   last one costs no LMDB transaction);
 - expired cookies are purged every ``purge_interval`` seconds (1 hour by default; with several
-  workers, each purges, which is harmless: a purge with nothing expired writes nothing).
+  workers, each purges, which is harmless: a purge with nothing expired writes nothing);
+- a store that becomes unavailable (Redis down) is logged once, not at every poll: one
+  warning when the polls start failing, a count every minute while they keep failing, one
+  warning when the store answers again (:class:`StoreOutage`).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
+import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from crossbar.router.cookiestore import CookieStore as _CrossbarCookieStore
+from twisted.python.failure import Failure
 from txaio import make_logger
 
-from . import AuthextraError, CookieStore
+from . import AuthextraError, CookieStore, CookieStoreError
 
 __all__ = ["CookieStoreCookiestore", "CROSSBAR_DEFAULT_MAX_AGE"]
 
@@ -39,6 +45,91 @@ _NO_AUTH = (None, None, None, None, None)
 #: The feed entry kinds that revoke a cookie (its connections are closed); the others
 #: (auth, replaced, purged, flush) only tell caches what changed.
 REVOKING_KINDS = frozenset({"logout", "authid", "maintenance"})
+
+#: While the store stays unavailable, one line every this many seconds says so (with a count).
+OUTAGE_REPORT_INTERVAL = 60.0
+
+
+class StoreOutage:
+    """The store's availability as this worker's background calls (feed polls, purges) see
+    it, logged without flooding: one warning when calls start failing (what failed, since
+    when), nothing while they keep failing except one line per ``report_interval`` seconds
+    with the count, and one warning when a call succeeds again (how long, how many failed).
+
+    The expected failure, :class:`cookiestore.UnavailableError` (Redis down or not
+    answering), and the library's other errors are logged by their message; anything else
+    (a bug) with its traceback, once per outage.
+    """
+
+    def __init__(self, log, location: str, report_interval: float = OUTAGE_REPORT_INTERVAL, clock=time.monotonic):
+        self.log = log
+        self.location = location
+        self.report_interval = report_interval
+        self._clock = clock
+        #: When the current outage started (``clock()``), or None while the store answers.
+        self.since: Optional[float] = None
+        self.since_utc: Optional[str] = None
+        #: Failed calls in the current outage.
+        self.failures = 0
+        self._reported = 0.0
+        #: Outages seen so far (ended or not).
+        self.outages = 0
+
+    @property
+    def down(self) -> bool:
+        return self.since is not None
+
+    def failed(self, what: str, err: BaseException) -> None:
+        now = self._clock()
+        if self.since is not None:
+            self.failures += 1
+            if now - self._reported >= self.report_interval:
+                self._reported = now
+                self.log.warn(
+                    "cookiestore: the store at {location} is still unavailable ({secs:.0f} s, "
+                    "{n} failed calls so far; last: {what}: {err})",
+                    location=self.location,
+                    secs=now - self.since,
+                    n=self.failures,
+                    what=what,
+                    err=err,
+                )
+            return
+        self.since = self._reported = now
+        self.since_utc = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.failures = 1
+        self.outages += 1
+        self.log.warn(
+            "cookiestore: the store at {location} is unavailable since {since} ({what}: {err}); "
+            "retrying; one line when it is back (and every {every:.0f} s until then)",
+            location=self.location,
+            since=self.since_utc,
+            what=what,
+            err=err,
+            every=self.report_interval,
+        )
+        if not isinstance(err, CookieStoreError):
+            # Not the library's error: a bug worth its traceback, once per outage.
+            self.log.failure("cookiestore: {what} raised", failure=Failure(err), what=what)
+
+    def succeeded(self) -> None:
+        if self.since is None:
+            return
+        self.log.warn(
+            "cookiestore: the store at {location} is available again after {secs:.1f} s "
+            "(unavailable since {since}; {n} failed calls)",
+            location=self.location,
+            secs=self._clock() - self.since,
+            since=self.since_utc,
+            n=self.failures,
+        )
+        self.since = self.since_utc = None
+        self.failures = 0
+
+
+#: One :class:`StoreOutage` per store location in this process.
+_OUTAGES: Dict[str, StoreOutage] = {}
+
 
 class CookieStoreCookiestore(_CrossbarCookieStore):
     """Crossbar.io cookie store of ``"store": {"type": "cookiestore", ...}``.
@@ -78,6 +169,11 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self.closed_by_feed = 0
         self.purged = 0
         self._purger = None
+        #: The store's availability as the feed polls and purges see it (logged once per
+        #: outage, not per failed call); shared by the instances of this process on the same
+        #: store (a worker has one per cookie section), so that an outage is logged once.
+        self.outage = _OUTAGES.setdefault(self._store.location, StoreOutage(self.log, self._store.location))
+        self._recheck_pending = False
         if poll_interval:
             self._feed = self._store.revocation_feed()
             self.start_polling(poll_interval, reactor)
@@ -200,8 +296,9 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         try:
             n = self._store.purge_expired()
         except Exception as e:  # noqa: BLE001 - must not stop the LoopingCall
-            self.log.warn("cookiestore purge of expired cookies failed: {err}", err=e)
+            self.outage.failed("purge of expired cookies", e)
             return 0
+        self.outage.succeeded()
         self.purged += n
         if n:
             self.log.info("cookiestore: purged {n} expired cookie(s)", n=n)
@@ -209,14 +306,16 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
 
     def poll_revocations(self) -> int:
         """Closes this process's connections of cookies revoked elsewhere since the last poll;
-        returns how many were closed. Errors are logged, and the next poll retries."""
+        returns how many were closed. A failure is counted in :attr:`outage` (logged once
+        per outage, not per poll), and the next poll retries."""
         if self._feed is None:
             return 0
         try:
             entries, _position, missed = self._feed.poll()
         except Exception as e:  # noqa: BLE001 - a poll must not stop the LoopingCall
-            self.log.warn("cookiestore revocation feed poll failed: {err}", err=e)
+            self.outage.failed("revocation feed poll", e)
             return 0
+        self.outage.succeeded()
         closed = 0
         for _seq, kind, value, _oid in entries:
             if kind not in REVOKING_KINDS:
@@ -226,10 +325,18 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
                 continue
             closed += self._close_all(value, kind)
         if missed:
-            # Entries were trimmed before we read them: re-check every cookie we serve.
-            for value in list(self._connections):
-                if not self._store.exists(value):
-                    closed += self._close_all(value, "missed")
+            # Entries were trimmed before we read them: re-check every cookie we serve (until
+            # one re-check completes: the feed reports the miss once).
+            self._recheck_pending = True
+        if self._recheck_pending:
+            try:
+                for value in list(self._connections):
+                    if not self._store.exists(value):
+                        closed += self._close_all(value, "missed")
+            except Exception as e:  # noqa: BLE001 - a poll must not stop the LoopingCall
+                self.outage.failed("re-check of this worker's cookies after missed feed entries", e)
+            else:
+                self._recheck_pending = False
         self.closed_by_feed += closed
         return closed
 

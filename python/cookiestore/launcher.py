@@ -32,28 +32,6 @@ txaio.use_twisted()
 
 STORE_TYPE = "cookiestore"
 
-#: Keys of ``"store": {"type": "cookiestore", ...}`` and their Python types (checked before
-#: the library checks the values).
-#: Exactly one of ``path`` (a directory, relative to the node directory) and ``url`` (a Redis
-#: URL, ``redis://host:port/db`` or ``redis+unix:///path.sock``, which several nodes on
-#: several hosts share) is required; the library says so when both or neither are given.
-STORE_KEYS = {
-    "type": (True, [str]),
-    "path": (False, [str]),
-    "url": (False, [str]),
-    "maxsize": (False, [int]),
-    "initial_mapsize": (False, [int]),
-    "readonly": (False, [bool]),
-    "sync": (False, [bool]),
-    "purge_on_startup": (False, [bool]),
-    "file_mode": (False, [int]),
-    "revocation_retention_secs": (False, [int]),
-    "key_prefix": (False, [str]),
-    "timeout_ms": (False, [int]),
-    "revocation_stream_max": (False, [int]),
-    "allow_eviction": (False, [bool]),
-}
-
 TESTED_CROSSBAR_VERSIONS = ("25.12.1",)
 
 
@@ -69,14 +47,15 @@ def uses_cookiestore(config: Any) -> bool:
 
 
 def check_cookie_store_cookiestore(cookie: Dict[str, Any]) -> None:
-    """Validates a cookie section whose store is of type ``cookiestore``: key names and
-    types as Crossbar checks its own stores, then every value with the library
-    (:func:`cookiestore.check_section`). Raises ``InvalidConfigException``."""
-    from crossbar.common.checkconfig import InvalidConfigException, check_dict_args
+    """Validates a cookie section whose store is of type ``cookiestore`` with the library's
+    parser (:func:`cookiestore.check_section`), the one list of store keys
+    (:func:`cookiestore.store_keys`) and their checks: exactly one of ``path`` (a directory,
+    relative to the node directory) and ``url`` (a Redis URL); an unknown key, a value of the
+    wrong type or out of range is named. Raises ``InvalidConfigException``."""
+    from crossbar.common.checkconfig import InvalidConfigException
 
     import cookiestore
 
-    check_dict_args(STORE_KEYS, cookie["store"], "WebSocket cookiestore cookie store configuration")
     try:
         cookiestore.check_section(dict(cookie))
     except cookiestore.CookieStoreError as e:

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use cookiestore::{
     Auth, AuthContext, AuthUpdate, CookieSection, Error, Location, Revocations, StoreOptions,
-    Subscriber, Tracker, TrackerConfig,
+    StoreSection, Subscriber, Tracker, TrackerConfig,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -91,6 +91,14 @@ create_exception!(
     "authextra holds a value the store cannot keep (bytes, a non-str key, ...)."
 );
 
+create_exception!(
+    cookiestore,
+    UnavailableError,
+    CookieStoreError,
+    "The store's server (Redis) cannot be reached or did not answer in time; the same store \
+     object works again once it is back."
+);
+
 /// The library's error as a Python exception of the matching class, with its message.
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -102,6 +110,7 @@ fn to_py(e: Error) -> PyErr {
             InvalidValueError::new_err(msg)
         }
         Error::MapFull { .. } => StoreFullError::new_err(msg),
+        Error::Unavailable { .. } => UnavailableError::new_err(msg),
         Error::ReadOnly { .. } => ReadOnlyError::new_err(msg),
         Error::CorruptRecord { .. }
         | Error::InvalidRecord { .. }
@@ -695,27 +704,12 @@ impl Store {
     }
 
     /// Removes the authentication from the live cookie `value`, keeping the cookie (what
-    /// Crossbar.io's `setAuth(cbtid, None, None, None, None, None)` does). Returns whether
-    /// the cookie was authenticated.
+    /// Crossbar.io's `setAuth(cbtid, None, None, None, None, None)` does), on either backend.
+    /// Returns whether the cookie was authenticated (False: unknown, expired or anonymous,
+    /// and nothing was written).
     fn clear_auth(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
-        self.handle.run(py, |t| {
-            t.store().batch("clear a cookie's authentication", |b| {
-                let now = b.now_ns();
-                let Some(mut cookie) = b.get(value)? else {
-                    return Ok(false);
-                };
-                if cookie.is_expired(now) || cookie.authid.is_none() {
-                    return Ok(false);
-                }
-                cookie.authid = None;
-                cookie.authrole = None;
-                cookie.authmethod = None;
-                cookie.authrealm = None;
-                cookie.authextra = Value::Null;
-                b.put(&cookie)?;
-                Ok(true)
-            })
-        })
+        let done = self.handle.run(py, |t| t.store().clear_auth(value))?;
+        Ok(done == AuthUpdate::Written)
     }
 
     /// `(authid, authrole, authmethod, authrealm, authextra)` of the live cookie `value`, or
@@ -884,6 +878,13 @@ fn parse_location(location: PathBuf) -> PyResult<(&'static str, String)> {
     Ok((parsed.kind(), parsed.to_string()))
 }
 
+/// The keys a `cookie` section's `store` object accepts (`type`, `path`, `url`, `maxsize`,
+/// ..., `cache_bytes`), from the library's parser: any other key is refused, named.
+#[pyfunction]
+fn store_keys() -> Vec<&'static str> {
+    StoreSection::keys().to_vec()
+}
+
 fn open_section(py: Python<'_>, section: &Value, node_dir: Option<PathBuf>) -> PyResult<Store> {
     let parsed = CookieSection::from_value(section).map_err(to_py)?;
     let Some(store) = parsed.store else {
@@ -905,6 +906,7 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_section, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(parse_location, m)?)?;
+    m.add_function(wrap_pyfunction!(store_keys, m)?)?;
     m.add_class::<PyTracked>()?;
     m.add_class::<PyFeed>()?;
     m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;
@@ -915,5 +917,6 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CorruptStoreError", py.get_type::<CorruptStoreError>())?;
     m.add("StoreOpenError", py.get_type::<StoreOpenError>())?;
     m.add("AuthextraError", py.get_type::<AuthextraError>())?;
+    m.add("UnavailableError", py.get_type::<UnavailableError>())?;
     Ok(())
 }

@@ -250,6 +250,10 @@ def test_cache_answers_hits_and_sees_other_processes_at_once(tmp_path):
 
     other_process(f"s.authenticate({value!r}, 'bob', 'user', 'wampcra', 'realm1', {{}})")
     assert store.get_auth(value) == ("bob", "user", "wampcra", "realm1", {})
+    assert store.get_auth(value)[0] == "bob"  # a cache hit again
+    other_process(f"assert s.clear_auth({value!r})")
+    assert store.get_auth(value) is None and store.exists(value)
+    assert store.logout_authid("bob") == 0  # the authid no longer finds the cookie
     other_process(f"assert s.logout({value!r})")
     assert store.get_auth(value) is None and not store.exists(value)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import subprocess
 import time
 
@@ -175,3 +176,35 @@ def test_logout_at_one_node_closes_the_connection_at_the_other(nodes):
     # Gone for both nodes: challenged, and a new cookie is set.
     challenged(cookie, a.url(0))
     challenged(cookie, b.url(0))
+
+
+def test_a_redis_outage_is_logged_once_by_each_node(nodes, redis):
+    """Redis killed for 3 s under both nodes (each worker polls the feed every 100 ms, from
+    two cookie sections): each node logs one warning when it starts, one when it ends, and
+    no per-poll line or traceback. Runs last: Redis comes back empty."""
+    logs = [node.cbdir / f"node-{node.starts}.log" for node in nodes]
+    marks = [log.stat().st_size for log in logs]
+
+    def since_mark(i: int) -> str:
+        with open(logs[i], "rb") as f:
+            f.seek(marks[i])
+            return f.read().decode(errors="replace")
+
+    redis.stop()
+    time.sleep(3)
+    redis.start()
+    deadline = time.monotonic() + 30
+    while not all("available again" in since_mark(i) for i in range(len(nodes))):
+        assert time.monotonic() < deadline, "no node said Redis was back:\n" + since_mark(0)[-3000:]
+        time.sleep(0.2)
+    time.sleep(0.5)  # a few polls after it is back: nothing more is logged
+    for i, node in enumerate(nodes):
+        text = since_mark(i)
+        down = [line for line in text.splitlines() if "is unavailable since" in line]
+        back = [line for line in text.splitlines() if "available again" in line]
+        assert len(down) == 1 and len(back) == 1, text[-4000:]
+        assert redis.url() in down[0] and "revocation feed poll" in down[0], down[0]
+        m = re.search(r"after ([\d.]+) s \(unavailable since .*; (\d+) failed calls\)", back[0])
+        assert m and float(m.group(1)) >= 2.5 and int(m.group(2)) >= 20, back[0]
+        assert "poll failed" not in text and "Traceback" not in text, text[-4000:]
+        print(f"node {'ab'[i]}: {back[0].split('] ', 1)[-1]}")

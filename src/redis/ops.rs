@@ -5,9 +5,9 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::scripts::{PUT, REVOKE};
+use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
 use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
-use crate::cookie::{Auth, AuthContext, Cookie, CookieView};
+use crate::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
 use crate::error::{Error, Result};
 use crate::revocations::RevocationKind;
 use crate::snapshot::materialise;
@@ -282,6 +282,46 @@ impl RedisBackend {
             }
         }
         Err(self.contended("set auth"))
+    }
+
+    /// Clears the live cookie's authentication (see
+    /// [`CookieStore::clear_auth`](crate::CookieStore::clear_auth)): a compare-and-set that
+    /// keeps the key's expiry and drops the value from its old authid's set. Redis has no
+    /// cache to tell, so the feed gets no entry (as for `set_auth`).
+    pub(crate) fn clear_auth(&self, value: &str, now: u64) -> Result<AuthUpdate> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(old) = self.record(value)? else {
+                return Ok(AuthUpdate::NoSuchCookie);
+            };
+            let key = self.cookie_key(value);
+            let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
+            if view.is_expired(now) {
+                return Ok(AuthUpdate::NoSuchCookie);
+            }
+            let Some(authid) = view.authid().map(str::to_string) else {
+                return Ok(AuthUpdate::Unchanged);
+            };
+            let oid = view.oid().unwrap_or_else(Uuid::nil);
+            let mut cookie = materialise(oid, view)?;
+            clear_auth_fields(&mut cookie);
+            let bytes = cookie.encode()?;
+            let set_key = self.authid_key(&authid);
+            let done: i64 = self.run(|con| {
+                CLEAR_AUTH
+                    .key(&key)
+                    .key(&set_key)
+                    .arg(&old[..])
+                    .arg(&bytes[..])
+                    .arg(value)
+                    .invoke(con)
+            })?;
+            match done {
+                1 => return Ok(AuthUpdate::Written),
+                -1 => return Ok(AuthUpdate::NoSuchCookie),
+                _ => continue, // changed meanwhile: read again
+            }
+        }
+        Err(self.contended("clear auth"))
     }
 
     /// Stores a whole record under its value (restore, import), expiring at its expiry. A

@@ -45,6 +45,22 @@ return 1
     )
 });
 
+/// Compare-and-set of a record whose authentication is cleared. KEYS: cookie key, the set of
+/// its old authid. ARGV: expected bytes, new bytes, the cookie value (set member).
+/// The key's expiry is kept. Returns 1 written, 0 the record changed meanwhile, -1 gone.
+pub(crate) static CLEAR_AUTH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('SREM', KEYS[2], ARGV[3])
+return 1
+"#,
+    )
+});
+
 /// Revokes (deletes, appends to the feed) and unlinks (drops a stale authid-set member)
 /// records, all or none. KEYS[1]: the feed stream, KEYS[2]: the feed's head key; then per
 /// item: the cookie key and its authid set key. ARGV: stream cap, at (ns), kind code,

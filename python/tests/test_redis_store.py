@@ -1,0 +1,152 @@
+"""The Crossbar.io store class and the binding on a Redis store (a private redis-server):
+clearing a cookie's authentication, and what a worker logs while Redis is down."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from need import need  # noqa: E402
+
+need("crossbar.router.cookiestore")
+
+from redis_server import RedisServer, need_redis  # noqa: E402
+
+need_redis()
+
+import cookiestore  # noqa: E402
+from cookiestore.crossbar import CookieStoreCookiestore, StoreOutage  # noqa: E402
+
+NO_AUTH = (None, None, None, None, None)
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def section(url: str, prefix: str) -> dict:
+    return {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "url": url, "key_prefix": prefix}}
+
+
+@pytest.fixture(params=["lmdb", "redis"])
+def cs(request, tmp_path, redis):
+    """The Crossbar store class on each backend."""
+    if request.param == "lmdb":
+        config = {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "path": "cookies"}}
+    else:
+        # A prefix is one word and a colon: the test's name, its punctuation replaced.
+        word = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)
+        config = section(redis.url(), f"{word}:")
+    return CookieStoreCookiestore(config, str(tmp_path), poll_interval=None, purge_interval=None)
+
+
+def test_set_auth_none_clears_the_authentication_on_both_backends(cs):
+    """Crossbar's proxy worker and onHello call setAuth(cbtid, None, ...): the cookie stays,
+    anonymous; its authid no longer finds it."""
+    cbtid, _ = cs.create()
+    assert cs.setAuth(cbtid, None, None, None, None, None) is False  # nothing to clear
+    assert cs.setAuth(cbtid, "alice", "user", "wampcra", {"plan": "pro"}, "realm1") is True
+    assert cs.getAuth(cbtid) == ("alice", "user", "wampcra", "realm1", {"plan": "pro"})
+    assert cs.setAuth(cbtid, None, None, None, None, None) is True
+    assert cs.getAuth(cbtid) == NO_AUTH and cs.exists(cbtid)
+    assert cs.setAuth(cbtid, None, None, None, None, None) is False
+    assert cs.setAuth("unknown-cookie", None, None, None, None, None) is False
+    assert cs.store.logout_authid("alice") == 0 and cs.exists(cbtid)
+    # A new login after it, and its logout by authid, as usual.
+    assert cs.setAuth(cbtid, "bob", "user", "wampcra", None, "realm1") is True
+    assert cs.store.logout_authid("bob") == 1 and not cs.exists(cbtid)
+    assert cs.setAuth(cbtid, None, None, None, None, None) is False
+
+
+def test_the_binding_clears_auth_on_redis(redis):
+    store = cookiestore.CookieStore.from_section(section(redis.url(), "binding:"))
+    value = store.track().value
+    assert store.clear_auth(value) is False
+    assert store.authenticate(value, "alice", "user", "wampcra", "realm1") == "written"
+    other = cookiestore.CookieStore.from_section(section(redis.url(), "binding:"))  # another handle
+    assert other.get_auth(value)[0] == "alice"
+    assert store.clear_auth(value) is True
+    assert other.get_auth(value) is None and other.exists(value)
+    assert store.clear_auth(value) is False
+
+
+class Captured:
+    """A logger that keeps what the outage tracker logs (level, formatted text)."""
+
+    def __init__(self):
+        self.lines: list[tuple[str, str]] = []
+
+    def _keep(self, level, fmt, **kw):
+        kw.pop("failure", None)
+        self.lines.append((level, fmt.format(**kw)))
+
+    def warn(self, fmt, **kw):
+        self._keep("warn", fmt, **kw)
+
+    def failure(self, fmt, **kw):
+        self._keep("failure", fmt, **kw)
+
+    def info(self, fmt, **kw):
+        self._keep("info", fmt, **kw)
+
+
+class ManualClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_an_outage_is_logged_once_with_counts_not_per_poll(tmp_path):
+    """Redis killed and restarted under a worker's store: the feed polls fail, one warning
+    says so, one line a minute counts while it lasts, one warning says it is back."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        cs = CookieStoreCookiestore(section(server.url(), "outage:"), str(tmp_path), poll_interval=None, purge_interval=None)
+        cs.start_polling(3600)  # creates the feed; polled by hand below
+        cs.stop_polling()
+        log, clock = Captured(), ManualClock()
+        cs.outage = StoreOutage(log, cs.store.location, report_interval=60, clock=clock)
+        assert cs.poll_revocations() == 0 and log.lines == []
+
+        server.stop()
+        for _ in range(30):  # 3 s of polls at 100 ms
+            assert cs.poll_revocations() == 0
+            clock.now += 0.1
+        assert len(log.lines) == 1, log.lines
+        level, text = log.lines[0]
+        assert level == "warn" and "unavailable since" in text and server.url() in text, text
+        assert "revocation feed poll" in text and "Traceback" not in text
+        assert cs.outage.down and cs.outage.failures == 30
+        with pytest.raises(cookiestore.UnavailableError):
+            cs.exists("any-cookie")  # the lookups raise to Crossbar; they log nothing here
+
+        clock.now += 60  # a minute on: one count
+        cs.poll_revocations()
+        cs.poll_revocations()
+        assert len(log.lines) == 2, log.lines
+        assert "still unavailable" in log.lines[1][1] and "31 failed calls" in log.lines[1][1], log.lines[1]
+
+        server.start()
+        clock.now += 0.1
+        cs.poll_revocations()
+        assert len(log.lines) == 3, log.lines
+        level, text = log.lines[2]
+        assert level == "warn" and "available again after 63.1 s" in text and "32 failed calls" in text, text
+        assert not cs.outage.down
+        for _ in range(10):
+            cs.poll_revocations()
+        assert len(log.lines) == 3 and cs.outage.outages == 1
+        cbtid, _ = cs.create()  # the same store object works again
+        assert cs.exists(cbtid)
+    finally:
+        server.stop()
