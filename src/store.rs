@@ -775,8 +775,21 @@ impl CookieStore {
         let copied = shared
             .env
             .copy_to_file(&mut file, option)
-            .lmdb()
-            .map_err(|e| shared.resolve(e));
+            .map_err(|e| match e {
+                // Reading the store never finds a file system full: the copy's did.
+                heed::Error::Io(io) if crate::error::is_disk_full(dest, &io) => {
+                    copy_disk_full(&path, io)
+                }
+                heed::Error::Mdb(MdbError::Other(code))
+                    if crate::error::is_disk_full(
+                        dest,
+                        &std::io::Error::from_raw_os_error(code),
+                    ) =>
+                {
+                    copy_disk_full(&path, std::io::Error::from_raw_os_error(code))
+                }
+                other => shared.resolve(Error::Lmdb(LmdbError(other))),
+            });
         if copied.is_err() {
             let _ = fs::remove_file(&path);
         }
@@ -990,8 +1003,15 @@ impl Shared {
     /// Gives LMDB's errors that have a meaning of their own their variant, with this store's
     /// figures: the one mapping from heed's errors.
     pub(crate) fn resolve(&self, e: Error) -> Error {
-        let Error::Lmdb(LmdbError(inner)) = e else {
-            return e;
+        let inner = match e {
+            Error::Lmdb(LmdbError(inner)) => inner,
+            Error::Damaged { path, problem } if path.as_os_str().is_empty() => {
+                return Error::Damaged {
+                    path: self.path.join("data.mdb"),
+                    problem,
+                };
+            }
+            other => return other,
         };
         match inner {
             heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
@@ -1003,8 +1023,8 @@ impl Shared {
                 max: self.env.max_readers(),
             },
             heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => Error::Damaged {
-                path: self.path.clone(),
-                problem: format!("LMDB reports: {inner}"),
+                path: self.path.join("data.mdb"),
+                problem: format!("LMDB reports: {inner}; {}", crate::error::DAMAGED_ADVICE),
             },
             heed::Error::Io(io) => Error::from_io(&self.path, "write", io),
             other => Error::Lmdb(LmdbError(other)),
@@ -1031,6 +1051,19 @@ impl Shared {
             // No cookie table yet: reads find nothing.
             None => Tables::empty(self.db),
         })
+    }
+}
+
+/// A copy that found the destination's file system full: the error names the copy, not the
+/// store it was copied from.
+fn copy_disk_full(copy: &Path, source: std::io::Error) -> Error {
+    Error::Path {
+        path: copy.to_path_buf(),
+        problem: "cannot write the copy: the file system holding it is full (the copy was \
+                  removed; the store itself is untouched); free space there, or copy to \
+                  another file system"
+            .into(),
+        source,
     }
 }
 

@@ -142,7 +142,7 @@ impl Tables {
             .prefix_iter(txn, &prefix)
             .lmdb()?
             .remap_key_type::<Bytes>();
-        Ok(iter.map(|item| item.lmdb()))
+        Ok(ascending(iter.map(|item| item.lmdb())))
     }
 
     pub(crate) fn last_txn_mark(&self, txn: &RoTxn) -> Result<Option<u64>> {
@@ -282,4 +282,33 @@ pub(crate) fn write_meta(
     db.remap_types::<MetaKey, MetaCodec>()
         .put(txn, &MetaKey::new(slot), &TableMeta::new(table, slot))
         .lmdb()
+}
+
+/// `entries` (a walk of the B-tree in key order) that ends with an error at the first key
+/// not greater than the one before it. LMDB trusts its pages: damaged branch pages can lead
+/// a cursor back to pages it already walked, and the walk would then never end (while
+/// `check` collects what it finds: memory without bound). Keys of a sound tree ascend
+/// strictly, so the first repeat or step back is caught, and a walk never yields more
+/// entries than the tree's pages hold.
+pub(crate) fn ascending<'t>(
+    entries: impl Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't,
+) -> impl Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't {
+    let mut previous: Option<&'t [u8]> = None;
+    let mut failed = false;
+    entries.map_while(move |item| {
+        if failed {
+            return None;
+        }
+        if let Ok((key, _)) = &item {
+            if previous.is_some_and(|p| p >= *key) {
+                failed = true;
+                return Some(Err(Error::damaged_tree(
+                    "a walk of its B-tree met a key that does not follow the one before it \
+                     (keys ascend in a sound tree): its pages are damaged",
+                )));
+            }
+            previous = Some(*key);
+        }
+        Some(item)
+    })
 }
