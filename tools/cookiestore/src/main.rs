@@ -10,6 +10,7 @@
 mod commands;
 mod context;
 mod format;
+mod isolate;
 mod output;
 
 use std::io::{self, Write};

@@ -1,14 +1,17 @@
 //! `repair`: quarantine undecodable records, rebuild both indexes.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
+use cookiestore::format_rfc3339_ns;
 use cookiestore::maintenance::repair;
 use serde_json::json;
 
 use super::check::{check_store, report_text};
 use crate::Failure;
 use crate::context::Ctx;
+use crate::isolate::{self, Walk};
 use crate::output::{Outcome, json_line, plural, stdout};
 
 #[derive(Debug, clap::Args)]
@@ -18,10 +21,29 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time limit in seconds (0: none) of the check that runs first in a child process; by
+    /// default 60 s plus 60 s per GiB of data.mdb.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     ctx.lmdb_only(&a.path, "repair")?;
+    // First the store is checked in a child process (`cookiestore check`, see `isolate`): a
+    // store whose walk crashes LMDB or never ends is refused before anything is written.
+    if !isolate::is_child() {
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(now) = ctx.now {
+            args.extend(["--now".into(), format_rfc3339_ns(now).into()]);
+        }
+        args.extend(["--maxsize".into(), ctx.maxsize.to_string().into()]);
+        args.extend(["check".into(), "--json".into(), a.path.clone().into()]);
+        if let Some(Walk::Crashed(how)) =
+            isolate::walk_in_child(&args, isolate::time_limit(&a.path, a.timeout))
+        {
+            return Err(isolate::damaged(&a.path, &how));
+        }
+    }
     let store = ctx.open_existing(&a.path)?;
     let quarantine = store.path().join("quarantine.jsonl");
     let before = check_store(&store)?;
