@@ -55,6 +55,7 @@ mod open;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis;
+mod reserve;
 mod revocations;
 mod snapshot;
 mod store;

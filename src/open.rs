@@ -300,6 +300,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         slots: OnceLock::new(),
         resize: RwLock::new(()),
         cache: crate::cache::Cache::new(options.cache_bytes),
+        reserve: crate::reserve::DiskReserve::open(path, options.readonly),
     })
 }
 

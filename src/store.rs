@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) resize: RwLock<()>,
     /// This process's cache of live cookies' lookups (`cache.rs`).
     pub(crate) cache: crate::cache::Cache,
+    /// Disk space kept allocated in data.mdb for deletions (`reserve.rs`).
+    pub(crate) reserve: crate::reserve::DiskReserve,
 }
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
@@ -648,11 +650,12 @@ impl CookieStore {
         let mut total = 0;
         let mut limit = PURGE_BATCH;
         loop {
-            // Deleting needs fresh pages too (copy-on-write): on a full map even the headroom
-            // may not hold a whole batch. Smaller batches then free space step by step.
+            // Deleting needs fresh pages too (copy-on-write): on a full map even the headroom,
+            // and on a full disk even the space kept for deletions (`reserve.rs`), may not
+            // hold a whole batch. Smaller batches then free space step by step.
             let (processed, deleted) =
                 match self.batch_with("purge", Growth::Headroom, |b| b.purge_some(limit)) {
-                    Err(Error::MapFull { .. }) if limit > 1 => {
+                    Err(Error::MapFull { .. } | Error::DiskFull { .. }) if limit > 1 => {
                         limit /= 2;
                         continue;
                     }
@@ -690,7 +693,7 @@ impl CookieStore {
                 }
                 Ok(n)
             }) {
-                Err(Error::MapFull { .. }) if limit > 1 => {
+                Err(Error::MapFull { .. } | Error::DiskFull { .. }) if limit > 1 => {
                     limit /= 2;
                     continue;
                 }
@@ -929,11 +932,19 @@ impl CookieStore {
                     return Ok(out);
                 }
                 batch.flush_if_foreign()?;
+                let writes = batch.txn.writes();
                 let tables = batch.tables;
                 tables.raise_feature_level(&mut txn, level)?;
                 tables.mark_ours(&mut txn)?;
+                if growth == Growth::UpToMaxsize {
+                    // Only deletions may commit into the disk space kept for them.
+                    shared
+                        .reserve
+                        .before_write(shared.used_bytes(), writes + 2, operation)?;
+                }
                 shared.prepare_commit(flush)?;
                 txn.commit().lmdb()?;
+                shared.reserve.after_commit(shared.used_bytes());
                 Ok(out)
             });
             drop(guard);
@@ -1029,6 +1040,11 @@ impl Shared {
             heed::Error::Io(io) => Error::from_io(&self.path, "write", io),
             other => Error::Lmdb(LmdbError(other)),
         }
+    }
+
+    /// Bytes of data.mdb in use by the last committed transaction (up to its last page).
+    pub(crate) fn used_bytes(&self) -> u64 {
+        (self.env.info().last_page_number as u64 + 1) * page_size()
     }
 
     /// The tables as `txn` sees them. Slots are cached once every table exists (they never

@@ -463,3 +463,66 @@ fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
         "restore: {rss_large:?} KiB vs {rss_small:?} KiB"
     );
 }
+
+/// On a disk so full that creates fail, `cookiestore logout` and `cookiestore delete` still
+/// log out (into the space the store keeps for deletions), while another process holds a
+/// snapshot so that freed pages cannot be reused.
+#[test]
+fn cli_logout_and_delete_succeed_on_a_full_disk() {
+    use cookiestore::{Auth, AuthContext, Error};
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("32m");
+    let store = fs.path().join("store");
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    let mut values = Vec::new();
+    s.batch("create", |b| {
+        values.clear();
+        for i in 0..200 {
+            let c = b.create("cbtid", 24, 3600)?;
+            let who = if i % 10 == 0 { "alice" } else { "bob" };
+            let auth = Auth::new(who, "user", "wampcra", "realm1");
+            b.set_auth(&c.value, &auth, &AuthContext::default())?;
+            values.push(c.value);
+        }
+        Ok(())
+    })
+    .unwrap();
+    fs.fill("fill");
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let (held, wait_held) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.snapshot(|_| {
+                held.send(()).unwrap();
+                wait_release.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        })
+    };
+    wait_held.recv().unwrap();
+    let err = loop {
+        if let Err(e) = s.create("cbtid", 24, 3600) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+
+    let r = run(&[&"logout", &store, &"--authid", &"alice"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let r = run(&[&"delete", &store, &values[1]]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let r = run(&[&"logout", &store, &"--value", &values[2]]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    release.send(()).unwrap();
+    reader.join().unwrap();
+    for value in [&values[0], &values[1], &values[2], &values[10]] {
+        assert!(!s.exists(value).unwrap(), "{value} is still logged in");
+    }
+    assert!(s.exists(&values[3]).unwrap());
+    let r = run(&[&"check", &store]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+}
