@@ -312,3 +312,35 @@ pub(crate) fn ascending<'t>(
         Some(item)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ascending;
+    use crate::error::{Error, Result};
+
+    fn walk<'a>(keys: &[&'a [u8]]) -> Vec<Result<(&'a [u8], &'a [u8])>> {
+        let items: Vec<Result<(&[u8], &[u8])>> = keys.iter().map(|k| Ok((*k, &b""[..]))).collect();
+        ascending(items.into_iter()).collect()
+    }
+
+    #[test]
+    fn a_walk_ends_at_the_first_key_that_does_not_ascend() {
+        let ok = walk(&[b"a", b"ab", b"b", b"ba"]);
+        assert_eq!(ok.len(), 4);
+        assert!(ok.iter().all(Result::is_ok));
+        // A repeat (a cycle) and a step back each end the walk with one error.
+        for keys in [
+            &[&b"a"[..], b"b", b"b", b"c"][..],
+            &[b"a", b"c", b"b", b"d"],
+        ] {
+            let got = walk(keys);
+            assert_eq!(got.len(), 3, "{keys:?}");
+            assert!(got[..2].iter().all(Result::is_ok));
+            assert!(
+                matches!(&got[2], Err(Error::Damaged { problem, .. }) if problem.contains("does not follow")),
+                "{:?}",
+                got[2]
+            );
+        }
+    }
+}

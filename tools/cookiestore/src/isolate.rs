@@ -4,9 +4,9 @@
 //! LMDB trusts the pages of data.mdb: flipped bits in a branch or leaf page can make its C
 //! code read outside the map (SIGSEGV), corrupt the heap (an abort), or walk in circles. No
 //! check made before or beside LMDB can rule that out, short of re-implementing it. So `check`
-//! (and `repair`, before it writes) runs the walk in a copy of this program started for it
-//! ([`CHILD_ENV`] set), with a time limit, and reports a child that died of a signal or did not
-//! finish as a damaged data.mdb, with what to do.
+//! and `repair` do their work in a copy of this program started for it ([`CHILD_ENV`] set),
+//! with a time limit, and report a child that died of a signal or did not finish as a damaged
+//! data.mdb, with what to do.
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -151,10 +151,11 @@ fn crash_text(status: ExitStatus, stderr: &[u8]) -> String {
     }
 }
 
-/// The error for a store whose walk crashed or hung (`how`), with what to do.
-pub fn damaged(path: &Path, how: &str) -> Failure {
+/// The error for a store whose walk (`what`: "walking it") crashed or hung (`how`), with
+/// what to do.
+pub fn damaged(path: &Path, what: &str, how: &str) -> Failure {
     Failure::Error(format!(
-        "{}: the store is damaged: walking it {how}. Every process that reads the damaged \
+        "{}: the store is damaged: {what} {how}. Every process that reads the damaged \
          pages (router workers too) can crash or hang the same way. Restore the store from an \
          export (`cookiestore restore`) or a copy, or copy out what can still be read \
          (`cookiestore export --skip-corrupt`, which may stop at the same damage) and restore \

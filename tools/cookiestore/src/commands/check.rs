@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                 stdout,
                 stderr,
             }) => return isolate::relay(code, &stdout, &stderr),
-            Some(Walk::Crashed(how)) => return Err(isolate::damaged(&a.path, &how)),
+            Some(Walk::Crashed(how)) => return Err(isolate::damaged(&a.path, "walking it", &how)),
             None => {} // no child could be started: walk here
         }
     }

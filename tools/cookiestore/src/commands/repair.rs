@@ -4,7 +4,6 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
-use cookiestore::format_rfc3339_ns;
 use cookiestore::maintenance::repair;
 use serde_json::json;
 
@@ -21,7 +20,7 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Time limit in seconds (0: none) of the check that runs first in a child process; by
+    /// Time limit of the repair in seconds (0: none), which runs in a child process; by
     /// default 60 s plus 60 s per GiB of data.mdb.
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -29,19 +28,22 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     ctx.lmdb_only(&a.path, "repair")?;
-    // First the store is checked in a child process (`cookiestore check`, see `isolate`): a
-    // store whose walk crashes LMDB or never ends is refused before anything is written.
+    // The repair runs in a child process (this same command, `isolate::CHILD_ENV` set), as
+    // `check` does: damage that crashes LMDB, in the walk or in the write (LMDB trusts the
+    // pages it rewrites too), ends the child and is reported here. LMDB commits a transaction
+    // whole or not at all, so a crash leaves the store as it was before that transaction.
     if !isolate::is_child() {
-        let mut args: Vec<OsString> = Vec::new();
-        if let Some(now) = ctx.now {
-            args.extend(["--now".into(), format_rfc3339_ns(now).into()]);
-        }
-        args.extend(["--maxsize".into(), ctx.maxsize.to_string().into()]);
-        args.extend(["check".into(), "--json".into(), a.path.clone().into()]);
-        if let Some(Walk::Crashed(how)) =
-            isolate::walk_in_child(&args, isolate::time_limit(&a.path, a.timeout))
-        {
-            return Err(isolate::damaged(&a.path, &how));
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        match isolate::walk_in_child(&args, isolate::time_limit(&a.path, a.timeout)) {
+            Some(Walk::Exited {
+                code,
+                stdout,
+                stderr,
+            }) => return isolate::relay(code, &stdout, &stderr),
+            Some(Walk::Crashed(how)) => {
+                return Err(isolate::damaged(&a.path, "repairing it", &how));
+            }
+            None => {} // no child could be started: repair here
         }
     }
     let store = ctx.open_existing(&a.path)?;
