@@ -290,7 +290,7 @@ fn check_and_repair_survive_flipped_bits_in_data_pages() {
             // Never the meta pages (0 and 1): the open checks those.
             let page = 2 + next(&mut rng) % (pages - 2);
             let at = (page * PAGE + next(&mut rng) % PAGE) as usize;
-            if next(&mut rng) % 2 == 0 {
+            if next(&mut rng).is_multiple_of(2) {
                 bytes[at] ^= 1 << (next(&mut rng) % 8);
             } else {
                 bytes[at] = next(&mut rng) as u8;
