@@ -526,3 +526,66 @@ fn cli_logout_and_delete_succeed_on_a_full_disk() {
     let r = run(&[&"check", &store]);
     assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
 }
+
+/// `copy` and `export -o` onto a full file system: the error names the destination (not the
+/// store they read), says its file system is full, and nothing is left behind.
+#[test]
+fn copy_and_export_onto_a_full_disk_name_the_destination() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let s = CookieStore::open(&src, StoreOptions::default()).unwrap();
+    s.batch("create", |b| {
+        for _ in 0..2000 {
+            b.create("cbtid", 24, 3600)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(s);
+    let fs = Tmpfs::mount("512k");
+    fs.fill("fill");
+    let dest = fs.path().join("copy");
+    let r = run(&[&"copy", &src, &dest]);
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    let copy = dest.join("data.mdb");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: cannot write the copy: the file system holding it is full",
+            copy.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(&*src.to_string_lossy()),
+        "blames the source: {}",
+        r.stderr
+    );
+    assert!(!copy.exists());
+
+    let export = fs.path().join("export.jsonl");
+    let r = run(&[&"export", &src, &"-o", &export]);
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: cannot write the export: No space left on device",
+            export.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("the file system holding it is full"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(fs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "fill" && n != "copy")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
