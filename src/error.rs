@@ -175,7 +175,9 @@ pub enum Error {
         max: u32,
     },
 
-    /// The store's files are damaged (truncated, or LMDB reports corruption).
+    /// The store's files are damaged: data.mdb truncated or its pages damaged (LMDB reports
+    /// corruption, or a walk's keys do not ascend), or a lock.mdb in use with an impossible
+    /// reader table.
     #[error("{path}: the store is damaged: {problem}")]
     Damaged {
         /// The store or file.

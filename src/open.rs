@@ -134,6 +134,8 @@ const LOCK_FILE_SIZE: i64 = 8192;
 /// gets its first pages reserved. A full file system is reported as [`Error::DiskFull`].
 /// Files this function cannot open for writing (read-only file system or permissions) are
 /// left to LMDB, which knows how to run without them.
+/// A lock.mdb another process holds is checked here too, before LMDB trusts it
+/// ([`check_lock_file`]).
 #[cfg(unix)]
 fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<()> {
     use std::os::fd::AsRawFd;
