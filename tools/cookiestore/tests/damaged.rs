@@ -29,8 +29,9 @@ struct Run {
 }
 
 /// Runs the CLI; a run that has not ended after 10 minutes is killed and fails the test
-/// (a hang, not a measurement).
+/// (a hang, not a measurement). Its output is read as it comes (a full pipe would stall it).
 fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    use std::io::Read;
     let mut child = Command::new(BIN)
         .args(args.iter().map(|a| a.as_ref()))
         .stdin(Stdio::null())
@@ -38,19 +39,31 @@ fn run(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if started.elapsed() > Duration::from_secs(600) {
             let _ = child.kill();
-            panic!("cookiestore did not finish within 10 minutes");
+            let args: Vec<_> = args.iter().map(|a| a.as_ref().to_owned()).collect();
+            panic!("cookiestore {args:?} did not finish within 10 minutes");
         }
         std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    };
     Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: status.code(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
