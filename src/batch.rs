@@ -31,6 +31,9 @@ pub struct Batch<'a, 'e> {
 pub(crate) struct WriteTxn<'a, 'e> {
     txn: &'a mut RwTxn<'e>,
     written: bool,
+    /// Write operations made (puts and deletions): what the disk reserve (`reserve.rs`)
+    /// assumes the commit may take from the file.
+    writes: u64,
 }
 
 impl<'a, 'e> WriteTxn<'a, 'e> {
@@ -38,13 +41,20 @@ impl<'a, 'e> WriteTxn<'a, 'e> {
         WriteTxn {
             txn,
             written: false,
+            writes: 0,
         }
     }
 
     /// The transaction, to write to: from now on the batch commits.
     pub(crate) fn w(&mut self) -> &mut RwTxn<'e> {
         self.written = true;
+        self.writes += 1;
         self.txn
+    }
+
+    /// Write operations made so far (each call of [`WriteTxn::w`]).
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes
     }
 
     /// Whether anything was written (or a write was attempted).

@@ -175,7 +175,9 @@ pub enum Error {
         max: u32,
     },
 
-    /// The store's files are damaged (truncated, or LMDB reports corruption).
+    /// The store's files are damaged: data.mdb truncated or its pages damaged (LMDB reports
+    /// corruption, or a walk's keys do not ascend), or a lock.mdb in use with an impossible
+    /// reader table.
     #[error("{path}: the store is damaged: {problem}")]
     Damaged {
         /// The store or file.
@@ -385,12 +387,27 @@ impl Error {
         }
     }
 
+    /// [`Error::Damaged`] met inside a transaction, where the store's path is not at hand:
+    /// the transaction core (`Shared::resolve`) names data.mdb in it.
+    pub(crate) fn damaged_tree(problem: &str) -> Self {
+        Error::Damaged {
+            path: PathBuf::new(),
+            problem: format!("{problem}; {DAMAGED_ADVICE}"),
+        }
+    }
+
     pub(crate) fn metadata(problem: impl Into<String>) -> Self {
         Error::CorruptMetadata {
             problem: problem.into(),
         }
     }
 }
+
+/// What to do about a data.mdb whose pages are damaged.
+pub(crate) const DAMAGED_ADVICE: &str = "restore the store from an export (`cookiestore \
+    restore`) or a copy, or copy out what can still be read (`cookiestore export \
+    --skip-corrupt`, which stops at the damage) and restore that into a new store; \
+    `cookiestore repair` cannot mend damaged pages";
 
 fn committed_note(committed: Option<u64>) -> String {
     match committed {

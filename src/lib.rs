@@ -59,6 +59,7 @@ mod pacing;
 mod reader;
 #[cfg(feature = "redis")]
 mod redis;
+mod reserve;
 mod revocations;
 mod snapshot;
 mod store;

@@ -8,6 +8,8 @@ use heed::types::Bytes;
 use crate::config::StoreOptions;
 use crate::durability::Durability;
 use crate::error::{Error, LmdbResult, Result};
+#[cfg(unix)]
+use crate::lmdb_files::check_lock_file;
 use crate::lmdb_files::{check_data_file, read_lock_format};
 use crate::store::{Shared, page_size};
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError};
@@ -132,6 +134,8 @@ const LOCK_FILE_SIZE: i64 = 8192;
 /// gets its first pages reserved. A full file system is reported as [`Error::DiskFull`].
 /// Files this function cannot open for writing (read-only file system or permissions) are
 /// left to LMDB, which knows how to run without them.
+/// A lock.mdb another process holds is checked here too, before LMDB trusts it
+/// ([`check_lock_file`]).
 #[cfg(unix)]
 fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<()> {
     use std::os::fd::AsRawFd;
@@ -153,13 +157,17 @@ fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<
         // SAFETY: a valid descriptor of a regular file opened for writing; posix_fallocate
         // allocates blocks and extends the size, never changing bytes already there.
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len.max(LOCK_FILE_SIZE)) };
-        drop(file);
         if rc == libc::ENOSPC || rc == libc::EDQUOT {
+            drop(file);
             if !lock_existed {
                 let _ = fs::remove_file(&lock);
             }
             return Err(full(&lock, std::io::Error::from_raw_os_error(rc)));
         }
+        check_lock_file(&lock, &file)?;
+    } else if let Ok(file) = fs::File::open(&lock) {
+        // Readable only (a read-only open in a directory not ours): LMDB may still use it.
+        check_lock_file(&lock, &file)?;
     }
     if new_data && !options.readonly {
         let data = path.join("data.mdb");
@@ -294,6 +302,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         slots: OnceLock::new(),
         resize: RwLock::new(()),
         cache: crate::cache::Cache::new(options.cache_bytes),
+        reserve: crate::reserve::DiskReserve::open(path, options.readonly),
     })
 }
 

@@ -54,12 +54,17 @@ impl Pacer {
     /// Runs one transaction with `f`, given [`Self::limit`]; then adapts the limit to how
     /// long it took and pauses. A transaction that meets a full map ([`Error::MapFull`]) is
     /// run again with half as many items, down to one (deleting needs fresh pages too:
-    /// smaller transactions free space step by step).
+    /// smaller transactions free space step by step); so is one that meets a full disk
+    /// ([`Error::DiskFull`]).
     pub(crate) fn run<T>(&mut self, mut f: impl FnMut(usize) -> Result<T>) -> Result<T> {
         loop {
             let start = Instant::now();
             match f(self.limit) {
-                Err(Error::MapFull { .. }) if self.limit > 1 => self.limit /= 2,
+                // On a full disk even the space kept for deletions (`reserve.rs`) may not
+                // hold a whole transaction: smaller ones free space step by step too.
+                Err(Error::MapFull { .. } | Error::DiskFull { .. }) if self.limit > 1 => {
+                    self.limit /= 2
+                }
                 Err(e) => return Err(e),
                 Ok(out) => {
                     // The work inside the transaction, without its commit: a flush costs

@@ -271,7 +271,9 @@ impl<'t> Snapshot<'t> {
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).lmdb()?;
-        Ok(Box::new(iter.map(|item| item.lmdb())))
+        Ok(Box::new(crate::tables::ascending(
+            iter.map(|item| item.lmdb()),
+        )))
     }
 }
 

@@ -106,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) resize: RwLock<()>,
     /// This process's cache of live cookies' lookups (`cache.rs`).
     pub(crate) cache: crate::cache::Cache,
+    /// Disk space kept allocated in data.mdb for deletions (`reserve.rs`).
+    pub(crate) reserve: crate::reserve::DiskReserve,
 }
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
@@ -903,9 +905,18 @@ impl CookieStore {
         };
         let env = shared.env()?;
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
-        env.copy_to_file(&mut file, option)
-            .lmdb()
-            .map_err(|e| shared.resolve(e))
+        env.copy_to_file(&mut file, option).map_err(|e| match e {
+            // Reading the store never finds a file system full: the copy's did.
+            heed::Error::Io(io) if crate::error::is_disk_full(&path, &io) => {
+                copy_disk_full(&path, io)
+            }
+            heed::Error::Mdb(MdbError::Other(code))
+                if crate::error::is_disk_full(&path, &std::io::Error::from_raw_os_error(code)) =>
+            {
+                copy_disk_full(&path, std::io::Error::from_raw_os_error(code))
+            }
+            other => shared.resolve(Error::Lmdb(LmdbError(other))),
+        })
     }
 
     // ---- internals ------------------------------------------------------------------------
@@ -1050,14 +1061,21 @@ impl CookieStore {
                 let out = f(&mut batch)?;
                 LAST_WORK.with(|w| w.set(work.elapsed()));
                 if !batch.txn.written() {
-                    // Nothing changed: no commit (the transaction is aborted when dropped).
-                    return Ok(out);
+                    // Nothing changed: no commit (the transaction is aborted below).
+                    return Ok((out, false));
                 }
                 batch.flush_if_foreign()?;
+                let writes = batch.txn.writes();
                 let tables = batch.tables;
                 tables.raise_feature_level(&mut txn, level)?;
                 tables.mark_ours(&mut txn)?;
-                Ok(out)
+                if growth == Growth::UpToMaxsize {
+                    // Only deletions may commit into the disk space kept for them.
+                    shared
+                        .reserve
+                        .before_write(shared.used_bytes(), writes + 2, operation)?;
+                }
+                Ok((out, true))
             });
             if !shared.env.opener().is_current() {
                 // fork() was called in the closure and this is the child: the transaction
@@ -1065,9 +1083,13 @@ impl CookieStore {
                 std::mem::forget(txn);
                 return Err(shared.env.opener().refusal(&shared.path));
             }
-            let result = result.and_then(|out| {
-                shared.prepare_commit(flush)?;
-                txn.commit().lmdb()?;
+            let result = result.and_then(|(out, written)| {
+                if written {
+                    shared.prepare_commit(flush)?;
+                    txn.commit().lmdb()?;
+                    shared.reserve.after_commit(shared.used_bytes());
+                }
+                // Else the transaction is aborted: dropped with this closure.
                 Ok(out)
             });
             drop(guard);
@@ -1145,8 +1167,15 @@ impl Shared {
     /// Gives LMDB's errors that have a meaning of their own their variant, with this store's
     /// figures: the one mapping from heed's errors.
     pub(crate) fn resolve(&self, e: Error) -> Error {
-        let Error::Lmdb(LmdbError(inner)) = e else {
-            return e;
+        let inner = match e {
+            Error::Lmdb(LmdbError(inner)) => inner,
+            Error::Damaged { path, problem } if path.as_os_str().is_empty() => {
+                return Error::Damaged {
+                    path: self.path.join("data.mdb"),
+                    problem,
+                };
+            }
+            other => return other,
         };
         match inner {
             heed::Error::Mdb(MdbError::MapFull) => Error::MapFull {
@@ -1158,12 +1187,20 @@ impl Shared {
                 max: self.env().map_or(0, |env| env.max_readers()),
             },
             heed::Error::Mdb(MdbError::Corrupted | MdbError::PageNotFound) => Error::Damaged {
-                path: self.path.clone(),
-                problem: format!("LMDB reports: {inner}"),
+                path: self.path.join("data.mdb"),
+                problem: format!("LMDB reports: {inner}; {}", crate::error::DAMAGED_ADVICE),
             },
             heed::Error::Io(io) => Error::from_io(&self.path, "write", io),
             other => Error::Lmdb(LmdbError(other)),
         }
+    }
+
+    /// Bytes of data.mdb in use by the last committed transaction (up to its last page).
+    /// 0 in a process other than the opener's (never asked there: writes are refused first).
+    pub(crate) fn used_bytes(&self) -> u64 {
+        self.env.here().map_or(0, |env| {
+            (env.info().last_page_number as u64 + 1) * page_size()
+        })
     }
 
     /// The tables as `txn` sees them. Slots are cached once every table exists (they never
@@ -1194,6 +1231,19 @@ impl Shared {
 fn open_fresh(path: &Path, options: &StoreOptions) -> Result<Shared> {
     let _lifecycle = env_lifecycle();
     open_env(path, options)
+}
+
+/// A copy that found the destination's file system full: the error names the copy, not the
+/// store it was copied from.
+fn copy_disk_full(copy: &Path, source: std::io::Error) -> Error {
+    Error::Path {
+        path: copy.to_path_buf(),
+        problem: "cannot write the copy: the file system holding it is full (the copy was \
+                  removed; the store itself is untouched); free space there, or copy to \
+                  another file system"
+            .into(),
+        source,
+    }
 }
 
 /// How far a write may grow the map.

@@ -142,7 +142,7 @@ impl Tables {
             .prefix_iter(txn, &prefix)
             .lmdb()?
             .remap_key_type::<Bytes>();
-        Ok(iter.map(|item| item.lmdb()))
+        Ok(ascending(iter.map(|item| item.lmdb())))
     }
 
     pub(crate) fn last_txn_mark(&self, txn: &RoTxn) -> Result<Option<u64>> {
@@ -284,4 +284,65 @@ pub(crate) fn write_meta(
     db.remap_types::<MetaKey, MetaCodec>()
         .put(txn, &MetaKey::new(slot), &TableMeta::new(table, slot))
         .lmdb()
+}
+
+/// `entries` (a walk of the B-tree in key order) that ends with an error at the first key
+/// not greater than the one before it. LMDB trusts its pages: damaged branch pages can lead
+/// a cursor back to pages it already walked, and the walk would then never end (while
+/// `check` collects what it finds: memory without bound). Keys of a sound tree ascend
+/// strictly, so the first repeat or step back is caught, and a walk never yields more
+/// entries than the tree's pages hold.
+pub(crate) fn ascending<'t>(
+    entries: impl Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't,
+) -> impl Iterator<Item = Result<(&'t [u8], &'t [u8])>> + 't {
+    let mut previous: Option<&'t [u8]> = None;
+    let mut failed = false;
+    entries.map_while(move |item| {
+        if failed {
+            return None;
+        }
+        if let Ok((key, _)) = &item {
+            if previous.is_some_and(|p| p >= *key) {
+                failed = true;
+                return Some(Err(Error::damaged_tree(
+                    "a walk of its B-tree met a key that does not follow the one before it \
+                     (keys ascend in a sound tree): its pages are damaged",
+                )));
+            }
+            previous = Some(*key);
+        }
+        Some(item)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ascending;
+    use crate::error::{Error, Result};
+
+    fn walk<'a>(keys: &[&'a [u8]]) -> Vec<Result<(&'a [u8], &'a [u8])>> {
+        let items: Vec<Result<(&[u8], &[u8])>> = keys.iter().map(|k| Ok((*k, &b""[..]))).collect();
+        ascending(items.into_iter()).collect()
+    }
+
+    #[test]
+    fn a_walk_ends_at_the_first_key_that_does_not_ascend() {
+        let ok = walk(&[b"a", b"ab", b"b", b"ba"]);
+        assert_eq!(ok.len(), 4);
+        assert!(ok.iter().all(Result::is_ok));
+        // A repeat (a cycle) and a step back each end the walk with one error.
+        for keys in [
+            &[&b"a"[..], b"b", b"b", b"c"][..],
+            &[b"a", b"c", b"b", b"d"],
+        ] {
+            let got = walk(keys);
+            assert_eq!(got.len(), 3, "{keys:?}");
+            assert!(got[..2].iter().all(Result::is_ok));
+            assert!(
+                matches!(&got[2], Err(Error::Damaged { problem, .. }) if problem.contains("does not follow")),
+                "{:?}",
+                got[2]
+            );
+        }
+    }
 }

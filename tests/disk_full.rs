@@ -137,15 +137,16 @@ fn writing_until_the_disk_is_full_fails_clearly_and_keeps_earlier_commits() {
         .unwrap();
     let mut written = 1u64;
     let err = loop {
-        // Batches of 50 cookies with some auth, so each commit needs several pages.
+        // Batches of 10 cookies, so each commit needs several pages (and fits in what the disk
+        // has besides the space kept for deletions).
         let r = s.batch("create cookies", |b| {
-            for _ in 0..50 {
+            for _ in 0..10 {
                 b.create("cbtid", 24, 3600)?;
             }
             Ok(())
         });
         match r {
-            Ok(()) => written += 50,
+            Ok(()) => written += 10,
             Err(e) => break e,
         }
         assert!(written < 1_000_000, "the disk never filled");
@@ -161,5 +162,96 @@ fn writing_until_the_disk_is_full_fails_clearly_and_keeps_earlier_commits() {
     drop(s);
     let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
     assert_eq!(s.count().unwrap(), written, "earlier commits are intact");
+    assert_clean(&s);
+}
+
+/// A logout is a security action: on a disk so full that creates fail, logouts still commit
+/// (into the space data.mdb keeps allocated for deletions), durably, and creates cannot eat
+/// that space.
+#[test]
+fn logouts_succeed_on_a_full_disk_and_creates_cannot_eat_their_space() {
+    use cookiestore::{Auth, AuthContext};
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("32m");
+    let store = fs.path().join("store");
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    let mut values = Vec::new();
+    s.batch("create cookies", |b| {
+        values.clear();
+        for i in 0..300 {
+            let c = b.create("cbtid", 24, 3600)?;
+            let who = if i % 10 == 0 { "alice" } else { "bob" };
+            b.set_auth(
+                &c.value,
+                &Auth::new(who, "user", "wampcra", "realm1"),
+                &AuthContext::default(),
+            )?;
+            values.push(c.value);
+        }
+        Ok(())
+    })
+    .unwrap();
+    fs.fill("fill");
+    // Creates until the disk is full; a reader in another thread holds its snapshot, so
+    // the pages the creates free are not reused (what many router workers reading do).
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let (held, wait_held) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.snapshot(|_| {
+                held.send(()).unwrap();
+                release.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        })
+    };
+    wait_held.recv().unwrap();
+    let mut created = 0u64;
+    let err = loop {
+        match s.create("cbtid", 24, 3600) {
+            Ok(_) => created += 1,
+            Err(e) => break e,
+        }
+        assert!(created < 100_000, "the disk never filled");
+    };
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+    // More creates keep failing: they never commit into the space kept for deletions.
+    for _ in 0..20 {
+        let err = s.create("cbtid", 24, 3600).unwrap_err();
+        assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+    }
+    // Logouts commit, the reader still holding its snapshot.
+    let mut logged_out = Vec::new();
+    for value in values
+        .iter()
+        .filter(|v| !v.is_empty())
+        .skip(1)
+        .step_by(10)
+        .take(8)
+    {
+        assert!(s.delete(value).unwrap(), "logout of {value} on a full disk");
+        logged_out.push(value.clone());
+    }
+    let alice = s.logout_authid("alice").unwrap();
+    assert_eq!(alice, 30, "every cookie of alice logged out on a full disk");
+    hold.send(()).unwrap();
+    reader.join().unwrap();
+    drop(s);
+    // Durable: a fresh open sees them gone, and the store is sound.
+    let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
+    for value in &logged_out {
+        assert!(!s.exists(value).unwrap(), "{value} came back");
+    }
+    assert!(
+        s.snapshot(|v| Ok(v
+            .records()?
+            .all(|c| c.unwrap().authid.as_deref() != Some("alice"))))
+            .unwrap()
+    );
+    assert_eq!(s.count().unwrap(), 300 - 8 - 30 + created);
     assert_clean(&s);
 }

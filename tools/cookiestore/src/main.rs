@@ -10,6 +10,7 @@
 mod commands;
 mod context;
 mod format;
+mod isolate;
 mod output;
 
 use std::io::{self, Write};
@@ -34,7 +35,8 @@ Exit codes:
      skipped bad lines or conflicting records, `export --skip-corrupt` skipped
      records (each is listed on stderr)
   2  error: bad usage, or the command could not run or complete (missing path, not a
-     cookie store, LMDB format 3, corrupt record, I/O error); one line on stderr
+     cookie store, LMDB format 3, corrupt record, damaged data.mdb or lock.mdb, I/O
+     error); one line on stderr
      (`dump` lists each record it cannot decode, one line each, dumps the rest, and
      exits 2)
 
@@ -143,7 +145,11 @@ enum Command {
                       is listed. When cfxdb or Crossbar.io wrote since cookiestore's last write, \
                       expiry-index differences are expected (they do not maintain it) and are \
                       listed as notes: the next writable open or purge reconciles them.\n\n\
-                      Exit 0 clean, 1 problems found, 2 could not run.",
+                      The walk runs in a child process: damaged pages that crash LMDB (SIGSEGV, \
+                      an abort) or send it in circles (beyond --timeout) are reported as a \
+                      damaged data.mdb, with what to do, and exit 2.\n\n\
+                      Exit 0 clean, 1 problems found, 2 could not run or data.mdb is damaged \
+                      beyond what LMDB can read.",
         after_help = "Example:\n  cookiestore check /var/crossbar/cookies || cookiestore repair /var/crossbar/cookies"
     )]
     Check(commands::check::Args),
@@ -155,7 +161,9 @@ enum Command {
                       older of two records with one value) are appended to PATH/quarantine.jsonl \
                       (one JSON object per line: oid, key and hex of the bytes, reason), fsynced, \
                       and only then deleted; then the value index and the expiry index are \
-                      rebuilt from the records. Metadata damage is reported, not repaired.\n\n\
+                      rebuilt from the records. Metadata damage is reported, not repaired. \
+                      The repair runs in a child process like check's walk: damaged pages that \
+                      crash LMDB are reported (exit 2), and a crash commits nothing.\n\n\
                       Exit 0 when the store checks clean afterwards, 1 when problems remain, 2 \
                       when it could not run.",
         after_help = "Example:\n  cookiestore repair /var/crossbar/cookies"

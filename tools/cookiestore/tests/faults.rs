@@ -513,3 +513,129 @@ fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
         "restore: {rss_large:?} KiB vs {rss_small:?} KiB"
     );
 }
+
+/// On a disk so full that creates fail, `cookiestore logout` and `cookiestore delete` still
+/// log out (into the space the store keeps for deletions), while another process holds a
+/// snapshot so that freed pages cannot be reused.
+#[test]
+fn cli_logout_and_delete_succeed_on_a_full_disk() {
+    use cookiestore::{Auth, AuthContext, Error};
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let fs = Tmpfs::mount("32m");
+    let store = fs.path().join("store");
+    let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
+    let mut values = Vec::new();
+    s.batch("create", |b| {
+        values.clear();
+        for i in 0..200 {
+            let c = b.create("cbtid", 24, 3600)?;
+            let who = if i % 10 == 0 { "alice" } else { "bob" };
+            let auth = Auth::new(who, "user", "wampcra", "realm1");
+            b.set_auth(&c.value, &auth, &AuthContext::default())?;
+            values.push(c.value);
+        }
+        Ok(())
+    })
+    .unwrap();
+    fs.fill("fill");
+    let (release, wait_release) = std::sync::mpsc::channel::<()>();
+    let (held, wait_held) = std::sync::mpsc::channel::<()>();
+    let reader = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            s.snapshot(|_| {
+                held.send(()).unwrap();
+                wait_release.recv().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        })
+    };
+    wait_held.recv().unwrap();
+    let err = loop {
+        if let Err(e) = s.create("cbtid", 24, 3600) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::DiskFull { .. }), "{err:?}");
+
+    let r = run(&[&"logout", &store, &"--authid", &"alice"]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let r = run(&[&"delete", &store, &values[1]]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    let r = run(&[&"logout", &store, &"--value", &values[2]]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+    release.send(()).unwrap();
+    reader.join().unwrap();
+    for value in [&values[0], &values[1], &values[2], &values[10]] {
+        assert!(!s.exists(value).unwrap(), "{value} is still logged in");
+    }
+    assert!(s.exists(&values[3]).unwrap());
+    let r = run(&[&"check", &store]);
+    assert_eq!(r.code, Some(0), "{}{}", r.stdout, r.stderr);
+}
+
+/// `copy` and `export -o` onto a full file system: the error names the destination (not the
+/// store they read), says its file system is full, and nothing is left behind.
+#[test]
+fn copy_and_export_onto_a_full_disk_name_the_destination() {
+    if !need(can_mount(), MOUNT_NEEDED) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    let s = CookieStore::open(&src, StoreOptions::default()).unwrap();
+    s.batch("create", |b| {
+        for _ in 0..2000 {
+            b.create("cbtid", 24, 3600)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    drop(s);
+    let fs = Tmpfs::mount("512k");
+    fs.fill("fill");
+    let dest = fs.path().join("copy");
+    let r = run(&[&"copy", &src, &dest]);
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    let copy = dest.join("data.mdb");
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: cannot write the copy: the file system holding it is full",
+            copy.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains(&*src.to_string_lossy()),
+        "blames the source: {}",
+        r.stderr
+    );
+    assert!(!copy.exists());
+
+    let export = fs.path().join("export.jsonl");
+    let r = run(&[&"export", &src, &"-o", &export]);
+    assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}: cannot write the export: No space left on device",
+            export.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("the file system holding it is full"),
+        "{}",
+        r.stderr
+    );
+    let left: Vec<_> = std::fs::read_dir(fs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "fill" && n != "copy")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

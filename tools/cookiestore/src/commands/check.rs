@@ -8,6 +8,7 @@ use cookiestore::{CookieStore, Error};
 
 use crate::Failure;
 use crate::context::Ctx;
+use crate::isolate::{self, Walk};
 use crate::output::{Outcome, json_line, plural, stdout};
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +18,10 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time limit of the walk in seconds (0: none); by default 60 s plus 60 s per GiB of
+    /// data.mdb. A walk that runs out of time is reported as a damaged data.mdb.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 /// Checks one snapshot; damaged metadata is an error that says what to do.
@@ -66,6 +71,20 @@ pub fn report_text(report: &CheckReport, text: &mut String) {
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     ctx.lmdb_only(&a.path, "check")?;
+    // The walk runs in a child process (this same command, `isolate::CHILD_ENV` set): damage
+    // that crashes LMDB or sends it in circles ends the child, and is reported here.
+    if !isolate::is_child() {
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        match isolate::walk_in_child(&args, isolate::time_limit(&a.path, a.timeout)) {
+            Some(Walk::Exited {
+                code,
+                stdout,
+                stderr,
+            }) => return isolate::relay(code, &stdout, &stderr),
+            Some(Walk::Crashed(how)) => return Err(isolate::damaged(&a.path, "walking it", &how)),
+            None => {} // no child could be started: walk here
+        }
+    }
     let store = ctx.open_read(&a.path)?;
     let report = check_store(&store)?;
     let mut out = stdout();

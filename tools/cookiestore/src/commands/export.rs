@@ -55,11 +55,16 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
                     Failure::Error(format!("{}: cannot create: {e}", tmp.display()))
                 })?;
                 let mut w = BufWriter::with_capacity(1 << 16, file);
-                let summary = migrate::export(&store, &mut w, options, &mut tick).map_err(hint)?;
+                let summary =
+                    migrate::export(&store, &mut w, options, &mut tick).map_err(|e| match e {
+                        // Reading the store goes through LMDB: an I/O error is the file's.
+                        Error::Io(e) => write_failed(path, e),
+                        other => hint(other),
+                    })?;
                 let file = w
                     .into_inner()
-                    .map_err(|e| io::Error::from(e.error().kind()))?;
-                file.sync_all()?;
+                    .map_err(|e| write_failed(path, e.into_error()))?;
+                file.sync_all().map_err(|e| write_failed(path, e))?;
                 fs::rename(&tmp, path).map_err(|e| {
                     Failure::Error(format!("{}: cannot rename into place: {e}", path.display()))
                 })?;
@@ -97,6 +102,24 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     } else {
         Err(Failure::Found(None))
     }
+}
+
+/// Writing the export to `path` failed (its temporary file is removed).
+fn write_failed(path: &Path, e: io::Error) -> Failure {
+    let full = matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    );
+    Failure::Error(format!(
+        "{}: cannot write the export: {e}{}",
+        path.display(),
+        if full {
+            "; the file system holding it is full: free space there, or write the export \
+             elsewhere (`-o` on another file system); nothing was left behind"
+        } else {
+            "; nothing was left behind"
+        }
+    ))
 }
 
 /// A fresh, unguessable name next to `path` (so that the rename stays in one directory).

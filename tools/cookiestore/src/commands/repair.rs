@@ -1,5 +1,6 @@
 //! `repair`: quarantine undecodable records, rebuild both indexes.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use serde_json::json;
 use super::check::{check_store, report_text};
 use crate::Failure;
 use crate::context::Ctx;
+use crate::isolate::{self, Walk};
 use crate::output::{Outcome, json_line, plural, stdout};
 
 #[derive(Debug, clap::Args)]
@@ -18,10 +20,32 @@ pub struct Args {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Time limit of the repair in seconds (0: none), which runs in a child process; by
+    /// default 60 s plus 60 s per GiB of data.mdb.
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let dir = ctx.lmdb_only(&a.path, "repair")?;
+    // The repair runs in a child process (this same command, `isolate::CHILD_ENV` set), as
+    // `check` does: damage that crashes LMDB, in the walk or in the write (LMDB trusts the
+    // pages it rewrites too), ends the child and is reported here. LMDB commits a transaction
+    // whole or not at all, so a crash leaves the store as it was before that transaction.
+    if !isolate::is_child() {
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        match isolate::walk_in_child(&args, isolate::time_limit(&a.path, a.timeout)) {
+            Some(Walk::Exited {
+                code,
+                stdout,
+                stderr,
+            }) => return isolate::relay(code, &stdout, &stderr),
+            Some(Walk::Crashed(how)) => {
+                return Err(isolate::damaged(&a.path, "repairing it", &how));
+            }
+            None => {} // no child could be started: repair here
+        }
+    }
     let store = ctx.open_existing(&dir)?;
     let quarantine = store.path().unwrap_or(&dir).join("quarantine.jsonl");
     let before = check_store(&store)?;
