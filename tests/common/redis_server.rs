@@ -249,3 +249,19 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Waits until `store`'s circuit breaker has closed again (its background probe found Redis
+/// back: at most about 2 s after Redis answers), and returns how long that took; panics
+/// after 20 s.
+pub fn wait_available(store: &cookiestore::CookieStore) -> Duration {
+    let started = Instant::now();
+    while !store.health().available {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the store did not become available again within 20 s: {:?}",
+            store.health()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
+}
