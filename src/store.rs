@@ -375,7 +375,7 @@ impl CookieStore {
             let purge = !store.readonly && options.purge_on_startup;
             let handle = store.clone();
             let _ = std::thread::Builder::new()
-                .name("cookiestore-redis-connect".into())
+                .name("cookiestore-connect".into())
                 .spawn(move || {
                     let connected = handle.redis().is_some_and(|r| r.connect_now().is_ok());
                     if connected && purge {

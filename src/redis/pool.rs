@@ -491,7 +491,7 @@ impl Shared {
         gated(&self.idle, |idle| idle.here().clear());
         let weak = Arc::downgrade(self);
         let spawned = std::thread::Builder::new()
-            .name("cookiestore-redis-probe".into())
+            .name("cookiestore-probe".into())
             .spawn(move || probe(weak, generation));
         match spawned {
             // Not joined: it ends by itself (see the module docs).

@@ -72,8 +72,13 @@ impl RedisServer {
     /// Starts one as [`Self::start_with`], with further command-line settings such as
     /// `["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`, kept for restarts.
     pub fn start_config(aof: bool, extra: &[&str]) -> RedisServer {
+        Self::start_config_on(free_port(), aof, extra)
+    }
+
+    /// Starts one as [`Self::start_config`], on `port` (where a store may already be open).
+    pub fn start_config_on(port: u16, aof: bool, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().unwrap(),
             aof,
             extra: extra.iter().map(|s| s.to_string()).collect(),
