@@ -539,13 +539,17 @@ impl Shared {
         }
     }
 
-    /// The breaker cannot probe: it closes again, and calls try Redis themselves.
+    /// The breaker cannot probe: it closes again (the outage is over for the record), and
+    /// calls try Redis themselves.
     fn no_probe(&self, why: &str) {
         let b = &self.breaker;
         gated(&b.state, |st| {
             let st = st.here();
             b.open_in.store(0, Ordering::Release);
             st.latest = Some(format!("no probe: {why}"));
+            if !st.refusing {
+                st.until = Some(SystemTime::now());
+            }
         });
     }
 
