@@ -819,6 +819,17 @@ fn probe_threads() -> usize {
         .unwrap_or(0)
 }
 
+/// The probe threads once there are `n` (a thread names itself after it starts), or after
+/// 10 s.
+#[cfg(feature = "redis")]
+fn probe_threads_soon(n: usize) -> usize {
+    let started = std::time::Instant::now();
+    while probe_threads() != n && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    probe_threads()
+}
+
 #[cfg(feature = "redis")]
 fn outage_master() {
     let url = store_path();
@@ -829,7 +840,7 @@ fn outage_master() {
         let _ = store.exists("x");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let parent_probes = probe_threads();
+    let parent_probes = probe_threads_soon(1);
     let child = fork_child(|| {
         let probes_at_fork = probe_threads();
         let available_at_fork = store.health().available;
@@ -839,7 +850,7 @@ fn outage_master() {
         }
         report(
             &json!({"ev": "tripped", "who": "child", "probes_at_fork": probes_at_fork,
-            "available_at_fork": available_at_fork, "probes_after_call": probe_threads()}),
+            "available_at_fork": available_at_fork, "probes_after_call": probe_threads_soon(1)}),
         );
         redis_server::wait_available(&store);
         redis_calls(&store, 0, 200);

@@ -456,6 +456,16 @@ fn probes() -> usize {
         .count()
 }
 
+/// The probe threads once there are `n` (a thread names itself after it starts), or after
+/// 10 s.
+fn probes_soon(n: usize) -> usize {
+    let started = Instant::now();
+    while probes() != n && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    probes()
+}
+
 const PROBE_TEST: &str = "the_probe_runs_only_during_an_outage_and_ends_with_the_last_handle";
 
 #[test]
@@ -482,14 +492,11 @@ fn probe_alone() {
     let clone = store.clone();
     wait_unavailable(&store);
     unavailable("exists", clone.exists("x"));
-    let during = probes();
+    let during = probes_soon(1);
     drop(store);
     unavailable("exists on the clone", clone.exists("x")); // still refused at once
     drop(clone);
     // The probe is woken and ends.
-    let started = Instant::now();
-    while probes() > 0 && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    report(&json!({"ev": "done", "during": during, "after_drop": probes()}));
+    let after_drop = probes_soon(0);
+    report(&json!({"ev": "done", "during": during, "after_drop": after_drop}));
 }
