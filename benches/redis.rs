@@ -14,6 +14,9 @@
 //! transactions, fsync off here; Redis: SET NX, then GET + the compare-and-set script).
 //! No public call takes a batch on Redis, so nothing here is pipelined.
 //!
+//! The group `outage` compares a call refused by an open circuit breaker (a store whose
+//! Redis is down) with a round trip to the running Redis.
+//!
 //! Last, `logout_authid` of a user without cookies on Redis: the user's set is missing, so
 //! every cookie is walked (SCAN + MGET per 1,000), which is also what each `logout_authid`
 //! costs with `allow_eviction`; the time per call and the number of cookies are printed.
@@ -27,10 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cookiestore::{Auth, AuthContext, StoreOptions, Tracker, TrackerConfig};
+use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions, Tracker, TrackerConfig};
 use criterion::Criterion;
 
-use redis_server::{RedisServer, redis_server_exists};
+use redis_server::{RedisServer, free_port, redis_server_exists};
 
 /// Cookies in each store before measuring.
 const COOKIES: usize = 10_000;
@@ -137,6 +140,29 @@ fn main() {
                 })
             });
         }
+        group.finish();
+    }
+    // What a call costs while the store's circuit breaker is open (Redis down: refused at
+    // once, no network) against a round trip to the running Redis, in the same run.
+    {
+        let down = CookieStore::open(
+            format!("redis://127.0.0.1:{}/", free_port()),
+            StoreOptions::default().connect_lazily(true),
+        )
+        .unwrap();
+        while down.health().available {
+            let _ = down.exists("x");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let up = backends[1].tracker.store().clone();
+        let mut group = c.benchmark_group("outage");
+        group.measurement_time(Duration::from_secs(3));
+        group.bench_function("exists, round trip", |bench| {
+            bench.iter(|| black_box(up.exists("nosuchvalue").unwrap()))
+        });
+        group.bench_function("exists, breaker open", |bench| {
+            bench.iter(|| black_box(down.exists("nosuchvalue").unwrap_err()))
+        });
         group.finish();
     }
     c.final_summary();

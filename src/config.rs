@@ -81,7 +81,9 @@ pub struct StoreOptions {
     /// `imported:`, `revocations:`, `feature_level:`), so that no two deployments in one
     /// Redis database ever see each other's keys (see the README's "Layout on Redis").
     pub key_prefix: String,
-    /// Redis stores: the timeout of each connect, read and write, in ms; a call fails with
+    /// Redis stores: how long a call may wait for Redis, in ms, in total (connecting, a
+    /// retry on a dead pooled connection and every round trip of the call; a walk over every
+    /// key, as `count` or an export, has it per batch of 1,000 keys); the call fails with
     /// [`Error::Unavailable`] after it. A URL's `?timeout_ms=` takes precedence. Default
     /// 2000.
     pub timeout_ms: u64,
@@ -101,6 +103,17 @@ pub struct StoreOptions {
     /// two round trips per 1,000 cookies) instead of reading the user's set, so that it
     /// still finds every cookie of the user.
     pub allow_eviction: bool,
+    /// Redis stores: open without waiting for Redis. Default false: the open connects (one
+    /// `PING`) and runs the open-time checks (a Redis that may evict keys, a newer store),
+    /// so that an unreachable or unsuitable Redis fails the open, as a command-line tool
+    /// wants. With true the open makes no round trip and succeeds while Redis is down, as a
+    /// router starting before its Redis wants: a background thread connects at once, the
+    /// checks run before the first call that reaches Redis, and their refusal
+    /// ([`Error::RedisSetting`], [`Error::NewerStore`]) is that call's error (and every
+    /// call's for 2 s, then they run again); [`CookieStore::health`](crate::CookieStore::health)
+    /// reports it. `purge_on_startup` is then done by that thread, and skipped when Redis
+    /// cannot be reached.
+    pub connect_lazily: bool,
     /// LMDB stores: the byte budget of this process's cache of live cookies' lookups, which
     /// answers [`CookieStore::lookup`](crate::CookieStore::lookup),
     /// [`get_auth`](crate::CookieStore::get_auth) and
@@ -129,6 +142,7 @@ impl Default for StoreOptions {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
             allow_eviction: false,
+            connect_lazily: false,
             cache_bytes: DEFAULT_CACHE_BYTES,
             clock: Arc::new(SystemClock),
         }
@@ -221,6 +235,12 @@ impl StoreOptions {
     /// Sets [`allow_eviction`](Self::allow_eviction) (read what it costs there).
     pub fn allow_eviction(mut self, allow: bool) -> Self {
         self.allow_eviction = allow;
+        self
+    }
+
+    /// Sets [`connect_lazily`](Self::connect_lazily).
+    pub fn connect_lazily(mut self, lazily: bool) -> Self {
+        self.connect_lazily = lazily;
         self
     }
 

@@ -246,9 +246,12 @@ pub enum Error {
         location: String,
     },
 
-    /// The store's server (Redis) cannot be reached, or did not answer within the timeout.
-    /// Nothing is known to have been written; the same handle works again once the server
-    /// is back (connections are made anew).
+    /// The store's server (Redis) cannot be reached, or did not answer within the timeout,
+    /// or the handle's circuit breaker refused the call at once because an earlier call
+    /// found it so (see [`CookieStore::health`](crate::CookieStore::health)). A write
+    /// refused at once was not applied; one whose answer did not come in time may have
+    /// been. The same handle works again once the server is back (a background probe
+    /// finds it within about 2 s; connections are made anew).
     #[error(
         "the cookie store at {location} is unavailable: {problem}; check that the server \
          runs and is reachable (the handle reconnects by itself)"

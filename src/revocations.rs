@@ -411,20 +411,38 @@ pub struct Subscriber {
     /// known yet, as after [`Self::starting_after`]).
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     anchor: Option<String>,
+    /// Redis: the end of the feed could not be read when this subscriber was made; the
+    /// first poll that reaches Redis starts there and reports a miss.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    start_pending: bool,
 }
 
 impl Subscriber {
     /// A subscriber that starts at the end of the feed: it sees revocations made from now.
+    ///
+    /// On Redis it is made also while Redis cannot be reached (or a lazily opened store
+    /// refuses it: [`Error::RedisSetting`], [`Error::NewerStore`]): its first poll that
+    /// reaches Redis then starts at the end of the feed and reports `missed` (revocations
+    /// made before that poll are not known to it: re-check the connections made meanwhile).
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
         #[cfg(feature = "redis")]
         if let Some(redis) = store.redis() {
-            let (next, anchor) = redis.last_revocation()?;
+            let (next, anchor, start_pending) = match redis.last_revocation() {
+                Ok((next, anchor)) => (next, Some(anchor), false),
+                Err(
+                    Error::Unavailable { .. }
+                    | Error::RedisSetting { .. }
+                    | Error::NewerStore { .. },
+                ) => (0, None, true),
+                Err(e) => return Err(e),
+            };
             return Ok(Subscriber {
                 store: store.clone(),
                 next,
                 seen_txn: None,
                 reads: 1,
-                anchor: Some(anchor),
+                anchor,
+                start_pending,
             });
         }
         let (next, seen) = store.last_revocation()?;
@@ -434,6 +452,7 @@ impl Subscriber {
             seen_txn: seen,
             reads: 1,
             anchor: None,
+            start_pending: false,
         })
     }
 
@@ -448,6 +467,7 @@ impl Subscriber {
             seen_txn: None,
             reads: 0,
             anchor: None,
+            start_pending: false,
         }
     }
 
@@ -458,6 +478,17 @@ impl Subscriber {
         #[cfg(feature = "redis")]
         if let Some(redis) = self.store.redis() {
             self.reads += 1;
+            if self.start_pending {
+                let (next, anchor) = redis.last_revocation()?;
+                self.next = next;
+                self.anchor = Some(anchor);
+                self.start_pending = false;
+                return Ok(Revocations {
+                    entries: Vec::new(),
+                    next,
+                    missed: true,
+                });
+            }
             let (found, anchor) = redis.revocations_after(self.next, self.anchor.as_deref())?;
             self.next = found.next;
             self.anchor = Some(anchor);

@@ -305,8 +305,10 @@ impl CookieStore {
     /// A `redis://`, `redis+unix://` (or `unix://`) URL opens the store on that Redis server
     /// instead (feature `redis`, on by default); see the README for the layout and what
     /// differs. Its errors: [`Error::Unavailable`] when Redis cannot be reached within
-    /// [`StoreOptions::timeout_ms`]. Any other URL is [`Error::UnsupportedLocation`]. No
-    /// message ever shows the URL's password.
+    /// [`StoreOptions::timeout_ms`], [`Error::RedisSetting`] for a Redis that may evict keys,
+    /// [`Error::NewerStore`]; with [`StoreOptions::connect_lazily`] the open makes no round
+    /// trip, and these are the errors of the calls instead. Any other URL is
+    /// [`Error::UnsupportedLocation`]. No message ever shows the URL's password.
     pub fn open(location: impl IntoLocation, options: StoreOptions) -> Result<CookieStore> {
         let location = location.into_location()?;
         options.validate()?;
@@ -399,6 +401,23 @@ impl CookieStore {
             clock: options.clock.clone(),
             revocation_retention_secs: options.revocation_retention_secs,
         };
+        if options.connect_lazily {
+            // Connects in the background at once: the open-time checks run, and an outage is
+            // known to `health()` without waiting for a call. Without a thread, the first
+            // call does it.
+            let purge = !store.readonly && options.purge_on_startup;
+            let handle = store.clone();
+            let _ = std::thread::Builder::new()
+                .name("cookiestore-connect".into())
+                .spawn(move || {
+                    let connected = handle.redis().is_some_and(|r| r.connect_now().is_ok());
+                    if connected && purge {
+                        // Trims the feed; the next purge does it when this one fails.
+                        let _ = handle.purge_expired();
+                    }
+                });
+            return Ok(store);
+        }
         if !store.readonly && options.purge_on_startup {
             store.purge_expired()?;
         }

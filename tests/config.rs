@@ -304,7 +304,8 @@ fn sample(key: &str) -> Value {
         "url" => json!("redis://127.0.0.1:6379/0"),
         "maxsize" => json!(1 << 30),
         "initial_mapsize" => json!(1 << 20),
-        "readonly" | "sync" | "purge_on_startup" | "secure" | "http_strict" | "allow_eviction" => {
+        "readonly" | "sync" | "purge_on_startup" | "secure" | "http_strict" | "allow_eviction"
+        | "connect_lazily" => {
             json!(true)
         }
         "durability" => json!("full"),

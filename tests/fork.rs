@@ -19,6 +19,9 @@
 //!   parent's transaction (its store call is refused), the parent's commit goes in once;
 //! - a Redis store used by forked children through the inherited handle: each child gets
 //!   connections of its own (no error, every answer right).
+//! - a Redis store whose circuit breaker is open when the process forks: the child has no
+//!   probe thread and does not inherit the open breaker; it opens its own (with its own
+//!   probe) and recovers when Redis starts, as the parent does.
 #![cfg(unix)]
 
 mod common;
@@ -750,4 +753,110 @@ fn redis_calls(store: &CookieStore, index: usize, n: u64) {
         &json!({"ev": "done", "index": index, "errors": errors, "wrong": wrong,
         "first_error": first_error}),
     );
+}
+
+const REDIS_OUTAGE: &str = "a_child_forked_during_a_redis_outage_probes_by_itself_and_recovers";
+
+/// A store whose breaker is open (Redis down, the probe thread running) when the process
+/// forks: the child has no probe thread and does not count the parent's breaker as its own;
+/// its first call tries Redis and opens a breaker of its own, with a probe of its own, and
+/// it recovers when Redis starts, as the parent does.
+#[cfg(feature = "redis")]
+#[test]
+fn a_child_forked_during_a_redis_outage_probes_by_itself_and_recovers() {
+    if child_role().is_some() {
+        return outage_master();
+    }
+    if !redis_server::need_redis() {
+        return;
+    }
+    let port = redis_server::free_port(); // Redis starts there once both have tripped
+    let url = format!("redis://127.0.0.1:{port}/");
+    let mut cmd = child_command(REDIS_OUTAGE, "master");
+    cmd.env("FORK_STORE", &url);
+    let mut master = cmd.spawn().unwrap();
+    let lines = ChildLines::new(&mut master);
+    let mut tripped = Vec::new();
+    while tripped.len() < 2 {
+        let r = lines
+            .next_timeout(Duration::from_secs(60))
+            .expect("both processes report their outage");
+        assert_ne!(r["ev"], "failed", "{r}");
+        if r["ev"] == "tripped" {
+            tripped.push(r);
+        }
+    }
+    let _server = redis_server::RedisServer::start_config_on(port, false, &[]);
+    wait_success(&mut master, "the master");
+    let reports = lines.rest();
+    let child = tripped.iter().find(|r| r["who"] == "child").expect("child");
+    assert_eq!(child["probes_at_fork"], 0, "{child}");
+    assert_eq!(child["available_at_fork"], true, "{child}");
+    assert_eq!(child["probes_after_call"], 1, "{child}");
+    let parent = tripped
+        .iter()
+        .find(|r| r["who"] == "parent")
+        .expect("parent");
+    assert_eq!(parent["probes"], 1, "{parent}");
+    let done: Vec<&Value> = reports.iter().filter(|r| r["ev"] == "done").collect();
+    assert_eq!(done.len(), 2, "{reports:?}");
+    for r in done {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["wrong"], 0, "{r}");
+    }
+}
+
+/// The probe threads of this process (`comm` is cut at 15 bytes).
+#[cfg(feature = "redis")]
+fn probe_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|n| n.trim() == "cookiestore-pro")
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The probe threads once there are `n` (a thread names itself after it starts), or after
+/// 10 s.
+#[cfg(feature = "redis")]
+fn probe_threads_soon(n: usize) -> usize {
+    let started = std::time::Instant::now();
+    while probe_threads() != n && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    probe_threads()
+}
+
+#[cfg(feature = "redis")]
+fn outage_master() {
+    let url = store_path();
+    let options = options().timeout_ms(500).connect_lazily(true);
+    let store = CookieStore::open(&url, options).unwrap();
+    // Nothing listens yet: the breaker opens, its probe runs.
+    while store.health().available {
+        let _ = store.exists("x");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let parent_probes = probe_threads_soon(1);
+    let child = fork_child(|| {
+        let probes_at_fork = probe_threads();
+        let available_at_fork = store.health().available;
+        let first = store.exists("x");
+        if !matches!(first, Err(Error::Unavailable { .. })) {
+            report(&json!({"ev": "failed", "first": format!("{first:?}")}));
+        }
+        report(
+            &json!({"ev": "tripped", "who": "child", "probes_at_fork": probes_at_fork,
+            "available_at_fork": available_at_fork, "probes_after_call": probe_threads_soon(1)}),
+        );
+        redis_server::wait_available(&store);
+        redis_calls(&store, 0, 200);
+    });
+    report(&json!({"ev": "tripped", "who": "parent", "probes": parent_probes}));
+    redis_server::wait_available(&store);
+    redis_calls(&store, 1, 200);
+    wait_child(child, "the child");
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::redis_server::{RedisServer, free_port, need_redis};
+use common::redis_server::{RedisServer, free_port, need_redis, wait_available};
 use common::{ChildLines, child_command, child_role, report};
 use cookiestore::{
     Auth, AuthContext, AuthUpdate, Connections, Cookie, CookieStore, Error, StoreOptions, Tracker,
@@ -307,7 +307,9 @@ fn a_stopped_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() 
         assert!(took < Duration::from_secs(10), "{name} took {took:?}");
     }
     server.restart();
-    // The same handle works again (no persistence here: the cookie is gone).
+    // The same handle works again once its probe found Redis back (no persistence here:
+    // the cookie is gone).
+    wait_available(&store);
     assert!(!store.exists(&c.value).unwrap());
     let d = store.create("cbtid", 24, 600).unwrap();
     assert!(store.exists(&d.value).unwrap());
@@ -512,6 +514,7 @@ fn a_watcher_reconnects_after_a_restart_and_catches_up() {
     let failed = rx.recv_timeout(Duration::from_secs(10)).unwrap();
     assert!(failed.get("failed").is_some(), "{failed}");
     server.restart();
+    wait_available(&store);
     store.delete(&c2.value).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -594,7 +597,8 @@ fn a_hung_redis_fails_each_call_within_the_timeout_and_the_handle_recovers() {
     ));
     assert!(started.elapsed() < Duration::from_secs(10));
     server.resume();
-    // The timed-out connections were dropped: the handle works again at once.
+    // The handle works again once its probe found Redis back.
+    wait_available(&store);
     assert!(store.exists(&c.value).unwrap());
     let d = store.create("cbtid", 24, 600).unwrap();
     assert!(store.exists(&d.value).unwrap());

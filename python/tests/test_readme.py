@@ -80,6 +80,7 @@ SAMPLES = {
     "store.revocation_stream_max": 1000,
     "store.cache_bytes": 0,
     "store.allow_eviction": True,
+    "store.connect_lazily": True,
 }
 
 

@@ -32,7 +32,8 @@
 //! escaped) and one key word. The check is [`crate::location::check_key_prefix`], applied to
 //! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
-//! A Redis that may evict keys is refused at open unless allowed (`policy.rs`).
+//! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
+//! allowed (`policy.rs`). Faults: a deadline per call and a circuit breaker (`pool.rs`).
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
@@ -67,6 +68,8 @@ pub(crate) struct RedisBackend {
     stream_max: u64,
     /// Redis may evict keys (opted in): the authid sets are not trusted.
     allow_eviction: bool,
+    /// The open-time checks, until they passed (`policy.rs`).
+    checks: policy::Checks,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -79,8 +82,10 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// Connects to the Redis store at `location` (one PING, so that a wrong address fails
-    /// here), and, unless read-only or opted out, refuses a Redis that may evict keys.
+    /// The Redis store at `location`. Unless `options.connect_lazily`: connects (one PING,
+    /// so that a wrong address fails here) and, unless read-only, runs the open-time checks
+    /// (`policy.rs`: a Redis that may evict keys, a newer store). Lazily: no round trip here;
+    /// the checks run before the first call that reaches Redis.
     pub(crate) fn open(location: &RedisLocation, options: &StoreOptions) -> Result<RedisBackend> {
         let timeout = location
             .timeout()
@@ -106,20 +111,41 @@ impl RedisBackend {
                 },
             }
         })?;
+        let allow_eviction = location.allow_eviction().unwrap_or(options.allow_eviction);
         let backend = RedisBackend {
             pool: Pool::new(client, timeout, location.clone()),
             prefix,
             stream_max: options.revocation_stream_max,
-            allow_eviction: location.allow_eviction().unwrap_or(options.allow_eviction),
+            allow_eviction,
+            checks: policy::Checks::new(options.readonly, allow_eviction),
         };
-        backend.run(|con| redis::cmd("PING").query::<()>(con))?;
-        if !options.readonly && !backend.allow_eviction {
-            backend.check_eviction()?;
+        if options.connect_lazily {
+            backend.pool.arm();
+            return Ok(backend);
         }
-        if !options.readonly {
-            backend.check_feature_level()?;
-        }
+        // Eagerly, within one timeout: the errors go to the opener, and the breaker is armed
+        // once open.
+        backend.pool.within_deadline(|| {
+            backend
+                .pool
+                .run(|con| redis::cmd("PING").query::<()>(con))?;
+            backend.run_checks()
+        })?;
+        backend.checked();
+        backend.pool.arm();
         Ok(backend)
+    }
+
+    /// Connects, and runs the open-time checks, if not done yet (a lazy open's background
+    /// connection: see [`CookieStore::open`](crate::CookieStore::open)).
+    pub(crate) fn connect_now(&self) -> Result<()> {
+        self.ready()?;
+        self.run(|con| redis::cmd("PING").query::<()>(con))
+    }
+
+    /// What [`CookieStore::health`](crate::CookieStore::health) reports.
+    pub(crate) fn health_record(&self) -> pool::Record {
+        self.pool.record()
     }
 
     /// The location without its password.
@@ -127,7 +153,9 @@ impl RedisBackend {
         self.pool.location().masked()
     }
 
+    /// One round trip, once the open-time checks passed (`policy.rs`).
     fn run<T>(&self, f: impl FnMut(&mut Connection) -> RedisResult<T>) -> Result<T> {
+        self.ready()?;
         self.pool.run(f)
     }
 
@@ -175,6 +203,9 @@ impl RedisBackend {
     ) -> Result<()> {
         let mut cursor: u64 = 0;
         loop {
+            // Each batch has the timeout (a call's deadline would not let a large store be
+            // walked).
+            self.pool.restart_deadline();
             let (next, keys): (u64, Vec<String>) = self.run(|con| {
                 redis::cmd("SCAN")
                     .arg(cursor)

@@ -189,34 +189,36 @@ impl RedisBackend {
         max_age: u64,
         now: u64,
     ) -> Result<Cookie> {
-        value::check_length(length)?;
-        for _ in 0..DRAW_ATTEMPTS {
-            let cookie = Cookie {
-                oid: Uuid::new_v4(),
-                created: now,
-                max_age,
-                name: Some(name.to_string()),
-                value: CookieValue::random(length)?.into_string(),
-                ..Cookie::default()
-            };
-            let bytes = cookie.encode()?;
-            let key = self.cookie_key(&cookie.value);
-            let at = pxat_ms(cookie.expires_at());
-            let set: Option<String> = self.run(|con| {
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&bytes)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(at)
-                    .query(con)
-            })?;
-            if set.is_some() {
-                return Ok(cookie);
+        self.pool.within_deadline(|| {
+            value::check_length(length)?;
+            for _ in 0..DRAW_ATTEMPTS {
+                let cookie = Cookie {
+                    oid: Uuid::new_v4(),
+                    created: now,
+                    max_age,
+                    name: Some(name.to_string()),
+                    value: CookieValue::random(length)?.into_string(),
+                    ..Cookie::default()
+                };
+                let bytes = cookie.encode()?;
+                let key = self.cookie_key(&cookie.value);
+                let at = pxat_ms(cookie.expires_at());
+                let set: Option<String> = self.run(|con| {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(&bytes)
+                        .arg("NX")
+                        .arg("PXAT")
+                        .arg(at)
+                        .query(con)
+                })?;
+                if set.is_some() {
+                    return Ok(cookie);
+                }
             }
-        }
-        Err(Error::ValueSpaceExhausted {
-            attempts: DRAW_ATTEMPTS,
+            Err(Error::ValueSpaceExhausted {
+                attempts: DRAW_ATTEMPTS,
+            })
         })
     }
 
@@ -259,29 +261,31 @@ impl RedisBackend {
         context: &AuthContext,
         now: u64,
     ) -> Result<AuthUpdate> {
-        crate::cookie::check_auth(auth, context)?;
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(old) = self.record(value)? else {
-                return Ok(AuthUpdate::NoSuchCookie);
-            };
-            let key = self.cookie_key(value);
-            let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
-            if view.is_expired(now) {
-                return Ok(AuthUpdate::NoSuchCookie);
+        self.pool.within_deadline(|| {
+            crate::cookie::check_auth(auth, context)?;
+            for _ in 0..CAS_ATTEMPTS {
+                let Some(old) = self.record(value)? else {
+                    return Ok(AuthUpdate::NoSuchCookie);
+                };
+                let key = self.cookie_key(value);
+                let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
+                if view.is_expired(now) {
+                    return Ok(AuthUpdate::NoSuchCookie);
+                }
+                let oid = view.oid().unwrap_or_else(Uuid::nil);
+                let mut cookie = materialise(oid, view)?;
+                if !apply_auth(&mut cookie, auth, context, now) {
+                    return Ok(AuthUpdate::Unchanged);
+                }
+                let bytes = cookie.encode()?;
+                match self.put_cas(&cookie, &bytes, &old, true)? {
+                    1 => return Ok(AuthUpdate::Written),
+                    -1 => return Ok(AuthUpdate::NoSuchCookie),
+                    _ => continue, // changed meanwhile: read again
+                }
             }
-            let oid = view.oid().unwrap_or_else(Uuid::nil);
-            let mut cookie = materialise(oid, view)?;
-            if !apply_auth(&mut cookie, auth, context, now) {
-                return Ok(AuthUpdate::Unchanged);
-            }
-            let bytes = cookie.encode()?;
-            match self.put_cas(&cookie, &bytes, &old, true)? {
-                1 => return Ok(AuthUpdate::Written),
-                -1 => return Ok(AuthUpdate::NoSuchCookie),
-                _ => continue, // changed meanwhile: read again
-            }
-        }
-        Err(self.contended("set auth"))
+            Err(self.contended("set auth"))
+        })
     }
 
     /// Clears the live cookie's authentication (see
@@ -289,63 +293,67 @@ impl RedisBackend {
     /// keeps the key's expiry and drops the value from its old authid's set. Redis has no
     /// cache to tell, so the feed gets no entry (as for `set_auth`).
     pub(crate) fn clear_auth(&self, value: &str, now: u64) -> Result<AuthUpdate> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(old) = self.record(value)? else {
-                return Ok(AuthUpdate::NoSuchCookie);
-            };
-            let key = self.cookie_key(value);
-            let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
-            if view.is_expired(now) {
-                return Ok(AuthUpdate::NoSuchCookie);
+        self.pool.within_deadline(|| {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some(old) = self.record(value)? else {
+                    return Ok(AuthUpdate::NoSuchCookie);
+                };
+                let key = self.cookie_key(value);
+                let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
+                if view.is_expired(now) {
+                    return Ok(AuthUpdate::NoSuchCookie);
+                }
+                let Some(authid) = view.authid().map(str::to_string) else {
+                    return Ok(AuthUpdate::Unchanged);
+                };
+                let oid = view.oid().unwrap_or_else(Uuid::nil);
+                let mut cookie = materialise(oid, view)?;
+                clear_auth_fields(&mut cookie);
+                let bytes = cookie.encode()?;
+                let set_key = self.authid_key(&authid);
+                let done: i64 = self.run(|con| {
+                    CLEAR_AUTH
+                        .key(&key)
+                        .key(&set_key)
+                        .arg(&old[..])
+                        .arg(&bytes[..])
+                        .arg(value)
+                        .invoke(con)
+                })?;
+                match done {
+                    1 => return Ok(AuthUpdate::Written),
+                    -1 => return Ok(AuthUpdate::NoSuchCookie),
+                    _ => continue, // changed meanwhile: read again
+                }
             }
-            let Some(authid) = view.authid().map(str::to_string) else {
-                return Ok(AuthUpdate::Unchanged);
-            };
-            let oid = view.oid().unwrap_or_else(Uuid::nil);
-            let mut cookie = materialise(oid, view)?;
-            clear_auth_fields(&mut cookie);
-            let bytes = cookie.encode()?;
-            let set_key = self.authid_key(&authid);
-            let done: i64 = self.run(|con| {
-                CLEAR_AUTH
-                    .key(&key)
-                    .key(&set_key)
-                    .arg(&old[..])
-                    .arg(&bytes[..])
-                    .arg(value)
-                    .invoke(con)
-            })?;
-            match done {
-                1 => return Ok(AuthUpdate::Written),
-                -1 => return Ok(AuthUpdate::NoSuchCookie),
-                _ => continue, // changed meanwhile: read again
-            }
-        }
-        Err(self.contended("clear auth"))
+            Err(self.contended("clear auth"))
+        })
     }
 
     /// Stores a whole record under its value (restore, import), expiring at its expiry. A
     /// value held by a record with another oid is refused ([`Error::DuplicateValue`]).
     pub(crate) fn put(&self, cookie: &Cookie) -> Result<()> {
-        cookie.check_storable()?;
-        let bytes = cookie.encode()?;
-        for _ in 0..CAS_ATTEMPTS {
-            let old = self.record(&cookie.value)?.unwrap_or_default();
-            if !old.is_empty()
-                && let Ok(view) = CookieView::new(&old)
-                && let Some(existing) = view.oid()
-                && existing != cookie.oid
-            {
-                return Err(Error::DuplicateValue {
-                    value: cookie.value.clone(),
-                    existing,
-                });
+        self.pool.within_deadline(|| {
+            cookie.check_storable()?;
+            let bytes = cookie.encode()?;
+            for _ in 0..CAS_ATTEMPTS {
+                let old = self.record(&cookie.value)?.unwrap_or_default();
+                if !old.is_empty()
+                    && let Ok(view) = CookieView::new(&old)
+                    && let Some(existing) = view.oid()
+                    && existing != cookie.oid
+                {
+                    return Err(Error::DuplicateValue {
+                        value: cookie.value.clone(),
+                        existing,
+                    });
+                }
+                if self.put_cas(cookie, &bytes, &old, false)? == 1 {
+                    return Ok(());
+                }
             }
-            if self.put_cas(cookie, &bytes, &old, false)? == 1 {
-                return Ok(());
-            }
-        }
-        Err(self.contended("put a cookie"))
+            Err(self.contended("put a cookie"))
+        })
     }
 
     /// Runs the revoke script over `items` (all or none); returns the number revoked, or
@@ -403,16 +411,18 @@ impl RedisBackend {
 
     /// Logs out one cookie (expired or not): deletes it and appends to the feed, atomically.
     pub(crate) fn delete(&self, value: &str, now: u64) -> Result<bool> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(bytes) = self.record(value)? else {
-                return Ok(false);
-            };
-            let item = self.revoke_item(value, bytes);
-            if self.revoke(RevocationKind::Logout, now, &[item])?.is_some() {
-                return Ok(true);
+        self.pool.within_deadline(|| {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some(bytes) = self.record(value)? else {
+                    return Ok(false);
+                };
+                let item = self.revoke_item(value, bytes);
+                if self.revoke(RevocationKind::Logout, now, &[item])?.is_some() {
+                    return Ok(true);
+                }
             }
-        }
-        Err(self.contended("delete a cookie"))
+            Err(self.contended("delete a cookie"))
+        })
     }
 
     /// Logs out every cookie whose record carries `authid`: reads the authid set and the
@@ -424,64 +434,67 @@ impl RedisBackend {
     /// may have been made again by a later login, holding only that cookie), every cookie
     /// is walked as well, so that no cookie of the user is left.
     pub(crate) fn logout_authid(&self, authid: &str, now: u64) -> Result<u64> {
-        let set_key = self.authid_key(authid);
-        let prefix_len = self.cookie_key("").len();
-        for _ in 0..CAS_ATTEMPTS {
-            let members: Vec<String> =
-                self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
-            let mut items = Vec::with_capacity(members.len());
-            if !members.is_empty() {
-                let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
-                let records: Vec<Option<Vec<u8>>> =
-                    self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
-                for ((member, key), bytes) in members.iter().zip(keys).zip(records) {
-                    let bytes = bytes.unwrap_or_default();
-                    let carries = CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
-                    items.push(Item {
-                        key,
-                        set_key: set_key.clone(),
-                        oid: oid_hint(&bytes),
-                        value: member.clone(),
-                        unlink: true,
-                        expected: bytes,
-                        revoke: carries,
-                    });
+        self.pool.within_deadline(|| {
+            let set_key = self.authid_key(authid);
+            let prefix_len = self.cookie_key("").len();
+            for _ in 0..CAS_ATTEMPTS {
+                let members: Vec<String> =
+                    self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
+                let mut items = Vec::with_capacity(members.len());
+                if !members.is_empty() {
+                    let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
+                    let records: Vec<Option<Vec<u8>>> =
+                        self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+                    for ((member, key), bytes) in members.iter().zip(keys).zip(records) {
+                        let bytes = bytes.unwrap_or_default();
+                        let carries =
+                            CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid));
+                        items.push(Item {
+                            key,
+                            set_key: set_key.clone(),
+                            oid: oid_hint(&bytes),
+                            value: member.clone(),
+                            unlink: true,
+                            expected: bytes,
+                            revoke: carries,
+                        });
+                    }
+                }
+                if members.is_empty() || self.allow_eviction {
+                    let known: HashSet<&str> = members.iter().map(String::as_str).collect();
+                    let mut found = Vec::new();
+                    self.for_each_record(|batch| {
+                        for (key, bytes) in batch {
+                            let Some(value) = key.get(prefix_len..) else {
+                                continue; // SCAN MATCH gives the prefix: never here
+                            };
+                            if !known.contains(value)
+                                && CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid))
+                            {
+                                found.push(Item {
+                                    set_key: set_key.clone(),
+                                    oid: oid_hint(&bytes),
+                                    value: value.to_string(),
+                                    unlink: true,
+                                    expected: bytes,
+                                    revoke: true,
+                                    key,
+                                });
+                            }
+                        }
+                        Ok(true)
+                    })?;
+                    items.extend(found);
+                }
+                if items.is_empty() {
+                    return Ok(0);
+                }
+                if let Some(n) = self.revoke(RevocationKind::Authid, now, &items)? {
+                    return Ok(n);
                 }
             }
-            if members.is_empty() || self.allow_eviction {
-                let known: HashSet<&str> = members.iter().map(String::as_str).collect();
-                let mut found = Vec::new();
-                self.for_each_record(|batch| {
-                    for (key, bytes) in batch {
-                        let Some(value) = key.get(prefix_len..) else {
-                            continue; // SCAN MATCH gives the prefix: never here
-                        };
-                        if !known.contains(value)
-                            && CookieView::new(&bytes).is_ok_and(|v| v.authid() == Some(authid))
-                        {
-                            found.push(Item {
-                                set_key: set_key.clone(),
-                                oid: oid_hint(&bytes),
-                                value: value.to_string(),
-                                unlink: true,
-                                expected: bytes,
-                                revoke: true,
-                                key,
-                            });
-                        }
-                    }
-                    Ok(true)
-                })?;
-                items.extend(found);
-            }
-            if items.is_empty() {
-                return Ok(0);
-            }
-            if let Some(n) = self.revoke(RevocationKind::Authid, now, &items)? {
-                return Ok(n);
-            }
-        }
-        Err(self.contended("log out an authid"))
+            Err(self.contended("log out an authid"))
+        })
     }
 
     /// Deletes every cookie (each a maintenance revocation); returns how many.

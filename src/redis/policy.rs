@@ -1,13 +1,22 @@
 //! The checks at open of a writable handle: that Redis never evicts the store's keys, and
 //! that this build knows the store's feature level.
 //!
+//! They run at open, or, when the store is opened with
+//! [`StoreOptions::connect_lazily`](crate::StoreOptions::connect_lazily), before the first
+//! call that reaches Redis ([`RedisBackend::ready`]): that call returns their refusal
+//! ([`Error::RedisSetting`], [`Error::NewerStore`]), and so does every call after it, at once,
+//! for [`RECHECK`]; the call after that checks again (a setting fixed meanwhile is seen
+//! without a restart). Until they passed, every call runs them (calls at the same time may
+//! each run them: they are idempotent).
+//!
 //! A Redis with `maxmemory` and an evicting `maxmemory-policy` (`allkeys-*`, or
 //! `volatile-*`: every cookie key has a TTL) drops keys when it runs out of memory. An
 //! evicted authid set lets [`logout_authid`](crate::CookieStore::logout_authid) miss the
 //! user's cookies that were kept, so such a Redis is refused unless the store is opened with
 //! [`StoreOptions::allow_eviction`](crate::StoreOptions::allow_eviction). The policy is read
 //! with `CONFIG GET`, or from `INFO memory` where `CONFIG` is renamed or forbidden (as on
-//! managed Redis services). It is read once, at open: a policy changed later is not seen.
+//! managed Redis services). It is read once, at open (or at the first call: see above): a policy changed later is not
+//! seen.
 //!
 //! The feature level ([`FEATURE_LEVEL`]) is kept in the key `P feature_level`: a writable open
 //! raises it to this build's level and refuses ([`Error::NewerStore`]) a store whose level
@@ -15,10 +24,153 @@
 //! write would cost a round trip), so a process opened before a newer build raised the
 //! level keeps writing until it is restarted: upgrade every process together.
 
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
 use super::RedisBackend;
+use super::pool::{PROBE_MAX, gated};
 use super::scripts::RAISE_LEVEL;
 use crate::error::{Error, Result};
 use crate::tables::FEATURE_LEVEL;
+
+/// How long a refusal by the checks is answered from memory before they run again.
+pub(crate) const RECHECK: std::time::Duration = PROBE_MAX;
+
+/// What is left to check before the first call (see the module docs).
+pub(crate) struct Checks {
+    /// Nothing is (any longer) to be checked.
+    done: AtomicBool,
+    eviction: bool,
+    feature_level: bool,
+    /// The last refusal and when it was made (locked under the pools' fork gate, never
+    /// across a round trip).
+    refusal: Mutex<Option<(Refusal, Instant)>>,
+}
+
+/// A refusal by the checks, kept to be returned again.
+#[derive(Clone)]
+enum Refusal {
+    Setting { setting: String, problem: String },
+    Newer { path: PathBuf, needed: u64 },
+    Redis(String),
+}
+
+impl Refusal {
+    fn of(e: &Error) -> Refusal {
+        match e {
+            Error::RedisSetting {
+                setting, problem, ..
+            } => Refusal::Setting {
+                setting: setting.clone(),
+                problem: problem.clone(),
+            },
+            Error::NewerStore { path, needed, .. } => Refusal::Newer {
+                path: path.clone(),
+                needed: *needed,
+            },
+            Error::Redis { problem, .. } => Refusal::Redis(problem.clone()),
+            other => Refusal::Redis(other.to_string()),
+        }
+    }
+
+    fn error(&self, location: &str) -> Error {
+        match self.clone() {
+            Refusal::Setting { setting, problem } => Error::RedisSetting {
+                location: location.to_string(),
+                setting,
+                problem,
+            },
+            Refusal::Newer { path, needed } => Error::NewerStore {
+                path,
+                needed,
+                known: FEATURE_LEVEL,
+            },
+            Refusal::Redis(problem) => Error::Redis {
+                location: location.to_string(),
+                problem,
+            },
+        }
+    }
+}
+
+impl Checks {
+    /// The checks a handle opened with `readonly` and `allow_eviction` needs.
+    pub(crate) fn new(readonly: bool, allow_eviction: bool) -> Checks {
+        let eviction = !readonly && !allow_eviction;
+        let feature_level = !readonly;
+        Checks {
+            done: AtomicBool::new(!eviction && !feature_level),
+            eviction,
+            feature_level,
+            refusal: Mutex::new(None),
+        }
+    }
+
+    fn refusal<R>(&self, f: impl FnOnce(&mut Option<(Refusal, Instant)>) -> R) -> R {
+        gated(&self.refusal, f)
+    }
+}
+
+impl RedisBackend {
+    /// `Ok` once the open-time checks passed; else runs them (or returns their recent
+    /// refusal at once). One atomic load once they passed.
+    #[inline]
+    pub(crate) fn ready(&self) -> Result<()> {
+        if self.checks.done.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.check_now()
+    }
+
+    #[cold]
+    fn check_now(&self) -> Result<()> {
+        let remembered = self.checks.refusal(|r| {
+            r.as_ref()
+                .filter(|(_, at)| at.elapsed() < RECHECK)
+                .map(|(refusal, _)| refusal.clone())
+        });
+        if let Some(refusal) = remembered {
+            self.pool.count_refused();
+            return Err(refusal.error(self.location()));
+        }
+        match self.pool.within_deadline(|| self.run_checks()) {
+            Ok(()) => {
+                self.checks.done.store(true, Ordering::Release);
+                let was_refused = self.checks.refusal(|r| r.take().is_some());
+                if was_refused {
+                    self.pool.set_refusing(None);
+                }
+                Ok(())
+            }
+            Err(e @ Error::Unavailable { .. }) => Err(e),
+            Err(e) => {
+                let refusal = Refusal::of(&e);
+                self.checks
+                    .refusal(|r| *r = Some((refusal, Instant::now())));
+                self.pool.set_refusing(Some(&e.to_string()));
+                Err(e)
+            }
+        }
+    }
+
+    /// The open-time checks this handle needs, now.
+    pub(crate) fn run_checks(&self) -> Result<()> {
+        if self.checks.eviction {
+            self.check_eviction()?;
+        }
+        if self.checks.feature_level {
+            self.check_feature_level()?;
+        }
+        Ok(())
+    }
+
+    /// The checks passed at open.
+    pub(crate) fn checked(&self) {
+        self.checks.done.store(true, Ordering::Release);
+    }
+}
 
 /// The only policy that never evicts.
 const NO_EVICTION: &str = "noeviction";
@@ -32,7 +184,7 @@ const FIX: &str = "set `maxmemory-policy noeviction` on that Redis (CONFIG SET \
 impl RedisBackend {
     /// The server's `maxmemory-policy`: from `CONFIG GET`, else from `INFO memory`.
     pub(crate) fn eviction_policy(&self) -> Result<std::result::Result<String, String>> {
-        let config: Result<Vec<String>> = self.run(|con| {
+        let config: Result<Vec<String>> = self.pool.run(|con| {
             redis::cmd("CONFIG")
                 .arg("GET")
                 .arg("maxmemory-policy")
@@ -46,7 +198,9 @@ impl RedisBackend {
             Err(Error::Redis { problem, .. }) => problem,
             Err(other) => return Err(other),
         };
-        let info: Result<String> = self.run(|con| redis::cmd("INFO").arg("memory").query(con));
+        let info: Result<String> = self
+            .pool
+            .run(|con| redis::cmd("INFO").arg("memory").query(con));
         let info_problem = match info {
             Ok(text) => {
                 let policy = text
@@ -92,7 +246,7 @@ impl RedisBackend {
     /// higher (see the module docs).
     pub(crate) fn check_feature_level(&self) -> Result<()> {
         let key = format!("{}feature_level", self.prefix);
-        let level: u64 = self.run(|con| {
+        let level: u64 = self.pool.run(|con| {
             RAISE_LEVEL
                 .prepare_invoke()
                 .key(&key)

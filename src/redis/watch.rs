@@ -1,13 +1,18 @@
 //! A [`Watcher`](crate::Watcher)'s loop on Redis: it polls the stream, then waits for a
-//! PUBLISH on the feed's channel (or the interval) before polling again. A lost connection
-//! is reported once as a failure and made again; the subscriber then catches up from its
-//! position.
+//! PUBLISH on the feed's channel (or the interval) before polling again.
+//!
+//! Nothing in it waits for Redis longer than the store's timeout: each poll is a store call
+//! (one deadline), and the subscription reads with the interval as its timeout. When Redis
+//! cannot be reached, the failure is reported once ([`WatchEvent::Failed`](crate::WatchEvent)),
+//! and the loop then waits, without touching the network, until the store's circuit breaker
+//! closes (its probe found Redis back: `pool.rs`); it then subscribes again and the
+//! subscriber catches up from its position (or reports a miss).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::RedisBackend;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::revocations::{Revocations, Subscriber};
 
 /// Runs until `stop` is set; `deliver` gets each poll's outcome.
@@ -20,11 +25,21 @@ pub(crate) fn run(
 ) {
     let channel = redis.stream_key();
     let interval = interval.max(Duration::from_millis(1));
+    // An outage (or a refusal of the Redis) is reported once, at its first failure.
+    let mut reported = false;
     while !stop.load(Ordering::Acquire) {
+        if !redis.pool.is_available() {
+            // Calls are refused at once meanwhile: wait for the breaker's probe.
+            if !reported {
+                report(redis.pool.refusal(), &mut reported, deliver);
+            }
+            std::thread::park_timeout(interval);
+            continue;
+        }
         let mut con = match redis.pool.connect() {
             Ok(con) => con,
             Err(e) => {
-                deliver(Err(e));
+                report(e, &mut reported, deliver);
                 std::thread::park_timeout(interval);
                 continue;
             }
@@ -34,21 +49,50 @@ pub(crate) fn run(
             .subscribe(&channel)
             .and_then(|()| pubsub.set_read_timeout(Some(interval)))
         {
-            deliver(Err(redis.pool.error(e)));
+            report(redis.pool.failed(e), &mut reported, deliver);
             std::thread::park_timeout(interval);
             continue;
         }
         // Subscribed first, then polled: nothing published from here on is missed.
         while !stop.load(Ordering::Acquire) {
-            deliver(subscriber.poll());
+            match subscriber.poll() {
+                Ok(found) => {
+                    reported = false;
+                    deliver(Ok(found));
+                }
+                Err(e @ Error::Unavailable { .. }) => {
+                    report(e, &mut reported, deliver);
+                    break; // the subscription waits for Redis too
+                }
+                Err(e) if lasting(&e) => report(e, &mut reported, deliver),
+                Err(e) => deliver(Err(e)),
+            }
             match pubsub.get_message() {
                 Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
                 Err(e) => {
-                    deliver(Err(redis.pool.error(e)));
+                    report(redis.pool.failed(e), &mut reported, deliver);
                     break; // a new connection
                 }
             }
         }
     }
+}
+
+/// Whether `e` lasts until something changes outside (Redis comes back, a setting is fixed):
+/// reported once, not at every poll.
+fn lasting(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Unavailable { .. } | Error::RedisSetting { .. } | Error::NewerStore { .. }
+    )
+}
+
+/// Delivers `e`, unless it lasts and was reported already.
+fn report(e: Error, reported: &mut bool, deliver: &mut dyn FnMut(Result<Revocations>)) {
+    let lasting = lasting(&e);
+    if !(lasting && *reported) {
+        deliver(Err(e));
+    }
+    *reported |= lasting;
 }

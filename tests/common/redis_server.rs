@@ -72,8 +72,13 @@ impl RedisServer {
     /// Starts one as [`Self::start_with`], with further command-line settings such as
     /// `["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru"]`, kept for restarts.
     pub fn start_config(aof: bool, extra: &[&str]) -> RedisServer {
+        Self::start_config_on(free_port(), aof, extra)
+    }
+
+    /// Starts one as [`Self::start_config`], on `port` (where a store may already be open).
+    pub fn start_config_on(port: u16, aof: bool, extra: &[&str]) -> RedisServer {
         let mut server = RedisServer {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().unwrap(),
             aof,
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -248,4 +253,20 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Waits until `store`'s circuit breaker has closed again (its background probe found Redis
+/// back: at most about 2 s after Redis answers), and returns how long that took; panics
+/// after 20 s.
+pub fn wait_available(store: &cookiestore::CookieStore) -> Duration {
+    let started = Instant::now();
+    while !store.health().available {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the store did not become available again within 20 s: {:?}",
+            store.health()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    started.elapsed()
 }
