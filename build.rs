@@ -2,14 +2,14 @@
 //!
 //! When a `flatc` of the pinned version is available (the `FLATC` environment variable or
 //! `flatc` on PATH), the schema is compiled into `OUT_DIR` and compared with
-//! `src/generated/cookiestore_generated.rs`; a difference fails the build. Without flatc the
+//! `src/record/generated/cookiestore_generated.rs`; a difference fails the build. Without flatc the
 //! checked-in copy is used as it is, so a fresh machine builds with cargo alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const SCHEMA: &str = "schema/cookiestore.fbs";
-const GENERATED: &str = "src/generated/cookiestore_generated.rs";
+const GENERATED: &str = "src/record/generated/cookiestore_generated.rs";
 const FLATC_VERSION: &str = "25.12.19";
 
 fn main() {
@@ -56,7 +56,7 @@ fn main() {
         panic!(
             "{GENERATED} is out of date with {SCHEMA}.\n\
              Regenerate it and commit the result:\n    \
-             flatc --rust -o src/generated {SCHEMA}"
+             flatc --rust -o src/record/generated {SCHEMA}"
         );
     }
 }

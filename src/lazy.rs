@@ -12,9 +12,9 @@ use std::ops::Range;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::cookie::{Auth, cbor_to_json_field};
 use crate::error::{Error, Result};
-use crate::reader::AuthFields;
+use crate::record::cookie::{Auth, cbor_to_json_field};
+use crate::record::reader::AuthFields;
 use crate::store::CookieStore;
 
 /// The authentication of a live cookie, borrowed from the store's memory map for the
@@ -271,12 +271,12 @@ impl CookieStore {
             let Some(bytes) = redis.record(value)? else {
                 return Ok(None);
             };
-            let oid = crate::cookie::CookieView::new(&bytes)
+            let oid = crate::record::cookie::CookieView::new(&bytes)
                 .ok()
                 .and_then(|v| v.oid())
                 .unwrap_or_else(Uuid::nil);
             let corrupt = |problem| Error::CorruptRecord { oid, problem };
-            let record = crate::reader::RecordReader::new(&bytes).map_err(corrupt)?;
+            let record = crate::record::reader::RecordReader::new(&bytes).map_err(corrupt)?;
             if !record.value_is(value).map_err(corrupt)?
                 || self.now_ns() >= record.expires_at().map_err(corrupt)?
             {

@@ -33,78 +33,43 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod authid;
-mod batch;
-mod bigint;
-mod cache;
-mod check;
 mod clock;
 mod config;
-mod connections;
-mod cookie;
-mod durability;
 mod error;
+mod feed;
 mod fork;
-mod generated;
-mod header;
 mod health;
-mod layout;
+mod http;
 mod lazy;
-mod legacy;
-mod lmdb_files;
-mod location;
-mod marks;
-mod migrate;
-mod open;
-mod pacing;
-mod reader;
+mod lmdb;
+pub mod maintenance;
+mod record;
 #[cfg(feature = "redis")]
 mod redis;
-mod reserve;
-mod revocations;
-mod snapshot;
 mod store;
-mod tables;
-mod timefmt;
 mod tracker;
-mod value;
 
-pub use batch::Batch;
-pub use cache::CacheStats;
+pub use clock::rfc3339::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::location::{IntoLocation, Location, RedisLocation};
 pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
-pub use connections::Connections;
-pub use cookie::{Auth, AuthContext, Cookie, CookieView};
-pub use durability::Durability;
 pub use error::{Error, LmdbError, Result};
-pub use header::{CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header};
+pub use feed::connections::Connections;
+pub use feed::{Revocation, RevocationKind, Revocations, Subscriber, WatchEvent, Watcher};
 pub use health::Health;
-pub use layout::TableMeta;
+pub use http::header::{
+    CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header,
+};
 pub use lazy::{AuthRef, LazyAuth, LookupRef};
-pub use location::{IntoLocation, Location, RedisLocation};
-pub use revocations::{Revocation, RevocationKind, Revocations, Subscriber, WatchEvent, Watcher};
-pub use snapshot::Snapshot;
+pub use lmdb::batch::Batch;
+pub use lmdb::cache::CacheStats;
+pub use lmdb::durability::Durability;
+pub use lmdb::layout::TableMeta;
+pub use lmdb::snapshot::Snapshot;
+pub use record::cookie::{Auth, AuthContext, Cookie, CookieView};
+pub use record::value::CookieValue;
 pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
-pub use timefmt::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use tracker::{Tracked, TrackedLazy, Tracker};
-pub use value::CookieValue;
-
-/// Maintenance: checking and repairing a store, moving cookies in and out of it (JSON lines,
-/// Crossbar.io's `cookies.dat`), and reading LMDB's lock file. What the `cookiestore` tool is
-/// built on.
-pub mod maintenance {
-    pub use crate::check::{CheckReport, Problem, Quarantined, RepairReport, check, repair};
-    pub use crate::legacy::{
-        LegacyCookie, LegacyLine, LegacyLineError, LegacyStatus, MAX_LINE, Replay, parse_line,
-        replay,
-    };
-    pub use crate::lmdb_files::{ReaderSlots, reader_slots};
-    pub use crate::migrate::{
-        ExportOptions, ExportSummary, ImportOptions, ImportSummary, LegacySource, RestoreSummary,
-        StoreImportSummary, decode_record, export, import_file, import_legacy, import_records,
-        read_legacy, restore,
-    };
-}
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -118,6 +83,6 @@ pub mod fuzzing {
     /// Compares the lookup path's field reader with the fully verified decode on `bytes`:
     /// panics when they disagree.
     pub fn reader_agrees(bytes: &[u8]) {
-        crate::reader::agrees_with_decode(bytes);
+        crate::record::reader::agrees_with_decode(bytes);
     }
 }

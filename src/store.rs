@@ -22,25 +22,25 @@ use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 use uuid::Uuid;
 
-use crate::batch::{Batch, WriteTxn};
-use crate::cache::{CacheStats, read_lookup};
 use crate::clock::Clock;
 use crate::config::StoreOptions;
-use crate::cookie::{Auth, AuthContext, Cookie};
-use crate::durability::{Durability, Flush};
+use crate::config::location::{IntoLocation, Location};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
+use crate::feed::RevocationKind;
 use crate::fork::{LocalEnv, env_lifecycle};
-use crate::layout::{
+use crate::lmdb::batch::{Batch, WriteTxn};
+use crate::lmdb::cache::{CacheStats, read_lookup};
+use crate::lmdb::durability::{Durability, Flush};
+use crate::lmdb::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, Slots, TableMeta, VALUE_INDEX,
 };
-use crate::location::{IntoLocation, Location};
-use crate::open::{open_env, prepare_dir};
-use crate::pacing::Pacer;
+use crate::lmdb::open::{open_env, prepare_dir};
+use crate::lmdb::pacing::Pacer;
+use crate::lmdb::snapshot::Snapshot;
+use crate::lmdb::tables::{Tables, foreign_writes, read_catalog, write_meta};
+use crate::record::cookie::{Auth, AuthContext, Cookie};
 #[cfg(feature = "redis")]
 use crate::redis::RedisBackend;
-use crate::revocations::RevocationKind;
-use crate::snapshot::Snapshot;
-use crate::tables::{Tables, foreign_writes, read_catalog, write_meta};
 
 /// Cookies deleted per write transaction by a purge, so the writer lock is never held long.
 pub(crate) const PURGE_BATCH: usize = 5_000;
@@ -105,9 +105,9 @@ pub(crate) struct Shared {
     /// that no transaction of this process is live during `mdb_env_set_mapsize`).
     pub(crate) resize: RwLock<()>,
     /// This process's cache of live cookies' lookups (`cache.rs`).
-    pub(crate) cache: crate::cache::Cache,
+    pub(crate) cache: crate::lmdb::cache::Cache,
     /// Disk space kept allocated in data.mdb for deletions (`reserve.rs`).
-    pub(crate) reserve: crate::reserve::DiskReserve,
+    pub(crate) reserve: crate::lmdb::reserve::DiskReserve,
 }
 
 /// A persistent cookie store in an LMDB environment, compatible with cfxdb's.
@@ -271,7 +271,7 @@ impl Stats {
     /// oldest/newest creation, next expiry).
     pub(crate) fn count_record(&mut self, bytes: &[u8], now: u64) {
         self.records += 1;
-        let Ok(view) = crate::cookie::CookieView::new(bytes) else {
+        let Ok(view) = crate::record::cookie::CookieView::new(bytes) else {
             self.corrupt += 1;
             return;
         };
@@ -390,7 +390,7 @@ impl CookieStore {
     /// Opens the store on the Redis server at `location`.
     #[cfg(feature = "redis")]
     fn open_redis(
-        location: crate::location::RedisLocation,
+        location: crate::config::location::RedisLocation,
         options: StoreOptions,
     ) -> Result<CookieStore> {
         let backend = RedisBackend::open(&location, &options)?;
@@ -787,7 +787,7 @@ impl CookieStore {
                 && s.first_expiry()?.is_none_or(|e| e > now))
         })?;
         self.trim_revocations(self.revocation_retention_secs)?;
-        crate::marks::purge(self, now)?;
+        crate::lmdb::marks::purge(self, now)?;
         if quiet {
             return Ok(0);
         }
@@ -1297,7 +1297,7 @@ fn create_new_dir(dest: &Path) -> Result<()> {
     if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty())
         && !parent.exists()
     {
-        crate::open::create_dir_with_mode(parent)
+        crate::lmdb::open::create_dir_with_mode(parent)
             .map_err(|e| path_err("cannot create the destination's parent directory", e))?;
     }
     let mut builder = fs::DirBuilder::new();

@@ -6,12 +6,12 @@
 //! Expired cookies are absent: a browser that sends one gets a new cookie.
 
 use crate::clock::ns_to_secs_ceil;
+use crate::config::location::IntoLocation;
 use crate::config::{StoreOptions, TrackerConfig};
-use crate::cookie::{Auth, AuthContext};
 use crate::error::Result;
-use crate::header::{cookie_values, set_cookie_value};
+use crate::http::header::{cookie_values, set_cookie_value};
 use crate::lazy::LazyAuth;
-use crate::location::IntoLocation;
+use crate::record::cookie::{Auth, AuthContext};
 use crate::store::{AuthUpdate, CookieStore};
 
 /// Cookie tracking over a [`CookieStore`], configured like Crossbar.io's `cookie` section.

@@ -81,7 +81,7 @@ use uuid::Uuid;
 use super::RedisBackend;
 use super::scripts::SINCE;
 use crate::error::{Error, Result};
-use crate::revocations::{Revocation, RevocationKind, Revocations};
+use crate::feed::{Revocation, RevocationKind, Revocations};
 
 /// Entries read per round trip.
 const READ_BATCH: usize = 10_000;

@@ -14,15 +14,15 @@ use uuid::Uuid;
 
 use super::scripts::MARK;
 use super::{RedisBackend, pxat_ms};
-use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, Result};
-use crate::layout::{ImportMark, ValueDigest};
-use crate::legacy::LegacyCookie;
-use crate::migrate::{
+use crate::lmdb::layout::{ImportMark, ValueDigest};
+use crate::lmdb::snapshot::materialise;
+use crate::maintenance::legacy::LegacyCookie;
+use crate::maintenance::migrate::{
     ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, StoreImportSummary,
     from_legacy, storable, write_mark_line,
 };
-use crate::snapshot::materialise;
+use crate::record::cookie::{Cookie, CookieView};
 
 impl RedisBackend {
     pub(crate) fn export(

@@ -10,7 +10,7 @@
 //!   last of its cookies, and members whose record no longer carries the authid are dropped
 //!   lazily (at that authid's next logout).
 //! - `{P}imported:{sha256 of a value, hex}`: an import mark (see
-//!   [`ImportMark`](crate::layout::ImportMark)): the cookie with that value was brought in by
+//!   [`ImportMark`](crate::lmdb::layout::ImportMark)): the cookie with that value was brought in by
 //!   an import; it holds the cookie's expiry (ns) and expires then. A re-run import skips a
 //!   marked value whose cookie is gone (logged out since).
 //! - `{P}revocations`: the revocation feed, a stream capped at about
@@ -25,11 +25,11 @@
 //! Deployments sharing one Redis database never see each other's keys: a non-empty prefix is
 //! a word of `[A-Za-z0-9_.-]` and one `:` at its end, so no prefix begins another (each has
 //! its only `:` last), and the word is none of the key words above (`cookie`, `authid`,
-//! `imported`, `revocations`, `feature_level`: [`crate::location::KEY_WORDS`]), so no key of
+//! `imported`, `revocations`, `feature_level`: [`crate::config::location::KEY_WORDS`]), so no key of
 //! a prefixed deployment begins like a key of the deployment with the empty prefix (the
 //! prefix `cookie:` would give `cookie:cookie:X`, which the empty prefix's `SCAN MATCH
 //! cookie:*` would take for its own). Every SCAN pattern is the prefix (glob characters
-//! escaped) and one key word. The check is [`crate::location::check_key_prefix`], applied to
+//! escaped) and one key word. The check is [`crate::config::location::check_key_prefix`], applied to
 //! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
 //! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
@@ -51,8 +51,8 @@ use std::time::Duration;
 use redis::{Connection, RedisResult};
 
 use crate::config::StoreOptions;
+use crate::config::location::RedisLocation;
 use crate::error::{Error, Result};
-use crate::location::RedisLocation;
 use pool::Pool;
 
 /// How many times a compare-and-set is retried when the record keeps changing under it.
@@ -167,8 +167,8 @@ impl RedisBackend {
         format!("{}authid:{authid}", self.prefix)
     }
 
-    fn mark_key(&self, digest: &crate::layout::ValueDigest) -> String {
-        crate::layout::ImportMark::redis_key(&self.prefix, digest)
+    fn mark_key(&self, digest: &crate::lmdb::layout::ValueDigest) -> String {
+        crate::lmdb::layout::ImportMark::redis_key(&self.prefix, digest)
     }
 
     fn stream_key(&self) -> String {
@@ -190,7 +190,7 @@ impl RedisBackend {
     /// Every import mark (key, value), walked as [`Self::for_each_record`] walks cookies.
     fn for_each_mark(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
         self.scan(
-            &crate::layout::ImportMark::redis_pattern(&glob_escape(&self.prefix)),
+            &crate::lmdb::layout::ImportMark::redis_pattern(&glob_escape(&self.prefix)),
             f,
         )
     }

@@ -7,12 +7,12 @@ use uuid::Uuid;
 
 use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
 use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
-use crate::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
 use crate::error::{Error, Result};
-use crate::revocations::RevocationKind;
-use crate::snapshot::materialise;
+use crate::feed::RevocationKind;
+use crate::lmdb::snapshot::materialise;
+use crate::record::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
+use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
 use crate::store::{AuthUpdate, Lookup, Stats};
-use crate::value::{self, CookieValue, DRAW_ATTEMPTS};
 
 /// One item of the revoke script.
 pub(super) struct Item {
@@ -262,7 +262,7 @@ impl RedisBackend {
         now: u64,
     ) -> Result<AuthUpdate> {
         self.pool.within_deadline(|| {
-            crate::cookie::check_auth(auth, context)?;
+            crate::record::cookie::check_auth(auth, context)?;
             for _ in 0..CAS_ATTEMPTS {
                 let Some(old) = self.record(value)? else {
                     return Ok(AuthUpdate::NoSuchCookie);

@@ -33,7 +33,7 @@ use super::RedisBackend;
 use super::pool::{PROBE_MAX, gated};
 use super::scripts::RAISE_LEVEL;
 use crate::error::{Error, Result};
-use crate::tables::FEATURE_LEVEL;
+use crate::lmdb::tables::FEATURE_LEVEL;
 
 /// How long a refusal by the checks is answered from memory before they run again.
 pub(crate) const RECHECK: std::time::Duration = PROBE_MAX;

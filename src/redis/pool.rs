@@ -44,9 +44,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
+use crate::config::location::RedisLocation;
 use crate::error::{Error, Result};
 use crate::fork;
-use crate::location::RedisLocation;
 
 /// Idle connections kept per store (more may be open while in use).
 const MAX_IDLE: usize = 16;
@@ -619,7 +619,7 @@ fn format_time(t: SystemTime) -> String {
     let ns = t
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let text = crate::timefmt::format_rfc3339_ns(ns);
+    let text = crate::clock::rfc3339::format_rfc3339_ns(ns);
     // Milliseconds are enough for a message.
     match text.split_once('.') {
         Some((secs, _)) => format!("{secs}.{:03}Z", (ns / 1_000_000) % 1000),

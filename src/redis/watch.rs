@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::RedisBackend;
 use crate::error::{Error, Result};
-use crate::revocations::{Revocations, Subscriber};
+use crate::feed::{Revocations, Subscriber};
 
 /// Runs until `stop` is set; `deliver` gets each poll's outcome.
 pub(crate) fn run(

@@ -20,7 +20,7 @@
 use std::fmt;
 use std::iter::FusedIterator;
 
-use crate::value::is_cookie_octet;
+use crate::record::value::is_cookie_octet;
 
 /// Returns the values of every cookie called `name` in a `Cookie` header, in
 /// header order.
@@ -347,7 +347,7 @@ fn is_token(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::is_cookie_octets;
+    use crate::record::value::is_cookie_octets;
     use std::fmt::Write as _;
 
     fn values<'a>(header: &'a [u8], name: &'a str) -> Vec<&'a str> {

@@ -9,12 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::batch::Batch;
-use crate::durability::Flush;
 use crate::error::{LmdbResult, Result};
-use crate::layout::{ImportMark, ValueDigest};
-use crate::pacing::Pacer;
-use crate::snapshot::Snapshot;
+use crate::lmdb::batch::Batch;
+use crate::lmdb::durability::Flush;
+use crate::lmdb::layout::{ImportMark, ValueDigest};
+use crate::lmdb::pacing::Pacer;
+use crate::lmdb::snapshot::Snapshot;
 use crate::store::{CookieStore, Growth, PURGE_BATCH};
 
 /// What a store holds for a value.

@@ -30,10 +30,10 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::revocations::RevocationKind;
-use crate::snapshot::Snapshot;
+use crate::feed::RevocationKind;
+use crate::lmdb::snapshot::Snapshot;
+use crate::lmdb::tables::foreign_writes;
 use crate::store::{Lookup, Shared};
-use crate::tables::foreign_writes;
 
 /// Figures about a store's per-process cache ([`CookieStore::cache_stats`](crate::CookieStore::cache_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -419,7 +419,7 @@ pub(crate) fn read_lookup(snap: &Snapshot<'_>, value: &str) -> Result<Option<Loo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cookie::Auth;
+    use crate::record::cookie::Auth;
     use uuid::Uuid;
 
     fn lookup(expires_at: u64) -> Arc<Lookup> {

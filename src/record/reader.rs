@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::cookie::{Auth, cbor_to_json_field, expires_at};
+use crate::record::cookie::{Auth, cbor_to_json_field, expires_at};
 
 // vtable slots, by field order in schema/cookiestore.fbs.
 const CREATED: usize = 1;
@@ -191,7 +191,7 @@ pub(crate) struct AuthFields<'a> {
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn agrees_with_decode(bytes: &[u8]) {
     let reader = RecordReader::new(bytes);
-    let Ok(view) = crate::cookie::CookieView::new(bytes) else {
+    let Ok(view) = crate::record::cookie::CookieView::new(bytes) else {
         if let Ok(r) = reader {
             let _ = (r.value(), r.expires_at(), r.auth());
         }

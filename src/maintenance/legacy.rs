@@ -30,8 +30,8 @@ use std::io::{self, BufRead};
 
 use serde_json::{Map, Value};
 
-use crate::timefmt::{self, TimeError};
-use crate::value::CookieValue;
+use crate::clock::rfc3339::{self, TimeError};
+use crate::record::value::CookieValue;
 
 /// Longest cookie value accepted, in bytes: what a store can hold.
 const MAX_CBTID_LEN: usize = CookieValue::MAX_LEN;
@@ -335,7 +335,7 @@ pub fn parse_line(line: &str) -> Result<LegacyLine, LegacyLineError> {
     };
     // An integer beyond 64 bits would be read, stored and returned as a float: refuse it.
     if authextra.is_some()
-        && let Some((path, literal)) = crate::bigint::big_integer(line)
+        && let Some((path, literal)) = crate::record::bigint::big_integer(line)
         && path.starts_with("authextra")
     {
         let float = literal.parse::<f64>().unwrap_or_default();
@@ -392,7 +392,7 @@ fn take_cbtid(map: &mut Map<String, Value>) -> Result<String, LegacyLineError> {
 }
 
 fn is_cookie_octet(c: char) -> bool {
-    c.is_ascii() && crate::value::is_cookie_octet(c as u8)
+    c.is_ascii() && crate::record::value::is_cookie_octet(c as u8)
 }
 
 fn take_status(map: &mut Map<String, Value>) -> Result<LegacyStatus, LegacyLineError> {
@@ -446,7 +446,7 @@ fn timestamp(
     expected: &'static str,
 ) -> Result<u64, LegacyLineError> {
     match v {
-        Value::String(s) => timefmt::parse_rfc3339_ns(&s)
+        Value::String(s) => rfc3339::parse_rfc3339_ns(&s)
             .map_err(|error| LegacyLineError::BadTimestamp { field, error }),
         other => Err(LegacyLineError::InvalidField {
             field,
@@ -676,7 +676,7 @@ mod tests {
                 let created = v["created"].as_str().expect("created");
                 LegacyCookie {
                     value: opt_str(&v, "cbtid").expect("cbtid"),
-                    created_ns: timefmt::parse_rfc3339_ns(created).expect("created parses"),
+                    created_ns: rfc3339::parse_rfc3339_ns(created).expect("created parses"),
                     max_age: v["max_age"].as_u64().expect("max_age"),
                     authid: opt_str(&v, "authid"),
                     authrole: opt_str(&v, "authrole"),
@@ -711,7 +711,7 @@ mod tests {
         assert_eq!(renamed.authextra, Some(json!({"i": 36})));
         assert_eq!(
             renamed.modified_ns,
-            Some(timefmt::parse_rfc3339_ns("2026-11-22T02:49:50.231Z").expect("ts"))
+            Some(rfc3339::parse_rfc3339_ns("2026-11-22T02:49:50.231Z").expect("ts"))
         );
         let never_modified = r
             .cookies

@@ -29,15 +29,15 @@ use std::path::Path;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::cookie::Cookie;
+use crate::clock::rfc3339::format_rfc3339_ns;
 use crate::error::{Error, Result};
-use crate::layout::{
+use crate::lmdb::layout::{
     COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots, TableDef,
     VALUE_INDEX, ValueKey, hex, split_slot,
 };
+use crate::record::cookie::Cookie;
+use crate::record::value::{self, CookieValue};
 use crate::store::CookieStore;
-use crate::timefmt::format_rfc3339_ns;
-use crate::value::{self, CookieValue};
 
 /// One kind of damage found by [`check`].
 ///
@@ -589,7 +589,7 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
             }
         }
         // Authid index ↔ records (deferred like the expiry index after foreign writes).
-        let authid = crate::authid::check_authid_index(s, &slots)?;
+        let authid = crate::lmdb::authid::check_authid_index(s, &slots)?;
         if report.foreign_writes {
             report.deferred.extend(authid);
         } else {
@@ -777,7 +777,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         // Deletions by maintenance are revocations: live sessions of those cookies are cut.
         for (_, oid, _) in &dropped {
             if let Some(oid) = oid {
-                b.append_revocation(crate::revocations::RevocationKind::Maintenance, *oid, "")?;
+                b.append_revocation(crate::feed::RevocationKind::Maintenance, *oid, "")?;
             }
         }
         for cookie in &fix {
@@ -798,7 +798,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         }
         b.rebuild_authid_index()?;
         // The value index was rebuilt: a value may now lead to another record.
-        b.append_revocation(crate::revocations::RevocationKind::Flush, Uuid::nil(), "")?;
+        b.append_revocation(crate::feed::RevocationKind::Flush, Uuid::nil(), "")?;
         Ok(RepairReport {
             quarantined: dropped
                 .iter()

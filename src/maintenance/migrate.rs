@@ -35,14 +35,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::batch::Batch;
-use crate::cookie::Cookie;
-use crate::durability::Flush;
 use crate::error::{Error, Result};
-use crate::layout::{ImportMark, ValueDigest};
-use crate::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
-use crate::marks::{self, Mark};
-use crate::pacing::Pacer;
+use crate::lmdb::batch::Batch;
+use crate::lmdb::durability::Flush;
+use crate::lmdb::layout::{ImportMark, ValueDigest};
+use crate::lmdb::marks::{self, Mark};
+use crate::lmdb::pacing::Pacer;
+use crate::maintenance::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
+use crate::record::cookie::Cookie;
 use crate::store::{CookieStore, Growth};
 
 /// Cookies written per write transaction by imports and restores.
@@ -528,7 +528,7 @@ pub fn import_file(
 
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
 pub(crate) fn storable(value: &str) -> std::result::Result<(), String> {
-    match crate::value::problem(value) {
+    match crate::record::value::problem(value) {
         None => Ok(()),
         Some(problem) => Err(problem),
     }
@@ -700,7 +700,7 @@ pub(crate) fn write_mark_line(
     expires: u64,
 ) -> Result<()> {
     let line = MarkLine {
-        imported_sha256: crate::layout::hex(digest),
+        imported_sha256: crate::lmdb::layout::hex(digest),
         expires: (expires != u64::MAX).then_some(expires),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
@@ -836,8 +836,8 @@ pub fn restore(
 fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
     let cookie: Cookie =
         serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
-    if let Some((path, literal)) = crate::bigint::big_integer(text) {
-        return Err(crate::bigint::problem(&path, &literal));
+    if let Some((path, literal)) = crate::record::bigint::big_integer(text) {
+        return Err(crate::record::bigint::problem(&path, &literal));
     }
     if cookie.oid.is_nil() {
         return Err("the record has no oid (or the nil uuid)".into());
@@ -940,9 +940,9 @@ fn restore_batch(
 /// an LMDB format-3 store (it passes the bytes on, undecoded), so that records are decoded in
 /// one place, this library.
 pub fn decode_record(oid: Uuid, bytes: &[u8]) -> Result<Cookie> {
-    let view = crate::cookie::CookieView::new(bytes)
+    let view = crate::record::cookie::CookieView::new(bytes)
         .map_err(|problem| Error::CorruptRecord { oid, problem })?;
-    crate::snapshot::materialise(oid, view)
+    crate::lmdb::snapshot::materialise(oid, view)
 }
 
 /// What [`import_records`] did (or, with [`ImportOptions::dry_run`], would do).
@@ -982,7 +982,7 @@ enum Judged {
 }
 
 fn judge(
-    s: &crate::snapshot::Snapshot<'_>,
+    s: &crate::lmdb::snapshot::Snapshot<'_>,
     cookie: &Cookie,
     options: &ImportOptions,
 ) -> Result<Judged> {

@@ -8,12 +8,12 @@ use heed::types::{Bytes, DecodeIgnore, Unit};
 use heed::{Database, RoTxn, RwTxn};
 use uuid::Uuid;
 
-use crate::cookie::{CookieCodec, CookieView};
 use crate::error::{Error, LmdbResult, Result};
-use crate::layout::{
+use crate::lmdb::layout::{
     Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
     TableDef, TableMeta, U64Codec, ValueKey,
 };
+use crate::record::cookie::{CookieCodec, CookieView};
 
 /// The typed tables of a store: one unnamed database, remapped per table.
 #[derive(Clone, Copy)]
@@ -72,7 +72,7 @@ impl Tables {
 
     /// The oid the value index gives for `value`.
     pub(crate) fn find_oid(&self, txn: &RoTxn, value: &str) -> Result<Option<Uuid>> {
-        if !self.present || !crate::value::fits_index(value) {
+        if !self.present || !crate::record::value::fits_index(value) {
             return Ok(None);
         }
         let map_err = |e| match e {

@@ -6,6 +6,8 @@
 //! [`SystemClock`]; tests and the CLI's `--now` use a [`ManualClock`] so that nothing ever
 //! sleeps or depends on today's date.
 
+pub(crate) mod rfc3339;
+
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -29,6 +29,8 @@
 //! bytes), cookie value (UTF-8, the rest). The highest trimmed sequence number is kept in the
 //! store state.
 
+pub(crate) mod connections;
+
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::ops::Bound;
@@ -39,13 +41,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::batch::Batch;
-use crate::connections::Connections;
 use crate::error::{Error, LmdbResult, Result};
-use crate::layout::{RevocationEntry, SlotPrefix, StateKey};
-use crate::snapshot::Snapshot;
+use crate::feed::connections::Connections;
+use crate::lmdb::batch::Batch;
+use crate::lmdb::layout::{RevocationEntry, SlotPrefix, StateKey};
+use crate::lmdb::snapshot::Snapshot;
+use crate::lmdb::tables::Tables;
 use crate::store::{CookieStore, Growth};
-use crate::tables::Tables;
 
 /// Why a cookie was revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

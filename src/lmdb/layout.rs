@@ -26,7 +26,7 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
-use crate::value::CookieValue;
+use crate::record::value::CookieValue;
 
 const MAX_VALUE_LEN: usize = CookieValue::MAX_LEN;
 use crate::error::{Error, Result};

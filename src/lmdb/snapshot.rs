@@ -3,12 +3,12 @@
 use heed::RoTxn;
 use uuid::Uuid;
 
-use crate::cookie::{Cookie, CookieView};
 use crate::error::{Error, LmdbResult, Result};
-use crate::layout::{Catalog, RecordKey, split_slot};
-use crate::reader::RecordReader;
+use crate::lmdb::layout::{Catalog, RecordKey, split_slot};
+use crate::lmdb::tables::{Tables, first_expiry, foreign_writes, read_catalog};
+use crate::record::cookie::{Cookie, CookieView};
+use crate::record::reader::RecordReader;
 use crate::store::{Shared, Stats};
-use crate::tables::{Tables, first_expiry, foreign_writes, read_catalog};
 
 /// One consistent, read-only view of the store: see
 /// [`CookieStore::snapshot`](crate::CookieStore::snapshot), and
@@ -115,7 +115,7 @@ impl<'t> Snapshot<'t> {
             let oid = RecordKey::parse_oid(key).ok_or_else(|| {
                 Error::metadata(format!(
                     "Cookies key {} is not slot + 16-byte oid",
-                    crate::layout::hex(key)
+                    crate::lmdb::layout::hex(key)
                 ))
             })?;
             Ok((oid, bytes))
@@ -149,7 +149,7 @@ impl<'t> Snapshot<'t> {
     }
 
     /// The slots of the cookie tables, if the database has them.
-    pub(crate) fn slots(&self) -> Option<crate::layout::Slots> {
+    pub(crate) fn slots(&self) -> Option<crate::lmdb::layout::Slots> {
         self.tables.present.then_some(self.tables.slots)
     }
 
@@ -271,7 +271,7 @@ impl<'t> Snapshot<'t> {
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).lmdb()?;
-        Ok(Box::new(crate::tables::ascending(
+        Ok(Box::new(crate::lmdb::tables::ascending(
             iter.map(|item| item.lmdb()),
         )))
     }

@@ -5,14 +5,14 @@ use std::ops::Bound;
 use heed::{RoTxn, RwTxn, WithoutTls};
 use uuid::Uuid;
 
-use crate::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
 use crate::error::{Error, LmdbResult, Result};
-use crate::layout::{ExpiryKey, RecordKey, ValueKey};
-use crate::revocations::RevocationKind;
-use crate::snapshot::{Snapshot, materialise};
+use crate::feed::RevocationKind;
+use crate::lmdb::layout::{ExpiryKey, RecordKey, ValueKey};
+use crate::lmdb::snapshot::{Snapshot, materialise};
+use crate::lmdb::tables::Tables;
+use crate::record::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
+use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
 use crate::store::{AuthUpdate, Shared};
-use crate::tables::Tables;
-use crate::value::{self, CookieValue, DRAW_ATTEMPTS};
 
 /// The operations of one write transaction: see
 /// [`CookieStore::batch`](crate::CookieStore::batch).
@@ -188,7 +188,7 @@ impl Batch<'_, '_> {
         context: &AuthContext,
     ) -> Result<AuthUpdate> {
         self.tables.need_present()?;
-        crate::cookie::check_auth(auth, context)?;
+        crate::record::cookie::check_auth(auth, context)?;
         let Some((oid, view)) = self.tables.lookup(&self.txn, value)? else {
             return Ok(AuthUpdate::NoSuchCookie);
         };

@@ -6,13 +6,13 @@
 
 use uuid::Uuid;
 
-use crate::batch::Batch;
-use crate::check::Problem;
-use crate::cookie::{Cookie, CookieView};
 use crate::error::{LmdbResult, Result};
-use crate::layout::{AuthidKey, RecordKey, Slots, hex};
-use crate::revocations::RevocationKind;
-use crate::snapshot::Snapshot;
+use crate::feed::RevocationKind;
+use crate::lmdb::batch::Batch;
+use crate::lmdb::layout::{AuthidKey, RecordKey, Slots, hex};
+use crate::lmdb::snapshot::Snapshot;
+use crate::maintenance::check::Problem;
+use crate::record::cookie::{Cookie, CookieView};
 use crate::store::{CookieStore, Growth};
 
 impl Batch<'_, '_> {

@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::generated as fb;
+use crate::record::generated as fb;
 
 /// Largest encoded record accepted for writing (1 MiB): a bound for huge `authextra`.
 pub const MAX_RECORD_SIZE: usize = 1024 * 1024;
@@ -230,7 +230,7 @@ impl Cookie {
                     .into(),
             });
         }
-        match crate::value::problem(&self.value) {
+        match crate::record::value::problem(&self.value) {
             Some(problem) => Err(Error::InvalidValue { problem }),
             None => Ok(()),
         }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 
 use crate::config::StoreOptions;
-use crate::durability::Durability;
 use crate::error::{Error, LmdbResult, Result};
+use crate::lmdb::durability::Durability;
 #[cfg(unix)]
-use crate::lmdb_files::check_lock_file;
-use crate::lmdb_files::{check_data_file, read_lock_format};
+use crate::lmdb::files::check_lock_file;
+use crate::lmdb::files::{check_data_file, read_lock_format};
 use crate::store::{Shared, page_size};
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError};
 use std::fs;
@@ -301,8 +301,8 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
-        cache: crate::cache::Cache::new(options.cache_bytes),
-        reserve: crate::reserve::DiskReserve::open(path, options.readonly),
+        cache: crate::lmdb::cache::Cache::new(options.cache_bytes),
+        reserve: crate::lmdb::reserve::DiskReserve::open(path, options.readonly),
     })
 }
 

@@ -7,6 +7,8 @@
 //! `cookiestore`, at a directory (`path`) or on Redis (`url`: `redis://...`). Every value is
 //! checked, and a bad or misspelt one is reported by name.
 
+pub(crate) mod location;
+
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
@@ -14,10 +16,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::durability::Durability;
+use crate::config::location::{Location, check_key_prefix};
 use crate::error::{Error, Result};
-use crate::header::{CookieAttributes, SameSite, validate_attributes};
-use crate::location::{Location, check_key_prefix};
+use crate::http::header::{CookieAttributes, SameSite, validate_attributes};
+use crate::lmdb::durability::Durability;
 
 /// Smallest allowed `maxsize`: 128 KiB.
 pub const MIN_MAXSIZE: u64 = 128 * 1024;
