@@ -1,11 +1,10 @@
-//! Whether a store handle reaches its store: what a router polls to log an outage of its
-//! Redis once when it starts and once when it ends.
+//! Whether a store handle reaches its store ([`Health`]): what a router polls to log an
+//! outage of its Redis once when it starts and once when it ends.
 
 use std::time::SystemTime;
 
-use crate::store::CookieStore;
 
-/// What [`CookieStore::health`] reports: whether calls reach the store now, and the current
+/// What [`CookieStore::health`](crate::CookieStore::health) reports: whether calls reach the store now, and the current
 /// outage (or, once it ended, the last one). Reading it costs no round trip.
 ///
 /// An outage of a Redis store starts when a call cannot reach Redis, or Redis does not
@@ -48,21 +47,9 @@ pub struct Health {
     pub problem: Option<String>,
 }
 
-impl CookieStore {
-    /// Whether calls reach the store now, and its outages: see [`Health`]. No round trip.
-    pub fn health(&self) -> Health {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis() {
-            let r = redis.health_record();
-            return Health {
-                available: !r.open && !r.refusing,
-                outages: r.outages,
-                since: r.since,
-                until: r.until,
-                refused: r.refused,
-                problem: r.problem,
-            };
-        }
+impl Health {
+    /// The health of a store that is always reachable (LMDB).
+    pub(crate) fn always() -> Health {
         Health {
             available: true,
             outages: 0,

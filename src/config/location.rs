@@ -31,16 +31,31 @@ const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 /// The query parameters whose value is a password.
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
+/// The words every key of a Redis store starts with after its prefix: the one list, from
+/// which `redis/keys.rs` builds the keys and [`check_key_prefix`] refuses prefixes.
+pub(crate) mod key_words {
+    /// `{prefix}cookie:{value}`: a cookie's record.
+    pub(crate) const COOKIE: &str = "cookie";
+    /// `{prefix}authid:{authid}`: the values of an authid's cookies.
+    pub(crate) const AUTHID: &str = "authid";
+    /// `{prefix}imported:{sha256 hex}`: an import mark.
+    pub(crate) const IMPORTED: &str = "imported";
+    /// `{prefix}revocations` (the stream and its channel) and `{prefix}revocations:head`.
+    pub(crate) const REVOCATIONS: &str = "revocations";
+    /// `{prefix}feature_level`.
+    pub(crate) const FEATURE_LEVEL: &str = "feature_level";
+}
+
 /// The words the keys of a Redis store with the empty prefix start with (`cookie:...`,
 /// `authid:...`, `imported:...`, `revocations`, `revocations:head`, `feature_level`): a
 /// non-empty prefix may not be one of them followed by `:`, so that no key of one deployment
 /// is ever taken for another's (see [`check_key_prefix`]).
 pub(crate) const KEY_WORDS: [&str; 5] = [
-    "cookie",
-    "authid",
-    "imported",
-    "revocations",
-    "feature_level",
+    key_words::COOKIE,
+    key_words::AUTHID,
+    key_words::IMPORTED,
+    key_words::REVOCATIONS,
+    key_words::FEATURE_LEVEL,
 ];
 
 /// Where a store is: a directory (LMDB) or a Redis URL.

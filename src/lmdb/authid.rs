@@ -2,18 +2,18 @@
 //!
 //! The keys are `layout::AuthidKey`'s; the value is empty. A key may hold a truncated authid,
 //! so every lookup verifies the record's full authid. cfxdb ignores the table; it is kept in
-//! step by every write of cookiestore and rebuilt after foreign writes.
+//! step by every write of cookiestore and rebuilt after foreign writes (`check.rs` in
+//! `maintenance/` compares it with the records).
 
 use uuid::Uuid;
 
 use crate::error::{LmdbResult, Result};
-use crate::feed::RevocationKind;
+use crate::feed::kind::RevocationKind;
 use crate::lmdb::batch::Batch;
-use crate::lmdb::layout::{AuthidKey, RecordKey, Slots, hex};
+use crate::lmdb::layout::{AuthidKey, RecordKey};
 use crate::lmdb::snapshot::Snapshot;
-use crate::maintenance::check::Problem;
-use crate::record::cookie::{Cookie, CookieView};
-use crate::store::{CookieStore, Growth};
+use crate::record::codec::CookieView;
+use crate::record::cookie::Cookie;
 
 impl Batch<'_, '_> {
     /// Adds the index entry of `oid` carrying `authid`.
@@ -149,64 +149,4 @@ impl Snapshot<'_> {
             self.get_any_by_oid(oid).transpose()
         })))
     }
-}
-
-impl CookieStore {
-    /// Deletes every cookie whose record carries `authid` (logs the user out everywhere) in
-    /// one transaction, each recorded in the revocation feed; returns how many. Costs in
-    /// proportion to that user's cookies (the authid index), not the store's size.
-    pub fn logout_authid(&self, authid: &str) -> Result<u64> {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis() {
-            if self.is_readonly() {
-                return Err(crate::error::Error::ReadOnly {
-                    operation: "log out an authid",
-                });
-            }
-            return redis.logout_authid(authid, self.now_ns());
-        }
-        self.batch_with("log out an authid", Growth::Headroom, |b| {
-            b.logout_authid(authid)
-        })
-    }
-}
-
-/// The authid index's differences from the records, for `check`.
-pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<Problem>> {
-    let Some(slot) = slots.by_authid else {
-        return Ok(Vec::new());
-    };
-    let mut expected: std::collections::BTreeMap<Vec<u8>, (Uuid, String)> = Default::default();
-    // An undecodable record is reported as such; repair drops it and its entries.
-    let mut undecodable = std::collections::HashSet::new();
-    for item in s.raw_entries(slots.cookies)? {
-        let (key, bytes) = item?;
-        let Some(oid) = RecordKey::parse_oid(key) else {
-            continue;
-        };
-        match CookieView::new(bytes) {
-            Ok(view) => {
-                if let Some(authid) = view.authid() {
-                    expected.insert(AuthidKey::key(slot, authid, oid), (oid, authid.to_string()));
-                }
-            }
-            Err(_) => {
-                undecodable.insert(oid);
-            }
-        }
-    }
-    let mut problems = Vec::new();
-    for item in s.raw_table(slot)? {
-        let (rest, _) = item?;
-        let key = AuthidKey::join(slot, rest);
-        if expected.remove(&key).is_none()
-            && !AuthidKey::parse_oid(&key).is_some_and(|oid| undecodable.contains(&oid))
-        {
-            problems.push(Problem::AuthidIndexExtra { key: hex(rest) });
-        }
-    }
-    for (oid, authid) in expected.into_values() {
-        problems.push(Problem::AuthidIndexMissing { oid, authid });
-    }
-    Ok(problems)
 }

@@ -14,8 +14,8 @@ use crate::record::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fi
 use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
 use crate::store::{AuthUpdate, Shared};
 
-/// The operations of one write transaction: see
-/// [`CookieStore::batch`](crate::CookieStore::batch).
+/// The operations of one write transaction of an LMDB store: see
+/// [`LmdbStore::batch`](crate::LmdbStore::batch).
 pub struct Batch<'a, 'e> {
     pub(crate) txn: WriteTxn<'a, 'e>,
     pub(crate) tables: Tables,
@@ -97,34 +97,21 @@ impl Batch<'_, '_> {
     /// [`CookieStore::create`](crate::CookieStore::create).
     pub fn create(&mut self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
         self.tables.need_present()?;
-        value::check_length(length)?;
-        for _ in 0..DRAW_ATTEMPTS {
-            let value = CookieValue::random(length)?.into_string();
-            if self.tables.find_oid(&self.txn, &value)?.is_some() {
-                continue; // A collision: draw again, never overwrite.
+        let now = self.now;
+        create_with(name, length, max_age, now, |cookie| {
+            // A value or oid that exists is a collision: drawn again, never overwritten.
+            if self.tables.find_oid(&self.txn, &cookie.value)?.is_some()
+                || self.tables.record(&self.txn, cookie.oid)?.is_some()
+            {
+                return Ok(false);
             }
-            let oid = Uuid::new_v4();
-            if self.tables.record(&self.txn, oid)?.is_some() {
-                continue;
-            }
-            let cookie = Cookie {
-                oid,
-                created: self.now,
-                max_age,
-                name: Some(name.to_string()),
-                value,
-                ..Cookie::default()
-            };
-            self.write_new(&cookie)?;
-            return Ok(cookie);
-        }
-        Err(Error::ValueSpaceExhausted {
-            attempts: DRAW_ATTEMPTS,
+            self.write_new(cookie)?;
+            Ok(true)
         })
     }
 
-    /// Stores a whole record: see [`CookieStore::put`](crate::CookieStore::put). Replaces the record with the same
-    /// oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
+    /// Stores a whole record: see [`CookieStore::put`](crate::CookieStore::put). Replaces the
+    /// record with the same oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
     pub fn put(&mut self, cookie: &Cookie) -> Result<()> {
         self.tables.need_present()?;
         cookie.check_storable()?;
@@ -180,70 +167,42 @@ impl Batch<'_, '_> {
         self.index_expiry(cookie)
     }
 
-    /// Stores `auth` on the live cookie with `value`: see [`CookieStore::set_auth`](crate::CookieStore::set_auth).
+    /// Stores `auth` on the live cookie with `value`: see
+    /// [`CookieStore::set_auth`](crate::CookieStore::set_auth).
     pub fn set_auth(
         &mut self,
         value: &str,
         auth: &Auth,
         context: &AuthContext,
     ) -> Result<AuthUpdate> {
-        self.tables.need_present()?;
-        crate::record::cookie::check_auth(auth, context)?;
-        let Some((oid, view)) = self.tables.lookup(&self.txn, value)? else {
-            return Ok(AuthUpdate::NoSuchCookie);
-        };
-        if view.is_expired(self.now) {
-            return Ok(AuthUpdate::NoSuchCookie);
-        }
-        // Decode the record once; the unchanged-check compares the decoded fields.
-        let mut cookie = materialise(oid, view)?;
-        if cookie.authid.as_deref() == Some(auth.authid.as_str())
-            && cookie.authrole == auth.authrole
-            && cookie.authmethod == auth.authmethod
-            && cookie.authrealm == auth.authrealm
-            && cookie.authextra == auth.authextra
-        {
-            return Ok(AuthUpdate::Unchanged);
-        }
-        cookie.authid = Some(auth.authid.clone());
-        cookie.authrole = auth.authrole.clone();
-        cookie.authmethod = auth.authmethod.clone();
-        cookie.authrealm = auth.authrealm.clone();
-        cookie.authextra = auth.authextra.clone();
-        cookie.authenticated = self.now;
-        cookie.authenticated_on_node = context.node;
-        cookie.authenticated_on_worker = context.worker.clone();
-        cookie.authenticated_transport_info = context.transport_info.clone();
-        cookie.authenticated_session = context.session;
-        cookie.authenticated_joined_at = context.joined_at;
-        cookie.authenticated_authmethod = context.authmethod.clone();
-        // Same oid, value and expiry: only the record (and the authid index) changes.
-        let old_authid = self.authid_of(oid);
-        self.reindex_authid(oid, old_authid.as_deref(), Some(&auth.authid))?;
-        self.put_record(&cookie)?;
-        self.append_revocation(RevocationKind::Auth, oid, value)?;
-        Ok(AuthUpdate::Written)
+        let change = AuthChange::Set(auth, context);
+        change.check()?;
+        self.change_auth(value, change)
     }
 
     /// Removes the authentication from the live cookie with `value`, keeping the cookie: see
     /// [`CookieStore::clear_auth`](crate::CookieStore::clear_auth).
     pub fn clear_auth(&mut self, value: &str) -> Result<AuthUpdate> {
+        self.change_auth(value, AuthChange::Clear)
+    }
+
+    /// Applies `change` (checked by the caller) to the live cookie with `value`: the record
+    /// and the authid index change (same oid, value and expiry), and the feed gets an
+    /// [`RevocationKind::Auth`] entry for the caches.
+    pub(crate) fn change_auth(&mut self, value: &str, change: AuthChange<'_>) -> Result<AuthUpdate> {
         self.tables.need_present()?;
-        let Some((oid, view)) = self.tables.lookup(&self.txn, value)? else {
-            return Ok(AuthUpdate::NoSuchCookie);
+        let record = match self.tables.lookup(&self.txn, value)? {
+            Some((_, view)) if view.is_expired(self.now) => None,
+            Some((oid, view)) => Some(materialise(oid, view)?),
+            None => None,
         };
-        if view.is_expired(self.now) {
-            return Ok(AuthUpdate::NoSuchCookie);
-        }
-        let Some(old_authid) = view.authid().map(str::to_string) else {
-            return Ok(AuthUpdate::Unchanged);
+        let (cookie, old_authid) = match change.apply(record, self.now) {
+            AuthOutcome::Done(update) => return Ok(update),
+            AuthOutcome::Write { cookie, old_authid } => (cookie, old_authid),
         };
-        let mut cookie = materialise(oid, view)?;
-        clear_auth_fields(&mut cookie);
-        // Same oid, value and expiry: only the record and the authid index change.
-        self.reindex_authid(oid, Some(&old_authid), None)?;
+        self.reindex_authid(cookie.oid, old_authid.as_deref(), cookie.authid.as_deref())?;
         self.put_record(&cookie)?;
-        self.append_revocation(RevocationKind::Auth, oid, value)?;
+        self.append_revocation(RevocationKind::Auth, cookie.oid, value)?;
         Ok(AuthUpdate::Written)
     }
 

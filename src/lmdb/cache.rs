@@ -1,9 +1,9 @@
 //! The per-process cache of live cookies' lookups, never stale.
 //!
-//! One cache per LMDB environment and process (it lives in [`Shared`]), bounded in bytes
-//! ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes)). It holds what
-//! [`CookieStore::lookup`] answers for live cookies, keyed by cookie value, and serves
-//! `lookup`, `get_auth` and `exists`.
+//! One cache per LMDB environment and process (it lives in `Shared`), bounded in bytes
+//! ([`LmdbOptions::cache_bytes`](crate::LmdbOptions::cache_bytes)). It holds what
+//! [`CookieStore::lookup`](crate::CookieStore::lookup) answers for live cookies, keyed by
+//! cookie value, and serves `lookup`, `get_auth`, `exists` and `lookup_cached`.
 //!
 //! **Never stale.** The cache is current as of one LMDB snapshot (its transaction id). A
 //! lookup first compares that id with the environment's last committed transaction id (a
@@ -11,9 +11,9 @@
 //! nothing was committed since and the cached answer stands, its expiry checked against
 //! the caller's clock. When they differ, the cache catches up in one read transaction: it
 //! reads the feed entries appended since its position (every change that can alter an
-//! answer appends one, see `revocations.rs`) and drops what they name, then answers from
+//! answer appends one, see `feed/mod.rs`) and drops what they name, then answers from
 //! that same snapshot. A whole flush happens when the feed says so
-//! ([`RevocationKind::Flush`]), when entries were trimmed before the cache read them, and
+//! (`RevocationKind::Flush`), when entries were trimmed before the cache read them, and
 //! when the snapshot's last commit was not made by cookiestore (another program wrote).
 //!
 //! Only live cookies are cached (an unknown value always reads the store). While the budget
@@ -35,11 +35,12 @@ use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::foreign_writes;
 use crate::store::{Lookup, Shared};
 
-/// Figures about a store's per-process cache ([`CookieStore::cache_stats`](crate::CookieStore::cache_stats)).
+/// Figures about an LMDB store's per-process cache
+/// ([`LmdbStore::cache_stats`](crate::LmdbStore::cache_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// The byte budget ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes); 0:
+    /// The byte budget ([`LmdbOptions::cache_bytes`](crate::LmdbOptions::cache_bytes); 0:
     /// no cache).
     pub capacity_bytes: u64,
     /// Cookies cached now.
@@ -393,26 +394,40 @@ fn json_heap(v: &Value) -> usize {
     }
 }
 
-impl Shared {
-    /// This environment's cache, when enabled.
-    pub(crate) fn cache(&self) -> Option<&Cache> {
-        self.cache.enabled().then_some(&self.cache)
-    }
-}
-
-/// The uncached lookup of `value` in `snap` (what [`CookieStore::lookup`] answers).
-pub(crate) fn read_lookup(snap: &Snapshot<'_>, value: &str) -> Result<Option<Lookup>> {
-    match snap.live_record(value)? {
-        Some((oid, record)) => {
-            let corrupt = |problem| Error::CorruptRecord { oid, problem };
-            Ok(Some(Lookup {
-                oid,
-                expires_at: record.expires_at().map_err(corrupt)?,
-                max_age: record.max_age().map_err(corrupt)?,
-                auth: record.auth().map_err(corrupt)?,
-            }))
+impl LmdbStore {
+    /// `answer` applied to what a lookup of `value` finds: from this process's cache when it
+    /// is on and current, else from a read transaction (which also brings the cache up to
+    /// date and fills it).
+    pub(crate) fn lookup_with<T>(
+        &self,
+        value: &str,
+        answer: impl FnOnce(Arc<Lookup>) -> T,
+    ) -> Result<Option<T>> {
+        let Some(cache) = self.shared.cache() else {
+            return Ok(self.read(|s| s.lookup(value))?.map(|l| answer(Arc::new(l))));
+        };
+        if in_closure() {
+            return Err(Error::NestedTransaction);
         }
-        None => Ok(None),
+        let found = match self.lookup_cached(value) {
+            Some(hit) => hit,
+            None => self.read(|s| cache.read_through(s, value, |s| s.lookup(value)))?,
+        };
+        Ok(found.map(answer))
+    }
+
+    /// A lookup answered from this process's cache alone (see
+    /// [`CookieStore::lookup_cached`](crate::CookieStore::lookup_cached)).
+    #[inline]
+    pub(crate) fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
+        let shared = &*self.shared;
+        let cache = shared.cache()?;
+        if in_closure() {
+            return None;
+        }
+        // `None` outside the process that opened the environment, before the cache is locked.
+        let last_txn = shared.last_txn_id_now()?;
+        cache.hit(value, last_txn, self.now())
     }
 }
 
@@ -485,6 +500,7 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let lmdb = store.as_lmdb().unwrap().clone();
         let cookie = store.create("cbtid", 24, 3600).unwrap();
         let value = cookie.value.clone();
         let alice = Auth::new("alice", "user", "ticket", "realm1");
@@ -493,15 +509,15 @@ mod tests {
             .unwrap();
         let (opened, committed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
         let older = {
-            let (store, value) = (store.clone(), value.clone());
+            let (lmdb, value) = (lmdb.clone(), value.clone());
             let (opened, committed) = (opened.clone(), committed.clone());
             std::thread::spawn(move || {
-                store
+                lmdb
                     .read(|snap| {
                         opened.wait(); // this snapshot is open
                         committed.wait(); // the logout is committed and seen by the cache
                         let cache = snap.shared.cache().unwrap();
-                        cache.read_through(snap, &value, |s| read_lookup(s, &value))
+                        cache.read_through(snap, &value, |s| s.lookup(&value))
                     })
                     .unwrap()
             })
@@ -521,7 +537,7 @@ mod tests {
             None,
             "the older snapshot's answer went into the cache"
         );
-        assert_eq!(store.cache_stats().entries, 0);
+        assert_eq!(lmdb.cache_stats().entries, 0);
     }
 
     #[test]

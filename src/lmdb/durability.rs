@@ -1,4 +1,5 @@
-//! Durability where it matters: what each commit flushes to disk ([`Durability`]).
+//! Durability where it matters: what each commit flushes to disk, as the store's
+//! [`Durability`](crate::Durability) policy says.
 //!
 //! A new cookie nobody has logged in with is worth nothing after a power cut: the browser
 //! gets another. A lost logout, deletion or auth change is not: it could let a user back in.
@@ -14,56 +15,9 @@
 //! can run with another transaction's choice.
 
 use heed::{EnvFlags, FlagSetMode};
-use serde::Deserialize;
 
 use crate::error::{LmdbResult, Result};
-use crate::store::Shared;
-
-/// What a commit flushes to disk before it returns (with [`StoreOptions::sync`] on; with
-/// `sync` off nothing is flushed, whatever the policy: [`Durability::None`]).
-///
-/// What a power cut (or kernel crash; a killed process loses nothing in any policy: the
-/// commits are in the page cache) can cost, per policy:
-///
-/// | policy | creates | set_auth, logout, delete, put, batch, purge | integrity |
-/// |---|---|---|---|
-/// | `Full` | nothing | nothing | any file system |
-/// | `SafeLazyCreates` (default) | the last commit, if it was a create | nothing | any file system |
-/// | `LazyCreates` | the creates since the last other write | nothing | needs a file system that preserves write order |
-/// | `None` | the last commits | the last commits | needs a file system that preserves write order |
-///
-/// "Nothing" means: once the call returned, the change survives. Every non-create commit
-/// flushes the whole data file, so it also makes every earlier lazy create durable.
-///
-/// [`StoreOptions::sync`]: crate::StoreOptions::sync
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Durability {
-    /// Every commit is flushed: data pages, then the meta page (LMDB's default; two
-    /// flushes per commit).
-    Full,
-    /// The default. A create ([`CookieStore::create`](crate::CookieStore::create), a new
-    /// cookie from [`Tracker::track`](crate::Tracker::track)) flushes its data pages but not
-    /// the meta page (`MDB_NOMETASYNC`: one flush instead of two); the next commit's flush
-    /// covers that meta page. LMDB: "This optimization maintains database integrity, but a
-    /// system crash may undo the last committed transaction". Every other write is flushed
-    /// in full.
-    #[default]
-    SafeLazyCreates,
-    /// A create is not flushed at all (`MDB_NOSYNC`); every other write is flushed in full,
-    /// and so makes the earlier creates durable too. LMDB: with `MDB_NOSYNC` and without
-    /// `MDB_WRITEMAP`, "if the filesystem preserves write order ... transactions exhibit ACI
-    /// (atomicity, consistency, isolation) properties and only lose D (durability)".
-    /// Otherwise a power cut between an unflushed create and the next flush may corrupt the
-    /// store. ZFS, and ext3/ext4 mounted `data=journal`, preserve write order; ext4's default
-    /// `data=ordered`, XFS and btrfs do not promise it for overwritten pages: choose
-    /// `SafeLazyCreates` (or `Full`) there.
-    LazyCreates,
-    /// Nothing is flushed (`MDB_NOSYNC`): what `sync = false` means. The operating system
-    /// writes the pages back when it likes; the same integrity caveat as `LazyCreates`.
-    None,
-}
+use crate::lmdb::env::Shared;
 
 /// Whether a write transaction's commit may be lazy under the policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

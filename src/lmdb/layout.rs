@@ -26,10 +26,13 @@ use heed::{BoxedError, BytesDecode, BytesEncode};
 use serde::{Deserialize, Serialize};
 use uuid::{Uuid, uuid};
 
+use crate::error::{Error, Result};
+use crate::record::codec::CookieView;
+use crate::record::cookie::Cookie;
+use crate::record::mark::{ValueDigest, hex};
 use crate::record::value::CookieValue;
 
 const MAX_VALUE_LEN: usize = CookieValue::MAX_LEN;
-use crate::error::{Error, Result};
 
 /// Slot 0: table metadata.
 pub const META_SLOT: u16 = 0;
@@ -110,7 +113,7 @@ pub struct TableMeta {
 
 impl TableMeta {
     /// The record zlmdb writes for `table` at `slot`.
-    pub fn new(table: &TableDef, slot: u16) -> Self {
+    pub(crate) fn new(table: &TableDef, slot: u16) -> Self {
         TableMeta {
             oid: table.oid.to_string(),
             name: table.name.to_string(),
@@ -124,7 +127,8 @@ impl TableMeta {
     /// CBOR bytes of the record.
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
-        ciborium::into_writer(self, &mut out).expect("writing CBOR to a Vec cannot fail");
+        // Writing to a Vec cannot fail, and every field of the record is plain data.
+        ciborium::into_writer(self, &mut out).expect("CBOR of plain fields into a Vec");
         out
     }
 
@@ -225,10 +229,6 @@ impl Catalog {
         self.tables.insert(slot, meta);
         Ok(())
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 // ---- key codecs ------------------------------------------------------------------------------
@@ -362,12 +362,7 @@ impl RevocationEntry {
     }
 }
 
-/// SHA-256 of a cookie value: what an import mark is keyed by.
-pub(crate) type ValueDigest = [u8; 32];
-
-/// Import marks: "an import of `cookies.dat` brought this cookie value in". A re-run import
-/// skips a marked value that is no longer in the store (logged out since), so that it never
-/// logs a cookie back in; `--force` imports it anyway.
+/// Import marks (`record/mark.rs` says what they are for) on LMDB.
 ///
 /// LMDB keeps them in the store-state table, each under two keys:
 /// - slot + `import_hash\0` + SHA-256 of the value → when the mark expires (`u64` BE ns): the
@@ -384,9 +379,6 @@ pub(crate) type ValueDigest = [u8; 32];
 /// Stores written before marks were hashed hold `imported\0` + the value → the oid given
 /// (values of up to 502 bytes): they are still read, and a purge rewrites them as hashed
 /// marks.
-///
-/// On Redis a mark is the string key `{prefix}imported:` + the SHA-256 in lowercase hex,
-/// holding the expiry in ns (decimal), and expiring then (PXAT).
 pub(crate) struct ImportMark;
 
 impl ImportMark {
@@ -397,12 +389,6 @@ impl ImportMark {
     const KEY_LEN: usize = 2 + Self::NAME.len() + 32;
     /// Length of a whole due key.
     const DUE_LEN: usize = 2 + Self::DUE.len() + 8 + 32;
-
-    /// The SHA-256 of `value`.
-    pub(crate) fn digest(value: &str) -> ValueDigest {
-        use sha2::Digest;
-        sha2::Sha256::digest(value.as_bytes()).into()
-    }
 
     /// Key prefix shared by every mark in the state table `slot`.
     pub(crate) fn prefix(slot: u16) -> Vec<u8> {
@@ -477,36 +463,6 @@ impl ImportMark {
     pub(crate) fn parse_legacy_key(key: &[u8]) -> Option<&str> {
         let (_, rest) = split_slot(key)?;
         std::str::from_utf8(rest.strip_prefix(Self::LEGACY)?).ok()
-    }
-
-    /// The Redis key of the mark of `digest` under the store's key `prefix`.
-    pub(crate) fn redis_key(prefix: &str, digest: &ValueDigest) -> String {
-        format!("{prefix}imported:{}", hex(digest))
-    }
-
-    /// The Redis key pattern of every mark (SCAN MATCH), `prefix` already glob-escaped.
-    pub(crate) fn redis_pattern(escaped_prefix: &str) -> String {
-        format!("{escaped_prefix}imported:*")
-    }
-
-    /// The digest of a whole Redis mark key; `None` when it is not one.
-    pub(crate) fn parse_redis_key(prefix: &str, key: &str) -> Option<ValueDigest> {
-        Self::parse_hex(key.strip_prefix(prefix)?.strip_prefix("imported:")?)
-    }
-
-    /// A digest from its 64 hex digits (either case); `None` otherwise.
-    pub(crate) fn parse_hex(text: &str) -> Option<ValueDigest> {
-        fn nibble(c: u8) -> Option<u8> {
-            (c as char).to_digit(16).map(|d| d as u8)
-        }
-        if text.len() != 64 {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-        }
-        Some(out)
     }
 }
 
@@ -741,5 +697,22 @@ impl<'a> BytesEncode<'a> for MetaCodec {
     type EItem = TableMeta;
     fn bytes_encode(item: &'a TableMeta) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
         Ok(Cow::Owned(item.to_cbor()))
+    }
+}
+
+/// heed codec for records: encodes a [`Cookie`], decodes a verified [`CookieView`].
+pub(crate) enum CookieCodec {}
+
+impl<'a> BytesEncode<'a> for CookieCodec {
+    type EItem = Cookie;
+    fn bytes_encode(item: &'a Cookie) -> std::result::Result<Cow<'a, [u8]>, BoxedError> {
+        Ok(Cow::Owned(item.encode()?))
+    }
+}
+
+impl<'a> BytesDecode<'a> for CookieCodec {
+    type DItem = CookieView<'a>;
+    fn bytes_decode(bytes: &'a [u8]) -> std::result::Result<CookieView<'a>, BoxedError> {
+        Ok(CookieView::new(bytes)?)
     }
 }

@@ -1,46 +1,26 @@
-//! Import marks on LMDB: "an import of `cookies.dat` brought this value in" (the key layout
-//! is [`ImportMark`]'s).
-//!
-//! An import marks every cookie it writes, expiring with that cookie. A later import skips a
-//! marked value that is no longer in the store: it was logged out (or deleted) since, and
-//! importing it again would log it back in. Logouts themselves write nothing here: "logged
-//! out since the import" is "marked and absent". The marks travel in exports, so a restored
-//! store keeps them too, and a purge drops them once their cookie would have expired anyway.
+//! Import marks on LMDB (`record/mark.rs` says what they are for; the key layout is
+//! [`ImportMark`]'s): found, written, walked for an export, and purged once their cookie
+//! would have expired anyway.
 
 use std::collections::BTreeMap;
 
 use crate::error::{LmdbResult, Result};
+use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::layout::{ImportMark, ValueDigest};
+use crate::lmdb::layout::ImportMark;
+use crate::lmdb::maintain::PURGE_BATCH;
 use crate::lmdb::pacing::Pacer;
 use crate::lmdb::snapshot::Snapshot;
-use crate::store::{CookieStore, Growth, PURGE_BATCH};
-
-/// What a store holds for a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mark {
-    /// No mark.
-    Absent,
-    /// A mark in the layout of stores written before marks were hashed.
-    Unhashed,
-    /// A mark.
-    Hashed,
-}
-
-impl Mark {
-    /// Whether an import brought the value in.
-    pub(crate) fn is_marked(self) -> bool {
-        self != Mark::Absent
-    }
-}
+use crate::lmdb::txn::Growth;
+use crate::record::mark::{Mark, ValueDigest, digest};
 
 /// The mark of `value` in the store `s` reads.
 pub(crate) fn find(s: &Snapshot<'_>, value: &str) -> Result<Mark> {
     let Some(slot) = s.tables.slots.state else {
         return Ok(Mark::Absent);
     };
-    let key = ImportMark::key(slot, &ImportMark::digest(value));
+    let key = ImportMark::key(slot, &digest(value));
     if s.tables.db.get(s.txn, &key).lmdb()?.is_some() {
         return Ok(Mark::Hashed);
     }
@@ -54,7 +34,7 @@ pub(crate) fn find(s: &Snapshot<'_>, value: &str) -> Result<Mark> {
 
 /// Marks `value` as imported until `expires` (ns), replacing its unhashed mark if any.
 pub(crate) fn mark(b: &mut Batch<'_, '_>, value: &str, expires: u64) -> Result<()> {
-    mark_digest(b, &ImportMark::digest(value), expires)?;
+    mark_digest(b, &digest(value), expires)?;
     if let Some(slot) = b.tables.slots.state
         && let Some(key) = ImportMark::legacy_key(slot, value)
     {
@@ -97,7 +77,7 @@ pub(crate) fn for_each(
     for item in prefix_iter(s, &ImportMark::legacy_prefix(slot))? {
         let (key, _) = item?;
         if let Some(value) = ImportMark::parse_legacy_key(key) {
-            unhashed.insert(ImportMark::digest(value), unhashed_expiry(s, value));
+            unhashed.insert(digest(value), unhashed_expiry(s, value));
         }
     }
     let mut pending = unhashed.into_iter().peekable();
@@ -159,7 +139,7 @@ fn purge_due(s: &Snapshot<'_>, now: u64) -> Result<bool> {
 /// Drops the marks due at `now` (their cookies would be expired by now: a re-import drops
 /// those anyway) and rewrites unhashed marks as hashed ones, in batches. Returns how many
 /// marks were dropped.
-pub(crate) fn purge(store: &CookieStore, now: u64) -> Result<u64> {
+pub(crate) fn purge(store: &LmdbStore, now: u64) -> Result<u64> {
     if !store.read(|s| purge_due(s, now))? {
         return Ok(0);
     }
@@ -169,7 +149,7 @@ pub(crate) fn purge(store: &CookieStore, now: u64) -> Result<u64> {
         let mut limit = 0;
         let (processed, dropped) = pacer.run(|l| {
             limit = l;
-            store.maintenance_batch("purge import marks", Growth::Headroom, Flush::Lazy, |b| {
+            store.write("purge import marks", Growth::Headroom, Flush::Lazy, |b| {
                 purge_some(b, now, l)
             })
         })?;
@@ -218,7 +198,7 @@ fn purge_some(b: &mut Batch<'_, '_>, now: u64, limit: usize) -> Result<(usize, u
     for (key, value, expires) in &unhashed {
         // A key that is not UTF-8 was never a cookie value: nothing to carry over.
         if !value.is_empty() {
-            mark_digest(b, &ImportMark::digest(value), *expires)?;
+            mark_digest(b, &digest(value), *expires)?;
         }
         b.raw_delete(key)?;
     }

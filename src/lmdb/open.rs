@@ -5,18 +5,20 @@ use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 
-use crate::config::StoreOptions;
-use crate::error::{Error, LmdbResult, Result};
-use crate::lmdb::durability::Durability;
+use crate::config::options::{Durability, LmdbOptions};
+use crate::error::{Error, LmdbError, LmdbResult, Result, is_disk_full};
+use crate::lmdb::cache::Cache;
+use crate::lmdb::env::{Shared, page_size};
 #[cfg(unix)]
 use crate::lmdb::files::check_lock_file;
 use crate::lmdb::files::{check_data_file, read_lock_format};
-use crate::store::{Shared, page_size};
+use crate::lmdb::local_env::LocalEnv;
+use crate::lmdb::reserve::DiskReserve;
 use heed::{CommitOrAbort, EnvFlags, EnvOpenOptions, MdbError};
 use std::fs;
 use std::sync::{OnceLock, RwLock};
 
-pub(crate) fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf> {
+pub(crate) fn prepare_dir(path: &Path, readonly: bool) -> Result<PathBuf> {
     let path_err = |problem: &str, source| Error::Path {
         path: path.to_path_buf(),
         problem: problem.to_string(),
@@ -31,7 +33,7 @@ pub(crate) fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf
                     .into(),
             });
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !options.readonly => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !readonly => {
             create_dir_with_mode(path)
                 .map_err(|e| path_err("cannot create the store directory", e))?;
         }
@@ -62,7 +64,7 @@ pub(crate) fn prepare_dir(path: &Path, options: &StoreOptions) -> Result<PathBuf
     match fs::metadata(&data) {
         Ok(meta) => check_data_file(&data, meta.len())?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if options.readonly {
+            if readonly {
                 return Err(Error::NotAStore {
                     path: path.clone(),
                     problem: "the directory has no data.mdb; check the path".into(),
@@ -102,11 +104,11 @@ pub(crate) fn create_dir_with_mode(path: &Path) -> std::io::Result<()> {
     fs::create_dir_all(path)
 }
 
-pub(crate) fn open_env(path: &Path, options: &StoreOptions) -> Result<Shared> {
+pub(crate) fn open_env(path: &Path, readonly: bool, options: &LmdbOptions) -> Result<Shared> {
     let data = path.join("data.mdb");
     let new_files = !data.exists();
-    let opened = open_env_files(path, options, new_files);
-    if opened.is_err() && new_files && !options.readonly {
+    let opened = open_env_files(path, readonly, options, new_files);
+    if opened.is_err() && new_files && !readonly {
         // A creation that failed (a full disk, most often) must not leave a half-made
         // data.mdb behind, which every later open would refuse as "not a valid LMDB file".
         // Only an unusable one is removed: a concurrent creator may have made it whole.
@@ -137,7 +139,7 @@ const LOCK_FILE_SIZE: i64 = 8192;
 /// A lock.mdb another process holds is checked here too, before LMDB trusts it
 /// ([`check_lock_file`]).
 #[cfg(unix)]
-fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<()> {
+fn reserve_space(path: &Path, readonly: bool, new_data: bool) -> Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
     let full = |file: &Path, source: std::io::Error| {
@@ -169,7 +171,7 @@ fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<
         // Readable only (a read-only open in a directory not ours): LMDB may still use it.
         check_lock_file(&lock, &file)?;
     }
-    if new_data && !options.readonly {
+    if new_data && !readonly {
         let data = path.join("data.mdb");
         let created = fs::OpenOptions::new()
             .write(true)
@@ -205,14 +207,19 @@ fn reserve_space(path: &Path, options: &StoreOptions, new_data: bool) -> Result<
     Ok(())
 }
 
-fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Result<Shared> {
+fn open_env_files(
+    path: &Path,
+    readonly: bool,
+    options: &LmdbOptions,
+    new_files: bool,
+) -> Result<Shared> {
     let data = path.join("data.mdb");
     let lock = path.join("lock.mdb");
     let new_lock = !lock.exists();
     #[cfg(unix)]
-    reserve_space(path, options, new_files)?;
+    reserve_space(path, readonly, new_files)?;
     let mut flags = EnvFlags::NO_READ_AHEAD;
-    if options.readonly {
+    if readonly {
         flags |= EnvFlags::READ_ONLY;
     }
     let durability = options.effective_durability();
@@ -239,7 +246,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
             path: path.to_path_buf(),
             found: read_lock_format(&path.join("lock.mdb")),
         },
-        heed::Error::Io(source) if crate::error::is_disk_full(path, &source) => {
+        heed::Error::Io(source) if is_disk_full(path, &source) => {
             Error::from_io(path, "create or open the store's files", source)
         }
         heed::Error::Io(source) => Error::Path {
@@ -247,7 +254,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
             problem: "cannot open the LMDB files (check permissions)".into(),
             source,
         },
-        other => Error::Lmdb(crate::error::LmdbError(other)),
+        other => Error::Lmdb(LmdbError(other)),
     })?;
     #[cfg(unix)]
     if options.file_mode != 0o600 {
@@ -258,7 +265,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
             if new && file.exists() {
                 let set = fs::set_permissions(file, fs::Permissions::from_mode(options.file_mode));
                 if let Err(e) = set
-                    && !options.readonly
+                    && !readonly
                 {
                     return Err(e.into());
                 }
@@ -267,7 +274,7 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
     }
     // Reader slots of dead processes would pin old pages forever: clear them.
     let _ = env.clear_stale_readers();
-    let db = if options.readonly {
+    let db = if readonly {
         let rtxn = adopting_resize(&env, |env| env.read_txn())?;
         env.open_databases_and_commit(rtxn, |opener, rtxn| {
             opener
@@ -293,23 +300,23 @@ fn open_env_files(path: &Path, options: &StoreOptions, new_files: bool) -> Resul
         .unwrap_commit()
     };
     Ok(Shared {
-        env: crate::fork::LocalEnv::new(env),
+        env: LocalEnv::new(env),
         db,
         path: path.to_path_buf(),
-        env_readonly: options.readonly,
+        env_readonly: readonly,
         maxsize: options.maxsize,
         durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
-        cache: crate::lmdb::cache::Cache::new(options.cache_bytes),
-        reserve: crate::lmdb::reserve::DiskReserve::open(path, options.readonly),
+        cache: Cache::new(options.cache_bytes),
+        reserve: DiskReserve::open(path, readonly),
     })
 }
 
 /// A write of the first transactions that found the disk full, as [`Error::DiskFull`].
 fn disk_full(path: &Path, e: Error) -> Error {
     match e {
-        Error::Lmdb(crate::error::LmdbError(heed::Error::Io(io))) => {
+        Error::Lmdb(LmdbError(heed::Error::Io(io))) => {
             Error::from_io(path, "create or open the store's files", io)
         }
         other => other,
@@ -318,7 +325,7 @@ fn disk_full(path: &Path, e: Error) -> Error {
 
 /// Begins the first transaction of a fresh environment. Another process may grow the map
 /// between our open and this begin (`MDB_MAP_RESIZED`): adopt the size it recorded and retry,
-/// as `CookieStore::begin` does for every later transaction.
+/// as `txn.rs` does for every later transaction.
 fn adopting_resize<'e, X>(
     env: &'e heed::Env<heed::WithTls>,
     begin: impl Fn(&'e heed::Env<heed::WithTls>) -> heed::Result<X>,

@@ -20,6 +20,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::lmdb::txn::last_work;
 
 /// Sizes a maintenance operation's write transactions by time (see the module docs).
 #[derive(Debug)]
@@ -70,7 +71,7 @@ impl Pacer {
                     // The work inside the transaction, without its commit: a flush costs
                     // about the same whatever the size, and smaller transactions would
                     // only make more of them.
-                    self.adapt(crate::store::last_work().min(start.elapsed()));
+                    self.adapt(last_work().min(start.elapsed()));
                     std::thread::sleep(Self::PAUSE);
                     return Ok(out);
                 }

@@ -32,7 +32,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_disk_full};
 
 /// Bytes of data.mdb allocated past its last used page that only deletions may use: 256 KiB
 /// (64 pages: a logout takes about 7 fresh pages when none can be reused), or 1/64 of a
@@ -95,7 +95,7 @@ impl DiskReserve {
         let own = self.deletion.max(writes.saturating_mul(BYTES_PER_WRITE));
         let need = used.saturating_add(self.deletion).saturating_add(own);
         match self.allocate(used, need) {
-            Err(e) if crate::error::is_disk_full(&self.path, &e) => Err(Error::DiskFull {
+            Err(e) if is_disk_full(&self.path, &e) => Err(Error::DiskFull {
                 path: self.path.clone(),
                 operation,
                 committed: None,

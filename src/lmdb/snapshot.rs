@@ -10,8 +10,8 @@ use crate::record::cookie::{Cookie, CookieView};
 use crate::record::reader::RecordReader;
 use crate::store::{Shared, Stats};
 
-/// One consistent, read-only view of the store: see
-/// [`CookieStore::snapshot`](crate::CookieStore::snapshot), and
+/// One consistent, read-only view of an LMDB store (one read transaction): see
+/// [`LmdbStore::snapshot`](crate::LmdbStore::snapshot), and
 /// [`Batch::view`](crate::Batch::view) for the view of a write transaction.
 pub struct Snapshot<'t> {
     pub(crate) txn: &'t RoTxn<'t>,
@@ -31,10 +31,10 @@ impl<'t> Snapshot<'t> {
         self.txn.id() as u64
     }
 
-    /// The hot path: value → the live record's (oid, field reader), reading only what is
-    /// asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
-    /// entry points at a record with another value.
-    pub(crate) fn live_record(&self, value: &str) -> Result<Option<(Uuid, RecordReader<'t>)>> {
+    /// The hot path: what a lookup of `value` answers (the live record's oid, expiry,
+    /// lifetime and authentication), reading only those fields (`record/reader.rs`). `None`
+    /// when absent, expired, or when the index entry points at a record with another value.
+    pub(crate) fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
         let Some(oid) = self.tables.find_oid(self.txn, value)? else {
             return Ok(None);
         };
@@ -49,14 +49,7 @@ impl<'t> Snapshot<'t> {
             return Ok(None);
         };
         touch_lines(bytes);
-        let corrupt = |problem| Error::CorruptRecord { oid, problem };
-        let record = RecordReader::new(bytes).map_err(corrupt)?;
-        if !record.value_is(value).map_err(corrupt)?
-            || self.now >= record.expires_at().map_err(corrupt)?
-        {
-            return Ok(None);
-        }
-        Ok(Some((oid, record)))
+        reader::lookup(oid, bytes, value, self.now)
     }
 
     /// When the first entry of the expiry index expires, if there is one.
@@ -115,7 +108,7 @@ impl<'t> Snapshot<'t> {
             let oid = RecordKey::parse_oid(key).ok_or_else(|| {
                 Error::metadata(format!(
                     "Cookies key {} is not slot + 16-byte oid",
-                    crate::lmdb::layout::hex(key)
+                    hex(key)
                 ))
             })?;
             Ok((oid, bytes))
@@ -149,7 +142,7 @@ impl<'t> Snapshot<'t> {
     }
 
     /// The slots of the cookie tables, if the database has them.
-    pub(crate) fn slots(&self) -> Option<crate::lmdb::layout::Slots> {
+    pub(crate) fn slots(&self) -> Option<Slots> {
         self.tables.present.then_some(self.tables.slots)
     }
 
@@ -169,64 +162,6 @@ impl<'t> Snapshot<'t> {
         }
         Ok(n)
     }
-
-    /// Figures about the store.
-    pub fn stats(&self) -> Result<Stats> {
-        let mut s = Stats {
-            records: 0,
-            live: 0,
-            expired: 0,
-            authenticated: 0,
-            corrupt: 0,
-            oldest_created: None,
-            newest_created: None,
-            next_expiry: None,
-            value_index_entries: self.raw_value_index()?.count() as u64,
-            expiry_index_entries: self.raw_expiry_index()?.count() as u64,
-            map_size: 0,
-            map_used: 0,
-            maxsize: self.shared.maxsize,
-            page_size: 0,
-            depth: 0,
-            branch_pages: 0,
-            leaf_pages: 0,
-            overflow_pages: 0,
-            entries: 0,
-            txn_id: self.txn_id(),
-            readers_used: 0,
-            readers_max: 0,
-            tables: self.catalog()?.tables.into_values().collect(),
-            foreign_writes: self.foreign_writes()?,
-        };
-        for item in self.raw_records()? {
-            let (_, bytes) = item?;
-            s.count_record(bytes, self.now);
-        }
-        let env = self.shared.env()?;
-        let info = env.info();
-        let stat = env.unnamed_database_stat();
-        s.map_size = info.map_size as u64;
-        s.page_size = stat.page_size;
-        s.map_used = (info.last_page_number as u64 + 1) * stat.page_size as u64;
-        s.depth = stat.depth;
-        s.branch_pages = stat.branch_pages as u64;
-        s.leaf_pages = stat.leaf_pages as u64;
-        s.overflow_pages = stat.overflow_pages as u64;
-        s.entries = stat.entries as u64;
-        s.readers_used = info.number_of_readers;
-        s.readers_max = info.maximum_number_of_readers;
-        Ok(s)
-    }
-}
-
-pub(crate) fn materialise(oid: Uuid, view: CookieView<'_>) -> Result<Cookie> {
-    let mut cookie = view
-        .to_cookie()
-        .map_err(|problem| Error::CorruptRecord { oid, problem })?;
-    if cookie.oid.is_nil() {
-        cookie.oid = oid;
-    }
-    Ok(cookie)
 }
 
 // ---- check/repair support ----------------------------------------------------------------------
@@ -271,7 +206,7 @@ impl<'t> Snapshot<'t> {
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).lmdb()?;
-        Ok(Box::new(crate::lmdb::tables::ascending(
+        Ok(Box::new(ascending(
             iter.map(|item| item.lmdb()),
         )))
     }

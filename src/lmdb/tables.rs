@@ -8,12 +8,14 @@ use heed::types::{Bytes, DecodeIgnore, Unit};
 use heed::{Database, RoTxn, RwTxn};
 use uuid::Uuid;
 
-use crate::error::{Error, LmdbResult, Result};
+use crate::error::{Error, LmdbError, LmdbResult, Result};
+use crate::record::value::fits_index;
 use crate::lmdb::layout::{
+    CookieCodec,
     Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
     TableDef, TableMeta, U64Codec, ValueKey,
 };
-use crate::record::cookie::{CookieCodec, CookieView};
+use crate::record::codec::CookieView;
 
 /// The typed tables of a store: one unnamed database, remapped per table.
 #[derive(Clone, Copy)]
@@ -72,14 +74,14 @@ impl Tables {
 
     /// The oid the value index gives for `value`.
     pub(crate) fn find_oid(&self, txn: &RoTxn, value: &str) -> Result<Option<Uuid>> {
-        if !self.present || !crate::record::value::fits_index(value) {
+        if !self.present || !fits_index(value) {
             return Ok(None);
         }
         let map_err = |e| match e {
             heed::Error::Decoding(d) => {
                 Error::metadata(format!("value index entry for {value:?} is damaged: {d}"))
             }
-            other => Error::Lmdb(crate::error::LmdbError(other)),
+            other => Error::Lmdb(LmdbError(other)),
         };
         // The hot path: a typical value (24 bytes) keyed in a small stack buffer, without
         // building (zeroing, moving) the 511-byte `ValueKey`. The same key bytes.
@@ -110,7 +112,7 @@ impl Tables {
                     oid,
                     problem: d.to_string(),
                 },
-                other => Error::Lmdb(crate::error::LmdbError(other)),
+                other => Error::Lmdb(LmdbError(other)),
             })
     }
 

@@ -9,9 +9,14 @@
 
 use serde_json::Value;
 
-use crate::record::cookie::{Auth, cbor_to_json_field, expires_at};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::record::cbor::cbor_to_json_field;
+use crate::record::cookie::{Auth, Lookup, expires_at};
 
 // vtable slots, by field order in schema/cookiestore.fbs.
+const OID: usize = 0;
 const CREATED: usize = 1;
 const MAX_AGE: usize = 2;
 const VALUE: usize = 4;
@@ -139,19 +144,9 @@ impl<'a> RecordReader<'a> {
         Ok(expires_at(self.u64(CREATED)?, self.u64(MAX_AGE)?))
     }
 
-    /// The stored authentication's fields, borrowed from the record (authextra left as its
-    /// CBOR bytes), if the record has an authid. Strings are UTF-8 checked here.
-    pub(crate) fn auth_fields(&self) -> Result<Option<AuthFields<'a>>, String> {
-        let Some(authid) = self.str(AUTHID)? else {
-            return Ok(None);
-        };
-        Ok(Some(AuthFields {
-            authid,
-            authrole: self.str(AUTHROLE)?,
-            authmethod: self.str(AUTHMETHOD)?,
-            authrealm: self.str(AUTHREALM)?,
-            authextra: self.bytes(AUTHEXTRA)?.unwrap_or(&[]),
-        }))
+    /// The stored oid, when present and 16 bytes long.
+    pub(crate) fn oid(&self) -> Result<Option<Uuid>, String> {
+        Ok(self.bytes(OID)?.and_then(|b| Uuid::from_slice(b).ok()))
     }
 
     /// The stored authentication, if the record has an authid.
@@ -174,15 +169,40 @@ impl<'a> RecordReader<'a> {
     }
 }
 
-/// The auth fields of a record, borrowed from its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct AuthFields<'a> {
-    pub(crate) authid: &'a str,
-    pub(crate) authrole: Option<&'a str>,
-    pub(crate) authmethod: Option<&'a str>,
-    pub(crate) authrealm: Option<&'a str>,
-    /// CBOR; empty when the record has no authextra.
-    pub(crate) authextra: &'a [u8],
+/// What a lookup of `value` answers from `bytes`, the record stored under it as `oid` (a nil
+/// `oid`: read it from the record), at `now`: `None` when the record carries another value
+/// or has expired. Reads only the fields a lookup needs ([`RecordReader`]), on every backend.
+pub(crate) fn lookup(oid: Uuid, bytes: &[u8], value: &str, now: u64) -> Result<Option<Lookup>> {
+    let read = || -> std::result::Result<Option<Lookup>, String> {
+        let record = RecordReader::new(bytes)?;
+        let expires_at = record.expires_at()?;
+        if !record.value_is(value)? || now >= expires_at {
+            return Ok(None);
+        }
+        let oid = if oid.is_nil() {
+            record.oid()?.unwrap_or(oid)
+        } else {
+            oid
+        };
+        Ok(Some(Lookup {
+            oid,
+            expires_at,
+            max_age: record.max_age()?,
+            auth: record.auth()?,
+        }))
+    };
+    read().map_err(|problem| Error::CorruptRecord {
+        oid: if oid.is_nil() { oid_hint(bytes) } else { oid },
+        problem,
+    })
+}
+
+/// The oid a record's bytes carry, for errors about it (nil when it cannot be read).
+pub(crate) fn oid_hint(bytes: &[u8]) -> Uuid {
+    RecordReader::new(bytes)
+        .ok()
+        .and_then(|r| r.oid().ok().flatten())
+        .unwrap_or_else(Uuid::nil)
 }
 
 /// Checks the reader against the fully verified decode: on a record that verifies, both give
@@ -191,7 +211,7 @@ pub(crate) struct AuthFields<'a> {
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn agrees_with_decode(bytes: &[u8]) {
     let reader = RecordReader::new(bytes);
-    let Ok(view) = crate::record::cookie::CookieView::new(bytes) else {
+    let Ok(view) = crate::record::codec::CookieView::new(bytes) else {
         if let Ok(r) = reader {
             let _ = (r.value(), r.expires_at(), r.auth());
         }
@@ -201,13 +221,7 @@ pub(crate) fn agrees_with_decode(bytes: &[u8]) {
     assert_eq!(r.value(), Ok(view.value()), "value");
     assert_eq!(r.value_is(view.value()), Ok(true), "value_is");
     assert_eq!(r.expires_at(), Ok(view.expires_at()), "expires_at");
-    // The borrowed fields and the owned auth agree.
-    if let (Ok(Some(fields)), Ok(Some(owned))) = (r.auth_fields(), r.auth()) {
-        assert_eq!(fields.authid, owned.authid, "authid");
-        assert_eq!(fields.authrole, owned.authrole.as_deref(), "authrole");
-        assert_eq!(fields.authmethod, owned.authmethod.as_deref(), "authmethod");
-        assert_eq!(fields.authrealm, owned.authrealm.as_deref(), "authrealm");
-    }
+    assert_eq!(r.oid(), Ok(view.oid()), "oid");
     match (r.auth(), view.auth()) {
         (Ok(a), Ok(b)) => assert_eq!(a, b, "auth"),
         (Err(_), Err(_)) => {}

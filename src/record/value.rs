@@ -36,9 +36,11 @@ impl CookieValue {
     /// Checks `value` and wraps it. Errors with [`Error::InvalidValue`] saying what is wrong.
     pub fn new(value: impl Into<String>) -> Result<CookieValue> {
         let value = value.into();
-        match problem(&value) {
-            None => Ok(CookieValue(value)),
-            Some(problem) => Err(Error::InvalidValue { problem }),
+        match check(&value) {
+            Ok(()) => Ok(CookieValue(value)),
+            Err(problem) => Err(Error::InvalidValue {
+                problem: problem.to_string(),
+            }),
         }
     }
 
@@ -138,26 +140,62 @@ pub(crate) fn fits_index(value: &str) -> bool {
     (1..=CookieValue::MAX_LEN).contains(&value.len())
 }
 
-/// What is wrong with `value` as a cookie value, or `None` when it is valid.
-pub(crate) fn problem(value: &str) -> Option<String> {
+/// Why a text is not a cookie value (see [`check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ValueProblem {
+    /// The value is empty.
+    Empty,
+    /// The value is this many bytes, more than [`CookieValue::MAX_LEN`].
+    TooLong(usize),
+    /// The value holds `ch`, not a cookie-octet, at byte `at`.
+    BadChar {
+        /// The character.
+        ch: char,
+        /// Its byte offset.
+        at: usize,
+    },
+}
+
+impl fmt::Display for ValueProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ValueProblem::Empty => f.write_str("the value is empty; a cookie value has 1 to 509 bytes"),
+            ValueProblem::TooLong(len) => write!(
+                f,
+                "the value is {len} bytes; LMDB keys allow at most {} bytes after the slot \
+                 prefix: use a shorter value",
+                CookieValue::MAX_LEN
+            ),
+            ValueProblem::BadChar { ch, at } => write!(
+                f,
+                "the value has {ch:?} at byte {at}, which a Cookie header cannot carry; values \
+                 are made of RFC 6265 cookie-octets (printable ASCII without space, '\"', ',', \
+                 ';', '\\')"
+            ),
+        }
+    }
+}
+
+/// The one rule of what a cookie value may be, for every path that takes one (the store's
+/// writes, the `Cookie` header parser, `cookies.dat` and restore files): 1 to
+/// [`CookieValue::MAX_LEN`] bytes, each an RFC 6265 cookie-octet. The first problem found,
+/// in that order (empty, too long, a character).
+pub(crate) fn check(value: &str) -> std::result::Result<(), ValueProblem> {
     if value.is_empty() {
-        return Some("the value is empty; a cookie value has 1 to 509 bytes".into());
+        return Err(ValueProblem::Empty);
     }
     if value.len() > CookieValue::MAX_LEN {
-        return Some(format!(
-            "the value is {} bytes; LMDB keys allow at most {} bytes after the slot prefix: \
-             use a shorter value",
-            value.len(),
-            CookieValue::MAX_LEN
-        ));
+        return Err(ValueProblem::TooLong(value.len()));
     }
-    if let Some((at, c)) = value.char_indices().find(|&(_, c)| !is_octet_char(c)) {
-        return Some(format!(
-            "{value:?} has {c:?} at byte {at}, which a Cookie header cannot carry; values are \
-             made of RFC 6265 cookie-octets (printable ASCII without space, '\"', ',', ';', '\\')"
-        ));
+    match value.char_indices().find(|&(_, c)| !is_octet_char(c)) {
+        Some((at, ch)) => Err(ValueProblem::BadChar { ch, at }),
+        None => Ok(()),
     }
-    None
+}
+
+/// [`check`] for raw bytes (a header's): whether they are a valid cookie value.
+pub(crate) fn is_valid_bytes(value: &[u8]) -> bool {
+    (1..=CookieValue::MAX_LEN).contains(&value.len()) && is_cookie_octets(value)
 }
 
 /// Whether every byte of `s` is a cookie-octet (the empty string is, as in RFC 6265's
@@ -189,6 +227,8 @@ mod tests {
         }
         let long = CookieValue::new("a".repeat(510)).unwrap_err().to_string();
         assert!(long.contains("510 bytes"), "{long}");
+        assert_eq!(check("a b"), Err(ValueProblem::BadChar { ch: ' ', at: 1 }));
+        assert!(is_valid_bytes(b"abc") && !is_valid_bytes(b"") && !is_valid_bytes(&[b'a'; 510]));
     }
 
     #[test]

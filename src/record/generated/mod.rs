@@ -7,7 +7,8 @@
     clippy::all,
     clippy::undocumented_unsafe_blocks,
     unsafe_op_in_unsafe_fn,
-    mismatched_lifetime_syntaxes
+    mismatched_lifetime_syntaxes,
+    clippy::unwrap_used
 )]
 
 include!("cookiestore_generated.rs");

@@ -1,0 +1,259 @@
+//! The seam: what a backend implements, once, for [`CookieStore`](crate::CookieStore) to
+//! dispatch to.
+//!
+//! A backend is one folder (`lmdb/`, `redis/`) with one type that implements [`Backend`].
+//! The façade (`store.rs`) holds an `Arc<dyn Backend>` and calls it in one place per
+//! operation; everything that is the same on every backend is written once, above this
+//! trait (the façade, `maintenance/`, `feed/subscriber.rs`) or below it in `record/` (what
+//! an auth change does to a record, the draw loop of a new cookie, expiry, the lookup's
+//! field reader). What a backend does differently (transactions or round trips, its key
+//! layout, its feed) stays inside its folder.
+//!
+//! The trait speaks in records ([`Cookie`], [`Lookup`]), feed entries ([`Revocations`]) and
+//! units of maintenance work ([`Reader`], [`Writer`], [`ChunkWork`], [`ExportSink`]): the
+//! loops of import, restore and export are written once over those units, which each
+//! backend maps onto its own transactions (LMDB: one read or write transaction per unit,
+//! sized by time) or round trips (Redis: no transaction, one call at a time).
+//!
+//! Writes reach a backend only on a writable handle: the façade refuses them on a
+//! read-only one ([`Error::ReadOnly`](crate::Error::ReadOnly)) before it dispatches.
+
+use std::any::Any;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::location::Location;
+use crate::error::Result;
+use crate::feed::revocation::Revocations;
+use crate::health::Health;
+use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::mark::{Mark, ValueDigest};
+use crate::stats::Stats;
+
+/// A store's backend: one implementation per folder (see the module docs).
+pub(crate) trait Backend: Send + Sync + 'static {
+    // ---- the handle ----------------------------------------------------------------------
+
+    /// Where the store is.
+    fn location(&self) -> &Location;
+
+    /// Whether this handle is read-only.
+    fn is_readonly(&self) -> bool;
+
+    /// The current time according to the handle's clock (ns).
+    fn now_ns(&self) -> u64;
+
+    /// The same store seen through another clock.
+    fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Backend>;
+
+    /// The handle as [`Any`], so that the façade can hand out a backend's own tools
+    /// ([`CookieStore::as_lmdb`](crate::CookieStore::as_lmdb)).
+    fn as_any(&self) -> &dyn Any;
+
+    /// Whether calls reach the store now: see [`Health`]. No round trip.
+    fn health(&self) -> Health {
+        Health::always()
+    }
+
+    /// Whether the open left connecting for later (a Redis store opened with
+    /// `connect_lazily`): the façade then calls [`Self::connect`] on a thread of its own.
+    fn opened_lazily(&self) -> bool {
+        false
+    }
+
+    /// Makes the connection an open left for later, and runs what the open would have
+    /// checked; nothing on a backend that opened at once.
+    fn connect(&self) -> Result<()> {
+        Ok(())
+    }
+
+    // ---- reads ---------------------------------------------------------------------------
+
+    /// Whether a live cookie has `value`.
+    fn exists(&self, value: &str) -> Result<bool>;
+
+    /// The live cookie with `value`, every field.
+    fn get(&self, value: &str) -> Result<Option<Cookie>>;
+
+    /// The live cookie with `value` as a lookup sees it.
+    fn lookup(&self, value: &str) -> Result<Option<Lookup>>;
+
+    /// The authentication of the live cookie with `value`.
+    fn get_auth(&self, value: &str) -> Result<Option<Auth>>;
+
+    /// [`Self::lookup`] from this process's cache alone, when it can answer (see
+    /// [`CookieStore::lookup_cached`](crate::CookieStore::lookup_cached)); `None` without a
+    /// cache.
+    fn lookup_cached(&self, _value: &str) -> Option<Option<Arc<Lookup>>> {
+        None
+    }
+
+    /// Live cookies.
+    fn count(&self) -> Result<u64>;
+
+    /// Records of any kind: live, expired not yet dropped, undecodable.
+    fn records(&self) -> Result<u64>;
+
+    /// Calls `f` with every record (see
+    /// [`CookieStore::for_each_record`](crate::CookieStore::for_each_record)).
+    fn for_each_record(&self, f: &mut dyn FnMut(Result<Cookie>) -> Result<bool>) -> Result<()>;
+
+    /// Figures about the store.
+    fn stats(&self) -> Result<Stats>;
+
+    // ---- writes --------------------------------------------------------------------------
+
+    /// Creates a cookie with a fresh value (`record::cookie::create_with` is the draw loop).
+    fn create(&self, name: &str, length: usize, max_age: u64) -> Result<Cookie>;
+
+    /// Applies `change` to the live cookie with `value` (`AuthChange::apply` decides).
+    fn change_auth(&self, value: &str, change: AuthChange<'_>) -> Result<AuthUpdate>;
+
+    /// Deletes the cookie with `value`, a logout in the feed.
+    fn delete(&self, value: &str) -> Result<bool>;
+
+    /// Stores a whole record.
+    fn put(&self, cookie: &Cookie) -> Result<()>;
+
+    /// Deletes every cookie that carries `authid`, each a revocation.
+    fn logout_authid(&self, authid: &str) -> Result<u64>;
+
+    /// Deletes what has expired, and the feed's entries older than `feed_cutoff` (ns).
+    fn purge_expired(&self, feed_cutoff: u64) -> Result<u64>;
+
+    /// Deletes every cookie.
+    fn clear(&self) -> Result<u64>;
+
+    // ---- the feed ------------------------------------------------------------------------
+
+    /// The feed's entries after `after`, checked by sequence number only.
+    fn revocations_since(&self, after: u64) -> Result<Revocations>;
+
+    /// A position at the end of the feed: where a new subscriber starts.
+    fn feed_end(&self) -> Result<FeedPosition>;
+
+    /// What was appended after `position`, which moves on past it.
+    fn feed_poll(&self, position: &mut FeedPosition) -> Result<Revocations>;
+
+    /// A watcher's loop: until `stop`, `poll` once per `interval`, and hand each outcome to
+    /// `deliver`. A backend that can wake at once on an append (Redis: a channel) does so.
+    fn watch(
+        &self,
+        poll: &mut dyn FnMut() -> Result<Revocations>,
+        stop: &AtomicBool,
+        interval: Duration,
+        deliver: &mut dyn FnMut(Result<Revocations>),
+    ) {
+        while !stop.load(Ordering::Acquire) {
+            deliver(poll());
+            std::thread::park_timeout(interval);
+        }
+    }
+
+    // ---- units of maintenance work -------------------------------------------------------
+
+    /// Runs `f` on one read view of the store (LMDB: one snapshot).
+    fn read_unit(&self, f: &mut dyn FnMut(&dyn Reader) -> Result<()>) -> Result<()>;
+
+    /// Has `work` write the items `0..total` in chunks (LMDB: one write transaction each,
+    /// sized by time, `kind` saying how it is flushed and how far it may grow the map; a
+    /// chunk may be run again with fewer items when the map is full), telling `work` of each
+    /// chunk that is done.
+    fn write_chunks(
+        &self,
+        operation: &'static str,
+        kind: WriteKind,
+        total: usize,
+        work: &mut dyn ChunkWork,
+    ) -> Result<()>;
+
+    /// Hands every record, in oid order, and then every import mark, in digest order, to
+    /// `sink`; returns the id of the snapshot they come from (0 when the backend has none).
+    fn export(&self, sink: &mut dyn ExportSink) -> Result<u64>;
+}
+
+/// Where a reader of the feed is: what [`Backend::feed_poll`] reads after.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FeedPosition {
+    /// The sequence number read up to.
+    pub(crate) next: u64,
+    /// What the entry after `next` must name as its predecessor, when the backend can lose
+    /// its feed's history (Redis: a tag; see `redis/feed.rs`); `None`: not known yet.
+    pub(crate) anchor: Option<String>,
+    /// The backend's mark of the state last read, so that a poll of an unchanged store reads
+    /// nothing (LMDB: a transaction id).
+    pub(crate) seen: Option<u64>,
+    /// Reads made (polls that found the store unchanged make none).
+    pub(crate) reads: u64,
+}
+
+/// How a chunk of maintenance writes commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// Records and import marks written in bulk (import, restore): committed lazily (a power
+    /// cut may cost the last chunk, which a re-run brings back), within the store's size.
+    Bulk,
+    /// Deletions (what an import's file logged out): flushed as every logout, and allowed
+    /// the room kept for deletions.
+    Removal,
+}
+
+/// The reads an import or restore judges a record by, in one view of the store.
+pub(crate) trait Reader {
+    /// The record stored under `value`, expired or not ([`Error::CorruptRecord`] when it
+    /// cannot be decoded).
+    ///
+    /// [`Error::CorruptRecord`]: crate::Error::CorruptRecord
+    fn by_value(&self, value: &str) -> Result<Option<Cookie>>;
+
+    /// The record that `cookie` replaces when it is put, if any: the one with its oid
+    /// (Redis, which keys records by value, finds it under `cookie`'s value).
+    fn replaced(&self, cookie: &Cookie) -> Result<Option<Cookie>>;
+
+    /// The import mark of `value`.
+    fn mark(&self, value: &str) -> Result<Mark>;
+
+    /// [`Self::by_value`] and [`Self::mark`] together (one round trip where that matters).
+    fn by_value_and_mark(&self, value: &str) -> Result<(Option<Cookie>, Mark)> {
+        Ok((self.by_value(value)?, self.mark(value)?))
+    }
+}
+
+/// The writes of a chunk of maintenance work, with the reads of its view.
+pub(crate) trait Writer: Reader {
+    /// Stores a whole record ([`Backend::put`]).
+    fn put(&mut self, cookie: &Cookie) -> Result<()>;
+
+    /// Deletes the cookie with `value` (a logout); whether there was one.
+    fn delete(&mut self, value: &str) -> Result<bool>;
+
+    /// Marks `value` as imported until `expires` (ns), replacing an older form of its mark.
+    fn mark_value(&mut self, value: &str, expires: u64) -> Result<()>;
+
+    /// Marks the value whose SHA-256 is `digest` until `expires`, unless its mark already
+    /// lasts as long (a mark is never shortened).
+    fn mark_digest(&mut self, digest: &ValueDigest, expires: u64) -> Result<()>;
+}
+
+/// Maintenance work written in chunks ([`Backend::write_chunks`]).
+pub(crate) trait ChunkWork {
+    /// Writes the items `items` through `w`. Keep what it counts until
+    /// [`Self::committed`]: a chunk may be run again (with fewer items), and only a
+    /// committed one counts.
+    fn write(&mut self, w: &mut dyn Writer, items: Range<usize>) -> Result<()>;
+
+    /// The chunk of `items` just written is committed.
+    fn committed(&mut self, items: Range<usize>);
+}
+
+/// Where an export goes ([`Backend::export`]).
+pub(crate) trait ExportSink {
+    /// One record (an undecodable one as [`Error::CorruptRecord`](crate::Error)).
+    fn record(&mut self, record: Result<Cookie>) -> Result<()>;
+
+    /// One import mark: the digest of a value and when it expires (ns).
+    fn mark(&mut self, digest: &ValueDigest, expires: u64) -> Result<()>;
+}
