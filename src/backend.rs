@@ -9,20 +9,20 @@
 //! field reader). What a backend does differently (transactions or round trips, its key
 //! layout, its feed) stays inside its folder.
 //!
-//! The trait speaks in records ([`Cookie`], [`Lookup`]), feed entries ([`Revocations`]) and
-//! units of maintenance work ([`Reader`], [`Writer`], [`ChunkWork`], [`ExportSink`]): the
-//! loops of import, restore and export are written once over those units, which each
-//! backend maps onto its own transactions (LMDB: one read or write transaction per unit,
-//! sized by time) or round trips (Redis: no transaction, one call at a time).
+//! The trait speaks in records ([`Cookie`], [`Lookup`]) and feed entries ([`Revocations`]).
+//! Maintenance (import, restore, export: `maintenance/migrate.rs`) does not go through it
+//! yet: it still branches on the backend, through
+//! [`CookieStore::as_lmdb`](crate::CookieStore::as_lmdb) and the Redis store's own handle.
 //!
 //! Writes reach a backend only on a writable handle: the façade refuses them on a
 //! read-only one ([`Error::ReadOnly`](crate::Error::ReadOnly)) before it dispatches.
 
 use std::any::Any;
-use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::config::location::Location;
@@ -30,7 +30,6 @@ use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
-use crate::record::mark::{Mark, ValueDigest};
 use crate::stats::Stats;
 
 /// A store's backend: one implementation per folder (see the module docs).
@@ -39,6 +38,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Where the store is.
     fn location(&self) -> &Location;
+
+    /// The backend's name, as [`CookieStore::backend`](crate::CookieStore::backend) gives
+    /// it: `"lmdb"`, `"redis"`.
+    fn name(&self) -> &'static str;
 
     /// Whether this handle is read-only.
     fn is_readonly(&self) -> bool;
@@ -78,6 +81,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The live cookie with `value`, every field.
     fn get(&self, value: &str) -> Result<Option<Cookie>>;
 
+    /// The live cookie with object id `oid`.
+    fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>>;
+
     /// The live cookie with `value` as a lookup sees it.
     fn lookup(&self, value: &str) -> Result<Option<Lookup>>;
 
@@ -93,9 +99,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Live cookies.
     fn count(&self) -> Result<u64>;
-
-    /// Records of any kind: live, expired not yet dropped, undecodable.
-    fn records(&self) -> Result<u64>;
 
     /// Calls `f` with every record (see
     /// [`CookieStore::for_each_record`](crate::CookieStore::for_each_record)).
@@ -152,27 +155,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
             std::thread::park_timeout(interval);
         }
     }
-
-    // ---- units of maintenance work -------------------------------------------------------
-
-    /// Runs `f` on one read view of the store (LMDB: one snapshot).
-    fn read_unit(&self, f: &mut dyn FnMut(&dyn Reader) -> Result<()>) -> Result<()>;
-
-    /// Has `work` write the items `0..total` in chunks (LMDB: one write transaction each,
-    /// sized by time, `kind` saying how it is flushed and how far it may grow the map; a
-    /// chunk may be run again with fewer items when the map is full), telling `work` of each
-    /// chunk that is done.
-    fn write_chunks(
-        &self,
-        operation: &'static str,
-        kind: WriteKind,
-        total: usize,
-        work: &mut dyn ChunkWork,
-    ) -> Result<()>;
-
-    /// Hands every record, in oid order, and then every import mark, in digest order, to
-    /// `sink`; returns the id of the snapshot they come from (0 when the backend has none).
-    fn export(&self, sink: &mut dyn ExportSink) -> Result<u64>;
 }
 
 /// Where a reader of the feed is: what [`Backend::feed_poll`] reads after.
@@ -188,72 +170,4 @@ pub(crate) struct FeedPosition {
     pub(crate) seen: Option<u64>,
     /// Reads made (polls that found the store unchanged make none).
     pub(crate) reads: u64,
-}
-
-/// How a chunk of maintenance writes commits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum WriteKind {
-    /// Records and import marks written in bulk (import, restore): committed lazily (a power
-    /// cut may cost the last chunk, which a re-run brings back), within the store's size.
-    Bulk,
-    /// Deletions (what an import's file logged out): flushed as every logout, and allowed
-    /// the room kept for deletions.
-    Removal,
-}
-
-/// The reads an import or restore judges a record by, in one view of the store.
-pub(crate) trait Reader {
-    /// The record stored under `value`, expired or not ([`Error::CorruptRecord`] when it
-    /// cannot be decoded).
-    ///
-    /// [`Error::CorruptRecord`]: crate::Error::CorruptRecord
-    fn by_value(&self, value: &str) -> Result<Option<Cookie>>;
-
-    /// The record that `cookie` replaces when it is put, if any: the one with its oid
-    /// (Redis, which keys records by value, finds it under `cookie`'s value).
-    fn replaced(&self, cookie: &Cookie) -> Result<Option<Cookie>>;
-
-    /// The import mark of `value`.
-    fn mark(&self, value: &str) -> Result<Mark>;
-
-    /// [`Self::by_value`] and [`Self::mark`] together (one round trip where that matters).
-    fn by_value_and_mark(&self, value: &str) -> Result<(Option<Cookie>, Mark)> {
-        Ok((self.by_value(value)?, self.mark(value)?))
-    }
-}
-
-/// The writes of a chunk of maintenance work, with the reads of its view.
-pub(crate) trait Writer: Reader {
-    /// Stores a whole record ([`Backend::put`]).
-    fn put(&mut self, cookie: &Cookie) -> Result<()>;
-
-    /// Deletes the cookie with `value` (a logout); whether there was one.
-    fn delete(&mut self, value: &str) -> Result<bool>;
-
-    /// Marks `value` as imported until `expires` (ns), replacing an older form of its mark.
-    fn mark_value(&mut self, value: &str, expires: u64) -> Result<()>;
-
-    /// Marks the value whose SHA-256 is `digest` until `expires`, unless its mark already
-    /// lasts as long (a mark is never shortened).
-    fn mark_digest(&mut self, digest: &ValueDigest, expires: u64) -> Result<()>;
-}
-
-/// Maintenance work written in chunks ([`Backend::write_chunks`]).
-pub(crate) trait ChunkWork {
-    /// Writes the items `items` through `w`. Keep what it counts until
-    /// [`Self::committed`]: a chunk may be run again (with fewer items), and only a
-    /// committed one counts.
-    fn write(&mut self, w: &mut dyn Writer, items: Range<usize>) -> Result<()>;
-
-    /// The chunk of `items` just written is committed.
-    fn committed(&mut self, items: Range<usize>);
-}
-
-/// Where an export goes ([`Backend::export`]).
-pub(crate) trait ExportSink {
-    /// One record (an undecodable one as [`Error::CorruptRecord`](crate::Error)).
-    fn record(&mut self, record: Result<Cookie>) -> Result<()>;
-
-    /// One import mark: the digest of a value and when it expires (ns).
-    fn mark(&mut self, digest: &ValueDigest, expires: u64) -> Result<()>;
 }

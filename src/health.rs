@@ -3,7 +3,6 @@
 
 use std::time::SystemTime;
 
-
 /// What [`CookieStore::health`](crate::CookieStore::health) reports: whether calls reach the store now, and the current
 /// outage (or, once it ended, the last one). Reading it costs no round trip.
 ///

@@ -13,7 +13,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::record::cookie::{Auth, cbor_to_json_field};
+use crate::record::cbor::cbor_to_json_field;
+use crate::record::cookie::Auth;
 use crate::record::reader::AuthFields;
 use crate::store::CookieStore;
 
@@ -271,7 +272,7 @@ impl CookieStore {
             let Some(bytes) = redis.record(value)? else {
                 return Ok(None);
             };
-            let oid = crate::record::cookie::CookieView::new(&bytes)
+            let oid = crate::record::codec::CookieView::new(&bytes)
                 .ok()
                 .and_then(|v| v.oid())
                 .unwrap_or_else(Uuid::nil);

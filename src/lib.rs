@@ -33,6 +33,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod backend;
 mod clock;
 mod config;
 mod error;
@@ -46,29 +47,36 @@ pub mod maintenance;
 mod record;
 #[cfg(feature = "redis")]
 mod redis;
+mod stats;
 mod store;
 mod tracker;
 
 pub use clock::rfc3339::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::location::{IntoLocation, Location, RedisLocation};
-pub use config::{CookieSection, StoreOptions, StoreSection, TrackerConfig};
+pub use config::options::{Durability, StoreOptions};
+pub use config::section::{CookieSection, StoreSection};
+pub use config::tracker::TrackerConfig;
 pub use error::{Error, LmdbError, Result};
 pub use feed::connections::Connections;
-pub use feed::{Revocation, RevocationKind, Revocations, Subscriber, WatchEvent, Watcher};
+pub use feed::kind::RevocationKind;
+pub use feed::revocation::{Revocation, Revocations};
+pub use feed::subscriber::Subscriber;
+pub use feed::watcher::{WatchEvent, Watcher};
 pub use health::Health;
-pub use http::header::{
-    CookieAttributes, CookieValues, SameSite, cookie_values, parse_cookie_header,
-};
+pub use http::header::{CookieValues, cookie_values, parse_cookie_header};
+pub use http::set_cookie::{CookieAttributes, SameSite};
 pub use lazy::{AuthRef, LazyAuth, LookupRef};
+pub use lmdb::LmdbStore;
 pub use lmdb::batch::Batch;
 pub use lmdb::cache::CacheStats;
-pub use lmdb::durability::Durability;
 pub use lmdb::layout::TableMeta;
 pub use lmdb::snapshot::Snapshot;
-pub use record::cookie::{Auth, AuthContext, Cookie, CookieView};
+pub use record::codec::CookieView;
+pub use record::cookie::{Auth, AuthContext, AuthUpdate, Cookie, Lookup};
 pub use record::value::CookieValue;
-pub use store::{AuthUpdate, CookieStore, Lookup, Stats};
+pub use stats::Stats;
+pub use store::CookieStore;
 pub use tracker::{Tracked, TrackedLazy, Tracker};
 
 /// The README's Rust examples, compiled and run as doctests.

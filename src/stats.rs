@@ -1,13 +1,11 @@
-//! Figures about a store's cookies ([`Stats`]), as every backend gives them. An LMDB store
-//! has more (pages, the map, reader slots, tables): [`LmdbStats`](crate::LmdbStats).
+//! Figures about a store ([`Stats`]): the cookie figures every backend gives, and LMDB's
+//! page, map and table figures (0 on Redis).
 
-use serde::Serialize;
-
+use crate::lmdb::layout::TableMeta;
 use crate::record::codec::CookieView;
 
-/// Figures about a store's cookies ([`CookieStore::stats`](crate::CookieStore::stats)), on
-/// every backend.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+/// Figures about a store, from one snapshot (on Redis: the cookie figures; the LMDB ones are 0).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
     /// Cookie records, live and expired.
@@ -26,6 +24,39 @@ pub struct Stats {
     pub newest_created: Option<u64>,
     /// When the next live cookie expires (ns).
     pub next_expiry: Option<u64>,
+    /// Entries in the value index.
+    pub value_index_entries: u64,
+    /// Entries in the expiry index.
+    pub expiry_index_entries: u64,
+    /// Current map size (bytes).
+    pub map_size: u64,
+    /// Bytes in use: (last page + 1) × page size.
+    pub map_used: u64,
+    /// The configured maxsize (bytes).
+    pub maxsize: u64,
+    /// LMDB page size.
+    pub page_size: u32,
+    /// B-tree depth of the unnamed database.
+    pub depth: u32,
+    /// Branch pages.
+    pub branch_pages: u64,
+    /// Leaf pages.
+    pub leaf_pages: u64,
+    /// Overflow pages.
+    pub overflow_pages: u64,
+    /// Entries in the unnamed database (all tables and metadata).
+    pub entries: u64,
+    /// Id of the snapshot's transaction.
+    pub txn_id: u64,
+    /// Reader slots ever used in the lock file (LMDB's high-water mark, live and stale).
+    pub readers_used: u32,
+    /// Reader slots in the lock file.
+    pub readers_max: u32,
+    /// Slot metadata: every table of the database.
+    pub tables: Vec<TableMeta>,
+    /// Whether another program (cfxdb, Crossbar) wrote since cookiestore's last write, so
+    /// the expiry index will be reconciled at the next open or purge.
+    pub foreign_writes: bool,
 }
 
 impl Stats {

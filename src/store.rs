@@ -6,7 +6,10 @@
 //! are reached through its own handle ([`CookieStore::as_lmdb`]), so no method here fails
 //! for being on the wrong backend.
 
+use std::path::Path;
 use std::sync::Arc;
+
+use uuid::Uuid;
 
 use crate::backend::Backend;
 use crate::clock::{Clock, secs_to_ns};
@@ -16,6 +19,11 @@ use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::lmdb::LmdbStore;
+use crate::lmdb::batch::Batch;
+use crate::lmdb::cache::CacheStats;
+use crate::lmdb::durability::Flush;
+use crate::lmdb::snapshot::Snapshot;
+use crate::lmdb::txn::{ClosureGuard, Growth};
 use crate::record::cookie::{Auth, AuthChange, AuthContext, AuthUpdate, Cookie, Lookup};
 use crate::stats::Stats;
 
@@ -115,8 +123,37 @@ impl CookieStore {
     }
 
     /// The backend, for the feed's readers.
-    pub(crate) fn backend(&self) -> &Arc<dyn Backend> {
+    pub(crate) fn seam(&self) -> &Arc<dyn Backend> {
         &self.backend
+    }
+
+    /// Which backend holds the cookies: `"lmdb"` or `"redis"`.
+    pub fn backend(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The store's directory (canonical); `None` for a store on Redis, which has none (a
+    /// URL is never a path: see [`Self::location`]).
+    pub fn path(&self) -> Option<&Path> {
+        self.as_lmdb().map(LmdbStore::path)
+    }
+
+    /// The Redis backend, when the store is on Redis.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(&self) -> Option<&crate::redis::RedisBackend> {
+        self.backend
+            .as_any()
+            .downcast_ref::<crate::redis::RedisStore>()
+            .map(|r| &*r.redis)
+    }
+
+    /// The LMDB store, for what only LMDB has; [`Error::Unsupported`] for `operation` on
+    /// another backend.
+    pub(crate) fn lmdb(&self, operation: &'static str) -> Result<&LmdbStore> {
+        self.as_lmdb().ok_or_else(|| Error::Unsupported {
+            operation,
+            backend: self.backend.name(),
+        })
     }
 
     /// Where the store is: [`Location::Lmdb`] with its canonical directory, or
@@ -185,6 +222,11 @@ impl CookieStore {
     /// The live cookie with `value`, every field.
     pub fn get(&self, value: &str) -> Result<Option<Cookie>> {
         self.backend.get(value)
+    }
+
+    /// The live cookie with object id `oid`.
+    pub fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        self.backend.get_by_oid(oid)
     }
 
     /// The authentication of the live cookie with `value`: `None` when there is no such
@@ -336,6 +378,82 @@ impl CookieStore {
     pub fn clear(&self) -> Result<u64> {
         self.writable("clear")?;
         self.backend.clear()
+    }
+
+    // ---- LMDB only (also on [`LmdbStore`], reached with [`Self::as_lmdb`]) -------------
+
+    /// Figures about this process's cache of the store (all 0 when it is off, and on
+    /// Redis).
+    pub fn cache_stats(&self) -> CacheStats {
+        self.as_lmdb()
+            .map(LmdbStore::cache_stats)
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on one consistent snapshot of the store (one read transaction).
+    /// LMDB only: [`Error::Unsupported`] for a Redis store; see [`LmdbStore::snapshot`].
+    pub fn snapshot<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+        self.lmdb("take a snapshot")?.snapshot(f)
+    }
+
+    /// Runs `f` in one write transaction: all its changes commit together, or none.
+    /// LMDB only: [`Error::Unsupported`] for a Redis store; see [`LmdbStore::batch`].
+    pub fn batch<T>(
+        &self,
+        operation: &'static str,
+        f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.writable(operation)?;
+        self.lmdb(operation)?.batch(operation, f)
+    }
+
+    /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy
+    /// [`Durability`](crate::Durability) left unflushed, e.g. before a planned shutdown. On
+    /// Redis, durability is the server's (its `appendfsync`): nothing to do here.
+    pub fn flush(&self) -> Result<()> {
+        self.writable("flush")?;
+        match self.as_lmdb() {
+            Some(lmdb) => lmdb.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// Rebuilds the expiry index from the records when another program wrote since our last
+    /// write (cfxdb does not maintain it). Returns whether it had to; always false on Redis
+    /// and on a read-only handle.
+    pub fn reconcile_if_needed(&self) -> Result<bool> {
+        match self.as_lmdb() {
+            Some(lmdb) => lmdb.reconcile_if_needed(),
+            None => Ok(false),
+        }
+    }
+
+    /// Copies the environment into a new directory `dest`: see [`LmdbStore::copy_to`].
+    /// LMDB only: [`Error::Unsupported`] for a Redis store.
+    pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
+        self.lmdb("copy")?.copy_to(dest, compact)
+    }
+
+    /// One read transaction of the LMDB store (no closure guard: for the crate's own
+    /// reads).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
+        self.lmdb("read")?.read(f)
+    }
+
+    /// One write transaction of a maintenance operation (purge, clear, import, restore),
+    /// flushed as `flush` says; refused on a read-only handle.
+    pub(crate) fn maintenance_batch<T>(
+        &self,
+        operation: &'static str,
+        growth: Growth,
+        flush: Flush,
+        mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
+    ) -> Result<T> {
+        self.writable(operation)?;
+        self.lmdb(operation)?.write(operation, growth, flush, |b| {
+            let _closure = ClosureGuard::enter();
+            f(b)
+        })
     }
 }
 

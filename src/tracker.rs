@@ -7,12 +7,14 @@
 
 use crate::clock::ns_to_secs_ceil;
 use crate::config::location::IntoLocation;
-use crate::config::{StoreOptions, TrackerConfig};
+use crate::config::options::StoreOptions;
+use crate::config::tracker::TrackerConfig;
 use crate::error::Result;
-use crate::http::header::{cookie_values, set_cookie_value};
+use crate::http::header::cookie_values;
+use crate::http::set_cookie::set_cookie_value;
 use crate::lazy::LazyAuth;
-use crate::record::cookie::{Auth, AuthContext};
-use crate::store::{AuthUpdate, CookieStore};
+use crate::record::cookie::{Auth, AuthContext, AuthUpdate};
+use crate::store::CookieStore;
 
 /// Cookie tracking over a [`CookieStore`], configured like Crossbar.io's `cookie` section.
 ///

@@ -1,10 +1,10 @@
-//! How a store is opened: [`StoreOptions`], made of the options every backend reads and one
-//! part per backend ([`LmdbOptions`], [`RedisOptions`]), each backend reading its own part.
+//! How a store is opened: [`StoreOptions`] (Crossbar.io's database store options, plus the
+//! Redis and cache ones), and what an LMDB commit flushes ([`Durability`]).
 //!
-//! In a node config (and in `StoreSection`) the options are one flat `store` object, as
-//! Crossbar.io writes it: the serde form is flat (`RawOptions`), so the parser knows every
-//! key and names a misspelt one; [`StoreSection::keys`](crate::StoreSection::keys) reads the
-//! key list from it.
+//! The options are one flat struct, as Crossbar.io writes a `store` object; each backend
+//! reads its own fields (LMDB: `maxsize` ... `cache_bytes`; Redis: `key_prefix` ...
+//! `connect_lazily`). [`StoreSection::keys`](crate::StoreSection::keys) reads the key list
+//! from the parser.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ pub const MAX_MAXSIZE: u64 = 128 * 1024 * 1024 * 1024;
 pub const DEFAULT_MAXSIZE: u64 = 1024 * 1024 * 1024;
 /// Default revocation retention: 10 minutes.
 pub const DEFAULT_REVOCATION_RETENTION_SECS: u64 = 600;
-/// Default timeout of a Redis store's calls: 2 s.
+/// Default timeout of a Redis store's connects, reads and writes: 2 s.
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 /// Default cap of a Redis store's revocation stream (entries, approximately).
 pub const DEFAULT_REVOCATION_STREAM_MAX: u64 = 100_000;
@@ -31,48 +31,27 @@ pub const DEFAULT_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
-/// How to open a [`CookieStore`](crate::CookieStore): the options every backend reads, and
-/// the LMDB and Redis parts ([`LmdbOptions`], [`RedisOptions`]; a backend ignores the other's
-/// part). Set them with the builder methods, which fill in the right part.
+/// How to open a [`CookieStore`](crate::CookieStore): Crossbar.io's database store options,
+/// set with builder methods.
 ///
 /// ```
 /// use cookiestore::StoreOptions;
-/// let options = StoreOptions::default().readonly(true).maxsize(64 << 20).timeout_ms(500);
+/// let options = StoreOptions::default().readonly(true).maxsize(64 << 20);
 /// assert!(options.validate().is_ok());
-/// assert_eq!((options.lmdb.maxsize, options.redis.timeout_ms), (64 << 20, 500));
 /// assert!(StoreOptions::default().maxsize(1).validate().is_err());
 /// ```
 #[derive(Debug, Clone, Deserialize)]
-#[serde(from = "RawOptions")]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StoreOptions {
-    /// Open for reading only: every write returns [`Error::ReadOnly`]. Default false.
-    pub readonly: bool,
-    /// Purge expired cookies when the store is opened. Default false. (Crossbar's database
-    /// store wipes every cookie here; that is [`CookieStore::clear`](crate::CookieStore::clear).)
-    pub purge_on_startup: bool,
-    /// How long a revocation (logout) stays in the revocation feed, in seconds, before
-    /// [`CookieStore::purge_expired`](crate::CookieStore::purge_expired) trims it. A
-    /// subscriber that falls further behind learns that it missed entries. Default 600.
-    pub revocation_retention_secs: u64,
-    /// Where "now" comes from when deciding expiry. Default: the system clock.
-    pub clock: Arc<dyn Clock>,
-    /// The options of a store on LMDB.
-    pub lmdb: LmdbOptions,
-    /// The options of a store on Redis.
-    pub redis: RedisOptions,
-}
-
-/// The options of a store on LMDB (a directory): part of [`StoreOptions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LmdbOptions {
     /// Largest size the memory map (and so the database) may grow to, in bytes:
     /// 128 KiB to 128 GiB, default 1 GiB.
     pub maxsize: u64,
     /// Size the map starts at when the database is smaller; it doubles on demand up to
     /// `maxsize`. Default 64 MiB (or `maxsize`, when smaller).
     pub initial_mapsize: u64,
+    /// Open for reading only: every write returns [`Error::ReadOnly`]. Default false.
+    pub readonly: bool,
     /// Flush to disk at every commit (crash-safe). With false a system crash may lose the
     /// last commits, never consistency. Default true. With true, [`durability`](Self::durability)
     /// says which commits are flushed and how; with false, none is ([`Durability::None`]).
@@ -81,39 +60,32 @@ pub struct LmdbOptions {
     /// ([`Durability::SafeLazyCreates`]) every commit but a new cookie's meta page, so that
     /// logouts, deletions and auth changes survive a power cut the moment they return.
     pub durability: Durability,
+    /// Purge expired cookies when the store is opened. Default false. (Crossbar's database
+    /// store wipes every cookie here; that is [`CookieStore::clear`](crate::CookieStore::clear).)
+    pub purge_on_startup: bool,
     /// Permission bits for the store's files when they are created. Default `0o600`.
     pub file_mode: u32,
-    /// The byte budget of this process's cache of live cookies' lookups, which
-    /// answers [`CookieStore::lookup`](crate::CookieStore::lookup),
-    /// [`get_auth`](crate::CookieStore::get_auth) and
-    /// [`exists`](crate::CookieStore::exists) without a transaction while nothing was
-    /// committed, and is never stale (see [`CacheStats`](crate::CacheStats)). 0 turns it
-    /// off. Default 10 MiB. One cache serves every handle of a path in a process; the first
-    /// open sizes it.
-    pub cache_bytes: u64,
-}
-
-/// The options of a store on Redis (a `redis://` URL): part of [`StoreOptions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RedisOptions {
-    /// The prefix of every key, so that several deployments share one Redis
+    /// How long a revocation (logout) stays in the revocation feed, in seconds, before
+    /// [`CookieStore::purge_expired`](crate::CookieStore::purge_expired) trims it. A
+    /// subscriber that falls further behind learns that it missed entries. Default 600.
+    pub revocation_retention_secs: u64,
+    /// Redis stores: the prefix of every key, so that several deployments share one Redis
     /// (`cb1:` gives `cb1:cookie:...`). A URL's `?prefix=` takes precedence. Default `""`.
     /// A non-empty prefix is a word of letters, digits, `_`, `-` and `.` followed by one
     /// `:`, and not one of the words cookiestore's keys start with (`cookie:`, `authid:`,
     /// `imported:`, `revocations:`, `feature_level:`), so that no two deployments in one
     /// Redis database ever see each other's keys (see the README's "Layout on Redis").
     pub key_prefix: String,
-    /// How long a call may wait for Redis, in ms, in total (connecting, a
+    /// Redis stores: how long a call may wait for Redis, in ms, in total (connecting, a
     /// retry on a dead pooled connection and every round trip of the call; a walk over every
     /// key, as `count` or an export, has it per batch of 1,000 keys); the call fails with
     /// [`Error::Unavailable`] after it. A URL's `?timeout_ms=` takes precedence. Default
     /// 2000.
     pub timeout_ms: u64,
-    /// The revocation stream is capped at about this many entries (besides
+    /// Redis stores: the revocation stream is capped at about this many entries (besides
     /// the time-based trimming of `revocation_retention_secs`). Default 100,000.
     pub revocation_stream_max: u64,
-    /// Open even though the Redis may evict keys (a `maxmemory-policy` other
+    /// Redis stores: open even though the Redis may evict keys (a `maxmemory-policy` other
     /// than `noeviction`, or one that cannot be read). Default false: such a Redis is
     /// refused at open (a read-only handle is not checked). A URL's `?allow_eviction=true`
     /// sets it too.
@@ -126,7 +98,7 @@ pub struct RedisOptions {
     /// two round trips per 1,000 cookies) instead of reading the user's set, so that it
     /// still finds every cookie of the user.
     pub allow_eviction: bool,
-    /// Open without waiting for Redis. Default false: the open connects (one
+    /// Redis stores: open without waiting for Redis. Default false: the open connects (one
     /// `PING`) and runs the open-time checks (a Redis that may evict keys, a newer store),
     /// so that an unreachable or unsuitable Redis fails the open, as a command-line tool
     /// wants. With true the open makes no round trip and succeeds while Redis is down, as a
@@ -137,129 +109,78 @@ pub struct RedisOptions {
     /// reports it. `purge_on_startup` is then done by that thread, and skipped when Redis
     /// cannot be reached.
     pub connect_lazily: bool,
+    /// LMDB stores: the byte budget of this process's cache of live cookies' lookups, which
+    /// answers [`CookieStore::lookup`](crate::CookieStore::lookup),
+    /// [`get_auth`](crate::CookieStore::get_auth) and
+    /// [`exists`](crate::CookieStore::exists) without a transaction while nothing was
+    /// committed, and is never stale (see [`CacheStats`](crate::CacheStats)). 0 turns it
+    /// off. Default 10 MiB. One cache serves every handle of a path in a process; the first
+    /// open sizes it.
+    pub cache_bytes: u64,
+    /// Where "now" comes from when deciding expiry. Default: the system clock.
+    #[serde(skip)]
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            readonly: false,
-            purge_on_startup: false,
-            revocation_retention_secs: DEFAULT_REVOCATION_RETENTION_SECS,
-            clock: Arc::new(SystemClock),
-            lmdb: LmdbOptions::default(),
-            redis: RedisOptions::default(),
-        }
-    }
-}
-
-impl Default for LmdbOptions {
-    fn default() -> Self {
-        LmdbOptions {
             maxsize: DEFAULT_MAXSIZE,
             initial_mapsize: DEFAULT_INITIAL_MAPSIZE,
+            readonly: false,
             sync: true,
             durability: Durability::default(),
+            purge_on_startup: false,
             file_mode: 0o600,
-            cache_bytes: DEFAULT_CACHE_BYTES,
-        }
-    }
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        RedisOptions {
+            revocation_retention_secs: DEFAULT_REVOCATION_RETENTION_SECS,
             key_prefix: String::new(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
             allow_eviction: false,
             connect_lazily: false,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            clock: Arc::new(SystemClock),
         }
     }
-}
-
-/// A builder method of [`StoreOptions`] that sets one field of a part.
-macro_rules! set {
-    ($(#[$doc:meta])* $name:ident: $ty:ty => $($field:ident).+) => {
-        $(#[$doc])*
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.$($field).+ = value;
-            self
-        }
-    };
 }
 
 impl StoreOptions {
-    set!(
-        /// Sets [`readonly`](Self::readonly).
-        readonly: bool => readonly
-    );
-    set!(
-        /// Sets [`purge_on_startup`](Self::purge_on_startup).
-        purge_on_startup: bool => purge_on_startup
-    );
-    set!(
-        /// Sets [`revocation_retention_secs`](Self::revocation_retention_secs).
-        revocation_retention_secs: u64 => revocation_retention_secs
-    );
-    set!(
-        /// Sets [`clock`](Self::clock).
-        clock: Arc<dyn Clock> => clock
-    );
-    set!(
-        /// Sets [`LmdbOptions::maxsize`]: 128 KiB to 128 GiB.
-        maxsize: u64 => lmdb.maxsize
-    );
-    set!(
-        /// Sets [`LmdbOptions::initial_mapsize`].
-        initial_mapsize: u64 => lmdb.initial_mapsize
-    );
-    set!(
-        /// Sets [`LmdbOptions::sync`].
-        sync: bool => lmdb.sync
-    );
-    set!(
-        /// Sets [`LmdbOptions::durability`].
-        durability: Durability => lmdb.durability
-    );
-    set!(
-        /// Sets [`LmdbOptions::file_mode`].
-        file_mode: u32 => lmdb.file_mode
-    );
-    set!(
-        /// Sets [`LmdbOptions::cache_bytes`] (0: no cache).
-        cache_bytes: u64 => lmdb.cache_bytes
-    );
-    set!(
-        /// Sets [`RedisOptions::timeout_ms`].
-        timeout_ms: u64 => redis.timeout_ms
-    );
-    set!(
-        /// Sets [`RedisOptions::revocation_stream_max`].
-        revocation_stream_max: u64 => redis.revocation_stream_max
-    );
-    set!(
-        /// Sets [`RedisOptions::allow_eviction`] (read what it costs there).
-        allow_eviction: bool => redis.allow_eviction
-    );
-    set!(
-        /// Sets [`RedisOptions::connect_lazily`].
-        connect_lazily: bool => redis.connect_lazily
-    );
-
-    /// Sets [`RedisOptions::key_prefix`].
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.redis.key_prefix = prefix.into();
+    /// Sets [`maxsize`](Self::maxsize): 128 KiB to 128 GiB.
+    pub fn maxsize(mut self, bytes: u64) -> Self {
+        self.maxsize = bytes;
         self
     }
 
-    /// Checks every field; the error names the field and its allowed range.
-    pub fn validate(&self) -> Result<()> {
-        self.lmdb.validate()?;
-        self.redis.validate()
+    /// Sets [`initial_mapsize`](Self::initial_mapsize).
+    pub fn initial_mapsize(mut self, bytes: u64) -> Self {
+        self.initial_mapsize = bytes;
+        self
     }
-}
 
-impl LmdbOptions {
+    /// Sets [`readonly`](Self::readonly).
+    pub fn readonly(mut self, readonly: bool) -> Self {
+        self.readonly = readonly;
+        self
+    }
+
+    /// Sets [`sync`](Self::sync).
+    pub fn sync(mut self, sync: bool) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Sets [`cache_bytes`](Self::cache_bytes) (0: no cache).
+    pub fn cache_bytes(mut self, bytes: u64) -> Self {
+        self.cache_bytes = bytes;
+        self
+    }
+
+    /// Sets [`durability`](Self::durability).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// The policy in effect: [`durability`](Self::durability), or [`Durability::None`] when
     /// [`sync`](Self::sync) is off.
     pub fn effective_durability(&self) -> Durability {
@@ -270,7 +191,62 @@ impl LmdbOptions {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Sets [`purge_on_startup`](Self::purge_on_startup).
+    pub fn purge_on_startup(mut self, purge: bool) -> Self {
+        self.purge_on_startup = purge;
+        self
+    }
+
+    /// Sets [`file_mode`](Self::file_mode).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    /// Sets [`revocation_retention_secs`](Self::revocation_retention_secs).
+    pub fn revocation_retention_secs(mut self, seconds: u64) -> Self {
+        self.revocation_retention_secs = seconds;
+        self
+    }
+
+    /// Sets [`key_prefix`](Self::key_prefix).
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`timeout_ms`](Self::timeout_ms).
+    pub fn timeout_ms(mut self, ms: u64) -> Self {
+        self.timeout_ms = ms;
+        self
+    }
+
+    /// Sets [`revocation_stream_max`](Self::revocation_stream_max).
+    pub fn revocation_stream_max(mut self, entries: u64) -> Self {
+        self.revocation_stream_max = entries;
+        self
+    }
+
+    /// Sets [`allow_eviction`](Self::allow_eviction) (read what it costs there).
+    pub fn allow_eviction(mut self, allow: bool) -> Self {
+        self.allow_eviction = allow;
+        self
+    }
+
+    /// Sets [`connect_lazily`](Self::connect_lazily).
+    pub fn connect_lazily(mut self, lazily: bool) -> Self {
+        self.connect_lazily = lazily;
+        self
+    }
+
+    /// Sets [`clock`](Self::clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Checks every field; the error names the field and its allowed range.
+    pub fn validate(&self) -> Result<()> {
         if !(MIN_MAXSIZE..=MAX_MAXSIZE).contains(&self.maxsize) {
             return Err(Error::config(
                 "maxsize",
@@ -286,6 +262,20 @@ impl LmdbOptions {
                 "is 0; it must be at least 1 byte (it is rounded up to whole pages)",
             ));
         }
+        if self.timeout_ms == 0 {
+            return Err(Error::config(
+                "timeout_ms",
+                "is 0; give the Redis timeout in milliseconds, at least 1 (default 2000)",
+            ));
+        }
+        if self.revocation_stream_max == 0 {
+            return Err(Error::config(
+                "revocation_stream_max",
+                "is 0; it must be at least 1 (default 100000)",
+            ));
+        }
+        check_key_prefix(&self.key_prefix)
+            .map_err(|problem| Error::config("key_prefix", problem))?;
         if self.file_mode & !0o777 != 0 || self.file_mode & 0o600 != 0o600 {
             return Err(Error::config(
                 "file_mode",
@@ -299,101 +289,6 @@ impl LmdbOptions {
         Ok(())
     }
 }
-
-impl RedisOptions {
-    fn validate(&self) -> Result<()> {
-        if self.timeout_ms == 0 {
-            return Err(Error::config(
-                "timeout_ms",
-                "is 0; give the Redis timeout in milliseconds, at least 1 (default 2000)",
-            ));
-        }
-        if self.revocation_stream_max == 0 {
-            return Err(Error::config(
-                "revocation_stream_max",
-                "is 0; it must be at least 1 (default 100000)",
-            ));
-        }
-        check_key_prefix(&self.key_prefix).map_err(|problem| Error::config("key_prefix", problem))
-    }
-}
-
-/// The flat serde form of [`StoreOptions`]: the keys of a node config's `store` object. A new
-/// option is a field here and in its part.
-#[derive(Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawOptions {
-    maxsize: u64,
-    initial_mapsize: u64,
-    readonly: bool,
-    sync: bool,
-    durability: Durability,
-    purge_on_startup: bool,
-    file_mode: u32,
-    revocation_retention_secs: u64,
-    key_prefix: String,
-    timeout_ms: u64,
-    revocation_stream_max: u64,
-    allow_eviction: bool,
-    connect_lazily: bool,
-    cache_bytes: u64,
-}
-
-impl Default for RawOptions {
-    fn default() -> Self {
-        let StoreOptions {
-            readonly,
-            purge_on_startup,
-            revocation_retention_secs,
-            lmdb,
-            redis,
-            ..
-        } = StoreOptions::default();
-        RawOptions {
-            maxsize: lmdb.maxsize,
-            initial_mapsize: lmdb.initial_mapsize,
-            readonly,
-            sync: lmdb.sync,
-            durability: lmdb.durability,
-            purge_on_startup,
-            file_mode: lmdb.file_mode,
-            revocation_retention_secs,
-            key_prefix: redis.key_prefix,
-            timeout_ms: redis.timeout_ms,
-            revocation_stream_max: redis.revocation_stream_max,
-            allow_eviction: redis.allow_eviction,
-            connect_lazily: redis.connect_lazily,
-            cache_bytes: lmdb.cache_bytes,
-        }
-    }
-}
-
-impl From<RawOptions> for StoreOptions {
-    fn from(raw: RawOptions) -> Self {
-        StoreOptions {
-            readonly: raw.readonly,
-            purge_on_startup: raw.purge_on_startup,
-            revocation_retention_secs: raw.revocation_retention_secs,
-            clock: Arc::new(SystemClock),
-            lmdb: LmdbOptions {
-                maxsize: raw.maxsize,
-                initial_mapsize: raw.initial_mapsize,
-                sync: raw.sync,
-                durability: raw.durability,
-                file_mode: raw.file_mode,
-                cache_bytes: raw.cache_bytes,
-            },
-            redis: RedisOptions {
-                key_prefix: raw.key_prefix,
-                timeout_ms: raw.timeout_ms,
-                revocation_stream_max: raw.revocation_stream_max,
-                allow_eviction: raw.allow_eviction,
-                connect_lazily: raw.connect_lazily,
-            },
-        }
-    }
-}
-
 /// What a commit flushes to disk before it returns (with [`StoreOptions::sync`] on; with
 /// `sync` off nothing is flushed, whatever the policy: [`Durability::None`]).
 ///

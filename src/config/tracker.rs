@@ -197,4 +197,3 @@ impl TrackerConfig {
             .map_err(|problem| Error::config("attributes", problem))
     }
 }
-

@@ -46,7 +46,7 @@ impl Subscriber {
     /// of the feed and reports `missed` (revocations made before that poll are not known to
     /// it: re-check the connections made meanwhile).
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
-        let (position, start_pending) = match store.backend().feed_end() {
+        let (position, start_pending) = match store.seam().feed_end() {
             Ok(mut position) => {
                 position.reads = 1;
                 (position, false)
@@ -82,7 +82,7 @@ impl Subscriber {
     /// trimmed before this subscriber read them, and on Redis also when the feed is not
     /// the history this subscriber read (the entries are then every retained one).
     pub fn poll(&mut self) -> Result<Revocations> {
-        let backend = self.store.backend();
+        let backend = self.store.seam();
         if self.start_pending {
             let reads = self.position.reads + 1;
             self.position = backend.feed_end()?;

@@ -69,7 +69,7 @@ impl Watcher {
         let mut subscriber = Subscriber::new(store)?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let backend = store.backend().clone();
+        let backend = store.seam().clone();
         let thread = std::thread::Builder::new()
             .name("cookiestore-watcher".into())
             .spawn(move || {

@@ -6,13 +6,17 @@ use heed::{RoTxn, RwTxn, WithoutTls};
 use uuid::Uuid;
 
 use crate::error::{Error, LmdbResult, Result};
-use crate::feed::RevocationKind;
+use crate::feed::kind::RevocationKind;
+use crate::lmdb::env::Shared;
 use crate::lmdb::layout::{ExpiryKey, RecordKey, ValueKey};
-use crate::lmdb::snapshot::{Snapshot, materialise};
+use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::Tables;
-use crate::record::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
-use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
-use crate::store::{AuthUpdate, Shared};
+use crate::record::codec::CookieView;
+use crate::record::codec::materialise;
+use crate::record::cookie::{
+    Auth, AuthChange, AuthContext, AuthOutcome, AuthUpdate, Cookie, create_with,
+};
+use crate::record::value;
 
 /// The operations of one write transaction of an LMDB store: see
 /// [`LmdbStore::batch`](crate::LmdbStore::batch).
@@ -189,7 +193,11 @@ impl Batch<'_, '_> {
     /// Applies `change` (checked by the caller) to the live cookie with `value`: the record
     /// and the authid index change (same oid, value and expiry), and the feed gets an
     /// [`RevocationKind::Auth`] entry for the caches.
-    pub(crate) fn change_auth(&mut self, value: &str, change: AuthChange<'_>) -> Result<AuthUpdate> {
+    pub(crate) fn change_auth(
+        &mut self,
+        value: &str,
+        change: AuthChange<'_>,
+    ) -> Result<AuthUpdate> {
         self.tables.need_present()?;
         let record = match self.tables.lookup(&self.txn, value)? {
             Some((_, view)) if view.is_expired(self.now) => None,

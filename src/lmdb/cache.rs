@@ -30,10 +30,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::feed::RevocationKind;
+use crate::feed::kind::RevocationKind;
+use crate::lmdb::LmdbStore;
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::foreign_writes;
-use crate::store::{Lookup, Shared};
+use crate::lmdb::txn::in_closure;
+use crate::record::cookie::Lookup;
 
 /// Figures about an LMDB store's per-process cache
 /// ([`LmdbStore::cache_stats`](crate::LmdbStore::cache_stats)).
@@ -512,14 +514,13 @@ mod tests {
             let (lmdb, value) = (lmdb.clone(), value.clone());
             let (opened, committed) = (opened.clone(), committed.clone());
             std::thread::spawn(move || {
-                lmdb
-                    .read(|snap| {
-                        opened.wait(); // this snapshot is open
-                        committed.wait(); // the logout is committed and seen by the cache
-                        let cache = snap.shared.cache().unwrap();
-                        cache.read_through(snap, &value, |s| s.lookup(&value))
-                    })
-                    .unwrap()
+                lmdb.read(|snap| {
+                    opened.wait(); // this snapshot is open
+                    committed.wait(); // the logout is committed and seen by the cache
+                    let cache = snap.shared.cache().unwrap();
+                    cache.read_through(snap, &value, |s| s.lookup(&value))
+                })
+                .unwrap()
             })
         };
         opened.wait();

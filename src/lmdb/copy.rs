@@ -66,9 +66,7 @@ impl LmdbStore {
         let _g = shared.resize.read().unwrap_or_else(|e| e.into_inner());
         env.copy_to_file(&mut file, option).map_err(|e| match e {
             // Reading the store never finds a file system full: the copy's did.
-            heed::Error::Io(io) if is_disk_full(&path, &io) => {
-                copy_disk_full(&path, io)
-            }
+            heed::Error::Io(io) if is_disk_full(&path, &io) => copy_disk_full(&path, io),
             heed::Error::Mdb(MdbError::Other(code))
                 if is_disk_full(&path, &std::io::Error::from_raw_os_error(code)) =>
             {

@@ -16,6 +16,8 @@
 
 use heed::{EnvFlags, FlagSetMode};
 
+use crate::config::options::Durability;
+
 use crate::error::{LmdbResult, Result};
 use crate::lmdb::env::Shared;
 

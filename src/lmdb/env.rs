@@ -12,13 +12,13 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 
-use crate::config::options::{LmdbOptions, StoreOptions};
 use crate::config::options::Durability;
+use crate::config::options::StoreOptions;
 use crate::error::{DAMAGED_ADVICE, Error, LmdbError, Result};
 use crate::fork::{env_lifecycle, registry_gate};
 use crate::lmdb::cache::Cache;
-use crate::lmdb::local_env::LocalEnv;
 use crate::lmdb::layout::Slots;
+use crate::lmdb::local_env::LocalEnv;
 use crate::lmdb::open::{open_env, prepare_dir};
 use crate::lmdb::reserve::DiskReserve;
 use crate::lmdb::tables::{Tables, read_catalog};
@@ -92,7 +92,7 @@ pub(crate) fn shared_env(path: &Path, options: &StoreOptions) -> Result<(PathBuf
             // before fork() into that environment is alive here.
             unsafe { shared.env.close_inherited() };
             inherited = Some(shared);
-            let shared = Arc::new(open_fresh(&path, options.readonly, &options.lmdb)?);
+            let shared = Arc::new(open_fresh(&path, options.readonly, options)?);
             registry.insert(path.clone(), Arc::downgrade(&shared));
             shared
         }
@@ -110,7 +110,7 @@ pub(crate) fn shared_env(path: &Path, options: &StoreOptions) -> Result<(PathBuf
             shared
         }
         None => {
-            let shared = Arc::new(open_fresh(&path, options.readonly, &options.lmdb)?);
+            let shared = Arc::new(open_fresh(&path, options.readonly, options)?);
             registry.insert(path.clone(), Arc::downgrade(&shared));
             shared
         }
@@ -122,7 +122,7 @@ pub(crate) fn shared_env(path: &Path, options: &StoreOptions) -> Result<(PathBuf
 
 /// Opens the environment at `path`, under the lock that keeps fork() out of an open or a
 /// close (`crate::fork`).
-fn open_fresh(path: &Path, readonly: bool, options: &LmdbOptions) -> Result<Shared> {
+fn open_fresh(path: &Path, readonly: bool, options: &StoreOptions) -> Result<Shared> {
     let _lifecycle = env_lifecycle();
     open_env(path, readonly, options)
 }
@@ -132,16 +132,6 @@ impl Shared {
     #[inline]
     pub(crate) fn env(&self) -> Result<&Env<WithTls>> {
         self.env.get(&self.path)
-    }
-
-    /// `Ok` in the process that opened the environment; [`Error::ForkedProcess`] elsewhere.
-    #[inline]
-    pub(crate) fn check_process(&self) -> Result<()> {
-        if self.env.opener().is_current() {
-            Ok(())
-        } else {
-            Err(self.env.opener().refusal(&self.path))
-        }
     }
 
     /// Gives LMDB's errors that have a meaning of their own their variant, with this store's

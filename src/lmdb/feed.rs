@@ -241,7 +241,8 @@ impl LmdbStore {
             });
         }
         position.reads += 1;
-        let (found, read_in) = self.read(|s| Ok((s.revocations_since(position.next)?, s.txn_id())))?;
+        let (found, read_in) =
+            self.read(|s| Ok((s.revocations_since(position.next)?, s.txn_id())))?;
         position.next = found.next;
         position.seen = Some(read_in);
         Ok(found)

@@ -33,7 +33,6 @@ pub(crate) mod snapshot;
 pub(crate) mod stats;
 pub(crate) mod tables;
 pub(crate) mod txn;
-pub(crate) mod units;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,8 +46,8 @@ use crate::lmdb::cache::CacheStats;
 use crate::lmdb::durability::Flush;
 use crate::lmdb::env::{Shared, shared_env};
 use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::stats::LmdbStats;
 use crate::lmdb::txn::{ClosureGuard, Growth};
+use crate::stats::Stats;
 
 /// A store on LMDB, with what only LMDB has: one consistent snapshot, a batch of writes in
 /// one transaction, a copy of the live store, the page figures, the cache's figures. Reach
@@ -169,7 +168,7 @@ impl LmdbStore {
     /// Figures about the store, from one snapshot (walks every record): the cookies'
     /// ([`LmdbStats::cookies`]), the indexes, the map, the pages, the reader slots and the
     /// tables.
-    pub fn stats(&self) -> Result<LmdbStats> {
+    pub fn stats(&self) -> Result<Stats> {
         self.snapshot(|s| s.stats())
     }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 
-use crate::config::options::{Durability, LmdbOptions};
+use crate::config::options::{Durability, StoreOptions};
 use crate::error::{Error, LmdbError, LmdbResult, Result, is_disk_full};
 use crate::lmdb::cache::Cache;
 use crate::lmdb::env::{Shared, page_size};
@@ -104,7 +104,7 @@ pub(crate) fn create_dir_with_mode(path: &Path) -> std::io::Result<()> {
     fs::create_dir_all(path)
 }
 
-pub(crate) fn open_env(path: &Path, readonly: bool, options: &LmdbOptions) -> Result<Shared> {
+pub(crate) fn open_env(path: &Path, readonly: bool, options: &StoreOptions) -> Result<Shared> {
     let data = path.join("data.mdb");
     let new_files = !data.exists();
     let opened = open_env_files(path, readonly, options, new_files);
@@ -210,7 +210,7 @@ fn reserve_space(path: &Path, readonly: bool, new_data: bool) -> Result<()> {
 fn open_env_files(
     path: &Path,
     readonly: bool,
-    options: &LmdbOptions,
+    options: &StoreOptions,
     new_files: bool,
 ) -> Result<Shared> {
     let data = path.join("data.mdb");

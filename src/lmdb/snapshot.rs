@@ -4,11 +4,15 @@ use heed::RoTxn;
 use uuid::Uuid;
 
 use crate::error::{Error, LmdbResult, Result};
-use crate::lmdb::layout::{Catalog, RecordKey, split_slot};
-use crate::lmdb::tables::{Tables, first_expiry, foreign_writes, read_catalog};
-use crate::record::cookie::{Cookie, CookieView};
-use crate::record::reader::RecordReader;
-use crate::store::{Shared, Stats};
+use crate::lmdb::env::Shared;
+use crate::lmdb::layout::{Catalog, RecordKey, Slots, split_slot};
+use crate::lmdb::tables::{Tables, ascending, first_expiry, foreign_writes, read_catalog};
+use crate::record::codec::CookieView;
+use crate::record::codec::materialise;
+use crate::record::cookie::Cookie;
+use crate::record::cookie::Lookup;
+use crate::record::mark::hex;
+use crate::record::reader::{self, RecordReader};
 
 /// One consistent, read-only view of an LMDB store (one read transaction): see
 /// [`LmdbStore::snapshot`](crate::LmdbStore::snapshot), and
@@ -29,6 +33,34 @@ impl<'t> Snapshot<'t> {
     /// The id of the transaction this snapshot reads.
     pub fn txn_id(&self) -> u64 {
         self.txn.id() as u64
+    }
+
+    /// The hot path: value → the live record's (oid, field reader), reading only what is
+    /// asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
+    /// entry points at a record with another value.
+    pub(crate) fn live_record(&self, value: &str) -> Result<Option<(Uuid, RecordReader<'t>)>> {
+        let Some(oid) = self.tables.find_oid(self.txn, value)? else {
+            return Ok(None);
+        };
+        let key = RecordKey::new(self.tables.slots.cookies, oid);
+        let Some(bytes) = self
+            .tables
+            .db
+            .remap_key_type::<RecordKey>()
+            .get(self.txn, &key)
+            .lmdb()?
+        else {
+            return Ok(None);
+        };
+        touch_lines(bytes);
+        let corrupt = |problem| Error::CorruptRecord { oid, problem };
+        let record = RecordReader::new(bytes).map_err(corrupt)?;
+        if !record.value_is(value).map_err(corrupt)?
+            || self.now >= record.expires_at().map_err(corrupt)?
+        {
+            return Ok(None);
+        }
+        Ok(Some((oid, record)))
     }
 
     /// The hot path: what a lookup of `value` answers (the live record's oid, expiry,
@@ -206,9 +238,7 @@ impl<'t> Snapshot<'t> {
     /// Every entry of the unnamed database, metadata included: (whole key, value).
     pub(crate) fn raw_all(&self) -> Result<RawEntries<'t>> {
         let iter = self.tables.db.iter(self.txn).lmdb()?;
-        Ok(Box::new(ascending(
-            iter.map(|item| item.lmdb()),
-        )))
+        Ok(Box::new(ascending(iter.map(|item| item.lmdb()))))
     }
 }
 

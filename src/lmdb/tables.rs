@@ -9,13 +9,12 @@ use heed::{Database, RoTxn, RwTxn};
 use uuid::Uuid;
 
 use crate::error::{Error, LmdbError, LmdbResult, Result};
-use crate::record::value::fits_index;
 use crate::lmdb::layout::{
-    CookieCodec,
-    Catalog, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots, StateKey,
-    TableDef, TableMeta, U64Codec, ValueKey,
+    Catalog, CookieCodec, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots,
+    StateKey, TableDef, TableMeta, U64Codec, ValueKey,
 };
 use crate::record::codec::CookieView;
+use crate::record::value::fits_index;
 
 /// The typed tables of a store: one unnamed database, remapped per table.
 #[derive(Clone, Copy)]

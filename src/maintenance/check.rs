@@ -32,10 +32,13 @@ use uuid::Uuid;
 use crate::clock::rfc3339::format_rfc3339_ns;
 use crate::error::{Error, Result};
 use crate::lmdb::layout::{
-    COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots, TableDef,
-    VALUE_INDEX, ValueKey, hex, split_slot,
+    AuthidKey, COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots,
+    TableDef, VALUE_INDEX, ValueKey, split_slot,
 };
+use crate::lmdb::snapshot::Snapshot;
+use crate::record::codec::CookieView;
 use crate::record::cookie::Cookie;
+use crate::record::mark::hex;
 use crate::record::value::{self, CookieValue};
 use crate::store::CookieStore;
 
@@ -589,7 +592,7 @@ pub fn check(store: &CookieStore) -> Result<CheckReport> {
             }
         }
         // Authid index ↔ records (deferred like the expiry index after foreign writes).
-        let authid = crate::lmdb::authid::check_authid_index(s, &slots)?;
+        let authid = check_authid_index(s, &slots)?;
         if report.foreign_writes {
             report.deferred.extend(authid);
         } else {
@@ -777,7 +780,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         // Deletions by maintenance are revocations: live sessions of those cookies are cut.
         for (_, oid, _) in &dropped {
             if let Some(oid) = oid {
-                b.append_revocation(crate::feed::RevocationKind::Maintenance, *oid, "")?;
+                b.append_revocation(crate::feed::kind::RevocationKind::Maintenance, *oid, "")?;
             }
         }
         for cookie in &fix {
@@ -798,7 +801,7 @@ pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
         }
         b.rebuild_authid_index()?;
         // The value index was rebuilt: a value may now lead to another record.
-        b.append_revocation(crate::feed::RevocationKind::Flush, Uuid::nil(), "")?;
+        b.append_revocation(crate::feed::kind::RevocationKind::Flush, Uuid::nil(), "")?;
         Ok(RepairReport {
             quarantined: dropped
                 .iter()
@@ -853,4 +856,44 @@ fn append_synced(path: &Path, bytes: &[u8]) -> Result<()> {
             .map_err(|e| path_err("cannot sync the quarantine file's directory", e))?;
     }
     Ok(())
+}
+
+/// The authid index's differences from the records, for `check`.
+pub(crate) fn check_authid_index(s: &Snapshot<'_>, slots: &Slots) -> Result<Vec<Problem>> {
+    let Some(slot) = slots.by_authid else {
+        return Ok(Vec::new());
+    };
+    let mut expected: std::collections::BTreeMap<Vec<u8>, (Uuid, String)> = Default::default();
+    // An undecodable record is reported as such; repair drops it and its entries.
+    let mut undecodable = std::collections::HashSet::new();
+    for item in s.raw_entries(slots.cookies)? {
+        let (key, bytes) = item?;
+        let Some(oid) = RecordKey::parse_oid(key) else {
+            continue;
+        };
+        match CookieView::new(bytes) {
+            Ok(view) => {
+                if let Some(authid) = view.authid() {
+                    expected.insert(AuthidKey::key(slot, authid, oid), (oid, authid.to_string()));
+                }
+            }
+            Err(_) => {
+                undecodable.insert(oid);
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for item in s.raw_table(slot)? {
+        let (rest, _) = item?;
+        let key = AuthidKey::join(slot, rest);
+        if expected.remove(&key).is_none()
+            && !AuthidKey::parse_oid(&key).is_some_and(|oid| undecodable.contains(&oid))
+        {
+            problems.push(Problem::AuthidIndexExtra { key: hex(rest) });
+        }
+    }
+    for (oid, authid) in expected.into_values() {
+        problems.push(Problem::AuthidIndexMissing { oid, authid });
+    }
+    Ok(problems)
 }

@@ -38,12 +38,14 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::lmdb::batch::Batch;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::layout::{ImportMark, ValueDigest};
-use crate::lmdb::marks::{self, Mark};
+use crate::lmdb::marks;
 use crate::lmdb::pacing::Pacer;
+use crate::lmdb::txn::Growth;
 use crate::maintenance::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::record::cookie::Cookie;
-use crate::store::{CookieStore, Growth};
+use crate::record::mark::Mark;
+use crate::record::mark::{ValueDigest, parse_hex};
+use crate::store::CookieStore;
 
 /// Cookies written per write transaction by imports and restores.
 pub(crate) const BATCH: usize = 2_000;
@@ -161,7 +163,7 @@ impl ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            name: crate::config::DEFAULT_NAME.to_string(),
+            name: crate::config::tracker::DEFAULT_NAME.to_string(),
             dry_run: false,
             force: false,
         }
@@ -528,7 +530,10 @@ pub fn import_file(
 
 /// Whether `value` can be stored (the rules of [`CookieValue`](crate::CookieValue)).
 pub(crate) fn storable(value: &str) -> std::result::Result<(), String> {
-    match crate::record::value::problem(value) {
+    match crate::record::value::check(value)
+        .err()
+        .map(|p| p.to_string())
+    {
         None => Ok(()),
         Some(problem) => Err(problem),
     }
@@ -700,7 +705,7 @@ pub(crate) fn write_mark_line(
     expires: u64,
 ) -> Result<()> {
     let line = MarkLine {
-        imported_sha256: crate::lmdb::layout::hex(digest),
+        imported_sha256: crate::record::mark::hex(digest),
         expires: (expires != u64::MAX).then_some(expires),
     };
     serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
@@ -712,7 +717,7 @@ pub(crate) fn write_mark_line(
 fn parse_mark_line(text: &str) -> Option<std::result::Result<(ValueDigest, u64), String>> {
     let line: MarkLine = serde_json::from_str(text).ok()?;
     Some(
-        ImportMark::parse_hex(&line.imported_sha256)
+        parse_hex(&line.imported_sha256)
             .map(|digest| (digest, line.expires.unwrap_or(u64::MAX)))
             .ok_or_else(|| {
                 "the import mark's imported_sha256 is not 64 hex digits (a SHA-256)".to_string()
@@ -940,9 +945,9 @@ fn restore_batch(
 /// an LMDB format-3 store (it passes the bytes on, undecoded), so that records are decoded in
 /// one place, this library.
 pub fn decode_record(oid: Uuid, bytes: &[u8]) -> Result<Cookie> {
-    let view = crate::record::cookie::CookieView::new(bytes)
+    let view = crate::record::codec::CookieView::new(bytes)
         .map_err(|problem| Error::CorruptRecord { oid, problem })?;
-    crate::lmdb::snapshot::materialise(oid, view)
+    crate::record::codec::materialise(oid, view)
 }
 
 /// What [`import_records`] did (or, with [`ImportOptions::dry_run`], would do).

@@ -87,7 +87,6 @@ impl Cookie {
     }
 }
 
-
 /// A verified, zero-copy view of an encoded record: fields are read on demand from the bytes.
 #[derive(Clone, Copy)]
 pub struct CookieView<'a> {
@@ -235,7 +234,6 @@ fn s<'f>(fbb: &mut FlatBufferBuilder<'f>, v: &Option<String>) -> Option<WIPOffse
 pub(crate) fn uuid_of(bytes: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(bytes).ok()
 }
-
 
 /// The record `view` stored under `oid`, every field; a record without an oid field takes
 /// `oid`. [`Error::CorruptRecord`] naming `oid` when a field cannot be decoded.

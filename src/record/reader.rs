@@ -149,6 +149,21 @@ impl<'a> RecordReader<'a> {
         Ok(self.bytes(OID)?.and_then(|b| Uuid::from_slice(b).ok()))
     }
 
+    /// The stored authentication's fields, borrowed from the record (authextra left as its
+    /// CBOR bytes), if the record has an authid. Strings are UTF-8 checked here.
+    pub(crate) fn auth_fields(&self) -> Result<Option<AuthFields<'a>>, String> {
+        let Some(authid) = self.str(AUTHID)? else {
+            return Ok(None);
+        };
+        Ok(Some(AuthFields {
+            authid,
+            authrole: self.str(AUTHROLE)?,
+            authmethod: self.str(AUTHMETHOD)?,
+            authrealm: self.str(AUTHREALM)?,
+            authextra: self.bytes(AUTHEXTRA)?.unwrap_or(&[]),
+        }))
+    }
+
     /// The stored authentication, if the record has an authid.
     pub(crate) fn auth(&self) -> Result<Option<Auth>, String> {
         let Some(authid) = self.str(AUTHID)? else {
@@ -203,6 +218,17 @@ pub(crate) fn oid_hint(bytes: &[u8]) -> Uuid {
         .ok()
         .and_then(|r| r.oid().ok().flatten())
         .unwrap_or_else(Uuid::nil)
+}
+
+/// The auth fields of a record, borrowed from its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AuthFields<'a> {
+    pub(crate) authid: &'a str,
+    pub(crate) authrole: Option<&'a str>,
+    pub(crate) authmethod: Option<&'a str>,
+    pub(crate) authrealm: Option<&'a str>,
+    /// CBOR; empty when the record has no authextra.
+    pub(crate) authextra: &'a [u8],
 }
 
 /// Checks the reader against the fully verified decode: on a record that verifies, both give

@@ -159,7 +159,9 @@ pub(crate) enum ValueProblem {
 impl fmt::Display for ValueProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ValueProblem::Empty => f.write_str("the value is empty; a cookie value has 1 to 509 bytes"),
+            ValueProblem::Empty => {
+                f.write_str("the value is empty; a cookie value has 1 to 509 bytes")
+            }
             ValueProblem::TooLong(len) => write!(
                 f,
                 "the value is {len} bytes; LMDB keys allow at most {} bytes after the slot \

@@ -81,7 +81,8 @@ use uuid::Uuid;
 use super::RedisBackend;
 use super::scripts::SINCE;
 use crate::error::{Error, Result};
-use crate::feed::{Revocation, RevocationKind, Revocations};
+use crate::feed::kind::RevocationKind;
+use crate::feed::revocation::{Revocation, Revocations};
 
 /// Entries read per round trip.
 const READ_BATCH: usize = 10_000;

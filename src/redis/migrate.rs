@@ -15,14 +15,15 @@ use uuid::Uuid;
 use super::scripts::MARK;
 use super::{RedisBackend, pxat_ms};
 use crate::error::{Error, Result};
-use crate::lmdb::layout::{ImportMark, ValueDigest};
-use crate::lmdb::snapshot::materialise;
 use crate::maintenance::legacy::LegacyCookie;
 use crate::maintenance::migrate::{
     ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, StoreImportSummary,
     from_legacy, storable, write_mark_line,
 };
-use crate::record::cookie::{Cookie, CookieView};
+use crate::record::codec::CookieView;
+use crate::record::codec::materialise;
+use crate::record::cookie::Cookie;
+use crate::record::mark::{ValueDigest, digest};
 
 impl RedisBackend {
     pub(crate) fn export(
@@ -64,7 +65,7 @@ impl RedisBackend {
         let mut marks: Vec<(ValueDigest, u64)> = Vec::new();
         self.for_each_mark(|batch| {
             for (key, bytes) in batch {
-                if let Some(digest) = ImportMark::parse_redis_key(&self.prefix, &key) {
+                if let Some(digest) = self.parse_mark_key(&key) {
                     marks.push((digest, parse_mark(&bytes)));
                 }
             }
@@ -192,7 +193,7 @@ impl RedisBackend {
     ) -> Result<ImportSummary> {
         let mut done = 0u64;
         for legacy in live {
-            let digest = ImportMark::digest(&legacy.value);
+            let digest = digest(&legacy.value);
             let (existing, marked) = self.record_and_mark(&legacy.value, &digest)?;
             if existing.is_none() && marked && !options.force {
                 summary.skipped_logged_out += 1; // imported before, logged out since
@@ -254,7 +255,7 @@ impl RedisBackend {
         summary: &mut StoreImportSummary,
     ) -> Result<()> {
         for cookie in chunk {
-            let digest = ImportMark::digest(&cookie.value);
+            let digest = digest(&cookie.value);
             let (existing, marked) = self.record_and_mark(&cookie.value, &digest)?;
             match &existing {
                 Some(e) if e == cookie => {

@@ -10,7 +10,7 @@
 //!   last of its cookies, and members whose record no longer carries the authid are dropped
 //!   lazily (at that authid's next logout).
 //! - `{P}imported:{sha256 of a value, hex}`: an import mark (see
-//!   [`ImportMark`](crate::lmdb::layout::ImportMark)): the cookie with that value was brought in by
+//!   `ImportMark` in `lmdb/layout.rs`): the cookie with that value was brought in by
 //!   an import; it holds the cookie's expiry (ns) and expires then. A re-run import skips a
 //!   marked value whose cookie is gone (logged out since).
 //! - `{P}revocations`: the revocation feed, a stream capped at about
@@ -44,15 +44,19 @@ mod ops;
 mod policy;
 pub(crate) mod pool;
 mod scripts;
+pub(crate) mod store;
 pub(crate) mod watch;
+
+pub(crate) use store::RedisStore;
 
 use std::time::Duration;
 
 use redis::{Connection, RedisResult};
 
-use crate::config::StoreOptions;
 use crate::config::location::RedisLocation;
+use crate::config::options::StoreOptions;
 use crate::error::{Error, Result};
+use crate::record::mark::{ValueDigest, hex, parse_hex};
 use pool::Pool;
 
 /// How many times a compare-and-set is retried when the record keeps changing under it.
@@ -167,8 +171,17 @@ impl RedisBackend {
         format!("{}authid:{authid}", self.prefix)
     }
 
-    fn mark_key(&self, digest: &crate::lmdb::layout::ValueDigest) -> String {
-        crate::lmdb::layout::ImportMark::redis_key(&self.prefix, digest)
+    /// The import mark of the value whose SHA-256 is `digest` (Redis's home of that key).
+    fn mark_key(&self, digest: &ValueDigest) -> String {
+        format!("{}imported:{}", self.prefix, hex(digest))
+    }
+
+    /// The digest named by the import mark key `key`, if it is one.
+    fn parse_mark_key(&self, key: &str) -> Option<ValueDigest> {
+        parse_hex(
+            key.strip_prefix(self.prefix.as_str())?
+                .strip_prefix("imported:")?,
+        )
     }
 
     fn stream_key(&self) -> String {
@@ -189,10 +202,7 @@ impl RedisBackend {
 
     /// Every import mark (key, value), walked as [`Self::for_each_record`] walks cookies.
     fn for_each_mark(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
-        self.scan(
-            &crate::lmdb::layout::ImportMark::redis_pattern(&glob_escape(&self.prefix)),
-            f,
-        )
+        self.scan(&format!("{}imported:*", glob_escape(&self.prefix)), f)
     }
 
     /// Every string key matching `pattern` (key, value), in SCAN + MGET batches.

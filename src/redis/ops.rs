@@ -8,11 +8,14 @@ use uuid::Uuid;
 use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
 use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
 use crate::error::{Error, Result};
-use crate::feed::RevocationKind;
-use crate::lmdb::snapshot::materialise;
-use crate::record::cookie::{Auth, AuthContext, Cookie, CookieView, clear_auth_fields};
-use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
-use crate::store::{AuthUpdate, Lookup, Stats};
+use crate::feed::kind::RevocationKind;
+use crate::record::codec::CookieView;
+use crate::record::codec::materialise;
+use crate::record::cookie::{
+    Auth, AuthChange, AuthOutcome, AuthUpdate, Cookie, Lookup, create_with,
+};
+use crate::record::value;
+use crate::stats::Stats;
 
 /// One item of the revoke script.
 pub(super) struct Item {
@@ -56,7 +59,7 @@ impl RedisBackend {
 
     /// The record bytes stored for `value`, live or not.
     pub(crate) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
-        if value::problem(value).is_some() {
+        if value::check(value).is_err() {
             return Ok(None); // no such key can exist
         }
         let key = self.cookie_key(value);
@@ -190,16 +193,7 @@ impl RedisBackend {
         now: u64,
     ) -> Result<Cookie> {
         self.pool.within_deadline(|| {
-            value::check_length(length)?;
-            for _ in 0..DRAW_ATTEMPTS {
-                let cookie = Cookie {
-                    oid: Uuid::new_v4(),
-                    created: now,
-                    max_age,
-                    name: Some(name.to_string()),
-                    value: CookieValue::random(length)?.into_string(),
-                    ..Cookie::default()
-                };
+            create_with(name, length, max_age, now, |cookie| {
                 let bytes = cookie.encode()?;
                 let key = self.cookie_key(&cookie.value);
                 let at = pxat_ms(cookie.expires_at());
@@ -212,12 +206,7 @@ impl RedisBackend {
                         .arg(at)
                         .query(con)
                 })?;
-                if set.is_some() {
-                    return Ok(cookie);
-                }
-            }
-            Err(Error::ValueSpaceExhausted {
-                attempts: DRAW_ATTEMPTS,
+                Ok(set.is_some())
             })
         })
     }
@@ -251,18 +240,18 @@ impl RedisBackend {
         })
     }
 
-    /// Stores `auth` on the live cookie: never extends its lifetime (KEEPTTL), and says
-    /// [`AuthUpdate::NoSuchCookie`] when the key is gone, also when it vanished between
-    /// the read and the write.
-    pub(crate) fn set_auth(
+    /// Applies `change` (checked by the caller) to the live cookie with `value`: a
+    /// compare-and-set that never extends its lifetime (KEEPTTL) and says
+    /// [`AuthUpdate::NoSuchCookie`] when the key is gone, also when it vanished between the
+    /// read and the write. A clear drops the value from its old authid's set. Redis has no
+    /// cache to tell, so the feed gets no entry.
+    pub(crate) fn change_auth(
         &self,
         value: &str,
-        auth: &Auth,
-        context: &AuthContext,
+        change: AuthChange<'_>,
         now: u64,
     ) -> Result<AuthUpdate> {
         self.pool.within_deadline(|| {
-            crate::record::cookie::check_auth(auth, context)?;
             for _ in 0..CAS_ATTEMPTS {
                 let Some(old) = self.record(value)? else {
                     return Ok(AuthUpdate::NoSuchCookie);
@@ -273,60 +262,37 @@ impl RedisBackend {
                     return Ok(AuthUpdate::NoSuchCookie);
                 }
                 let oid = view.oid().unwrap_or_else(Uuid::nil);
-                let mut cookie = materialise(oid, view)?;
-                if !apply_auth(&mut cookie, auth, context, now) {
-                    return Ok(AuthUpdate::Unchanged);
-                }
-                let bytes = cookie.encode()?;
-                match self.put_cas(&cookie, &bytes, &old, true)? {
-                    1 => return Ok(AuthUpdate::Written),
-                    -1 => return Ok(AuthUpdate::NoSuchCookie),
-                    _ => continue, // changed meanwhile: read again
-                }
-            }
-            Err(self.contended("set auth"))
-        })
-    }
-
-    /// Clears the live cookie's authentication (see
-    /// [`CookieStore::clear_auth`](crate::CookieStore::clear_auth)): a compare-and-set that
-    /// keeps the key's expiry and drops the value from its old authid's set. Redis has no
-    /// cache to tell, so the feed gets no entry (as for `set_auth`).
-    pub(crate) fn clear_auth(&self, value: &str, now: u64) -> Result<AuthUpdate> {
-        self.pool.within_deadline(|| {
-            for _ in 0..CAS_ATTEMPTS {
-                let Some(old) = self.record(value)? else {
-                    return Ok(AuthUpdate::NoSuchCookie);
+                let record = materialise(oid, view)?;
+                let (cookie, old_authid) = match change.apply(Some(record), now) {
+                    AuthOutcome::Done(update) => return Ok(update),
+                    AuthOutcome::Write { cookie, old_authid } => (cookie, old_authid),
                 };
-                let key = self.cookie_key(value);
-                let view = CookieView::new(&old).map_err(|p| corrupt(&key, &old, p))?;
-                if view.is_expired(now) {
-                    return Ok(AuthUpdate::NoSuchCookie);
-                }
-                let Some(authid) = view.authid().map(str::to_string) else {
-                    return Ok(AuthUpdate::Unchanged);
-                };
-                let oid = view.oid().unwrap_or_else(Uuid::nil);
-                let mut cookie = materialise(oid, view)?;
-                clear_auth_fields(&mut cookie);
                 let bytes = cookie.encode()?;
-                let set_key = self.authid_key(&authid);
-                let done: i64 = self.run(|con| {
-                    CLEAR_AUTH
-                        .key(&key)
-                        .key(&set_key)
-                        .arg(&old[..])
-                        .arg(&bytes[..])
-                        .arg(value)
-                        .invoke(con)
-                })?;
+                let done = match change {
+                    AuthChange::Set(..) => self.put_cas(&cookie, &bytes, &old, true)?,
+                    AuthChange::Clear => {
+                        let set_key = self.authid_key(old_authid.as_deref().unwrap_or_default());
+                        self.run(|con| {
+                            CLEAR_AUTH
+                                .key(&key)
+                                .key(&set_key)
+                                .arg(&old[..])
+                                .arg(&bytes[..])
+                                .arg(value)
+                                .invoke(con)
+                        })?
+                    }
+                };
                 match done {
                     1 => return Ok(AuthUpdate::Written),
                     -1 => return Ok(AuthUpdate::NoSuchCookie),
                     _ => continue, // changed meanwhile: read again
                 }
             }
-            Err(self.contended("clear auth"))
+            Err(self.contended(match change {
+                AuthChange::Set(..) => "set auth",
+                AuthChange::Clear => "clear auth",
+            }))
         })
     }
 
@@ -517,30 +483,4 @@ impl RedisBackend {
         }
         Ok(n)
     }
-}
-
-/// Puts `auth` and `context` on `cookie` as [`Batch::set_auth`](crate::Batch::set_auth)
-/// does; false when it already carries exactly this authentication.
-fn apply_auth(cookie: &mut Cookie, auth: &Auth, context: &AuthContext, now: u64) -> bool {
-    if cookie.authid.as_deref() == Some(auth.authid.as_str())
-        && cookie.authrole == auth.authrole
-        && cookie.authmethod == auth.authmethod
-        && cookie.authrealm == auth.authrealm
-        && cookie.authextra == auth.authextra
-    {
-        return false;
-    }
-    cookie.authid = Some(auth.authid.clone());
-    cookie.authrole = auth.authrole.clone();
-    cookie.authmethod = auth.authmethod.clone();
-    cookie.authrealm = auth.authrealm.clone();
-    cookie.authextra = auth.authextra.clone();
-    cookie.authenticated = now;
-    cookie.authenticated_on_node = context.node;
-    cookie.authenticated_on_worker = context.worker.clone();
-    cookie.authenticated_transport_info = context.transport_info.clone();
-    cookie.authenticated_session = context.session;
-    cookie.authenticated_joined_at = context.joined_at;
-    cookie.authenticated_authmethod = context.authmethod.clone();
-    true
 }

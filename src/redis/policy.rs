@@ -30,9 +30,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::RedisBackend;
-use super::pool::{PROBE_MAX, gated};
+use super::pool::PROBE_MAX;
 use super::scripts::RAISE_LEVEL;
 use crate::error::{Error, Result};
+use crate::fork::gated;
 use crate::lmdb::tables::FEATURE_LEVEL;
 
 /// How long a refusal by the checks is answered from memory before they run again.

@@ -39,14 +39,14 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockWriteGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
 
 use crate::config::location::RedisLocation;
 use crate::error::{Error, Result};
-use crate::fork;
+use crate::fork::{self, gated};
 
 /// Idle connections kept per store (more may be open while in use).
 const MAX_IDLE: usize = 16;
@@ -55,25 +55,6 @@ const MAX_IDLE: usize = 16;
 pub(crate) const PROBE_MIN: Duration = Duration::from_millis(100);
 /// The probe's longest wait between two tries (the wait doubles after each failed try).
 pub(crate) const PROBE_MAX: Duration = Duration::from_secs(2);
-
-/// Held shared while an idle list, a breaker's record or a refusal of the open-time checks
-/// is locked; exclusively across fork() (`fork.rs`).
-static FORK_GATE: RwLock<()> = RwLock::new(());
-
-/// The gate, held exclusively: no idle list or breaker record is in use until it is
-/// dropped.
-pub(crate) fn fork_gate_exclusive() -> RwLockWriteGuard<'static, ()> {
-    FORK_GATE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` on the value in `m`, locked under the shared side of the fork gate. Never
-/// nested: a second shared lock taken while a fork() waits for the exclusive one would
-/// deadlock.
-pub(crate) fn gated<T, R>(m: &Mutex<T>, f: impl FnOnce(&mut T) -> R) -> R {
-    let _gate = FORK_GATE.read().unwrap_or_else(|e| e.into_inner());
-    let mut value = m.lock().unwrap_or_else(|e| e.into_inner());
-    f(&mut value)
-}
 
 thread_local! {
     /// The deadline of the store call running on this thread, if it set one.

@@ -13,12 +13,12 @@ use std::time::Duration;
 
 use super::RedisBackend;
 use crate::error::{Error, Result};
-use crate::feed::{Revocations, Subscriber};
+use crate::feed::revocation::Revocations;
 
 /// Runs until `stop` is set; `deliver` gets each poll's outcome.
 pub(crate) fn run(
     redis: &RedisBackend,
-    subscriber: &mut Subscriber,
+    poll: &mut dyn FnMut() -> Result<Revocations>,
     stop: &AtomicBool,
     interval: Duration,
     deliver: &mut dyn FnMut(Result<Revocations>),
@@ -55,7 +55,7 @@ pub(crate) fn run(
         }
         // Subscribed first, then polled: nothing published from here on is missed.
         while !stop.load(Ordering::Acquire) {
-            match subscriber.poll() {
+            match poll() {
                 Ok(found) => {
                     reported = false;
                     deliver(Ok(found));

@@ -1,0 +1,152 @@
+//! [`LmdbStore`] behind the seam: each operation of [`Backend`] as one or more LMDB
+//! transactions (`txn.rs`), how each is flushed (`durability.rs`) and how far it may grow
+//! the map.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::backend::{Backend, FeedPosition};
+use crate::clock::Clock;
+use crate::config::location::Location;
+use crate::error::Result;
+use crate::feed::revocation::Revocations;
+use crate::lmdb::LmdbStore;
+use crate::lmdb::durability::Flush;
+use crate::lmdb::txn::{ClosureGuard, Growth};
+use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::stats::Stats;
+
+impl Backend for LmdbStore {
+    fn location(&self) -> &Location {
+        LmdbStore::location(self)
+    }
+
+    fn name(&self) -> &'static str {
+        "lmdb"
+    }
+
+    fn is_readonly(&self) -> bool {
+        self.readonly
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now()
+    }
+
+    fn with_clock(&self, clock: Arc<dyn Clock>) -> Arc<dyn Backend> {
+        Arc::new(LmdbStore::with_clock(self, clock))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn exists(&self, value: &str) -> Result<bool> {
+        Ok(self.lookup_with(value, drop)?.is_some())
+    }
+
+    fn get(&self, value: &str) -> Result<Option<Cookie>> {
+        self.snapshot(|s| s.get(value))
+    }
+
+    fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
+        self.snapshot(|s| s.get_by_oid(oid))
+    }
+
+    fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
+        self.lookup_with(value, Arc::unwrap_or_clone)
+    }
+
+    fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
+        if self.shared.cache().is_none() {
+            return self.read(|s| Ok(s.lookup(value)?.and_then(|l| l.auth)));
+        }
+        // The only reference when the cache did not keep it: moved out, not copied.
+        let auth = |l: Arc<Lookup>| Arc::try_unwrap(l).map_or_else(|l| l.auth.clone(), |l| l.auth);
+        Ok(self.lookup_with(value, auth)?.flatten())
+    }
+
+    fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
+        LmdbStore::lookup_cached(self, value)
+    }
+
+    fn count(&self) -> Result<u64> {
+        self.snapshot(|s| s.count_live())
+    }
+
+    fn for_each_record(&self, f: &mut dyn FnMut(Result<Cookie>) -> Result<bool>) -> Result<()> {
+        self.snapshot(|s| {
+            for item in s.records()? {
+                if !f(item)? {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        LmdbStore::stats(self)
+    }
+
+    fn create(&self, name: &str, length: usize, max_age: u64) -> Result<Cookie> {
+        self.write("create a cookie", Growth::UpToMaxsize, Flush::Lazy, |b| {
+            let _closure = ClosureGuard::enter();
+            b.create(name, length, max_age)
+        })
+    }
+
+    fn change_auth(&self, value: &str, change: AuthChange<'_>) -> Result<AuthUpdate> {
+        let operation = match change {
+            AuthChange::Set(..) => "set auth",
+            AuthChange::Clear => "clear auth",
+        };
+        self.write(operation, Growth::UpToMaxsize, Flush::Durable, |b| {
+            let _closure = ClosureGuard::enter();
+            b.change_auth(value, change)
+        })
+    }
+
+    fn delete(&self, value: &str) -> Result<bool> {
+        self.write("delete a cookie", Growth::Headroom, Flush::Durable, |b| {
+            let _closure = ClosureGuard::enter();
+            b.delete(value)
+        })
+    }
+
+    fn put(&self, cookie: &Cookie) -> Result<()> {
+        self.write("put a cookie", Growth::UpToMaxsize, Flush::Durable, |b| {
+            let _closure = ClosureGuard::enter();
+            b.put(cookie)
+        })
+    }
+
+    fn logout_authid(&self, authid: &str) -> Result<u64> {
+        self.write("log out an authid", Growth::Headroom, Flush::Durable, |b| {
+            let _closure = ClosureGuard::enter();
+            b.logout_authid(authid)
+        })
+    }
+
+    fn purge_expired(&self, feed_cutoff: u64) -> Result<u64> {
+        LmdbStore::purge_expired(self, feed_cutoff)
+    }
+
+    fn clear(&self) -> Result<u64> {
+        LmdbStore::clear(self)
+    }
+
+    fn revocations_since(&self, after: u64) -> Result<Revocations> {
+        self.snapshot(|s| s.revocations_since(after))
+    }
+
+    fn feed_end(&self) -> Result<FeedPosition> {
+        LmdbStore::feed_end(self)
+    }
+
+    fn feed_poll(&self, position: &mut FeedPosition) -> Result<Revocations> {
+        LmdbStore::feed_poll(self, position)
+    }
+}
