@@ -21,9 +21,10 @@ use crate::health::Health;
 use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::cache::CacheStats;
+use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
 use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::txn::{ClosureGuard, Growth};
+use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthContext, AuthUpdate, Cookie, Lookup};
 use crate::stats::Stats;
 
@@ -79,9 +80,9 @@ impl CookieStore {
     /// A `redis://`, `redis+unix://` (or `unix://`) URL opens the store on that Redis server
     /// instead (feature `redis`, on by default); see the README for the layout and what
     /// differs. Its errors: [`Error::Unavailable`] when Redis cannot be reached within
-    /// [`RedisOptions::timeout_ms`](crate::RedisOptions::timeout_ms), [`Error::RedisSetting`]
+    /// [`StoreOptions::timeout_ms`], [`Error::RedisSetting`]
     /// for a Redis that may evict keys, [`Error::NewerStore`]; with
-    /// [`RedisOptions::connect_lazily`](crate::RedisOptions::connect_lazily) the open makes no
+    /// [`StoreOptions::connect_lazily`] the open makes no
     /// round trip, and these are the errors of the calls instead. Any other URL is
     /// [`Error::UnsupportedLocation`]. No message ever shows the URL's password.
     pub fn open(location: impl IntoLocation, options: StoreOptions) -> Result<CookieStore> {

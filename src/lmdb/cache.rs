@@ -1,7 +1,7 @@
 //! The per-process cache of live cookies' lookups, never stale.
 //!
 //! One cache per LMDB environment and process (it lives in `Shared`), bounded in bytes
-//! ([`LmdbOptions::cache_bytes`](crate::LmdbOptions::cache_bytes)). It holds what
+//! ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes)). It holds what
 //! [`CookieStore::lookup`](crate::CookieStore::lookup) answers for live cookies, keyed by
 //! cookie value, and serves `lookup`, `get_auth`, `exists` and `lookup_cached`.
 //!
@@ -29,20 +29,32 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::feed::kind::RevocationKind;
-use crate::lmdb::LmdbStore;
-use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::tables::foreign_writes;
-use crate::lmdb::txn::in_closure;
+use crate::feed::revocation::Revocations;
 use crate::record::cookie::Lookup;
+
+/// What the cache reads from one snapshot of the store (`lookup.rs` implements it for
+/// [`Snapshot`](crate::Snapshot)).
+pub(crate) trait CacheView {
+    /// The snapshot's transaction id.
+    fn txn_id(&self) -> u64;
+    /// The time the snapshot judges expiry by (ns).
+    fn now_ns(&self) -> u64;
+    /// The sequence number of the feed's last entry.
+    fn last_revocation(&self) -> Result<u64>;
+    /// The feed's entries after `after`.
+    fn revocations_since(&self, after: u64) -> Result<Revocations>;
+    /// Whether the snapshot's last commit was made by another program.
+    fn foreign_writes(&self) -> Result<bool>;
+}
 
 /// Figures about an LMDB store's per-process cache
 /// ([`LmdbStore::cache_stats`](crate::LmdbStore::cache_stats)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// The byte budget ([`LmdbOptions::cache_bytes`](crate::LmdbOptions::cache_bytes); 0:
+    /// The byte budget ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes); 0:
     /// no cache).
     pub capacity_bytes: u64,
     /// Cookies cached now.
@@ -172,14 +184,14 @@ impl Cache {
 
     /// Catches up with `snap` and answers for `value` from it, caching a live cookie.
     /// `read` is the uncached lookup in that snapshot.
-    pub(crate) fn read_through(
+    pub(crate) fn read_through<V: CacheView>(
         &self,
-        snap: &Snapshot<'_>,
+        snap: &V,
         value: &str,
-        read: impl FnOnce(&Snapshot<'_>) -> Result<Option<Lookup>>,
+        read: impl FnOnce(&V) -> Result<Option<Lookup>>,
     ) -> Result<Option<Arc<Lookup>>> {
         let mut state = self.lock();
-        let txn = snap.txn.id() as u64;
+        let txn = snap.txn_id();
         if state.txn.is_some_and(|current| txn < current) {
             // Another thread caught the cache up past this snapshot while this one waited for
             // the lock: answer from this snapshot and touch nothing (what it reads may be
@@ -199,7 +211,7 @@ impl Cache {
         if let Some(&i) = state.index.get(value) {
             state.stats.hits += 1;
             let slot = &mut state.slots[i];
-            if snap.now >= slot.lookup.expires_at {
+            if snap.now_ns() >= slot.lookup.expires_at {
                 return Ok(None);
             }
             slot.referenced = true;
@@ -219,7 +231,7 @@ impl Cache {
 }
 
 impl State {
-    fn catch_up(&mut self, snap: &Snapshot<'_>, txn: u64) -> Result<()> {
+    fn catch_up(&mut self, snap: &impl CacheView, txn: u64) -> Result<()> {
         self.stats.catch_ups += 1;
         if self.txn.is_none() {
             self.flush();
@@ -238,7 +250,7 @@ impl State {
             }
             self.next = found.next;
         }
-        if foreign_writes(&snap.tables, snap.txn)? {
+        if snap.foreign_writes()? {
             self.flush();
         }
         self.txn = Some(txn);
@@ -396,43 +408,6 @@ fn json_heap(v: &Value) -> usize {
     }
 }
 
-impl LmdbStore {
-    /// `answer` applied to what a lookup of `value` finds: from this process's cache when it
-    /// is on and current, else from a read transaction (which also brings the cache up to
-    /// date and fills it).
-    pub(crate) fn lookup_with<T>(
-        &self,
-        value: &str,
-        answer: impl FnOnce(Arc<Lookup>) -> T,
-    ) -> Result<Option<T>> {
-        let Some(cache) = self.shared.cache() else {
-            return Ok(self.read(|s| s.lookup(value))?.map(|l| answer(Arc::new(l))));
-        };
-        if in_closure() {
-            return Err(Error::NestedTransaction);
-        }
-        let found = match self.lookup_cached(value) {
-            Some(hit) => hit,
-            None => self.read(|s| cache.read_through(s, value, |s| s.lookup(value)))?,
-        };
-        Ok(found.map(answer))
-    }
-
-    /// A lookup answered from this process's cache alone (see
-    /// [`CookieStore::lookup_cached`](crate::CookieStore::lookup_cached)).
-    #[inline]
-    pub(crate) fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
-        let shared = &*self.shared;
-        let cache = shared.cache()?;
-        if in_closure() {
-            return None;
-        }
-        // `None` outside the process that opened the environment, before the cache is locked.
-        let last_txn = shared.last_txn_id_now()?;
-        cache.hit(value, last_txn, self.now())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,54 +466,6 @@ mod tests {
         }
         let total: u64 = state.slots.iter().map(|s| s.size as u64).sum();
         assert_eq!(state.stats.bytes, total);
-    }
-
-    /// A thread whose snapshot is older than the one the cache caught up to (another
-    /// thread got the lock first) must not put what it read into the cache.
-    #[test]
-    fn a_snapshot_older_than_the_cache_leaves_it_alone() {
-        use crate::{AuthContext, CookieStore, StoreOptions};
-        use std::sync::Barrier;
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
-        let lmdb = store.as_lmdb().unwrap().clone();
-        let cookie = store.create("cbtid", 24, 3600).unwrap();
-        let value = cookie.value.clone();
-        let alice = Auth::new("alice", "user", "ticket", "realm1");
-        store
-            .set_auth(&value, &alice, &AuthContext::default())
-            .unwrap();
-        let (opened, committed) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
-        let older = {
-            let (lmdb, value) = (lmdb.clone(), value.clone());
-            let (opened, committed) = (opened.clone(), committed.clone());
-            std::thread::spawn(move || {
-                lmdb.read(|snap| {
-                    opened.wait(); // this snapshot is open
-                    committed.wait(); // the logout is committed and seen by the cache
-                    let cache = snap.shared.cache().unwrap();
-                    cache.read_through(snap, &value, |s| s.lookup(&value))
-                })
-                .unwrap()
-            })
-        };
-        opened.wait();
-        assert!(store.delete(&value).unwrap());
-        assert_eq!(store.lookup(&value).unwrap(), None); // the cache catches up past the logout
-        committed.wait();
-        let answer = older.join().unwrap();
-        assert_eq!(
-            answer.and_then(|l| l.auth.clone()),
-            Some(alice),
-            "the older snapshot still sees the cookie"
-        );
-        assert_eq!(
-            store.lookup(&value).unwrap(),
-            None,
-            "the older snapshot's answer went into the cache"
-        );
-        assert_eq!(lmdb.cache_stats().entries, 0);
     }
 
     #[test]

@@ -1,28 +1,24 @@
-//! One LMDB environment per path and process ([`Shared`]), the registry that keeps it so,
-//! and the one mapping from heed's errors to the crate's ([`Shared::resolve`]).
+//! One LMDB environment per path and process ([`Shared`]), and the one mapping from heed's
+//! errors to the crate's ([`Shared::resolve`]).
 //!
 //! LMDB forbids opening one environment twice in a process, so every handle of a path in a
 //! process shares one [`Shared`] (its environment, its cache, its disk reserve), found in a
-//! process-wide registry of open paths. heed's `unsafe` open stays in `open.rs`.
+//! process-wide registry of open paths (`registry.rs`). heed's `unsafe` open stays in
+//! `open.rs`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::path::PathBuf;
+use std::sync::{OnceLock, RwLock};
 
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 
 use crate::config::options::Durability;
-use crate::config::options::StoreOptions;
 use crate::error::{DAMAGED_ADVICE, Error, LmdbError, Result};
-use crate::fork::{env_lifecycle, registry_gate};
 use crate::lmdb::cache::Cache;
 use crate::lmdb::layout::Slots;
 use crate::lmdb::local_env::LocalEnv;
-use crate::lmdb::open::{open_env, prepare_dir};
 use crate::lmdb::reserve::DiskReserve;
 use crate::lmdb::tables::{Tables, read_catalog};
-use crate::lmdb::txn::in_closure;
 
 /// What all handles of one path in this process share.
 pub(crate) struct Shared {
@@ -44,87 +40,6 @@ pub(crate) struct Shared {
     pub(crate) cache: Cache,
     /// Disk space kept allocated in data.mdb for deletions (`reserve.rs`).
     pub(crate) reserve: DiskReserve,
-}
-
-/// Path → the environment of this process for it (one per path and process).
-type Registry = HashMap<PathBuf, Weak<Shared>>;
-
-static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Default::default);
-
-/// The registry, locked, under its fork gate (`crate::fork`: the gate is what fork() takes).
-struct RegistryGuard {
-    registry: MutexGuard<'static, Registry>,
-    _gate: MutexGuard<'static, ()>,
-}
-
-fn lock_registry() -> RegistryGuard {
-    let gate = registry_gate();
-    RegistryGuard {
-        registry: REGISTRY.lock().unwrap_or_else(|e| e.into_inner()),
-        _gate: gate,
-    }
-}
-
-/// The environment of `path` in this process: the one already open (the registry), or a
-/// fresh one. Returns the canonical path too.
-pub(crate) fn shared_env(path: &Path, options: &StoreOptions) -> Result<(PathBuf, Arc<Shared>)> {
-    let path = prepare_dir(path, options.readonly)?;
-    let mut guard = lock_registry();
-    let registry = &mut guard.registry;
-    registry.retain(|_, weak| weak.strong_count() > 0);
-    // Dropped after the registry's lock (its drop may close an environment).
-    let mut inherited = None;
-    let shared = match registry.get(&path).and_then(Weak::upgrade) {
-        Some(shared) if !shared.env.opener().is_this_process() => {
-            // Opened by the parent of this process (fork()): never used here. Its copy is
-            // closed, and the path opened afresh (`local_env.rs` says why that is safe).
-            if shared.env.opener().is_current() {
-                // A fork that ran no atfork handler: handles of that environment are not
-                // refused, so it cannot be closed under them.
-                return Err(shared.env.opener().refusal(&path));
-            }
-            if in_closure() {
-                // fork() was called in a snapshot or batch closure, whose transaction still
-                // borrows the inherited environment.
-                return Err(Error::NestedTransaction);
-            }
-            // SAFETY: no closure runs on this thread (checked above), so no reference made
-            // before fork() into that environment is alive here.
-            unsafe { shared.env.close_inherited() };
-            inherited = Some(shared);
-            let shared = Arc::new(open_fresh(&path, options.readonly, options)?);
-            registry.insert(path.clone(), Arc::downgrade(&shared));
-            shared
-        }
-        Some(shared) => {
-            if shared.env_readonly && !options.readonly {
-                return Err(Error::config(
-                    "readonly",
-                    format!(
-                        "is false, but {} is already open read-only in this process; open it \
-                         writable first, or drop the read-only handles",
-                        path.display()
-                    ),
-                ));
-            }
-            shared
-        }
-        None => {
-            let shared = Arc::new(open_fresh(&path, options.readonly, options)?);
-            registry.insert(path.clone(), Arc::downgrade(&shared));
-            shared
-        }
-    };
-    drop(guard);
-    drop(inherited);
-    Ok((path, shared))
-}
-
-/// Opens the environment at `path`, under the lock that keeps fork() out of an open or a
-/// close (`crate::fork`).
-fn open_fresh(path: &Path, readonly: bool, options: &StoreOptions) -> Result<Shared> {
-    let _lifecycle = env_lifecycle();
-    open_env(path, readonly, options)
 }
 
 impl Shared {

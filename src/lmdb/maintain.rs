@@ -14,13 +14,9 @@ use crate::lmdb::layout::{
     AUTHID_INDEX, COOKIES, EXPIRY_INDEX, REVOCATIONS, STORE_STATE, TableMeta, VALUE_INDEX,
 };
 use crate::lmdb::marks;
-use crate::lmdb::pacing::Pacer;
+use crate::lmdb::pacing::{PURGE_BATCH, Pacer};
 use crate::lmdb::tables::{Tables, foreign_writes, read_catalog, write_meta};
 use crate::lmdb::txn::Growth;
-
-/// Cookies deleted per write transaction by a purge or a clear at most, so the writer lock
-/// is never held long.
-pub(crate) const PURGE_BATCH: usize = 5_000;
 
 impl LmdbStore {
     /// Makes sure every table exists and the expiry index is in step with the records.

@@ -16,6 +16,7 @@
 pub(crate) mod authid;
 pub(crate) mod batch;
 pub(crate) mod cache;
+pub(crate) mod closure;
 pub(crate) mod copy;
 pub(crate) mod durability;
 pub(crate) mod env;
@@ -23,10 +24,12 @@ pub(crate) mod feed;
 pub(crate) mod files;
 pub(crate) mod layout;
 pub(crate) mod local_env;
+pub(crate) mod lookup;
 pub(crate) mod maintain;
 pub(crate) mod marks;
 pub(crate) mod open;
 pub(crate) mod pacing;
+pub(crate) mod registry;
 pub(crate) mod reserve;
 pub(crate) mod seam;
 pub(crate) mod snapshot;
@@ -43,10 +46,12 @@ use crate::config::options::StoreOptions;
 use crate::error::{LmdbResult, Result};
 use crate::lmdb::batch::Batch;
 use crate::lmdb::cache::CacheStats;
+use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::env::{Shared, shared_env};
+use crate::lmdb::env::Shared;
+use crate::lmdb::registry::shared_env;
 use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::txn::{ClosureGuard, Growth};
+use crate::lmdb::txn::Growth;
 use crate::stats::Stats;
 
 /// A store on LMDB, with what only LMDB has: one consistent snapshot, a batch of writes in
@@ -165,9 +170,8 @@ impl LmdbStore {
         env.force_sync().lmdb().map_err(|e| shared.resolve(e))
     }
 
-    /// Figures about the store, from one snapshot (walks every record): the cookies'
-    /// ([`LmdbStats::cookies`]), the indexes, the map, the pages, the reader slots and the
-    /// tables.
+    /// Figures about the store, from one snapshot (walks every record): the cookies', the
+    /// indexes', the map's, the pages', the reader slots' and the tables'.
     pub fn stats(&self) -> Result<Stats> {
         self.snapshot(|s| s.stats())
     }

@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::lmdb::txn::last_work;
 
+/// Cookies deleted per write transaction by a purge or a clear at most, so the writer lock
+/// is never held long.
+pub(crate) const PURGE_BATCH: usize = 5_000;
+
 /// Sizes a maintenance operation's write transactions by time (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Pacer {

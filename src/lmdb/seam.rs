@@ -13,8 +13,9 @@ use crate::config::location::Location;
 use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::lmdb::LmdbStore;
+use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::txn::{ClosureGuard, Growth};
+use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::stats::Stats;
 

@@ -14,15 +14,12 @@ use heed::{Env, MdbError, WithTls};
 use crate::error::{Error, LmdbError, LmdbResult, Result};
 use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::{Batch, WriteTxn};
+use crate::lmdb::closure::{ClosureGuard, in_closure};
 use crate::lmdb::durability::Flush;
 use crate::lmdb::env::page_size;
 use crate::lmdb::snapshot::Snapshot;
 
 thread_local! {
-    /// Snapshot and batch closures running on this thread: a store call inside one would
-    /// need a second transaction on this thread, which LMDB does not allow.
-    static IN_CLOSURE: Cell<u32> = const { Cell::new(0) };
-
     /// How long the closure of this thread's last committed write transaction ran: the
     /// work a maintenance transaction did while holding the writer lock, without the
     /// commit's flush, which `pacing.rs` sizes transactions by.
@@ -32,29 +29,6 @@ thread_local! {
 /// See [`LAST_WORK`].
 pub(crate) fn last_work() -> Duration {
     LAST_WORK.with(Cell::get)
-}
-
-/// Whether a caller's snapshot or batch closure runs on this thread.
-#[inline]
-pub(crate) fn in_closure() -> bool {
-    IN_CLOSURE.with(Cell::get) > 0
-}
-
-/// Marks a caller's closure as running on this thread until dropped, also when the closure
-/// panics (the count is restored while unwinding).
-pub(crate) struct ClosureGuard;
-
-impl ClosureGuard {
-    pub(crate) fn enter() -> ClosureGuard {
-        IN_CLOSURE.with(|c| c.set(c.get() + 1));
-        ClosureGuard
-    }
-}
-
-impl Drop for ClosureGuard {
-    fn drop(&mut self) {
-        IN_CLOSURE.with(|c| c.set(c.get().saturating_sub(1)));
-    }
 }
 
 /// How far a write may grow the map.

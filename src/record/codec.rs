@@ -246,3 +246,41 @@ pub(crate) fn materialise(oid: Uuid, view: CookieView<'_>) -> Result<Cookie> {
     }
     Ok(cookie)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::generated as fb;
+    use serde_json::json;
+
+    /// A record whose authextra holds exactly `cbor`.
+    fn record_with_raw_authextra(cbor: &[u8]) -> Vec<u8> {
+        let mut fbb = FlatBufferBuilder::new();
+        let value = fbb.create_string("abcdef");
+        let authextra = fbb.create_vector(cbor);
+        let root = fb::Cookie::create(
+            &mut fbb,
+            &fb::CookieArgs {
+                value: Some(value),
+                authextra: Some(authextra),
+                ..Default::default()
+            },
+        );
+        fbb.finish_minimal(root);
+        fbb.finished_data().to_vec()
+    }
+
+    #[test]
+    fn cbor_that_json_cannot_hold_is_converted_not_rejected() {
+        let mut cbor = vec![0xA4]; // map(4)
+        cbor.extend_from_slice(&[0x61, b'b', 0x42, 0xDE, 0xAD]); // "b": h'dead'
+        cbor.extend_from_slice(&[0x01, 0x61, b'x']); // 1: "x"
+        cbor.extend_from_slice(&[0x61, b't', 0xC1, 0x10]); // "t": 1(16)
+        cbor.extend_from_slice(&[0x61, b'n', 0xF9, 0x7E, 0x00]); // "n": NaN (half float)
+        let c = Cookie::decode(&record_with_raw_authextra(&cbor)).unwrap();
+        assert_eq!(
+            c.authextra,
+            json!({"b": "dead", "1": "x", "t": 16, "n": null})
+        );
+    }
+}

@@ -12,14 +12,11 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::record::cbor::check_depth;
+use crate::record::cbor::{check_depth, empty_map, is_empty_map};
 use crate::record::value::{self, CookieValue, DRAW_ATTEMPTS};
 
 /// Largest encoded record accepted for writing (1 MiB): a bound for huge `authextra`.
 pub const MAX_RECORD_SIZE: usize = 1024 * 1024;
-
-/// Deepest nesting accepted in `authextra` and `authenticated_transport_info`.
-pub const MAX_CBOR_DEPTH: usize = 64;
 
 /// A cookie, with every field of cfxdb's `Cookie` table.
 ///
@@ -82,18 +79,6 @@ pub struct Cookie {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-pub(crate) fn is_empty_map(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Object(m) => m.is_empty(),
-        _ => false,
-    }
-}
-
-pub(crate) fn empty_map() -> Value {
-    Value::Object(serde_json::Map::new())
 }
 
 impl Default for Cookie {
@@ -298,8 +283,8 @@ pub(crate) enum AuthOutcome {
     /// Write `cookie` in place of the record, whose authid was `old_authid` (same oid,
     /// value and expiry: only the record and the authid index change).
     Write {
-        /// The record to store.
-        cookie: Cookie,
+        /// The record to store (boxed: a record is large, and `Done` is the common outcome).
+        cookie: Box<Cookie>,
         /// The authid the record carried.
         old_authid: Option<String>,
     },
@@ -308,7 +293,8 @@ pub(crate) enum AuthOutcome {
 impl AuthChange<'_> {
     /// Refuses a change that cannot be stored, before anything is read: an empty authid (it
     /// would read back as "not authenticated", so a login would be reported written while
-    /// the cookie stays anonymous), or JSON values nested deeper than [`MAX_CBOR_DEPTH`].
+    /// the cookie stays anonymous), or JSON values nested deeper than
+    /// [`MAX_CBOR_DEPTH`](crate::record::cbor::MAX_CBOR_DEPTH).
     pub(crate) fn check(&self) -> Result<()> {
         let AuthChange::Set(auth, context) = self else {
             return Ok(());
@@ -370,7 +356,10 @@ impl AuthChange<'_> {
                 cookie.authextra = empty_map();
             }
         }
-        AuthOutcome::Write { cookie, old_authid }
+        AuthOutcome::Write {
+            cookie: Box::new(cookie),
+            old_authid,
+        }
     }
 }
 
