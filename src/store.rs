@@ -394,7 +394,7 @@ impl CookieStore {
     /// Runs `f` on one consistent snapshot of the store (one read transaction).
     /// LMDB only: [`Error::Unsupported`] for a Redis store; see [`LmdbStore::snapshot`].
     pub fn snapshot<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
-        self.lmdb("take a snapshot")?.snapshot(f)
+        self.lmdb("read a snapshot")?.snapshot(f)
     }
 
     /// Runs `f` in one write transaction: all its changes commit together, or none.
@@ -405,7 +405,7 @@ impl CookieStore {
         f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
     ) -> Result<T> {
         self.writable(operation)?;
-        self.lmdb(operation)?.batch(operation, f)
+        self.lmdb("begin a transaction")?.batch(operation, f)
     }
 
     /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy

@@ -32,7 +32,8 @@ const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
 /// The words every key of a Redis store starts with after its prefix: the one list, from
-/// which `redis/keys.rs` builds the keys and [`check_key_prefix`] refuses prefixes.
+/// which the Redis backend (`redis/mod.rs`, `redis/policy.rs`) builds its keys and
+/// [`check_key_prefix`] refuses prefixes.
 pub(crate) mod key_words {
     /// `{prefix}cookie:{value}`: a cookie's record.
     pub(crate) const COOKIE: &str = "cookie";

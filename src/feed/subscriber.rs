@@ -53,7 +53,13 @@ impl Subscriber {
             }
             Err(
                 Error::Unavailable { .. } | Error::RedisSetting { .. } | Error::NewerStore { .. },
-            ) => (FeedPosition::default(), true),
+            ) => (
+                FeedPosition {
+                    reads: 1,
+                    ..FeedPosition::default()
+                },
+                true,
+            ),
             Err(e) => return Err(e),
         };
         Ok(Subscriber {

@@ -1,11 +1,13 @@
 //! The LMDB backend: a store in a directory, byte-compatible with cfxdb's, shared by the
 //! processes of one host.
 //!
-//! **Owns:** the environment (one per path and process: `env.rs`, `open.rs`, `files.rs`
-//! for the checks before LMDB maps a file, `local_env.rs` for fork()), the transaction core
-//! (`txn.rs`) and what runs in it ([`Snapshot`](crate::Snapshot), [`Batch`](crate::Batch)),
-//! the key layout and tables (`layout.rs`, the one home of LMDB's keys, and `tables.rs`),
-//! the authid index, the feed, the import marks, the per-process cache, what each commit
+//! **Owns:** the environment (one per path and process: `env.rs`, the registry of open
+//! paths in `registry.rs`, `open.rs`, `files.rs` for the checks before LMDB maps a file,
+//! `local_env.rs` for fork()), the transaction core (`txn.rs`, with `closure.rs` refusing a
+//! nested transaction) and what runs in it ([`Snapshot`](crate::Snapshot),
+//! [`Batch`](crate::Batch)), the key layout and tables (`layout.rs`, the one home of LMDB's
+//! keys, and `tables.rs`), the authid index, the feed, the import marks, the per-process
+//! cache (`cache.rs`, read through by `lookup.rs`), what each commit
 //! flushes (`durability.rs`), how maintenance shares the writer lock (`pacing.rs`), the disk
 //! space kept for deletions (`reserve.rs`), and purge, clear and copy (`maintain.rs`).
 //! [`LmdbStore`] is its handle and implements the seam (`seam.rs`).

@@ -54,6 +54,7 @@ use std::time::Duration;
 use redis::{Connection, RedisResult};
 
 use crate::config::location::RedisLocation;
+use crate::config::location::key_words::{AUTHID, COOKIE, IMPORTED, REVOCATIONS};
 use crate::config::options::StoreOptions;
 use crate::error::{Error, Result};
 use crate::record::mark::{ValueDigest, hex, parse_hex};
@@ -164,45 +165,46 @@ impl RedisBackend {
     }
 
     fn cookie_key(&self, value: &str) -> String {
-        format!("{}cookie:{value}", self.prefix)
+        format!("{}{COOKIE}:{value}", self.prefix)
     }
 
     fn authid_key(&self, authid: &str) -> String {
-        format!("{}authid:{authid}", self.prefix)
+        format!("{}{AUTHID}:{authid}", self.prefix)
     }
 
     /// The import mark of the value whose SHA-256 is `digest` (Redis's home of that key).
     fn mark_key(&self, digest: &ValueDigest) -> String {
-        format!("{}imported:{}", self.prefix, hex(digest))
+        format!("{}{IMPORTED}:{}", self.prefix, hex(digest))
     }
 
     /// The digest named by the import mark key `key`, if it is one.
     fn parse_mark_key(&self, key: &str) -> Option<ValueDigest> {
         parse_hex(
             key.strip_prefix(self.prefix.as_str())?
-                .strip_prefix("imported:")?,
+                .strip_prefix(IMPORTED)?
+                .strip_prefix(':')?,
         )
     }
 
     fn stream_key(&self) -> String {
-        format!("{}revocations", self.prefix)
+        format!("{}{REVOCATIONS}", self.prefix)
     }
 
     /// The tag of the last entry appended to the feed (see `feed.rs`).
     fn head_key(&self) -> String {
-        format!("{}revocations:head", self.prefix)
+        format!("{}{REVOCATIONS}:head", self.prefix)
     }
 
     /// Every cookie record (key, bytes), walked with SCAN in batches: `f` gets each batch
     /// and says whether to go on.
     /// Not one snapshot: cookies written during the walk may or may not be seen.
     fn for_each_record(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
-        self.scan(&format!("{}cookie:*", glob_escape(&self.prefix)), f)
+        self.scan(&format!("{}{COOKIE}:*", glob_escape(&self.prefix)), f)
     }
 
     /// Every import mark (key, value), walked as [`Self::for_each_record`] walks cookies.
     fn for_each_mark(&self, f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>) -> Result<()> {
-        self.scan(&format!("{}imported:*", glob_escape(&self.prefix)), f)
+        self.scan(&format!("{}{IMPORTED}:*", glob_escape(&self.prefix)), f)
     }
 
     /// Every string key matching `pattern` (key, value), in SCAN + MGET batches.

@@ -246,7 +246,11 @@ impl RedisBackend {
     /// Raises the store's feature level to this build's, or refuses a store whose level is
     /// higher (see the module docs).
     pub(crate) fn check_feature_level(&self) -> Result<()> {
-        let key = format!("{}feature_level", self.prefix);
+        let key = format!(
+            "{}{}",
+            self.prefix,
+            crate::config::location::key_words::FEATURE_LEVEL
+        );
         let level: u64 = self.pool.run(|con| {
             RAISE_LEVEL
                 .prepare_invoke()
