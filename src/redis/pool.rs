@@ -34,8 +34,9 @@
 //! fork() is never put back in the child. The breaker remembers the process it was opened
 //! in: the probe thread does not exist in a child, so there the breaker counts as closed,
 //! and a failure in the child opens it with a probe of the child's own. The idle list and
-//! the breaker's record are locked only under the shared side of [`FORK_GATE`], which the
-//! fork() prepare handler takes exclusively: neither is locked when a process forks.
+//! the breaker's record are locked only under the shared side of the pools' gate
+//! ([`fork::gated`]), which the fork() prepare handler takes exclusively: neither is locked
+//! when a process forks.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
