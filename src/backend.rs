@@ -30,6 +30,7 @@ use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
 /// A store's backend: one implementation per folder (see the module docs).
@@ -83,6 +84,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// The live cookie with object id `oid`.
     fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>>;
+
+    /// Calls `f` once with the live record of `value` (its oid, and a field reader over its
+    /// bytes, borrowed: LMDB's map inside one read transaction, Redis's reply to one GET);
+    /// not at all when there is no live cookie with `value`. What the lazy reads
+    /// (`lazy.rs`) are written over.
+    fn with_live_record(
+        &self,
+        value: &str,
+        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
+    ) -> Result<()>;
 
     /// The live cookie with `value` as a lookup sees it.
     fn lookup(&self, value: &str) -> Result<Option<Lookup>>;

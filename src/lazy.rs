@@ -240,21 +240,18 @@ impl CookieStore {
     /// # Ok::<(), cookiestore::Error>(())
     /// ```
     pub fn with_auth<T>(&self, value: &str, f: impl FnOnce(AuthRef<'_>) -> T) -> Result<Option<T>> {
-        #[cfg(feature = "redis")]
-        if self.redis().is_some() {
-            return self
-                .with_lookup(value, |l| l.auth().map(f))
-                .map(Option::flatten);
-        }
-        self.snapshot(|s| {
-            let Some((oid, record)) = s.live_record(value)? else {
-                return Ok(None);
-            };
+        let mut f = Some(f);
+        let mut out = None;
+        self.seam().with_live_record(value, &mut |oid, record| {
             let fields = record
                 .auth_fields()
                 .map_err(|problem| Error::CorruptRecord { oid, problem })?;
-            Ok(fields.map(|fields| f(AuthRef { oid, fields })))
-        })
+            if let (Some(fields), Some(f)) = (fields, f.take()) {
+                out = Some(f(AuthRef { oid, fields }));
+            }
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Runs `f` on the live cookie with `value` (expiry, lifetime, borrowed authentication),
@@ -266,50 +263,26 @@ impl CookieStore {
         value: &str,
         f: impl FnOnce(LookupRef<'_>) -> T,
     ) -> Result<Option<T>> {
-        #[cfg(feature = "redis")]
-        if let Some(redis) = self.redis() {
-            // One GET; the record is read from the reply as from LMDB's map.
-            let Some(bytes) = redis.record(value)? else {
-                return Ok(None);
-            };
-            let oid = crate::record::codec::CookieView::new(&bytes)
-                .ok()
-                .and_then(|v| v.oid())
-                .unwrap_or_else(Uuid::nil);
+        let mut f = Some(f);
+        let mut out = None;
+        self.seam().with_live_record(value, &mut |oid, record| {
             let corrupt = |problem| Error::CorruptRecord { oid, problem };
-            let record = crate::record::reader::RecordReader::new(&bytes).map_err(corrupt)?;
-            if !record.value_is(value).map_err(corrupt)?
-                || self.now_ns() >= record.expires_at().map_err(corrupt)?
-            {
-                return Ok(None);
+            let auth = record
+                .auth_fields()
+                .map_err(corrupt)?
+                .map(|fields| AuthRef { oid, fields });
+            let lookup = LookupRef {
+                oid,
+                expires_at: record.expires_at().map_err(corrupt)?,
+                max_age: record.max_age().map_err(corrupt)?,
+                auth,
+            };
+            if let Some(f) = f.take() {
+                out = Some(f(lookup));
             }
-            let auth = record
-                .auth_fields()
-                .map_err(corrupt)?
-                .map(|fields| AuthRef { oid, fields });
-            return Ok(Some(f(LookupRef {
-                oid,
-                expires_at: record.expires_at().map_err(corrupt)?,
-                max_age: record.max_age().map_err(corrupt)?,
-                auth,
-            })));
-        }
-        self.snapshot(|s| {
-            let Some((oid, record)) = s.live_record(value)? else {
-                return Ok(None);
-            };
-            let corrupt = |problem| Error::CorruptRecord { oid, problem };
-            let auth = record
-                .auth_fields()
-                .map_err(corrupt)?
-                .map(|fields| AuthRef { oid, fields });
-            Ok(Some(f(LookupRef {
-                oid,
-                expires_at: record.expires_at().map_err(corrupt)?,
-                max_age: record.max_age().map_err(corrupt)?,
-                auth,
-            })))
-        })
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// As [`CookieStore::get_auth`], but owned lazily: the strings copied once, authextra

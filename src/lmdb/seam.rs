@@ -17,6 +17,7 @@ use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
 use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
 impl Backend for LmdbStore {
@@ -54,6 +55,17 @@ impl Backend for LmdbStore {
 
     fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
         self.snapshot(|s| s.get_by_oid(oid))
+    }
+
+    fn with_live_record(
+        &self,
+        value: &str,
+        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.snapshot(|s| match s.live_record(value)? {
+            Some((oid, record)) => f(oid, &record),
+            None => Ok(()),
+        })
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {

@@ -14,10 +14,12 @@ use crate::backend::{Backend, FeedPosition};
 use crate::clock::Clock;
 use crate::config::location::{Location, RedisLocation};
 use crate::config::options::StoreOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
+use crate::record::codec::CookieView;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
 /// A store on Redis: the connections and key names shared by clones, and this handle's
@@ -107,6 +109,29 @@ impl Backend for RedisStore {
 
     fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>> {
         self.redis.get_by_oid(oid, self.now())
+    }
+
+    /// One GET; the record is read from the reply as from LMDB's map.
+    fn with_live_record(
+        &self,
+        value: &str,
+        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(bytes) = self.redis.record(value)? else {
+            return Ok(());
+        };
+        let oid = CookieView::new(&bytes)
+            .ok()
+            .and_then(|v| v.oid())
+            .unwrap_or_else(Uuid::nil);
+        let corrupt = |problem| Error::CorruptRecord { oid, problem };
+        let record = RecordReader::new(&bytes).map_err(corrupt)?;
+        if !record.value_is(value).map_err(corrupt)?
+            || self.now() >= record.expires_at().map_err(corrupt)?
+        {
+            return Ok(());
+        }
+        f(oid, &record)
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
