@@ -25,8 +25,9 @@ nothing on the reactor waits for the network or for LMDB's writer lock.
   WebSocket handshake when they are done (``onConnect`` returns a Deferred), and Crossbar's
   own ``onConnect`` then gets their answers from :meth:`answering`.
 - Logins (``setAuth``) and logouts (``delAuth``) run on one writer thread, in order; the
-  reactor waits at most ``write_wait`` (50 ms) for the answer (so that, as before, a login
-  is stored before its WELCOME reaches the client), then lets it finish in the background.
+  reactor waits at most ``write_wait`` (30 ms) for a login's answer (so that, as before, a
+  login is stored before its WELCOME reaches the client) and ``logout_wait`` (100 ms) for a
+  logout's, then lets it finish in the background.
 - The periodic purge runs on a thread; the feed on the library's watcher thread.
 - **While the store is unavailable** (Redis down or hung: the library's circuit breaker,
   :meth:`cookiestore.CookieStore.health`), a new connection is served without a usable
@@ -82,8 +83,15 @@ OUTAGE_REPORT_INTERVAL = 60.0
 #: How often (seconds) a worker looks at the store's health (no round trip).
 HEALTH_INTERVAL = 0.5
 
-#: The longest the reactor waits for a login's or logout's write to be answered (seconds).
-WRITE_WAIT = 0.05
+#: The longest the reactor waits for a login's write to be answered (seconds).
+WRITE_WAIT = 0.03
+
+#: The longest the reactor waits for a logout to be answered (seconds); a logout not
+#: answered by then raises (not confirmed), so it gets more time than a login.
+LOGOUT_WAIT = 0.1
+
+#: The library's default ``timeout_ms`` (a Redis call's deadline).
+DEFAULT_TIMEOUT_MS = 2000
 
 #: Threads for the store calls of new connections (lookups, creates) per store object.
 CONNECT_THREADS = 4
@@ -252,6 +260,24 @@ def _is_redis(store: Dict[str, Any]) -> bool:
         return False
 
 
+def _timeout_ms(store: Any) -> int:
+    """The ``timeout_ms`` a store section gives (its key, or a Redis URL's ``?timeout_ms=``;
+    the URL's takes precedence, as in the library), 2000 by default."""
+    timeout = DEFAULT_TIMEOUT_MS
+    if not isinstance(store, dict):
+        return timeout
+    if isinstance(store.get("timeout_ms"), int) and store["timeout_ms"] > 0:
+        timeout = store["timeout_ms"]
+    url = store.get("url") or store.get("path")
+    if isinstance(url, str) and "?" in url:
+        from urllib.parse import parse_qs, urlsplit
+
+        values = parse_qs(urlsplit(url).query).get("timeout_ms")
+        if values and values[-1].isdigit() and int(values[-1]) > 0:
+            timeout = int(values[-1])
+    return timeout
+
+
 class CookieStoreCookiestore(_CrossbarCookieStore):
     """Crossbar.io cookie store of ``"store": {"type": "cookiestore", ...}``.
 
@@ -266,8 +292,9 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         lock) off the reactor, and serve connections without cookies while the store is
         unavailable (see the module's notes); the launcher sets it. Without it, every call
         is made where it is called and raises what the store raises.
-    :param write_wait: with ``background``, the longest the reactor waits for a login's or
-        logout's write (seconds).
+    :param write_wait: with ``background``, the longest the reactor waits for a login's
+        write (seconds).
+    :param logout_wait: with ``background``, the longest the reactor waits for a logout.
     """
 
     log = make_logger()
@@ -282,6 +309,7 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         purge_interval: Optional[float] = 3600.0,
         background: bool = False,
         write_wait: float = WRITE_WAIT,
+        logout_wait: float = LOGOUT_WAIT,
     ):
         _CrossbarCookieStore.__init__(self, config)
         section = dict(config)
@@ -294,6 +322,12 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self._reactor_given = reactor
         self.background = background
         self.write_wait = write_wait
+        self.logout_wait = logout_wait
+        #: With ``background``, the longest a new connection waits for its store calls
+        #: (seconds): the store's ``timeout_ms`` on Redis (a call may take longer than its
+        #: deadline when it needs a new connection to a hung Redis), 2 s on LMDB (a writer
+        #: holding LMDB's lock); then it is served without its cookie.
+        self.connect_wait = _timeout_ms(section.get("store")) / 1000.0
         # Per-process registry (the library's): cookie value -> connection ids. Never
         # consults the store, so the connections of a cookie logged out a moment ago are
         # still found. The connection objects by id, and each one's cookies:
@@ -498,20 +532,39 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         """The store calls of a new connection whose browser sent ``cbtid`` (or None), made
         on a thread: a Deferred firing with a :class:`Prepared` on the reactor (never with
         an error: a store that cannot be asked gives :meth:`degraded`). At once while the
-        store is known to be unavailable."""
-        from twisted.internet.defer import succeed
+        store is known to be unavailable, and :meth:`degraded` after ``connect_wait``
+        without an answer."""
+        from twisted.internet.defer import Deferred, succeed
 
         if not self.available():
             return succeed(self.degraded(cbtid, self._unavailable()))
-        d = self._in_thread(False, self._lookup_or_create, cbtid)
+        answer = Deferred()
 
-        def failed(f: Failure):
-            if not isinstance(f.value, Exception):
-                return f
-            return self.degraded(cbtid, f.value)
+        def settle(prepared: Prepared) -> None:
+            if not answer.called:
+                if timer.active():
+                    timer.cancel()
+                answer.callback(prepared)
 
-        d.addErrback(failed)
-        return d
+        def failed(f: Failure) -> None:
+            if not answer.called:
+                settle(self.degraded(cbtid, f.value))
+
+        def too_late() -> None:
+            # The store call goes on; its answer is dropped (a cookie it creates is unused).
+            settle(
+                self.degraded(
+                    cbtid,
+                    CookieStoreError(
+                        f"the cookie store at {self._store.location} did not answer a new "
+                        f"connection's lookup within {self.connect_wait * 1000:.0f} ms"
+                    ),
+                )
+            )
+
+        timer = self._reactor.callLater(self.connect_wait, too_late)
+        self._in_thread(False, self._lookup_or_create, cbtid).addCallbacks(settle, failed)
+        return answer
 
     @contextlib.contextmanager
     def answering(self, prepared: Prepared) -> Iterator[None]:
@@ -594,19 +647,19 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         while the store is unavailable, or the store's error): Crossbar then neither reports
         it applied nor closes the other connections, and the client's connection is failed
         with the error (WebSocket close 1011, "WAMP Internal Error (...)"). With
-        ``background``, one not answered within ``write_wait`` raises too (it may still be
+        ``background``, one not answered within ``logout_wait`` raises too (it may still be
         applied: the feed then closes the cookie's connections)."""
         if self.background:
             if not self.available():
                 raise UnavailableError(f"cookie store unavailable: the logout was NOT applied; {self._unavailable()}")
             fut = self._pool(True).submit(self._store.logout, cbtid)
             try:
-                existed = fut.result(timeout=self.write_wait)
+                existed = fut.result(timeout=self.logout_wait)
             except concurrent.futures.TimeoutError:
                 reactor = self._reactor
                 fut.add_done_callback(lambda f: reactor.callFromThread(self._late_logout, f))
                 raise CookieStoreError(
-                    f"cookie store did not answer the logout within {self.write_wait * 1000:.0f} ms: "
+                    f"cookie store did not answer the logout within {self.logout_wait * 1000:.0f} ms: "
                     "it is NOT confirmed (if it is applied later, the cookie's connections are closed then)"
                 ) from None
             except CookieStoreError as e:

@@ -2,7 +2,10 @@
 //!
 //! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
 //! [`CookieStore`](cookiestore::CookieStore), opened from a path and options or from a
-//! Crossbar.io `cookie` section.
+//! Crossbar.io `cookie` section. Beside it, the library's [`Connections`] registry
+//! (`cookiestore.Connections`, over connection ids) and its [`Watcher`] (`Store.watch`,
+//! reporting to a Python callback from its own thread), which the Crossbar plug-in uses to
+//! read the revocation feed off the reactor thread.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
 //! a Python process look cookies up in parallel; a lookup the library's cache answers (no
 //! file read, no transaction) keeps the GIL. Errors become exceptions of the
@@ -875,15 +878,19 @@ impl Store {
         let tracker = self.handle.tracker(py)?;
         if let Some(hit) = tracker.store().lookup_cached(value) {
             return Ok(match hit.as_deref() {
-                Some(l) => (true, l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?),
+                Some(l) => (
+                    true,
+                    l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?,
+                ),
                 None => (false, None),
             });
         }
-        let found = self
-            .handle
-            .call(py, tracker, |t| t.store().lookup(value))?;
+        let found = self.handle.call(py, tracker, |t| t.store().lookup(value))?;
         Ok(match found {
-            Some(l) => (true, l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?),
+            Some(l) => (
+                true,
+                l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?,
+            ),
             None => (false, None),
         })
     }
