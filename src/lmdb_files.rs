@@ -374,6 +374,12 @@ const LOCK_SLOT: usize = 64;
 /// that nobody holds is left to LMDB, which rebuilds it.
 #[cfg(unix)]
 pub(crate) fn check_lock_file(lock: &Path, file: &File) -> Result<()> {
+    // The lock is asked about first, and the file read after: a shared lock is taken only once
+    // the lock file is initialised, so what is read after seeing one is the initialised file.
+    // (Read before, it could be a new file's zeros that its creator has since initialised.)
+    if !in_use_by_another_process(file) {
+        return Ok(());
+    }
     let Ok(size) = file.metadata().map(|m| m.len()) else {
         return Ok(());
     };
@@ -384,7 +390,7 @@ pub(crate) fn check_lock_file(lock: &Path, file: &File) -> Result<()> {
         head.get(off..off + 4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
     };
-    if head.is_empty() || !in_use_by_another_process(file) {
+    if head.is_empty() {
         return Ok(());
     }
     let damaged = |problem: String| Error::Damaged {
