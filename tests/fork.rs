@@ -550,9 +550,11 @@ fn daemonizing_pattern_loses_no_acknowledged_write() {
     // The opener's reports, up to the daemon's first.
     let mut early = Vec::new();
     loop {
-        let r = daemon_lines
-            .next_timeout(Duration::from_secs(60))
-            .expect("the daemon started");
+        let Some(r) = daemon_lines.next_timeout(Duration::from_secs(60)) else {
+            // Says which process went missing: the opener (its exit status) or its daemon.
+            let opener = master.wait().map(|s| s.to_string());
+            panic!("the daemon never reported; the opener: {opener:?}, its reports: {early:?}");
+        };
         let started = r["ev"] == "daemon";
         early.push(r);
         if started {

@@ -100,3 +100,84 @@ fn grower() {
     }
     report(&json!({"ev": "done", "grew": grew, "map_size": size}));
 }
+
+const CREATORS_TEST: &str = "processes_creating_one_new_store_together_all_open_it";
+const CREATORS: usize = 6;
+const ROUNDS: usize = 40;
+const ROUND_MS: u64 = 40;
+
+/// Several workers of a new node start at once on a store directory that does not exist yet:
+/// each of them opens it, whichever comes first creates the files, and every one of them
+/// gets the same store. Each round starts all creators at the same instant on a new
+/// directory.
+#[test]
+fn processes_creating_one_new_store_together_all_open_it() {
+    if child_role().is_some() {
+        return creator();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let start_ms = unix_ms() + 1_000;
+    let mut children = Vec::new();
+    for _ in 0..CREATORS {
+        let mut child = child_command(CREATORS_TEST, "creator")
+            .env("OPEN_RACE_DIR", dir.path())
+            .env("OPEN_RACE_START_MS", start_ms.to_string())
+            .spawn()
+            .unwrap();
+        let lines = ChildLines::new(&mut child);
+        children.push((child, lines));
+    }
+    let mut failures = Vec::new();
+    for (mut child, lines) in children {
+        let events = lines.rest();
+        wait_success(&mut child, "creator");
+        failures.extend(
+            events
+                .into_iter()
+                .filter(|v| v["ev"] == "failed")
+                .map(|v| v.to_string()),
+        );
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} opens failed, first: {}",
+        failures.len(),
+        CREATORS * ROUNDS,
+        failures[0]
+    );
+    for round in 0..ROUNDS {
+        let store = CookieStore::open(dir.path().join(format!("r{round}")), options()).unwrap();
+        assert_eq!(
+            store.count().unwrap(),
+            CREATORS as u64,
+            "round {round}: every creator's cookie is in the one store"
+        );
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Opens `r0`, `r1`, ... each at its round's start instant, and adds one cookie to each.
+fn creator() {
+    let dir = std::path::PathBuf::from(std::env::var("OPEN_RACE_DIR").unwrap());
+    let start: u64 = std::env::var("OPEN_RACE_START_MS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for round in 0..ROUNDS {
+        let at = start + round as u64 * ROUND_MS;
+        while unix_ms() < at {
+            std::hint::spin_loop();
+        }
+        let path = dir.join(format!("r{round}"));
+        match CookieStore::open(&path, options()).and_then(|s| s.create("cbtid", 24, 3_600)) {
+            Ok(_) => {}
+            Err(e) => report(&json!({"ev": "failed", "round": round, "error": e.to_string()})),
+        }
+    }
+}

@@ -18,6 +18,7 @@ from . import _cookiestore
 from ._cookiestore import (
     AuthextraError,
     ConfigError,
+    Connections,
     CookieStore,
     CookieStoreError,
     CorruptStoreError,
@@ -28,6 +29,7 @@ from ._cookiestore import (
     StoreOpenError,
     Tracked,
     UnavailableError,
+    Watch,
     check_section,
     parse_location,
     store_keys,
@@ -36,6 +38,7 @@ from ._cookiestore import (
 __all__ = [
     "AuthextraError",
     "ConfigError",
+    "Connections",
     "CookieStore",
     "CookieStoreError",
     "CorruptStoreError",
@@ -46,6 +49,7 @@ __all__ = [
     "StoreOpenError",
     "Tracked",
     "UnavailableError",
+    "Watch",
     "check_section",
     "parse_location",
     "store_keys",

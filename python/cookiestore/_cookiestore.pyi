@@ -2,7 +2,7 @@
 
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, Mapping, Optional, Union, final
+from typing import Any, Callable, Literal, Mapping, Optional, Union, final
 
 # What authextra may hold: what CBOR and JSON both hold (no bytes: see AuthextraError).
 AuthExtra = Union[None, bool, int, float, str, list["AuthExtra"], tuple["AuthExtra", ...], dict[str, "AuthExtra"]]
@@ -67,6 +67,23 @@ class RevocationFeed:
     def position(self) -> int: ...
 
 @final
+class Connections:
+    """Which connections of this process carry which cookie (the library's registry), over
+    connection ids the caller assigns."""
+
+    def __init__(self) -> None: ...
+    def register(self, value: str, id: int) -> None: ...
+    def unregister(self, value: str, id: int) -> bool: ...
+    def connections(self, value: str) -> list[int]: ...
+    def cookies(self) -> int: ...
+
+class Watch:
+    """A running watcher of the revocation feed (``CookieStore.watch``)."""
+
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+
 class CookieStore:
     """An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
     store; every process opening the same path shares it. LMDB calls release the GIL
@@ -119,6 +136,22 @@ class CookieStore:
         when it was authenticated."""
     def get_auth(self, value: str) -> Optional[AuthTuple]: ...
     def exists(self, value: str) -> bool: ...
+    def lookup(self, value: str) -> tuple[bool, Optional[AuthTuple]]:
+        """(found, auth) from one read: exists and get_auth at once."""
+    def unstored_cookie(self) -> tuple[str, str]:
+        """A fresh (value, header) that is not stored (for a connection served while the
+        store is unavailable)."""
+    def health(self) -> dict[str, Any]:
+        """available, outages, since, until (epoch seconds or None), refused, problem; no
+        round trip."""
+    def watch(
+        self,
+        connections: Connections,
+        callback: Callable[[str, list[tuple[int, str, str, list[int]]], Optional[BaseException]], None],
+        interval: float = 0.1,
+    ) -> Watch:
+        """Watches the revocation feed on a library thread; callback(kind, entries, error)
+        runs on that thread."""
     def logout(self, value: str) -> bool: ...
     def logout_authid(self, authid: str) -> int: ...
     def purge_expired(self) -> int: ...

@@ -13,7 +13,12 @@ personality and replaces, through the hooks Crossbar looks up on its personality
 
 Each builds Crossbar's own ``WampWebSocketServerFactory`` (a subclass of it) and, for a
 ``cookiestore`` store, sets its cookie store to
-:class:`cookiestore.crossbar.CookieStoreCookiestore`. Workers are started by the node with
+:class:`cookiestore.crossbar.CookieStoreCookiestore` (with ``background=True``). Its protocol
+(a subclass of Crossbar's) makes a new connection's store calls on a thread before Crossbar's
+own ``onConnect`` runs with their answers (autobahn accepts a Deferred from ``onConnect``),
+so that no store call waits on the reactor; a connection served without its cookie (the
+store unavailable) gets no ``Set-Cookie``, and an ABORT on it says that the cookie store is
+unavailable. Workers are started by the node with
 ``--personality cookiestore.launcher.Personality``, so they use the same hooks.
 
 Tested with crossbar 25.12.1.
@@ -78,6 +83,7 @@ def _make_classes():
     """The Crossbar subclasses; built on first use so that importing this module does not
     import Crossbar's worker code (and install a reactor) before the CLI chose one."""
     from crossbar.personality import Personality as StandalonePersonality
+    from autobahn.wamp import message as wamp_message
     from crossbar.router import protocol as cb_protocol
     from crossbar.router.unisocket import UniSocketServerFactory
     from crossbar.webservice import websocket as cb_websocket
@@ -86,9 +92,46 @@ def _make_classes():
 
     from .crossbar import CookieStoreCookiestore
 
+    class WampWebSocketServerProtocol(cb_protocol.WampWebSocketServerProtocol):
+        """Crossbar's protocol; with a ``cookiestore`` cookie store, the store calls of the
+        opening handshake (the cookie's lookup, or a new cookie) run on a thread, and
+        Crossbar's own ``onConnect`` then runs with their answers (``onConnect`` may return
+        a Deferred: autobahn answers the handshake when it fires). A store that cannot be
+        asked gives a connection without a usable cookie and without ``Set-Cookie``."""
+
+        def onConnect(self, request):
+            cs = getattr(self.factory, "_cookiestore", None)
+            if not isinstance(cs, CookieStoreCookiestore) or not cs.background:
+                return super().onConnect(request)
+            d = cs.prepare_connection(cs.parse(request.headers))
+
+            def answer(prepared):
+                with cs.answering(prepared):
+                    result = cb_protocol.WampWebSocketServerProtocol.onConnect(self, request)
+                if prepared.degraded:
+                    self._cookiestore_degraded = True
+                    if isinstance(result, tuple) and len(result) > 1:
+                        result[1].pop("Set-Cookie", None)
+                return result
+
+            d.addCallback(answer)
+            return d
+
+        def send(self, msg):
+            # A connection served without its cookie that is refused (e.g. a transport whose
+            # only authmethod is cookie) is told why: the ABORT names the cookie store.
+            if getattr(self, "_cookiestore_degraded", False) and isinstance(msg, wamp_message.Abort):
+                text = f"{msg.message}; " if msg.message else ""
+                msg = wamp_message.Abort(
+                    msg.reason, f"{text}the cookie store is unavailable, so the cookie could not be checked"
+                )
+            return super().send(msg)
+
     class WampWebSocketServerFactory(cb_protocol.WampWebSocketServerFactory):
         """Crossbar's factory; a ``cookiestore`` cookie store is set up here, any other store
         type by Crossbar as before."""
+
+        protocol = WampWebSocketServerProtocol
 
         def __init__(self, factory, cbdir, config, templates):
             if not uses_cookiestore(config):
@@ -98,7 +141,7 @@ def _make_classes():
             super().__init__(factory, cbdir, without_cookie, templates)
             # The protocol reads the cookie section (Set-Cookie attributes, auth) from here.
             self._config = config
-            self._cookiestore = CookieStoreCookiestore(config["cookie"], cbdir)
+            self._cookiestore = CookieStoreCookiestore(config["cookie"], cbdir, background=True)
 
         def stopFactory(self):
             if isinstance(self._cookiestore, CookieStoreCookiestore):

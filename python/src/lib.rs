@@ -2,7 +2,10 @@
 //!
 //! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
 //! [`CookieStore`](cookiestore::CookieStore), opened from a path and options or from a
-//! Crossbar.io `cookie` section.
+//! Crossbar.io `cookie` section. Beside it, the library's [`Connections`] registry
+//! (`cookiestore.Connections`, over connection ids) and its [`Watcher`] (`Store.watch`,
+//! reporting to a Python callback from its own thread), which the Crossbar plug-in uses to
+//! read the revocation feed off the reactor thread.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
 //! a Python process look cookies up in parallel; a lookup the library's cache answers (no
 //! file read, no transaction) keeps the GIL. Errors become exceptions of the
@@ -33,8 +36,9 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use cookiestore::{
-    Auth, AuthContext, AuthUpdate, CookieSection, Error, Location, Revocations, StoreOptions,
-    StoreSection, Subscriber, Tracker, TrackerConfig,
+    Auth, AuthContext, AuthUpdate, Connections, CookieSection, CookieValue, Error, Health,
+    Location, Revocations, StoreOptions, StoreSection, Subscriber, Tracker, TrackerConfig,
+    WatchEvent, Watcher,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError};
@@ -541,6 +545,132 @@ impl PyFeed {
     }
 }
 
+fn epoch_secs(t: Option<std::time::SystemTime>) -> Option<f64> {
+    t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+}
+
+fn health_dict<'py>(py: Python<'py>, h: &Health) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("available", h.available)?;
+    d.set_item("outages", h.outages)?;
+    d.set_item("since", epoch_secs(h.since))?;
+    d.set_item("until", epoch_secs(h.until))?;
+    d.set_item("refused", h.refused)?;
+    d.set_item("problem", h.problem.as_deref())?;
+    Ok(d)
+}
+
+/// One event of a watcher, to its Python callback (on the watcher's thread, with the GIL).
+/// A callback that raises is reported (printed), and the watcher goes on.
+fn deliver_watch_event(registry: &Connections<u64>, callback: &Py<PyAny>, event: WatchEvent<u64>) {
+    Python::attach(|py| {
+        let outcome = match event {
+            WatchEvent::Revoked { revocations, .. } => (|| {
+                let entries = PyList::empty(py);
+                for r in &revocations {
+                    let ids = registry.connections(&r.value);
+                    entries.append((r.seq, r.kind.as_str(), r.value.as_str(), ids))?;
+                }
+                callback.call1(py, ("revoked", entries, py.None()))
+            })(),
+            WatchEvent::Missed => callback.call1(py, ("missed", PyList::empty(py), py.None())),
+            WatchEvent::Failed(e) => {
+                let err = to_py(e).into_value(py);
+                callback.call1(py, ("failed", PyList::empty(py), err))
+            }
+            _ => return,
+        };
+        if let Err(e) = outcome {
+            e.print(py);
+        }
+    });
+}
+
+/// Which connections of this process carry which cookie: the library's `Connections`
+/// registry over connection ids (ints the caller assigns to its connection objects). A
+/// watcher (`CookieStore.watch`) reports, per revoked cookie, the ids registered for it.
+#[pyclass(module = "cookiestore", name = "Connections", frozen)]
+struct PyConnections {
+    registry: Arc<Connections<u64>>,
+}
+
+#[pymethods]
+impl PyConnections {
+    #[new]
+    fn new() -> Self {
+        PyConnections {
+            registry: Arc::new(Connections::new()),
+        }
+    }
+
+    /// Records that connection `id` uses the cookie `value` (once).
+    fn register(&self, value: &str, id: u64) {
+        self.registry.register(value, id);
+    }
+
+    /// Forgets that connection `id` uses `value`; returns whether it was registered.
+    fn unregister(&self, value: &str, id: u64) -> bool {
+        self.registry.unregister(value, &id)
+    }
+
+    /// The ids of the connections using `value`, in registration order.
+    fn connections(&self, value: &str) -> Vec<u64> {
+        self.registry.connections(value)
+    }
+
+    /// How many cookies have at least one connection.
+    fn cookies(&self) -> usize {
+        self.registry.cookies()
+    }
+}
+
+/// A running watcher of the revocation feed (`CookieStore.watch`).
+#[pyclass(module = "cookiestore", name = "Watch", frozen)]
+struct PyWatch {
+    /// Locked with the GIL held only; taken out to be dropped with the GIL released (its
+    /// thread may be waiting for the GIL to call back).
+    watcher: Mutex<Option<Watcher>>,
+}
+
+#[pymethods]
+impl PyWatch {
+    /// Stops the watcher and waits for its thread (at most one poll, bounded by the
+    /// store's timeout). Stopping twice is fine.
+    fn stop(&self, py: Python<'_>) {
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        py.detach(|| drop(watcher));
+    }
+
+    /// Whether it runs (not stopped).
+    #[getter]
+    fn running(&self) -> bool {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl Drop for PyWatch {
+    fn drop(&mut self) {
+        // Dropped by Python with the GIL held: the thread is told to stop and left to end
+        // by itself, never joined here (it may wait for the GIL).
+        if let Some(watcher) = self
+            .watcher
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            std::thread::spawn(move || drop(watcher));
+        }
+    }
+}
+
 /// An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
 /// store. Shared by every process of a host that opens the same path.
 #[pyclass(module = "cookiestore", name = "CookieStore", frozen)]
@@ -737,6 +867,89 @@ impl Store {
         self.handle.call(py, tracker, |t| t.exists(value))
     }
 
+    /// `(found, auth)` of the live cookie `value` from one read: whether it exists, and
+    /// `(authid, authrole, authmethod, authrealm, authextra)` or None when unauthenticated.
+    /// What a router needs on each connection (`exists` and `getAuth` at once).
+    fn lookup<'py>(
+        &self,
+        py: Python<'py>,
+        value: &str,
+    ) -> PyResult<(bool, Option<Bound<'py, PyTuple>>)> {
+        let tracker = self.handle.tracker(py)?;
+        if let Some(hit) = tracker.store().lookup_cached(value) {
+            return Ok(match hit.as_deref() {
+                Some(l) => (
+                    true,
+                    l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?,
+                ),
+                None => (false, None),
+            });
+        }
+        let found = self.handle.call(py, tracker, |t| t.store().lookup(value))?;
+        Ok(match found {
+            Some(l) => (
+                true,
+                l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?,
+            ),
+            None => (false, None),
+        })
+    }
+
+    /// A fresh cookie that is **not stored**: `(value, "name=value;max-age=N")`, as `create`
+    /// returns. For a connection served while the store is unavailable (its value is random
+    /// as any cookie's; nothing will find it in the store).
+    fn unstored_cookie(&self) -> PyResult<(String, String)> {
+        let c = &self.handle.config;
+        let value = CookieValue::random(c.length).map_err(to_py)?;
+        let value = value.as_str().to_owned();
+        let header = format!("{}={};max-age={}", c.name, value, c.max_age);
+        Ok((value, header))
+    }
+
+    /// Whether calls reach the store now, and its outages, without a round trip (a dict:
+    /// `available`, `outages`, `since` and `until` as seconds since the epoch or None,
+    /// `refused`, `problem`). An LMDB store is always available.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let h = self.handle.tracker(py)?.store().health();
+        health_dict(py, &h)
+    }
+
+    /// Watches the revocation feed on a thread of the library (its `Watcher`: on Redis it
+    /// also wakes at once at a PUBLISH, and waits out an outage without touching the
+    /// network). `callback(kind, entries, error)` is called **on that thread** (with the
+    /// GIL): `kind` is `"revoked"` with `entries` a list of `(seq, kind, value, ids)` (`ids`:
+    /// the connection ids `connections` holds for that value now), `"missed"` (entries were
+    /// trimmed before they were read: re-check every connection's cookie) or `"failed"` with
+    /// `error` the exception (an outage is reported once). Stop it with `Watch.stop()`.
+    #[pyo3(signature = (connections, callback, interval=0.1))]
+    fn watch(
+        &self,
+        py: Python<'_>,
+        connections: &Bound<'_, PyConnections>,
+        callback: Py<PyAny>,
+        interval: f64,
+    ) -> PyResult<PyWatch> {
+        if !(interval.is_finite() && interval > 0.0) {
+            return Err(ConfigError::new_err(format!(
+                "watch interval {interval}: give a number of seconds above 0"
+            )));
+        }
+        let registry = connections.get().registry.clone();
+        let for_callback = registry.clone();
+        let tracker = self.handle.tracker(py)?;
+        let interval = Duration::from_secs_f64(interval);
+        let watcher = py
+            .detach(|| {
+                Watcher::spawn(tracker.store(), registry, interval, move |event| {
+                    deliver_watch_event(&for_callback, &callback, event)
+                })
+            })
+            .map_err(to_py)?;
+        Ok(PyWatch {
+            watcher: Mutex::new(Some(watcher)),
+        })
+    }
+
     /// Figures about this process's cache of the store (a dict: `entries`, `bytes`,
     /// `capacity_bytes`, `hits`, `misses`, `hit_rate`, `catch_ups`, `invalidated`,
     /// `flushes`, `evicted`).
@@ -909,6 +1122,8 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(store_keys, m)?)?;
     m.add_class::<PyTracked>()?;
     m.add_class::<PyFeed>()?;
+    m.add_class::<PyConnections>()?;
+    m.add_class::<PyWatch>()?;
     m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("InvalidValueError", py.get_type::<InvalidValueError>())?;

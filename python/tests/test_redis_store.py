@@ -105,46 +105,57 @@ class ManualClock:
         return self.now
 
 
-def test_an_outage_is_logged_once_with_counts_not_per_poll(tmp_path):
-    """Redis killed and restarted under a worker's store: the feed polls fail, one warning
-    says so, one line a minute counts while it lasts, one warning says it is back."""
+def test_an_outage_is_logged_once_from_the_stores_health(tmp_path):
+    """Redis killed and restarted under a worker's store: its health (the circuit breaker,
+    no round trip), looked at every 0.5 s in a worker, gives one warning when the outage
+    starts, one line a minute with the count of refused calls while it lasts, one warning
+    when it ends."""
+    import time
+
     server = RedisServer(tmp_path)
     server.start()
     try:
         cs = CookieStoreCookiestore(section(server.url(), "outage:"), str(tmp_path), poll_interval=None, purge_interval=None)
-        cs.start_polling(3600)  # creates the feed; polled by hand below
-        cs.stop_polling()
         log, clock = Captured(), ManualClock()
         cs.outage = StoreOutage(log, cs.store.location, report_interval=60, clock=clock)
-        assert cs.poll_revocations() == 0 and log.lines == []
+        cs.check_health()
+        assert log.lines == [] and cs.available()
 
         server.stop()
-        for _ in range(30):  # 3 s of polls at 100 ms
-            assert cs.poll_revocations() == 0
+        with pytest.raises(cookiestore.UnavailableError):
+            cs.exists("any-cookie")  # the call that finds Redis gone opens the breaker
+        for _ in range(30):  # 3 s of looks at 100 ms
+            cs.check_health()
             clock.now += 0.1
         assert len(log.lines) == 1, log.lines
         level, text = log.lines[0]
         assert level == "warn" and "unavailable since" in text and server.url() in text, text
-        assert "revocation feed poll" in text and "Traceback" not in text
-        assert cs.outage.down and cs.outage.failures == 30
-        with pytest.raises(cookiestore.UnavailableError):
-            cs.exists("any-cookie")  # the lookups raise to Crossbar; they log nothing here
+        assert "served without their cookie" in text and "Traceback" not in text
+        assert cs.outage.down and not cs.available()
+        for _ in range(5):
+            with pytest.raises(cookiestore.UnavailableError):
+                cs.exists("any-cookie")  # refused at once by the breaker
 
         clock.now += 60  # a minute on: one count
-        cs.poll_revocations()
-        cs.poll_revocations()
+        cs.check_health()
+        cs.check_health()
         assert len(log.lines) == 2, log.lines
-        assert "still unavailable" in log.lines[1][1] and "31 failed calls" in log.lines[1][1], log.lines[1]
+        m = re.search(r"still unavailable \(\d+ s, (\d+) calls refused at once so far\)", log.lines[1][1])
+        assert m and int(m.group(1)) >= 5, log.lines  # the 5 above, and any other refused call
 
         server.start()
+        deadline = time.monotonic() + 30
+        while not cs.available():  # the breaker's probe finds Redis back
+            assert time.monotonic() < deadline, "the store did not become available again"
+            time.sleep(0.05)
         clock.now += 0.1
-        cs.poll_revocations()
+        cs.check_health()
         assert len(log.lines) == 3, log.lines
         level, text = log.lines[2]
-        assert level == "warn" and "available again after 63.1 s" in text and "32 failed calls" in text, text
+        assert level == "warn" and "available again after 63.1 s" in text and "calls refused at once" in text, text
         assert not cs.outage.down
         for _ in range(10):
-            cs.poll_revocations()
+            cs.check_health()
         assert len(log.lines) == 3 and cs.outage.outages == 1
         cbtid, _ = cs.create()  # the same store object works again
         assert cs.exists(cbtid)

@@ -374,6 +374,12 @@ const LOCK_SLOT: usize = 64;
 /// that nobody holds is left to LMDB, which rebuilds it.
 #[cfg(unix)]
 pub(crate) fn check_lock_file(lock: &Path, file: &File) -> Result<()> {
+    // The lock is asked about first, and the file read after: a shared lock is taken only once
+    // the lock file is initialised, so what is read after seeing one is the initialised file.
+    // (Read before, it could be a new file's zeros that its creator has since initialised.)
+    if !in_use_by_another_process(file) {
+        return Ok(());
+    }
     let Ok(size) = file.metadata().map(|m| m.len()) else {
         return Ok(());
     };
@@ -384,13 +390,16 @@ pub(crate) fn check_lock_file(lock: &Path, file: &File) -> Result<()> {
         head.get(off..off + 4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4")))
     };
-    if head.is_empty() || !held_by_another_process(file) {
+    if head.is_empty() {
         return Ok(());
     }
     let damaged = |problem: String| Error::Damaged {
         path: lock.to_path_buf(),
         problem: format!(
-            "{problem}, and another process has it open, so LMDB would trust it and crash;              stop every process that has the store open (router workers, cookiestore              commands): the first open after that rebuilds lock.mdb (should it not, delete              lock.mdb then, and never while any process may still have the store open)"
+            "{problem}, and another process has it open, so LMDB would trust it and crash; \
+             stop every process that has the store open (router workers, cookiestore \
+             commands): the first open after that rebuilds lock.mdb (should it not, delete \
+             lock.mdb then, and never while any process may still have the store open)"
         ),
     };
     if u32_at(0) != Some(LMDB_MAGIC) {
@@ -414,11 +423,13 @@ pub(crate) fn check_lock_file(lock: &Path, file: &File) -> Result<()> {
     Ok(())
 }
 
-/// Whether another process holds a lock on lock.mdb's first byte: every process with the
-/// environment open holds a shared one (LMDB's "is anyone using it" lock). Asking (F_GETLK)
-/// takes no lock.
+/// Whether another process has the environment open and initialised: every such process
+/// holds a shared lock on lock.mdb's first byte (LMDB's "is anyone using it" lock). An
+/// exclusive lock there is a process initialising a new lock file, which LMDB makes every
+/// other opener wait for (the file is in flux until then, so it is not judged). Asking
+/// (F_GETLK) takes no lock.
 #[cfg(unix)]
-fn held_by_another_process(file: &File) -> bool {
+fn in_use_by_another_process(file: &File) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: flock is plain data; all-zero is a valid value for every field.
     let mut probe: libc::flock = unsafe { std::mem::zeroed() };
@@ -428,7 +439,7 @@ fn held_by_another_process(file: &File) -> bool {
     probe.l_len = 1;
     // SAFETY: a valid descriptor and a pointer to a flock struct that F_GETLK fills in.
     let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut probe) };
-    rc == 0 && i32::from(probe.l_type) != libc::F_UNLCK
+    rc == 0 && i32::from(probe.l_type) == libc::F_RDLCK
 }
 
 /// Reader slots of one lock file.

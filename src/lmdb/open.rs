@@ -74,7 +74,9 @@ pub(crate) fn prepare_dir(path: &Path, readonly: bool) -> Result<PathBuf> {
                 .map_err(|e| path_err("cannot list the store directory", e))?
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name())
-                .find(|n| n != "lock.mdb");
+                // A data.mdb listed now was made by a concurrent creator after the check
+                // above: LMDB's lock serialises its initialisation, so it is not foreign.
+                .find(|n| n != "lock.mdb" && n != "data.mdb");
             if let Some(name) = foreign {
                 return Err(Error::NotAStore {
                     path: path.clone(),
