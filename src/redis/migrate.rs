@@ -15,11 +15,13 @@ use uuid::Uuid;
 use super::scripts::MARK;
 use super::{RedisBackend, pxat_ms};
 use crate::error::{Error, Result};
-use crate::maintenance::legacy::LegacyCookie;
-use crate::maintenance::migrate::{
-    ExportOptions, ExportSummary, ImportOptions, ImportSummary, RestoreSummary, StoreImportSummary,
-    from_legacy, storable, write_mark_line,
+use crate::maintenance::json_lines::{
+    ExportOptions, ExportSummary, RestoreSummary, write_mark_line,
 };
+use crate::maintenance::legacy::LegacyCookie;
+use crate::maintenance::legacy_import::{ImportOptions, ImportSummary, from_legacy};
+use crate::maintenance::storable;
+use crate::maintenance::store_import::StoreImportSummary;
 use crate::record::codec::CookieView;
 use crate::record::codec::materialise;
 use crate::record::cookie::Cookie;

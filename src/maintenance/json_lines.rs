@@ -1,0 +1,393 @@
+//! A store as JSON lines: [`export`] and [`restore`].
+//!
+//! Every record is one JSON object per line, in [`Cookie`]'s serde form (cfxdb's field names,
+//! timestamps as ns integers, uuids as strings, unset fields left out), then the import marks
+//! (`legacy_import.rs`), one line each:
+//! `{"imported_sha256":"<SHA-256 of the value, hex>","expires":<ns>}` (`expires` left out:
+//! never). That is everything needed to rebuild a store: the indexes and the metadata follow
+//! from the records. The marks of cookies still live are exported too, since such a cookie
+//! may be logged out in the restored store.
+//!
+//! A restore writes in transactions sized by time, as imports do.
+
+use std::io::{self, BufRead, Write};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{BATCH, storable};
+use crate::error::{Error, Result};
+use crate::lmdb::durability::Flush;
+use crate::lmdb::marks;
+use crate::lmdb::pacing::Pacer;
+use crate::lmdb::txn::Growth;
+use crate::maintenance::legacy;
+use crate::record::cookie::Cookie;
+use crate::record::mark::{ValueDigest, parse_hex};
+use crate::store::CookieStore;
+
+/// Options of [`export`].
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct ExportOptions {
+    /// Leave out cookies and import marks that are expired (at the store's clock). Default:
+    /// every record and mark.
+    pub live_only: bool,
+    /// Skip records that cannot be decoded (listed in the summary) instead of failing.
+    pub skip_corrupt: bool,
+}
+
+impl ExportOptions {
+    /// Sets [`live_only`](Self::live_only).
+    pub fn live_only(mut self, on: bool) -> Self {
+        self.live_only = on;
+        self
+    }
+
+    /// Sets [`skip_corrupt`](Self::skip_corrupt).
+    pub fn skip_corrupt(mut self, on: bool) -> Self {
+        self.skip_corrupt = on;
+        self
+    }
+}
+
+/// What [`export`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ExportSummary {
+    /// The transaction (snapshot) exported.
+    pub txn_id: u64,
+    /// Cookies written.
+    pub cookies: u64,
+    /// Of those, expired ones (not yet purged).
+    pub expired: u64,
+    /// Expired cookies left out (`live_only`).
+    pub left_out_expired: u64,
+    /// Import marks written (after the cookies, one line each; with `live_only`, those
+    /// expired are left out).
+    pub import_marks: u64,
+    /// Records skipped because they cannot be decoded: oid and problem.
+    pub corrupt: Vec<(Uuid, String)>,
+}
+
+/// Writes every record of one snapshot of `store` to `out`, one JSON object per line in
+/// [`Cookie`]'s serde form, in oid order, then every import mark, one
+/// `{"imported_sha256":"<hex>","expires":<ns>}` line each, in digest order (`expires` left
+/// out: never). A record that cannot be decoded fails the export ([`Error::CorruptRecord`])
+/// unless `skip_corrupt`. `progress` gets the count of cookies so far.
+///
+/// The snapshot stays open while `out` is written: a slow consumer keeps LMDB from reusing
+/// pages freed meanwhile (writers are never blocked).
+pub fn export(
+    store: &CookieStore,
+    out: &mut dyn Write,
+    options: ExportOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ExportSummary> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.export(store.now_ns(), out, options, progress);
+    }
+    store.snapshot(|s| {
+        let now = s.now_ns();
+        let mut summary = ExportSummary {
+            txn_id: s.txn_id(),
+            ..ExportSummary::default()
+        };
+        for item in s.records()? {
+            let cookie = match item {
+                Ok(c) => c,
+                Err(Error::CorruptRecord { oid, problem }) if options.skip_corrupt => {
+                    summary.corrupt.push((oid, problem));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let expired = cookie.is_expired(now);
+            if expired && options.live_only {
+                summary.left_out_expired += 1;
+                continue;
+            }
+            serde_json::to_writer(&mut *out, &cookie).map_err(io::Error::from)?;
+            out.write_all(b"\n")?;
+            summary.cookies += 1;
+            summary.expired += u64::from(expired);
+            if summary.cookies.is_multiple_of(1024) {
+                progress(summary.cookies);
+            }
+        }
+        marks::for_each(s, |digest, expires| {
+            if !(options.live_only && expires <= now) {
+                write_mark_line(out, &digest, expires)?;
+                summary.import_marks += 1;
+            }
+            Ok(())
+        })?;
+        out.flush()?;
+        progress(summary.cookies);
+        Ok(summary)
+    })
+}
+
+/// An import mark's line in an export: the SHA-256 of the value (lowercase hex), and when
+/// the mark expires (ns; left out: never).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MarkLine {
+    imported_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<u64>,
+}
+
+/// Writes the export line of the mark of `digest`, expiring at `expires`.
+pub(crate) fn write_mark_line(
+    out: &mut dyn Write,
+    digest: &ValueDigest,
+    expires: u64,
+) -> Result<()> {
+    let line = MarkLine {
+        imported_sha256: crate::record::mark::hex(digest),
+        expires: (expires != u64::MAX).then_some(expires),
+    };
+    serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// The mark of an export line, when the line is one: (digest, expiry), or what is wrong.
+fn parse_mark_line(text: &str) -> Option<std::result::Result<(ValueDigest, u64), String>> {
+    let line: MarkLine = serde_json::from_str(text).ok()?;
+    Some(
+        parse_hex(&line.imported_sha256)
+            .map(|digest| (digest, line.expires.unwrap_or(u64::MAX)))
+            .ok_or_else(|| {
+                "the import mark's imported_sha256 is not 64 hex digits (a SHA-256)".to_string()
+            }),
+    )
+}
+
+/// What [`restore`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RestoreSummary {
+    /// Lines read (blank and bad ones included).
+    pub lines: u64,
+    /// Records new to the store.
+    pub restored: u64,
+    /// Records that replaced a different record with the same oid in the store (`merge`).
+    /// An oid repeated within the file is a bad line (the first record is kept).
+    pub replaced: u64,
+    /// Records identical to the one already stored under their oid.
+    pub unchanged: u64,
+    /// Records skipped because another cookie in the store holds their value: line number,
+    /// value and the oid holding it.
+    pub conflicts: Vec<(u64, String, Uuid)>,
+    /// Bad lines: line number and what is wrong. They were skipped.
+    pub bad_lines: Vec<(u64, String)>,
+    /// Import marks restored (a mark already in the store is kept when it lasts longer).
+    pub import_marks: u64,
+}
+
+/// Restores an export (JSON lines of [`Cookie`]) into `store`.
+///
+/// Without `merge`, the store must hold no record at all (checked in the first write
+/// transaction); otherwise the restore is refused with [`Error::Path`]. With `merge`, a
+/// record replaces the one with the same oid, and a record whose value another cookie holds
+/// is skipped and listed as a conflict (the store's cookie is kept). Bad lines (not a
+/// `Cookie`, nil oid, a value that cannot be a key, a record too large, an oid already
+/// restored from an earlier line) are listed with their number and skipped. Import-mark
+/// lines are restored as marks (an export without them, from an older cookiestore, restores
+/// as before). `progress` gets the number of lines done.
+pub fn restore(
+    store: &CookieStore,
+    input: &mut dyn BufRead,
+    merge: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RestoreSummary> {
+    let mut summary = RestoreSummary::default();
+    let mut first = true;
+    let mut pacer = Pacer::new(BATCH);
+    let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
+    let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
+    // The line each oid came from: a repeated oid is reported, not silently replaced.
+    let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+    let mut line = Vec::new();
+    loop {
+        let n = legacy::read_line_bounded(input, &mut line, legacy::MAX_LINE)?.unwrap_or(0);
+        if n > legacy::MAX_LINE as u64 {
+            summary.lines += 1;
+            summary.bad_lines.push((
+                summary.lines,
+                format!(
+                    "line is {n} bytes long, longer than the {} bytes a record may have",
+                    legacy::MAX_LINE
+                ),
+            ));
+        } else if n > 0 {
+            summary.lines += 1;
+            match std::str::from_utf8(&line) {
+                Err(e) => summary.bad_lines.push((
+                    summary.lines,
+                    format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                )),
+                Ok(text) if text.trim().is_empty() => {}
+                Ok(text) => match parse_mark_line(text.trim()) {
+                    Some(Ok(mark)) => pending_marks.push(mark),
+                    Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
+                    None => match parse_record(text.trim()) {
+                        Ok(cookie) => match seen.entry(cookie.oid) {
+                            std::collections::hash_map::Entry::Occupied(first) => {
+                                summary.bad_lines.push((
+                                    summary.lines,
+                                    format!(
+                                        "oid {} was already restored from line {}; oids are \
+                                         unique, the first record is kept",
+                                        cookie.oid,
+                                        first.get()
+                                    ),
+                                ))
+                            }
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(summary.lines);
+                                pending.push((summary.lines, cookie));
+                            }
+                        },
+                        Err(problem) => summary.bad_lines.push((summary.lines, problem)),
+                    },
+                },
+            }
+        }
+        if pending.len() + pending_marks.len() >= BATCH
+            || (n == 0 && (!pending.is_empty() || !pending_marks.is_empty() || first))
+        {
+            restore_batch(
+                store,
+                &pending,
+                &pending_marks,
+                first && !merge,
+                &mut summary,
+                &mut pacer,
+            )?;
+            first = false;
+            pending.clear();
+            pending_marks.clear();
+            progress(summary.lines);
+        }
+        if n == 0 {
+            return Ok(summary);
+        }
+    }
+}
+
+fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
+    let cookie: Cookie =
+        serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
+    if let Some((path, literal)) = crate::record::bigint::big_integer(text) {
+        return Err(crate::record::bigint::problem(&path, &literal));
+    }
+    if cookie.oid.is_nil() {
+        return Err("the record has no oid (or the nil uuid)".into());
+    }
+    storable(&cookie.value)?;
+    cookie.encode().map_err(|e| e.to_string())?;
+    Ok(cookie)
+}
+
+fn restore_batch(
+    store: &CookieStore,
+    records: &[(u64, Cookie)],
+    import_marks: &[(ValueDigest, u64)],
+    require_empty: bool,
+    summary: &mut RestoreSummary,
+    pacer: &mut Pacer,
+) -> Result<()> {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = store.redis() {
+        return redis.restore_batch(records, import_marks, require_empty, summary);
+    }
+    if require_empty {
+        let records = store.read(|s| Ok(s.raw_records()?.count() as u64))?;
+        if records > 0 {
+            return Err(Error::NotEmpty {
+                path: store.path().map(Path::to_path_buf).unwrap_or_default(),
+                records,
+            });
+        }
+    }
+    let (mut restored, mut replaced, mut unchanged) = (0, 0, 0);
+    let (mut conflicts, mut bad) = (Vec::new(), Vec::new());
+    pacer.chunks(records, |chunk| {
+        let counts = store
+            .maintenance_batch("restore cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
+                let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+                for (line, cookie) in chunk {
+                    let existing = match b.view().get_any_by_oid(cookie.oid) {
+                        Ok(c) => c,
+                        Err(Error::CorruptRecord { .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    if existing.as_ref() == Some(cookie) {
+                        counts.2 += 1;
+                        continue;
+                    }
+                    match b.put(cookie) {
+                        Ok(()) if existing.is_some() => counts.1 += 1,
+                        Ok(()) => counts.0 += 1,
+                        Err(Error::DuplicateValue { value, existing }) => {
+                            counts.3.push((*line, value, existing))
+                        }
+                        // Refused before anything was written: one record, not the batch.
+                        Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(counts)
+            })
+            .map_err(|e| {
+                e.with_committed(summary.restored + restored + summary.replaced + replaced)
+            })?;
+        restored += counts.0;
+        replaced += counts.1;
+        unchanged += counts.2;
+        conflicts.extend(counts.3);
+        bad.extend(counts.4);
+        Ok(())
+    })?;
+    pacer.chunks(import_marks, |chunk| {
+        store.maintenance_batch(
+            "restore import marks",
+            Growth::UpToMaxsize,
+            Flush::Lazy,
+            |b| {
+                for (digest, expires) in chunk {
+                    marks::mark_digest(b, digest, *expires)?;
+                }
+                Ok(())
+            },
+        )
+    })?;
+    summary.restored += restored;
+    summary.replaced += replaced;
+    summary.unchanged += unchanged;
+    summary.conflicts.extend(conflicts);
+    summary.bad_lines.extend(bad);
+    summary.import_marks += import_marks.len() as u64;
+    summary.bad_lines.sort_by_key(|(line, _)| *line);
+    Ok(())
+}
+
+// ---- another store's records ------------------------------------------------------------------
+
+/// Decodes one record of a Cookies table as a store's own reader does: `oid` is the record's
+/// key, `bytes` the FlatBuffers `Cookie` stored under it. A record that cannot be decoded is
+/// [`Error::CorruptRecord`] naming `oid`; a record without an oid field takes `oid`.
+///
+/// This is how `cookiestore import` decodes what the `cookiestore-format3` helper reads from
+/// an LMDB format-3 store (it passes the bytes on, undecoded), so that records are decoded in
+/// one place, this library.
+pub fn decode_record(oid: Uuid, bytes: &[u8]) -> Result<Cookie> {
+    let view = crate::record::codec::CookieView::new(bytes)
+        .map_err(|problem| Error::CorruptRecord { oid, problem })?;
+    crate::record::codec::materialise(oid, view)
+}
