@@ -13,6 +13,9 @@
 //! COOKIESTORE_BENCH_QUICK=1 cargo bench --bench logout   # the 100k fixture instead of 1M
 //! ```
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -14,6 +14,9 @@
 //! Printed per operation: its duration, and the logins during it (count, median, p99,
 //! longest); first a baseline of logins with nothing else running. Timings, not assertions.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;

@@ -21,6 +21,9 @@
 //! every cookie is walked (SCAN + MGET per 1,000), which is also what each `logout_authid`
 //! costs with `allow_eviction`; the time per call and the number of cookies are printed.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../tests/common/redis_server.rs"]
 #[allow(dead_code)]
 mod redis_server;

@@ -13,6 +13,9 @@
 //! are measured (children re-executed from this binary), and a ratio summary is printed and
 //! written to `target/bench-summary.md`.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 #[path = "common/mod.rs"]
 mod common;
 

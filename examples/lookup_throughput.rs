@@ -10,6 +10,9 @@
 //! warms up until a common start instant, then looks up random fixture cookies for the
 //! given time. The parent sums the children's rates.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../benches/common/mod.rs"]
 mod common;
 

@@ -15,6 +15,9 @@
 //! builds) the bench fixture of COOKIES cookies. Prints the mean time per lookup of the
 //! measured loop (after a warm-up pass over every cookie).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../benches/common/mod.rs"]
 mod common;
 

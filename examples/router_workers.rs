@@ -15,6 +15,9 @@
 //! them. It prints a short summary; the store stays at the path for `cookiestore stats` /
 //! `dump`.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -14,6 +14,9 @@
 //! while it lives, a new cookie once it has expired), 5 % log out. Exit status 1 when a
 //! figure did not level off or a worker failed.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

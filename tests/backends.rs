@@ -6,6 +6,9 @@
 //! Expiry on Redis is by Redis's clock: the cases use max_age 1 s and wait with a bounded
 //! poll, never a timed assertion.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -17,6 +17,9 @@
 //! child of the same user otherwise; either way the store is in a directory that user cannot
 //! enter.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

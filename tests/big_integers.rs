@@ -2,6 +2,9 @@
 //! larger ones (which JSON readers turn into floats) are refused by restore and import,
 //! naming the field, instead of coming back as floats.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

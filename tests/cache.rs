@@ -2,6 +2,9 @@
 //! kind of change (made here, in other processes, and by another program), within its
 //! memory budget, with expiry checked on every hit.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::Path;

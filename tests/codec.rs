@@ -1,6 +1,9 @@
 //! The Cookie record codec: every field round-trips, absent fields follow cfxdb's defaults,
 //! corrupt bytes are errors, never panics.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use cookiestore::{Cookie, CookieView, Error};
 use serde_json::json;
 use uuid::Uuid;

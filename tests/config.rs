@@ -2,6 +2,9 @@
 //! node configs (tests/fixtures/crossbar-configs), Crossbar's attribute keys, and every way a
 //! section can be wrong, each named in the error.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 
 use cookiestore::{

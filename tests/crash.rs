@@ -14,6 +14,9 @@
 //! The store persists across trials, and every child also changes cookies that earlier
 //! children made. Trials: 10, or 6 × `COOKIESTORE_STRESS` (60 with `ci`).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -7,6 +7,9 @@
 //! - a lock.mdb that another process holds, with a reader count beyond its slots (LMDB trusts
 //!   a held lock file: every open crashed with SIGSEGV).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::FileExt;

@@ -2,6 +2,9 @@
 //!
 //! Runs on a small tmpfs mounted for the test (root only; skipped with a reason otherwise).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

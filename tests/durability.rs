@@ -11,6 +11,9 @@
 //!   writer is killed, so whatever was still in the page cache of that file system is lost)
 //!   keeps every acknowledged logout and auth, and the store stays consistent.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,8 @@
 //! Every error variant a caller can meet is reached here, and its message says what to do.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

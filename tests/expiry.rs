@@ -1,6 +1,9 @@
 //! Expiry with a pinned clock: expired is absent before purge, purge removes exactly the
 //! expired cookies and their index entries, cookies written by cfxdb expire and purge too.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -1,4 +1,7 @@
 //! Files cookiestore creates are private and never written through a planted symlink.
+
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
 use std::os::unix::fs::{PermissionsExt, symlink};

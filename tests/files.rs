@@ -23,6 +23,9 @@
 //! a private mount namespace (`unshare --mount`), which needs root: without it those cases
 //! are skipped with a message, or fail when `CI` is set (see `common::need`).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

@@ -1,5 +1,8 @@
 //! The database written by cfxdb 25.12.2 / zlmdb 25.12.3 reads back field for field.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::ops::Bound;

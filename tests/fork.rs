@@ -22,6 +22,9 @@
 //! - a Redis store whose circuit breaker is open when the process forks: the child has no
 //!   probe thread and does not inherit the open breaker; it opens its own (with its own
 //!   probe) and recovers when Redis starts, as the parent does.
+
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
 mod common;

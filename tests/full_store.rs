@@ -1,6 +1,9 @@
 //! A store filled to its maxsize can always free itself: purge, delete and clear make
 //! progress, and the MapFull error of a deletion never advises the command that just failed.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

@@ -9,6 +9,9 @@
 //! and the full store still serves reads and deletes, after which it takes new cookies
 //! again.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,8 @@
 //! Handles: clones and repeated opens of one path in one process share one environment.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use cookiestore::{CookieStore, Error, StoreOptions};
 
 #[test]

@@ -2,6 +2,9 @@
 //! still keep logged-out cookies out of a re-import and are rewritten by a purge, and a
 //! purge drops marks whose cookies would have expired. (Both backends: `tests/backends.rs`.)
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{open_at, table_slot, with_raw_env};

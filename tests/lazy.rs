@@ -1,6 +1,9 @@
 //! The lazy lookups: `with_auth`, `with_lookup`, `get_auth_lazy` and `Tracker::track_lazy`
 //! answer what `get_auth`, `lookup` and `track` answer, without decoding authextra until asked.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use cookiestore::{Auth, CookieStore, Error, StoreOptions, Tracker, TrackerConfig};

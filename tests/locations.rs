@@ -2,6 +2,9 @@
 //! (Display, Debug, errors), two deployments sharing one Redis database never touch each
 //! other's keys, and `copy_to` only ever creates a new, private directory.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

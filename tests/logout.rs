@@ -1,6 +1,9 @@
 //! Logout that reaches every connection: the connection registry, logout by authid (the
 //! authid index), the revocation feed and its subscribers, across real processes.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

@@ -2,6 +2,9 @@
 //! one that opens the LMDB database) adopts the new size (`MDB_MAP_RESIZED`) and retries, as
 //! every later transaction does. No open fails.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::io::BufRead;

@@ -18,6 +18,9 @@
 //! Without JSON output (a rustdoc that refuses the `-Z` flags) the test skips, unless `CI` is
 //! set and non-empty, where it fails.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Map, Value};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashSet};

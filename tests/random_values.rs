@@ -2,6 +2,8 @@
 //! and its `fork()`ed child never hand out the same value (with a generator state inside the
 //! process, the child inherits the state and repeats the parent's draws exactly).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
 #![cfg(unix)]
 
 use std::collections::HashSet;

@@ -8,6 +8,9 @@
 //! generations `k-4..=k`, two cookies each. A dump that mixed two states would show a
 //! generation with one cookie, or a gap.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;

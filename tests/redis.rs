@@ -3,6 +3,9 @@
 //! processes as two hosts on one Redis. Each test runs its own redis-server on a free
 //! loopback port (skipped with a message when redis-server is missing, except under CI).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -6,6 +6,9 @@
 //! free loopback port (skipped with a message when redis-server is missing, except under
 //! CI).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;

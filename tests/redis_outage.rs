@@ -10,6 +10,9 @@
 //! Redis), with generous margins; they are not speed measurements (`benches/redis.rs` has
 //! those).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::net::TcpListener;

@@ -1,6 +1,9 @@
 //! The tracker API a router worker calls: header edge cases, new cookies for none, unknown
 //! or expired ones, the auth round trip, logout, and config validation.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::*;

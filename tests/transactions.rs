@@ -2,6 +2,9 @@
 //! allows one transaction per thread; a nested write would deadlock), the guard survives a
 //! panic in the caller's closure, and a batch reads its own writes through `Batch::view`.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use cookiestore::{CookieStore, Error, StoreOptions};

@@ -8,6 +8,9 @@
 //! Size: `COOKIESTORE_STRESS` × 500 operations per process, capped at 5,000 (reached with
 //! `COOKIESTORE_STRESS=ci`).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -2,6 +2,9 @@
 //! entry names the value the caller gave, an authentication is stored as reported or
 //! refused, and a build refuses to write a store that a newer build's features govern.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{raw_put, table_slot};

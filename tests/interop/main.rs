@@ -15,6 +15,9 @@
 //! [`concurrent`] (4), [`format3`] (5), [`migration`] (6); [`harness`] runs the scripts and
 //! the CLI and compares records.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

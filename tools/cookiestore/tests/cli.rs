@@ -1,5 +1,8 @@
 //! The `cookiestore` command-line tool, run as a real process on real stores.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, HashSet};

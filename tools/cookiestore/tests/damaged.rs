@@ -10,6 +10,9 @@
 //! - Flipped bits at seeded places of data pages: `check` and `repair` exit 0, 1 or 2, never
 //!   by a signal.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::os::unix::fs::FileExt;

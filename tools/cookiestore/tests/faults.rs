@@ -1,5 +1,8 @@
 //! The CLI on faults: a full file system, re-run imports, huge lines, big integers.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

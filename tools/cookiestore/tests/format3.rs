@@ -12,6 +12,9 @@
 //! `cargo build --release` leaves them in target/release/, so that the helper is found the way
 //! it is in a deployment: next to the executable.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -4,6 +4,9 @@
 //! URL. `copy` to and from Redis is an export restored into the destination; into an
 //! existing directory or a symbolic link it is refused, creating nothing.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 #[path = "../../../tests/common/redis_server.rs"]
 #[allow(dead_code)]

@@ -1,5 +1,8 @@
 //! `cookiestore logout` and `cookiestore revocations`, run as real processes on real stores.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions};

@@ -4,6 +4,9 @@
 //! `[..]` matches any text within a line). A `$ echo $?` line and the code under it give the
 //! exit code of the command before it.
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

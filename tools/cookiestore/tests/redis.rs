@@ -4,6 +4,9 @@
 //! redis-server on a free loopback port (skipped with a message when it is missing, except
 //! under CI).
 
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 #[path = "../../../tests/common/redis_server.rs"]
 #[allow(dead_code)]

@@ -2,6 +2,9 @@
 //! Reading real format-3 stores (written by zlmdb 26 and by Crossbar.io's own store class) is
 //! tested end to end through `cookiestore import` in tools/cookiestore/tests/format3.rs.
 
+// Helpers outside `#[test]` functions unwrap too: a failed unwrap is the test failing.
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
