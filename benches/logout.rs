@@ -30,6 +30,8 @@ use common::{Fixture, Raw, copy_store};
 fn store_with_cookies(dir: &std::path::Path) -> CookieStore {
     let store = CookieStore::open(dir, StoreOptions::default().sync(false)).unwrap();
     store
+        .as_lmdb()
+        .unwrap()
         .batch("fill", |b| {
             for _ in 0..1_000 {
                 b.create("cbtid", 24, 86_400)?;
@@ -163,6 +165,8 @@ fn logout_authid(c: &mut Criterion) {
             let mut total = std::time::Duration::ZERO;
             for _ in 0..iters {
                 store
+                    .as_lmdb()
+                    .unwrap()
                     .batch("bench setup", |b| bulk.iter().try_for_each(|c| b.put(c)))
                     .unwrap();
                 let t = Instant::now();

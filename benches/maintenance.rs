@@ -43,6 +43,8 @@ fn fill(store: &CookieStore, n: usize, users: usize, max_age: u64) {
     let now = store.now_ns();
     for start in (0..n).step_by(10_000) {
         store
+            .as_lmdb()
+            .unwrap()
             .batch("fill", |b| {
                 for i in start..(start + 10_000).min(n) {
                     let mut c = Cookie {
@@ -209,7 +211,7 @@ fn main() {
     // repair of a store of n cookies (it rebuilds both indexes).
     let quarantine = dir("quarantine.jsonl");
     measure(&format!("repair ({n})"), &store, |s| {
-        cookiestore::maintenance::repair(s, &quarantine).unwrap();
+        cookiestore::maintenance::repair(s.as_lmdb().unwrap(), &quarantine).unwrap();
     });
     println!();
 }

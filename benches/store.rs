@@ -705,6 +705,8 @@ fn write_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                 }
                 let elapsed = t.elapsed();
                 store
+                    .as_lmdb()
+                    .unwrap()
                     .batch("restore", |b| {
                         picked
                             .iter()
@@ -764,6 +766,8 @@ fn bench_creates(
                     made.push(store.create("cbtid", 24, MAX_AGE).expect("create").value);
                 } else {
                     let values = store
+                        .as_lmdb()
+                        .unwrap()
                         .batch("create a batch", |b| {
                             (0..per_txn)
                                 .map(|_| b.create("cbtid", 24, MAX_AGE).map(|c| c.value))
@@ -775,6 +779,8 @@ fn bench_creates(
             }
             let elapsed = t.elapsed();
             store
+                .as_lmdb()
+                .unwrap()
                 .batch("clean up", |b| {
                     made.iter().try_for_each(|v| b.delete(v).map(drop))
                 })
@@ -878,6 +884,8 @@ fn durability_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                     }
                     let elapsed = t.elapsed();
                     store
+                        .as_lmdb()
+                        .unwrap()
                         .batch("clean up", |b| {
                             made.iter().try_for_each(|v| b.delete(v).map(drop))
                         })
@@ -953,6 +961,8 @@ fn durability_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                 total,
             );
             store
+                .as_lmdb()
+                .unwrap()
                 .batch("clean up", |b| {
                     ours_made.iter().try_for_each(|v| b.delete(v).map(drop))
                 })

@@ -371,7 +371,8 @@ fn parent(args: &Args) -> Result<(), String> {
     let t = Instant::now();
     let purged = store.purge_expired().map_err(|e| e.to_string())?;
     let purge_time = t.elapsed();
-    let report = cookiestore::maintenance::check(&store).map_err(|e| e.to_string())?;
+    let report =
+        cookiestore::maintenance::check(store.as_lmdb().unwrap()).map_err(|e| e.to_string())?;
     let stats = store.stats().map_err(|e| e.to_string())?;
 
     let ops = created + authenticated + shorts + results.len() + logged_out + still_live.len();

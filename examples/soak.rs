@@ -268,7 +268,7 @@ fn parent(args: &Args) -> i32 {
             failed = true;
         }
     }
-    let check = cookiestore::maintenance::check(&store).unwrap();
+    let check = cookiestore::maintenance::check(store.as_lmdb().unwrap()).unwrap();
 
     // ---- the report ----
     let mut out = String::new();

@@ -203,8 +203,8 @@ pub enum Error {
     },
 
     /// A store method was called inside the closure of
-    /// [`CookieStore::snapshot`](crate::CookieStore::snapshot) or
-    /// [`CookieStore::batch`](crate::CookieStore::batch): LMDB allows one transaction per
+    /// [`LmdbStore::snapshot`](crate::LmdbStore::snapshot) or
+    /// [`LmdbStore::batch`](crate::LmdbStore::batch): LMDB allows one transaction per
     /// thread, so the call would need a second one.
     #[error(
         "a store method was called inside a snapshot or batch closure; use the Snapshot's or \

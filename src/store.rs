@@ -148,9 +148,19 @@ impl CookieStore {
             .map(|r| &*r.redis)
     }
 
-    /// The LMDB store, for what only LMDB has; [`Error::Unsupported`] for `operation` on
-    /// another backend.
-    pub(crate) fn lmdb(&self, operation: &'static str) -> Result<&LmdbStore> {
+    /// The LMDB store, for what only LMDB has (snapshots, batches, copies, check and
+    /// repair), or [`Error::Unsupported`] naming `operation` on another backend: what a tool
+    /// that takes any location reports when asked for an LMDB-only job on Redis.
+    ///
+    /// ```
+    /// use cookiestore::{CookieStore, StoreOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = CookieStore::open(dir.path(), StoreOptions::default())?;
+    /// let report = cookiestore::maintenance::check(store.lmdb("check")?)?;
+    /// assert!(report.problems.is_empty());
+    /// # Ok::<(), cookiestore::Error>(())
+    /// ```
+    pub fn lmdb(&self, operation: &'static str) -> Result<&LmdbStore> {
         self.as_lmdb().ok_or_else(|| Error::Unsupported {
             operation,
             backend: self.backend.name(),
@@ -391,23 +401,6 @@ impl CookieStore {
             .unwrap_or_default()
     }
 
-    /// Runs `f` on one consistent snapshot of the store (one read transaction).
-    /// LMDB only: [`Error::Unsupported`] for a Redis store; see [`LmdbStore::snapshot`].
-    pub fn snapshot<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
-        self.lmdb("read a snapshot")?.snapshot(f)
-    }
-
-    /// Runs `f` in one write transaction: all its changes commit together, or none.
-    /// LMDB only: [`Error::Unsupported`] for a Redis store; see [`LmdbStore::batch`].
-    pub fn batch<T>(
-        &self,
-        operation: &'static str,
-        f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
-    ) -> Result<T> {
-        self.writable(operation)?;
-        self.lmdb("begin a transaction")?.batch(operation, f)
-    }
-
     /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy
     /// [`Durability`](crate::Durability) left unflushed, e.g. before a planned shutdown. On
     /// Redis, durability is the server's (its `appendfsync`): nothing to do here.
@@ -427,12 +420,6 @@ impl CookieStore {
             Some(lmdb) => lmdb.reconcile_if_needed(),
             None => Ok(false),
         }
-    }
-
-    /// Copies the environment into a new directory `dest`: see [`LmdbStore::copy_to`].
-    /// LMDB only: [`Error::Unsupported`] for a Redis store.
-    pub fn copy_to(&self, dest: &Path, compact: bool) -> Result<()> {
-        self.lmdb("copy")?.copy_to(dest, compact)
     }
 
     /// One read transaction of the LMDB store (no closure guard: for the crate's own

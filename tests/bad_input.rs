@@ -446,6 +446,8 @@ fn garbage_records_are_isolated_and_named_by_check() {
     }
     // A walk reports each bad record once and goes on.
     let (ok, errs) = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| {
             let mut ok = 0;
             let mut errs = Vec::new();
@@ -466,7 +468,7 @@ fn garbage_records_are_isolated_and_named_by_check() {
     assert!(store.stats().unwrap().corrupt >= 1);
 
     // check names both.
-    let report = check(store).unwrap();
+    let report = check(store.as_lmdb().unwrap()).unwrap();
     for c in bad {
         assert!(
             report
@@ -494,6 +496,8 @@ fn made_store(fill: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
     store
+        .as_lmdb()
+        .unwrap()
         .batch("fill", |b| {
             for i in 0..fill {
                 let c = b.create("cbtid", 24, 86_400)?;

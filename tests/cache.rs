@@ -47,7 +47,11 @@ fn uncached(s: &Snapshot<'_>, value: &str) -> Answer {
 }
 
 fn read(store: &CookieStore, value: &str) -> Answer {
-    store.snapshot(|s| Ok(uncached(s, value))).unwrap()
+    store
+        .as_lmdb()
+        .unwrap()
+        .snapshot(|s| Ok(uncached(s, value)))
+        .unwrap()
 }
 
 /// Asserts that the cached answers for `values` equal a read of the store.
@@ -127,7 +131,8 @@ fn every_kind_of_change_reaches_the_cache() {
     store.purge_expired().unwrap();
     agree(&store, &all, "after purge");
     let quarantine = tempfile::tempdir().unwrap();
-    cookiestore::maintenance::repair(&store, &quarantine.path().join("q.jsonl")).unwrap();
+    cookiestore::maintenance::repair(store.as_lmdb().unwrap(), &quarantine.path().join("q.jsonl"))
+        .unwrap();
     agree(&store, &all, "after repair");
     store.clear().unwrap();
     agree(&store, &all, "after clear");
@@ -262,6 +267,8 @@ fn the_cache_stays_within_its_budget_and_reports_its_hit_rate() {
     let budget = 128 * 1024;
     let store = CookieStore::open(dir.path(), StoreOptions::default().cache_bytes(budget)).unwrap();
     let values: Vec<String> = store
+        .as_lmdb()
+        .unwrap()
         .batch("make cookies", |b| {
             (0..2000)
                 .map(|i| {
@@ -333,6 +340,8 @@ fn writer_main() {
     report(&json!({"ev": "ready"}));
     while !stop.exists() {
         let values: Vec<String> = store
+            .as_lmdb()
+            .unwrap()
             .snapshot(|s| s.live()?.map(|c| c.map(|c| c.value)).collect())
             .unwrap();
         if values.is_empty() {
@@ -465,6 +474,8 @@ fn cached_answers_equal_uncached_reads_while_other_processes_write() {
             if round.is_multiple_of(50) {
                 // Every value the store holds (live or not), and one it never held.
                 values = store
+                    .as_lmdb()
+                    .unwrap()
                     .snapshot(|s| s.records()?.map(|c| c.map(|c| c.value)).collect())
                     .unwrap();
                 values.push("never-issued-value".into());
@@ -475,10 +486,16 @@ fn cached_answers_equal_uncached_reads_while_other_processes_write() {
             // Bracket the cached answer between two snapshots: when no commit came between
             // them, the store's answer during the cached lookup is known exactly.
             let (before, expected) = store
+                .as_lmdb()
+                .unwrap()
                 .snapshot(|s| Ok((s.txn_id(), uncached(s, value))))
                 .unwrap();
             let answer = cached(store, value);
-            let after = store.snapshot(|s| Ok(s.txn_id())).unwrap();
+            let after = store
+                .as_lmdb()
+                .unwrap()
+                .snapshot(|s| Ok(s.txn_id()))
+                .unwrap();
             if before == after {
                 compared += 1;
                 assert_eq!(

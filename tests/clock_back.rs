@@ -27,7 +27,7 @@ fn set_cookie_max_age_never_exceeds_max_age_with_the_clock_set_back() {
         format!("cbtid={};max-age=86400", first.value)
     );
 
-    let report = check(t.store()).unwrap();
+    let report = check(t.store().as_lmdb().unwrap()).unwrap();
     let oid = t.store().get(&first.value).unwrap().unwrap().oid;
     assert!(
         report.problems.iter().any(|p| matches!(
@@ -47,5 +47,10 @@ fn set_cookie_max_age_never_exceeds_max_age_with_the_clock_set_back() {
 
     // With the clock right again, the store is clean.
     clock.set(T0 + 1_000_000_000);
-    assert!(check(t.store()).unwrap().problems.is_empty());
+    assert!(
+        check(t.store().as_lmdb().unwrap())
+            .unwrap()
+            .problems
+            .is_empty()
+    );
 }

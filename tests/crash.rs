@@ -174,6 +174,8 @@ fn killed_writer_loses_nothing_committed() {
 
         // Compare with the store; only the pending write may have gone either way.
         let mut actual: HashMap<String, State> = store
+            .as_lmdb()
+            .unwrap()
             .snapshot(|s| {
                 s.records()?
                     .map(|c| {
@@ -299,6 +301,8 @@ fn writer_main() {
     let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
     // Cookies of earlier children are changed too.
     let mut known: Vec<String> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records()?.map(|c| c.map(|c| c.value)).collect())
         .unwrap();
     // A reader thread: read transactions are open when the kill comes.
@@ -306,6 +310,8 @@ fn writer_main() {
     std::thread::spawn(move || {
         loop {
             let n = reader
+                .as_lmdb()
+                .unwrap()
                 .snapshot(|s| Ok(s.records()?.filter(|c| c.is_ok()).count()))
                 .unwrap();
             std::hint::black_box(n);
@@ -347,6 +353,8 @@ fn writer_main() {
                 let max_age = LONG + rng.random_range(1..100_000);
                 report(&json!({"ev": "extending", "v": v, "max_age": max_age}));
                 let done = store
+                    .as_lmdb()
+                    .unwrap()
                     .batch("extend", |b| match b.get(&v)? {
                         Some(mut c) => {
                             c.max_age = max_age;

@@ -49,14 +49,16 @@ fn a_file_cut_below_its_last_used_page_is_refused_though_its_roots_lie_inside() 
     let data = dir.path().join("data.mdb");
     let s = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
     let mut values = Vec::new();
-    s.batch("fill", |b| {
-        values.clear();
-        for _ in 0..5_000 {
-            values.push(b.create("cbtid", 24, 3600)?.value);
-        }
-        Ok(())
-    })
-    .unwrap();
+    s.as_lmdb()
+        .unwrap()
+        .batch("fill", |b| {
+            values.clear();
+            for _ in 0..5_000 {
+                values.push(b.create("cbtid", 24, 3600)?.value);
+            }
+            Ok(())
+        })
+        .unwrap();
     // Logouts reuse freed pages: the roots move down, below the last used page.
     let mut roots_low = false;
     for value in values.iter().take(2_000) {
@@ -157,13 +159,15 @@ fn a_file_that_ends_among_free_pages_opens() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data.mdb");
         let s = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
-        s.batch("fill", |b| {
-            for _ in 0..n {
-                b.create("cbtid", 24, 10)?;
-            }
-            Ok(())
-        })
-        .unwrap();
+        s.as_lmdb()
+            .unwrap()
+            .batch("fill", |b| {
+                for _ in 0..n {
+                    b.create("cbtid", 24, 10)?;
+                }
+                Ok(())
+            })
+            .unwrap();
         let keep = s.create("cbtid", 24, 3600).unwrap();
         let due_before = s.now_ns() + 60_000_000_000;
         drop(s);

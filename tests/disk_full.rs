@@ -142,7 +142,7 @@ fn writing_until_the_disk_is_full_fails_clearly_and_keeps_earlier_commits() {
     let err = loop {
         // Batches of 10 cookies, so each commit needs several pages (and fits in what the disk
         // has besides the space kept for deletions).
-        let r = s.batch("create cookies", |b| {
+        let r = s.as_lmdb().unwrap().batch("create cookies", |b| {
             for _ in 0..10 {
                 b.create("cbtid", 24, 3600)?;
             }
@@ -181,21 +181,23 @@ fn logouts_succeed_on_a_full_disk_and_creates_cannot_eat_their_space() {
     let store = fs.path().join("store");
     let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
     let mut values = Vec::new();
-    s.batch("create cookies", |b| {
-        values.clear();
-        for i in 0..300 {
-            let c = b.create("cbtid", 24, 3600)?;
-            let who = if i % 10 == 0 { "alice" } else { "bob" };
-            b.set_auth(
-                &c.value,
-                &Auth::new(who, "user", "wampcra", "realm1"),
-                &AuthContext::default(),
-            )?;
-            values.push(c.value);
-        }
-        Ok(())
-    })
-    .unwrap();
+    s.as_lmdb()
+        .unwrap()
+        .batch("create cookies", |b| {
+            values.clear();
+            for i in 0..300 {
+                let c = b.create("cbtid", 24, 3600)?;
+                let who = if i % 10 == 0 { "alice" } else { "bob" };
+                b.set_auth(
+                    &c.value,
+                    &Auth::new(who, "user", "wampcra", "realm1"),
+                    &AuthContext::default(),
+                )?;
+                values.push(c.value);
+            }
+            Ok(())
+        })
+        .unwrap();
     fs.fill("fill");
     // Creates until the disk is full; a reader in another thread holds its snapshot, so
     // the pages the creates free are not reused (what many router workers reading do).
@@ -204,12 +206,14 @@ fn logouts_succeed_on_a_full_disk_and_creates_cannot_eat_their_space() {
     let reader = {
         let s = s.clone();
         std::thread::spawn(move || {
-            s.snapshot(|_| {
-                held.send(()).unwrap();
-                release.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
+            s.as_lmdb()
+                .unwrap()
+                .snapshot(|_| {
+                    held.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
         })
     };
     wait_held.recv().unwrap();
@@ -250,9 +254,11 @@ fn logouts_succeed_on_a_full_disk_and_creates_cannot_eat_their_space() {
         assert!(!s.exists(value).unwrap(), "{value} came back");
     }
     assert!(
-        s.snapshot(|v| Ok(v
-            .records()?
-            .all(|c| c.unwrap().authid.as_deref() != Some("alice"))))
+        s.as_lmdb()
+            .unwrap()
+            .snapshot(|v| Ok(v
+                .records()?
+                .all(|c| c.unwrap().authid.as_deref() != Some("alice"))))
             .unwrap()
     );
     assert_eq!(s.count().unwrap(), 300 - 8 - 30 + created);

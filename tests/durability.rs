@@ -89,6 +89,8 @@ fn every_policy_reads_and_writes_alike() {
         }
         // A batch that creates and authenticates commits durably, as one.
         let v = store
+            .as_lmdb()
+            .unwrap()
             .batch("create and auth", |b| {
                 let c = b.create("cbtid", 24, 3_600)?;
                 b.set_auth(

@@ -250,6 +250,8 @@ fn damaged_truncated_data_file() {
     {
         let store = CookieStore::open(dir.path(), StoreOptions::default().sync(false)).unwrap();
         store
+            .as_lmdb()
+            .unwrap()
             .batch("fill", |b| {
                 for _ in 0..3000 {
                     b.create("cbtid", 24, 100)?;
@@ -296,7 +298,11 @@ fn value_space_exhausted() {
 fn nested_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let store = CookieStore::open(dir.path(), Default::default()).unwrap();
-    let err = store.snapshot(|_| store.get("x")).unwrap_err();
+    let err = store
+        .as_lmdb()
+        .unwrap()
+        .snapshot(|_| store.get("x"))
+        .unwrap_err();
     assert!(matches!(err, Error::NestedTransaction), "{err}");
     assert!(
         store.get("x").unwrap().is_none(),
@@ -315,7 +321,7 @@ fn readers_full() {
         .map(|_| {
             let (store, release, settled) = (store.clone(), release.clone(), settled.clone());
             std::thread::spawn(move || {
-                let r = store.snapshot(|_| {
+                let r = store.as_lmdb().unwrap().snapshot(|_| {
                     settled.fetch_add(1, Ordering::SeqCst);
                     while !release.load(Ordering::SeqCst) {
                         std::thread::sleep(std::time::Duration::from_millis(1));

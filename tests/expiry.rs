@@ -127,6 +127,8 @@ fn purge_is_batched_and_complete_across_batches() {
     // More than two of the purge's 5,000-cookie transactions.
     let n = 5_000 * 2 + 7;
     store
+        .as_lmdb()
+        .unwrap()
         .batch("fill", |b| {
             for _ in 0..n {
                 b.create("cbtid", 16, 1)?;

@@ -35,7 +35,7 @@ fn a_copy_is_private() {
     let store = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
     store.create("cbtid", 24, 100).unwrap();
     let dest = dir.path().join("copy");
-    store.copy_to(&dest, true).unwrap();
+    store.as_lmdb().unwrap().copy_to(&dest, true).unwrap();
     assert_eq!(mode(&dest), 0o700);
     assert_eq!(mode(&dest.join("data.mdb")), 0o600);
     drop(store);
@@ -56,7 +56,7 @@ fn a_copy_never_writes_through_a_symlink() {
     std::fs::create_dir(&dest).unwrap();
     let victim = dir.path().join("victim");
     symlink(&victim, dest.join("data.mdb")).unwrap();
-    let err = store.copy_to(&dest, false).unwrap_err();
+    let err = store.as_lmdb().unwrap().copy_to(&dest, false).unwrap_err();
     assert!(matches!(err, Error::DestinationExists { .. }), "{err}");
     assert!(!victim.exists());
 }

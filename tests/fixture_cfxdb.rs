@@ -27,6 +27,8 @@ fn every_cookie_reads_back_equal_to_what_cfxdb_wrote() {
         assert!(store.exists(value).unwrap());
     }
     let all: Vec<_> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records()?.collect::<Result<Vec<_>, _>>())
         .unwrap();
     assert_eq!(all.len(), 60);

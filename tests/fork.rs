@@ -217,14 +217,26 @@ fn refused_master() {
         check("purge", store.purge_expired().map(drop));
         check("clear", store.clear().map(drop));
         check("flush", store.flush());
-        check("snapshot", store.snapshot(|_| Ok(())));
-        check("batch", store.batch("nothing", |_| Ok(())));
+        check("snapshot", store.as_lmdb().unwrap().snapshot(|_| Ok(())));
+        check(
+            "batch",
+            store.as_lmdb().unwrap().batch("nothing", |_| Ok(())),
+        );
         check("logout_authid", store.logout_authid("alice").map(drop));
         check("revocations_since", store.revocations_since(0).map(drop));
         check("subscriber poll", subscriber.poll().map(drop));
         check("new subscriber", Subscriber::new(&store).map(drop));
-        check("copy", store.copy_to(&path.with_extension("copy"), false));
-        check("check", cookiestore::maintenance::check(&store).map(drop));
+        check(
+            "copy",
+            store
+                .as_lmdb()
+                .unwrap()
+                .copy_to(&path.with_extension("copy"), false),
+        );
+        check(
+            "check",
+            cookiestore::maintenance::check(store.as_lmdb().unwrap()).map(drop),
+        );
         let tracker =
             cookiestore::Tracker::new(store.clone(), cookiestore::TrackerConfig::default())
                 .unwrap();
@@ -301,7 +313,7 @@ fn in_closure_master() {
     };
 
     let mut nested = false;
-    let returned = store.snapshot(|s| {
+    let returned = store.as_lmdb().unwrap().snapshot(|s| {
         assert!(s.get(&first.value)?.is_some());
         // SAFETY: as in `fork_child`.
         let pid = unsafe { libc::fork() };
@@ -321,7 +333,7 @@ fn in_closure_master() {
 
     let value = elsewhere(|| store.create("cbtid", 24, 3600).unwrap()).value;
     let mut nested = false;
-    let returned = store.batch("fork in a batch", |b| {
+    let returned = store.as_lmdb().unwrap().batch("fork in a batch", |b| {
         b.set_auth(&value, &alice(), &AuthContext::default())?;
         // SAFETY: as in `fork_child`.
         let pid = unsafe { libc::fork() };

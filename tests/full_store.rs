@@ -17,7 +17,7 @@ pub fn fill(store: &CookieStore) -> Vec<String> {
     let mut values = Vec::new();
     let mut step = 256;
     loop {
-        match store.batch("fill", |b| {
+        match store.as_lmdb().unwrap().batch("fill", |b| {
             (0..step)
                 .map(|_| b.create("cbtid", 24, 1).map(|c| c.value))
                 .collect::<cookiestore::Result<Vec<_>>>()

@@ -99,7 +99,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
     b_lines.wait_for("reading", Duration::from_secs(60));
     let (full, failed_batch) = loop {
         let mut attempted = Vec::new();
-        let r = a.batch("fill", |batch| {
+        let r = a.as_lmdb().unwrap().batch("fill", |batch| {
             attempted.clear();
             for i in 0..50 {
                 let c = batch.create("cbtid", 24, 86_400)?;
@@ -185,7 +185,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
     }
     // A batch that runs out of room midway commits nothing.
     let mut attempted = Vec::new();
-    let r = a.batch("overfill", |batch| {
+    let r = a.as_lmdb().unwrap().batch("overfill", |batch| {
         attempted.clear();
         for i in 0..1_000 {
             let c = batch.create("cbtid", 24, 86_400)?;

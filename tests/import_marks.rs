@@ -191,9 +191,20 @@ fn a_purge_drops_the_marks_of_cookies_that_would_have_expired() {
         "{again:?}"
     );
     // A purge with nothing due writes nothing.
-    let before = store.snapshot(|s| Ok(s.txn_id())).unwrap();
+    let before = store
+        .as_lmdb()
+        .unwrap()
+        .snapshot(|s| Ok(s.txn_id()))
+        .unwrap();
     store.purge_expired().unwrap();
-    assert_eq!(store.snapshot(|s| Ok(s.txn_id())).unwrap(), before);
+    assert_eq!(
+        store
+            .as_lmdb()
+            .unwrap()
+            .snapshot(|s| Ok(s.txn_id()))
+            .unwrap(),
+        before
+    );
 }
 
 #[test]

@@ -243,7 +243,11 @@ fn copy_to_only_creates_a_new_private_directory() {
     store.create("cbtid", 24, 600).unwrap();
     let existing = dir.path().join("existing");
     std::fs::create_dir(&existing).unwrap();
-    let err = store.copy_to(&existing, false).unwrap_err();
+    let err = store
+        .as_lmdb()
+        .unwrap()
+        .copy_to(&existing, false)
+        .unwrap_err();
     assert!(matches!(err, Error::DestinationExists { .. }), "{err}");
     assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
     #[cfg(unix)]
@@ -251,11 +255,11 @@ fn copy_to_only_creates_a_new_private_directory() {
         use std::os::unix::fs::PermissionsExt;
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&existing, &link).unwrap();
-        let err = store.copy_to(&link, true).unwrap_err();
+        let err = store.as_lmdb().unwrap().copy_to(&link, true).unwrap_err();
         assert!(matches!(err, Error::DestinationExists { .. }), "{err}");
         assert_eq!(std::fs::read_dir(&existing).unwrap().count(), 0);
         let nested = dir.path().join("a").join("b");
-        store.copy_to(&nested, false).unwrap();
+        store.as_lmdb().unwrap().copy_to(&nested, false).unwrap();
         for d in [dir.path().join("a"), nested.clone()] {
             let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o700, "{}", d.display());

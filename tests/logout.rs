@@ -197,6 +197,8 @@ fn records_of_an_authid_come_from_the_index_expired_ones_included() {
     login(&store, &long_b);
     clock.advance_secs(2);
     let found: Vec<_> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records_of_authid("alice")?.collect())
         .unwrap();
     let values: BTreeSet<String> = found.iter().map(|c| c.value.clone()).collect();
@@ -205,11 +207,15 @@ fn records_of_an_authid_come_from_the_index_expired_ones_included() {
     assert_eq!(values, expected);
     assert!(found.iter().any(|c| c.is_expired(store.now_ns())));
     let long: Vec<_> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records_of_authid(&long_a)?.collect())
         .unwrap();
     assert_eq!(long.len(), 1);
     assert_eq!(long[0].value, a);
     let none: Vec<_> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records_of_authid("carol")?.collect())
         .unwrap();
     assert!(none.is_empty());
@@ -222,6 +228,8 @@ fn records_of_an_authid_come_from_the_index_expired_ones_included() {
     });
     let store = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
     let walked: BTreeSet<String> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| {
             s.records_of_authid("alice")?
                 .map(|c| c.map(|c| c.value))
@@ -247,7 +255,13 @@ fn every_logout_is_in_the_feed_in_order_and_expiry_is_not() {
     let short = store.create("cbtid", 24, 1).unwrap();
     assert!(store.delete(&one).unwrap());
     assert!(!store.delete(&one).unwrap()); // nothing deleted: nothing appended
-    assert!(store.batch("by oid", |b| b.delete_oid(two.oid)).unwrap());
+    assert!(
+        store
+            .as_lmdb()
+            .unwrap()
+            .batch("by oid", |b| b.delete_oid(two.oid))
+            .unwrap()
+    );
     assert_eq!(store.logout_authid("bob").unwrap(), 2);
     // Expiry is not a revocation.
     clock.advance_secs(2);
@@ -403,7 +417,7 @@ fn check_reports_and_repair_restores_a_removed_authid_index_entry() {
         db.put(txn, &mark, &id.to_be_bytes()).unwrap();
     });
     let store = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
-    let report = check(&store).unwrap();
+    let report = check(store.as_lmdb().unwrap()).unwrap();
     assert!(!report.foreign_writes);
     let kinds: BTreeSet<&str> = report.problems.iter().map(Problem::kind).collect();
     assert_eq!(
@@ -418,7 +432,7 @@ fn check_reports_and_repair_restores_a_removed_authid_index_entry() {
     }));
     // Until repaired, alice's cookie is invisible to logout_authid.
     let quarantine = dir.path().join("quarantine.jsonl");
-    repair(&store, &quarantine).unwrap();
+    repair(store.as_lmdb().unwrap(), &quarantine).unwrap();
     assert_clean(&store);
     assert_eq!(store.logout_authid("alice").unwrap(), 1);
     assert!(!store.exists(&value).unwrap());
@@ -662,6 +676,8 @@ fn a_logout_authid_killed_midway_removes_all_or_none() {
         {
             let store = CookieStore::open(&path, StoreOptions::default().sync(false)).unwrap();
             store
+                .as_lmdb()
+                .unwrap()
                 .batch("make the victim's cookies", |b| {
                     for _ in 0..VICTIM_COOKIES {
                         let c = b.create("cbtid", 24, 86_400)?;

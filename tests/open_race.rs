@@ -87,6 +87,8 @@ fn grower() {
     report(&json!({"ev": "ready"}));
     while rx.try_recv().is_err() && size < 512 * 1024 * 1024 {
         store
+            .as_lmdb()
+            .unwrap()
             .batch("grow", |b| {
                 for _ in 0..8 {
                     let c = b.create("cbtid", 24, 86_400)?;

@@ -42,6 +42,8 @@ fn long_reader_does_not_block_writer() {
     let store = CookieStore::open(&path, StoreOptions::default()).unwrap();
     // Some bulk, so the dump has pages to walk.
     store
+        .as_lmdb()
+        .unwrap()
         .batch("bulk", |b| {
             for _ in 0..2_000 {
                 b.create("cbtid", 24, 86_400)?;
@@ -65,6 +67,8 @@ fn long_reader_does_not_block_writer() {
     }
 
     let (start, end, first, second, txn_id, records) = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| {
             let start = now_us();
             let dump = |slow: bool| -> cookiestore::Result<BTreeMap<u64, u32>> {
@@ -153,6 +157,8 @@ fn long_reader_does_not_block_writer() {
     assert_eq!(records, 2_000 + 2 * first.len());
     // ... and the writer committed generations after it meanwhile.
     let later = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| {
             Ok(s.records()?
                 .filter_map(|c| c.ok()?.authid?.strip_prefix("gen-")?.parse::<u64>().ok())
@@ -184,7 +190,7 @@ fn writer() {
             .and_then(|g| values.remove(&g))
             .unwrap_or_default();
         let t0 = Instant::now();
-        let r = store.batch("generation", |b| {
+        let r = store.as_lmdb().unwrap().batch("generation", |b| {
             let auth = Auth::new(&format!("gen-{k}"), "r", "cookie", "realm1");
             let mut made = Vec::new();
             for _ in 0..2 {

@@ -20,15 +20,25 @@ fn store_calls_inside_closures_are_refused() {
     let (_dir, store) = store();
     let c = store.create("cbtid", 24, 3600).unwrap();
 
-    let inner = store.snapshot(|_| Ok(store.exists(&c.value))).unwrap();
+    let inner = store
+        .as_lmdb()
+        .unwrap()
+        .snapshot(|_| Ok(store.exists(&c.value)))
+        .unwrap();
     assert!(matches!(inner, Err(Error::NestedTransaction)), "{inner:?}");
 
     // A write inside a batch would wait for the writer lock this thread holds.
     let inner = store
+        .as_lmdb()
+        .unwrap()
         .batch("test", |_| Ok(store.create("cbtid", 24, 3600)))
         .unwrap();
     assert!(matches!(inner, Err(Error::NestedTransaction)), "{inner:?}");
-    let inner = store.batch("test", |_| Ok(store.get(&c.value))).unwrap();
+    let inner = store
+        .as_lmdb()
+        .unwrap()
+        .batch("test", |_| Ok(store.get(&c.value)))
+        .unwrap();
     assert!(matches!(inner, Err(Error::NestedTransaction)), "{inner:?}");
 
     // After the closures, the store answers again.
@@ -41,16 +51,22 @@ fn a_panicking_closure_leaves_the_store_usable() {
     let c = store.create("cbtid", 24, 3600).unwrap();
 
     let r = catch_unwind(AssertUnwindSafe(|| {
-        store.snapshot(|_| -> cookiestore::Result<()> { panic!("caller bug") })
+        store
+            .as_lmdb()
+            .unwrap()
+            .snapshot(|_| -> cookiestore::Result<()> { panic!("caller bug") })
     }));
     assert!(r.is_err());
     assert!(store.exists(&c.value).unwrap(), "the guard was restored");
 
     let r = catch_unwind(AssertUnwindSafe(|| {
-        store.batch("test", |b| -> cookiestore::Result<()> {
-            b.create("cbtid", 24, 3600)?;
-            panic!("caller bug")
-        })
+        store
+            .as_lmdb()
+            .unwrap()
+            .batch("test", |b| -> cookiestore::Result<()> {
+                b.create("cbtid", 24, 3600)?;
+                panic!("caller bug")
+            })
     }));
     assert!(r.is_err());
     // The panicked batch committed nothing, and writes work again.
@@ -63,6 +79,8 @@ fn a_panicking_closure_leaves_the_store_usable() {
 fn a_batch_sees_its_own_writes() {
     let (_dir, store) = store();
     let (made, seen, live) = store
+        .as_lmdb()
+        .unwrap()
         .batch("test", |b| {
             let made = b.create("cbtid", 24, 3600)?;
             let seen = b.view().get(&made.value)?;

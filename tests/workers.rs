@@ -165,6 +165,8 @@ fn concurrent_workers_lose_nothing() {
     let final_purge = store.purge_expired().unwrap();
     let stats = assert_clean(&store);
     let records: Vec<Cookie> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records()?.collect::<cookiestore::Result<Vec<_>>>())
         .unwrap();
     assert_eq!(
@@ -316,6 +318,8 @@ impl Worker {
         let mine = &self.ever_mine;
         self.others = self
             .store
+            .as_lmdb()
+            .unwrap()
             .snapshot(|s| {
                 Ok(s.records()?
                     .filter_map(|c| c.ok())
@@ -458,6 +462,8 @@ impl Worker {
         let max_age = LONG + self.rng.random_range(1..10_000);
         let done = self
             .store
+            .as_lmdb()
+            .unwrap()
             .batch("extend", |b| match b.get(&value)? {
                 Some(mut c) => {
                     c.max_age = max_age;
@@ -527,6 +533,8 @@ impl Worker {
     fn walk(&mut self) -> Step {
         let problems = self
             .store
+            .as_lmdb()
+            .unwrap()
             .snapshot(|s| {
                 let mut problems = Vec::new();
                 for c in s.records()? {
@@ -585,7 +593,7 @@ impl Worker {
                     return Ok(());
                 };
                 // Another live cookie's value under a new oid: refused, nothing written.
-                let r = self.store.batch("duplicate", |b| {
+                let r = self.store.as_lmdb().unwrap().batch("duplicate", |b| {
                     if b.get(&other)?.is_some() {
                         b.put(&Cookie {
                             oid: uuid::Uuid::new_v4(),

@@ -97,7 +97,7 @@ fn a_logout_of_an_undecodable_record_names_its_value_in_the_feed() {
     assert_eq!(logouts[0].value, cookie.value);
     assert_eq!(logouts[0].oid, cookie.oid);
     assert!(!store.exists(&cookie.value).unwrap());
-    let report = cookiestore::maintenance::check(&store).unwrap();
+    let report = cookiestore::maintenance::check(store.as_lmdb().unwrap()).unwrap();
     assert!(
         report.problems.is_empty(),
         "its value index entry went with it: {:?}",

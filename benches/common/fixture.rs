@@ -112,6 +112,8 @@ impl Fixture {
         while start < self.n {
             let end = (start + BUILD_BATCH).min(self.n);
             store
+                .as_lmdb()
+                .unwrap()
                 .batch("build the bench fixture", |b| {
                     (start..end).try_for_each(|i| b.put(&cookie(i)))
                 })
@@ -119,6 +121,8 @@ impl Fixture {
             start = end;
         }
         store
+            .as_lmdb()
+            .unwrap()
             .copy_to(&self.raw(), false)
             .expect("copy the fixture for the raw baseline");
         drop(store);

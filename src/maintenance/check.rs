@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use super::problem::Problem;
 use crate::error::{Error, Result};
+use crate::lmdb::LmdbStore;
 use crate::lmdb::layout::{
     AuthidKey, COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots,
     TableDef, VALUE_INDEX, split_slot,
@@ -35,7 +36,6 @@ use crate::record::codec::CookieView;
 use crate::record::cookie::Cookie;
 use crate::record::mark::hex;
 use crate::record::value::{self};
-use crate::store::CookieStore;
 
 /// What [`check`] found, from one snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -79,8 +79,8 @@ pub(super) struct RecInfo {
 ///
 /// Errors only when the store cannot be read at all (LMDB errors); damage is reported in the
 /// [`CheckReport`]. Memory grows with the number of cookies (their values are held).
-pub fn check(store: &CookieStore) -> Result<CheckReport> {
-    let now = store.now_ns();
+pub fn check(store: &LmdbStore) -> Result<CheckReport> {
+    let now = store.now();
     store.snapshot(|s| {
         let mut report = CheckReport {
             txn_id: s.txn_id(),

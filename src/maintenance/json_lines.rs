@@ -89,7 +89,7 @@ pub fn export(
     if let Some(redis) = store.redis() {
         return redis.export(store.now_ns(), out, options, progress);
     }
-    store.snapshot(|s| {
+    store.read(|s| {
         let now = s.now_ns();
         let mut summary = ExportSummary {
             txn_id: s.txn_id(),

@@ -265,7 +265,7 @@ fn import_paced(
     }
 
     // The plan, from one snapshot: what differs from the store.
-    let (to_write, to_mark, to_remove) = store.snapshot(|s| {
+    let (to_write, to_mark, to_remove) = store.read(|s| {
         let mut to_write: Vec<&LegacyCookie> = Vec::new();
         let mut to_mark: Vec<&LegacyCookie> = Vec::new();
         for legacy in &live {

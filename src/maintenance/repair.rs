@@ -14,11 +14,11 @@ use uuid::Uuid;
 use super::check::{RecInfo, record_problem};
 use crate::clock::rfc3339::format_rfc3339_ns;
 use crate::error::{Error, Result};
+use crate::lmdb::LmdbStore;
 use crate::lmdb::layout::{RecordKey, Slots, ValueKey};
 use crate::record::cookie::Cookie;
 use crate::record::mark::hex;
 use crate::record::value::{self};
-use crate::store::CookieStore;
 
 /// One record that [`repair`] moved to the quarantine file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -59,7 +59,7 @@ pub struct RepairReport {
 /// tables cannot be located.
 ///
 /// The store must be writable.
-pub fn repair(store: &CookieStore, quarantine: &Path) -> Result<RepairReport> {
+pub fn repair(store: &LmdbStore, quarantine: &Path) -> Result<RepairReport> {
     // Keys whose record is already in the quarantine file: the batch may run more than once.
     let mut written: HashSet<Vec<u8>> = HashSet::new();
     store.batch("repair the store", |b| {

@@ -159,7 +159,7 @@ fn import_chunk(
         return redis.import_records(chunk, options, summary);
     }
     if options.dry_run {
-        return store.snapshot(|s| {
+        return store.read(|s| {
             for cookie in chunk {
                 match judge(s, cookie, options)? {
                     Judged::Unchanged => summary.unchanged += 1,

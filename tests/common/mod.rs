@@ -183,13 +183,15 @@ pub fn wait_success(child: &mut std::process::Child, what: &str) {
 /// Runs the library's own `check` first (it must find no problem), then these checks of its
 /// own through the public API, so a bug in `check` cannot hide damage.
 pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
-    let report = cookiestore::maintenance::check(store).expect("check runs");
+    let report = cookiestore::maintenance::check(store.as_lmdb().unwrap()).expect("check runs");
     assert!(
         report.is_clean(),
         "check finds problems: {:?}",
         report.problems
     );
     let stats = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| {
             let stats = s.stats()?;
             let mut records = 0u64;

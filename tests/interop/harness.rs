@@ -326,6 +326,8 @@ pub(crate) fn keyed(records: impl IntoIterator<Item = Value>) -> BTreeMap<String
 /// Every record of our store (expired ones too), as JSON by oid.
 pub(crate) fn ours(store: &CookieStore) -> BTreeMap<String, Value> {
     let cookies: Vec<Cookie> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records()?.collect::<Result<Vec<_>, _>>())
         .unwrap();
     keyed(cookies.iter().map(|c| serde_json::to_value(c).unwrap()))
@@ -463,7 +465,7 @@ pub(crate) fn lock_format(py: &Py, db: &Path) -> (u32, u32) {
 /// `cookiestore check` through the library: clean, and whether foreign writes are pending.
 pub(crate) fn assert_check_clean(db: &Path, expect_foreign: bool, what: &str) {
     let store = open_ro(db);
-    let report = check(&store).unwrap();
+    let report = check(store.as_lmdb().unwrap()).unwrap();
     assert!(
         report.is_clean(),
         "{what}: check found problems: {:#?}",

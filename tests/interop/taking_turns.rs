@@ -88,7 +88,7 @@ fn case3_taking_turns_on_one_database() {
     {
         // Python's writes are pending for our expiry index: check defers, does not complain.
         let store = open_ro(&db);
-        let report = check(&store).unwrap();
+        let report = check(store.as_lmdb().unwrap()).unwrap();
         assert!(
             report.foreign_writes && !report.deferred.is_empty(),
             "{report:?}"

@@ -122,6 +122,8 @@ fn make_store(path: &Path, n: usize, now: u64) -> Vec<Cookie> {
     let store = CookieStore::open(path, options(now)).unwrap();
     let cookies: Vec<Cookie> = (0..n).map(|i| sample_cookie(i, now)).collect();
     store
+        .as_lmdb()
+        .unwrap()
         .batch("test data", |b| {
             for c in &cookies {
                 b.put(c)?;
@@ -767,7 +769,7 @@ fn purge_frees_a_store_filled_to_maxsize() {
     // Fill to maxsize with cookies that expire after a second.
     let (mut n, mut step) = (0u64, 256);
     loop {
-        match store.batch("fill", |b| {
+        match store.as_lmdb().unwrap().batch("fill", |b| {
             (0..step).try_for_each(|_| b.create("cbtid", 24, 1).map(drop))
         }) {
             Ok(()) => n += step as u64,
@@ -1349,6 +1351,8 @@ fn concurrent_writer_child() {
     let path = PathBuf::from(path);
     let store = CookieStore::open(&path, StoreOptions::default().sync(false)).unwrap();
     let mut values: std::collections::VecDeque<String> = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.live()?.map(|c| c.map(|c| c.value)).collect())
         .unwrap();
     assert_eq!(values.len(), LIVE);
@@ -1361,6 +1365,8 @@ fn concurrent_writer_child() {
         let k = 1 + (generation as usize % 17);
         // Every transaction deletes k cookies and creates k: each snapshot has exactly LIVE.
         let created = store
+            .as_lmdb()
+            .unwrap()
             .batch("churn", |b| {
                 for v in values.iter().take(k) {
                     assert!(b.delete(v)?);
@@ -1449,6 +1455,8 @@ impl Writer {
 fn padded_store(path: &Path) {
     let store = CookieStore::open(path, StoreOptions::default().sync(false)).unwrap();
     store
+        .as_lmdb()
+        .unwrap()
         .batch("initial", |b| {
             for _ in 0..LIVE {
                 let c = b.create("cbtid", 24, 3_600)?;

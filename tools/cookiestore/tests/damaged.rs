@@ -83,20 +83,22 @@ fn stress() -> u64 {
 fn make_store(dir: &Path, n: usize) -> Vec<String> {
     let s = CookieStore::open(dir, StoreOptions::default()).unwrap();
     let mut values = Vec::new();
-    s.batch("fill", |b| {
-        values.clear();
-        for i in 0..n {
-            let c = b.create("cbtid", 24, 30 * 86_400)?;
-            if i % 3 == 0 {
-                let who = if i % 2 == 0 { "alice" } else { "bob" };
-                let auth = Auth::new(who, "user", "wampcra", "realm1");
-                b.set_auth(&c.value, &auth, &AuthContext::default())?;
+    s.as_lmdb()
+        .unwrap()
+        .batch("fill", |b| {
+            values.clear();
+            for i in 0..n {
+                let c = b.create("cbtid", 24, 30 * 86_400)?;
+                if i % 3 == 0 {
+                    let who = if i % 2 == 0 { "alice" } else { "bob" };
+                    let auth = Auth::new(who, "user", "wampcra", "realm1");
+                    b.set_auth(&c.value, &auth, &AuthContext::default())?;
+                }
+                values.push(c.value);
             }
-            values.push(c.value);
-        }
-        Ok(())
-    })
-    .unwrap();
+            Ok(())
+        })
+        .unwrap();
     values
 }
 

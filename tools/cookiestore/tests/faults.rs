@@ -118,13 +118,15 @@ fn cli_on_a_full_disk_reports_it_and_never_crashes() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let s = CookieStore::open(&src, StoreOptions::default()).unwrap();
-    s.batch("create", |b| {
-        for _ in 0..6000 {
-            b.create("cbtid", 24, 3600)?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    s.as_lmdb()
+        .unwrap()
+        .batch("create", |b| {
+            for _ in 0..6000 {
+                b.create("cbtid", 24, 3600)?;
+            }
+            Ok(())
+        })
+        .unwrap();
     drop(s);
     let export = work.path().join("export.jsonl");
     let r = run(&[&"export", &src, &"-o", &export]);
@@ -445,7 +447,11 @@ fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
         "{err}"
     );
     let s = CookieStore::open(&store, StoreOptions::default().readonly(true)).unwrap();
-    let count = s.snapshot(|s| Ok(s.records()?.count() as u64)).unwrap();
+    let count = s
+        .as_lmdb()
+        .unwrap()
+        .snapshot(|s| Ok(s.records()?.count() as u64))
+        .unwrap();
     assert_eq!(count, cookies, "every other line went in");
     drop(s);
     eprintln!(
@@ -503,7 +509,10 @@ fn import_and_restore_stream_with_bounded_lines_and_flat_memory() {
     );
     let s = CookieStore::open(&restored, StoreOptions::default().readonly(true)).unwrap();
     assert_eq!(
-        s.snapshot(|s| Ok(s.records()?.count() as u64)).unwrap(),
+        s.as_lmdb()
+            .unwrap()
+            .snapshot(|s| Ok(s.records()?.count() as u64))
+            .unwrap(),
         cookies
     );
     eprintln!(
@@ -530,30 +539,34 @@ fn cli_logout_and_delete_succeed_on_a_full_disk() {
     let store = fs.path().join("store");
     let s = CookieStore::open(&store, StoreOptions::default()).unwrap();
     let mut values = Vec::new();
-    s.batch("create", |b| {
-        values.clear();
-        for i in 0..200 {
-            let c = b.create("cbtid", 24, 3600)?;
-            let who = if i % 10 == 0 { "alice" } else { "bob" };
-            let auth = Auth::new(who, "user", "wampcra", "realm1");
-            b.set_auth(&c.value, &auth, &AuthContext::default())?;
-            values.push(c.value);
-        }
-        Ok(())
-    })
-    .unwrap();
+    s.as_lmdb()
+        .unwrap()
+        .batch("create", |b| {
+            values.clear();
+            for i in 0..200 {
+                let c = b.create("cbtid", 24, 3600)?;
+                let who = if i % 10 == 0 { "alice" } else { "bob" };
+                let auth = Auth::new(who, "user", "wampcra", "realm1");
+                b.set_auth(&c.value, &auth, &AuthContext::default())?;
+                values.push(c.value);
+            }
+            Ok(())
+        })
+        .unwrap();
     fs.fill("fill");
     let (release, wait_release) = std::sync::mpsc::channel::<()>();
     let (held, wait_held) = std::sync::mpsc::channel::<()>();
     let reader = {
         let s = s.clone();
         std::thread::spawn(move || {
-            s.snapshot(|_| {
-                held.send(()).unwrap();
-                wait_release.recv().unwrap();
-                Ok(())
-            })
-            .unwrap();
+            s.as_lmdb()
+                .unwrap()
+                .snapshot(|_| {
+                    held.send(()).unwrap();
+                    wait_release.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
         })
     };
     wait_held.recv().unwrap();
@@ -590,13 +603,15 @@ fn copy_and_export_onto_a_full_disk_name_the_destination() {
     let work = tempfile::tempdir().unwrap();
     let src = work.path().join("src");
     let s = CookieStore::open(&src, StoreOptions::default()).unwrap();
-    s.batch("create", |b| {
-        for _ in 0..2000 {
-            b.create("cbtid", 24, 3600)?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    s.as_lmdb()
+        .unwrap()
+        .batch("create", |b| {
+            for _ in 0..2000 {
+                b.create("cbtid", 24, 3600)?;
+            }
+            Ok(())
+        })
+        .unwrap();
     drop(s);
     let fs = Tmpfs::mount("512k");
     fs.fill("fill");

@@ -258,6 +258,8 @@ fn strings(v: &Value) -> Vec<String> {
 fn ours(db: &Path, now: u64) -> BTreeMap<String, Value> {
     let (store, _) = open_at(db, now);
     let cookies = store
+        .as_lmdb()
+        .unwrap()
         .snapshot(|s| s.records()?.collect::<Result<Vec<_>, _>>())
         .unwrap();
     cookies

@@ -26,7 +26,7 @@ pub struct Args {
 
 /// Checks one snapshot; damaged metadata is an error that says what to do.
 pub fn check_store(store: &CookieStore) -> Result<CheckReport, Failure> {
-    check(store).map_err(|e| match e {
+    check(store.lmdb("check")?).map_err(|e| match e {
         Error::CorruptMetadata { problem } => Failure::Error(format!(
             "the table metadata (slot 0) is damaged, so the tables cannot be located: {problem}; \
              repair does not rebuild metadata: restore from a copy or an export"

@@ -51,7 +51,7 @@ fn copy_lmdb(ctx: &Ctx, source: &Path, dest: &Path, a: &Args) -> Outcome {
     let started = Instant::now();
     let store = ctx.open_read(source)?;
     let bar = progress(None, "{spinner} copying {elapsed}");
-    store.copy_to(dest, a.compact)?;
+    store.lmdb("copy")?.copy_to(dest, a.compact)?;
     bar.finish_and_clear();
     let copied = fs::metadata(dest.join("data.mdb"))
         .map(|m| m.len())

@@ -84,15 +84,17 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         Ok(true)
     };
     match &a.authid {
-        Some(authid) if store.backend() == "lmdb" => store.snapshot(|s| {
-            let mut each = each;
-            for item in s.records_of_authid(authid)? {
-                if !each(item)? {
-                    break;
+        Some(authid) if store.backend() == "lmdb" => {
+            store.lmdb("dump --authid")?.snapshot(|s| {
+                let mut each = each;
+                for item in s.records_of_authid(authid)? {
+                    if !each(item)? {
+                        break;
+                    }
                 }
-            }
-            Ok(())
-        })?,
+                Ok(())
+            })?
+        }
         _ => store.for_each_record(each)?,
     }
     if a.format == DumpFormat::Table {

@@ -76,13 +76,15 @@ impl Source {
             Source::Library(store) => std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<cookiestore::Result<Cookie>>(1024);
                 let reader = scope.spawn(move || {
-                    let read = store.snapshot(|s| {
-                        for item in s.records()? {
-                            if tx.send(item).is_err() {
-                                break; // the importer stopped
+                    let read = store.lmdb("import").and_then(|lmdb| {
+                        lmdb.snapshot(|s| {
+                            for item in s.records()? {
+                                if tx.send(item).is_err() {
+                                    break; // the importer stopped
+                                }
                             }
-                        }
-                        Ok(())
+                            Ok(())
+                        })
                     });
                     if let Err(e) = read {
                         let _ = tx.send(Err(e));

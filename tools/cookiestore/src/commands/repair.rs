@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
     let store = ctx.open_existing(&dir)?;
     let quarantine = store.path().unwrap_or(&dir).join("quarantine.jsonl");
     let before = check_store(&store)?;
-    let done = repair(&store, &quarantine)?;
+    let done = repair(store.lmdb("repair")?, &quarantine)?;
     let after = check_store(&store)?;
     let mut out = stdout();
     if a.json {
