@@ -723,9 +723,10 @@ impl PyFeed {
 
 #[pymethods]
 impl PyFeed {
-    /// `(entries, position, missed)`: the revocations since the last poll, each
-    /// `(seq, kind, value, oid)` with kind `"logout"`, `"authid"` or `"maintenance"`; the
-    /// sequence number read up to; whether some were trimmed before they were read.
+    /// `(entries, position, missed)`: the feed entries since the last poll, each a
+    /// `Revocation` (every kind of `REVOCATION_KINDS`: its `revokes` says whether to close
+    /// the cookie's connections); the sequence number read up to; whether some were trimmed
+    /// before they were read.
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let (mut tracker, mut subscriber) = self.take(py)?;
         let found = match py.detach(|| subscriber.poll()) {
@@ -1131,8 +1132,8 @@ impl Store {
     /// Watches the revocation feed on a thread of the library (its `Watcher`: on Redis it
     /// also wakes at once at a PUBLISH, and waits out an outage without touching the
     /// network). `callback(kind, entries, error)` is called **on that thread** (with the
-    /// GIL): `kind` is `"revoked"` with `entries` a list of `(seq, kind, value, ids)` (`ids`:
-    /// the connection ids `connections` holds for that value now), `"missed"` (entries were
+    /// GIL): `kind` is `"revoked"` with `entries` a list of `Revocation`, the revoking ones
+    /// (each with `connections`: the ids `connections` holds for its value now), `"missed"` (entries were
     /// trimmed before they were read: re-check every connection's cookie) or `"failed"` with
     /// `error` the exception (an outage is reported once). Stop it with `Watch.stop()`.
     #[pyo3(signature = (connections, callback, interval=0.1))]
