@@ -31,6 +31,8 @@ with env.begin(write=sys.argv[2] != "none") as txn:
         cursor = txn.cursor()
         assert cursor.set_range(bytes.fromhex(sys.argv[4]))
         key = cursor.key()
+        if sys.argv[3] == "same":  # rewritten unchanged: a commit of another program
+            sys.argv[3] = cursor.value().hex()
         print(key.hex(), flush=True)
     else:
         key = bytes.fromhex(sys.argv[2])
@@ -58,11 +60,13 @@ def raw_put(path: Path, key: bytes, value: bytes) -> None:
     subprocess.run([sys.executable, "-c", _RAW_PUT, str(path), key.hex(), value.hex()], check=True, timeout=60)
 
 
-def raw_put_first_record(path: Path, slot: int, value: bytes) -> bytes:
-    """Overwrites the first record of table `slot` with `value`; returns its key."""
+def raw_put_first_record(path: Path, slot: int, value: bytes | None) -> bytes:
+    """Overwrites the first record of table `slot` with `value` (None: with itself, a
+    change cookiestore cannot itemize); returns its key."""
     need("zlmdb")
+    new = "same" if value is None else value.hex()
     out = subprocess.run(
-        [sys.executable, "-c", _RAW_PUT, str(path), "first-record", value.hex(), slot.to_bytes(2, "big").hex()],
+        [sys.executable, "-c", _RAW_PUT, str(path), "first-record", new, slot.to_bytes(2, "big").hex()],
         check=True,
         timeout=60,
         capture_output=True,
