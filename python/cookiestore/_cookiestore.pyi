@@ -271,12 +271,13 @@ class Connections:
     """Which connections of this process carry which cookie (the library's registry), over
     connection ids the caller assigns."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> "Connections": ...
     def register(self, value: str, id: int) -> None: ...
     def unregister(self, value: str, id: int) -> bool: ...
     def connections(self, value: str) -> list[int]: ...
     def cookies(self) -> int: ...
 
+@final
 class Watch:
     """A running watcher of the revocation feed (``CookieStore.watch``)."""
 
@@ -284,14 +285,15 @@ class Watch:
     @property
     def running(self) -> bool: ...
 
+@final
 class CookieStore:
     """An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
     store; every process opening the same path shares it. LMDB calls release the GIL
     (a lookup answered from the cache, which reads no file, keeps it). In a child made by
     fork() the object opens the store again on its first call there and carries on."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: Union[str, PathLike[str]],
         *,
         name: Optional[str] = None,
@@ -307,7 +309,7 @@ class CookieStore:
         purge_on_startup: Optional[bool] = None,
         file_mode: Optional[int] = None,
         cache_bytes: Optional[int] = None,
-    ) -> None:
+    ) -> "CookieStore":
         """``cache_bytes``: the budget of this process's never-stale cache of live cookies'
         auth (default 10 MiB; 0 turns it off)."""
     @staticmethod

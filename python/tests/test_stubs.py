@@ -9,6 +9,8 @@ import ast
 import builtins
 from pathlib import Path
 
+import pytest
+
 import cookiestore
 from cookiestore import _cookiestore
 
@@ -71,7 +73,7 @@ def _members(cls: ast.ClassDef) -> set[str]:
     return {
         n.name
         for n in cls.body
-        if isinstance(n, ast.FunctionDef) and (not n.name.startswith("_") or n.name == "__init__")
+        if isinstance(n, ast.FunctionDef) and (not n.name.startswith("_") or n.name == "__new__")
     }
 
 
@@ -83,11 +85,15 @@ def test_class_members_match():
         if issubclass(cls, BaseException):
             continue
         runtime = {m for m in vars(cls) if not m.startswith("_")}
-        stub = _members(node) - {"__init__"}
+        stub = _members(node) - {"__new__"}
         assert stub == runtime, f"{name}: stub {sorted(stub - runtime)} / module {sorted(runtime - stub)}"
-        # A constructor only where the module's class has one.
-        has_new = "__new__" in vars(cls)
-        assert ("__init__" in _members(node)) == has_new, name
+        # A constructor (`__new__`, as pyo3 makes it) only where the module's class has one.
+        assert ("__new__" in _members(node)) == ("__new__" in vars(cls)), name
+        # Classes that cannot be subclassed at runtime are @final in the stub.
+        final = any(isinstance(d, ast.Name) and d.id == "final" for d in node.decorator_list)
+        assert final, f"{name} is not @final in the .pyi (pyo3 classes cannot be subclassed)"
+        with pytest.raises(TypeError):
+            type("Sub", (cls,), {})
 
 
 def test_exceptions_as_declared_with_docstrings():
