@@ -6,6 +6,8 @@ test_redis_errors.py."""
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +61,52 @@ def test_hierarchy_and_every_class_is_exported():
         assert issubclass(cls, cookiestore.CookieStoreError)
         assert cls.__module__ == "cookiestore"
     assert cookiestore.CookieStoreError.__bases__ == (Exception,)
+
+
+# The class each variant of the library's `Error` (src/error.rs) raises (python/src/lib.rs,
+# `to_py`).
+VARIANTS = {
+    "InvalidConfig": "ConfigError",
+    "InvalidValue": "InvalidValueError",
+    "InvalidAuth": "InvalidAuthError",
+    "NewerStore": "NewerStoreError",
+    "DuplicateValue": "DuplicateValueError",
+    "MapFull": "StoreFullError",
+    "ReadOnly": "ReadOnlyError",
+    "CorruptRecord": "CorruptRecordError",
+    "InvalidRecord": "InvalidRecordError",
+    "CorruptMetadata": "CorruptMetadataError",
+    "UnsupportedFormat": "UnsupportedFormatError",
+    "NotAStore": "NotAStoreError",
+    "Path": "PathError",
+    "ValueSpaceExhausted": "ValueSpaceExhaustedError",
+    "ReadersFull": "ReadersFullError",
+    "Damaged": "DamagedStoreError",
+    "LockConflict": "LockConflictError",
+    "NestedTransaction": "NestedTransactionError",
+    "ForkedProcess": "ForkedProcessError",
+    "UnsupportedLocation": "UnsupportedLocationError",
+    "Unavailable": "UnavailableError",
+    "Redis": "RedisError",
+    "RedisSetting": "RedisSettingError",
+    "Unsupported": "UnsupportedError",
+    "NotEmpty": "NotEmptyError",
+    "DestinationExists": "DestinationExistsError",
+    "DiskFull": "DiskFullError",
+    "Lmdb": "LmdbError",
+    "Io": "StoreIOError",
+}
+
+
+def test_every_library_error_has_its_own_class():
+    """Read from the library's source: a variant added there fails here until it has a class
+    (and `to_py` raises it)."""
+    source = (Path(__file__).resolve().parents[2] / "src" / "error.rs").read_text()
+    body = source[source.index("pub enum Error {") : source.index("\n}\n", source.index("pub enum Error {"))]
+    variants = re.findall(r"^    ([A-Z][A-Za-z]*)\b", body, re.MULTILINE)
+    assert sorted(variants) == sorted(VARIANTS)
+    assert len(set(VARIANTS.values())) == len(VARIANTS)  # each its own
+    assert set(VARIANTS.values()) <= set(HIERARCHY)
 
 
 def _raises(cls, f):
