@@ -2,14 +2,28 @@
 
 from os import PathLike
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Optional, Union, final
+from typing import Any, Callable, Literal, Mapping, Optional, TypeAlias, Union, final
+
+# Names annotated `TypeAlias` exist for type checkers only; every other name here is the
+# module's (tests/test_stubs.py checks both ways).
 
 # What authextra may hold: what CBOR and JSON both hold (no bytes: see AuthextraError).
-AuthExtra = Union[None, bool, int, float, str, list["AuthExtra"], tuple["AuthExtra", ...], dict[str, "AuthExtra"]]
+AuthExtra: TypeAlias = Union[
+    None, bool, int, float, str, list["AuthExtra"], tuple["AuthExtra", ...], dict[str, "AuthExtra"]
+]
 # (authid, authrole, authmethod, authrealm, authextra), as Crossbar.io's getAuth returns it.
-AuthTuple = tuple[str, Optional[str], Optional[str], Optional[str], Any]
-# (seq, kind, value, oid); kind is "logout", "authid" or "maintenance".
-Revocation = tuple[int, str, str, str]
+AuthTuple: TypeAlias = tuple[str, Optional[str], Optional[str], Optional[str], Any]
+# Why a feed entry was written: exactly REVOCATION_KINDS (the library's RevocationKind), in
+# the order of their codes. The first three revoke the cookie (REVOKING_KINDS).
+RevocationKind: TypeAlias = Literal["logout", "authid", "maintenance", "auth", "replaced", "purged", "flush"]
+
+#: Every feed kind, in the order of their codes (from the library's RevocationKind::ALL).
+REVOCATION_KINDS: tuple[RevocationKind, ...]
+#: The kinds that revoke a cookie: its live connections are closed (RevocationKind::revokes).
+REVOKING_KINDS: frozenset[RevocationKind]
+
+# One class per error of the library (`cookiestore::Error` variant); the finer classes sit
+# under the broader ones that caught them before, so `except StoreOpenError` still works.
 
 class CookieStoreError(Exception):
     """Base class of every error the cookie store raises; the message says what to do."""
@@ -17,11 +31,26 @@ class CookieStoreError(Exception):
 class ConfigError(CookieStoreError):
     """A configuration value is outside its allowed range or malformed (names the field)."""
 
+class UnsupportedLocationError(ConfigError):
+    """The location is a URL of a kind cookiestore does not serve (not a directory, not a
+    Redis URL)."""
+
 class InvalidValueError(CookieStoreError):
-    """A cookie value cannot be stored (empty, too long, not cookie-safe, already used)."""
+    """A cookie value or record cannot be stored (empty, too long, not cookie-safe, too
+    large)."""
+
+class InvalidAuthError(InvalidValueError):
+    """An authentication cannot be stored as given (an empty authid)."""
+
+class DuplicateValueError(InvalidValueError):
+    """The cookie value already belongs to another cookie: values are unique."""
 
 class StoreFullError(CookieStoreError):
     """The store reached its maxsize: purge expired cookies or raise maxsize."""
+
+class DiskFullError(CookieStoreError):
+    """The file system holding the store is full (or the quota is spent): free space there.
+    Nothing of the failed write was written."""
 
 class ReadOnlyError(CookieStoreError):
     """A write through a store opened read-only."""
@@ -29,8 +58,44 @@ class ReadOnlyError(CookieStoreError):
 class CorruptStoreError(CookieStoreError):
     """A record, an index or the metadata is damaged: `cookiestore check` / `repair`."""
 
+class CorruptRecordError(CorruptStoreError):
+    """A stored cookie record cannot be decoded: `cookiestore repair` quarantines it."""
+
+class InvalidRecordError(CorruptStoreError):
+    """Bytes that should hold a cookie record are not a valid record."""
+
+class CorruptMetadataError(CorruptStoreError):
+    """The store's table metadata or an index entry is damaged: `cookiestore repair`
+    rebuilds the indexes."""
+
+class DamagedStoreError(CorruptStoreError):
+    """The store's files are damaged (data.mdb truncated or its pages damaged, or an
+    impossible lock.mdb): restore from an export or a copy."""
+
 class StoreOpenError(CookieStoreError):
-    """The store cannot be opened: not a store, unsupported LMDB format, bad path, locked."""
+    """The store cannot be opened or written: not a store, unsupported LMDB format, bad
+    path, locked, newer, or an unsafe Redis."""
+
+class NotAStoreError(StoreOpenError):
+    """The path exists but is not an LMDB cookie store."""
+
+class UnsupportedFormatError(StoreOpenError):
+    """data.mdb was written by an LMDB whose data format this build cannot read."""
+
+class PathError(StoreOpenError):
+    """The path cannot be used: missing, not a directory, or without permission."""
+
+class LockConflictError(StoreOpenError):
+    """The store is open in another program whose LMDB cannot share lock.mdb (Crossbar.io's
+    LMDB 0.9): stop it or wait until it closes the store."""
+
+class NewerStoreError(StoreOpenError):
+    """A newer cookiestore wrote this store: this build reads it but does not write it;
+    upgrade every program using it."""
+
+class RedisSettingError(StoreOpenError):
+    """The Redis server may drop the store's keys by itself (its maxmemory-policy evicts):
+    set it to noeviction, or open with allow_eviction."""
 
 class AuthextraError(CookieStoreError):
     """authextra holds what the store cannot keep: bytes, a non-str dict key, an int beyond
@@ -39,6 +104,141 @@ class AuthextraError(CookieStoreError):
 class UnavailableError(CookieStoreError):
     """The store's server (Redis) cannot be reached or did not answer in time; the same store
     object works again once it is back."""
+
+class RedisError(CookieStoreError):
+    """The Redis server answered the store's command with an error (out of memory, wrong key
+    type, a script error, ...)."""
+
+class ValueSpaceExhaustedError(CookieStoreError):
+    """Creating a cookie kept drawing values that already exist: raise `length`."""
+
+class ReadersFullError(CookieStoreError):
+    """LMDB's reader table is full: too many processes or threads have the store open."""
+
+class NestedTransactionError(CookieStoreError):
+    """A store method was called inside a snapshot or batch of the same thread."""
+
+class ForkedProcessError(CookieStoreError):
+    """A store handle was used in a child made by fork() (the package normally opens the
+    store again there by itself)."""
+
+class UnsupportedError(CookieStoreError):
+    """The operation applies to LMDB stores only, and this store is on another backend."""
+
+class NotEmptyError(CookieStoreError):
+    """A restore or copy was refused: its destination already holds cookies."""
+
+class DestinationExistsError(CookieStoreError):
+    """A copy was refused: its destination exists (a copy creates a new directory)."""
+
+class LmdbError(CookieStoreError):
+    """An LMDB error without a class of its own; the message is LMDB's."""
+
+class StoreIOError(CookieStoreError):
+    """An I/O error outside LMDB; the message is the operating system's."""
+
+@final
+class TableMeta:
+    """One table of the store (its slot metadata, as zlmdb writes it)."""
+
+    @property
+    def oid(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> Optional[str]: ...
+    @property
+    def tags(self) -> Optional[tuple[str, ...]]: ...
+    @property
+    def creator(self) -> str: ...
+    @property
+    def slot(self) -> int: ...
+
+@final
+class Stats:
+    """Figures about a store from one snapshot (the library's Stats; on Redis the LMDB
+    figures are 0). Times are nanoseconds since the epoch. Read-only."""
+
+    @property
+    def records(self) -> int:
+        """Cookie records, live and expired."""
+    @property
+    def live(self) -> int: ...
+    @property
+    def expired(self) -> int:
+        """Expired cookies not yet purged."""
+    @property
+    def authenticated(self) -> int:
+        """Live cookies with an authid."""
+    @property
+    def corrupt(self) -> int:
+        """Records that could not be decoded."""
+    @property
+    def oldest_created(self) -> Optional[int]: ...
+    @property
+    def newest_created(self) -> Optional[int]: ...
+    @property
+    def next_expiry(self) -> Optional[int]: ...
+    @property
+    def value_index_entries(self) -> int: ...
+    @property
+    def expiry_index_entries(self) -> int: ...
+    @property
+    def map_size(self) -> int: ...
+    @property
+    def map_used(self) -> int: ...
+    @property
+    def maxsize(self) -> int: ...
+    @property
+    def page_size(self) -> int: ...
+    @property
+    def depth(self) -> int: ...
+    @property
+    def branch_pages(self) -> int: ...
+    @property
+    def leaf_pages(self) -> int: ...
+    @property
+    def overflow_pages(self) -> int: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def txn_id(self) -> int: ...
+    @property
+    def readers_used(self) -> int: ...
+    @property
+    def readers_max(self) -> int: ...
+    @property
+    def tables(self) -> tuple[TableMeta, ...]: ...
+    @property
+    def foreign_writes(self) -> bool: ...
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a dict (``tables`` as a list of dicts), e.g. for ``json.dumps``."""
+
+@final
+class Revocation:
+    """One entry of the revocation feed. Read-only; equal entries compare equal and hash
+    alike."""
+
+    @property
+    def seq(self) -> int:
+        """Its sequence number (the first is 1; increasing in commit order)."""
+    @property
+    def at_ns(self) -> int:
+        """When it was revoked (ns since the epoch, the writer's clock)."""
+    @property
+    def kind(self) -> RevocationKind: ...
+    @property
+    def revokes(self) -> bool:
+        """Whether it revokes the cookie (kind in REVOKING_KINDS): close its connections."""
+    @property
+    def value(self) -> str:
+        """The cookie's value (empty for ``purged`` and ``flush``)."""
+    @property
+    def oid(self) -> str:
+        """The cookie's oid (the nil UUID for ``purged`` and ``flush``)."""
+    @property
+    def connections(self) -> tuple[int, ...]:
+        """From a watcher: the ids ``Connections`` held for the value; from a feed read: ()."""
 
 @final
 class Tracked:
@@ -71,12 +271,13 @@ class Connections:
     """Which connections of this process carry which cookie (the library's registry), over
     connection ids the caller assigns."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> "Connections": ...
     def register(self, value: str, id: int) -> None: ...
     def unregister(self, value: str, id: int) -> bool: ...
     def connections(self, value: str) -> list[int]: ...
     def cookies(self) -> int: ...
 
+@final
 class Watch:
     """A running watcher of the revocation feed (``CookieStore.watch``)."""
 
@@ -84,14 +285,15 @@ class Watch:
     @property
     def running(self) -> bool: ...
 
+@final
 class CookieStore:
     """An LMDB cookie store with cookie tracking, byte-compatible with Crossbar.io's database
     store; every process opening the same path shares it. LMDB calls release the GIL
     (a lookup answered from the cache, which reads no file, keeps it). In a child made by
     fork() the object opens the store again on its first call there and carries on."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         path: Union[str, PathLike[str]],
         *,
         name: Optional[str] = None,
@@ -107,7 +309,7 @@ class CookieStore:
         purge_on_startup: Optional[bool] = None,
         file_mode: Optional[int] = None,
         cache_bytes: Optional[int] = None,
-    ) -> None:
+    ) -> "CookieStore":
         """``cache_bytes``: the budget of this process's never-stale cache of live cookies'
         auth (default 10 MiB; 0 turns it off)."""
     @staticmethod
@@ -147,15 +349,16 @@ class CookieStore:
     def watch(
         self,
         connections: Connections,
-        callback: Callable[[str, list[tuple[int, str, str, list[int]]], Optional[BaseException]], None],
+        callback: Callable[[Literal["revoked", "missed", "failed"], list[Revocation], Optional[BaseException]], None],
         interval: float = 0.1,
     ) -> Watch:
-        """Watches the revocation feed on a library thread; callback(kind, entries, error)
-        runs on that thread."""
+        """Watches the revocation feed on a library thread; callback(event, entries, error)
+        runs on that thread: "revoked" with the revoking entries (each with its
+        ``connections``), "missed", or "failed" with the exception."""
     def logout(self, value: str) -> bool: ...
     def logout_authid(self, authid: str) -> int: ...
     def purge_expired(self) -> int: ...
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> Stats: ...
     def cache_stats(self) -> dict[str, Any]:
         """This process's cache: ``entries``, ``bytes``, ``capacity_bytes``, ``hits``,
         ``misses``, ``hit_rate``, ``catch_ups``, ``invalidated``, ``flushes``, ``evicted``."""

@@ -55,11 +55,13 @@ from twisted.python.failure import Failure
 from txaio import make_logger
 
 from . import (
+    REVOKING_KINDS,
     AuthextraError,
     Connections,
     CookieStore,
     CookieStoreError,
     InvalidValueError,
+    Revocation,
     UnavailableError,
     parse_location,
 )
@@ -73,9 +75,9 @@ CROSSBAR_DEFAULT_MAX_AGE = 86400 * 7
 _NO_AUTH = (None, None, None, None, None)
 
 
-#: The feed entry kinds that revoke a cookie (its connections are closed); the others
-#: (auth, replaced, purged, flush) only tell caches what changed.
-REVOKING_KINDS = frozenset({"logout", "authid", "maintenance"})
+# REVOKING_KINDS (imported above, from the library's RevocationKind::revokes): the feed entry
+# kinds that revoke a cookie (its connections are closed); the others only tell caches what
+# changed. Each entry says it too (Revocation.revokes).
 
 #: While the store stays unavailable, one line every this many seconds says so (with a count).
 OUTAGE_REPORT_INTERVAL = 60.0
@@ -750,14 +752,14 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
                 pool.shutdown(wait=False)
         self._connect_pool = self._write_pool = None
 
-    def _from_watcher(self, kind: str, entries: list, error) -> None:
+    def _from_watcher(self, kind: str, entries: List[Revocation], error) -> None:
         """The watcher thread's report: handed to the reactor."""
         self._reactor.callFromThread(self._on_watch_event, kind, entries, error)
 
-    def _on_watch_event(self, kind: str, entries: list, error) -> None:
+    def _on_watch_event(self, kind: str, entries: List[Revocation], error) -> None:
         if kind == "revoked":
             self.outage.succeeded()
-            self.closed_by_feed += self._revoked([(seq, k, value, None) for seq, k, value, _ids in entries])
+            self.closed_by_feed += self._revoked(entries)
         elif kind == "missed":
             self._recheck_in_thread()
         elif kind == "failed" and not isinstance(error, UnavailableError):
@@ -853,15 +855,15 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self.closed_by_feed += closed
         return closed
 
-    def _revoked(self, entries) -> int:
+    def _revoked(self, entries: List[Revocation]) -> int:
         closed = 0
-        for _seq, kind, value, _oid in entries:
-            if kind not in REVOKING_KINDS:
+        for entry in entries:
+            if not entry.revokes:
                 continue  # an auth change, a purge...: the feed also tells caches of those
-            if value in self._revoked_here:
-                self._revoked_here.discard(value)
+            if entry.value in self._revoked_here:
+                self._revoked_here.discard(entry.value)
                 continue
-            closed += self._close_all(value, kind)
+            closed += self._close_all(entry.value, entry.kind)
         return closed
 
     def _close_all(self, value: str, why: str) -> int:

@@ -46,6 +46,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Number, Value};
 
+mod types;
+use types::{PyRevocation, PyStats, PyTableMeta};
+
 create_exception!(
     cookiestore,
     CookieStoreError,
@@ -60,15 +63,40 @@ create_exception!(
 );
 create_exception!(
     cookiestore,
+    UnsupportedLocationError,
+    ConfigError,
+    "The location is a URL of a kind cookiestore does not serve (not a directory, not a \
+     Redis URL)."
+);
+create_exception!(
+    cookiestore,
     InvalidValueError,
     CookieStoreError,
-    "A cookie value cannot be stored (empty, too long, not cookie-safe, or already used)."
+    "A cookie value or record cannot be stored (empty, too long, not cookie-safe, too large)."
+);
+create_exception!(
+    cookiestore,
+    InvalidAuthError,
+    InvalidValueError,
+    "An authentication cannot be stored as given (an empty authid)."
+);
+create_exception!(
+    cookiestore,
+    DuplicateValueError,
+    InvalidValueError,
+    "The cookie value already belongs to another cookie: values are unique."
 );
 create_exception!(
     cookiestore,
     StoreFullError,
     CookieStoreError,
     "The store reached its maxsize: purge expired cookies or raise maxsize."
+);
+create_exception!(
+    cookiestore,
+    DiskFullError,
+    CookieStoreError,
+    "The file system holding the store is full (or the quota is spent): free space there."
 );
 create_exception!(
     cookiestore,
@@ -84,9 +112,75 @@ create_exception!(
 );
 create_exception!(
     cookiestore,
+    CorruptRecordError,
+    CorruptStoreError,
+    "A stored cookie record cannot be decoded: `cookiestore repair` quarantines it."
+);
+create_exception!(
+    cookiestore,
+    InvalidRecordError,
+    CorruptStoreError,
+    "Bytes that should hold a cookie record are not a valid record."
+);
+create_exception!(
+    cookiestore,
+    CorruptMetadataError,
+    CorruptStoreError,
+    "The store's table metadata or an index entry is damaged: `cookiestore repair` \
+     rebuilds the indexes."
+);
+create_exception!(
+    cookiestore,
+    DamagedStoreError,
+    CorruptStoreError,
+    "The store's files are damaged (data.mdb truncated or its pages damaged, or an \
+     impossible lock.mdb): restore from an export or a copy."
+);
+create_exception!(
+    cookiestore,
     StoreOpenError,
     CookieStoreError,
-    "The store cannot be opened: not a store, unsupported LMDB format, bad path, locked."
+    "The store cannot be opened or written: not a store, unsupported LMDB format, bad \
+     path, locked, newer, or an unsafe Redis."
+);
+create_exception!(
+    cookiestore,
+    NotAStoreError,
+    StoreOpenError,
+    "The path exists but is not an LMDB cookie store."
+);
+create_exception!(
+    cookiestore,
+    UnsupportedFormatError,
+    StoreOpenError,
+    "data.mdb was written by an LMDB whose data format this build cannot read."
+);
+create_exception!(
+    cookiestore,
+    PathError,
+    StoreOpenError,
+    "The path cannot be used: missing, not a directory, or without permission."
+);
+create_exception!(
+    cookiestore,
+    LockConflictError,
+    StoreOpenError,
+    "The store is open in another program whose LMDB cannot share lock.mdb (Crossbar.io's \
+     LMDB 0.9): stop it or wait until it closes the store."
+);
+create_exception!(
+    cookiestore,
+    NewerStoreError,
+    StoreOpenError,
+    "A newer cookiestore wrote this store: this build reads it but does not write it; \
+     upgrade every program using it."
+);
+create_exception!(
+    cookiestore,
+    RedisSettingError,
+    StoreOpenError,
+    "The Redis server may drop the store's keys by itself (its maxmemory-policy evicts): \
+     set it to noeviction, or open with allow_eviction."
 );
 create_exception!(
     cookiestore,
@@ -94,7 +188,6 @@ create_exception!(
     CookieStoreError,
     "authextra holds a value the store cannot keep (bytes, a non-str key, ...)."
 );
-
 create_exception!(
     cookiestore,
     UnavailableError,
@@ -102,30 +195,151 @@ create_exception!(
     "The store's server (Redis) cannot be reached or did not answer in time; the same store \
      object works again once it is back."
 );
+create_exception!(
+    cookiestore,
+    RedisError,
+    CookieStoreError,
+    "The Redis server answered the store's command with an error (out of memory, wrong \
+     key type, a script error, ...)."
+);
+create_exception!(
+    cookiestore,
+    ValueSpaceExhaustedError,
+    CookieStoreError,
+    "Creating a cookie kept drawing values that already exist: raise `length`."
+);
+create_exception!(
+    cookiestore,
+    ReadersFullError,
+    CookieStoreError,
+    "LMDB's reader table is full: too many processes or threads have the store open."
+);
+create_exception!(
+    cookiestore,
+    NestedTransactionError,
+    CookieStoreError,
+    "A store method was called inside a snapshot or batch of the same thread."
+);
+create_exception!(
+    cookiestore,
+    ForkedProcessError,
+    CookieStoreError,
+    "A store handle was used in a child made by fork() (the package normally opens the \
+     store again there by itself)."
+);
+create_exception!(
+    cookiestore,
+    UnsupportedError,
+    CookieStoreError,
+    "The operation applies to LMDB stores only, and this store is on another backend."
+);
+create_exception!(
+    cookiestore,
+    NotEmptyError,
+    CookieStoreError,
+    "A restore or copy was refused: its destination already holds cookies."
+);
+create_exception!(
+    cookiestore,
+    DestinationExistsError,
+    CookieStoreError,
+    "A copy was refused: its destination exists (a copy creates a new directory)."
+);
+create_exception!(
+    cookiestore,
+    LmdbError,
+    CookieStoreError,
+    "An LMDB error without a class of its own; the message is LMDB's."
+);
+create_exception!(
+    cookiestore,
+    StoreIOError,
+    CookieStoreError,
+    "An I/O error outside LMDB; the message is the operating system's."
+);
 
-/// The library's error as a Python exception of the matching class, with its message.
+/// Adds every exception class to the module (`CookieStoreError` and its subclasses).
+fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    macro_rules! add {
+        ($($class:ident),* $(,)?) => {
+            $(m.add(stringify!($class), py.get_type::<$class>())?;)*
+        };
+    }
+    add!(
+        CookieStoreError,
+        ConfigError,
+        UnsupportedLocationError,
+        InvalidValueError,
+        InvalidAuthError,
+        DuplicateValueError,
+        StoreFullError,
+        DiskFullError,
+        ReadOnlyError,
+        CorruptStoreError,
+        CorruptRecordError,
+        InvalidRecordError,
+        CorruptMetadataError,
+        DamagedStoreError,
+        StoreOpenError,
+        NotAStoreError,
+        UnsupportedFormatError,
+        PathError,
+        LockConflictError,
+        NewerStoreError,
+        RedisSettingError,
+        AuthextraError,
+        UnavailableError,
+        RedisError,
+        ValueSpaceExhaustedError,
+        ReadersFullError,
+        NestedTransactionError,
+        ForkedProcessError,
+        UnsupportedError,
+        NotEmptyError,
+        DestinationExistsError,
+        LmdbError,
+        StoreIOError,
+    );
+    Ok(())
+}
+
+/// The library's error as a Python exception of its own class, with its message: one class
+/// per variant, each under the broader class that caught it before (`StoreOpenError`,
+/// `CorruptStoreError`, ...), so that code catching those still catches it.
 fn to_py(e: Error) -> PyErr {
     let msg = e.to_string();
     match e {
-        Error::InvalidConfig { .. } | Error::UnsupportedLocation { .. } => {
-            ConfigError::new_err(msg)
-        }
-        Error::InvalidValue { .. } | Error::InvalidAuth { .. } | Error::DuplicateValue { .. } => {
-            InvalidValueError::new_err(msg)
-        }
+        Error::InvalidConfig { .. } => ConfigError::new_err(msg),
+        Error::UnsupportedLocation { .. } => UnsupportedLocationError::new_err(msg),
+        Error::InvalidValue { .. } => InvalidValueError::new_err(msg),
+        Error::InvalidAuth { .. } => InvalidAuthError::new_err(msg),
+        Error::DuplicateValue { .. } => DuplicateValueError::new_err(msg),
         Error::MapFull { .. } => StoreFullError::new_err(msg),
-        Error::Unavailable { .. } => UnavailableError::new_err(msg),
+        Error::DiskFull { .. } => DiskFullError::new_err(msg),
         Error::ReadOnly { .. } => ReadOnlyError::new_err(msg),
-        Error::CorruptRecord { .. }
-        | Error::InvalidRecord { .. }
-        | Error::CorruptMetadata { .. }
-        | Error::Damaged { .. } => CorruptStoreError::new_err(msg),
-        Error::UnsupportedFormat { .. }
-        | Error::NotAStore { .. }
-        | Error::Path { .. }
-        | Error::LockConflict { .. }
-        | Error::NewerStore { .. }
-        | Error::RedisSetting { .. } => StoreOpenError::new_err(msg),
+        Error::CorruptRecord { .. } => CorruptRecordError::new_err(msg),
+        Error::InvalidRecord { .. } => InvalidRecordError::new_err(msg),
+        Error::CorruptMetadata { .. } => CorruptMetadataError::new_err(msg),
+        Error::Damaged { .. } => DamagedStoreError::new_err(msg),
+        Error::NotAStore { .. } => NotAStoreError::new_err(msg),
+        Error::UnsupportedFormat { .. } => UnsupportedFormatError::new_err(msg),
+        Error::Path { .. } => PathError::new_err(msg),
+        Error::LockConflict { .. } => LockConflictError::new_err(msg),
+        Error::NewerStore { .. } => NewerStoreError::new_err(msg),
+        Error::RedisSetting { .. } => RedisSettingError::new_err(msg),
+        Error::Unavailable { .. } => UnavailableError::new_err(msg),
+        Error::Redis { .. } => RedisError::new_err(msg),
+        Error::ValueSpaceExhausted { .. } => ValueSpaceExhaustedError::new_err(msg),
+        Error::ReadersFull { .. } => ReadersFullError::new_err(msg),
+        Error::NestedTransaction => NestedTransactionError::new_err(msg),
+        Error::ForkedProcess { .. } => ForkedProcessError::new_err(msg),
+        Error::Unsupported { .. } => UnsupportedError::new_err(msg),
+        Error::NotEmpty { .. } => NotEmptyError::new_err(msg),
+        Error::DestinationExists { .. } => DestinationExistsError::new_err(msg),
+        Error::Lmdb(_) => LmdbError::new_err(msg),
+        Error::Io(_) => StoreIOError::new_err(msg),
+        // `Error` is non-exhaustive: a variant added later is at least a CookieStoreError.
         _ => CookieStoreError::new_err(msg),
     }
 }
@@ -456,7 +670,7 @@ struct FeedState {
 fn revocations<'py>(py: Python<'py>, found: Revocations) -> PyResult<Bound<'py, PyTuple>> {
     let entries = PyList::empty(py);
     for r in &found.entries {
-        entries.append((r.seq, r.kind.as_str(), r.value.as_str(), r.oid.to_string()))?;
+        entries.append(PyRevocation::new(r))?;
     }
     (entries, found.next, found.missed).into_pyobject(py)
 }
@@ -509,9 +723,10 @@ impl PyFeed {
 
 #[pymethods]
 impl PyFeed {
-    /// `(entries, position, missed)`: the revocations since the last poll, each
-    /// `(seq, kind, value, oid)` with kind `"logout"`, `"authid"` or `"maintenance"`; the
-    /// sequence number read up to; whether some were trimmed before they were read.
+    /// `(entries, position, missed)`: the feed entries since the last poll, each a
+    /// `Revocation` (every kind of `REVOCATION_KINDS`: its `revokes` says whether to close
+    /// the cookie's connections); the sequence number read up to; whether some were trimmed
+    /// before they were read.
     fn poll<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let (mut tracker, mut subscriber) = self.take(py)?;
         let found = match py.detach(|| subscriber.poll()) {
@@ -570,7 +785,7 @@ fn deliver_watch_event(registry: &Connections<u64>, callback: &Py<PyAny>, event:
                 let entries = PyList::empty(py);
                 for r in &revocations {
                     let ids = registry.connections(&r.value);
-                    entries.append((r.seq, r.kind.as_str(), r.value.as_str(), ids))?;
+                    entries.append(PyRevocation::with_connections(r, ids))?;
                 }
                 callback.call1(py, ("revoked", entries, py.None()))
             })(),
@@ -917,8 +1132,8 @@ impl Store {
     /// Watches the revocation feed on a thread of the library (its `Watcher`: on Redis it
     /// also wakes at once at a PUBLISH, and waits out an outage without touching the
     /// network). `callback(kind, entries, error)` is called **on that thread** (with the
-    /// GIL): `kind` is `"revoked"` with `entries` a list of `(seq, kind, value, ids)` (`ids`:
-    /// the connection ids `connections` holds for that value now), `"missed"` (entries were
+    /// GIL): `kind` is `"revoked"` with `entries` a list of `Revocation`, the revoking ones
+    /// (each with `connections`: the ids `connections` holds for its value now), `"missed"` (entries were
     /// trimmed before they were read: re-check every connection's cookie) or `"failed"` with
     /// `error` the exception (an outage is reported once). Stop it with `Watch.stop()`.
     #[pyo3(signature = (connections, callback, interval=0.1))]
@@ -977,13 +1192,12 @@ impl Store {
         self.handle.run(py, |t| t.store().purge_expired())
     }
 
-    /// Figures about the store (one snapshot) as a dict: `live`, `expired`, `authenticated`,
-    /// `records`, `map_size`, `map_used`, `maxsize`, ... (the library's `Stats`).
-    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Figures about the store (one snapshot) as a `Stats`: `live`, `expired`,
+    /// `authenticated`, `records`, `map_size`, `map_used`, `maxsize`, ... (the library's
+    /// `Stats`; `to_dict()` gives them as a dict).
+    fn stats(&self, py: Python<'_>) -> PyResult<PyStats> {
         let stats = self.handle.run(py, |t| t.store().stats())?;
-        let value = serde_json::to_value(&stats)
-            .map_err(|e| CookieStoreError::new_err(format!("stats: {e}")))?;
-        from_json(py, &value)
+        PyStats::new(py, &stats)
     }
 
     /// A reader of the revocation feed starting at its end (it sees logouts from now on), or
@@ -1124,14 +1338,11 @@ fn _cookiestore(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFeed>()?;
     m.add_class::<PyConnections>()?;
     m.add_class::<PyWatch>()?;
-    m.add("CookieStoreError", py.get_type::<CookieStoreError>())?;
-    m.add("ConfigError", py.get_type::<ConfigError>())?;
-    m.add("InvalidValueError", py.get_type::<InvalidValueError>())?;
-    m.add("StoreFullError", py.get_type::<StoreFullError>())?;
-    m.add("ReadOnlyError", py.get_type::<ReadOnlyError>())?;
-    m.add("CorruptStoreError", py.get_type::<CorruptStoreError>())?;
-    m.add("StoreOpenError", py.get_type::<StoreOpenError>())?;
-    m.add("AuthextraError", py.get_type::<AuthextraError>())?;
-    m.add("UnavailableError", py.get_type::<UnavailableError>())?;
+    m.add_class::<PyStats>()?;
+    m.add_class::<PyTableMeta>()?;
+    m.add_class::<PyRevocation>()?;
+    m.add("REVOCATION_KINDS", types::revocation_kinds(py)?)?;
+    m.add("REVOKING_KINDS", types::revoking_kinds(py)?)?;
+    add_exceptions(m)?;
     Ok(())
 }

@@ -117,12 +117,15 @@ def test_expiry_and_purge(tmp_path):
     assert s.purge_expired() >= 1
 
 
-def test_stats_is_a_dict(store):
+def test_stats_and_its_dict(store):
     store.track()
     stats = store.stats()
-    assert isinstance(stats, dict)
-    assert stats["live"] == 1 and stats["maxsize"] == 16 << 20
-    assert isinstance(stats["tables"], list)
+    assert isinstance(stats, cookiestore.Stats)
+    assert stats.live == 1 and stats.maxsize == 16 << 20
+    assert all(isinstance(t, cookiestore.TableMeta) for t in stats.tables)
+    d = stats.to_dict()
+    assert d["live"] == 1 and d["maxsize"] == 16 << 20
+    assert isinstance(d["tables"], list)
 
 
 def test_attributes_and_properties(tmp_path):
@@ -218,13 +221,15 @@ def test_revocation_feed(store):
     entries, position, missed = feed.poll()
     # The auth change is in the feed too (for caches); the plug-in closes connections only
     # for the revoking kinds.
-    kinds = [(kind, value) for _seq, kind, value, _oid in entries]
+    kinds = [(e.kind, e.value) for e in entries]
     assert kinds == [("auth", b), ("logout", a), ("authid", b)]
+    assert [e.revokes for e in entries] == [False, True, True]
     assert {k for k, _ in kinds} - {"auth"} <= cookiestore.crossbar.REVOKING_KINDS
-    assert not missed and position == entries[-1][0] == feed.position
+    assert not missed and position == entries[-1].seq == feed.position
     assert feed.poll()[0] == []
     everything, _, _ = store.revocations_since(0)
-    assert [e[2] for e in everything] == [b, a, b]
+    assert [e.value for e in everything] == [b, a, b]
+    assert everything == entries  # the same entries, however read
 
 
 def test_cache_answers_hits_and_sees_other_processes_at_once(tmp_path):

@@ -122,9 +122,9 @@ def _assert_results(store: CookieStore, results: list[dict], others: int = 1) ->
             assert store.exists(value)
             live += 1
     stats = store.stats()
-    assert stats["live"] == live + others
-    assert stats["corrupt"] == 0
-    assert stats["value_index_entries"] == stats["records"] == stats["expiry_index_entries"]
+    assert stats.live == live + others
+    assert stats.corrupt == 0
+    assert stats.value_index_entries == stats.records == stats.expiry_index_entries
 
 
 def _data_maps(path) -> int:
@@ -297,7 +297,9 @@ def feed(tmp_path: Path) -> None:
         later, _, _ = feed.poll()
         # The child's store is its own (a fresh cache), not the parent's.
         hits = store.cache_stats()["hits"]
-        out.write_text(json.dumps({"first": entries, "later": later, "missed": missed, "hits": hits}))
+        first = [(e.seq, e.kind, e.value) for e in entries]
+        later = [(e.seq, e.kind, e.value) for e in later]
+        out.write_text(json.dumps({"first": first, "later": later, "missed": missed, "hits": hits}))
 
     pid = _fork(child)
     os.close(go_r)
@@ -313,7 +315,7 @@ def feed(tmp_path: Path) -> None:
     assert got["hits"] == 0
     # The parent's feed is its own: both logouts, from where it was.
     entries, _, _ = feed.poll()
-    assert [(e[1], e[2]) for e in entries] == [("logout", theirs), ("logout", ours)]
+    assert [(e.kind, e.value) for e in entries] == [("logout", theirs), ("logout", ours)]
 
 
 def test_a_redis_store_inherited_by_forked_children(tmp_path):
