@@ -9,7 +9,7 @@ use std::time::SystemTime;
 /// An outage of a Redis store starts when a call cannot reach Redis, or Redis does not
 /// answer in time: from then on every call of the handle (and of its clones) is refused at
 /// once with [`Error::Unavailable`](crate::Error::Unavailable), while one background thread
-/// tries Redis again (see the README, "Faults and durability"); it ends when Redis answers
+/// tries Redis again (see docs/operations.md, "Redis: faults and durability"); it ends when Redis answers
 /// that thread. A store opened with
 /// [`StoreOptions::connect_lazily`](crate::StoreOptions::connect_lazily) whose open-time
 /// checks refuse the Redis ([`Error::RedisSetting`](crate::Error::RedisSetting),

@@ -84,6 +84,12 @@ pub use tracker::{Tracked, TrackedLazy, Tracker};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// The Rust examples of docs/api.md, compiled and run as doctests (tests/docs.rs checks that
+/// every file of docs/ with Rust blocks is included here).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/api.md")]
+pub struct ApiDocDoctests;
+
 /// Entry points for the fuzz targets (`fuzz/`); not part of the stable API.
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

@@ -78,8 +78,9 @@ impl CookieStore {
     /// [`Error::NotAStore`], [`Error::UnsupportedFormat`] for an LMDB 1.0 (format 3) database.
     ///
     /// A `redis://`, `redis+unix://` (or `unix://`) URL opens the store on that Redis server
-    /// instead (feature `redis`, on by default); see the README for the layout and what
-    /// differs. Its errors: [`Error::Unavailable`] when Redis cannot be reached within
+    /// instead (feature `redis`, on by default); see docs/configuration.md ("Redis: the same
+    /// store on several hosts") for the URLs and what differs, docs/redis.md for the layout.
+    /// Its errors: [`Error::Unavailable`] when Redis cannot be reached within
     /// [`StoreOptions::timeout_ms`], [`Error::RedisSetting`]
     /// for a Redis that may evict keys, [`Error::NewerStore`]; with
     /// [`StoreOptions::connect_lazily`] the open makes no

@@ -1,7 +1,8 @@
-"""The README's "Running Crossbar.io on cookiestore", followed as a new user would: its
-Configuration table's keys pass `crossbar-cookiestore check`, its Configure blocks pasted into
-a node made by `crossbar-cookiestore init` log alice in (WAMP-CRA, then her cookie), and its
-Install lines work as written. Everything is read from README.md, not copied."""
+"""docs/crossbar.md, "Running Crossbar.io on cookiestore", followed as a new user would: the
+Configuration table's keys (docs/configuration.md) pass `crossbar-cookiestore check`, its
+Configure blocks pasted into a node made by `crossbar-cookiestore init` log alice in (WAMP-CRA,
+then her cookie), and its Install lines work as written. Everything is read from the docs, not
+copied."""
 
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ from browser import ABORT, WELCOME, Browser  # noqa: E402
 from nodes import Node, free_ports, launcher  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-README = (REPO / "README.md").read_text()
+CROSSBAR = "docs/crossbar.md"
+CONFIGURATION = "docs/configuration.md"
 
 
-def section(heading: str) -> str:
-    """The README text under `heading` (a whole heading line), up to the next heading of the
-    same or a higher level."""
+def section(doc: str, heading: str) -> str:
+    """The text of `doc` (a path in the repository) under `heading` (a whole heading line), up
+    to the next heading of the same or a higher level."""
     level = heading.split(" ")[0]
-    lines = README.splitlines()
+    lines = (REPO / doc).read_text().splitlines()
     start = lines.index(heading) + 1
     end = next(
         (i for i in range(start, len(lines)) if re.match(r"#{1,%d} " % len(level), lines[i])),
@@ -47,7 +49,9 @@ def blocks(text: str, lang: str) -> list[str]:
 def table_keys() -> dict[str, list[str]]:
     """The Configuration table: each row's keys (first column) -> the row's cells."""
     rows = {}
-    for line in section("## Configuration").splitlines():
+    # The table is in the file's opening section, before its first `##` heading.
+    opening = section(CONFIGURATION, "# Configuration").split("\n## ")[0]
+    for line in opening.splitlines():
         if not line.startswith("| `"):
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -121,7 +125,7 @@ def test_every_key_of_the_configuration_table_passes_check(init_app, tmp_path):
     rows = table_keys()
     store_rows = {k.removeprefix("store."): v for k, v in rows.items() if k.startswith("store.")}
     # The table documents exactly the keys the library's parser takes.
-    assert set(store_rows) == set(cookiestore.store_keys()), "README table vs cookiestore.store_keys()"
+    assert set(store_rows) == set(cookiestore.store_keys()), "docs/configuration.md table vs cookiestore.store_keys()"
     missing = set(rows) - set(SAMPLES) - {"attributes"}
     assert not missing, f"add a sample value of {missing} to SAMPLES"
 
@@ -156,7 +160,7 @@ def test_every_key_of_the_configuration_table_passes_check(init_app, tmp_path):
 
 
 def test_the_configure_blocks_log_alice_in_and_her_cookie_stands_for_her(init_app, tmp_path):
-    keys_block, role_block = (json.loads(b) for b in blocks(section("### Configure"), "json"))
+    keys_block, role_block = (json.loads(b) for b in blocks(section(CROSSBAR, "## Configure"), "json"))
     secret = keys_block["auth"]["wampcra"]["users"]["alice"]["secret"]
     web_port, raw_port = free_ports(2)
 
@@ -174,7 +178,7 @@ def test_the_configure_blocks_log_alice_in_and_her_cookie_stands_for_her(init_ap
 
         return apply
 
-    # As the README says: without alice's role, her login is refused.
+    # As docs/crossbar.md says: without alice's role, her login is refused.
     cbdir = node_dir(init_app, tmp_path / "no-role", paste(with_role=False))
     node = Node(cbdir, [web_port])
     try:
@@ -211,14 +215,14 @@ def test_the_configure_blocks_log_alice_in_and_her_cookie_stands_for_her(init_ap
 
 
 def test_the_install_lines_work_as_written(tmp_path):
-    """Runs the README's Install block with bash from the repository's root, in a new home
+    """Runs the Install block of docs/crossbar.md with bash from the repository's root, in a new home
     directory, with no virtualenv activated; it builds the wheel (pip fetches maturin; the
     workspace's target/ keeps cargo's work) and installs Crossbar.io from the pip cache or
     PyPI. Slow: runs under CI, or with COOKIESTORE_README_INSTALL=1."""
     if not (os.environ.get("CI") or os.environ.get("COOKIESTORE_README_INSTALL")):
         pytest.skip("builds a wheel and installs Crossbar.io into a new venv (minutes): CI runs it; "
                     "COOKIESTORE_README_INSTALL=1 runs it here")
-    (install,) = blocks(section("### Install"), "sh")
+    (install,) = blocks(section(CROSSBAR, "## Install"), "sh")
     home = tmp_path / "home"
     home.mkdir()
     real = Path.home()

@@ -74,7 +74,7 @@ pub struct StoreOptions {
     /// A non-empty prefix is a word of letters, digits, `_`, `-` and `.` followed by one
     /// `:`, and not one of the words cookiestore's keys start with (`cookie:`, `authid:`,
     /// `imported:`, `revocations:`, `feature_level:`), so that no two deployments in one
-    /// Redis database ever see each other's keys (see the README's "Layout on Redis").
+    /// Redis database ever see each other's keys (see docs/redis.md, "Redis: layout and round trips").
     pub key_prefix: String,
     /// Redis stores: how long a call may wait for Redis, in ms, in total (connecting, a
     /// retry on a dead pooled connection and every round trip of the call; a walk over every

@@ -147,8 +147,8 @@ fn read_meta(data: &Path, file: &File) -> Result<Meta> {
                 "it was written by LMDB 1.0 (zlmdb 26 creates this format by default, as \
                  Crossbar.io 25.12 installed with pip today does): copy its cookies into a new \
                  store with `cookiestore import NEW_DIR THIS_DIR` (which reads it with the \
-                 helper cookiestore-format3, built beside cookiestore; README, \"LMDB format \
-                 3\")"
+                 helper cookiestore-format3, built beside cookiestore; docs/interop.md, \"LMDB \
+                 format 3\")"
             } else {
                 "this LMDB format is not known to cookiestore"
             },

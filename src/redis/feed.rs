@@ -68,7 +68,7 @@
 //!
 //! What no reader can get back are revocations of a history that was lost: logouts
 //! committed after the state Redis went back to are undone together with the data (the
-//! cookies are back). That is durability: see the README ("Faults and durability").
+//! cookies are back). That is durability: see docs/operations.md ("Redis: faults and durability").
 //!
 //! A position given as a number alone ([`CookieStore::revocations_since`](crate::CookieStore::revocations_since),
 //! [`Subscriber::starting_after`](crate::Subscriber::starting_after), `cookiestore

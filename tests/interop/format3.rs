@@ -68,7 +68,7 @@ fn case5_format3_is_refused_and_converts() {
         "{old}"
     );
 
-    // The two conversions of the README, side by side: (1) export with zlmdb 26
+    // The two conversions of docs/interop.md, side by side: (1) export with zlmdb 26
     // (cfxdb_read.py prints record JSON) and restore with our CLI; (2) zlmdb 26 alone: copy
     // into a new database created with lib_version="0.9".
     let converted = dir.path().join("converted");
@@ -102,7 +102,7 @@ fn case5_format3_is_refused_and_converts() {
         );
         assert_check_clean(db, how == "converted", how);
     }
-    // (3) The one command of the README: `cookiestore import`.
+    // (3) The one command of docs/interop.md: `cookiestore import`.
     let imported = import_with_cli(&db3, dir.path(), &written);
 
     // Crossbar 25.12's cfxdb reads the converted stores.

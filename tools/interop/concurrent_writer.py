@@ -8,7 +8,7 @@ Runs against a database another process (e.g. the Rust cookiestore) uses at the 
 LMDB's lock file (lock=True) serializes the writers. With --ready-file PATH, PATH exists exactly
 while the database is open (created after opening, removed before closing). Opening fails with
 VersionMismatchError when the store is held open by an LMDB whose lock file format differs
-(for example cookiestore's LMDB, see README): exit 1, message on stderr.
+(for example cookiestore's LMDB, see docs/interop.md): exit 1, message on stderr.
 
 At the end prints one JSON object on stdout:
   {"created": [values...], "errors": [messages...], "reads": N, "seconds": S}

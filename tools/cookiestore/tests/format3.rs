@@ -273,7 +273,7 @@ fn ours(db: &Path, now: u64) -> BTreeMap<String, Value> {
         .collect()
 }
 
-/// The migration of the README: a store that Crossbar.io 25.12.1 wrote as installed today
+/// The migration of docs/interop.md: a store that Crossbar.io 25.12.1 wrote as installed today
 /// (LMDB format 3), imported with one command; every cookie equal, the source untouched, a
 /// second import a no-op, a logout after the migration not undone by importing again.
 #[test]

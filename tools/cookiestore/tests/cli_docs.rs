@@ -1,6 +1,6 @@
-//! The README's `cookiestore` tool section: its `console` examples run in order, with trycmd,
-//! in a directory holding Crossbar.io's `cookies.dat` (the test fixture) and a store damaged on
-//! purpose (`damaged`), and each must print what the README shows (stdout and stderr together;
+//! docs/cli.md, the manual of the `cookiestore` tool: its `console` examples run in order, with
+//! trycmd, in a directory holding Crossbar.io's `cookies.dat` (the test fixture) and a store
+//! damaged on purpose (`damaged`), and each must print what docs/cli.md shows (stdout and stderr together;
 //! `[..]` matches any text within a line). A `$ echo $?` line and the code under it give the
 //! exit code of the command before it.
 
@@ -17,25 +17,15 @@ use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
 
-/// The instant the README's examples pin with `--now`.
-const README_NOW: &str = "2026-11-22T12:00:00Z";
+/// The instant the examples of docs/cli.md pin with `--now`.
+const DOCS_NOW: &str = "2026-11-22T12:00:00Z";
 
-/// The README's section about the tool: from its heading to the next `## ` heading.
-fn tool_section(readme: &str) -> &str {
-    let start = readme
-        .find("\n## The `cookiestore` tool")
-        .expect("README has a `## The `cookiestore` tool` section");
-    let rest = &readme[start + 1..];
-    let end = rest.find("\n## ").map_or(rest.len(), |i| i + 1);
-    &rest[..end]
-}
-
-/// The `console` blocks of `section` as a trycmd case (Markdown), with each
+/// The `console` blocks of `doc` as a trycmd case (Markdown), with each
 /// `$ echo $?` + code pair turned into trycmd's `? CODE` line under the command it is about.
-fn trycmd_case(section: &str) -> String {
+fn trycmd_case(doc: &str) -> String {
     let mut case = String::new();
     let mut block: Option<Vec<String>> = None;
-    let mut lines = section.lines();
+    let mut lines = doc.lines();
     while let Some(line) = lines.next() {
         match &mut block {
             None if line.trim_end() == "```console" => block = Some(Vec::new()),
@@ -96,7 +86,7 @@ fn key(slot: u16, rest: &[u8]) -> Vec<u8> {
 fn damaged_store(dir: &Path) {
     cookiestore(
         dir,
-        &["--now", README_NOW, "import", "damaged", "cookies.dat"],
+        &["--now", DOCS_NOW, "import", "damaged", "cookies.dat"],
     );
     let garbage = Uuid::parse_str("5b0e1d2c-3a4b-4c5d-8e9f-0a1b2c3d4e5f").unwrap();
     let nowhere = Uuid::parse_str("9a8b7c6d-5e4f-4031-8293-a4b5c6d7e8f9").unwrap();
@@ -127,11 +117,11 @@ fn cat() -> PathBuf {
 }
 
 #[test]
-fn readme_console_examples() {
-    let readme_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
-    let readme = std::fs::read_to_string(&readme_path).expect("read README.md");
-    let case = trycmd_case(tool_section(&readme));
-    // Every command of the README's table has an example.
+fn cli_docs_console_examples() {
+    let doc_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+    let doc = std::fs::read_to_string(&doc_path).expect("read docs/cli.md");
+    let case = trycmd_case(&doc);
+    // Every command of the manual's table has an example.
     for command in [
         "dump", "stats", "get", "delete", "purge", "check", "repair", "import", "export",
         "restore", "copy",
@@ -139,14 +129,14 @@ fn readme_console_examples() {
         assert!(
             case.lines()
                 .any(|l| l.starts_with("$ cookiestore") && l.split(' ').any(|w| w == command)),
-            "the README has no console example of `{command}`"
+            "docs/cli.md has no console example of `{command}`"
         );
     }
 
     let root = tempfile::tempdir().unwrap();
-    let case_path = root.path().join("readme.md");
+    let case_path = root.path().join("cli.md");
     std::fs::write(&case_path, &case).unwrap();
-    let cwd = root.path().join("readme.in");
+    let cwd = root.path().join("cli.in");
     std::fs::create_dir(&cwd).unwrap();
     std::fs::copy(fixture("crossbar-cookies.dat"), cwd.join("cookies.dat")).unwrap();
     damaged_store(&cwd);
@@ -160,12 +150,12 @@ fn readme_console_examples() {
 
 #[test]
 fn exit_codes_become_trycmd_status_lines() {
-    let section = "## The `cookiestore` tool\n\n```console\n$ cookiestore get s v\n\
-                   cookiestore: no live cookie with value \"v\"\n$ echo $?\n1\n```\n\n\
-                   ```sh\n$ not a console block\n```\n\n## Next\n\n```console\n$ ignored\n```\n";
+    let doc = "# The `cookiestore` tool\n\n```console\n$ cookiestore get s v\n\
+               cookiestore: no live cookie with value \"v\"\n$ echo $?\n1\n```\n\n\
+               ```sh\n$ not a console block\n```\n\n## Next\n\n```console\n$ ls\n```\n";
     assert_eq!(
-        trycmd_case(tool_section(&format!("# title\n{section}"))),
+        trycmd_case(doc),
         "```console\n$ cookiestore get s v\n? 1\ncookiestore: no live cookie with value \"v\"\n\
-         \n```\n\n"
+         \n```\n\n```console\n$ ls\n\n```\n\n"
     );
 }
