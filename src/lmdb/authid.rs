@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::error::{LmdbResult, Result};
 use crate::feed::kind::RevocationKind;
 use crate::lmdb::batch::Batch;
-use crate::lmdb::layout::{AuthidKey, RecordKey};
+use crate::lmdb::keys::{AuthidKey, RecordKey};
 use crate::lmdb::snapshot::Snapshot;
 use crate::record::codec::CookieView;
 use crate::record::cookie::Cookie;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::error::{Error, LmdbResult, Result};
 use crate::feed::kind::RevocationKind;
 use crate::lmdb::env::Shared;
-use crate::lmdb::layout::{ExpiryKey, RecordKey, ValueKey};
+use crate::lmdb::keys::{ExpiryKey, RecordKey, ValueKey};
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::Tables;
 use crate::record::codec::CookieView;

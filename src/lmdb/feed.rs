@@ -17,7 +17,7 @@ use crate::feed::revocation::{Revocation, Revocations};
 use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::layout::{RevocationEntry, SlotPrefix, StateKey};
+use crate::lmdb::keys::{RevocationEntry, SlotPrefix, StateKey};
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::Tables;
 use crate::lmdb::txn::Growth;

@@ -8,7 +8,7 @@ use crate::error::{LmdbResult, Result};
 use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::layout::ImportMark;
+use crate::lmdb::keys::ImportMark;
 use crate::lmdb::pacing::{PURGE_BATCH, Pacer};
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::txn::Growth;

@@ -5,8 +5,9 @@
 //! paths in `registry.rs`, `open.rs`, `files.rs` for the checks before LMDB maps a file,
 //! `local_env.rs` for fork()), the transaction core (`txn.rs`, with `closure.rs` refusing a
 //! nested transaction) and what runs in it ([`Snapshot`](crate::Snapshot),
-//! [`Batch`](crate::Batch)), the key layout and tables (`layout.rs`, the one home of LMDB's
-//! keys, and `tables.rs`), the authid index, the feed, the import marks, the per-process
+//! [`Batch`](crate::Batch)), the layout (`layout.rs`: the tables and their slots;
+//! `keys.rs`: every kind of key, the one home of LMDB's keys; `codecs.rs`: the values'
+//! codecs; `tables.rs`: the opened tables), the authid index, the feed, the import marks, the per-process
 //! cache (`cache.rs`, read through by `lookup.rs`), what each commit
 //! flushes (`durability.rs`), how maintenance shares the writer lock (`pacing.rs`), the disk
 //! space kept for deletions (`reserve.rs`), and purge, clear and copy (`maintain.rs`).
@@ -19,11 +20,13 @@ pub(crate) mod authid;
 pub(crate) mod batch;
 pub(crate) mod cache;
 pub(crate) mod closure;
+pub(crate) mod codecs;
 pub(crate) mod copy;
 pub(crate) mod durability;
 pub(crate) mod env;
 pub(crate) mod feed;
 pub(crate) mod files;
+pub(crate) mod keys;
 pub(crate) mod layout;
 pub(crate) mod local_env;
 pub(crate) mod lookup;

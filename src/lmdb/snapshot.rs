@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, LmdbResult, Result};
 use crate::lmdb::env::Shared;
-use crate::lmdb::layout::{Catalog, RecordKey, Slots, split_slot};
+use crate::lmdb::keys::{RecordKey, split_slot};
+use crate::lmdb::layout::{Catalog, Slots};
 use crate::lmdb::tables::{Tables, ascending, first_expiry, foreign_writes, read_catalog};
 use crate::record::codec::CookieView;
 use crate::record::codec::materialise;

@@ -9,10 +9,9 @@ use heed::{Database, RoTxn, RwTxn};
 use uuid::Uuid;
 
 use crate::error::{Error, LmdbError, LmdbResult, Result};
-use crate::lmdb::layout::{
-    Catalog, CookieCodec, ExpiryKey, MetaCodec, MetaKey, OidCodec, RecordKey, SlotPrefix, Slots,
-    StateKey, TableDef, TableMeta, U64Codec, ValueKey,
-};
+use crate::lmdb::codecs::{CookieCodec, OidCodec, U64Codec};
+use crate::lmdb::keys::{ExpiryKey, MetaKey, RecordKey, SlotPrefix, StateKey, ValueKey};
+use crate::lmdb::layout::{Catalog, MetaCodec, Slots, TableDef, TableMeta};
 use crate::record::codec::CookieView;
 use crate::record::value::fits_index;
 

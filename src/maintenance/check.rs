@@ -27,9 +27,9 @@ use uuid::Uuid;
 use super::problem::Problem;
 use crate::error::{Error, Result};
 use crate::lmdb::LmdbStore;
+use crate::lmdb::keys::{AuthidKey, ExpiryKey, RecordKey, split_slot};
 use crate::lmdb::layout::{
-    AuthidKey, COOKIES, EXPIRY_INDEX, ExpiryKey, META_SLOT, RecordKey, STORE_STATE, Slots,
-    TableDef, VALUE_INDEX, split_slot,
+    COOKIES, EXPIRY_INDEX, META_SLOT, STORE_STATE, Slots, TableDef, VALUE_INDEX,
 };
 use crate::lmdb::snapshot::Snapshot;
 use crate::record::codec::CookieView;
