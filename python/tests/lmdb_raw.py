@@ -45,11 +45,21 @@ env.close()
 """
 
 
+# Every helper runs Python with the store's parent directory as its working directory: `python
+# -c` puts the working directory first on sys.path, and the tests run from python/, whose
+# cookiestore/ source directory (without the built extension) would shadow the installed
+# package.
+
+
 def make_store(path: Path, cookies: int = 3) -> list[str]:
     """A store with `cookies` cookies, made by another process (no handle here holds it);
     their values."""
     out = subprocess.run(
-        [sys.executable, "-c", _MAKE, str(path), str(cookies)], check=True, timeout=120, capture_output=True, text=True
+        [sys.executable, "-c", _MAKE, str(path), str(cookies)], check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
     )
     return out.stdout.split()
 
@@ -57,7 +67,9 @@ def make_store(path: Path, cookies: int = 3) -> list[str]:
 def raw_put(path: Path, key: bytes, value: bytes) -> None:
     """Puts `key` = `value` into data.mdb with zlmdb's LMDB (another program's write)."""
     need("zlmdb")
-    subprocess.run([sys.executable, "-c", _RAW_PUT, str(path), key.hex(), value.hex()], check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", _RAW_PUT, str(path), key.hex(), value.hex()], check=True, timeout=60, cwd=path.parent
+    )
 
 
 def raw_put_first_record(path: Path, slot: int, value: bytes | None) -> bytes:
@@ -71,6 +83,7 @@ def raw_put_first_record(path: Path, slot: int, value: bytes | None) -> bytes:
         timeout=60,
         capture_output=True,
         text=True,
+        cwd=path.parent,
     )
     return bytes.fromhex(out.stdout.split()[0])
 
@@ -83,6 +96,7 @@ def hold_open(path: Path) -> subprocess.Popen:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
+        cwd=path.parent,
     )
     assert proc.stdout is not None and proc.stdout.readline().strip() == "open"
     return proc
