@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests (the library's, and the CLI's through
+//! tools/cookiestore/tests/common).
 #![allow(dead_code)]
 
 pub mod redis_server;
@@ -12,9 +13,15 @@ use serde_json::Value;
 /// 2026-11-22T00:00:00Z, the day the fixtures were made, in ns.
 pub const FIXTURE_DAY_NS: u64 = 1_763_769_600_000_000_000;
 
+/// A file of the test fixtures (`tests/fixtures` at the workspace's root, whichever crate's
+/// tests ask: the CLI's tests include this module too).
 pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|dir| dir.join("tests/fixtures"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("no tests/fixtures above {}", manifest.display()))
         .join(name)
 }
 

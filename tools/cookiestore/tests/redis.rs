@@ -8,30 +8,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-#[path = "../../../tests/common/redis_server.rs"]
-#[allow(dead_code)]
-mod redis_server;
 
 use std::process::Command;
 
+use common::redis_server::{self, RedisServer, need_redis};
 use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions};
-use redis_server::{RedisServer, need_redis};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
-
-/// As the library tests' `need`: skip with a reason, but never under a non-empty `CI`.
-fn need(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    match std::env::var_os("CI") {
-        Some(ci) if !ci.is_empty() => panic!("{why}; CI={ci:?} is set, so this test must run"),
-        _ => {
-            eprintln!("skipping: {why}");
-            false
-        }
-    }
-}
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(BIN)
