@@ -61,9 +61,14 @@ fn mend(server: &RedisServer, name: &str) {
     assert_eq!(int(&server.command(&["DEL", &key(name)])), 1);
 }
 
-/// A failed call's error: [`Error::Redis`] whose text has every one of `words`.
-fn assert_refused<T: std::fmt::Debug>(result: cookiestore::Result<T>, words: &[&str]) {
-    let err = result.expect_err("the call must fail on the damaged key");
+/// The error of a call that must fail.
+fn refused<T: std::fmt::Debug>(result: cookiestore::Result<T>) -> Error {
+    result.expect_err("the call must fail on the damaged key")
+}
+
+/// `err` is [`Error::Redis`], and its text has every one of `words`. Checked after the
+/// store's state, so that a call that wrote part of its keys fails there first.
+fn assert_says(err: &Error, words: &[&str]) {
     assert!(matches!(err, Error::Redis { .. }), "{err:?}");
     let text = err.to_string();
     for word in words {
@@ -91,14 +96,7 @@ fn logout_with_a_string_at_the_feed_key_writes_nothing() {
     let store = open(&server);
     let c = logged_in(&store);
     overwrite_with_string(&server, "revocations");
-    assert_refused(
-        store.delete(&c.value),
-        &[
-            "lua:revocations holds a string, not the revocation feed",
-            "nothing was changed",
-            "delete it (DEL)",
-        ],
-    );
+    let err = refused(store.delete(&c.value));
     assert!(
         store.exists(&c.value).unwrap(),
         "the cookie must still be there"
@@ -107,6 +105,14 @@ fn logout_with_a_string_at_the_feed_key_writes_nothing() {
     assert_eq!(int(&server.command(&["SCARD", &key("authid:alice")])), 1);
     assert_eq!(key_type(&server, "revocations"), "+string");
     assert_eq!(key_type(&server, "revocations:head"), "+none");
+    assert_says(
+        &err,
+        &[
+            "lua:revocations holds a string, not the revocation feed",
+            "nothing was changed",
+            "delete it (DEL)",
+        ],
+    );
 
     mend(&server, "revocations");
     assert!(store.delete(&c.value).unwrap());
@@ -130,12 +136,13 @@ fn logout_with_a_damaged_feed_head_writes_nothing() {
         int(&server.command(&["HSET", &key("revocations:head"), "f", "v"])),
         1
     );
-    assert_refused(
-        store.delete(&c.value),
-        &["lua:revocations:head holds a hash", "nothing was changed"],
-    );
+    let err = refused(store.delete(&c.value));
     assert!(store.exists(&c.value).unwrap());
     assert_eq!(feed_len(&server), 1);
+    assert_says(
+        &err,
+        &["lua:revocations:head holds a hash", "nothing was changed"],
+    );
 
     mend(&server, "revocations:head");
     assert!(store.delete(&c.value).unwrap());
@@ -153,15 +160,16 @@ fn logout_after_a_foreign_feed_entry_writes_nothing() {
     // An entry with a time-based id: cookiestore's `0-*` cannot follow it.
     let id = server.command(&["XADD", &key("revocations"), "*", "f", "v"]);
     assert!(id.starts_with('$'), "{id}");
-    assert_refused(
-        store.delete(&c.value),
+    let err = refused(store.delete(&c.value));
+    assert!(store.exists(&c.value).unwrap());
+    assert_eq!(feed_len(&server), 1);
+    assert_says(
+        &err,
         &[
             "the revocation feed lua:revocations ends at the id",
             "nothing was changed",
         ],
     );
-    assert!(store.exists(&c.value).unwrap());
-    assert_eq!(feed_len(&server), 1);
 
     mend(&server, "revocations");
     assert!(store.delete(&c.value).unwrap());
@@ -177,19 +185,20 @@ fn logout_with_a_damaged_authid_set_writes_nothing() {
     let store = open(&server);
     let c = logged_in(&store);
     overwrite_with_string(&server, "authid:alice");
-    assert_refused(
-        store.delete(&c.value),
+    let err = refused(store.delete(&c.value));
+    assert!(
+        store.exists(&c.value).unwrap(),
+        "the cookie must still be there"
+    );
+    assert_eq!(key_type(&server, "revocations"), "+none");
+    assert_says(
+        &err,
         &[
             "lua:authid:alice holds a string, not the set of an authid's cookies",
             "nothing was changed",
             "logout_authid",
         ],
     );
-    assert!(
-        store.exists(&c.value).unwrap(),
-        "the cookie must still be there"
-    );
-    assert_eq!(key_type(&server, "revocations"), "+none");
 
     mend(&server, "authid:alice");
     assert!(store.delete(&c.value).unwrap());
@@ -205,12 +214,13 @@ fn logout_authid_with_a_damaged_feed_writes_nothing() {
     let store = open(&server);
     let (a, b) = (logged_in(&store), logged_in(&store));
     overwrite_with_string(&server, "revocations");
-    assert_refused(
-        store.logout_authid("alice"),
-        &["lua:revocations holds a string", "nothing was changed"],
-    );
+    let err = refused(store.logout_authid("alice"));
     assert!(store.exists(&a.value).unwrap() && store.exists(&b.value).unwrap());
     assert_eq!(int(&server.command(&["SCARD", &key("authid:alice")])), 2);
+    assert_says(
+        &err,
+        &["lua:revocations holds a string", "nothing was changed"],
+    );
 
     mend(&server, "revocations");
     assert_eq!(store.logout_authid("alice").unwrap(), 2);
@@ -227,14 +237,15 @@ fn set_auth_with_a_damaged_authid_set_writes_nothing() {
     let store = open(&server);
     let c = store.create("cbtid", 24, 3600).unwrap();
     overwrite_with_string(&server, "authid:alice");
-    assert_refused(
-        store.set_auth(&c.value, &alice(), &Default::default()),
-        &["lua:authid:alice holds a string", "nothing was changed"],
-    );
+    let err = refused(store.set_auth(&c.value, &alice(), &Default::default()));
     assert_eq!(
         store.get_auth(&c.value).unwrap(),
         None,
         "the record must be unchanged"
+    );
+    assert_says(
+        &err,
+        &["lua:authid:alice holds a string", "nothing was changed"],
     );
 
     mend(&server, "authid:alice");
@@ -257,11 +268,12 @@ fn clear_auth_with_a_damaged_authid_set_writes_nothing() {
     let store = open(&server);
     let c = logged_in(&store);
     overwrite_with_string(&server, "authid:alice");
-    assert_refused(
-        store.clear_auth(&c.value),
+    let err = refused(store.clear_auth(&c.value));
+    assert_eq!(store.get_auth(&c.value).unwrap(), Some(alice()));
+    assert_says(
+        &err,
         &["lua:authid:alice holds a string", "nothing was changed"],
     );
-    assert_eq!(store.get_auth(&c.value).unwrap(), Some(alice()));
 
     mend(&server, "authid:alice");
     assert_eq!(store.clear_auth(&c.value).unwrap(), AuthUpdate::Written);
@@ -280,13 +292,19 @@ fn restore_with_a_damaged_authid_set_writes_nothing() {
     cookiestore::maintenance::export(&store, &mut export, Default::default(), &mut |_| {}).unwrap();
     assert!(store.delete(&c.value).unwrap());
     overwrite_with_string(&server, "authid:alice");
-    assert_refused(
-        cookiestore::maintenance::restore(&store, &mut &export[..], true, &mut |_| {}),
-        &["lua:authid:alice holds a string", "nothing was changed"],
-    );
+    let err = refused(cookiestore::maintenance::restore(
+        &store,
+        &mut &export[..],
+        true,
+        &mut |_| {},
+    ));
     assert!(
         !store.exists(&c.value).unwrap(),
         "no cookie may be restored"
+    );
+    assert_says(
+        &err,
+        &["lua:authid:alice holds a string", "nothing was changed"],
     );
 
     mend(&server, "authid:alice");
@@ -311,11 +329,17 @@ fn an_import_mark_of_another_type_is_refused() {
     let mark = format!("imported:{digest}");
     // A hash without an expiry: the old script took it for a mark that never expires.
     assert_eq!(int(&server.command(&["HSET", &key(&mark), "f", "v"])), 1);
-    assert_refused(
-        cookiestore::maintenance::restore(&store, &mut line.as_bytes(), true, &mut |_| {}),
+    let err = refused(cookiestore::maintenance::restore(
+        &store,
+        &mut line.as_bytes(),
+        true,
+        &mut |_| {},
+    ));
+    assert_eq!(key_type(&server, &mark), "+hash");
+    assert_says(
+        &err,
         &["holds a hash, not an import mark", "nothing was changed"],
     );
-    assert_eq!(key_type(&server, &mark), "+hash");
 
     mend(&server, &mark);
     let summary =
@@ -336,10 +360,14 @@ fn purge_and_feed_reads_name_a_damaged_feed() {
     let mut sub = Subscriber::new(&store).unwrap();
     overwrite_with_string(&server, "revocations");
     let words = ["lua:revocations holds a string", "nothing was changed"];
-    assert_refused(store.purge_expired(), &words);
-    assert_refused(store.revocations_since(0), &words);
-    assert_refused(sub.poll(), &words);
-    assert_eq!(key_type(&server, "revocations"), "+string");
+    for err in [
+        refused(store.purge_expired()),
+        refused(store.revocations_since(0)),
+        refused(sub.poll()),
+    ] {
+        assert_eq!(key_type(&server, "revocations"), "+string");
+        assert_says(&err, &words);
+    }
 
     mend(&server, "revocations");
     store.purge_expired().unwrap();
@@ -366,16 +394,17 @@ fn logout_by_a_user_who_may_not_append_to_the_feed_writes_nothing() {
     );
     let store = CookieStore::open(&url, StoreOptions::default().timeout_ms(5000)).unwrap();
     let c = logged_in(&store);
-    assert_refused(
-        store.delete(&c.value),
-        &["may not run XADD on lua:revocations", "nothing was changed"],
-    );
+    let err = refused(store.delete(&c.value));
     assert!(
         store.exists(&c.value).unwrap(),
         "the cookie must still be there"
     );
     assert_eq!(store.get_auth(&c.value).unwrap(), Some(alice()));
     assert_eq!(key_type(&server, "revocations"), "+none");
+    assert_says(
+        &err,
+        &["may not run XADD on lua:revocations", "nothing was changed"],
+    );
 
     assert_eq!(
         server.command(&["ACL", "SETUSER", "limited", "+xadd"]),
