@@ -228,6 +228,36 @@ fn logout_authid_with_a_damaged_feed_writes_nothing() {
     assert_eq!(feed_len(&server), 2);
 }
 
+/// The set is read (SMEMBERS) before the script: the error names it too.
+#[test]
+fn logout_authid_with_a_damaged_authid_set_writes_nothing() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = open(&server);
+    let c = logged_in(&store);
+    overwrite_with_string(&server, "authid:alice");
+    let err = refused(store.logout_authid("alice"));
+    assert!(
+        store.exists(&c.value).unwrap(),
+        "the cookie must still be there"
+    );
+    assert_eq!(key_type(&server, "revocations"), "+none");
+    assert_says(
+        &err,
+        &[
+            "lua:authid:alice holds a string, not the set of an authid's cookies",
+            "nothing was changed",
+        ],
+    );
+
+    mend(&server, "authid:alice");
+    assert_eq!(store.logout_authid("alice").unwrap(), 1);
+    assert!(!store.exists(&c.value).unwrap());
+    assert_eq!(feed_len(&server), 1);
+}
+
 #[test]
 fn set_auth_with_a_damaged_authid_set_writes_nothing() {
     if !need_redis() {

@@ -57,6 +57,31 @@ impl RedisBackend {
         }
     }
 
+    /// `e`, or, when it is Redis's WRONGTYPE for the authid set `key`, what the scripts say
+    /// of it (`CHECKS` in `scripts.rs`): what it holds and what to do.
+    fn not_a_set(&self, e: Error, key: &str) -> Error {
+        let Error::Redis { problem, .. } = &e else {
+            return e;
+        };
+        if !problem.contains("WRONGTYPE") {
+            return e;
+        }
+        let found = self
+            .run(|con| redis::cmd("TYPE").arg(key).query::<String>(con))
+            .unwrap_or_else(|_| "value of another type".to_string());
+        Error::Redis {
+            location: self.location().to_string(),
+            problem: format!(
+                "the key {key} holds a {found}, not the set of an authid's cookies: another \
+                 program wrote it (cookiestore alone may write the keys under its prefix: give \
+                 other data other keys, or the store a prefix of its own); nothing was \
+                 changed; delete it (DEL), then log that authid out (logout_authid): while its \
+                 set is missing, that walks every cookie, so none of its cookies is left out of \
+                 the set that its next login makes"
+            ),
+        }
+    }
+
     /// The record bytes stored for `value`, live or not.
     pub(crate) fn record(&self, value: &str) -> Result<Option<Vec<u8>>> {
         if value::check(value).is_err() {
@@ -404,8 +429,9 @@ impl RedisBackend {
             let set_key = self.authid_key(authid);
             let prefix_len = self.cookie_key("").len();
             for _ in 0..CAS_ATTEMPTS {
-                let members: Vec<String> =
-                    self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
+                let members: Vec<String> = self
+                    .run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))
+                    .map_err(|e| self.not_a_set(e, &set_key))?;
                 let mut items = Vec::with_capacity(members.len());
                 if !members.is_empty() {
                     let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
