@@ -44,7 +44,7 @@ fn key_type(server: &RedisServer, name: &str) -> String {
     server.command(&["TYPE", &key(name)])
 }
 
-/// Entries in the feed stream.
+/// Entries in the feed stream (0 when there is none).
 fn feed_len(server: &RedisServer) -> i64 {
     int(&server.command(&["XLEN", &key("revocations")]))
 }
@@ -442,4 +442,42 @@ fn logout_by_a_user_who_may_not_append_to_the_feed_writes_nothing() {
     );
     assert!(store.delete(&c.value).unwrap());
     assert_eq!(feed_len(&server), 1);
+}
+
+/// A clear is one script per cookie: one refused ends it, and the error says how many were
+/// deleted before it (each with its feed entry), which is what the store shows.
+#[test]
+fn clear_stopped_by_a_damaged_authid_set_says_what_it_deleted() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = open(&server);
+    for _ in 0..20 {
+        store.create("cbtid", 24, 3600).unwrap();
+    }
+    let c = logged_in(&store);
+    overwrite_with_string(&server, "authid:alice");
+    let err = refused(store.clear());
+    let left = store.count().unwrap();
+    assert!(left >= 1 && store.exists(&c.value).unwrap(), "{left}");
+    let deleted = 21 - left;
+    assert_eq!(feed_len(&server), deleted as i64);
+    assert_says(
+        &err,
+        &["lua:authid:alice holds a string", "nothing was changed"],
+    );
+    if deleted > 0 {
+        assert_says(
+            &err,
+            &[&format!("{deleted} cookie(s) were deleted before this")],
+        );
+    } else {
+        assert!(!err.to_string().contains("were deleted before"), "{err}");
+    }
+
+    mend(&server, "authid:alice");
+    assert_eq!(store.clear().unwrap(), left);
+    assert_eq!(store.count().unwrap(), 0);
+    assert_eq!(feed_len(&server), 21);
 }

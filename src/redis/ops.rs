@@ -46,6 +46,28 @@ fn corrupt(key: &str, bytes: &[u8], problem: String) -> Error {
     }
 }
 
+/// `e`, met after `n` cookies of a clear were deleted: says so (they stay deleted).
+fn deleted_before(e: Error, n: u64) -> Error {
+    if n == 0 {
+        return e;
+    }
+    let note = format!(
+        "; {n} cookie(s) were deleted before this (each with its feed entry, and they stay \
+         deleted), the rest were not"
+    );
+    match e {
+        Error::Redis { location, problem } => Error::Redis {
+            location,
+            problem: problem + &note,
+        },
+        Error::Unavailable { location, problem } => Error::Unavailable {
+            location,
+            problem: problem + &note,
+        },
+        other => other,
+    }
+}
+
 impl RedisBackend {
     /// A compare-and-set that kept finding the record changed.
     fn contended(&self, operation: &str) -> Error {
@@ -489,7 +511,9 @@ impl RedisBackend {
         })
     }
 
-    /// Deletes every cookie (each a maintenance revocation); returns how many.
+    /// Deletes every cookie (each a maintenance revocation, one script each); returns how
+    /// many. An error ends it, saying how many were deleted before (those stay deleted,
+    /// each with its feed entry).
     pub(crate) fn clear(&self, now: u64) -> Result<u64> {
         let mut batches = Vec::new();
         self.for_each_record(|batch| {
@@ -503,7 +527,8 @@ impl RedisBackend {
                 let value = key[prefix_len..].to_string();
                 let item = self.revoke_item(&value, bytes);
                 n += self
-                    .revoke(RevocationKind::Maintenance, now, &[item])?
+                    .revoke(RevocationKind::Maintenance, now, &[item])
+                    .map_err(|e| deleted_before(e, n))?
                     .unwrap_or(0);
             }
         }
