@@ -281,6 +281,25 @@ impl RedisBackend {
         }
     }
 
+    /// Refuses a feed key that holds something other than a stream, with the scripts' words
+    /// (`CHECKS` in `scripts.rs`).
+    fn check_feed_type(&self, stream: &str) -> Result<()> {
+        let found: String = self.run(|con| redis::cmd("TYPE").arg(stream).query(con))?;
+        if found == "none" || found == "stream" {
+            return Ok(());
+        }
+        Err(Error::Redis {
+            location: self.location().to_string(),
+            problem: format!(
+                "the key {stream} holds a {found}, not the revocation feed (a stream): another \
+                 program wrote it (cookiestore alone may write the keys under its prefix: give \
+                 other data other keys, or the store a prefix of its own); nothing was \
+                 changed; delete it (DEL): the feed then starts over, and its readers are told \
+                 that they missed revocations (they re-check their cookies)"
+            ),
+        })
+    }
+
     /// The highest sequence number so far (0 when the feed is empty or missing), and the
     /// anchor there (the head).
     pub(crate) fn last_revocation(&self) -> Result<(u64, String)> {
@@ -291,6 +310,7 @@ impl RedisBackend {
     /// Trims the entries older than `cutoff` (ns); returns how many.
     pub(crate) fn trim_revocations(&self, cutoff: u64) -> Result<u64> {
         let stream = self.stream_key();
+        self.check_feed_type(&stream)?;
         let mut keep_from: Option<String> = None;
         let mut start = "-".to_string();
         let mut trimmed_any = false;

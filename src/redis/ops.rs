@@ -46,6 +46,28 @@ fn corrupt(key: &str, bytes: &[u8], problem: String) -> Error {
     }
 }
 
+/// `e`, met after `n` cookies of a clear were deleted: says so (they stay deleted).
+fn deleted_before(e: Error, n: u64) -> Error {
+    if n == 0 {
+        return e;
+    }
+    let note = format!(
+        "; {n} cookie(s) were deleted before this (each with its feed entry, and they stay \
+         deleted), the rest were not"
+    );
+    match e {
+        Error::Redis { location, problem } => Error::Redis {
+            location,
+            problem: problem + &note,
+        },
+        Error::Unavailable { location, problem } => Error::Unavailable {
+            location,
+            problem: problem + &note,
+        },
+        other => other,
+    }
+}
+
 impl RedisBackend {
     /// A compare-and-set that kept finding the record changed.
     fn contended(&self, operation: &str) -> Error {
@@ -53,6 +75,31 @@ impl RedisBackend {
             location: self.location().to_string(),
             problem: format!(
                 "cannot {operation}: the record kept changing under {CAS_ATTEMPTS} attempts"
+            ),
+        }
+    }
+
+    /// `e`, or, when it is Redis's WRONGTYPE for the authid set `key`, what the scripts say
+    /// of it (`CHECKS` in `scripts.rs`): what it holds and what to do.
+    fn not_a_set(&self, e: Error, key: &str) -> Error {
+        let Error::Redis { problem, .. } = &e else {
+            return e;
+        };
+        if !problem.contains("WRONGTYPE") {
+            return e;
+        }
+        let found = self
+            .run(|con| redis::cmd("TYPE").arg(key).query::<String>(con))
+            .unwrap_or_else(|_| "value of another type".to_string());
+        Error::Redis {
+            location: self.location().to_string(),
+            problem: format!(
+                "the key {key} holds a {found}, not the set of an authid's cookies: another \
+                 program wrote it (cookiestore alone may write the keys under its prefix: give \
+                 other data other keys, or the store a prefix of its own); nothing was \
+                 changed; delete it (DEL), then log that authid out (logout_authid): while its \
+                 set is missing, that walks every cookie, so none of its cookies is left out of \
+                 the set that its next login makes"
             ),
         }
     }
@@ -404,8 +451,9 @@ impl RedisBackend {
             let set_key = self.authid_key(authid);
             let prefix_len = self.cookie_key("").len();
             for _ in 0..CAS_ATTEMPTS {
-                let members: Vec<String> =
-                    self.run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))?;
+                let members: Vec<String> = self
+                    .run(|con| redis::cmd("SMEMBERS").arg(&set_key).query(con))
+                    .map_err(|e| self.not_a_set(e, &set_key))?;
                 let mut items = Vec::with_capacity(members.len());
                 if !members.is_empty() {
                     let keys: Vec<String> = members.iter().map(|m| self.cookie_key(m)).collect();
@@ -463,7 +511,9 @@ impl RedisBackend {
         })
     }
 
-    /// Deletes every cookie (each a maintenance revocation); returns how many.
+    /// Deletes every cookie (each a maintenance revocation, one script each); returns how
+    /// many. An error ends it, saying how many were deleted before (those stay deleted,
+    /// each with its feed entry).
     pub(crate) fn clear(&self, now: u64) -> Result<u64> {
         let mut batches = Vec::new();
         self.for_each_record(|batch| {
@@ -477,7 +527,8 @@ impl RedisBackend {
                 let value = key[prefix_len..].to_string();
                 let item = self.revoke_item(&value, bytes);
                 n += self
-                    .revoke(RevocationKind::Maintenance, now, &[item])?
+                    .revoke(RevocationKind::Maintenance, now, &[item])
+                    .map_err(|e| deleted_before(e, n))?
                     .unwrap_or(0);
             }
         }
