@@ -172,8 +172,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Calls `f` with a view of the store: LMDB's one snapshot; Redis's reads, each a round
     /// trip.
-    fn maintenance_read(&self, f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>)
-    -> Result<()>;
+    fn maintenance_read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
+    ) -> Result<()>;
 
     /// Calls `f` with one write: on LMDB one write transaction (`f` may be called again
     /// should it have to be retried), committed when `f` returns `Ok` and flushed as `kind`

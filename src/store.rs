@@ -135,7 +135,6 @@ impl CookieStore {
         self.as_lmdb().map(LmdbStore::path)
     }
 
-
     /// The LMDB store, for what only LMDB has (snapshots, batches, copies, check and
     /// repair), or [`Error::Unsupported`] naming `operation` on another backend: what a tool
     /// that takes any location reports when asked for an LMDB-only job on Redis.

@@ -7,20 +7,18 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::backend::{
-    Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
-};
+use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
 use crate::clock::Clock;
 use crate::config::location::Location;
 use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
+use crate::lmdb::closure::ClosureGuard;
+use crate::lmdb::durability::Flush;
 use crate::lmdb::marks;
 use crate::lmdb::pacing::Pacer;
 use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::closure::ClosureGuard;
-use crate::lmdb::durability::Flush;
 use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
@@ -169,7 +167,7 @@ impl Backend for LmdbStore {
             for item in s.records()? {
                 record(item)?;
             }
-            marks::for_each(s, |digest, expires| mark(digest, expires))?;
+            marks::for_each(s, &mut *mark)?;
             Ok(s.txn_id())
         })
     }

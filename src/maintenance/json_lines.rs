@@ -8,7 +8,8 @@
 //! from the records. The marks of cookies still live are exported too, since such a cookie
 //! may be logged out in the restored store.
 //!
-//! A restore writes in transactions sized by time, as imports do.
+//! A restore writes as imports do (on LMDB in transactions sized by time), through the
+//! backend's storage steps (`backend.rs`).
 
 use std::io::{self, BufRead, Write};
 

@@ -13,9 +13,11 @@
 //! marked is "logged out since". A purge drops marks once their cookie would have expired (a
 //! re-import drops it as expired then).
 //!
-//! Writes go in transactions sized by time (a few milliseconds each, at most
+//! On LMDB, writes go in transactions sized by time (a few milliseconds each, at most
 //! [`BATCH`](super::BATCH) cookies; `lmdb/pacing.rs`), with pauses between them, so that
-//! routers' writes never wait long for LMDB's writer lock. Cookies and marks are flushed
+//! routers' writes never wait long for LMDB's writer lock; on Redis each cookie is its own
+//! round trips (`redis/migrate.rs`). The rules here are the same on both
+//! (`backend.rs`: the storage steps). Cookies and marks are flushed
 //! lazily (a power cut may cost the last transaction of an import, which a re-run brings
 //! back); the deletions of cookies logged out in `cookies.dat` are flushed as every logout.
 
@@ -293,10 +295,14 @@ fn import_paced(
             }
         }
         for value in &source.removed {
-            let present =
-                storable(value).is_ok() && !matches!(view.get_any_by_value(value), Ok(None));
-            if present {
-                to_remove.push(value);
+            if storable(value).is_err() {
+                continue;
+            }
+            // A record that cannot be decoded is there too: the logout deletes it.
+            match view.get_any_by_value(value) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Error::CorruptRecord { .. }) => to_remove.push(value),
+                Err(e) => return Err(e),
             }
         }
         Ok(())

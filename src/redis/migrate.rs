@@ -147,7 +147,9 @@ impl MaintenanceTxn for Steps<'_> {
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {
         // The mark first: should the put then fail, a re-run skips the cookie (the user
         // logs in again) rather than ever bringing back a logged-out one.
-        self.0.redis.mark(&digest(&cookie.value), cookie.expires_at())?;
+        self.0
+            .redis
+            .mark(&digest(&cookie.value), cookie.expires_at())?;
         self.0.redis.put(cookie)
     }
 

@@ -11,9 +11,7 @@ use uuid::Uuid;
 
 use super::RedisBackend;
 use super::migrate::{Steps, Unpaced};
-use crate::backend::{
-    Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
-};
+use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
 use crate::clock::Clock;
 use crate::config::location::{Location, RedisLocation};
 use crate::config::options::StoreOptions;
