@@ -10,9 +10,15 @@
 //! layout, its feed) stays inside its folder.
 //!
 //! The trait speaks in records ([`Cookie`], [`Lookup`]) and feed entries ([`Revocations`]).
-//! Maintenance (import, restore, export: `maintenance/migrate.rs`) does not go through it
-//! yet: it still branches on the backend, through
-//! [`CookieStore::as_lmdb`](crate::CookieStore::as_lmdb) and the Redis store's own handle.
+//! Maintenance that moves cookies in and out (export, restore, `cookies.dat` import, another
+//! store's records: `maintenance/json_lines.rs`, `legacy_import.rs`, `store_import.rs`) goes
+//! through it too: its loops, summaries and mark rules are written once there, over a few
+//! storage steps of each backend: [`Backend::export_scan`] (the records and import marks to
+//! export), [`Backend::require_empty`], [`Backend::pacing`] (how many items one write may
+//! take), [`Backend::maintenance_read`] (a [`MaintenanceView`]: LMDB's snapshot, Redis's
+//! reads) and [`Backend::maintenance_write`] (a [`MaintenanceTxn`]: one LMDB write
+//! transaction, or Redis's round trips). Checking and repairing are LMDB's alone
+//! (`maintenance/check.rs`, `repair.rs` take an [`LmdbStore`](crate::LmdbStore)).
 //!
 //! Writes reach a backend only on a writable handle: the façade refuses them on a
 //! read-only one ([`Error::ReadOnly`](crate::Error::ReadOnly)) before it dispatches.
@@ -30,6 +36,7 @@ use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
@@ -141,6 +148,46 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Deletes every cookie.
     fn clear(&self) -> Result<u64>;
 
+    // ---- maintenance (`maintenance/`) ----------------------------------------------------
+
+    /// Every record, in oid order, to `record` (one that cannot be decoded as
+    /// [`Error::CorruptRecord`](crate::Error) naming where it is), then every import mark
+    /// (SHA-256 of the value, expiry in ns; `u64::MAX`: never), in digest order, to `mark`.
+    /// Returns the transaction read (LMDB: one snapshot for both; Redis: 0, its walk is not
+    /// one snapshot). An error from `record` or `mark` ends the scan with it.
+    fn export_scan(
+        &self,
+        record: &mut dyn FnMut(Result<Cookie>) -> Result<()>,
+        mark: &mut dyn FnMut(ValueDigest, u64) -> Result<()>,
+    ) -> Result<u64>;
+
+    /// `Ok` when the store holds no record at all (expired and undecodable ones count);
+    /// else [`Error::NotEmpty`](crate::Error::NotEmpty).
+    fn require_empty(&self) -> Result<()>;
+
+    /// How a maintenance operation's writes are sized, at most `max` items each: LMDB by
+    /// time (`lmdb/pacing.rs`), so that routers never wait long for its writer lock; Redis
+    /// `max` at a time (each item is its own round trips).
+    fn pacing(&self, max: usize) -> Box<dyn Pacing>;
+
+    /// Calls `f` with a view of the store: LMDB's one snapshot; Redis's reads, each a round
+    /// trip.
+    fn maintenance_read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
+    ) -> Result<()>;
+
+    /// Calls `f` with one write: on LMDB one write transaction (`f` may be called again
+    /// should it have to be retried), committed when `f` returns `Ok` and flushed as `kind`
+    /// says; on Redis each step is its own round trip. The façade checks that the handle is
+    /// writable first.
+    fn maintenance_write(
+        &self,
+        operation: &'static str,
+        kind: WriteKind,
+        f: &mut dyn FnMut(&mut dyn MaintenanceTxn) -> Result<()>,
+    ) -> Result<()>;
+
     // ---- the feed ------------------------------------------------------------------------
 
     /// The feed's entries after `after`, checked by sequence number only.
@@ -166,6 +213,79 @@ pub(crate) trait Backend: Send + Sync + 'static {
             std::thread::park_timeout(interval);
         }
     }
+}
+
+/// How a maintenance write is flushed and how far it may grow the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// Cookies and marks an import or restore writes: flushed lazily (a re-run brings back
+    /// what a power cut lost), and may grow the store up to its maximum size.
+    Import,
+    /// Logouts: flushed as every logout, within the room kept for deletions.
+    Logout,
+}
+
+/// How many items each maintenance write takes (see [`Backend::pacing`]).
+pub(crate) trait Pacing {
+    /// Runs one write with `f`, given how many items it may take at most; the pacing may
+    /// run it again with fewer (LMDB, after a full map or disk).
+    fn run(&mut self, f: &mut dyn FnMut(usize) -> Result<()>) -> Result<()>;
+}
+
+/// Runs `f` on consecutive chunks of `items`, one write each, sized by `pacing`.
+pub(crate) fn chunks<'i, I>(
+    pacing: &mut dyn Pacing,
+    items: &'i [I],
+    mut f: impl FnMut(&'i [I]) -> Result<()>,
+) -> Result<()> {
+    let mut rest = items;
+    while !rest.is_empty() {
+        let mut taken = 0;
+        pacing.run(&mut |limit| {
+            taken = limit.min(rest.len());
+            f(&rest[..taken])
+        })?;
+        rest = &rest[taken..];
+    }
+    Ok(())
+}
+
+/// What maintenance reads of a store (see [`Backend::maintenance_read`]). Records are read
+/// expired or not; one that cannot be decoded is [`Error::CorruptRecord`](crate::Error).
+pub(crate) trait MaintenanceView {
+    /// The stored record that `cookie` would replace: the one with its oid on LMDB, the one
+    /// with its value on Redis (which keys records by value).
+    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>>;
+
+    /// The stored record with `value`.
+    fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>>;
+
+    /// The import mark of `value`.
+    fn mark_of(&mut self, value: &str) -> Result<Mark>;
+}
+
+/// One maintenance write (see [`Backend::maintenance_write`]).
+pub(crate) trait MaintenanceTxn: MaintenanceView {
+    /// Stores a whole record ([`Error::DuplicateValue`](crate::Error) when another cookie
+    /// holds its value, [`Error::InvalidValue`](crate::Error) when it cannot be stored:
+    /// both refused before anything was written).
+    fn put(&mut self, cookie: &Cookie) -> Result<()>;
+
+    /// Stores `cookie` with its import mark (until its expiry). Refused as [`Self::put`];
+    /// where both cannot be one transaction (Redis), the mark goes first: should the put
+    /// then fail, a re-run skips the cookie rather than ever bringing back a logged-out one.
+    fn put_imported(&mut self, cookie: &Cookie) -> Result<()>;
+
+    /// Marks `value` as imported until `expires` (ns), unless its mark already lasts as
+    /// long; replaces an unhashed mark.
+    fn mark(&mut self, value: &str, expires: u64) -> Result<()>;
+
+    /// Marks the value whose SHA-256 is `digest` until `expires`, unless its mark already
+    /// lasts as long.
+    fn mark_digest(&mut self, digest: &ValueDigest, expires: u64) -> Result<()>;
+
+    /// Deletes the cookie with `value` (a logout in the feed); whether there was one.
+    fn delete(&mut self, value: &str) -> Result<bool>;
 }
 
 /// Where a reader of the feed is: what [`Backend::feed_poll`] reads after.

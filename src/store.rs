@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, MaintenanceTxn, WriteKind};
 use crate::clock::{Clock, secs_to_ns};
 use crate::config::location::{IntoLocation, Location};
 use crate::config::options::StoreOptions;
@@ -19,12 +19,7 @@ use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::lmdb::LmdbStore;
-use crate::lmdb::batch::Batch;
 use crate::lmdb::cache::CacheStats;
-use crate::lmdb::closure::ClosureGuard;
-use crate::lmdb::durability::Flush;
-use crate::lmdb::snapshot::Snapshot;
-use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthContext, AuthUpdate, Cookie, Lookup};
 use crate::stats::Stats;
 
@@ -138,15 +133,6 @@ impl CookieStore {
     /// URL is never a path: see [`Self::location`]).
     pub fn path(&self) -> Option<&Path> {
         self.as_lmdb().map(LmdbStore::path)
-    }
-
-    /// The Redis backend, when the store is on Redis.
-    #[cfg(feature = "redis")]
-    pub(crate) fn redis(&self) -> Option<&crate::redis::RedisBackend> {
-        self.backend
-            .as_any()
-            .downcast_ref::<crate::redis::RedisStore>()
-            .map(|r| &*r.redis)
     }
 
     /// The LMDB store, for what only LMDB has (snapshots, batches, copies, check and
@@ -423,26 +409,16 @@ impl CookieStore {
         }
     }
 
-    /// One read transaction of the LMDB store (no closure guard: for the crate's own
-    /// reads).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Snapshot<'_>) -> Result<T>) -> Result<T> {
-        self.lmdb("read")?.read(f)
-    }
-
-    /// One write transaction of a maintenance operation (purge, clear, import, restore),
-    /// flushed as `flush` says; refused on a read-only handle.
-    pub(crate) fn maintenance_batch<T>(
+    /// One write of a maintenance operation (import, restore; see
+    /// [`Backend::maintenance_write`]); refused on a read-only handle.
+    pub(crate) fn maintenance_write(
         &self,
         operation: &'static str,
-        growth: Growth,
-        flush: Flush,
-        mut f: impl FnMut(&mut Batch<'_, '_>) -> Result<T>,
-    ) -> Result<T> {
+        kind: WriteKind,
+        f: &mut dyn FnMut(&mut dyn MaintenanceTxn) -> Result<()>,
+    ) -> Result<()> {
         self.writable(operation)?;
-        self.lmdb(operation)?.write(operation, growth, flush, |b| {
-            let _closure = ClosureGuard::enter();
-            f(b)
-        })
+        self.backend.maintenance_write(operation, kind, f)
     }
 }
 

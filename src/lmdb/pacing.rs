@@ -83,24 +83,6 @@ impl Pacer {
         }
     }
 
-    /// Runs `f` on consecutive chunks of `items`, one transaction each (see [`Self::run`]).
-    pub(crate) fn chunks<'i, I>(
-        &mut self,
-        items: &'i [I],
-        mut f: impl FnMut(&'i [I]) -> Result<()>,
-    ) -> Result<()> {
-        let mut rest = items;
-        while !rest.is_empty() {
-            let mut taken = 0;
-            self.run(|limit| {
-                taken = limit.min(rest.len());
-                f(&rest[..taken])
-            })?;
-            rest = &rest[taken..];
-        }
-        Ok(())
-    }
-
     /// The next limit: scaled toward [`Self::SLICE`], at most doubled or halved at a time.
     fn adapt(&mut self, took: Duration) {
         let ratio = Self::SLICE.as_secs_f64() / took.as_secs_f64().max(1e-6);
@@ -155,7 +137,7 @@ mod tests {
         let items: Vec<u32> = (0..1000).collect();
         let mut seen = Vec::new();
         let mut p = Pacer::new(100);
-        p.chunks(&items, |chunk| {
+        crate::backend::chunks(&mut p, &items, |chunk| {
             assert!(chunk.len() <= 100);
             seen.extend_from_slice(chunk);
             Ok(())

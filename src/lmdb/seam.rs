@@ -7,16 +7,21 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::backend::{Backend, FeedPosition};
+use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
 use crate::clock::Clock;
 use crate::config::location::Location;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::lmdb::LmdbStore;
+use crate::lmdb::batch::Batch;
 use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
+use crate::lmdb::marks;
+use crate::lmdb::pacing::Pacer;
+use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
@@ -151,6 +156,60 @@ impl Backend for LmdbStore {
         LmdbStore::clear(self)
     }
 
+    fn export_scan(
+        &self,
+        record: &mut dyn FnMut(Result<Cookie>) -> Result<()>,
+        mark: &mut dyn FnMut(ValueDigest, u64) -> Result<()>,
+    ) -> Result<u64> {
+        // One snapshot for both: it stays open while the caller writes, so a slow consumer
+        // keeps LMDB from reusing pages freed meanwhile (writers are never blocked).
+        self.read(|s| {
+            for item in s.records()? {
+                record(item)?;
+            }
+            marks::for_each(s, &mut *mark)?;
+            Ok(s.txn_id())
+        })
+    }
+
+    fn require_empty(&self) -> Result<()> {
+        let records = self.read(|s| Ok(s.raw_records()?.count() as u64))?;
+        if records > 0 {
+            return Err(Error::NotEmpty {
+                path: self.path().to_path_buf(),
+                records,
+            });
+        }
+        Ok(())
+    }
+
+    fn pacing(&self, max: usize) -> Box<dyn Pacing> {
+        Box::new(Pacer::new(max))
+    }
+
+    fn maintenance_read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
+    ) -> Result<()> {
+        self.read(|s| f(&mut SnapshotView(s)))
+    }
+
+    fn maintenance_write(
+        &self,
+        operation: &'static str,
+        kind: WriteKind,
+        f: &mut dyn FnMut(&mut dyn MaintenanceTxn) -> Result<()>,
+    ) -> Result<()> {
+        let (growth, flush) = match kind {
+            WriteKind::Import => (Growth::UpToMaxsize, Flush::Lazy),
+            WriteKind::Logout => (Growth::Headroom, Flush::Durable),
+        };
+        self.write(operation, growth, flush, |b| {
+            let _closure = ClosureGuard::enter();
+            f(&mut BatchTxn(b))
+        })
+    }
+
     fn revocations_since(&self, after: u64) -> Result<Revocations> {
         self.snapshot(|s| s.revocations_since(after))
     }
@@ -161,5 +220,69 @@ impl Backend for LmdbStore {
 
     fn feed_poll(&self, position: &mut FeedPosition) -> Result<Revocations> {
         LmdbStore::feed_poll(self, position)
+    }
+}
+
+impl Pacing for Pacer {
+    fn run(&mut self, f: &mut dyn FnMut(usize) -> Result<()>) -> Result<()> {
+        Pacer::run(self, f)
+    }
+}
+
+/// A snapshot as maintenance reads it.
+struct SnapshotView<'a, 's>(&'a Snapshot<'s>);
+
+impl MaintenanceView for SnapshotView<'_, '_> {
+    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
+        self.0.get_any_by_oid(cookie.oid)
+    }
+
+    fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
+        self.0.get_any_by_value(value)
+    }
+
+    fn mark_of(&mut self, value: &str) -> Result<Mark> {
+        marks::find(self.0, value)
+    }
+}
+
+/// A write transaction as maintenance writes in it.
+struct BatchTxn<'a, 't, 'e>(&'a mut Batch<'t, 'e>);
+
+impl MaintenanceView for BatchTxn<'_, '_, '_> {
+    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
+        self.0.view().get_any_by_oid(cookie.oid)
+    }
+
+    fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
+        self.0.view().get_any_by_value(value)
+    }
+
+    fn mark_of(&mut self, value: &str) -> Result<Mark> {
+        marks::find(&self.0.view(), value)
+    }
+}
+
+impl MaintenanceTxn for BatchTxn<'_, '_, '_> {
+    fn put(&mut self, cookie: &Cookie) -> Result<()> {
+        self.0.put(cookie)
+    }
+
+    fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {
+        // One transaction: the mark after the put, so that a refused record is not marked.
+        self.0.put(cookie)?;
+        marks::mark(self.0, &cookie.value, cookie.expires_at())
+    }
+
+    fn mark(&mut self, value: &str, expires: u64) -> Result<()> {
+        marks::mark(self.0, value, expires)
+    }
+
+    fn mark_digest(&mut self, digest: &ValueDigest, expires: u64) -> Result<()> {
+        marks::mark_digest(self.0, digest, expires)
+    }
+
+    fn delete(&mut self, value: &str) -> Result<bool> {
+        self.0.delete(value)
     }
 }

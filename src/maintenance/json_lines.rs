@@ -8,20 +8,17 @@
 //! from the records. The marks of cookies still live are exported too, since such a cookie
 //! may be logged out in the restored store.
 //!
-//! A restore writes in transactions sized by time, as imports do.
+//! A restore writes as imports do (on LMDB in transactions sized by time), through the
+//! backend's storage steps (`backend.rs`).
 
 use std::io::{self, BufRead, Write};
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{BATCH, storable};
+use crate::backend::{Pacing, WriteKind, chunks};
 use crate::error::{Error, Result};
-use crate::lmdb::durability::Flush;
-use crate::lmdb::marks;
-use crate::lmdb::pacing::Pacer;
-use crate::lmdb::txn::Growth;
 use crate::maintenance::legacy;
 use crate::record::cookie::Cookie;
 use crate::record::mark::{ValueDigest, parse_hex};
@@ -77,57 +74,58 @@ pub struct ExportSummary {
 /// out: never). A record that cannot be decoded fails the export ([`Error::CorruptRecord`])
 /// unless `skip_corrupt`. `progress` gets the count of cookies so far.
 ///
-/// The snapshot stays open while `out` is written: a slow consumer keeps LMDB from reusing
-/// pages freed meanwhile (writers are never blocked).
+/// On LMDB one snapshot is exported ([`ExportSummary::txn_id`]), and it stays open while
+/// `out` is written: a slow consumer keeps LMDB from reusing pages freed meanwhile (writers
+/// are never blocked). On Redis the walk is not one snapshot (`txn_id` 0).
 pub fn export(
     store: &CookieStore,
     out: &mut dyn Write,
     options: ExportOptions,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ExportSummary> {
-    #[cfg(feature = "redis")]
-    if let Some(redis) = store.redis() {
-        return redis.export(store.now_ns(), out, options, progress);
-    }
-    store.read(|s| {
-        let now = s.now_ns();
-        let mut summary = ExportSummary {
-            txn_id: s.txn_id(),
-            ..ExportSummary::default()
-        };
-        for item in s.records()? {
+    let now = store.now_ns();
+    let mut summary = ExportSummary::default();
+    let mut marks = 0u64;
+    // Both callbacks write to `out`, one after the other.
+    let out = std::cell::RefCell::new(out);
+    let txn_id = store.seam().export_scan(
+        &mut |item| {
             let cookie = match item {
                 Ok(c) => c,
                 Err(Error::CorruptRecord { oid, problem }) if options.skip_corrupt => {
                     summary.corrupt.push((oid, problem));
-                    continue;
+                    return Ok(());
                 }
                 Err(e) => return Err(e),
             };
             let expired = cookie.is_expired(now);
             if expired && options.live_only {
                 summary.left_out_expired += 1;
-                continue;
+                return Ok(());
             }
-            serde_json::to_writer(&mut *out, &cookie).map_err(io::Error::from)?;
+            let mut out = out.borrow_mut();
+            serde_json::to_writer(&mut **out, &cookie).map_err(io::Error::from)?;
             out.write_all(b"\n")?;
             summary.cookies += 1;
             summary.expired += u64::from(expired);
             if summary.cookies.is_multiple_of(1024) {
                 progress(summary.cookies);
             }
-        }
-        marks::for_each(s, |digest, expires| {
+            Ok(())
+        },
+        &mut |digest, expires| {
             if !(options.live_only && expires <= now) {
-                write_mark_line(out, &digest, expires)?;
-                summary.import_marks += 1;
+                write_mark_line(&mut **out.borrow_mut(), &digest, expires)?;
+                marks += 1;
             }
             Ok(())
-        })?;
-        out.flush()?;
-        progress(summary.cookies);
-        Ok(summary)
-    })
+        },
+    )?;
+    summary.txn_id = txn_id;
+    summary.import_marks = marks;
+    out.into_inner().flush()?;
+    progress(summary.cookies);
+    Ok(summary)
 }
 
 /// An import mark's line in an export: the SHA-256 of the value (lowercase hex), and when
@@ -207,7 +205,7 @@ pub fn restore(
 ) -> Result<RestoreSummary> {
     let mut summary = RestoreSummary::default();
     let mut first = true;
-    let mut pacer = Pacer::new(BATCH);
+    let mut pacing = store.seam().pacing(BATCH);
     let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
     let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
     // The line each oid came from: a repeated oid is reported, not silently replaced.
@@ -267,7 +265,7 @@ pub fn restore(
                 &pending_marks,
                 first && !merge,
                 &mut summary,
-                &mut pacer,
+                &mut *pacing,
             )?;
             first = false;
             pending.clear();
@@ -300,29 +298,20 @@ fn restore_batch(
     import_marks: &[(ValueDigest, u64)],
     require_empty: bool,
     summary: &mut RestoreSummary,
-    pacer: &mut Pacer,
+    pacing: &mut dyn Pacing,
 ) -> Result<()> {
-    #[cfg(feature = "redis")]
-    if let Some(redis) = store.redis() {
-        return redis.restore_batch(records, import_marks, require_empty, summary);
-    }
     if require_empty {
-        let records = store.read(|s| Ok(s.raw_records()?.count() as u64))?;
-        if records > 0 {
-            return Err(Error::NotEmpty {
-                path: store.path().map(Path::to_path_buf).unwrap_or_default(),
-                records,
-            });
-        }
+        store.seam().require_empty()?;
     }
     let (mut restored, mut replaced, mut unchanged) = (0, 0, 0);
     let (mut conflicts, mut bad) = (Vec::new(), Vec::new());
-    pacer.chunks(records, |chunk| {
-        let counts = store
-            .maintenance_batch("restore cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
-                let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+    chunks(pacing, records, |chunk| {
+        let mut counts = (0, 0, 0, Vec::new(), Vec::new());
+        store
+            .maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
+                counts = (0, 0, 0, Vec::new(), Vec::new());
                 for (line, cookie) in chunk {
-                    let existing = match b.view().get_any_by_oid(cookie.oid) {
+                    let existing = match txn.counterpart(cookie) {
                         Ok(c) => c,
                         Err(Error::CorruptRecord { .. }) => None,
                         Err(e) => return Err(e),
@@ -331,7 +320,7 @@ fn restore_batch(
                         counts.2 += 1;
                         continue;
                     }
-                    match b.put(cookie) {
+                    match txn.put(cookie) {
                         Ok(()) if existing.is_some() => counts.1 += 1,
                         Ok(()) => counts.0 += 1,
                         Err(Error::DuplicateValue { value, existing }) => {
@@ -342,7 +331,7 @@ fn restore_batch(
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(counts)
+                Ok(())
             })
             .map_err(|e| {
                 e.with_committed(summary.restored + restored + summary.replaced + replaced)
@@ -354,18 +343,13 @@ fn restore_batch(
         bad.extend(counts.4);
         Ok(())
     })?;
-    pacer.chunks(import_marks, |chunk| {
-        store.maintenance_batch(
-            "restore import marks",
-            Growth::UpToMaxsize,
-            Flush::Lazy,
-            |b| {
-                for (digest, expires) in chunk {
-                    marks::mark_digest(b, digest, *expires)?;
-                }
-                Ok(())
-            },
-        )
+    chunks(pacing, import_marks, |chunk| {
+        store.maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
+            for (digest, expires) in chunk {
+                txn.mark_digest(digest, *expires)?;
+            }
+            Ok(())
+        })
     })?;
     summary.restored += restored;
     summary.replaced += replaced;

@@ -13,9 +13,11 @@
 //! marked is "logged out since". A purge drops marks once their cookie would have expired (a
 //! re-import drops it as expired then).
 //!
-//! Writes go in transactions sized by time (a few milliseconds each, at most
+//! On LMDB, writes go in transactions sized by time (a few milliseconds each, at most
 //! [`BATCH`](super::BATCH) cookies; `lmdb/pacing.rs`), with pauses between them, so that
-//! routers' writes never wait long for LMDB's writer lock. Cookies and marks are flushed
+//! routers' writes never wait long for LMDB's writer lock; on Redis each cookie is its own
+//! round trips (`redis/migrate.rs`). The rules here are the same on both
+//! (`backend.rs`: the storage steps). Cookies and marks are flushed
 //! lazily (a power cut may cost the last transaction of an import, which a re-run brings
 //! back); the deletions of cookies logged out in `cookies.dat` are flushed as every logout.
 
@@ -29,11 +31,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{BATCH, storable};
+use crate::backend::{Pacing, WriteKind, chunks};
 use crate::error::{Error, Result};
-use crate::lmdb::durability::Flush;
-use crate::lmdb::marks;
-use crate::lmdb::pacing::Pacer;
-use crate::lmdb::txn::Growth;
 use crate::maintenance::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::record::cookie::Cookie;
 use crate::record::mark::Mark;
@@ -224,7 +223,7 @@ pub fn import_legacy(
         now,
         options,
         progress,
-        &mut Pacer::new(BATCH),
+        &mut *store.seam().pacing(BATCH),
     )
 }
 
@@ -236,7 +235,7 @@ fn import_paced(
     now: u64,
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
-    pacer: &mut Pacer,
+    pacing: &mut dyn Pacing,
 ) -> Result<ImportSummary> {
     let replay = &source.replay;
     let mut summary = ImportSummary {
@@ -259,22 +258,18 @@ fn import_paced(
             live.push(cookie);
         }
     }
-    #[cfg(feature = "redis")]
-    if let Some(redis) = store.redis() {
-        return redis.import_legacy(&live, &source.removed, options, now, summary, progress);
-    }
-
     // The plan, from one snapshot: what differs from the store.
-    let (to_write, to_mark, to_remove) = store.read(|s| {
-        let mut to_write: Vec<&LegacyCookie> = Vec::new();
-        let mut to_mark: Vec<&LegacyCookie> = Vec::new();
+    let mut to_write: Vec<&LegacyCookie> = Vec::new();
+    let mut to_mark: Vec<&LegacyCookie> = Vec::new();
+    let mut to_remove: Vec<&str> = Vec::new();
+    store.seam().maintenance_read(&mut |view| {
         for legacy in &live {
-            let existing = match s.get_any_by_value(&legacy.value) {
+            let existing = match view.get_any_by_value(&legacy.value) {
                 Ok(c) => c,
                 Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
                 Err(e) => return Err(e),
             };
-            let mark = marks::find(s, &legacy.value)?;
+            let mark = view.mark_of(&legacy.value)?;
             if existing.is_none() && !options.force && mark.is_marked() {
                 summary.skipped_logged_out += 1;
                 continue;
@@ -299,14 +294,18 @@ fn import_paced(
                 to_write.push(legacy);
             }
         }
-        let mut to_remove: Vec<&str> = Vec::new();
         for value in &source.removed {
-            let present = storable(value).is_ok() && !matches!(s.get_any_by_value(value), Ok(None));
-            if present {
-                to_remove.push(value);
+            if storable(value).is_err() {
+                continue;
+            }
+            // A record that cannot be decoded is there too: the logout deletes it.
+            match view.get_any_by_value(value) {
+                Ok(None) => {}
+                Ok(Some(_)) | Err(Error::CorruptRecord { .. }) => to_remove.push(value),
+                Err(e) => return Err(e),
             }
         }
-        Ok((to_write, to_mark, to_remove))
+        Ok(())
     })?;
     if options.dry_run {
         summary.removed_from_store = to_remove.len() as u64;
@@ -314,19 +313,20 @@ fn import_paced(
     }
 
     let mut done = 0u64;
-    pacer.chunks(&to_write, |chunk| {
-        let (imported, updated, unchanged, skipped) = store
-            .maintenance_batch("import cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
-                let mut counts = (0, 0, 0, 0);
+    chunks(pacing, &to_write, |chunk| {
+        let mut counts = (0, 0, 0, 0);
+        store
+            .maintenance_write("import cookies", WriteKind::Import, &mut |txn| {
+                counts = (0, 0, 0, 0);
                 for legacy in chunk {
-                    let existing = match b.view().get_any_by_value(&legacy.value) {
+                    let existing = match txn.get_any_by_value(&legacy.value) {
                         Ok(c) => c,
                         Err(Error::CorruptRecord { .. }) => None,
                         Err(e) => return Err(e),
                     };
                     if existing.is_none()
                         && !options.force
-                        && marks::find(&b.view(), &legacy.value)?.is_marked()
+                        && txn.mark_of(&legacy.value)?.is_marked()
                     {
                         counts.3 += 1; // logged out meanwhile
                         continue;
@@ -334,20 +334,20 @@ fn import_paced(
                     let cookie = from_legacy(legacy, existing.as_ref(), &options.name);
                     if existing.as_ref() == Some(&cookie) {
                         counts.2 += 1; // someone wrote the same meanwhile
-                        marks::mark(b, &cookie.value, cookie.expires_at())?;
+                        txn.mark(&cookie.value, cookie.expires_at())?;
                         continue;
                     }
-                    b.put(&cookie)?;
-                    marks::mark(b, &cookie.value, cookie.expires_at())?;
+                    txn.put_imported(&cookie)?;
                     if existing.is_some() {
                         counts.1 += 1;
                     } else {
                         counts.0 += 1;
                     }
                 }
-                Ok(counts)
+                Ok(())
             })
             .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
+        let (imported, updated, unchanged, skipped) = counts;
         summary.imported += imported;
         summary.updated += updated;
         summary.unchanged += unchanged;
@@ -358,35 +358,27 @@ fn import_paced(
     })?;
     // Unchanged cookies, marked whether or not they are still there: they were in the store
     // when the plan was made, so one that is gone now was logged out meanwhile.
-    pacer.chunks(&to_mark, |chunk| {
-        store.maintenance_batch(
-            "mark imported cookies",
-            Growth::UpToMaxsize,
-            Flush::Lazy,
-            |b| {
-                for legacy in chunk {
-                    marks::mark(b, &legacy.value, legacy.expires_ns())?;
-                }
-                Ok(())
-            },
-        )
+    chunks(pacing, &to_mark, |chunk| {
+        store.maintenance_write("mark imported cookies", WriteKind::Import, &mut |txn| {
+            for legacy in chunk {
+                txn.mark(&legacy.value, legacy.expires_ns())?;
+            }
+            Ok(())
+        })
     })?;
     // Logged out in the file: durable, as every logout.
-    pacer.chunks(&to_remove, |chunk| {
-        summary.removed_from_store += store.maintenance_batch(
-            "delete logged-out cookies",
-            Growth::Headroom,
-            Flush::Durable,
-            |b| {
-                let mut n = 0;
-                for value in chunk {
-                    if b.delete(value)? {
-                        n += 1;
-                    }
+    chunks(pacing, &to_remove, |chunk| {
+        let mut n = 0;
+        store.maintenance_write("delete logged-out cookies", WriteKind::Logout, &mut |txn| {
+            n = 0;
+            for value in chunk {
+                if txn.delete(value)? {
+                    n += 1;
                 }
-                Ok(n)
-            },
-        )?;
+            }
+            Ok(())
+        })?;
+        summary.removed_from_store += n;
         Ok(())
     })?;
     Ok(summary)
@@ -458,9 +450,9 @@ pub fn import_file(
         summary.removed_from_store += part.removed_from_store;
         summary.rejected.extend(part.rejected);
     };
-    let mut pacer = Pacer::new(BATCH);
+    let mut pacing = store.seam().pacing(BATCH);
     let mut run = |summary: &mut ImportSummary, source: LegacySource| -> Result<()> {
-        let part = import_paced(store, &source, now, options, &mut |_| {}, &mut pacer)
+        let part = import_paced(store, &source, now, options, &mut |_| {}, &mut *pacing)
             .map_err(|e| e.plus_committed(summary.imported + summary.updated))?;
         add(summary, part);
         Ok(())

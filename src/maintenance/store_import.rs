@@ -9,12 +9,8 @@ use uuid::Uuid;
 
 use super::legacy_import::ImportOptions;
 use super::{BATCH, storable};
+use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, WriteKind, chunks};
 use crate::error::{Error, Result};
-use crate::lmdb::batch::Batch;
-use crate::lmdb::durability::Flush;
-use crate::lmdb::marks;
-use crate::lmdb::pacing::Pacer;
-use crate::lmdb::txn::Growth;
 use crate::record::cookie::Cookie;
 use crate::store::CookieStore;
 
@@ -45,7 +41,8 @@ pub struct StoreImportSummary {
     pub rejected: Vec<(Uuid, String)>,
 }
 
-/// What to do with one record, judged against one snapshot of the store.
+/// What to do with one record, judged against the store (one snapshot, or the write it is
+/// made in).
 enum Judged {
     Unchanged,
     Update,
@@ -55,11 +52,11 @@ enum Judged {
 }
 
 fn judge(
-    s: &crate::lmdb::snapshot::Snapshot<'_>,
+    view: &mut dyn MaintenanceView,
     cookie: &Cookie,
     options: &ImportOptions,
 ) -> Result<Judged> {
-    let existing = match s.get_any_by_oid(cookie.oid) {
+    let existing = match view.counterpart(cookie) {
         Ok(c) => c,
         Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
         Err(e) => return Err(e),
@@ -67,16 +64,19 @@ fn judge(
     if let Some(existing) = existing {
         return Ok(if existing == *cookie {
             Judged::Unchanged
+        } else if existing.oid != cookie.oid {
+            // Redis: the record stored under this value is another cookie.
+            Judged::Conflict(existing.oid)
         } else {
             Judged::Update
         });
     }
-    match s.get_any_by_value(&cookie.value) {
+    match view.get_any_by_value(&cookie.value) {
         Ok(Some(other)) => return Ok(Judged::Conflict(other.oid)),
         Ok(None) | Err(Error::CorruptRecord { .. }) => {}
         Err(e) => return Err(e),
     }
-    if !options.force && marks::find(s, &cookie.value)?.is_marked() {
+    if !options.force && view.mark_of(&cookie.value)?.is_marked() {
         return Ok(Judged::LoggedOut);
     }
     Ok(Judged::New)
@@ -108,7 +108,7 @@ pub fn import_records(
     progress: &mut dyn FnMut(u64),
 ) -> Result<StoreImportSummary> {
     let mut summary = StoreImportSummary::default();
-    let mut pacer = Pacer::new(BATCH);
+    let mut pacing = store.seam().pacing(BATCH);
     let mut chunk: Vec<Cookie> = Vec::with_capacity(BATCH);
     let mut done = false;
     while !done {
@@ -139,7 +139,7 @@ pub fn import_records(
             }
         }
         if !chunk.is_empty() {
-            import_chunk(store, &chunk, options, &mut summary, &mut pacer)
+            import_chunk(store, &chunk, options, &mut summary, &mut *pacing)
                 .map_err(|e| e.plus_committed(summary.imported + summary.updated))?;
         }
         progress(summary.records);
@@ -152,16 +152,12 @@ fn import_chunk(
     chunk: &[Cookie],
     options: &ImportOptions,
     summary: &mut StoreImportSummary,
-    pacer: &mut Pacer,
+    pacing: &mut dyn Pacing,
 ) -> Result<()> {
-    #[cfg(feature = "redis")]
-    if let Some(redis) = store.redis() {
-        return redis.import_records(chunk, options, summary);
-    }
     if options.dry_run {
-        return store.read(|s| {
+        return store.seam().maintenance_read(&mut |view| {
             for cookie in chunk {
-                match judge(s, cookie, options)? {
+                match judge(view, cookie, options)? {
                     Judged::Unchanged => summary.unchanged += 1,
                     Judged::Update => summary.updated += 1,
                     Judged::New => summary.imported += 1,
@@ -173,10 +169,12 @@ fn import_chunk(
         });
     }
     let mut part = StoreImportSummary::default();
-    pacer.chunks(chunk, |cookies| {
-        let slice = store
-            .maintenance_batch("import cookies", Growth::UpToMaxsize, Flush::Lazy, |b| {
-                import_some(b, cookies, options)
+    chunks(pacing, chunk, |cookies| {
+        let mut slice = StoreImportSummary::default();
+        store
+            .maintenance_write("import cookies", WriteKind::Import, &mut |txn| {
+                slice = import_some(txn, cookies, options)?;
+                Ok(())
             })
             .map_err(|e| e.with_committed(part.imported + part.updated))?;
         part.imported += slice.imported;
@@ -196,19 +194,19 @@ fn import_chunk(
     Ok(())
 }
 
-/// One write transaction of [`import_records`]: judges and writes `chunk`.
+/// One write of [`import_records`]: judges and writes `chunk`.
 fn import_some(
-    b: &mut Batch<'_, '_>,
+    txn: &mut dyn MaintenanceTxn,
     chunk: &[Cookie],
     options: &ImportOptions,
 ) -> Result<StoreImportSummary> {
     let mut part = StoreImportSummary::default();
     for cookie in chunk {
-        let judged = judge(&b.view(), cookie, options)?;
+        let judged = judge(txn, cookie, options)?;
         match judged {
             Judged::Unchanged => {
                 // Marked too: one imported before imports were marked gets its mark.
-                marks::mark(b, &cookie.value, cookie.expires_at())?;
+                txn.mark(&cookie.value, cookie.expires_at())?;
                 part.unchanged += 1;
                 continue;
             }
@@ -222,7 +220,7 @@ fn import_some(
             }
             Judged::Update | Judged::New => {}
         }
-        match b.put(cookie) {
+        match txn.put_imported(cookie) {
             Ok(()) => {}
             Err(Error::DuplicateValue { existing, .. }) => {
                 part.conflicts.push((cookie.oid, existing));
@@ -235,7 +233,6 @@ fn import_some(
             }
             Err(e) => return Err(e),
         }
-        marks::mark(b, &cookie.value, cookie.expires_at())?;
         if matches!(judged, Judged::Update) {
             part.updated += 1;
         } else {

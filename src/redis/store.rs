@@ -10,7 +10,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::RedisBackend;
-use crate::backend::{Backend, FeedPosition};
+use super::migrate::{Steps, Unpaced};
+use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
 use crate::clock::Clock;
 use crate::config::location::{Location, RedisLocation};
 use crate::config::options::StoreOptions;
@@ -19,6 +20,7 @@ use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::record::codec::CookieView;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
+use crate::record::mark::ValueDigest;
 use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
@@ -46,7 +48,7 @@ impl RedisStore {
         })
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.clock.now_ns()
     }
 }
@@ -183,6 +185,49 @@ impl Backend for RedisStore {
 
     fn clear(&self) -> Result<u64> {
         self.redis.clear(self.now())
+    }
+
+    fn export_scan(
+        &self,
+        record: &mut dyn FnMut(Result<Cookie>) -> Result<()>,
+        mark: &mut dyn FnMut(ValueDigest, u64) -> Result<()>,
+    ) -> Result<u64> {
+        self.redis.export_scan(record, mark)?;
+        Ok(0)
+    }
+
+    fn require_empty(&self) -> Result<()> {
+        let records = self.redis.records()?;
+        if records > 0 {
+            return Err(Error::NotEmpty {
+                path: self.redis.location().into(),
+                records,
+            });
+        }
+        Ok(())
+    }
+
+    fn pacing(&self, max: usize) -> Box<dyn Pacing> {
+        Box::new(Unpaced(max))
+    }
+
+    fn maintenance_read(
+        &self,
+        f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
+    ) -> Result<()> {
+        f(&mut Steps(self))
+    }
+
+    /// Each step its own round trip (Redis has no transaction that reads and writes as
+    /// LMDB's does): the import rules make a step that meets a concurrent writer safe (a
+    /// put refuses a value another cookie holds; a mark is never shortened).
+    fn maintenance_write(
+        &self,
+        _operation: &'static str,
+        _kind: WriteKind,
+        f: &mut dyn FnMut(&mut dyn MaintenanceTxn) -> Result<()>,
+    ) -> Result<()> {
+        f(&mut Steps(self))
     }
 
     fn revocations_since(&self, after: u64) -> Result<Revocations> {
