@@ -161,3 +161,30 @@ def test_an_outage_is_logged_once_from_the_stores_health(tmp_path):
         assert cs.exists(cbtid)
     finally:
         server.stop()
+
+
+def test_timeout_ms_is_the_librarys_and_sets_the_connect_wait(redis, tmp_path):
+    """``CookieStore.timeout_ms`` is the deadline the library applies (a URL's ``?timeout_ms=``
+    before the section's ``timeout_ms``, 2000 by default), and the Crossbar store's
+    ``connect_wait`` follows it."""
+    url = redis.url()
+
+    def opened(store: dict) -> int:
+        return cookiestore.CookieStore.from_section({"store": dict(store, type="cookiestore")}).timeout_ms
+
+    assert opened({"url": url}) == 2000
+    assert opened({"url": url, "timeout_ms": 700}) == 700
+    assert opened({"url": f"{url}?timeout_ms=300"}) == 300
+    assert opened({"url": f"{url}?timeout_ms=300", "timeout_ms": 700}) == 300
+    assert cookiestore.CookieStore(f"{url}?timeout_ms=300").timeout_ms == 300
+    assert cookiestore.CookieStore(str(tmp_path / "lmdb")).timeout_ms == 2000
+    assert opened({"path": str(tmp_path / "lmdb2"), "timeout_ms": 700}) == 700
+
+    def wait(store: dict) -> float:
+        config = {"name": "cbtid", "max_age": 600, "store": dict(store, type="cookiestore")}
+        return CookieStoreCookiestore(config, str(tmp_path), poll_interval=None, purge_interval=None).connect_wait
+
+    assert wait({"url": f"{url}?timeout_ms=300", "timeout_ms": 700}) == 0.3
+    assert wait({"url": url, "timeout_ms": 700}) == 0.7
+    assert wait({"url": url}) == 2.0
+    assert wait({"path": "cookies"}) == 2.0
