@@ -242,3 +242,32 @@ def test_a_logout_during_an_outage_fails_loudly_and_is_not_applied(node, redis):
     # The cookie is still valid (the logout never looked applied): welcomed by it.
     welcomed_by_cookie(browser, url).close()
     held.close()
+
+
+def test_a_new_connections_lookup_waits_at_most_connect_wait(node, redis):
+    """Redis hung for longer than any wait here: a browser with a stored cookie connects
+    right after the hang starts (its lookup meets the hang, before the circuit breaker has
+    opened, or the open breaker answers at once). The open handshake completes well inside
+    the client's 10 s open timeout (the worker waits at most ``connect_wait``, the store's
+    ``timeout_ms`` of 0.5 s), and the connection is served without its cookie: challenged, the
+    cookie neither welcomed nor replaced. Only the outer limit is asserted."""
+    url = node.url(0)
+    browser = Browser()
+    login(browser, url).close()
+    cookie = browser.cookie
+    welcomed_by_cookie(browser, url).close()
+
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        conn = browser.connect(url)  # raises TimeoutError after 10 s without an answer
+        took = time.monotonic() - t0
+        assert conn.set_cookie is None, f"the cookie was replaced during the hang: {conn.set_cookie}"
+        msg = conn.hello(secret=SECRET)
+        assert msg[0] == WELCOME and conn.challenged, msg
+        assert conn.details["authmethod"] == "wampcra"
+        conn.close()
+        assert browser.cookie == cookie
+        print(f"a connection with its cookie, Redis hung: handshake in {took * 1000:.0f} ms")
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
