@@ -13,7 +13,7 @@ from need import need  # noqa: E402
 
 need("crossbar.router.cookiestore")
 
-from redis_server import RedisServer, need_redis  # noqa: E402
+from redis_server import RedisServer, need_redis, running, section  # noqa: E402
 
 need_redis()
 
@@ -26,16 +26,8 @@ NO_AUTH = (None, None, None, None, None)
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
+    with running(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def section(url: str, prefix: str) -> dict:
-    return {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "url": url, "key_prefix": prefix}}
 
 
 @pytest.fixture(params=["lmdb", "redis"])
