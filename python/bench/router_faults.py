@@ -39,7 +39,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,15 +51,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from nodes import Node, free_ports  # noqa: E402
+from browser import ABORT, AUTHENTICATE, CHALLENGE, HELLO, ROLES, WELCOME  # noqa: E402
+from nodes import ALLOW_ALL, SECRET, free_ports, write_node  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 from websockets.exceptions import ConnectionClosed, InvalidStatus  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE = 1, 2, 3, 4, 5, 6
 PUBLISH, PUBLISHED, CALL, RESULT, ERROR = 16, 17, 48, 50, 8
-ROLES = {"caller": {}, "callee": {}, "publisher": {}, "subscriber": {}}
-SECRET = "secret1"
 PERIOD = 0.05  # the established session's call + publish period
 CLIENT_EVERY = 1.0  # a new client every second
 CLIENT_TIMEOUT = 30.0  # a new client gives up after this long (reported as "hung")
@@ -71,13 +68,6 @@ MAX_AGE = 3600
 
 
 def node_config(port: int, store: dict) -> dict:
-    permission = {
-        "uri": "",
-        "match": "prefix",
-        "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
-        "disclose": {"caller": False, "publisher": False},
-        "cache": True,
-    }
     ws = {
         "type": "websocket",
         "serializers": ["json"],
@@ -86,7 +76,7 @@ def node_config(port: int, store: dict) -> dict:
     }
     router = {
         "type": "router",
-        "realms": [{"name": "realm1", "roles": [{"name": "user", "permissions": [permission]}]}],
+        "realms": [{"name": "realm1", "roles": [{"name": "user", "permissions": [ALLOW_ALL]}]}],
         "transports": [
             {
                 "type": "web",
@@ -323,8 +313,7 @@ def run_row(name: str, args, fx: dict[str, Path], workdir: Path) -> dict:
         store = {"type": "cookiestore", "path": "cookies", "maxsize": 2 * 2**30}
         if name == "lmdb-purge":
             shutil.copytree(fx["expired"], cbdir / "cookies")
-    (cbdir / "config.json").write_text(json.dumps(node_config(port, store), indent=2))
-    node = Node(cbdir, [port])
+    node = write_node(root, node_config(port, store), [port])
     row: dict[str, Any] = {"row": name, "fault": ROWS[name].format(n=f"{args.cookies:,}"), "timeout_ms": timeout_ms}
     fault_proc = None
     try:
@@ -366,11 +355,11 @@ def run_row(name: str, args, fx: dict[str, Path], workdir: Path) -> dict:
             time.sleep(10)
         elif name.startswith("redis-hang"):
             secs = 15 if name == "redis-hang-15" else 5
-            os.kill(redis.proc.pid, signal.SIGSTOP)
+            redis.hang()
             try:
                 time.sleep(secs)
             finally:
-                os.kill(redis.proc.pid, signal.SIGCONT)
+                redis.resume()
         elif name == "redis-kill":
             redis.proc.kill()
             redis.proc.wait(10)
@@ -423,11 +412,7 @@ def run_row(name: str, args, fx: dict[str, Path], workdir: Path) -> dict:
     finally:
         node.stop()
         if redis is not None:
-            if redis.proc is not None:
-                try:
-                    os.kill(redis.proc.pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+            redis.resume()
             redis.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

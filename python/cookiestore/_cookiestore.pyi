@@ -380,6 +380,10 @@ class CookieStore:
     def max_age(self) -> int: ...
     @property
     def readonly(self) -> bool: ...
+    @property
+    def timeout_ms(self) -> int:
+        """A store call's deadline (ms): a Redis URL's ``?timeout_ms=``, else the section's
+        ``timeout_ms``, else 2000."""
 
 def _after_fork_in_child() -> None:
     """Run by the package in the child after os.fork(): every store object drops its inherited

@@ -92,9 +92,6 @@ WRITE_WAIT = 0.03
 #: answered by then raises (not confirmed), so it gets more time than a login.
 LOGOUT_WAIT = 0.1
 
-#: The library's default ``timeout_ms`` (a Redis call's deadline).
-DEFAULT_TIMEOUT_MS = 2000
-
 #: Threads for the store calls of new connections (lookups, creates) per store object.
 CONNECT_THREADS = 4
 
@@ -262,24 +259,6 @@ def _is_redis(store: Dict[str, Any]) -> bool:
         return False
 
 
-def _timeout_ms(store: Any) -> int:
-    """The ``timeout_ms`` a store section gives (its key, or a Redis URL's ``?timeout_ms=``;
-    the URL's takes precedence, as in the library), 2000 by default."""
-    timeout = DEFAULT_TIMEOUT_MS
-    if not isinstance(store, dict):
-        return timeout
-    if isinstance(store.get("timeout_ms"), int) and store["timeout_ms"] > 0:
-        timeout = store["timeout_ms"]
-    url = store.get("url") or store.get("path")
-    if isinstance(url, str) and "?" in url:
-        from urllib.parse import parse_qs, urlsplit
-
-        values = parse_qs(urlsplit(url).query).get("timeout_ms")
-        if values and values[-1].isdigit() and int(values[-1]) > 0:
-            timeout = int(values[-1])
-    return timeout
-
-
 class CookieStoreCookiestore(_CrossbarCookieStore):
     """Crossbar.io cookie store of ``"store": {"type": "cookiestore", ...}``.
 
@@ -326,10 +305,11 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
         self.write_wait = write_wait
         self.logout_wait = logout_wait
         #: With ``background``, the longest a new connection waits for its store calls
-        #: (seconds): the store's ``timeout_ms`` on Redis (a call may take longer than its
-        #: deadline when it needs a new connection to a hung Redis), 2 s on LMDB (a writer
-        #: holding LMDB's lock); then it is served without its cookie.
-        self.connect_wait = _timeout_ms(section.get("store")) / 1000.0
+        #: (seconds): the store's ``timeout_ms`` as the library applies it (a Redis URL's
+        #: ``?timeout_ms=`` first; a call may take longer than its deadline when it needs a
+        #: new connection to a hung Redis), 2 s by default, on LMDB too (a writer holding
+        #: LMDB's lock); then it is served without its cookie.
+        self.connect_wait = self._store.timeout_ms / 1000.0
         # Per-process registry (the library's): cookie value -> connection ids. Never
         # consults the store, so the connections of a cookie logged out a moment ago are
         # still found. The connection objects by id, and each one's cookies:

@@ -541,6 +541,9 @@ struct Handle {
     /// The store's location as its first open resolved it, and whether it is read-only.
     location: Location,
     readonly: bool,
+    /// A store call's deadline (ms) as the library applies it (a Redis URL's `?timeout_ms=`
+    /// before the options').
+    timeout_ms: u64,
 }
 
 /// Every handle of this process, for the after-fork hook. Locked with the GIL held only.
@@ -559,6 +562,7 @@ impl Handle {
         let handle = Arc::new(Handle {
             location: tracker.store().location().clone(),
             readonly: tracker.store().is_readonly(),
+            timeout_ms: options.effective_timeout_ms(&path),
             current: RwLock::new(Some(Arc::new(tracker))),
             path,
             options: options.purge_on_startup(false),
@@ -1272,6 +1276,13 @@ impl Store {
     #[getter]
     fn readonly(&self) -> bool {
         self.handle.readonly
+    }
+
+    /// A store call's deadline (milliseconds), as the library applies it on Redis: the URL's
+    /// `?timeout_ms=` when given, else the section's `timeout_ms`, else 2000.
+    #[getter]
+    fn timeout_ms(&self) -> u64 {
+        self.handle.timeout_ms
     }
 
     fn __repr__(&self) -> String {

@@ -1,7 +1,10 @@
-"""Starting and stopping a real Crossbar.io node with crossbar-cookiestore, for the tests."""
+"""Starting and stopping a real Crossbar.io node with crossbar-cookiestore, and what its
+clients check, for the tests and the benchmarks (python/bench puts this folder on sys.path)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -10,8 +13,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+
+#: alice's WAMP-CRA secret in the nodes' configs.
+SECRET = "secret1"
+
+#: The role ``user``'s permission in the nodes' configs: everything on every URI.
+ALLOW_ALL = {
+    "uri": "",
+    "match": "prefix",
+    "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
+    "disclose": {"caller": False, "publisher": False},
+    "cache": True,
+}
 
 
 def launcher() -> str:
@@ -101,3 +117,54 @@ class Node:
             self.proc.wait(timeout=10)
         self.proc = None
         self.log.close()
+
+
+def write_node(root: Path, config: dict, ports: list[int]) -> Node:
+    """The node of `config` (its ``config.json``) in ``root/.crossbar`` (made unless it
+    exists), listening on `ports`; not started."""
+    cbdir = root / ".crossbar"
+    cbdir.mkdir(exist_ok=True)
+    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
+    return Node(cbdir, ports)
+
+
+@contextlib.contextmanager
+def started(node: Node) -> Iterator[Node]:
+    """`node` started, and stopped at the end (also when starting it failed)."""
+    try:
+        node.start()
+        yield node
+    finally:
+        node.stop()
+
+
+def login(browser, url: str):
+    """A WAMP-CRA login as alice (challenged, then welcomed); the open connection."""
+    from browser import WELCOME
+
+    conn = browser.connect(url)
+    msg = conn.hello(secret=SECRET)
+    assert msg[0] == WELCOME and conn.challenged, (url, msg)
+    return conn
+
+
+def welcomed_by_cookie(browser, url: str):
+    """A connection whose cookie is known and authenticates alice, unchallenged; open."""
+    from browser import WELCOME
+
+    conn = browser.connect(url)
+    assert conn.set_cookie is None, f"{url}: the cookie was not known: {conn.set_cookie}"
+    msg = conn.hello()
+    assert msg[0] == WELCOME and not conn.challenged, (url, msg)
+    assert conn.details["authid"] == "alice" and conn.details["authprovider"] == "cookie"
+    return conn
+
+
+def returning_browser(url: str):
+    """A browser that logged in at `url` and is welcomed by its cookie there since."""
+    from browser import Browser
+
+    browser = Browser()
+    login(browser, url).close()
+    welcomed_by_cookie(browser, url).close()
+    return browser

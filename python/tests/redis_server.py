@@ -4,12 +4,15 @@ teardown (also when the test fails)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -101,9 +104,39 @@ class RedisServer:
         except OSError:
             return ""
 
+    def hang(self) -> None:
+        """Stops the server (SIGSTOP): it keeps its connections and answers nothing."""
+        assert self.proc is not None, "redis-server is not running"
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Lets a hung server go on (SIGCONT); nothing when it is not running."""
+        if self.proc is not None:
+            try:
+                os.kill(self.proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.proc = None
             self.log.close()
+
+
+@contextlib.contextmanager
+def running(directory: Path) -> Iterator[RedisServer]:
+    """A redis-server in `directory`, started; resumed if hung and stopped at the end."""
+    server = RedisServer(directory)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.resume()
+        server.stop()
+
+
+def section(url: str, prefix: str) -> dict:
+    """A cookie section (``cbtid``, 600 s) with its store on Redis at `url` under `prefix`."""
+    return {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "url": url, "key_prefix": prefix}}

@@ -15,9 +15,8 @@ need("crossbar")
 need("websockets")
 
 from browser import ABORT, CHALLENGE, WELCOME, Browser  # noqa: E402
-from nodes import Node, free_ports, launcher  # noqa: E402
+from nodes import ALLOW_ALL, SECRET, free_ports, launcher, started, write_node  # noqa: E402
 
-SECRET = "secret1"
 MAX_AGE = 600
 SHORT_MAX_AGE = 2
 
@@ -44,15 +43,7 @@ def router_worker(port: int, extra_transports=()) -> dict:
                 "roles": [
                     {
                         "name": "user",
-                        "permissions": [
-                            {
-                                "uri": "",
-                                "match": "prefix",
-                                "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
-                                "disclose": {"caller": False, "publisher": False},
-                                "cache": True,
-                            }
-                        ],
+                        "permissions": [ALLOW_ALL],
                     }
                 ],
             }
@@ -75,9 +66,6 @@ def router_worker(port: int, extra_transports=()) -> dict:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    root = tmp_path_factory.mktemp("node")
-    cbdir = root / ".crossbar"
-    cbdir.mkdir()
     ports = free_ports(4)
     # Worker 1 also has the other transport kinds that take a cookie store: a standalone
     # WebSocket transport and a universal one.
@@ -92,13 +80,8 @@ def node(tmp_path_factory):
         "controller": {},
         "workers": [router_worker(ports[0]), router_worker(ports[1], [standalone, universal])],
     }
-    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
-    n = Node(cbdir, ports)
-    try:
-        n.start()
+    with started(write_node(tmp_path_factory.mktemp("node"), config, ports)) as n:
         yield n
-    finally:
-        n.stop()
 
 
 def login(browser: Browser, url: str):

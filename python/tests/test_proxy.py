@@ -4,8 +4,6 @@ tracks cookies in a cookiestore store."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from need import need  # noqa: E402
@@ -14,28 +12,16 @@ need("crossbar")
 need("websockets")
 
 from browser import CHALLENGE, WELCOME, Browser  # noqa: E402
-from nodes import Node, free_ports  # noqa: E402
-
-SECRET = "secret1"
-PERMISSION = {
-    "uri": "",
-    "match": "prefix",
-    "allow": {"call": True, "register": True, "publish": True, "subscribe": True},
-    "disclose": {"caller": False, "publisher": False},
-    "cache": True,
-}
+from nodes import ALLOW_ALL, SECRET, free_ports, started, write_node  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def proxy_node(tmp_path_factory):
-    root = tmp_path_factory.mktemp("proxynode")
-    cbdir = root / ".crossbar"
-    cbdir.mkdir()
     (port,) = free_ports(1)
     backend = {"type": "rawsocket", "endpoint": {"type": "unix", "path": "router.sock"}}
     router = {
         "type": "router",
-        "realms": [{"name": "realm1", "roles": [{"name": "user", "permissions": [PERMISSION]}]}],
+        "realms": [{"name": "realm1", "roles": [{"name": "user", "permissions": [ALLOW_ALL]}]}],
         "transports": [dict(backend, serializers=["cbor"], auth={"anonymous-proxy": {"type": "static"}})],
     }
     ws = {
@@ -62,13 +48,8 @@ def proxy_node(tmp_path_factory):
         },
     }
     config = {"version": 2, "controller": {}, "workers": [router, proxy]}
-    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
-    n = Node(cbdir, [port])
-    try:
-        n.start()
+    with started(write_node(tmp_path_factory.mktemp("proxynode"), config, [port])) as n:
         yield n
-    finally:
-        n.stop()
 
 
 def test_proxy_worker_tracks_cookies_and_logs_out(proxy_node):

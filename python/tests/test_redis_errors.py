@@ -10,23 +10,15 @@ import pytest
 
 import cookiestore
 from cookiestore import CookieStore
-from redis_server import RedisServer, free_ports, need_redis
+from redis_server import free_ports, need_redis, running, section
 
 need_redis()
 
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
+    with running(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def _section(url: str, prefix: str) -> dict:
-    return {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "url": url, "key_prefix": prefix}}
 
 
 @pytest.fixture
@@ -42,9 +34,9 @@ def _raises(cls, f):
 
 
 def test_newer_store_error(redis, prefix):
-    CookieStore.from_section(_section(redis.url(), prefix)).create()
+    CookieStore.from_section(section(redis.url(), prefix)).create()
     assert redis.command("SET", f"{prefix}feature_level", "999").startswith(b"+OK")
-    e = _raises(cookiestore.NewerStoreError, lambda: CookieStore.from_section(_section(redis.url(), prefix)))
+    e = _raises(cookiestore.NewerStoreError, lambda: CookieStore.from_section(section(redis.url(), prefix)))
     assert isinstance(e, cookiestore.StoreOpenError)
     assert "feature level 999" in str(e)
 
@@ -52,7 +44,7 @@ def test_newer_store_error(redis, prefix):
 def test_redis_setting_error(redis, prefix):
     assert redis.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru").startswith(b"+OK")
     try:
-        e = _raises(cookiestore.RedisSettingError, lambda: CookieStore.from_section(_section(redis.url(), prefix)).create())
+        e = _raises(cookiestore.RedisSettingError, lambda: CookieStore.from_section(section(redis.url(), prefix)).create())
         assert isinstance(e, cookiestore.StoreOpenError)
         assert "maxmemory-policy" in str(e)
     finally:
@@ -60,7 +52,7 @@ def test_redis_setting_error(redis, prefix):
 
 
 def test_redis_error(redis, prefix):
-    store = CookieStore.from_section(_section(redis.url(), prefix))
+    store = CookieStore.from_section(section(redis.url(), prefix))
     value = store.create()[0]
     assert redis.command("CONFIG", "SET", "maxmemory", "1").startswith(b"+OK")
     try:
@@ -73,5 +65,5 @@ def test_redis_error(redis, prefix):
 
 def test_unavailable_error():
     (port,) = free_ports(1)  # nothing listens there
-    e = _raises(cookiestore.UnavailableError, lambda: CookieStore.from_section(_section(f"redis://127.0.0.1:{port}/0", "u:")))
+    e = _raises(cookiestore.UnavailableError, lambda: CookieStore.from_section(section(f"redis://127.0.0.1:{port}/0", "u:")))
     assert "unavailable" in str(e)

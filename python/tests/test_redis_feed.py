@@ -16,17 +16,7 @@ from redis_server import RedisServer, need_redis  # noqa: E402
 need_redis()
 
 from cookiestore.crossbar import CookieStoreCookiestore  # noqa: E402
-
-
-class Proto:
-    """A stand-in for WampWebSocketServerProtocol: counts sendClose()."""
-
-    def __init__(self, name):
-        self.name = name
-        self.closed = 0
-
-    def sendClose(self, *args, **kwargs):
-        self.closed += 1
+from test_crossbar_store import Proto  # noqa: E402
 
 
 @pytest.fixture

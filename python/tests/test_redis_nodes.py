@@ -19,13 +19,13 @@ from need import need  # noqa: E402
 need("crossbar")
 need("websockets")
 
-from redis_server import RedisServer, need_redis  # noqa: E402
+from redis_server import need_redis, running  # noqa: E402
 
 need_redis()
 
-from browser import CHALLENGE, WELCOME, Browser  # noqa: E402
-from nodes import Node, free_ports, launcher  # noqa: E402
-from test_node import SECRET, router_worker  # noqa: E402
+from browser import CHALLENGE, Browser  # noqa: E402
+from nodes import free_ports, launcher, login, welcomed_by_cookie, write_node  # noqa: E402
+from test_node import router_worker  # noqa: E402
 
 KEY_PREFIX = "cbtest:"
 TIMEOUT_MS = 1500
@@ -61,12 +61,8 @@ def node_config(port: int, url: str) -> dict:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
+    with running(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -75,32 +71,13 @@ def nodes(tmp_path_factory, redis):
     started = []
     try:
         for name, port in zip("ab", free_ports(2)):
-            cbdir = tmp_path_factory.mktemp(f"host-{name}") / ".crossbar"
-            cbdir.mkdir()
-            (cbdir / "config.json").write_text(json.dumps(node_config(port, redis.url()), indent=2))
-            node = Node(cbdir, [port])
+            node = write_node(tmp_path_factory.mktemp(f"host-{name}"), node_config(port, redis.url()), [port])
             started.append(node)
             node.start()
         yield started
     finally:
         for node in started:
             node.stop()
-
-
-def login(browser: Browser, url: str):
-    conn = browser.connect(url)
-    msg = conn.hello(secret=SECRET)
-    assert msg[0] == WELCOME and conn.challenged, msg
-    return conn
-
-
-def welcomed_by_cookie(browser: Browser, url: str):
-    conn = browser.connect(url)
-    assert conn.set_cookie is None, f"{url}: the cookie was not known: {conn.set_cookie}"
-    msg = conn.hello()
-    assert msg[0] == WELCOME and not conn.challenged, (url, msg)
-    assert conn.details["authid"] == "alice" and conn.details["authprovider"] == "cookie"
-    return conn
 
 
 def challenged(cookie: str, url: str) -> None:

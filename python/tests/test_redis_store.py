@@ -3,7 +3,9 @@ clearing a cookie's authentication, and what a worker logs while Redis is down."
 
 from __future__ import annotations
 
+import queue
 import re
+import threading
 
 import pytest
 
@@ -11,28 +13,21 @@ from need import need  # noqa: E402
 
 need("crossbar.router.cookiestore")
 
-from redis_server import RedisServer, need_redis  # noqa: E402
+from redis_server import RedisServer, need_redis, running, section  # noqa: E402
 
 need_redis()
 
 import cookiestore  # noqa: E402
-from cookiestore.crossbar import CookieStoreCookiestore, StoreOutage  # noqa: E402
+from cookiestore.crossbar import CONNECT_THREADS, CookieStoreCookiestore, StoreOutage  # noqa: E402
+from twisted.internet.task import Clock  # noqa: E402
 
 NO_AUTH = (None, None, None, None, None)
 
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    try:
-        server.start()
+    with running(tmp_path_factory.mktemp("redis")) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def section(url: str, prefix: str) -> dict:
-    return {"name": "cbtid", "max_age": 600, "store": {"type": "cookiestore", "url": url, "key_prefix": prefix}}
 
 
 @pytest.fixture(params=["lmdb", "redis"])
@@ -161,3 +156,86 @@ def test_an_outage_is_logged_once_from_the_stores_health(tmp_path):
         assert cs.exists(cbtid)
     finally:
         server.stop()
+
+
+def test_timeout_ms_is_the_librarys_and_sets_the_connect_wait(redis, tmp_path):
+    """``CookieStore.timeout_ms`` is the deadline the library applies (a URL's ``?timeout_ms=``
+    before the section's ``timeout_ms``, 2000 by default), and the Crossbar store's
+    ``connect_wait`` follows it."""
+    url = redis.url()
+
+    def opened(store: dict) -> int:
+        return cookiestore.CookieStore.from_section({"store": dict(store, type="cookiestore")}).timeout_ms
+
+    assert opened({"url": url}) == 2000
+    assert opened({"url": url, "timeout_ms": 700}) == 700
+    assert opened({"url": f"{url}?timeout_ms=300"}) == 300
+    assert opened({"url": f"{url}?timeout_ms=300", "timeout_ms": 700}) == 300
+    assert cookiestore.CookieStore(f"{url}?timeout_ms=300").timeout_ms == 300
+    assert cookiestore.CookieStore(str(tmp_path / "lmdb")).timeout_ms == 2000
+    assert opened({"path": str(tmp_path / "lmdb2"), "timeout_ms": 700}) == 700
+
+    def wait(store: dict) -> float:
+        config = {"name": "cbtid", "max_age": 600, "store": dict(store, type="cookiestore")}
+        return CookieStoreCookiestore(config, str(tmp_path), poll_interval=None, purge_interval=None).connect_wait
+
+    assert wait({"url": f"{url}?timeout_ms=300", "timeout_ms": 700}) == 0.3
+    assert wait({"url": url, "timeout_ms": 700}) == 0.7
+    assert wait({"url": url}) == 2.0
+    assert wait({"path": "cookies"}) == 2.0
+
+
+class _Reactor(Clock):
+    """Twisted's manual clock with ``callFromThread``: calls from the store's threads are
+    queued and run by :meth:`drain` (on the test's thread, as the reactor would)."""
+
+    def __init__(self):
+        super().__init__()
+        self.queue: "queue.Queue" = queue.Queue()
+
+    def callFromThread(self, f, *args, **kw):  # noqa: N802 - Twisted's name
+        self.queue.put((f, args, kw))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                f, args, kw = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            f(*args, **kw)
+
+
+def test_a_new_connection_waits_at_most_connect_wait(redis, tmp_path):
+    """A new connection whose store calls get no answer (every thread that makes them is
+    busy: as when each waits on a store that does not answer) is served without its cookie
+    once ``connect_wait`` (the URL's ``timeout_ms``) has passed on the reactor's clock, not
+    left waiting. No real time is measured: the reactor is a manual clock."""
+    config = section(f"{redis.url()}?timeout_ms=300", "connect-wait:")
+    reactor = _Reactor()
+    cs = CookieStoreCookiestore(
+        config, str(tmp_path), reactor=reactor, poll_interval=None, purge_interval=None, background=True
+    )
+    cookie, _ = cs._store.create()
+    assert cs.connect_wait == 0.3
+    gate = threading.Event()
+    busy = [cs._pool(False).submit(gate.wait, 60) for _ in range(CONNECT_THREADS)]
+    try:
+        answers = []
+        cs.prepare_connection(cookie).addCallback(answers.append)
+        reactor.advance(0.2)
+        reactor.drain()
+        assert answers == [], "answered before the lookup could run or connect_wait passed"
+        reactor.advance(0.2)
+        reactor.drain()
+        assert len(answers) == 1, "still waiting after connect_wait"
+        (prepared,) = answers
+        assert prepared.degraded and prepared.cbtid == cookie and prepared.exists
+        assert prepared.auth == NO_AUTH and prepared.created is None
+    finally:
+        gate.set()
+        for f in busy:
+            f.result(timeout=60)
+        # The lookup queued behind them still runs; its late answer is dropped.
+        cs._pool(False).shutdown(wait=True)
+        reactor.drain()
+    assert len(answers) == 1

@@ -16,8 +16,6 @@ times are printed, not asserted (the benchmark python/bench/router_faults.py mea
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 
 import pytest
@@ -27,13 +25,13 @@ from need import need  # noqa: E402
 need("crossbar")
 need("websockets")
 
-from redis_server import RedisServer, need_redis  # noqa: E402
+from redis_server import RedisServer, need_redis, running  # noqa: E402
 
 need_redis()
 
 from browser import GOODBYE, WELCOME, Browser  # noqa: E402
-from nodes import Node, free_ports  # noqa: E402
-from test_node import SECRET, router_worker  # noqa: E402
+from nodes import SECRET, Node, free_ports, login, returning_browser, started, welcomed_by_cookie, write_node  # noqa: E402
+from test_node import router_worker  # noqa: E402
 from test_redis_nodes import with_store  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -45,39 +43,23 @@ def store(url: str) -> dict:
     return {"type": "cookiestore", "url": url, "key_prefix": KEY_PREFIX, "timeout_ms": TIMEOUT_MS}
 
 
-def start_node(root, redis: RedisServer) -> Node:
-    cbdir = root / ".crossbar"
-    cbdir.mkdir()
+def outage_node(root, redis: RedisServer) -> Node:
+    """The node (one router worker) with its store on `redis`; not started."""
     (port,) = free_ports(1)
     config = {"version": 2, "controller": {}, "workers": [with_store(router_worker(port), store(redis.url()))]}
-    (cbdir / "config.json").write_text(json.dumps(config, indent=2))
-    node = Node(cbdir, [port])
-    node.start()
-    return node
+    return write_node(root, config, [port])
 
 
 @pytest.fixture
 def redis(tmp_path):
-    server = RedisServer(tmp_path)
-    try:
-        server.start()
+    with running(tmp_path) as server:
         yield server
-    finally:
-        if server.proc is not None:
-            try:
-                os.kill(server.proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-        server.stop()
 
 
 @pytest.fixture
 def node(tmp_path, redis):
-    n = start_node(tmp_path, redis)
-    try:
+    with started(outage_node(tmp_path, redis)) as n:
         yield n
-    finally:
-        n.stop()
 
 
 def log_text(node: Node) -> str:
@@ -91,22 +73,6 @@ def wait_for_log(node: Node, needle: str, count: int = 1, within: float = 30) ->
         time.sleep(0.1)
 
 
-def login(browser: Browser, url: str):
-    conn = browser.connect(url)
-    msg = conn.hello(secret=SECRET)
-    assert msg[0] == WELCOME and conn.challenged, msg
-    return conn
-
-
-def welcomed_by_cookie(browser: Browser, url: str):
-    conn = browser.connect(url)
-    assert conn.set_cookie is None, conn.set_cookie
-    msg = conn.hello()
-    assert msg[0] == WELCOME and not conn.challenged, msg
-    assert conn.details["authprovider"] == "cookie"
-    return conn
-
-
 def closed_with(conn, within: float = 10):
     """The close frame (code, reason) the server closes `conn` with."""
     try:
@@ -118,12 +84,10 @@ def closed_with(conn, within: float = 10):
 
 def test_a_new_connection_during_a_redis_hang_is_served_without_its_cookie(node, redis):
     url = node.url(0)
-    browser = Browser()
-    login(browser, url).close()
+    browser = returning_browser(url)
     cookie = browser.cookie
-    welcomed_by_cookie(browser, url).close()
 
-    os.kill(redis.proc.pid, signal.SIGSTOP)
+    redis.hang()
     try:
         # The first meets the hang (its lookup waits for the timeout, on a thread), the next
         # ones the open circuit breaker; each is challenged and logs in with WAMP-CRA.
@@ -146,7 +110,7 @@ def test_a_new_connection_during_a_redis_hang_is_served_without_its_cookie(node,
         conn.close()
         wait_for_log(node, "served without their cookie")  # the worker's health check saw it
     finally:
-        os.kill(redis.proc.pid, signal.SIGCONT)
+        redis.resume()
 
     # Back: the browser's cookie (kept, never replaced) is welcomed again.
     deadline = time.monotonic() + 30
@@ -169,8 +133,9 @@ def test_a_new_connection_during_a_redis_hang_is_served_without_its_cookie(node,
 
 def test_a_node_starts_while_redis_is_down(tmp_path):
     redis = RedisServer(tmp_path)  # its port, not started yet
-    node = start_node(tmp_path, redis)
+    node = outage_node(tmp_path, redis)
     try:
+        node.start()
         url = node.url(0)
         browser = Browser()
         conn = browser.connect(url)
@@ -203,15 +168,14 @@ def test_a_logout_after_an_outage_closes_connections_from_before_it(node, redis)
     import cookiestore
 
     url = node.url(0)
-    browser = Browser()
-    login(browser, url).close()
+    browser = returning_browser(url)
     held = welcomed_by_cookie(browser, url)
 
-    os.kill(redis.proc.pid, signal.SIGSTOP)
+    redis.hang()
     try:
         wait_for_log(node, "served without their cookie")
     finally:
-        os.kill(redis.proc.pid, signal.SIGCONT)
+        redis.resume()
     wait_for_log(node, "is available again")
 
     # A logout elsewhere (another process, as `cookiestore logout --authid`).
@@ -222,12 +186,11 @@ def test_a_logout_after_an_outage_closes_connections_from_before_it(node, redis)
 
 def test_a_logout_during_an_outage_fails_loudly_and_is_not_applied(node, redis):
     url = node.url(0)
-    browser = Browser()
-    login(browser, url).close()
+    browser = returning_browser(url)
     held = welcomed_by_cookie(browser, url)
     leaving = welcomed_by_cookie(browser, url)
 
-    os.kill(redis.proc.pid, signal.SIGSTOP)
+    redis.hang()
     try:
         wait_for_log(node, "served without their cookie")
         leaving.send([GOODBYE, {}, "wamp.close.logout"])
@@ -237,8 +200,35 @@ def test_a_logout_during_an_outage_fails_loudly_and_is_not_applied(node, redis):
         # Not applied: the cookie's other connection was not closed as if it were.
         assert not held.wait_closed(timeout=1)
     finally:
-        os.kill(redis.proc.pid, signal.SIGCONT)
+        redis.resume()
     wait_for_log(node, "is available again")
     # The cookie is still valid (the logout never looked applied): welcomed by it.
     welcomed_by_cookie(browser, url).close()
     held.close()
+
+
+def test_a_new_connections_lookup_waits_at_most_connect_wait(node, redis):
+    """Redis hung for longer than any wait here: a browser with a stored cookie connects
+    right after the hang starts (its lookup meets the hang, before the circuit breaker has
+    opened, or the open breaker answers at once). The open handshake completes well inside
+    the client's 10 s open timeout (the worker waits at most ``connect_wait``, the store's
+    ``timeout_ms`` of 0.5 s), and the connection is served without its cookie: challenged, the
+    cookie neither welcomed nor replaced. Only the outer limit is asserted."""
+    url = node.url(0)
+    browser = returning_browser(url)
+    cookie = browser.cookie
+
+    redis.hang()
+    try:
+        t0 = time.monotonic()
+        conn = browser.connect(url)  # raises TimeoutError after 10 s without an answer
+        took = time.monotonic() - t0
+        assert conn.set_cookie is None, f"the cookie was replaced during the hang: {conn.set_cookie}"
+        msg = conn.hello(secret=SECRET)
+        assert msg[0] == WELCOME and conn.challenged, msg
+        assert conn.details["authmethod"] == "wampcra"
+        conn.close()
+        assert browser.cookie == cookie
+        print(f"a connection with its cookie, Redis hung: handshake in {took * 1000:.0f} ms")
+    finally:
+        redis.resume()
