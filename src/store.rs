@@ -422,20 +422,6 @@ impl CookieStore {
     }
 }
 
-impl StoreOptions {
-    /// The deadline (milliseconds) of a store call at `location`, as the store opened there
-    /// applies it: a Redis URL's `?timeout_ms=` when given, else
-    /// [`timeout_ms`](StoreOptions::timeout_ms).
-    pub fn effective_timeout_ms(&self, location: &Location) -> u64 {
-        match location {
-            Location::Redis(redis) => redis.timeout().map_or(self.timeout_ms, |t| {
-                u64::try_from(t.as_millis()).unwrap_or(u64::MAX)
-            }),
-            Location::Lmdb(_) => self.timeout_ms,
-        }
-    }
-}
-
 const _: () = {
     const fn is<T: Send + Sync + Clone>() {}
     is::<CookieStore>();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::location::check_key_prefix;
+use crate::config::location::{Location, RedisLocation, check_key_prefix};
 use crate::error::{Error, Result};
 
 /// Smallest allowed `maxsize`: 128 KiB.
@@ -333,4 +333,34 @@ pub enum Durability {
     /// Nothing is flushed (`MDB_NOSYNC`): what `sync = false` means. The operating system
     /// writes the pages back when it likes; the same integrity caveat as `LazyCreates`.
     None,
+}
+
+impl StoreOptions {
+    /// The deadline (milliseconds) of a store call at `location`, as the store opened there
+    /// applies it: a Redis URL's `?timeout_ms=` when given, else
+    /// [`timeout_ms`](StoreOptions::timeout_ms).
+    ///
+    /// ```
+    /// use cookiestore::{Location, StoreOptions};
+    /// let options = StoreOptions::default().timeout_ms(700);
+    /// let url = Location::parse("redis://127.0.0.1/?timeout_ms=300")?;
+    /// assert_eq!(options.effective_timeout_ms(&url), 300);
+    /// assert_eq!(options.effective_timeout_ms(&Location::parse("/var/cookies")?), 700);
+    /// # Ok::<(), cookiestore::Error>(())
+    /// ```
+    pub fn effective_timeout_ms(&self, location: &Location) -> u64 {
+        match location {
+            Location::Redis(redis) => {
+                u64::try_from(self.redis_timeout(redis).as_millis()).unwrap_or(u64::MAX)
+            }
+            Location::Lmdb(_) => self.timeout_ms,
+        }
+    }
+
+    /// The deadline of a call to the Redis store at `location` (the one home of the rule).
+    pub(crate) fn redis_timeout(&self, location: &RedisLocation) -> std::time::Duration {
+        location
+            .timeout()
+            .unwrap_or(std::time::Duration::from_millis(self.timeout_ms))
+    }
 }

@@ -49,8 +49,6 @@ pub(crate) mod watch;
 
 pub(crate) use store::RedisStore;
 
-use std::time::Duration;
-
 use redis::{Connection, RedisResult};
 
 use crate::config::location::RedisLocation;
@@ -92,9 +90,7 @@ impl RedisBackend {
     /// (`policy.rs`: a Redis that may evict keys, a newer store). Lazily: no round trip here;
     /// the checks run before the first call that reaches Redis.
     pub(crate) fn open(location: &RedisLocation, options: &StoreOptions) -> Result<RedisBackend> {
-        let timeout = location
-            .timeout()
-            .unwrap_or(Duration::from_millis(options.timeout_ms));
+        let timeout = options.redis_timeout(location);
         // Both were checked (`check_key_prefix`): `?prefix=` by the parser, `key_prefix` by
         // `StoreOptions::validate`.
         let prefix = location.prefix().unwrap_or(&options.key_prefix).to_string();
