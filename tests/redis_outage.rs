@@ -133,6 +133,54 @@ fn a_hung_redis_costs_the_first_call_one_timeout_and_the_next_calls_nothing() {
     assert!(health.until.is_some(), "{health:?}");
 }
 
+/// A call that has to make a new connection to a hung Redis (one that accepts connections
+/// and answers nothing) waits one timeout, as a call on a pooled connection does. redis-rs
+/// reads each reply of its handshake pipeline (`AUTH`, `SELECT`, `CLIENT SETINFO` twice)
+/// with the whole remaining time, and a read that times out does not end the pipeline: with
+/// a password and database 1, such a call waited 4 timeouts (8 s here), without them 2.
+#[test]
+fn a_new_connection_to_a_hung_redis_costs_one_timeout() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    assert_eq!(
+        server.command(&["CONFIG", "SET", "requirepass", "hung-secret"]),
+        "+OK"
+    );
+    // redis://:hung-secret@127.0.0.1:PORT/1
+    let url = format!(
+        "{}1",
+        server
+            .url("")
+            .replacen("redis://", "redis://:hung-secret@", 1)
+    );
+    // Opened lazily: no connection is made before the server hangs.
+    let store = CookieStore::open(url.as_str(), lazily()).unwrap();
+    server.pause();
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let result = store.get_auth("x23456789012345678901234");
+                (started.elapsed(), result)
+            })
+        })
+        .collect();
+    for call in calls {
+        let (took, result) = call.join().unwrap();
+        let problem = unavailable("a call making a new connection", result);
+        assert!(!problem.contains("hung-secret"), "{problem}");
+        assert!(
+            took < TIMEOUT + Duration::from_secs(1),
+            "a call making a new connection to a hung Redis waited {took:?}, more than the \
+             timeout of {TIMEOUT:?}: {problem}"
+        );
+    }
+    server.resume();
+}
+
 #[test]
 fn a_killed_redis_restarted_on_the_same_port_serves_again_and_the_watcher_sees_later_logouts() {
     if !need_redis() {

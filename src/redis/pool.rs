@@ -430,12 +430,36 @@ impl Shared {
     }
 
     /// A new connection made by `deadline`, with read and write timeouts of what is left.
+    ///
+    /// redis-rs bounds the TCP connect by the timeout it is given, but not the handshake
+    /// after it in total: the handshake is one pipeline (`CLIENT SETINFO` twice, `AUTH` with
+    /// a password, `SELECT` for a database other than 0), and each of its replies is read
+    /// with the whole remaining time, a read that times out not ending the pipeline. A hung
+    /// Redis (one that accepts connections and answers nothing) then cost 2 to 4 timeouts,
+    /// and a host name that does not resolve has no bound at all. So the connection is
+    /// made on a thread of its own and waited for until `deadline` only; one that comes
+    /// later is dropped by that thread.
     fn connect_by(self: &Arc<Shared>, deadline: Instant) -> Result<Connection> {
         let left = left(deadline).ok_or_else(|| self.out_of_time())?;
-        let con = self
-            .client
-            .get_connection_with_timeout(left)
-            .map_err(|e| self.failed(e))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let client = self.client.clone();
+        let spawned = std::thread::Builder::new()
+            .name("cookiestore-redis-connect".into())
+            .spawn(move || {
+                let _ = tx.send(client.get_connection_with_timeout(left));
+            });
+        let made = match spawned {
+            Ok(_) => match rx.recv_timeout(left) {
+                Ok(made) => made,
+                Err(_) => Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "connecting and the handshake took longer than the timeout",
+                ))),
+            },
+            // No thread to be had: connect here, bounded as redis-rs bounds it.
+            Err(_) => self.client.get_connection_with_timeout(left),
+        };
+        let con = made.map_err(|e| self.failed(e))?;
         self.limit(&con, deadline)?;
         Ok(con)
     }
