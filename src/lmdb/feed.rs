@@ -1,4 +1,4 @@
-//! The revocation feed on LMDB: a table of entries keyed by sequence number (`layout.rs`:
+//! The revocation feed on LMDB: a table of entries keyed by sequence number (`keys.rs`:
 //! [`RevocationEntry`]), appended in the transaction of the write it records, and read by
 //! the feed's readers and the per-process cache.
 //!

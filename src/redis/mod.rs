@@ -10,7 +10,7 @@
 //!   last of its cookies, and members whose record no longer carries the authid are dropped
 //!   lazily (at that authid's next logout).
 //! - `{P}imported:{sha256 of a value, hex}`: an import mark (see
-//!   `ImportMark` in `lmdb/layout.rs`): the cookie with that value was brought in by
+//!   `ImportMark` in `lmdb/keys.rs`): the cookie with that value was brought in by
 //!   an import; it holds the cookie's expiry (ns) and expires then. A re-run import skips a
 //!   marked value whose cookie is gone (logged out since).
 //! - `{P}revocations`: the revocation feed, a stream capped at about
@@ -33,11 +33,12 @@
 //! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
 //! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
-//! allowed (`policy.rs`). Faults: a deadline per call and a circuit breaker (`pool.rs`).
+//! allowed (`policy.rs`). Faults: a deadline per call and a circuit breaker (`pool.rs`; what an error means, `errors.rs`).
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
 
+mod errors;
 mod feed;
 mod migrate;
 mod ops;

@@ -43,8 +43,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use redis::{Client, Connection, ConnectionLike, ErrorKind, RedisError, RedisResult};
+use redis::{Client, Connection, ConnectionLike, RedisError, RedisResult};
 
+use super::errors::{is_stale, is_transport, is_unreachable, unavailable_or_redis};
 use crate::config::location::RedisLocation;
 use crate::error::{Error, Result};
 use crate::fork::{self, gated};
@@ -630,59 +631,5 @@ fn format_time(t: SystemTime) -> String {
     match text.split_once('.') {
         Some((secs, _)) => format!("{secs}.{:03}Z", (ns / 1_000_000) % 1000),
         None => text,
-    }
-}
-
-/// Whether the error means the connection can no longer be used.
-fn is_transport(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_unrecoverable_error()
-        || matches!(e.kind(), ErrorKind::Parse)
-}
-
-/// Whether Redis could not be reached or did not answer in time (not an answer).
-fn is_unreachable(e: &RedisError) -> bool {
-    is_transport(e) || e.is_connection_refusal()
-}
-
-/// A reused connection found closed before any answer: safe to retry on a new one.
-fn is_stale(e: &RedisError) -> bool {
-    !e.is_timeout() && e.is_connection_dropped()
-}
-
-pub(crate) fn unavailable_or_redis(
-    location: &RedisLocation,
-    timeout: Duration,
-    e: RedisError,
-) -> Error {
-    let text = location.sanitize(&e.to_string());
-    let location = location.masked();
-    let busy = [
-        "LOADING",
-        "MASTERDOWN",
-        "READONLY",
-        "TRYAGAIN",
-        "CLUSTERDOWN",
-        "BUSY",
-    ]
-    .iter()
-    .any(|code| e.code() == Some(code));
-    if e.is_timeout() {
-        Error::Unavailable {
-            location: location.to_string(),
-            problem: format!("no answer within the timeout of {timeout:?} ({text})"),
-        }
-    } else if is_transport(&e) || e.is_connection_refusal() || busy {
-        Error::Unavailable {
-            location: location.to_string(),
-            problem: text,
-        }
-    } else {
-        Error::Redis {
-            location: location.to_string(),
-            problem: text,
-        }
     }
 }
