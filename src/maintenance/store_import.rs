@@ -177,21 +177,24 @@ fn import_chunk(
                 Ok(())
             })
             .map_err(|e| e.with_committed(part.imported + part.updated))?;
-        part.imported += slice.imported;
-        part.updated += slice.updated;
-        part.unchanged += slice.unchanged;
-        part.skipped_logged_out += slice.skipped_logged_out;
-        part.conflicts.extend(slice.conflicts);
-        part.rejected.extend(slice.rejected);
+        part.add_writes(slice);
         Ok(())
     })?;
-    summary.imported += part.imported;
-    summary.updated += part.updated;
-    summary.unchanged += part.unchanged;
-    summary.skipped_logged_out += part.skipped_logged_out;
-    summary.conflicts.extend(part.conflicts);
-    summary.rejected.extend(part.rejected);
+    summary.add_writes(part);
     Ok(())
+}
+
+impl StoreImportSummary {
+    /// Adds what a write of `other` did (the counts a write decides; `records`, `expired`
+    /// and `corrupt` are counted while reading).
+    fn add_writes(&mut self, other: StoreImportSummary) {
+        self.imported += other.imported;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+        self.skipped_logged_out += other.skipped_logged_out;
+        self.conflicts.extend(other.conflicts);
+        self.rejected.extend(other.rejected);
+    }
 }
 
 /// One write of [`import_records`]: judges and writes `chunk`.
