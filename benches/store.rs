@@ -229,14 +229,14 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let purge = format!("purge_none/{l}");
     let lookup_fns = [
         "ours",
-        "ours_lazy",
+        "ours_borrowed",
         "raw_heed",
         "raw_heed_two_get",
         "raw_heed_noverify",
         "raw_heed_owned",
     ];
     if !run.any_selected(&lookup, &lookup_fns)
-        && !run.any_selected(&track, &["ours", "ours_lazy", "raw_heed"])
+        && !run.any_selected(&track, &["ours", "raw_heed"])
         && !run.any_selected(&purge, &["ours", "raw_heed"])
     {
         return;
@@ -264,10 +264,10 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         b.iter(|| store.get_auth(keys.next_value()).expect("get_auth"))
     });
     // The borrowed view: the same fields raw_heed reads, nothing copied or decoded.
-    g.bench_function("ours_lazy", |b| {
+    g.bench_function("ours_borrowed", |b| {
         b.iter(|| {
             store
-                .with_auth(keys.next_value(), lazy_auth_fields)
+                .with_auth(keys.next_value(), borrowed_auth_fields)
                 .expect("with_auth")
         })
     });
@@ -300,14 +300,14 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         );
         run.interleaved.push((lookup.clone(), ours_ns, raw_ns));
     }
-    // The lazy lookup against the bare two gets (read txn, index get, record get).
-    let id = format!("{lookup}/lazy_vs_two_get");
+    // The borrowed lookup against the bare two gets (read txn, index get, record get).
+    let id = format!("{lookup}/borrowed_vs_two_get");
     if !run.test_mode && run.selected(&id) {
         let total = if run.quick { 2 } else { 6 };
         let (ours_ns, raw_ns) = interleaved(
             &mut keys,
             |v| {
-                black_box(store.with_auth(v, lazy_auth_fields).expect("with_auth"));
+                black_box(store.with_auth(v, borrowed_auth_fields).expect("with_auth"));
             },
             |v| {
                 black_box(raw.lookup_two_get(v));
@@ -315,19 +315,19 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             Duration::from_secs(total),
         );
         println!(
-            "{id}: ours_lazy {} raw_heed_two_get {} ratio {:.2}x",
+            "{id}: ours_borrowed {} raw_heed_two_get {} ratio {:.2}x",
             fmt_ns(ours_ns),
             fmt_ns(raw_ns),
             ours_ns / raw_ns
         );
         run.interleaved.push((id, ours_ns, raw_ns));
-        // The same lazy lookup against raw heed reading the same fields without any check
+        // The same borrowed lookup against raw heed reading the same fields without any check
         // (FlatBuffers' unchecked accessors): the floor of reading a record at all.
-        let id = format!("{lookup}/lazy_vs_noverify");
+        let id = format!("{lookup}/borrowed_vs_noverify");
         let (ours_ns, raw_ns) = interleaved(
             &mut keys,
             |v| {
-                black_box(store.with_auth(v, lazy_auth_fields).expect("with_auth"));
+                black_box(store.with_auth(v, borrowed_auth_fields).expect("with_auth"));
             },
             |v| {
                 black_box(raw.lookup_noverify(v, now));
@@ -335,7 +335,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             Duration::from_secs(total),
         );
         println!(
-            "{id}: ours_lazy {} raw_heed_noverify {} ratio {:.2}x",
+            "{id}: ours_borrowed {} raw_heed_noverify {} ratio {:.2}x",
             fmt_ns(ours_ns),
             fmt_ns(raw_ns),
             ours_ns / raw_ns
@@ -349,7 +349,6 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let mut g = run.group(c, &track, Pace::Fast);
     g.throughput(Throughput::Elements(1));
     run.register(&track, "ours", 1);
-    run.register(&track, "ours_lazy", 1);
     run.register(&track, "raw_heed", 1);
     g.bench_function("ours", |b| {
         b.iter(|| {
@@ -357,16 +356,6 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             header.extend_from_slice(b"theme=dark; cbtid=");
             header.extend_from_slice(keys.next_value().as_bytes());
             let t = tracker.track(Some(&header)).expect("track");
-            debug_assert!(!t.is_new);
-            t
-        })
-    });
-    g.bench_function("ours_lazy", |b| {
-        b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
-            let t = tracker.track_lazy(Some(&header)).expect("track_lazy");
             debug_assert!(!t.is_new);
             t
         })
@@ -381,7 +370,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         })
     });
     g.finish();
-    let id = format!("{track}/lazy_interleaved");
+    let id = format!("{track}/interleaved");
     if !run.test_mode && run.selected(&id) {
         let total = if run.quick { 2 } else { 6 };
         let mut header = Vec::with_capacity(64);
@@ -392,7 +381,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
                 header.clear();
                 header.extend_from_slice(b"theme=dark; cbtid=");
                 header.extend_from_slice(v.as_bytes());
-                black_box(tracker.track_lazy(Some(&header)).expect("track_lazy"));
+                black_box(tracker.track(Some(&header)).expect("track"));
             },
             |v| {
                 raw_header.clear();
@@ -404,7 +393,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             Duration::from_secs(total),
         );
         println!(
-            "{id}: ours_lazy {} raw_heed {} ratio {:.2}x",
+            "{id}: ours {} raw_heed {} ratio {:.2}x",
             fmt_ns(ours_ns),
             fmt_ns(raw_ns),
             ours_ns / raw_ns
@@ -436,7 +425,13 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let l = label(fx.n);
     let group = format!("cached/{l}");
     // (The uncached lookup is `lookup/*`: two handles of one path would share one cache.)
-    let fns = ["ours_hit", "ours_hit_shared", "raw_heed"];
+    let fns = [
+        "ours_hit",
+        "ours_hit_shared",
+        "ours_hit_borrowed",
+        "track_hit",
+        "raw_heed",
+    ];
     if !run.any_selected(&group, &fns) && !run.selected(&format!("{group}/uniform")) {
         return;
     }
@@ -464,6 +459,25 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     // Python binding uses).
     g.bench_function("ours_hit_shared", |b| {
         b.iter(|| store.lookup_cached(keys.next_value()).expect("a hit"))
+    });
+    // The borrowed read on a hit: the cached answer lent to the closure, nothing copied.
+    g.bench_function("ours_hit_borrowed", |b| {
+        b.iter(|| {
+            store
+                .with_auth(keys.next_value(), borrowed_auth_fields)
+                .expect("with_auth")
+        })
+    });
+    // A router's connection of a known cookie on a hit: header, lookup, Set-Cookie value.
+    let tracker = Tracker::new(store.clone(), TrackerConfig::default()).expect("tracker");
+    let mut header = Vec::with_capacity(64);
+    g.bench_function("track_hit", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            tracker.track(Some(&header)).expect("track")
+        })
     });
     g.bench_function("raw_heed", |b| {
         b.iter(|| raw.lookup(keys.next_value(), now))
@@ -532,18 +546,13 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     }
 }
 
-/// What the lazy lookup reads: the auth fields the raw baseline reads, borrowed.
-fn lazy_auth_fields(a: cookiestore::AuthRef<'_>) -> usize {
+/// What the borrowed lookup reads: the four auth strings, borrowed (authextra not decoded).
+fn borrowed_auth_fields(a: cookiestore::AuthRef<'_>) -> usize {
     let authid = black_box(a.authid());
     let role = black_box(a.authrole());
     let method = black_box(a.authmethod());
     let realm = black_box(a.authrealm());
-    let extra = black_box(a.authextra_cbor());
-    authid.len()
-        + role.map_or(0, str::len)
-        + method.map_or(0, str::len)
-        + realm.map_or(0, str::len)
-        + extra.len()
+    authid.len() + role.map_or(0, str::len) + method.map_or(0, str::len) + realm.map_or(0, str::len)
 }
 
 /// `get_auth` against raw heed's verified lookup, interleaved on `keys` for `total`.

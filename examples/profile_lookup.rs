@@ -6,7 +6,7 @@
 //! valgrind --tool=callgrind target/release/examples/profile_lookup ours 100000 200000
 //! ```
 //!
-//! MODE is one of `ours` (`get_auth`), `ours_lazy` (`with_auth`), `track_lazy`, `ours_lookup` (`lookup`), `track` (the tracker with a
+//! MODE is one of `ours` (`get_auth`), `ours_borrowed` (`with_auth`), `ours_lookup` (`lookup`), `track` (the tracker with a
 //! known cookie), `raw_two_get` (read txn and both gets, nothing decoded), `raw` (the raw heed baseline: two gets, verified record, auth fields
 //! borrowed), `raw_noverify`, `raw_owned` (raw plus the owned `Auth` that `get_auth`
 //! returns); write modes on a scratch copy: `w_create_ours`, `w_create_raw`,
@@ -92,7 +92,7 @@ fn main() {
                 let t = tracker.as_ref().unwrap().track(Some(&header)).unwrap();
                 black_box(t).auth.is_some() as usize
             }
-            "ours_lazy" => store
+            "ours_borrowed" => store
                 .as_ref()
                 .unwrap()
                 .with_auth(v, |a| {
@@ -100,17 +100,9 @@ fn main() {
                         + a.authrole().map_or(0, str::len)
                         + a.authmethod().map_or(0, str::len)
                         + a.authrealm().map_or(0, str::len)
-                        + a.authextra_cbor().len()
                 })
                 .unwrap()
                 .unwrap_or(0),
-            "track_lazy" => {
-                header.clear();
-                header.extend_from_slice(b"theme=dark; cbtid=");
-                header.extend_from_slice(v.as_bytes());
-                black_box(tracker.as_ref().unwrap().track_lazy(Some(&header)).unwrap()).is_new
-                    as usize
-            }
             "raw" => raw.as_ref().unwrap().lookup(v, now),
             "raw_two_get" => raw.as_ref().unwrap().lookup_two_get(v),
             "raw_noverify" => raw.as_ref().unwrap().lookup_noverify(v, now),

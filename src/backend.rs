@@ -40,6 +40,14 @@ use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
+/// A live cookie as [`Backend::with_live`] shows it.
+pub(crate) enum Live<'a> {
+    /// Its record, borrowed, with its object id.
+    Record(Uuid, &'a RecordReader<'a>),
+    /// This process's cached answer (LMDB with a cache), shared.
+    Cached(&'a Lookup),
+}
+
 /// A store's backend: one implementation per folder (see the module docs).
 pub(crate) trait Backend: Send + Sync + 'static {
     // ---- the handle ----------------------------------------------------------------------
@@ -92,15 +100,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The live cookie with object id `oid`.
     fn get_by_oid(&self, oid: Uuid) -> Result<Option<Cookie>>;
 
-    /// Calls `f` once with the live record of `value` (its oid, and a field reader over its
-    /// bytes, borrowed: LMDB's map inside one read transaction, Redis's reply to one GET);
-    /// not at all when there is no live cookie with `value`. What the lazy reads
-    /// (`lazy.rs`) are written over.
-    fn with_live_record(
-        &self,
-        value: &str,
-        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
-    ) -> Result<()>;
+    /// Calls `f` once with the live cookie of `value` as cheaply as the backend can show it
+    /// ([`Live`]): this process's cached answer, shared, when a cache holds it or takes it
+    /// now; else the record, borrowed (LMDB's map inside one read transaction, Redis's reply
+    /// to one GET). Not at all when there is no live cookie with `value`. What the borrowed
+    /// reads (`lazy.rs`) are written over.
+    fn with_live(&self, value: &str, f: &mut dyn FnMut(Live<'_>) -> Result<()>) -> Result<()>;
 
     /// The live cookie with `value` as a lookup sees it.
     fn lookup(&self, value: &str) -> Result<Option<Lookup>>;

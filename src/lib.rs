@@ -34,6 +34,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backend;
+mod borrowed;
 mod clock;
 mod config;
 mod error;
@@ -41,7 +42,6 @@ mod feed;
 mod fork;
 mod health;
 mod http;
-mod lazy;
 mod lmdb;
 pub mod maintenance;
 mod record;
@@ -51,6 +51,7 @@ mod stats;
 mod store;
 mod tracker;
 
+pub use borrowed::{AuthRef, LookupRef};
 pub use clock::rfc3339::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::location::{IntoLocation, Location, RedisLocation};
@@ -66,7 +67,6 @@ pub use feed::watcher::{WatchEvent, Watcher};
 pub use health::Health;
 pub use http::header::{CookieValues, cookie_values, parse_cookie_header};
 pub use http::set_cookie::{CookieAttributes, SameSite};
-pub use lazy::{AuthRef, LazyAuth, LookupRef};
 pub use lmdb::LmdbStore;
 pub use lmdb::batch::Batch;
 pub use lmdb::cache::CacheStats;
@@ -77,7 +77,7 @@ pub use record::cookie::{Auth, AuthContext, AuthUpdate, Cookie, Lookup};
 pub use record::value::CookieValue;
 pub use stats::Stats;
 pub use store::CookieStore;
-pub use tracker::{Tracked, TrackedLazy, Tracker};
+pub use tracker::{Tracked, Tracker};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -12,7 +12,6 @@ use crate::config::tracker::TrackerConfig;
 use crate::error::Result;
 use crate::http::header::cookie_values;
 use crate::http::set_cookie::set_cookie_value;
-use crate::lazy::LazyAuth;
 use crate::record::cookie::{Auth, AuthContext, AuthUpdate};
 use crate::store::CookieStore;
 
@@ -72,28 +71,6 @@ impl Tracked {
     }
 }
 
-/// The answer to [`Tracker::track_lazy`]: [`Tracked`] with the authentication kept as
-/// [`LazyAuth`] (strings copied once, authextra still CBOR).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct TrackedLazy {
-    /// The cookie value in use for this connection.
-    pub value: String,
-    /// Whether the cookie was created now (none, an unknown, or an expired one was sent).
-    pub is_new: bool,
-    /// The `Set-Cookie` header value to send, as in [`Tracked::set_cookie`].
-    pub set_cookie: String,
-    /// The stored authentication, when the cookie is authenticated.
-    pub auth: Option<LazyAuth>,
-}
-
-impl TrackedLazy {
-    /// The authid to use: the stored one, or (unauthenticated) the cookie value itself.
-    pub fn authid(&self) -> &str {
-        self.auth.as_ref().map_or(&self.value, |a| a.authid())
-    }
-}
-
 impl Tracker {
     /// A tracker over `store`; the config is validated.
     pub fn new(store: CookieStore, config: TrackerConfig) -> Result<Self> {
@@ -148,38 +125,6 @@ impl Tracker {
             self.store
                 .create(&self.config.name, self.config.length, self.config.max_age)?;
         Ok(Tracked {
-            set_cookie: self.set_cookie(&cookie.value, self.config.max_age),
-            value: cookie.value,
-            is_new: true,
-            auth: None,
-        })
-    }
-
-    /// As [`Tracker::track`], but the authentication is a [`LazyAuth`]: its strings are
-    /// copied once and authextra is decoded only if asked ([`LazyAuth::authextra`]). The
-    /// cheaper answer when a connection needs the authid and role, not authextra.
-    pub fn track_lazy(&self, cookie_header: Option<&[u8]>) -> Result<TrackedLazy> {
-        if let Some(header) = cookie_header {
-            for value in cookie_values(header, &self.config.name) {
-                let found = self.store.with_lookup(value, |l| {
-                    (l.expires_at(), l.max_age(), l.auth().map(|a| a.to_lazy()))
-                })?;
-                if let Some((expires_at, max_age, auth)) = found {
-                    let now = self.store.now_ns();
-                    let remaining = ns_to_secs_ceil(expires_at.saturating_sub(now)).min(max_age);
-                    return Ok(TrackedLazy {
-                        value: value.to_string(),
-                        is_new: false,
-                        set_cookie: self.set_cookie(value, remaining),
-                        auth,
-                    });
-                }
-            }
-        }
-        let cookie =
-            self.store
-                .create(&self.config.name, self.config.length, self.config.max_age)?;
-        Ok(TrackedLazy {
             set_cookie: self.set_cookie(&cookie.value, self.config.max_age),
             value: cookie.value,
             is_new: true,

@@ -258,30 +258,30 @@ pub(super) fn summary(run: &Run) -> String {
     for l in ["100k", "1M"] {
         let g = format!("lookup/{l}");
         target(
-            format!("lazy lookup (with_auth) {l} within 1.15x of raw heed's two gets"),
-            per_op(run, &g, "ours_lazy")
+            format!(
+                "borrowed lookup (with_auth, no cache) {l} within 1.15x of raw heed's two gets"
+            ),
+            per_op(run, &g, "ours_borrowed")
                 .zip(per_op(run, &g, "raw_heed_two_get"))
                 .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.15)),
         );
-        let id = format!("{g}/lazy_vs_two_get");
+        let id = format!("{g}/borrowed_vs_two_get");
         let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
         target(
-            format!("lazy lookup {l} within 1.15x of raw heed's two gets (interleaved)"),
+            format!("borrowed lookup {l} within 1.15x of raw heed's two gets (interleaved)"),
             inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.15)),
         );
         let g = format!("track/{l}");
-        for f in ["ours", "ours_lazy"] {
-            target(
-                format!("track ({f}) of a known cookie {l} within 1.25x of raw heed"),
-                per_op(run, &g, f)
-                    .zip(per_op(run, &g, "raw_heed"))
-                    .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
-            );
-        }
-        let id = format!("{g}/lazy_interleaved");
+        target(
+            format!("track of a known cookie {l} within 1.25x of raw heed"),
+            per_op(run, &g, "ours")
+                .zip(per_op(run, &g, "raw_heed"))
+                .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
+        );
+        let id = format!("{g}/interleaved");
         let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
         target(
-            format!("track_lazy {l} within 1.25x of raw heed (interleaved)"),
+            format!("track {l} within 1.25x of raw heed (interleaved)"),
             inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
         );
         let g = format!("create_durability/{l}");

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
+use crate::backend::{
+    Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
+};
 use crate::clock::Clock;
 use crate::config::location::Location;
 use crate::error::{Error, Result};
@@ -22,7 +24,6 @@ use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::txn::Growth;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
-use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
 impl Backend for LmdbStore {
@@ -62,13 +63,15 @@ impl Backend for LmdbStore {
         self.snapshot(|s| s.get_by_oid(oid))
     }
 
-    fn with_live_record(
-        &self,
-        value: &str,
-        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
-    ) -> Result<()> {
+    fn with_live(&self, value: &str, f: &mut dyn FnMut(Live<'_>) -> Result<()>) -> Result<()> {
+        if self.shared.cache().is_some() {
+            // The cache answers, or reads through and keeps the answer for the next call.
+            return self
+                .lookup_with(value, |l| f(Live::Cached(&l)))?
+                .unwrap_or(Ok(()));
+        }
         self.snapshot(|s| match s.live_record(value)? {
-            Some((oid, record)) => f(oid, &record),
+            Some((oid, record)) => f(Live::Record(oid, &record)),
             None => Ok(()),
         })
     }

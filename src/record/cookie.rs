@@ -111,7 +111,7 @@ pub fn expires_at(created: u64, max_age: u64) -> u64 {
 }
 
 /// The authentication a cookie carries: what Crossbar.io's `getAuth` returns.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth {
     /// Authentication ID.
     pub authid: String,

@@ -11,7 +11,9 @@ use uuid::Uuid;
 
 use super::RedisBackend;
 use super::migrate::{Steps, Unpaced};
-use crate::backend::{Backend, FeedPosition, MaintenanceTxn, MaintenanceView, Pacing, WriteKind};
+use crate::backend::{
+    Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
+};
 use crate::clock::Clock;
 use crate::config::location::{Location, RedisLocation};
 use crate::config::options::StoreOptions;
@@ -114,11 +116,7 @@ impl Backend for RedisStore {
     }
 
     /// One GET; the record is read from the reply as from LMDB's map.
-    fn with_live_record(
-        &self,
-        value: &str,
-        f: &mut dyn FnMut(Uuid, &RecordReader<'_>) -> Result<()>,
-    ) -> Result<()> {
+    fn with_live(&self, value: &str, f: &mut dyn FnMut(Live<'_>) -> Result<()>) -> Result<()> {
         let Some(bytes) = self.redis.record(value)? else {
             return Ok(());
         };
@@ -133,7 +131,7 @@ impl Backend for RedisStore {
         {
             return Ok(());
         }
-        f(oid, &record)
+        f(Live::Record(oid, &record))
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
