@@ -435,7 +435,7 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     if !run.any_selected(&group, &fns) && !run.selected(&format!("{group}/uniform")) {
         return;
     }
-    let opts = options(false).cache_bytes(StoreOptions::default().cache_bytes);
+    let opts = options(false).cache_bytes(StoreOptions::default().lmdb.cache_bytes);
     let store = CookieStore::open(fx.ours(), opts.clone()).expect("open the fixture");
     let raw = Raw::open(&fx.raw(), false);
     common::warm_store(&store);

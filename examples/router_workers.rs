@@ -394,8 +394,8 @@ fn parent(args: &Args) -> Result<(), String> {
         purge_time,
         stats.live,
         stats.authenticated,
-        stats.map_used / 1024,
-        stats.map_size / 1024,
+        stats.lmdb.as_ref().unwrap().map_used / 1024,
+        stats.lmdb.as_ref().unwrap().map_size / 1024,
         if report.is_clean() {
             "clean".to_string()
         } else {

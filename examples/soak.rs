@@ -229,7 +229,7 @@ fn parent(args: &Args) -> i32 {
             let s = Sample {
                 secs: elapsed.as_secs(),
                 data_kib: file_kib(&args.path.join("data.mdb")),
-                used_kib: stats.map_used / 1024,
+                used_kib: stats.lmdb.as_ref().unwrap().map_used / 1024,
                 live: stats.live,
                 purged,
                 ops: workers.iter().map(|w| w.ops.load(Ordering::SeqCst)).sum(),

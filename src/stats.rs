@@ -1,10 +1,14 @@
-//! Figures about a store ([`Stats`]): the cookie figures every backend gives, and LMDB's
-//! page, map and table figures (0 on Redis).
+//! Figures about a store ([`Stats`]): the cookie figures every backend gives (counted here,
+//! once), and each backend's own ([`LmdbStats`], [`RedisStats`]), which its folder fills.
 
 use crate::lmdb::layout::TableMeta;
 use crate::record::codec::CookieView;
 
-/// Figures about a store, from one snapshot (on Redis: the cookie figures; the LMDB ones are 0).
+/// Figures about a store: the cookie figures every backend gives, and the backend's own
+/// ([`LmdbStats`] or [`RedisStats`]). On LMDB, all from one snapshot.
+///
+/// Serialized flat (`serde`): the cookie figures and the backend's, side by side, as
+/// `cookiestore stats --json` prints them.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
@@ -24,6 +28,19 @@ pub struct Stats {
     pub newest_created: Option<u64>,
     /// When the next live cookie expires (ns).
     pub next_expiry: Option<u64>,
+    /// LMDB's figures (`None` on another backend).
+    #[serde(flatten)]
+    pub lmdb: Option<LmdbStats>,
+    /// Redis's figures (`None` on another backend).
+    #[serde(flatten)]
+    pub redis: Option<RedisStats>,
+}
+
+/// LMDB's figures about a store ([`Stats::lmdb`]): indexes, map, pages, reader slots and
+/// tables, from the same snapshot as the cookie figures.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct LmdbStats {
     /// Entries in the value index.
     pub value_index_entries: u64,
     /// Entries in the expiry index.
@@ -57,6 +74,20 @@ pub struct Stats {
     /// Whether another program (cfxdb, Crossbar) wrote since cookiestore's last write, so
     /// the expiry index will be reconciled at the next open or purge.
     pub foreign_writes: bool,
+}
+
+/// Redis's figures about a store ([`Stats::redis`]). The cookie figures come from a walk
+/// over the store's keys (`SCAN`), not one snapshot; these from one round trip each after it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Entries in the revocation feed (a stream: `XLEN`).
+    pub feed_entries: u64,
+    /// The sequence number of the feed's last entry (0: none yet).
+    pub last_revocation: u64,
+    /// The server's `maxmemory-policy` (`noeviction` unless the store was opened with
+    /// `allow_eviction`); `None` when the server does not say (`CONFIG` and `INFO` refused).
+    pub maxmemory_policy: Option<String>,
 }
 
 impl Stats {

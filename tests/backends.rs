@@ -204,12 +204,12 @@ fn clear_auth_keeps_the_cookie_anonymous(f: &dyn Factory) {
     // An anonymous cookie: nothing to clear, nothing written.
     let c = store.create("cbtid", 24, 3600).unwrap();
     let (txn, feed) = (
-        store.stats().unwrap().txn_id,
+        store.stats().unwrap().lmdb.map(|l| l.txn_id),
         store.revocations_since(0).unwrap().entries.len(),
     );
     assert_eq!(store.clear_auth(&c.value).unwrap(), AuthUpdate::Unchanged);
     assert_eq!(
-        store.stats().unwrap().txn_id,
+        store.stats().unwrap().lmdb.map(|l| l.txn_id),
         txn,
         "an unchanged clear committed"
     );
@@ -513,6 +513,25 @@ fn count_stats_and_records(f: &dyn Factory) {
     assert_eq!(stats.authenticated, 1);
     assert_eq!(stats.corrupt, 0);
     assert_eq!(stats.oldest_created, Some(made[0].created));
+    // Each backend fills its own part of the figures, and only its own.
+    match store.backend() {
+        "lmdb" => {
+            assert!(stats.redis.is_none(), "{stats:?}");
+            let lmdb = stats.lmdb.as_ref().expect("LMDB's figures");
+            assert_eq!(lmdb.value_index_entries, 5);
+            assert!(
+                lmdb.map_used > 0 && lmdb.map_used <= lmdb.map_size,
+                "{lmdb:?}"
+            );
+        }
+        "redis" => {
+            assert!(stats.lmdb.is_none(), "{stats:?}");
+            let redis = stats.redis.as_ref().expect("Redis's figures");
+            assert_eq!((redis.feed_entries, redis.last_revocation), (0, 0));
+            assert_eq!(redis.maxmemory_policy.as_deref(), Some("noeviction"));
+        }
+        other => panic!("a backend this test does not know: {other}"),
+    }
     let mut seen = Vec::new();
     store
         .for_each_record(|c| {
@@ -532,6 +551,13 @@ fn count_stats_and_records(f: &dyn Factory) {
         })
         .unwrap();
     assert_eq!(first, 1);
+    // A logout: on Redis one entry more in the feed's figures.
+    store.delete(&made[1].value).unwrap();
+    let after = store.stats().unwrap();
+    assert_eq!(after.live, 4);
+    if let Some(redis) = after.redis {
+        assert_eq!((redis.feed_entries, redis.last_revocation > 0), (1, true));
+    }
 }
 
 fn read_only_handles_refuse_writes(f: &dyn Factory) {

@@ -522,6 +522,9 @@ fn truncated_data_file_is_refused_at_any_length() {
         .unwrap()
         .stats()
         .unwrap()
+        .lmdb
+        .as_ref()
+        .unwrap()
         .map_used;
     let data = dir.path().join("data.mdb");
     let original = std::fs::read(&data).unwrap();

@@ -123,9 +123,9 @@ fn every_kind_of_change_reaches_the_cache() {
     agree(&store, &all, "after logout_authid");
     // Expiry on a hit, with nothing committed: the clock alone.
     clock.advance_secs(11);
-    let txn = store.stats().unwrap().txn_id;
+    let txn = store.stats().unwrap().lmdb.unwrap().txn_id;
     assert_eq!(store.lookup(&short).unwrap(), None);
-    assert_eq!(store.stats().unwrap().txn_id, txn);
+    assert_eq!(store.stats().unwrap().lmdb.unwrap().txn_id, txn);
     agree(&store, &all, "after the clock passed an expiry");
     // A purge, a repair, a clear.
     store.purge_expired().unwrap();

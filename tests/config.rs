@@ -46,9 +46,9 @@ fn a_real_node_config_parses_and_opens() {
     let store = section.store.expect("the section has a store");
     assert_eq!(store.kind, "database");
     assert_eq!(store.location, Location::Lmdb("cookies".into()));
-    assert_eq!(store.options.maxsize, 10_485_760);
+    assert_eq!(store.options.lmdb.maxsize, 10_485_760);
     assert!(!store.options.readonly);
-    assert!(store.options.sync);
+    assert!(store.options.lmdb.sync);
 
     // Relative to the node directory, as in Crossbar.io; and it opens.
     let node = tempfile::tempdir().unwrap();
@@ -104,7 +104,7 @@ fn crossbars_attribute_keys_map_onto_ours() {
         store.location_in("/node"),
         Location::Lmdb("/var/lib/cookies".into())
     );
-    assert!(!store.options.sync && store.options.purge_on_startup);
+    assert!(!store.options.lmdb.sync && store.options.purge_on_startup);
 
     // Set-Cookie carries them, in Crossbar's order.
     let dir = tempfile::tempdir().unwrap();
@@ -257,7 +257,7 @@ fn a_store_url_names_a_redis_store_as_it_is() {
         assert_eq!(a, store.location_in("/srv/node-b/.crossbar"));
         assert_eq!(a, Location::parse(url).unwrap());
         assert!(!a.to_string().contains("secret"), "{a}");
-        assert_eq!(store.options.key_prefix, "node:");
+        assert_eq!(store.options.redis.key_prefix, "node:");
         assert_eq!(store.options.timeout_ms, 1500);
     }
     // `path` keeps naming a directory (relative to the node directory).

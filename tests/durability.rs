@@ -54,22 +54,26 @@ fn options(durability: Durability) -> StoreOptions {
 #[test]
 fn every_policy_reads_and_writes_alike() {
     assert_eq!(
-        StoreOptions::default().durability,
+        StoreOptions::default().lmdb.durability,
         Durability::SafeLazyCreates
     );
     assert_eq!(
-        StoreOptions::default().sync(false).effective_durability(),
+        StoreOptions::default()
+            .sync(false)
+            .lmdb
+            .effective_durability(),
         Durability::None
     );
     assert_eq!(
         StoreOptions::default()
             .durability(Durability::Full)
+            .lmdb
             .effective_durability(),
         Durability::Full
     );
     let parsed: StoreOptions =
         serde_json::from_value(json!({"durability": "lazy_creates"})).unwrap();
-    assert_eq!(parsed.durability, Durability::LazyCreates);
+    assert_eq!(parsed.lmdb.durability, Durability::LazyCreates);
     for (name, d) in POLICIES {
         let dir = tempfile::tempdir().unwrap();
         let store = CookieStore::open(dir.path(), options(d)).unwrap();

@@ -59,10 +59,11 @@ fn expired_is_absent_before_purge_and_purge_removes_exactly_the_expired() {
     let after = store.stats().unwrap();
     assert_eq!((after.records, after.live, after.expired), (50, 50, 0));
     assert_eq!(
-        after.value_index_entries, 50,
+        after.lmdb.as_ref().unwrap().value_index_entries,
+        50,
         "index entries of purged cookies are gone"
     );
-    assert_eq!(after.expiry_index_entries, 50);
+    assert_eq!(after.lmdb.as_ref().unwrap().expiry_index_entries, 50);
     for c in &long {
         assert_eq!(store.get(&c.value).unwrap().unwrap(), *c);
     }
@@ -97,7 +98,10 @@ fn cookies_written_by_cfxdb_expire_and_purge() {
     assert_eq!(purged as usize, expected.len() - live.len());
     let stats = store.stats().unwrap();
     assert_eq!(stats.records as usize, live.len());
-    assert_eq!(stats.value_index_entries as usize, live.len());
+    assert_eq!(
+        stats.lmdb.as_ref().unwrap().value_index_entries as usize,
+        live.len()
+    );
     for c in live {
         assert!(store.exists(c["value"].as_str().unwrap()).unwrap());
     }
@@ -122,7 +126,7 @@ fn purge_on_startup_purges_expired_only() {
 fn purge_is_batched_and_complete_across_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (mut options, clock) = options_at(T0);
-    options.sync = false;
+    options.lmdb.sync = false;
     let store = CookieStore::open(dir.path(), options).unwrap();
     // More than two of the purge's 5,000-cookie transactions.
     let n = 5_000 * 2 + 7;
@@ -152,7 +156,7 @@ fn a_cookie_re_put_with_a_longer_max_age_is_not_purged_by_its_old_entry() {
     clock.advance_secs(20);
     assert_eq!(store.purge_expired().unwrap(), 0);
     assert!(store.exists(&c.value).unwrap());
-    assert_eq!(store.stats().unwrap().expiry_index_entries, 1);
+    assert_eq!(store.stats().unwrap().lmdb.unwrap().expiry_index_entries, 1);
 }
 
 #[test]
@@ -161,11 +165,11 @@ fn foreign_writes_are_detected_and_reconciled() {
     // writable, which builds the expiry index.
     let dir = cfxdb_copy();
     let ro = CookieStore::open(dir.path(), StoreOptions::default().readonly(true)).unwrap();
-    assert!(ro.stats().unwrap().foreign_writes);
-    assert_eq!(ro.stats().unwrap().expiry_index_entries, 0);
+    assert!(ro.stats().unwrap().lmdb.unwrap().foreign_writes);
+    assert_eq!(ro.stats().unwrap().lmdb.unwrap().expiry_index_entries, 0);
     drop(ro);
     let (store, _) = open_at(dir.path(), T0);
     let stats = store.stats().unwrap();
-    assert!(!stats.foreign_writes);
-    assert_eq!(stats.expiry_index_entries, 60);
+    assert!(!stats.lmdb.as_ref().unwrap().foreign_writes);
+    assert_eq!(stats.lmdb.as_ref().unwrap().expiry_index_entries, 60);
 }

@@ -34,7 +34,7 @@ fn full_store(path: &std::path::Path) -> (CookieStore, cookiestore::ManualClock,
     let (options, clock) = options_at(T0);
     let options: StoreOptions = options.maxsize(MAXSIZE).initial_mapsize(MAXSIZE);
     let mut options = options;
-    options.sync = false;
+    options.lmdb.sync = false;
     let store = CookieStore::open(path, options).unwrap();
     let values = fill(&store);
     assert!(values.len() > 5_000, "filled with {} cookies", values.len());

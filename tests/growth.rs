@@ -64,7 +64,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
     let a = CookieStore::open(&path, options()).unwrap();
     let mut mine = Vec::new();
     let mut n = 0;
-    while a.stats().unwrap().map_size < 4 * INITIAL {
+    while a.stats().unwrap().lmdb.unwrap().map_size < 4 * INITIAL {
         let c = a.create("cbtid", 24, 86_400).unwrap();
         assert_eq!(
             a.set_auth(&c.value, &auth(n), &AuthContext::default())
@@ -74,7 +74,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
         mine.push((c.value, n));
         n += 1;
     }
-    let grown = a.stats().unwrap().map_size;
+    let grown = a.stats().unwrap().lmdb.unwrap().map_size;
     eprintln!("growth: A grew the map to {grown} bytes with {n} cookies");
 
     // B goes on working at the new size, without an error.
@@ -131,10 +131,12 @@ fn map_grows_across_processes_then_fills_cleanly() {
     };
     assert!(matches!(single, Error::MapFull { .. }), "{single:?}");
     let stats = a.stats().unwrap();
-    assert_eq!(stats.map_size, MAXSIZE);
+    assert_eq!(stats.lmdb.as_ref().unwrap().map_size, MAXSIZE);
     eprintln!(
         "growth: full at {} cookies, map {} bytes, {} bytes used",
-        stats.live, stats.map_size, stats.map_used
+        stats.live,
+        stats.lmdb.as_ref().unwrap().map_size,
+        stats.lmdb.as_ref().unwrap().map_used
     );
 
     // The failed batch left nothing (it may have failed at its first cookie); everything
@@ -211,7 +213,7 @@ fn map_grows_across_processes_then_fills_cleanly() {
 fn process_b() {
     let path = std::env::var("GROWTH_STORE").unwrap();
     let store = CookieStore::open(Path::new(&path), options()).unwrap();
-    report(&json!({"ev": "ready", "map_size": store.stats().unwrap().map_size}));
+    report(&json!({"ev": "ready", "map_size": store.stats().unwrap().lmdb.unwrap().map_size}));
 
     let (tx, rx) = std::sync::mpsc::channel::<Option<String>>();
     std::thread::spawn(move || {
@@ -279,16 +281,18 @@ fn process_b() {
         }
         match store.stats() {
             Ok(s) => {
-                let first = *first_size.get_or_insert(s.map_size);
-                if s.map_size > first {
+                let first = *first_size.get_or_insert(s.lmdb.as_ref().unwrap().map_size);
+                if s.lmdb.as_ref().unwrap().map_size > first {
                     ops_since_grown += 1;
                 }
-                if s.map_size == MAXSIZE {
+                if s.lmdb.as_ref().unwrap().map_size == MAXSIZE {
                     reads_at_max += 1;
                 }
                 if i % 10 == 0 {
-                    report(&json!({"ev": "progress", "ops": i, "map_size": s.map_size,
-                        "ops_since_grown": ops_since_grown}));
+                    report(
+                        &json!({"ev": "progress", "ops": i, "map_size": s.lmdb.as_ref().unwrap().map_size,
+                        "ops_since_grown": ops_since_grown}),
+                    );
                 }
             }
             Err(e) => fail("stats", e),

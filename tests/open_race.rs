@@ -22,7 +22,7 @@ fn options() -> StoreOptions {
     let mut o = StoreOptions::default()
         .initial_mapsize(128 * 1024)
         .maxsize(1024 * 1024 * 1024);
-    o.sync = false;
+    o.lmdb.sync = false;
     o
 }
 
@@ -82,7 +82,7 @@ fn grower() {
     });
     let auth = Auth::new("user", "frontend", "cookie", "realm1")
         .with_authextra(json!({ "pad": "p".repeat(8_000) }));
-    let mut size = store.stats().unwrap().map_size;
+    let mut size = store.stats().unwrap().lmdb.unwrap().map_size;
     let mut grew = 0u64;
     report(&json!({"ev": "ready"}));
     while rx.try_recv().is_err() && size < 512 * 1024 * 1024 {
@@ -97,7 +97,7 @@ fn grower() {
                 Ok(())
             })
             .unwrap();
-        let now = store.stats().unwrap().map_size;
+        let now = store.stats().unwrap().lmdb.unwrap().map_size;
         if now > size {
             grew += 1;
             size = now;

@@ -555,7 +555,7 @@ fn a_node_config_names_a_redis_store() {
         server.url(""),
         "a URL is not joined to the node dir"
     );
-    assert_eq!(store.options.key_prefix, "node1:");
+    assert_eq!(store.options.redis.key_prefix, "node1:");
     let tracker = Tracker::open(&location, store.options, section.tracker).unwrap();
     let tracked = tracker.track(None).unwrap();
     let mut con = raw(&server);

@@ -84,7 +84,7 @@ fn an_evicting_policy_is_refused_unless_allowed() {
         "store": {"type": "cookiestore", "url": server.url(PREFIX), "allow_eviction": true}
     }))
     .unwrap();
-    assert!(section.store.unwrap().options.allow_eviction);
+    assert!(section.store.unwrap().options.redis.allow_eviction);
 }
 
 #[test]

@@ -19,7 +19,7 @@ fn open(dir: &std::path::Path) -> CookieStore {
 
 /// The id of the last committed transaction, as one snapshot sees it.
 fn last_txn(store: &CookieStore) -> u64 {
-    store.stats().unwrap().txn_id
+    store.stats().unwrap().lmdb.unwrap().txn_id
 }
 
 fn alice() -> Auth {

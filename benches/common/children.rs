@@ -96,7 +96,7 @@ impl Looker {
             Kind::OursCached => Looker::Ours(
                 CookieStore::open(
                     fixture_dir.join("ours"),
-                    options(false).cache_bytes(StoreOptions::default().cache_bytes),
+                    options(false).cache_bytes(StoreOptions::default().lmdb.cache_bytes),
                 )
                 .expect("open store"),
             ),

@@ -76,8 +76,10 @@ impl PyTableMeta {
     }
 }
 
-/// Figures about a store from one snapshot: the library's `Stats`, one attribute per field
-/// (on Redis the LMDB figures are 0). Times are nanoseconds since the epoch.
+/// Figures about a store: the library's `Stats`, one attribute per field, flat as its JSON
+/// form. The cookie figures are every backend's; LMDB's figures are None on Redis, and
+/// Redis's (`feed_entries`, `last_revocation`, `maxmemory_policy`) None on LMDB. Times are
+/// nanoseconds since the epoch.
 #[pyclass(module = "cookiestore", name = "Stats", frozen)]
 pub(crate) struct PyStats {
     /// Cookie records, live and expired.
@@ -104,67 +106,83 @@ pub(crate) struct PyStats {
     /// When the next live cookie expires (ns).
     #[pyo3(get)]
     next_expiry: Option<u64>,
-    /// Entries in the value index.
+    /// LMDB: entries in the value index.
     #[pyo3(get)]
-    value_index_entries: u64,
-    /// Entries in the expiry index.
+    value_index_entries: Option<u64>,
+    /// LMDB: entries in the expiry index.
     #[pyo3(get)]
-    expiry_index_entries: u64,
-    /// Current map size (bytes).
+    expiry_index_entries: Option<u64>,
+    /// LMDB: current map size (bytes).
     #[pyo3(get)]
-    map_size: u64,
-    /// Bytes in use: (last page + 1) x page size.
+    map_size: Option<u64>,
+    /// LMDB: bytes in use: (last page + 1) x page size.
     #[pyo3(get)]
-    map_used: u64,
-    /// The configured maxsize (bytes).
+    map_used: Option<u64>,
+    /// LMDB: the configured maxsize (bytes).
     #[pyo3(get)]
-    maxsize: u64,
-    /// LMDB page size.
+    maxsize: Option<u64>,
+    /// LMDB: lMDB page size.
     #[pyo3(get)]
-    page_size: u32,
-    /// B-tree depth of the unnamed database.
+    page_size: Option<u32>,
+    /// LMDB: b-tree depth of the unnamed database.
     #[pyo3(get)]
-    depth: u32,
-    /// Branch pages.
+    depth: Option<u32>,
+    /// LMDB: branch pages.
     #[pyo3(get)]
-    branch_pages: u64,
-    /// Leaf pages.
+    branch_pages: Option<u64>,
+    /// LMDB: leaf pages.
     #[pyo3(get)]
-    leaf_pages: u64,
-    /// Overflow pages.
+    leaf_pages: Option<u64>,
+    /// LMDB: overflow pages.
     #[pyo3(get)]
-    overflow_pages: u64,
-    /// Entries in the unnamed database (all tables and metadata).
+    overflow_pages: Option<u64>,
+    /// LMDB: entries in the unnamed database (all tables and metadata).
     #[pyo3(get)]
-    entries: u64,
-    /// Id of the snapshot's transaction.
+    entries: Option<u64>,
+    /// LMDB: id of the snapshot's transaction.
     #[pyo3(get)]
-    txn_id: u64,
-    /// Reader slots ever used in the lock file (live and stale).
+    txn_id: Option<u64>,
+    /// LMDB: reader slots ever used in the lock file (live and stale).
     #[pyo3(get)]
-    readers_used: u32,
-    /// Reader slots in the lock file.
+    readers_used: Option<u32>,
+    /// LMDB: reader slots in the lock file.
     #[pyo3(get)]
-    readers_max: u32,
-    /// Every table of the database (a tuple of `TableMeta`).
+    readers_max: Option<u32>,
+    /// LMDB: every table of the database (a tuple of `TableMeta`).
     #[pyo3(get)]
-    tables: Py<PyTuple>,
-    /// Whether another program (cfxdb, Crossbar) wrote since cookiestore's last write.
+    tables: Option<Py<PyTuple>>,
+    /// LMDB: whether another program (cfxdb, Crossbar) wrote since cookiestore's last write.
     #[pyo3(get)]
-    foreign_writes: bool,
+    foreign_writes: Option<bool>,
+    /// Redis: entries in the revocation feed.
+    #[pyo3(get)]
+    feed_entries: Option<u64>,
+    /// Redis: the sequence number of the feed's last entry (0: none yet).
+    #[pyo3(get)]
+    last_revocation: Option<u64>,
+    /// Redis: the server's `maxmemory-policy`, None when it does not say.
+    #[pyo3(get)]
+    maxmemory_policy: Option<String>,
     /// The library's `Stats` as JSON (its serde form), for `to_dict`.
     json: Value,
 }
 
 impl PyStats {
     pub(crate) fn new(py: Python<'_>, s: &Stats) -> PyResult<Self> {
-        let tables = s
-            .tables
-            .iter()
-            .map(|t| Py::new(py, PyTableMeta::new(py, t)?))
-            .collect::<PyResult<Vec<_>>>()?;
+        let tables = match &s.lmdb {
+            Some(l) => {
+                let tables = l
+                    .tables
+                    .iter()
+                    .map(|t| Py::new(py, PyTableMeta::new(py, t)?))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Some(PyTuple::new(py, tables)?.unbind())
+            }
+            None => None,
+        };
         let json = serde_json::to_value(s)
             .map_err(|e| CookieStoreError::new_err(format!("stats: {e}")))?;
+        let (l, r) = (s.lmdb.as_ref(), s.redis.as_ref());
         Ok(PyStats {
             records: s.records,
             live: s.live,
@@ -174,22 +192,25 @@ impl PyStats {
             oldest_created: s.oldest_created,
             newest_created: s.newest_created,
             next_expiry: s.next_expiry,
-            value_index_entries: s.value_index_entries,
-            expiry_index_entries: s.expiry_index_entries,
-            map_size: s.map_size,
-            map_used: s.map_used,
-            maxsize: s.maxsize,
-            page_size: s.page_size,
-            depth: s.depth,
-            branch_pages: s.branch_pages,
-            leaf_pages: s.leaf_pages,
-            overflow_pages: s.overflow_pages,
-            entries: s.entries,
-            txn_id: s.txn_id,
-            readers_used: s.readers_used,
-            readers_max: s.readers_max,
-            tables: PyTuple::new(py, tables)?.unbind(),
-            foreign_writes: s.foreign_writes,
+            value_index_entries: l.map(|l| l.value_index_entries),
+            expiry_index_entries: l.map(|l| l.expiry_index_entries),
+            map_size: l.map(|l| l.map_size),
+            map_used: l.map(|l| l.map_used),
+            maxsize: l.map(|l| l.maxsize),
+            page_size: l.map(|l| l.page_size),
+            depth: l.map(|l| l.depth),
+            branch_pages: l.map(|l| l.branch_pages),
+            leaf_pages: l.map(|l| l.leaf_pages),
+            overflow_pages: l.map(|l| l.overflow_pages),
+            entries: l.map(|l| l.entries),
+            txn_id: l.map(|l| l.txn_id),
+            readers_used: l.map(|l| l.readers_used),
+            readers_max: l.map(|l| l.readers_max),
+            tables,
+            foreign_writes: l.map(|l| l.foreign_writes),
+            feed_entries: r.map(|r| r.feed_entries),
+            last_revocation: r.map(|r| r.last_revocation),
+            maxmemory_policy: r.and_then(|r| r.maxmemory_policy.clone()),
             json,
         })
     }
@@ -197,20 +218,16 @@ impl PyStats {
 
 #[pymethods]
 impl PyStats {
-    /// The figures as a dict (the library's JSON form: `tables` as a list of dicts), e.g.
-    /// for `json.dumps`.
+    /// The figures as a dict (the library's JSON form: only the store's backend's figures,
+    /// `tables` as a list of dicts), e.g. for `json.dumps`.
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         Ok(from_json(py, &self.json)?.cast_into::<PyDict>()?)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
+        let mut text = format!(
             "Stats(records={}, live={}, expired={}, authenticated={}, corrupt={}, \
-             oldest_created={}, newest_created={}, next_expiry={}, value_index_entries={}, \
-             expiry_index_entries={}, map_size={}, map_used={}, maxsize={}, page_size={}, \
-             depth={}, branch_pages={}, leaf_pages={}, overflow_pages={}, entries={}, \
-             txn_id={}, readers_used={}, readers_max={}, tables=<{} tables>, \
-             foreign_writes={})",
+             oldest_created={}, newest_created={}, next_expiry={}",
             self.records,
             self.live,
             self.expired,
@@ -219,23 +236,54 @@ impl PyStats {
             opt_repr(self.oldest_created),
             opt_repr(self.newest_created),
             opt_repr(self.next_expiry),
-            self.value_index_entries,
-            self.expiry_index_entries,
-            self.map_size,
-            self.map_used,
-            self.maxsize,
-            self.page_size,
-            self.depth,
-            self.branch_pages,
-            self.leaf_pages,
-            self.overflow_pages,
-            self.entries,
-            self.txn_id,
-            self.readers_used,
-            self.readers_max,
-            self.tables.bind(py).len(),
-            bool_repr(self.foreign_writes),
-        )
+        );
+        let mut field = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                text.push_str(&format!(", {name}={value}"));
+            }
+        };
+
+        field(
+            "value_index_entries",
+            self.value_index_entries.map(|v| v.to_string()),
+        );
+        field(
+            "expiry_index_entries",
+            self.expiry_index_entries.map(|v| v.to_string()),
+        );
+        field("map_size", self.map_size.map(|v| v.to_string()));
+        field("map_used", self.map_used.map(|v| v.to_string()));
+        field("maxsize", self.maxsize.map(|v| v.to_string()));
+        field("page_size", self.page_size.map(|v| v.to_string()));
+        field("depth", self.depth.map(|v| v.to_string()));
+        field("branch_pages", self.branch_pages.map(|v| v.to_string()));
+        field("leaf_pages", self.leaf_pages.map(|v| v.to_string()));
+        field("overflow_pages", self.overflow_pages.map(|v| v.to_string()));
+        field("entries", self.entries.map(|v| v.to_string()));
+        field("txn_id", self.txn_id.map(|v| v.to_string()));
+        field("readers_used", self.readers_used.map(|v| v.to_string()));
+        field("readers_max", self.readers_max.map(|v| v.to_string()));
+        field(
+            "tables",
+            self.tables
+                .as_ref()
+                .map(|t| format!("<{} tables>", t.bind(py).len())),
+        );
+        field(
+            "foreign_writes",
+            self.foreign_writes.map(|b| bool_repr(b).to_string()),
+        );
+        field("feed_entries", self.feed_entries.map(|v| v.to_string()));
+        field(
+            "last_revocation",
+            self.last_revocation.map(|v| v.to_string()),
+        );
+        field(
+            "maxmemory_policy",
+            self.maxmemory_policy.as_ref().map(|p| format!("'{p}'")),
+        );
+        text.push(')');
+        text
     }
 }
 

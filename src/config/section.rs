@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::fields::field_names;
 use crate::config::location::Location;
 use crate::config::options::StoreOptions;
 use crate::config::tracker::TrackerConfig;
@@ -22,7 +23,7 @@ use crate::error::{Error, Result};
 /// }"#)?;
 /// assert!(section.tracker.attributes.secure);
 /// let store = section.store.unwrap();
-/// assert_eq!(store.options.maxsize, 10_485_760);
+/// assert_eq!(store.options.lmdb.maxsize, 10_485_760);
 /// assert_eq!(store.location_in("/srv/node/.crossbar").to_string(), "/srv/node/.crossbar/cookies");
 /// # Ok::<(), cookiestore::Error>(())
 /// ```
@@ -115,7 +116,7 @@ impl StoreSection {
     pub fn keys() -> &'static [&'static str] {
         static KEYS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
             let mut keys = vec!["type", "path", "url"];
-            keys.extend_from_slice(field_names::<StoreOptions>());
+            keys.extend_from_slice(StoreOptions::keys());
             keys
         });
         &KEYS
@@ -244,48 +245,6 @@ fn located(field: &str, e: Error) -> Error {
         Error::UnsupportedLocation { .. } => Error::config(field, e.to_string()),
         other => other,
     }
-}
-
-/// The field names serde's derive gives `T`'s `deserialize_struct` (for `try_from` types,
-/// those of the type they are parsed from): the keys a struct with `deny_unknown_fields`
-/// accepts. Empty for a type that does not deserialize from a struct.
-fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
-    use serde::de::{self, Visitor};
-
-    /// A deserializer that only records the field names it is asked for.
-    struct FieldNames<'a>(&'a mut &'static [&'static str]);
-
-    impl<'de> de::Deserializer<'de> for FieldNames<'_> {
-        type Error = de::value::Error;
-
-        fn deserialize_any<V: Visitor<'de>>(
-            self,
-            _: V,
-        ) -> std::result::Result<V::Value, Self::Error> {
-            Err(de::Error::custom("not a struct"))
-        }
-
-        fn deserialize_struct<V: Visitor<'de>>(
-            self,
-            _name: &'static str,
-            fields: &'static [&'static str],
-            _: V,
-        ) -> std::result::Result<V::Value, Self::Error> {
-            *self.0 = fields;
-            Err(de::Error::custom("field names read"))
-        }
-
-        serde::forward_to_deserialize_any! {
-            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
-            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
-            identifier ignored_any
-        }
-    }
-
-    let mut fields: &'static [&'static str] = &[];
-    // Always an error (nothing is deserialized): the names are what it leaves behind.
-    let _ = T::deserialize(FieldNames(&mut fields));
-    fields
 }
 
 /// Checks a store section's `url`: a string naming a Redis store (`redis://`,

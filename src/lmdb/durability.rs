@@ -16,7 +16,7 @@
 
 use heed::{EnvFlags, FlagSetMode};
 
-use crate::config::options::Durability;
+use crate::config::lmdb_options::Durability;
 
 use crate::error::{LmdbResult, Result};
 use crate::lmdb::env::Shared;

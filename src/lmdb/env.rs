@@ -12,7 +12,7 @@ use std::sync::{OnceLock, RwLock};
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 
-use crate::config::options::Durability;
+use crate::config::lmdb_options::Durability;
 use crate::error::{DAMAGED_ADVICE, Error, LmdbError, Result};
 use crate::lmdb::cache::Cache;
 use crate::lmdb::layout::Slots;

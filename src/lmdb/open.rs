@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 
-use crate::config::options::{Durability, StoreOptions};
+use crate::config::lmdb_options::Durability;
+use crate::config::options::StoreOptions;
 use crate::error::{Error, LmdbError, LmdbResult, Result, is_disk_full};
 use crate::lmdb::cache::Cache;
 use crate::lmdb::env::{Shared, page_size};
@@ -224,12 +225,17 @@ fn open_env_files(
     if readonly {
         flags |= EnvFlags::READ_ONLY;
     }
-    let durability = options.effective_durability();
+    let durability = options.lmdb.effective_durability();
     if durability == Durability::None {
         flags |= EnvFlags::NO_SYNC;
     }
     let page = page_size();
-    let map_size = options.initial_mapsize.min(options.maxsize).div_ceil(page) * page;
+    let map_size = options
+        .lmdb
+        .initial_mapsize
+        .min(options.lmdb.maxsize)
+        .div_ceil(page)
+        * page;
     let mut env_options = EnvOpenOptions::new();
     env_options.map_size(map_size as usize);
     // SAFETY: `flags` holds only READ_ONLY, NO_SYNC and NO_READ_AHEAD, none of which
@@ -259,13 +265,14 @@ fn open_env_files(
         other => Error::Lmdb(LmdbError(other)),
     })?;
     #[cfg(unix)]
-    if options.file_mode != 0o600 {
+    if options.lmdb.file_mode != 0o600 {
         use std::os::unix::fs::PermissionsExt;
         // Only files this open created: LMDB may have created none (a read-only open on a
         // read-only file system runs without a lock file).
         for (file, new) in [(&data, new_files), (&lock, new_lock)] {
             if new && file.exists() {
-                let set = fs::set_permissions(file, fs::Permissions::from_mode(options.file_mode));
+                let set =
+                    fs::set_permissions(file, fs::Permissions::from_mode(options.lmdb.file_mode));
                 if let Err(e) = set
                     && !readonly
                 {
@@ -306,11 +313,11 @@ fn open_env_files(
         db,
         path: path.to_path_buf(),
         env_readonly: readonly,
-        maxsize: options.maxsize,
+        maxsize: options.lmdb.maxsize,
         durability,
         slots: OnceLock::new(),
         resize: RwLock::new(()),
-        cache: Cache::new(options.cache_bytes),
+        cache: Cache::new(options.lmdb.cache_bytes),
         reserve: DiskReserve::open(path, readonly),
     })
 }

@@ -1,9 +1,9 @@
-//! The LMDB figures of [`Stats`]: the cookies', the indexes', the map's, the pages', the
+//! LMDB's [`Stats`]: the cookies', the indexes', the map's, the pages', the
 //! reader slots' and the tables', from one snapshot.
 
 use crate::error::Result;
 use crate::lmdb::snapshot::Snapshot;
-use crate::stats::Stats;
+use crate::stats::{LmdbStats, Stats};
 
 impl Snapshot<'_> {
     /// Figures about the store, from this snapshot.
@@ -16,7 +16,7 @@ impl Snapshot<'_> {
         let env = self.shared.env()?;
         let info = env.info();
         let stat = env.unnamed_database_stat();
-        Ok(Stats {
+        stats.lmdb = Some(LmdbStats {
             txn_id: self.txn_id(),
             value_index_entries: self.raw_value_index()?.count() as u64,
             expiry_index_entries: self.raw_expiry_index()?.count() as u64,
@@ -33,7 +33,7 @@ impl Snapshot<'_> {
             readers_max: info.maximum_number_of_readers,
             tables: self.catalog()?.tables.into_values().collect(),
             foreign_writes: self.foreign_writes()?,
-            ..stats
-        })
+        });
+        Ok(stats)
     }
 }

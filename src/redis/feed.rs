@@ -307,6 +307,13 @@ impl RedisBackend {
         Ok((read.last, read.head))
     }
 
+    /// Entries in the feed (`XLEN`; 0 when it is missing).
+    pub(crate) fn feed_len(&self) -> Result<u64> {
+        let stream = self.stream_key();
+        self.check_feed_type(&stream)?;
+        self.run(|con| redis::cmd("XLEN").arg(&stream).query(con))
+    }
+
     /// Trims the entries older than `cutoff` (ns); returns how many.
     pub(crate) fn trim_revocations(&self, cutoff: u64) -> Result<u64> {
         let stream = self.stream_key();

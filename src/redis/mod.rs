@@ -86,7 +86,7 @@ impl std::fmt::Debug for RedisBackend {
 }
 
 impl RedisBackend {
-    /// The Redis store at `location`. Unless `options.connect_lazily`: connects (one PING,
+    /// The Redis store at `location`. Unless `options.redis.connect_lazily`: connects (one PING,
     /// so that a wrong address fails here) and, unless read-only, runs the open-time checks
     /// (`policy.rs`: a Redis that may evict keys, a newer store). Lazily: no round trip here;
     /// the checks run before the first call that reaches Redis.
@@ -94,7 +94,10 @@ impl RedisBackend {
         let timeout = options.redis_timeout(location);
         // Both were checked (`check_key_prefix`): `?prefix=` by the parser, `key_prefix` by
         // `StoreOptions::validate`.
-        let prefix = location.prefix().unwrap_or(&options.key_prefix).to_string();
+        let prefix = location
+            .prefix()
+            .unwrap_or(&options.redis.key_prefix)
+            .to_string();
         let client = redis::Client::open(location.secret_url()).map_err(|e| {
             let tls = location
                 .secret_url()
@@ -113,15 +116,17 @@ impl RedisBackend {
                 },
             }
         })?;
-        let allow_eviction = location.allow_eviction().unwrap_or(options.allow_eviction);
+        let allow_eviction = location
+            .allow_eviction()
+            .unwrap_or(options.redis.allow_eviction);
         let backend = RedisBackend {
             pool: Pool::new(client, timeout, location.clone()),
             prefix,
-            stream_max: options.revocation_stream_max,
+            stream_max: options.redis.revocation_stream_max,
             allow_eviction,
             checks: policy::Checks::new(options.readonly, allow_eviction),
         };
-        if options.connect_lazily {
+        if options.redis.connect_lazily {
             backend.pool.arm();
             return Ok(backend);
         }

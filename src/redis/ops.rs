@@ -15,7 +15,7 @@ use crate::record::cookie::{
     Auth, AuthChange, AuthOutcome, AuthUpdate, Cookie, Lookup, create_with,
 };
 use crate::record::value;
-use crate::stats::Stats;
+use crate::stats::{RedisStats, Stats};
 
 /// One item of the revoke script.
 pub(super) struct Item {
@@ -216,9 +216,9 @@ impl RedisBackend {
         Ok(n)
     }
 
-    /// The figures that apply to Redis: records, live, expired (by the store's clock, not
-    /// yet dropped by Redis), authenticated, corrupt, oldest/newest, next expiry. The LMDB
-    /// figures (map, pages, readers, tables) are 0 or empty.
+    /// The cookie figures (records, live, expired by the store's clock and not yet dropped
+    /// by Redis, authenticated, corrupt, oldest/newest, next expiry) from a walk over every
+    /// cookie key, and Redis's own: the feed's length and last entry, the eviction policy.
     pub(crate) fn stats(&self, now: u64) -> Result<Stats> {
         let mut s = Stats::default();
         self.for_each_record(|batch| {
@@ -227,7 +227,12 @@ impl RedisBackend {
             }
             Ok(true)
         })?;
-        s.value_index_entries = s.records;
+        let (last_revocation, _) = self.last_revocation()?;
+        s.redis = Some(RedisStats {
+            feed_entries: self.feed_len()?,
+            last_revocation,
+            maxmemory_policy: self.eviction_policy()?.ok(),
+        });
         Ok(s)
     }
 

@@ -45,7 +45,7 @@ impl RedisStore {
             redis: Arc::new(redis),
             location: Location::Redis(location),
             readonly: options.readonly,
-            lazily: options.connect_lazily,
+            lazily: options.redis.connect_lazily,
             clock: options.clock.clone(),
         })
     }

@@ -220,12 +220,13 @@ pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
         })
         .unwrap_or_else(|e| panic!("store is not clean: {e}"));
     assert_eq!(stats.corrupt, 0, "corrupt records: {stats:?}");
+    let lmdb = stats.lmdb.as_ref().expect("LMDB's figures");
     assert_eq!(
-        stats.value_index_entries, stats.records,
+        lmdb.value_index_entries, stats.records,
         "value index entries vs records: {stats:?}"
     );
     assert_eq!(
-        stats.expiry_index_entries, stats.records,
+        lmdb.expiry_index_entries, stats.records,
         "expiry index entries vs records: {stats:?}"
     );
     stats
@@ -329,6 +330,8 @@ pub fn table_slot(store: &CookieStore, oid: &str) -> u16 {
     store
         .stats()
         .unwrap()
+        .lmdb
+        .expect("LMDB's figures")
         .tables
         .iter()
         .find(|t| t.oid == oid)

@@ -108,7 +108,7 @@ fn case3_taking_turns_on_one_database() {
     // Turn 3, we: re-authenticate two of Python's authentications and one Python cookie.
     let store = CookieStore::open(&db, StoreOptions::default()).unwrap();
     assert!(
-        !store.stats().unwrap().foreign_writes,
+        !store.stats().unwrap().lmdb.unwrap().foreign_writes,
         "reconciled at the writable open"
     );
     let reauth = [live[0].clone(), live[1].clone(), py_live[0].to_string()];

@@ -47,13 +47,12 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         text.push_str(format!("{k:<16}{v}").trim_end());
         text.push('\n');
     };
-    if redis {
-        line("store", format!("{} (Redis)", store.location()));
-    } else {
-        line(
+    match &s.lmdb {
+        Some(l) => line(
             "store",
-            format!("{} (snapshot txn {})", store.location(), s.txn_id),
-        );
+            format!("{} (snapshot txn {})", store.location(), l.txn_id),
+        ),
+        None => line("store", format!("{} (Redis)", store.location())),
     }
     line("now", format_rfc3339_ns(now));
     line(
@@ -78,36 +77,52 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
             None => "-".into(),
         },
     );
-    if redis {
+    let Some(l) = &s.lmdb else {
         // No map, pages, indexes, reader slots or tables: Redis keeps one key per cookie.
         line("records", format!("{} cookie keys", s.records));
+        if let Some(r) = &s.redis {
+            line(
+                "feed",
+                format!(
+                    "{} entries, the last numbered {}",
+                    r.feed_entries, r.last_revocation
+                ),
+            );
+            line(
+                "eviction",
+                r.maxmemory_policy.as_ref().map_or_else(
+                    || "maxmemory-policy unknown (CONFIG and INFO refused)".to_string(),
+                    |p| format!("maxmemory-policy {p}"),
+                ),
+            );
+        }
         out.write_all(text.as_bytes())?;
         out.flush()?;
         return Ok(());
-    }
+    };
     line(
         "map",
         format!(
             "{} used of {} ({:.1}%)",
-            size(s.map_used),
-            size(s.map_size),
-            s.map_used as f64 * 100.0 / s.map_size.max(1) as f64
+            size(l.map_used),
+            size(l.map_size),
+            l.map_used as f64 * 100.0 / l.map_size.max(1) as f64
         ),
     );
     line(
         "pages",
         format!(
             "{} bytes each; depth {}, {} branch, {} leaf, {} overflow; {} entries",
-            s.page_size, s.depth, s.branch_pages, s.leaf_pages, s.overflow_pages, s.entries
+            l.page_size, l.depth, l.branch_pages, l.leaf_pages, l.overflow_pages, l.entries
         ),
     );
     line(
         "indexes",
         format!(
             "{} by value, {} by expiry{}",
-            s.value_index_entries,
-            s.expiry_index_entries,
-            if s.foreign_writes {
+            l.value_index_entries,
+            l.expiry_index_entries,
+            if l.foreign_writes {
                 " (another program wrote since cookiestore: the expiry index is reconciled at \
                  the next writable open)"
             } else {
@@ -120,19 +135,19 @@ pub fn run(ctx: &Ctx, a: Args) -> Outcome {
         match readers {
             Some(r) => format!(
                 "{} of {} used: {} reading, {} idle, {} stale (this command holds one)",
-                s.readers_used, s.readers_max, r.reading, r.idle, r.stale
+                l.readers_used, l.readers_max, r.reading, r.idle, r.stale
             ),
-            None => format!("{} of {} used", s.readers_used, s.readers_max),
+            None => format!("{} of {} used", l.readers_used, l.readers_max),
         },
     );
     line("tables", String::new());
-    let rows: Vec<Vec<String>> = s
+    let rows: Vec<Vec<String>> = l
         .tables
         .iter()
         .map(|t| vec![t.slot.to_string(), t.oid.clone(), t.name.clone()])
         .collect();
-    for l in table(&["SLOT", "OID", "NAME"], &rows).lines() {
-        text.push_str(&format!("  {l}\n"));
+    for row in table(&["SLOT", "OID", "NAME"], &rows).lines() {
+        text.push_str(&format!("  {row}\n"));
     }
     out.write_all(text.as_bytes())?;
     out.flush()?;

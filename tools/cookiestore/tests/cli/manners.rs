@@ -268,7 +268,7 @@ fn a_writable_open_after_a_foreign_write_reconciles_the_expiry_index() {
     let store = CookieStore::open(dir.path(), options(now)).unwrap();
     let stats = store.stats().unwrap();
     assert_eq!(
-        (stats.records, stats.expiry_index_entries),
+        (stats.records, stats.lmdb.unwrap().expiry_index_entries),
         (4, 4),
         "the cfxdb-written cookie has no expiry entry after a writable open"
     );
