@@ -236,7 +236,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         "raw_heed_owned",
     ];
     if !run.any_selected(&lookup, &lookup_fns)
-        && !run.any_selected(&track, &["ours", "raw_heed"])
+        && !run.any_selected(&track, &["ours", "ours_borrowed", "raw_heed"])
         && !run.any_selected(&purge, &["ours", "raw_heed"])
     {
         return;
@@ -349,6 +349,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let mut g = run.group(c, &track, Pace::Fast);
     g.throughput(Throughput::Elements(1));
     run.register(&track, "ours", 1);
+    run.register(&track, "ours_borrowed", 1);
     run.register(&track, "raw_heed", 1);
     g.bench_function("ours", |b| {
         b.iter(|| {
@@ -358,6 +359,20 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             let t = tracker.track(Some(&header)).expect("track");
             debug_assert!(!t.is_new);
             t
+        })
+    });
+    // The borrowed answer: the same lookup, authextra not decoded, nothing copied.
+    g.bench_function("ours_borrowed", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            tracker
+                .track_with(Some(&header), |t| {
+                    debug_assert!(!t.is_new);
+                    t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
+                })
+                .expect("track_with")
         })
     });
     g.bench_function("raw_heed", |b| {
@@ -400,6 +415,42 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         );
         run.interleaved.push((id, ours_ns, raw_ns));
     }
+    let id = format!("{track}/borrowed_interleaved");
+    if !run.test_mode && run.selected(&id) {
+        let total = if run.quick { 2 } else { 6 };
+        let mut header = Vec::with_capacity(64);
+        let mut raw_header = Vec::with_capacity(64);
+        let (ours_ns, raw_ns) = interleaved(
+            &mut keys,
+            |v| {
+                header.clear();
+                header.extend_from_slice(b"theme=dark; cbtid=");
+                header.extend_from_slice(v.as_bytes());
+                black_box(
+                    tracker
+                        .track_with(Some(&header), |t| {
+                            t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
+                        })
+                        .expect("track_with"),
+                );
+            },
+            |v| {
+                raw_header.clear();
+                raw_header.extend_from_slice(b"theme=dark; cbtid=");
+                raw_header.extend_from_slice(v.as_bytes());
+                let value = std::str::from_utf8(&raw_header[18..]).expect("ASCII");
+                black_box(raw.lookup(value, now));
+            },
+            Duration::from_secs(total),
+        );
+        println!(
+            "{id}: ours_borrowed {} raw_heed {} ratio {:.2}x",
+            fmt_ns(ours_ns),
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        run.interleaved.push((id, ours_ns, raw_ns));
+    }
 
     // Purge with nothing expired: the store's quick check against the same two reads.
     let mut g = run.group(c, &purge, Pace::Fast);
@@ -430,6 +481,7 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         "ours_hit_shared",
         "ours_hit_borrowed",
         "track_hit",
+        "track_hit_borrowed",
         "raw_heed",
     ];
     if !run.any_selected(&group, &fns) && !run.selected(&format!("{group}/uniform")) {
@@ -477,6 +529,18 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             header.extend_from_slice(b"theme=dark; cbtid=");
             header.extend_from_slice(keys.next_value().as_bytes());
             tracker.track(Some(&header)).expect("track")
+        })
+    });
+    g.bench_function("track_hit_borrowed", |b| {
+        b.iter(|| {
+            header.clear();
+            header.extend_from_slice(b"theme=dark; cbtid=");
+            header.extend_from_slice(keys.next_value().as_bytes());
+            tracker
+                .track_with(Some(&header), |t| {
+                    t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
+                })
+                .expect("track_with")
         })
     });
     g.bench_function("raw_heed", |b| {

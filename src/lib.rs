@@ -79,7 +79,7 @@ pub use record::cookie::{Auth, AuthContext, AuthUpdate, Cookie, Lookup};
 pub use record::value::CookieValue;
 pub use stats::{LmdbStats, RedisStats, Stats};
 pub use store::CookieStore;
-pub use tracker::{Tracked, Tracker};
+pub use tracker::{Tracked, TrackedRef, Tracker};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

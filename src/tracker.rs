@@ -5,6 +5,7 @@
 //! [`Tracker::authenticate`] attaches auth after a login, [`Tracker::logout`] drops the cookie.
 //! Expired cookies are absent: a browser that sends one gets a new cookie.
 
+use crate::borrowed::AuthRef;
 use crate::clock::ns_to_secs_ceil;
 use crate::config::location::IntoLocation;
 use crate::config::options::StoreOptions;
@@ -71,6 +72,27 @@ impl Tracked {
     }
 }
 
+/// One connection's answer as [`Tracker::track_with`] lends it: [`Tracked`] without copies.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct TrackedRef<'a> {
+    /// The cookie value in use for this connection.
+    pub value: &'a str,
+    /// Whether the cookie was created now (none, an unknown, or an expired one was sent).
+    pub is_new: bool,
+    /// The `Set-Cookie` header value to send, as in [`Tracked::set_cookie`].
+    pub set_cookie: &'a str,
+    /// The stored authentication, borrowed, when the cookie is authenticated.
+    pub auth: Option<AuthRef<'a>>,
+}
+
+impl TrackedRef<'_> {
+    /// The authid to use: the stored one, or (unauthenticated) the cookie value itself.
+    pub fn authid(&self) -> &str {
+        self.auth.as_ref().map_or(self.value, |a| a.authid())
+    }
+}
+
 impl Tracker {
     /// A tracker over `store`; the config is validated.
     pub fn new(store: CookieStore, config: TrackerConfig) -> Result<Self> {
@@ -130,6 +152,61 @@ impl Tracker {
             is_new: true,
             auth: None,
         })
+    }
+
+    /// As [`Tracker::track`], but `f` gets the answer borrowed ([`TrackedRef`]; it is called
+    /// once): the stored
+    /// authentication is neither copied nor decoded unless `f` asks, as
+    /// [`CookieStore::with_lookup`] lends it (from this process's cache when it holds the
+    /// cookie, else from the record; the same rules hold for `f`). The cheaper call when a
+    /// connection needs the authid and role, not an owned copy.
+    ///
+    /// ```
+    /// use cookiestore::{Auth, StoreOptions, Tracker, TrackerConfig};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let tracker = Tracker::open(dir.path(), StoreOptions::default(), TrackerConfig::default())?;
+    /// let first = tracker.track(None)?;
+    /// tracker.authenticate(&first.value, &Auth::new("alice", "user", "cookie", "realm1"), &Default::default())?;
+    /// let header = format!("cbtid={}", first.value);
+    /// let role = tracker.track_with(Some(header.as_bytes()), |t| t.auth.and_then(|a| a.authrole()) == Some("user"))?;
+    /// assert!(role);
+    /// # Ok::<(), cookiestore::Error>(())
+    /// ```
+    pub fn track_with<T>(
+        &self,
+        cookie_header: Option<&[u8]>,
+        mut f: impl FnMut(TrackedRef<'_>) -> T,
+    ) -> Result<T> {
+        if let Some(header) = cookie_header {
+            for value in cookie_values(header, &self.config.name) {
+                let now = self.store.now_ns();
+                let found = self.store.with_lookup(value, |l| {
+                    // At most its max_age, even with the clock before `created`.
+                    let remaining =
+                        ns_to_secs_ceil(l.expires_at().saturating_sub(now)).min(l.max_age());
+                    let set_cookie = self.set_cookie(value, remaining);
+                    f(TrackedRef {
+                        value,
+                        is_new: false,
+                        set_cookie: &set_cookie,
+                        auth: l.auth(),
+                    })
+                })?;
+                if let Some(out) = found {
+                    return Ok(out);
+                }
+            }
+        }
+        let cookie =
+            self.store
+                .create(&self.config.name, self.config.length, self.config.max_age)?;
+        let set_cookie = self.set_cookie(&cookie.value, self.config.max_age);
+        Ok(f(TrackedRef {
+            value: &cookie.value,
+            is_new: true,
+            set_cookie: &set_cookie,
+            auth: None,
+        }))
     }
 
     /// Stores `auth` (and where it happened) on the cookie after a successful login.

@@ -289,3 +289,45 @@ fn undecodable_authextra_is_an_error_only_when_decoded() {
         Err(Error::CorruptRecord { .. })
     ));
 }
+
+#[test]
+fn track_with_answers_as_track() {
+    use cookiestore::{Tracker, TrackerConfig};
+    for (name, cache_bytes) in CACHES {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, clock) = open(dir.path(), cache_bytes);
+        let tracker = Tracker::new(store, TrackerConfig::default()).unwrap();
+        // No cookie sent: a new one, unauthenticated; its value is its authid.
+        let first = tracker
+            .track_with(None, |t| {
+                assert_eq!(t.authid(), t.value);
+                (t.value.to_string(), t.is_new, t.auth.is_none())
+            })
+            .unwrap();
+        assert!(first.1 && first.2, "{name}");
+        let header = format!("theme=dark; cbtid=unknown; cbtid={}", first.0);
+        let seen = |t: cookiestore::TrackedRef<'_>| {
+            (
+                t.value.to_string(),
+                t.is_new,
+                t.set_cookie.to_string(),
+                t.auth.map(|a| a.to_auth().unwrap()),
+            )
+        };
+        let owned = |t: cookiestore::Tracked| (t.value, t.is_new, t.set_cookie, t.auth);
+        tracker
+            .authenticate(&first.0, &auth(), &Default::default())
+            .unwrap();
+        clock.advance_secs(100); // the Set-Cookie's max-age is what is left
+        for _ in 0..2 {
+            let borrowed = tracker.track_with(Some(header.as_bytes()), seen).unwrap();
+            let track = owned(tracker.track(Some(header.as_bytes())).unwrap());
+            assert_eq!(borrowed, track, "{name}");
+            assert!(!borrowed.1 && borrowed.3 == Some(auth()), "{name}");
+        }
+        // Logged out: the next connection gets a new cookie.
+        tracker.logout(&first.0).unwrap();
+        let after = tracker.track_with(Some(header.as_bytes()), seen).unwrap();
+        assert!(after.1 && after.0 != first.0 && after.3.is_none(), "{name}");
+    }
+}

@@ -278,6 +278,12 @@ pub(super) fn summary(run: &Run) -> String {
                 .zip(per_op(run, &g, "raw_heed"))
                 .map(|(o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
         );
+        let id = format!("{g}/borrowed_interleaved");
+        let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
+        target(
+            format!("track_with {l} within 1.25x of raw heed (interleaved)"),
+            inter.map(|(_, o, r)| (format!("{:.2}x", o / r), o / r <= 1.25)),
+        );
         let id = format!("{g}/interleaved");
         let inter = run.interleaved.iter().find(|(gg, _, _)| *gg == id);
         target(
