@@ -103,11 +103,17 @@ fn the_commands_take_a_redis_url() {
     assert!(stats.contains("2 live"), "{stats}");
     // Redis's own figures, and none of LMDB's (no map, pages or tables on Redis).
     assert!(stats.contains("maxmemory-policy noeviction"), "{stats}");
-    assert!(stats.contains("feed") && !stats.contains("pages"), "{stats}");
+    assert!(
+        stats.contains("feed") && !stats.contains("pages"),
+        "{stats}"
+    );
     let json: serde_json::Value = serde_json::from_str(&ok(&["stats", "--json", &url])).unwrap();
     assert_eq!(json["live"], 2);
     assert_eq!(json["maxmemory_policy"], "noeviction");
-    assert!(json.get("map_size").is_none() && json.get("tables").is_none(), "{json}");
+    assert!(
+        json.get("map_size").is_none() && json.get("tables").is_none(),
+        "{json}"
+    );
     assert_eq!(ok(&["dump", &url]).lines().count(), 2);
     assert_eq!(ok(&["dump", "--authenticated", &url]).lines().count(), 1);
     let got: serde_json::Value =

@@ -5,6 +5,7 @@ pub mod copy;
 pub mod delete;
 pub mod dump;
 pub mod export;
+mod format3_helper;
 pub mod get;
 pub mod import;
 pub mod import_store;
