@@ -353,10 +353,8 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     run.register(&track, "raw_heed", 1);
     g.bench_function("ours", |b| {
         b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
-            let t = tracker.track(Some(&header)).expect("track");
+            let h = cookie_header(&mut header, keys.next_value());
+            let t = tracker.track(Some(h)).expect("track");
             debug_assert!(!t.is_new);
             t
         })
@@ -364,11 +362,9 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     // The borrowed answer: the same lookup, authextra not decoded, nothing copied.
     g.bench_function("ours_borrowed", |b| {
         b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
+            let h = cookie_header(&mut header, keys.next_value());
             tracker
-                .track_with(Some(&header), |t| {
+                .track_with(Some(h), |t| {
                     debug_assert!(!t.is_new);
                     t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
                 })
@@ -377,80 +373,30 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     });
     g.bench_function("raw_heed", |b| {
         b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
-            let value = std::str::from_utf8(&header[18..]).expect("ASCII");
+            let h = cookie_header(&mut header, keys.next_value());
+            let value = std::str::from_utf8(&h[18..]).expect("ASCII");
             raw.lookup(value, now)
         })
     });
     g.finish();
-    let id = format!("{track}/interleaved");
-    if !run.test_mode && run.selected(&id) {
-        let total = if run.quick { 2 } else { 6 };
-        let mut header = Vec::with_capacity(64);
-        let mut raw_header = Vec::with_capacity(64);
-        let (ours_ns, raw_ns) = interleaved(
-            &mut keys,
-            |v| {
-                header.clear();
-                header.extend_from_slice(b"theme=dark; cbtid=");
-                header.extend_from_slice(v.as_bytes());
-                black_box(tracker.track(Some(&header)).expect("track"));
-            },
-            |v| {
-                raw_header.clear();
-                raw_header.extend_from_slice(b"theme=dark; cbtid=");
-                raw_header.extend_from_slice(v.as_bytes());
-                let value = std::str::from_utf8(&raw_header[18..]).expect("ASCII");
-                black_box(raw.lookup(value, now));
-            },
-            Duration::from_secs(total),
-        );
-        println!(
-            "{id}: ours {} raw_heed {} ratio {:.2}x",
-            fmt_ns(ours_ns),
-            fmt_ns(raw_ns),
-            ours_ns / raw_ns
-        );
-        run.interleaved.push((id, ours_ns, raw_ns));
-    }
+    track_vs_raw(
+        run,
+        &mut keys,
+        &raw,
+        now,
+        format!("{track}/interleaved"),
+        "ours",
+        |h| {
+            black_box(tracker.track(Some(h)).expect("track"));
+        },
+    );
     let id = format!("{track}/borrowed_interleaved");
-    if !run.test_mode && run.selected(&id) {
-        let total = if run.quick { 2 } else { 6 };
-        let mut header = Vec::with_capacity(64);
-        let mut raw_header = Vec::with_capacity(64);
-        let (ours_ns, raw_ns) = interleaved(
-            &mut keys,
-            |v| {
-                header.clear();
-                header.extend_from_slice(b"theme=dark; cbtid=");
-                header.extend_from_slice(v.as_bytes());
-                black_box(
-                    tracker
-                        .track_with(Some(&header), |t| {
-                            t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
-                        })
-                        .expect("track_with"),
-                );
-            },
-            |v| {
-                raw_header.clear();
-                raw_header.extend_from_slice(b"theme=dark; cbtid=");
-                raw_header.extend_from_slice(v.as_bytes());
-                let value = std::str::from_utf8(&raw_header[18..]).expect("ASCII");
-                black_box(raw.lookup(value, now));
-            },
-            Duration::from_secs(total),
-        );
-        println!(
-            "{id}: ours_borrowed {} raw_heed {} ratio {:.2}x",
-            fmt_ns(ours_ns),
-            fmt_ns(raw_ns),
-            ours_ns / raw_ns
-        );
-        run.interleaved.push((id, ours_ns, raw_ns));
-    }
+    track_vs_raw(run, &mut keys, &raw, now, id, "ours_borrowed", |h| {
+        let seen = tracker.track_with(Some(h), |t| {
+            t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
+        });
+        black_box(seen.expect("track_with"));
+    });
 
     // Purge with nothing expired: the store's quick check against the same two reads.
     let mut g = run.group(c, &purge, Pace::Fast);
@@ -525,19 +471,15 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
     let mut header = Vec::with_capacity(64);
     g.bench_function("track_hit", |b| {
         b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
-            tracker.track(Some(&header)).expect("track")
+            let h = cookie_header(&mut header, keys.next_value());
+            tracker.track(Some(h)).expect("track")
         })
     });
     g.bench_function("track_hit_borrowed", |b| {
         b.iter(|| {
-            header.clear();
-            header.extend_from_slice(b"theme=dark; cbtid=");
-            header.extend_from_slice(keys.next_value().as_bytes());
+            let h = cookie_header(&mut header, keys.next_value());
             tracker
-                .track_with(Some(&header), |t| {
+                .track_with(Some(h), |t| {
                     t.auth.map_or(0, borrowed_auth_fields) + t.set_cookie.len()
                 })
                 .expect("track_with")
@@ -608,6 +550,49 @@ fn cache_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             after.bytes / 1024
         ));
     }
+}
+
+/// `theme=dark; cbtid=VALUE` in `buf`: the Cookie header the track benches send.
+fn cookie_header<'b>(buf: &'b mut Vec<u8>, value: &str) -> &'b [u8] {
+    buf.clear();
+    buf.extend_from_slice(b"theme=dark; cbtid=");
+    buf.extend_from_slice(value.as_bytes());
+    buf
+}
+
+/// `ours` (given the Cookie header of a known cookie) against raw heed's lookup of the same
+/// cookie, interleaved, as the row `id` (unless in test mode or not selected).
+fn track_vs_raw(
+    run: &mut Run,
+    keys: &mut Keys,
+    raw: &Raw,
+    now: u64,
+    id: String,
+    label: &str,
+    mut ours: impl FnMut(&[u8]),
+) {
+    if run.test_mode || !run.selected(&id) {
+        return;
+    }
+    let total = if run.quick { 2 } else { 6 };
+    let (mut header, mut raw_header) = (Vec::with_capacity(64), Vec::with_capacity(64));
+    let (ours_ns, raw_ns) = interleaved(
+        keys,
+        |v| ours(cookie_header(&mut header, v)),
+        |v| {
+            let h = cookie_header(&mut raw_header, v);
+            let value = std::str::from_utf8(&h[18..]).expect("ASCII");
+            black_box(raw.lookup(value, now));
+        },
+        Duration::from_secs(total),
+    );
+    println!(
+        "{id}: {label} {} raw_heed {} ratio {:.2}x",
+        fmt_ns(ours_ns),
+        fmt_ns(raw_ns),
+        ours_ns / raw_ns
+    );
+    run.interleaved.push((id, ours_ns, raw_ns));
 }
 
 /// What the borrowed lookup reads: the four auth strings, borrowed (authextra not decoded).
