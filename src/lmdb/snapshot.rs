@@ -40,20 +40,9 @@ impl<'t> Snapshot<'t> {
     /// asked of it (see [`RecordReader`]). `None` when absent, expired, or when the index
     /// entry points at a record with another value.
     pub(crate) fn live_record(&self, value: &str) -> Result<Option<(Uuid, RecordReader<'t>)>> {
-        let Some(oid) = self.tables.find_oid(self.txn, value)? else {
+        let Some((oid, bytes)) = self.record_bytes(value)? else {
             return Ok(None);
         };
-        let key = RecordKey::new(self.tables.slots.cookies, oid);
-        let Some(bytes) = self
-            .tables
-            .db
-            .remap_key_type::<RecordKey>()
-            .get(self.txn, &key)
-            .lmdb()?
-        else {
-            return Ok(None);
-        };
-        touch_lines(bytes);
         let corrupt = |problem| Error::CorruptRecord { oid, problem };
         let record = RecordReader::new(bytes).map_err(corrupt)?;
         if !record.value_is(value).map_err(corrupt)?
@@ -68,21 +57,31 @@ impl<'t> Snapshot<'t> {
     /// lifetime and authentication), reading only those fields (`record/reader.rs`). `None`
     /// when absent, expired, or when the index entry points at a record with another value.
     pub(crate) fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
+        match self.record_bytes(value)? {
+            Some((oid, bytes)) => reader::lookup(oid, bytes, value, self.now),
+            None => Ok(None),
+        }
+    }
+
+    /// The record the value index gives for `value` (its oid and bytes, borrowed from the
+    /// map, its first cache lines touched), not yet checked: the two B-tree searches of
+    /// every read by value.
+    #[inline]
+    fn record_bytes(&self, value: &str) -> Result<Option<(Uuid, &'t [u8])>> {
         let Some(oid) = self.tables.find_oid(self.txn, value)? else {
             return Ok(None);
         };
         let key = RecordKey::new(self.tables.slots.cookies, oid);
-        let Some(bytes) = self
+        let bytes = self
             .tables
             .db
             .remap_key_type::<RecordKey>()
             .get(self.txn, &key)
-            .lmdb()?
-        else {
-            return Ok(None);
-        };
-        touch_lines(bytes);
-        reader::lookup(oid, bytes, value, self.now)
+            .lmdb()?;
+        Ok(bytes.map(|bytes| {
+            touch_lines(bytes);
+            (oid, bytes)
+        }))
     }
 
     /// When the first entry of the expiry index expires, if there is one.
