@@ -19,6 +19,17 @@ use cookiestore::{Auth, AuthUpdate, Cookie, CookieStore, Error, StoreOptions, Su
 
 const PREFIX: &str = "lua:";
 
+/// A redis-server of the test's own and a store on it; `None` (the test skips) when
+/// redis-server is missing outside CI.
+fn start() -> Option<(RedisServer, CookieStore)> {
+    if !need_redis() {
+        return None;
+    }
+    let server = RedisServer::start();
+    let store = open(&server);
+    Some((server, store))
+}
+
 fn open(server: &RedisServer) -> CookieStore {
     CookieStore::open(server.url(PREFIX), StoreOptions::default().timeout_ms(5000)).unwrap()
 }
@@ -89,11 +100,9 @@ fn logged_in(store: &CookieStore) -> Cookie {
 
 #[test]
 fn logout_with_a_string_at_the_feed_key_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = logged_in(&store);
     overwrite_with_string(&server, "revocations");
     let err = refused(store.delete(&c.value));
@@ -123,11 +132,9 @@ fn logout_with_a_string_at_the_feed_key_writes_nothing() {
 
 #[test]
 fn logout_with_a_damaged_feed_head_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let first = store.create("cbtid", 24, 3600).unwrap();
     assert!(store.delete(&first.value).unwrap());
     let c = store.create("cbtid", 24, 3600).unwrap();
@@ -151,11 +158,9 @@ fn logout_with_a_damaged_feed_head_writes_nothing() {
 
 #[test]
 fn logout_after_a_foreign_feed_entry_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = store.create("cbtid", 24, 3600).unwrap();
     // An entry with a time-based id: cookiestore's `0-*` cannot follow it.
     let id = server.command(&["XADD", &key("revocations"), "*", "f", "v"]);
@@ -178,11 +183,9 @@ fn logout_after_a_foreign_feed_entry_writes_nothing() {
 
 #[test]
 fn logout_with_a_damaged_authid_set_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = logged_in(&store);
     overwrite_with_string(&server, "authid:alice");
     let err = refused(store.delete(&c.value));
@@ -207,11 +210,9 @@ fn logout_with_a_damaged_authid_set_writes_nothing() {
 
 #[test]
 fn logout_authid_with_a_damaged_feed_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let (a, b) = (logged_in(&store), logged_in(&store));
     overwrite_with_string(&server, "revocations");
     let err = refused(store.logout_authid("alice"));
@@ -231,11 +232,9 @@ fn logout_authid_with_a_damaged_feed_writes_nothing() {
 /// The set is read (SMEMBERS) before the script: the error names it too.
 #[test]
 fn logout_authid_with_a_damaged_authid_set_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = logged_in(&store);
     overwrite_with_string(&server, "authid:alice");
     let err = refused(store.logout_authid("alice"));
@@ -260,11 +259,9 @@ fn logout_authid_with_a_damaged_authid_set_writes_nothing() {
 
 #[test]
 fn set_auth_with_a_damaged_authid_set_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = store.create("cbtid", 24, 3600).unwrap();
     overwrite_with_string(&server, "authid:alice");
     let err = refused(store.set_auth(&c.value, &alice(), &Default::default()));
@@ -291,11 +288,9 @@ fn set_auth_with_a_damaged_authid_set_writes_nothing() {
 
 #[test]
 fn clear_auth_with_a_damaged_authid_set_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = logged_in(&store);
     overwrite_with_string(&server, "authid:alice");
     let err = refused(store.clear_auth(&c.value));
@@ -312,11 +307,9 @@ fn clear_auth_with_a_damaged_authid_set_writes_nothing() {
 
 #[test]
 fn restore_with_a_damaged_authid_set_writes_nothing() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = logged_in(&store);
     let mut export = Vec::new();
     cookiestore::maintenance::export(&store, &mut export, Default::default(), &mut |_| {}).unwrap();
@@ -347,11 +340,9 @@ fn restore_with_a_damaged_authid_set_writes_nothing() {
 
 #[test]
 fn an_import_mark_of_another_type_is_refused() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let digest = "ab".repeat(32);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let expires = now.as_nanos() as u64 + 3600 * 1_000_000_000;
@@ -380,11 +371,9 @@ fn an_import_mark_of_another_type_is_refused() {
 
 #[test]
 fn purge_and_feed_reads_name_a_damaged_feed() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     let c = store.create("cbtid", 24, 3600).unwrap();
     assert!(store.delete(&c.value).unwrap());
     let mut sub = Subscriber::new(&store).unwrap();
@@ -448,11 +437,9 @@ fn logout_by_a_user_who_may_not_append_to_the_feed_writes_nothing() {
 /// deleted before it (each with its feed entry), which is what the store shows.
 #[test]
 fn clear_stopped_by_a_damaged_authid_set_says_what_it_deleted() {
-    if !need_redis() {
+    let Some((server, store)) = start() else {
         return;
-    }
-    let server = RedisServer::start();
-    let store = open(&server);
+    };
     for _ in 0..20 {
         store.create("cbtid", 24, 3600).unwrap();
     }
