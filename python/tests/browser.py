@@ -8,9 +8,10 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from typing import Any, Optional
 
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 HELLO, WELCOME, ABORT, CHALLENGE, AUTHENTICATE, GOODBYE = 1, 2, 3, 4, 5, 6
@@ -29,14 +30,24 @@ class Browser:
         headers = {}
         if self.cookie:
             headers["Cookie"] = f"{self.cookie_name}={self.cookie}"
-        ws = connect(
-            url,
-            subprotocols=["wamp.2.json"],
-            additional_headers=headers,
-            compression=None,
-            proxy=None,
-            open_timeout=10,
-        )
+        # A node listens on its port before its web transport has attached the WebSocket
+        # path (nodes.py's start() waits for the port only): a 404 then is retried, 10 s.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                ws = connect(
+                    url,
+                    subprotocols=["wamp.2.json"],
+                    additional_headers=headers,
+                    compression=None,
+                    proxy=None,
+                    open_timeout=10,
+                )
+                break
+            except InvalidStatus as e:
+                if e.response.status_code != 404 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         set_cookie = ws.response.headers.get("Set-Cookie")
         if set_cookie:
             m = re.match(rf"{self.cookie_name}=([^;]*)", set_cookie)
