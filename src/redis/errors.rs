@@ -1,5 +1,5 @@
 //! What a redis-rs error means for a store call: whether the connection can still be used,
-//! whether Redis could not be reached (which opens the breaker, `pool.rs`), whether a reused
+//! whether Redis could not be reached (which opens the breaker, `breaker.rs`), whether a reused
 //! connection was merely stale, and the crate's error for it.
 
 use std::time::Duration;

@@ -33,17 +33,22 @@
 //! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
 //! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
-//! allowed (`policy.rs`). Faults: a deadline per call and a circuit breaker (`pool.rs`; what an error means, `errors.rs`).
+//! allowed (`policy.rs`). Faults: a deadline per call (`deadline.rs`), a pool of
+//! connections (`pool.rs`), a circuit breaker (`breaker.rs`) with its probe (`probe.rs`);
+//! what an error means, `errors.rs`.
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
 
+mod breaker;
+mod deadline;
 mod errors;
 mod feed;
 mod migrate;
 mod ops;
 mod policy;
 pub(crate) mod pool;
+mod probe;
 mod scripts;
 pub(crate) mod store;
 pub(crate) mod watch;
@@ -151,7 +156,7 @@ impl RedisBackend {
     }
 
     /// What [`CookieStore::health`](crate::CookieStore::health) reports.
-    pub(crate) fn health_record(&self) -> pool::Record {
+    pub(crate) fn health_record(&self) -> breaker::Record {
         self.pool.record()
     }
 
