@@ -31,6 +31,19 @@ const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 /// The query parameters whose value is a password.
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
+/// The query options cookiestore reads (the others are the `redis` crate's); the last five
+/// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded.
+const OUR_PARAMS: [&str; 8] = [
+    "prefix",
+    "timeout_ms",
+    "allow_eviction",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "password_file",
+    "password_env",
+];
+
 /// The words every key of a Redis store starts with after its prefix: the one list, from
 /// which the Redis backend (`redis/mod.rs`, `redis/policy.rs`) builds its keys and
 /// [`check_key_prefix`] refuses prefixes.
@@ -205,6 +218,10 @@ pub struct RedisLocation {
     prefix: Option<String>,
     timeout: Option<Duration>,
     allow_eviction: Option<bool>,
+    /// `?tls_ca_file=` ... `?password_env=` (the last five of [`OUR_PARAMS`]), decoded.
+    files: Vec<(String, String)>,
+    /// The ACL user, once the client is made (`redis/client.rs`), for messages.
+    user: Option<String>,
 }
 
 impl fmt::Display for RedisLocation {
@@ -221,6 +238,7 @@ impl fmt::Debug for RedisLocation {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("allow_eviction", &self.allow_eviction)
+            .field("files", &self.files)
             .finish()
     }
 }
@@ -273,14 +291,14 @@ impl RedisLocation {
         let mut prefix = None;
         let mut timeout = None;
         let mut allow_eviction = None;
+        let mut files = Vec::new();
         let mut rest_query = Vec::new();
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             if pair.is_empty() {
                 continue;
             }
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let ours = ["prefix", "timeout_ms", "allow_eviction"];
-            if ours.contains(&key)
+            if OUR_PARAMS.contains(&key)
                 && query
                     .into_iter()
                     .flat_map(|q| q.split('&'))
@@ -320,6 +338,15 @@ impl RedisLocation {
                         }
                     });
                 }
+                _ if OUR_PARAMS[3..].contains(&key) => {
+                    let decoded =
+                        percent_decode(value)
+                            .filter(|v| !v.is_empty())
+                            .ok_or_else(|| {
+                                bad(format!("`{key}` {value:?} is empty or has a bad %-escape"))
+                            })?;
+                    files.push((key.to_string(), decoded));
+                }
                 _ => {
                     if SECRET_PARAMS.contains(&key) {
                         secrets.push(value.to_string());
@@ -349,7 +376,40 @@ impl RedisLocation {
             prefix,
             timeout,
             allow_eviction,
+            files,
+            user: None,
         })
+    }
+
+    /// The query option `name` (one of `tls_ca_file`, `tls_cert_file`, `tls_key_file`,
+    /// `password_file`, `password_env`), when given.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn file_option(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The ACL user the client logs in as (`default` when the URL names none), once known.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Records the ACL user (see [`Self::user`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_user(&mut self, user: &str) {
+        self.user = Some(user.to_string());
+    }
+
+    /// Takes `secret` (a password read from a file or the environment) out of error texts
+    /// too (see [`Self::sanitize`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn add_secret(&mut self, secret: &str) {
+        if !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_string());
+        }
     }
 
     /// The URL for the `redis` crate, password included: never to be shown.

@@ -41,6 +41,7 @@
 //! and the script writes only when the record is still what was read.
 
 mod breaker;
+mod client;
 mod deadline;
 mod errors;
 mod feed;
@@ -60,7 +61,7 @@ use redis::{Connection, RedisResult};
 use crate::config::location::RedisLocation;
 use crate::config::location::key_words::{AUTHID, COOKIE, IMPORTED, REVOCATIONS};
 use crate::config::options::StoreOptions;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::mark::{ValueDigest, hex, parse_hex};
 use pool::Pool;
 
@@ -103,29 +104,14 @@ impl RedisBackend {
             .prefix()
             .unwrap_or(&options.redis.key_prefix)
             .to_string();
-        let client = redis::Client::open(location.secret_url()).map_err(|e| {
-            let tls = location
-                .secret_url()
-                .to_ascii_lowercase()
-                .starts_with("rediss:");
-            let text = location.sanitize(&e.to_string());
-            Error::Unavailable {
-                location: location.to_string(),
-                problem: if tls {
-                    format!(
-                        "{text}; this build has no TLS support for Redis (rediss://): reach \
-                         Redis over a local socket or a TLS tunnel"
-                    )
-                } else {
-                    text
-                },
-            }
-        })?;
+        // The location comes back with the password, if read from a file or the
+        // environment, among the secrets its messages are cleaned of.
+        let (client, location) = client::client(location, &options.redis)?;
         let allow_eviction = location
             .allow_eviction()
             .unwrap_or(options.redis.allow_eviction);
         let backend = RedisBackend {
-            pool: Pool::new(client, timeout, location.clone()),
+            pool: Pool::new(client, timeout, location),
             prefix,
             stream_max: options.redis.revocation_stream_max,
             allow_eviction,
