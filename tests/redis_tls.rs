@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 
 use common::redis_server::{RedisServer, need_redis};
-use common::tls::{TlsRedis, write_private};
+use common::tls::{TlsRedis, need_tls, write_private};
 use common::{ChildLines, child_command, child_role, report};
 use cookiestore::{Auth, AuthContext, CookieStore, Error, StoreOptions};
 
@@ -20,27 +20,6 @@ const PASSWORD: &str = "Wq8-secret-pw-7Zk";
 
 fn alice() -> Auth {
     Auth::new("alice", "user", "wampcra", "realm1")
-}
-
-/// Whether redis-server was built with TLS (Debian's is).
-fn need_tls() -> bool {
-    if !need_redis() {
-        return false;
-    }
-    let out = common::redis_server::redis_server_command()
-        .args(["--tls-port", "0", "--port", "0", "--test-memory", "0"])
-        .output();
-    // A build without TLS says so for any --tls-* option; with TLS, this exits on
-    // --test-memory's argument instead.
-    let text = out
-        .map(|o| {
-            String::from_utf8_lossy(&o.stderr).to_string() + &String::from_utf8_lossy(&o.stdout)
-        })
-        .unwrap_or_default();
-    common::need(
-        !text.contains("TLS support"),
-        "redis-server has no TLS support (build it with BUILD_TLS=yes)",
-    )
 }
 
 /// A store's basic round: create, authenticate, read, log out.

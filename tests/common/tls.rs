@@ -10,7 +10,22 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-use super::redis_server::{RedisServer, free_port};
+use super::redis_server::{RedisServer, free_port, need_redis};
+
+/// Whether the test may use redis-server with TLS (see [`super::need`]): it is installed
+/// and built with TLS (Debian's is).
+pub fn need_tls() -> bool {
+    if !need_redis() {
+        return false;
+    }
+    // A build with TLS calls OpenSSL (`BUILD_TLS=yes`; Debian's does).
+    let bin = super::redis_server::redis_server_bin();
+    let tls = std::fs::read(&bin).is_ok_and(|bytes| bytes.windows(11).any(|w| w == b"SSL_CTX_new"));
+    super::need(
+        tls,
+        "redis-server has no TLS support (build it with BUILD_TLS=yes)",
+    )
+}
 
 /// The certificates and keys of a test, as files in a temporary directory.
 pub struct Pki {
