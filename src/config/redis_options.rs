@@ -50,8 +50,8 @@ pub struct RedisOptions {
     /// checks run before the first call that reaches Redis, and their refusal
     /// ([`Error::RedisSetting`], [`Error::NewerStore`]) is that call's error (and every
     /// call's for 2 s, then they run again); [`CookieStore::health`](crate::CookieStore::health)
-    /// reports it. [`StoreOptions::purge_on_startup`] is then done by that thread, and skipped when Redis
-    /// cannot be reached.
+    /// reports it. [`StoreOptions::purge_on_startup`](crate::StoreOptions::purge_on_startup)
+    /// is then done by that thread, and skipped when Redis cannot be reached.
     pub connect_lazily: bool,
     /// TLS (`rediss://` only): a PEM file of the CA certificate(s) that the server's
     /// certificate must chain to, instead of the system's trust store (the default). A
