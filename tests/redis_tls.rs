@@ -142,6 +142,35 @@ fn mutual_tls_needs_the_client_certificate() {
         "{err:?}"
     );
     assert!(err.to_string().contains("chmod 600"), "{err}");
+    // Files that are not what their option says are refused, named.
+    set_mode(&pki.client_key, 0o600);
+    let not_pem = pki.dir.path().join("not.pem");
+    write_private(&not_pem, "not a certificate\n");
+    for (options, field) in [
+        (StoreOptions::default().tls_ca_file(&not_pem), "tls_ca_file"),
+        (
+            StoreOptions::default()
+                .tls_ca_file(&pki.ca)
+                .tls_client_cert(&not_pem, &pki.client_key),
+            "tls_cert_file",
+        ),
+        (
+            StoreOptions::default()
+                .tls_ca_file(&pki.ca)
+                .tls_client_cert(&pki.client_cert, &not_pem),
+            "tls_key_file",
+        ),
+        (
+            StoreOptions::default().tls_ca_file(pki.dir.path().join("missing.pem")),
+            "tls_ca_file",
+        ),
+    ] {
+        let err = open_err(&url, options);
+        assert!(
+            matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
+            "{field}: {err:?}"
+        );
+    }
 }
 
 #[test]

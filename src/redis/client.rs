@@ -107,7 +107,7 @@ pub(super) fn client(
     }
     let client_tls = match (&cert, &key) {
         (Some(cert), Some(key)) => Some(ClientTlsConfig {
-            client_cert: read_file("tls_cert_file", cert)?,
+            client_cert: read_certificates("tls_cert_file", cert)?,
             client_key: read_private("tls_key_file", key)?,
         }),
         (None, None) => None,
@@ -124,7 +124,9 @@ pub(super) fn client(
             ));
         }
     };
-    let root_cert = ca.map(|ca| read_file("tls_ca_file", &ca)).transpose()?;
+    let root_cert = ca
+        .map(|ca| read_certificates("tls_ca_file", &ca))
+        .transpose()?;
     let client = Client::build_with_tls(
         info,
         TlsCertificates {
@@ -133,17 +135,19 @@ pub(super) fn client(
         },
     )
     .map_err(|e| {
-        let field = if e.to_string().contains("root") {
+        let text = e.to_string();
+        let field = if text.contains("root") || text.contains("trust anchors") {
             "tls_ca_file"
+        } else if text.contains("private key") {
+            "tls_key_file"
         } else {
             "tls_cert_file"
         };
         Error::config(
             field,
             format!(
-                "could not be used: {}; give PEM files (a certificate chain, a PKCS#8, PKCS#1 \
-                 or SEC1 key)",
-                e
+                "could not be used: {text}; give PEM files (a certificate chain, a PKCS#8, \
+                 PKCS#1 or SEC1 key)"
             ),
         )
     })?;
@@ -158,6 +162,26 @@ fn read_file(field: &str, path: &Path) -> Result<Vec<u8>> {
             format!("is {}, which cannot be read: {e}", path.display()),
         )
     })
+}
+
+/// The bytes of the PEM file of option `field`, which must hold a certificate (redis-rs
+/// would take a file without one for an empty list, and the handshake would fail later with
+/// a less telling error).
+fn read_certificates(field: &str, path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_file(field, path)?;
+    if !bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(Error::config(
+            field,
+            format!(
+                "is {}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The bytes of the secret file of option `field`, after checking that others cannot read it.
