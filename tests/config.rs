@@ -318,6 +318,10 @@ fn sample(key: &str) -> Value {
         "timeout_ms" => json!(1500),
         "revocation_stream_max" => json!(1000),
         "cache_bytes" => json!(0),
+        "tls_ca_file" | "tls_cert_file" | "tls_key_file" | "password_file" => {
+            json!("/etc/cookiestore/redis-file.pem")
+        }
+        "password_env" => json!("COOKIESTORE_REDIS_PASSWORD"),
         "name" => json!("cbtid"),
         "length" => json!(24),
         "max_age" => json!(3600),

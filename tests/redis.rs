@@ -664,14 +664,3 @@ fn a_unix_socket_url_opens_the_store() {
     assert!(store.exists(&c.value).unwrap());
     assert!(store.location().to_string().starts_with("redis+unix://"));
 }
-
-#[test]
-fn a_tls_url_says_tls_is_not_built_in() {
-    let err = CookieStore::open(
-        format!("rediss://127.0.0.1:{}/", free_port()),
-        StoreOptions::default().timeout_ms(300),
-    )
-    .unwrap_err();
-    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
-    assert!(err.to_string().contains("no TLS support"), "{err}");
-}

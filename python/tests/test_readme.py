@@ -85,6 +85,11 @@ SAMPLES = {
     "store.cache_bytes": 0,
     "store.allow_eviction": True,
     "store.connect_lazily": True,
+    "store.tls_ca_file": "/etc/cookiestore/redis-ca.pem",
+    "store.tls_cert_file": "/etc/cookiestore/client.pem",
+    "store.tls_key_file": "/etc/cookiestore/client.key",
+    "store.password_file": "/etc/cookiestore/redis.pw",
+    "store.password_env": "COOKIESTORE_REDIS_PASSWORD",
 }
 
 

@@ -31,6 +31,19 @@ const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 /// The query parameters whose value is a password.
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
+/// The query options cookiestore reads (the others are the `redis` crate's); the last five
+/// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded.
+const OUR_PARAMS: [&str; 8] = [
+    "prefix",
+    "timeout_ms",
+    "allow_eviction",
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "password_file",
+    "password_env",
+];
+
 /// The words every key of a Redis store starts with after its prefix: the one list, from
 /// which the Redis backend (`redis/mod.rs`, `redis/policy.rs`) builds its keys and
 /// [`check_key_prefix`] refuses prefixes.
@@ -90,7 +103,9 @@ impl Location {
     /// Tells what `location` names: a Redis store (`redis://`, `rediss://`,
     /// `redis+unix://`, `unix://`), or a store directory. Any other `scheme://` is
     /// [`Error::UnsupportedLocation`]; a Redis URL that is malformed, or whose query options
-    /// (`prefix`, `timeout_ms`, `allow_eviction`) are bad, is [`Error::InvalidConfig`].
+    /// (`prefix`, `timeout_ms`, `allow_eviction`, `tls_ca_file`, `tls_cert_file`,
+    /// `tls_key_file`, `password_file`, `password_env`) are bad, is
+    /// [`Error::InvalidConfig`].
     /// Nothing is opened or connected.
     pub fn parse(location: impl AsRef<Path>) -> Result<Location> {
         let os: &OsStr = location.as_ref().as_os_str();
@@ -191,8 +206,9 @@ impl IntoLocation for &Location {
 
 /// A store on Redis: its URL, whose password is kept private (Display and Debug mask it),
 /// and the query options cookiestore reads from it (`prefix`, `timeout_ms`,
-/// `allow_eviction`; the others, such as `db`, `pass`, `user`, `protocol`, are the `redis`
-/// crate's).
+/// `allow_eviction`, and the TLS and password options of
+/// [`RedisOptions`](crate::RedisOptions) of the same names; the others, such as `db`,
+/// `pass`, `user`, `protocol`, are the `redis` crate's).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisLocation {
     /// The URL given to the `redis` crate (cookiestore's query options removed).
@@ -205,6 +221,10 @@ pub struct RedisLocation {
     prefix: Option<String>,
     timeout: Option<Duration>,
     allow_eviction: Option<bool>,
+    /// `?tls_ca_file=` ... `?password_env=` (the last five of [`OUR_PARAMS`]), decoded.
+    files: Vec<(String, String)>,
+    /// The ACL user, once the client is made (`redis/client.rs`), for messages.
+    user: Option<String>,
 }
 
 impl fmt::Display for RedisLocation {
@@ -221,6 +241,7 @@ impl fmt::Debug for RedisLocation {
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("allow_eviction", &self.allow_eviction)
+            .field("files", &self.files)
             .finish()
     }
 }
@@ -273,14 +294,14 @@ impl RedisLocation {
         let mut prefix = None;
         let mut timeout = None;
         let mut allow_eviction = None;
+        let mut files = Vec::new();
         let mut rest_query = Vec::new();
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
             if pair.is_empty() {
                 continue;
             }
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let ours = ["prefix", "timeout_ms", "allow_eviction"];
-            if ours.contains(&key)
+            if OUR_PARAMS.contains(&key)
                 && query
                     .into_iter()
                     .flat_map(|q| q.split('&'))
@@ -320,6 +341,15 @@ impl RedisLocation {
                         }
                     });
                 }
+                _ if OUR_PARAMS[3..].contains(&key) => {
+                    let decoded =
+                        percent_decode(value)
+                            .filter(|v| !v.is_empty())
+                            .ok_or_else(|| {
+                                bad(format!("`{key}` {value:?} is empty or has a bad %-escape"))
+                            })?;
+                    files.push((key.to_string(), decoded));
+                }
                 _ => {
                     if SECRET_PARAMS.contains(&key) {
                         secrets.push(value.to_string());
@@ -349,7 +379,40 @@ impl RedisLocation {
             prefix,
             timeout,
             allow_eviction,
+            files,
+            user: None,
         })
+    }
+
+    /// The query option `name` (one of `tls_ca_file`, `tls_cert_file`, `tls_key_file`,
+    /// `password_file`, `password_env`), when given.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn file_option(&self, name: &str) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The ACL user the client logs in as (`default` when the URL names none), once known.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Records the ACL user (see [`Self::user`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_user(&mut self, user: &str) {
+        self.user = Some(user.to_string());
+    }
+
+    /// Takes `secret` (a password read from a file or the environment) out of error texts
+    /// too (see [`Self::sanitize`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn add_secret(&mut self, secret: &str) {
+        if !self.secrets.iter().any(|s| s == secret) {
+            self.secrets.push(secret.to_string());
+        }
     }
 
     /// The URL for the `redis` crate, password included: never to be shown.
@@ -494,129 +557,5 @@ fn percent_decode(text: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn redis(text: &str) -> RedisLocation {
-        match Location::parse(text).unwrap() {
-            Location::Redis(r) => r,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn urls_are_never_paths() {
-        assert_eq!(
-            Location::parse("/var/cookies").unwrap(),
-            Location::Lmdb("/var/cookies".into())
-        );
-        assert_eq!(
-            Location::parse("./redis://h/0").unwrap(),
-            Location::Lmdb("./redis://h/0".into())
-        );
-        assert_eq!(Location::parse("REDIS://h").unwrap().kind(), "redis");
-        assert_eq!(Location::parse("unix:///s.sock").unwrap().kind(), "redis");
-        for text in ["http://h", "file:///var/cookies", "x+y://a:secret1@h"] {
-            let err = Location::parse(text).unwrap_err();
-            assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
-            assert!(!err.to_string().contains("secret1"), "{err}");
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::ffi::OsStrExt;
-            let raw = OsStr::from_bytes(b"redis://:pw\xff@h/0");
-            let err = Location::parse(raw).unwrap_err();
-            assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
-            let path = OsStr::from_bytes(b"/tmp/\xff/redis://h");
-            assert_eq!(Location::parse(path).unwrap().kind(), "lmdb");
-        }
-    }
-
-    #[test]
-    fn query_options_are_ours_the_rest_is_the_crates() {
-        let l = redis("redis://:secret@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500");
-        assert_eq!(l.url, "redis://:secret@127.0.0.1:6379/2");
-        assert_eq!(
-            l.to_string(),
-            "redis://:***@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500"
-        );
-        assert_eq!(l.prefix(), Some("cb1:"));
-        assert_eq!(l.timeout(), Some(Duration::from_millis(500)));
-        let l = redis("redis+unix:///run/redis.sock?db=1&pass=x&prefix=a:");
-        assert_eq!(l.url, "redis+unix:///run/redis.sock?db=1&pass=x");
-        assert_eq!(
-            l.to_string(),
-            "redis+unix:///run/redis.sock?db=1&pass=***&prefix=a:"
-        );
-        assert!(Location::parse("redis://h?timeout_ms=0").is_err());
-        let l = redis("redis://h/0?allow_eviction=true&db=1");
-        assert_eq!(l.allow_eviction(), Some(true));
-        assert_eq!(l.url, "redis://h/0?db=1");
-        assert_eq!(redis("redis://h").allow_eviction(), None);
-        assert!(Location::parse("redis://h?allow_eviction=yes").is_err());
-        assert!(Location::parse("redis://h?prefix=a:&prefix=b:").is_err());
-    }
-
-    #[test]
-    fn passwords_are_masked_in_every_form() {
-        let password = "p/a?s#s@w%2Frd";
-        let cases = [
-            format!("redis://:{password}@127.0.0.1:6391/0"),
-            format!("redis://joe:{password}@127.0.0.1:6391/0"),
-            format!("redis+unix:///run/r.sock?pass={password}"),
-            format!("unix:///run/r.sock?db=1&password={password}&user=joe"),
-            format!("ftp://joe:{password}@h/x"),
-        ];
-        for text in &cases {
-            let masked = mask(text);
-            for piece in ["p/a", "s#s", "w%2Frd"] {
-                assert!(!masked.contains(piece), "{text} -> {masked}");
-            }
-            let err = Location::parse(text).unwrap_err().to_string();
-            assert!(!err.contains("w%2Frd") && !err.contains("p/a"), "{err}");
-        }
-        assert_eq!(
-            mask(&cases[1]),
-            "redis://joe:***@127.0.0.1:6391/0",
-            "the user name stays"
-        );
-        // Percent-encoded, the same password is a valid URL, shown masked everywhere.
-        let text = "redis://joe:p%2Fa%3Fs%23s%40w%252Frd@127.0.0.1:6391/0";
-        let l = redis(text);
-        assert_eq!(l.to_string(), "redis://joe:***@127.0.0.1:6391/0");
-        let debug = format!("{:?}", Location::Redis(l.clone()));
-        assert!(!debug.contains("p%2F") && debug.contains("***"), "{debug}");
-        assert_eq!(
-            l.sanitize(&format!("failed: {text}; AUTH p/a?s#s@w%2Frd")),
-            "failed: redis://joe:***@127.0.0.1:6391/0; AUTH ***"
-        );
-        let l = redis("redis+unix:///run/r.sock?pass=p%40ss+word");
-        assert_eq!(l.sanitize("AUTH p@ss word"), "AUTH ***");
-    }
-
-    #[test]
-    fn prefixes_never_overlap() {
-        for ok in ["", "cb1:", "node-a:", "a.b_c:", "cookies:", "Cookie:"] {
-            assert!(check_key_prefix(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "cb1",
-            "a:b:",
-            ":",
-            "a b:",
-            "a*:",
-            "cookie:",
-            "authid:",
-            "imported:",
-            "revocations:",
-            "feature_level:",
-            "é:",
-        ] {
-            assert!(check_key_prefix(bad).is_err(), "{bad}");
-        }
-        assert!(matches!(
-            Location::parse("redis://h/0?prefix=cookie:"),
-            Err(Error::InvalidConfig { .. })
-        ));
-    }
-}
+#[path = "location_tests.rs"]
+mod tests;

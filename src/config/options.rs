@@ -6,6 +6,7 @@
 //! key goes to the part whose struct has the field (the structs' field names are the one
 //! list of keys; [`StoreSection::keys`](crate::StoreSection::keys) reads it from the parser).
 
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
 use serde::{Deserialize, Deserializer};
@@ -232,6 +233,32 @@ impl StoreOptions {
     /// Sets [`redis.connect_lazily`](RedisOptions::connect_lazily).
     pub fn connect_lazily(mut self, lazily: bool) -> Self {
         self.redis.connect_lazily = lazily;
+        self
+    }
+
+    /// Sets [`redis.tls_ca_file`](RedisOptions::tls_ca_file).
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.redis.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Sets [`redis.tls_cert_file`](RedisOptions::tls_cert_file) and
+    /// [`redis.tls_key_file`](RedisOptions::tls_key_file) (mutual TLS).
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.redis.tls_cert_file = Some(cert.into());
+        self.redis.tls_key_file = Some(key.into());
+        self
+    }
+
+    /// Sets [`redis.password_file`](RedisOptions::password_file).
+    pub fn password_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.redis.password_file = Some(path.into());
+        self
+    }
+
+    /// Sets [`redis.password_env`](RedisOptions::password_env).
+    pub fn password_env(mut self, name: impl Into<String>) -> Self {
+        self.redis.password_env = Some(name.into());
         self
     }
 

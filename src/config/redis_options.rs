@@ -1,5 +1,8 @@
 //! Redis's options ([`RedisOptions`]: the key prefix, the feed's cap, eviction, when to
-//! connect). A URL's query (`?prefix=`, `?allow_eviction=true`) takes precedence over them.
+//! connect, TLS files, where the password is). A URL's query (`?prefix=`,
+//! `?allow_eviction=true`, `?tls_ca_file=`, ...) takes precedence over them.
+
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -50,6 +53,30 @@ pub struct RedisOptions {
     /// reports it. [`StoreOptions::purge_on_startup`](crate::StoreOptions::purge_on_startup)
     /// is then done by that thread, and skipped when Redis cannot be reached.
     pub connect_lazily: bool,
+    /// TLS (`rediss://` only): a PEM file of the CA certificate(s) that the server's
+    /// certificate must chain to, instead of the system's trust store (the default). A
+    /// URL's `?tls_ca_file=` takes precedence.
+    pub tls_ca_file: Option<PathBuf>,
+    /// TLS (`rediss://` only): a PEM file of the client certificate (chain) shown to a
+    /// server that asks for one (mutual TLS: `tls-auth-clients yes`); with
+    /// [`Self::tls_key_file`]. A URL's `?tls_cert_file=` takes precedence.
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS (`rediss://` only): the PEM file of [`Self::tls_cert_file`]'s private key. It
+    /// must not be readable by others (mode 0600; 0640 when owned by root, as in a
+    /// `ssl-cert` group), else the open is refused. A URL's `?tls_key_file=` takes
+    /// precedence.
+    pub tls_key_file: Option<PathBuf>,
+    /// A file holding the Redis password (one line; a trailing newline is dropped), so that
+    /// it need not sit in `config.json` or the URL. The ACL user is the URL's
+    /// (`redis://user@host`, `?user=` for a Unix socket), else `default`. Same permission
+    /// rule as [`Self::tls_key_file`]. Give one of: the URL's password, this,
+    /// [`Self::password_env`]; two are refused. A URL's `?password_file=` takes
+    /// precedence.
+    pub password_file: Option<PathBuf>,
+    /// The name of an environment variable holding the Redis password (read at each open;
+    /// an unset or empty variable is an error). See [`Self::password_file`]. A URL's
+    /// `?password_env=` takes precedence.
+    pub password_env: Option<String>,
 }
 
 impl Default for RedisOptions {
@@ -59,6 +86,11 @@ impl Default for RedisOptions {
             revocation_stream_max: DEFAULT_REVOCATION_STREAM_MAX,
             allow_eviction: false,
             connect_lazily: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            password_file: None,
+            password_env: None,
         }
     }
 }
@@ -70,6 +102,14 @@ impl RedisOptions {
             return Err(Error::config(
                 "revocation_stream_max",
                 "is 0; it must be at least 1 (default 100000)",
+            ));
+        }
+        if let Some(name) = &self.password_env
+            && (name.is_empty() || name.contains(['=', '\0']))
+        {
+            return Err(Error::config(
+                "password_env",
+                format!("is {name:?}; give the name of an environment variable"),
             ));
         }
         check_key_prefix(&self.key_prefix).map_err(|problem| Error::config("key_prefix", problem))

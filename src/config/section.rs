@@ -247,9 +247,8 @@ fn located(field: &str, e: Error) -> Error {
     }
 }
 
-/// Checks a store section's `url`: a string naming a Redis store (`redis://`,
-/// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`,
-/// `allow_eviction`) parse.
+/// Checks a store section's `url`: a string naming a Redis store (`redis://`, `rediss://`,
+/// `redis+unix://`, `unix://`), whose query options (`prefix`, `timeout_ms`, ...) parse.
 fn redis_url(value: &Value) -> Result<Location> {
     const EXAMPLE: &str = "redis://127.0.0.1:6379/0 or redis+unix:///run/redis.sock";
     let Value::String(url) = value else {

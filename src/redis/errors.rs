@@ -1,5 +1,5 @@
 //! What a redis-rs error means for a store call: whether the connection can still be used,
-//! whether Redis could not be reached (which opens the breaker, `pool.rs`), whether a reused
+//! whether Redis could not be reached (which opens the breaker, `breaker.rs`), whether a reused
 //! connection was merely stale, and the crate's error for it.
 
 use std::time::Duration;
@@ -28,12 +28,59 @@ pub(super) fn is_stale(e: &RedisError) -> bool {
     !e.is_timeout() && e.is_connection_dropped()
 }
 
+/// What to do about a TLS failure whose text (rustls's, through redis-rs and the socket) is
+/// `text`, if it is one.
+fn tls_advice(text: &str) -> Option<&'static str> {
+    if text.contains("invalid peer certificate") && text.contains("not valid for name") {
+        Some(
+            "the server's TLS certificate does not name the host in the URL: write the host \
+             as the certificate names it (a name it lists, or its IP address)",
+        )
+    } else if text.contains("invalid peer certificate") {
+        Some(
+            "the server's TLS certificate was not trusted: give the CA that signed it as \
+             tls_ca_file (or ?tls_ca_file= in the URL), or install that CA in the system's \
+             trust store",
+        )
+    } else if text.contains("CertificateRequired") || text.contains("HandshakeFailure") {
+        Some(
+            "the server refused the TLS handshake; if it asks for a client certificate \
+             (tls-auth-clients yes), give tls_cert_file and tls_key_file",
+        )
+    } else if text.contains("received fatal alert") || text.contains("peer sent no certificates") {
+        Some("the TLS handshake failed")
+    } else {
+        None
+    }
+}
+
+/// Whether Redis refused the credentials (a wrong password, or an unknown or disabled user).
+fn is_auth_failure(e: &RedisError) -> bool {
+    matches!(e.kind(), ErrorKind::AuthenticationFailed)
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
+}
+
 pub(crate) fn unavailable_or_redis(
     location: &RedisLocation,
     timeout: Duration,
     e: RedisError,
 ) -> Error {
     let text = location.sanitize(&e.to_string());
+    if is_auth_failure(&e) {
+        let user = location.user().unwrap_or("default");
+        return Error::Redis {
+            location: location.masked().to_string(),
+            problem: format!(
+                "Redis refused the credentials of the ACL user `{user}` ({text}): check the \
+                 password (the URL's, password_file or password_env) and that the user \
+                 exists and is enabled (ACL LIST)"
+            ),
+        };
+    }
+    let text = match tls_advice(&text) {
+        Some(advice) => format!("{advice} ({text})"),
+        None => text,
+    };
     let location = location.masked();
     let busy = [
         "LOADING",

@@ -33,17 +33,23 @@
 //! `?prefix=` and to [`StoreOptions::key_prefix`](crate::StoreOptions::key_prefix).
 //!
 //! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
-//! allowed (`policy.rs`). Faults: a deadline per call and a circuit breaker (`pool.rs`; what an error means, `errors.rs`).
+//! allowed (`policy.rs`). Faults: a deadline per call (`deadline.rs`), a pool of
+//! connections (`pool.rs`), a circuit breaker (`breaker.rs`) with its probe (`probe.rs`);
+//! what an error means, `errors.rs`.
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
 
+mod breaker;
+mod client;
+mod deadline;
 mod errors;
 mod feed;
 mod migrate;
 mod ops;
 mod policy;
 pub(crate) mod pool;
+mod probe;
 mod scripts;
 pub(crate) mod store;
 pub(crate) mod watch;
@@ -55,7 +61,7 @@ use redis::{Connection, RedisResult};
 use crate::config::location::RedisLocation;
 use crate::config::location::key_words::{AUTHID, COOKIE, IMPORTED, REVOCATIONS};
 use crate::config::options::StoreOptions;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::record::mark::{ValueDigest, hex, parse_hex};
 use pool::Pool;
 
@@ -98,29 +104,14 @@ impl RedisBackend {
             .prefix()
             .unwrap_or(&options.redis.key_prefix)
             .to_string();
-        let client = redis::Client::open(location.secret_url()).map_err(|e| {
-            let tls = location
-                .secret_url()
-                .to_ascii_lowercase()
-                .starts_with("rediss:");
-            let text = location.sanitize(&e.to_string());
-            Error::Unavailable {
-                location: location.to_string(),
-                problem: if tls {
-                    format!(
-                        "{text}; this build has no TLS support for Redis (rediss://): reach \
-                         Redis over a local socket or a TLS tunnel"
-                    )
-                } else {
-                    text
-                },
-            }
-        })?;
+        // The location comes back with the password, if read from a file or the
+        // environment, among the secrets its messages are cleaned of.
+        let (client, location) = client::client(location, &options.redis)?;
         let allow_eviction = location
             .allow_eviction()
             .unwrap_or(options.redis.allow_eviction);
         let backend = RedisBackend {
-            pool: Pool::new(client, timeout, location.clone()),
+            pool: Pool::new(client, timeout, location),
             prefix,
             stream_max: options.redis.revocation_stream_max,
             allow_eviction,
@@ -151,7 +142,7 @@ impl RedisBackend {
     }
 
     /// What [`CookieStore::health`](crate::CookieStore::health) reports.
-    pub(crate) fn health_record(&self) -> pool::Record {
+    pub(crate) fn health_record(&self) -> breaker::Record {
         self.pool.record()
     }
 

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::RedisBackend;
-use super::pool::PROBE_MAX;
+use super::probe::PROBE_MAX;
 use super::scripts::RAISE_LEVEL;
 use crate::error::{Error, Result};
 use crate::fork::gated;

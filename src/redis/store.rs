@@ -1,5 +1,5 @@
 //! [`RedisStore`]: the Redis backend's handle behind the seam. Each operation of
-//! [`Backend`] is one store call of [`RedisBackend`] (a deadline each: `pool.rs`), at the
+//! [`Backend`] is one store call of [`RedisBackend`] (a deadline each: `deadline.rs`), at the
 //! time of this handle's clock.
 
 use std::any::Any;

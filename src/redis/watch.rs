@@ -5,7 +5,7 @@
 //! (one deadline), and the subscription reads with the interval as its timeout. When Redis
 //! cannot be reached, the failure is reported once ([`WatchEvent::Failed`](crate::WatchEvent)),
 //! and the loop then waits, without touching the network, until the store's circuit breaker
-//! closes (its probe found Redis back: `pool.rs`); it then subscribes again and the
+//! closes (its probe found Redis back: `probe.rs`); it then subscribes again and the
 //! subscriber catches up from its position (or reports a miss).
 
 use std::sync::atomic::{AtomicBool, Ordering};

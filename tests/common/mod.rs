@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod redis_server;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

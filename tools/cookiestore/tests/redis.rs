@@ -334,3 +334,51 @@ fn import_of_a_store_directory_into_redis() {
     assert_eq!(forced["imported"], 1, "{forced}");
     assert!(redis.exists(&cookies[0].value).unwrap());
 }
+
+#[test]
+fn stats_over_tls_with_a_client_certificate_and_a_password_from_the_environment() {
+    if !common::tls::need_tls() {
+        return;
+    }
+    let redis = common::tls::TlsRedis::start(true);
+    let password = "Cli-secret-pw-42";
+    let reply = redis.server.command(&[
+        "ACL",
+        "SETUSER",
+        "joe",
+        "on",
+        &format!(">{password}"),
+        "~*",
+        "&*",
+        "+@all",
+    ]);
+    assert_eq!(reply, "+OK");
+    let pki = &redis.pki;
+    // The command line has no TLS or password flags: the URL's query gives them.
+    let url = format!(
+        "rediss://joe@localhost:{}/?tls_ca_file={}&tls_cert_file={}&tls_key_file={}\
+         &password_env=COOKIESTORE_TEST_PW",
+        redis.tls_port,
+        pki.ca.display(),
+        pki.client_cert.display(),
+        pki.client_key.display()
+    );
+    let run_with = |pw: &str| {
+        let out = Command::new(BIN)
+            .args(["stats", &url])
+            .env("COOKIESTORE_TEST_PW", pw)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap();
+        (out.status.code(), text)
+    };
+    let (code, text) = run_with(password);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("(Redis)"), "{text}");
+    assert!(!text.contains(password), "{text}");
+    let wrong = format!("{password}-wrong");
+    let (code, text) = run_with(&wrong);
+    assert_ne!(code, Some(0), "{text}");
+    assert!(text.contains("ACL user `joe`"), "{text}");
+    assert!(!text.contains(&wrong), "{text}");
+}

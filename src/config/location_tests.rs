@@ -1,0 +1,143 @@
+//! Unit tests of `location.rs`: the one rule, query options, masking, prefixes.
+
+use super::*;
+
+fn redis(text: &str) -> RedisLocation {
+    match Location::parse(text).unwrap() {
+        Location::Redis(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn urls_are_never_paths() {
+    assert_eq!(
+        Location::parse("/var/cookies").unwrap(),
+        Location::Lmdb("/var/cookies".into())
+    );
+    assert_eq!(
+        Location::parse("./redis://h/0").unwrap(),
+        Location::Lmdb("./redis://h/0".into())
+    );
+    assert_eq!(Location::parse("REDIS://h").unwrap().kind(), "redis");
+    assert_eq!(Location::parse("unix:///s.sock").unwrap().kind(), "redis");
+    for text in ["http://h", "file:///var/cookies", "x+y://a:secret1@h"] {
+        let err = Location::parse(text).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
+        assert!(!err.to_string().contains("secret1"), "{err}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let raw = OsStr::from_bytes(b"redis://:pw\xff@h/0");
+        let err = Location::parse(raw).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedLocation { .. }), "{err}");
+        let path = OsStr::from_bytes(b"/tmp/\xff/redis://h");
+        assert_eq!(Location::parse(path).unwrap().kind(), "lmdb");
+    }
+}
+
+#[test]
+fn query_options_are_ours_the_rest_is_the_crates() {
+    let l = redis("redis://:secret@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500");
+    assert_eq!(l.url, "redis://:secret@127.0.0.1:6379/2");
+    assert_eq!(
+        l.to_string(),
+        "redis://:***@127.0.0.1:6379/2?prefix=cb1%3A&timeout_ms=500"
+    );
+    assert_eq!(l.prefix(), Some("cb1:"));
+    assert_eq!(l.timeout(), Some(Duration::from_millis(500)));
+    let l = redis("redis+unix:///run/redis.sock?db=1&pass=x&prefix=a:");
+    assert_eq!(l.url, "redis+unix:///run/redis.sock?db=1&pass=x");
+    assert_eq!(
+        l.to_string(),
+        "redis+unix:///run/redis.sock?db=1&pass=***&prefix=a:"
+    );
+    assert!(Location::parse("redis://h?timeout_ms=0").is_err());
+    let l = redis("redis://h/0?allow_eviction=true&db=1");
+    assert_eq!(l.allow_eviction(), Some(true));
+    assert_eq!(l.url, "redis://h/0?db=1");
+    assert_eq!(redis("redis://h").allow_eviction(), None);
+    assert!(Location::parse("redis://h?allow_eviction=yes").is_err());
+    assert!(Location::parse("redis://h?prefix=a:&prefix=b:").is_err());
+}
+
+#[test]
+fn passwords_are_masked_in_every_form() {
+    let password = "p/a?s#s@w%2Frd";
+    let cases = [
+        format!("redis://:{password}@127.0.0.1:6391/0"),
+        format!("redis://joe:{password}@127.0.0.1:6391/0"),
+        format!("redis+unix:///run/r.sock?pass={password}"),
+        format!("unix:///run/r.sock?db=1&password={password}&user=joe"),
+        format!("ftp://joe:{password}@h/x"),
+    ];
+    for text in &cases {
+        let masked = mask(text);
+        for piece in ["p/a", "s#s", "w%2Frd"] {
+            assert!(!masked.contains(piece), "{text} -> {masked}");
+        }
+        let err = Location::parse(text).unwrap_err().to_string();
+        assert!(!err.contains("w%2Frd") && !err.contains("p/a"), "{err}");
+    }
+    assert_eq!(
+        mask(&cases[1]),
+        "redis://joe:***@127.0.0.1:6391/0",
+        "the user name stays"
+    );
+    // Percent-encoded, the same password is a valid URL, shown masked everywhere.
+    let text = "redis://joe:p%2Fa%3Fs%23s%40w%252Frd@127.0.0.1:6391/0";
+    let l = redis(text);
+    assert_eq!(l.to_string(), "redis://joe:***@127.0.0.1:6391/0");
+    let debug = format!("{:?}", Location::Redis(l.clone()));
+    assert!(!debug.contains("p%2F") && debug.contains("***"), "{debug}");
+    assert_eq!(
+        l.sanitize(&format!("failed: {text}; AUTH p/a?s#s@w%2Frd")),
+        "failed: redis://joe:***@127.0.0.1:6391/0; AUTH ***"
+    );
+    let l = redis("redis+unix:///run/r.sock?pass=p%40ss+word");
+    assert_eq!(l.sanitize("AUTH p@ss word"), "AUTH ***");
+}
+
+#[test]
+fn file_options_are_ours_and_decoded() {
+    let l =
+        redis("rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW&db=2");
+    assert_eq!(l.url, "rediss://joe@h:6380/1?db=2");
+    assert_eq!(l.file_option("tls_ca_file"), Some("/etc/ssl/my ca.pem"));
+    assert_eq!(l.file_option("password_env"), Some("REDIS_PW"));
+    assert_eq!(l.file_option("password_file"), None);
+    assert_eq!(
+        l.to_string(),
+        "rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW&db=2"
+    );
+    assert!(Location::parse("rediss://h?tls_key_file=").is_err());
+    assert!(Location::parse("rediss://h?password_file=a&password_file=b").is_err());
+    assert_eq!(mask("rediss://u:secret9@h/0"), "rediss://u:***@h/0");
+}
+
+#[test]
+fn prefixes_never_overlap() {
+    for ok in ["", "cb1:", "node-a:", "a.b_c:", "cookies:", "Cookie:"] {
+        assert!(check_key_prefix(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "cb1",
+        "a:b:",
+        ":",
+        "a b:",
+        "a*:",
+        "cookie:",
+        "authid:",
+        "imported:",
+        "revocations:",
+        "feature_level:",
+        "é:",
+    ] {
+        assert!(check_key_prefix(bad).is_err(), "{bad}");
+    }
+    assert!(matches!(
+        Location::parse("redis://h/0?prefix=cookie:"),
+        Err(Error::InvalidConfig { .. })
+    ));
+}

@@ -1,0 +1,279 @@
+//! The `redis` crate's client of a store: the location's URL with TLS (`rediss://`) and the
+//! password, wherever it is kept.
+//!
+//! **TLS.** `rediss://` connects with rustls. The server's certificate must chain to the
+//! system's trust store (read by rustls-native-certs), or to the CA(s) of `tls_ca_file`
+//! only, and name the URL's host (a name, or an IP address in the certificate's
+//! subjectAltName). `tls_cert_file` + `tls_key_file` give a client certificate (mutual TLS).
+//! The TLS options on a plain `redis://` URL are refused (a store meant to be reached over
+//! TLS never silently goes without it).
+//!
+//! **Credentials.** The ACL user is the URL's (`redis://user@host`, `?user=` for a Unix
+//! socket), else `default`. The password is one of: the URL's (`redis://user:pass@host`,
+//! `?pass=`), the file `password_file`, the environment variable `password_env`; two given
+//! at once are refused, as a setup whose password depends on a precedence rule nobody
+//! remembers. A URL's query option takes precedence over the same option in
+//! [`RedisOptions`]. Files holding a key or a password must not be readable by others.
+
+use std::path::{Path, PathBuf};
+
+use redis::{Client, ClientTlsConfig, IntoConnectionInfo, TlsCertificates};
+
+use crate::config::location::RedisLocation;
+use crate::config::redis_options::RedisOptions;
+use crate::error::{Error, Result};
+
+/// The client of `location`, and the location with the password (if read from a file or the
+/// environment) added to the secrets its errors are cleaned of.
+pub(super) fn client(
+    location: &RedisLocation,
+    options: &RedisOptions,
+) -> Result<(Client, RedisLocation)> {
+    let mut location = location.clone();
+    let path_option = |name: &str, option: &Option<PathBuf>| {
+        location
+            .file_option(name)
+            .map(PathBuf::from)
+            .or_else(|| option.clone())
+    };
+    let ca = path_option("tls_ca_file", &options.tls_ca_file);
+    let cert = path_option("tls_cert_file", &options.tls_cert_file);
+    let key = path_option("tls_key_file", &options.tls_key_file);
+    let password_file = path_option("password_file", &options.password_file);
+    let password_env = location
+        .file_option("password_env")
+        .map(str::to_string)
+        .or_else(|| options.password_env.clone());
+
+    let mut info = location
+        .secret_url()
+        .into_connection_info()
+        .map_err(|e| bad_url(&location, &e.to_string()))?;
+    let tls = matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. });
+
+    let mut settings = info.redis_settings().clone();
+    let user = settings.username().unwrap_or("default").to_string();
+    let in_url = settings.password().is_some_and(|p| !p.is_empty());
+    let given: Vec<&str> = [
+        in_url.then_some("a password in the URL"),
+        password_file.as_ref().map(|_| "password_file"),
+        password_env.as_ref().map(|_| "password_env"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        return Err(Error::config(
+            "password_file",
+            format!(
+                "{} are given at once for {}; give the password one way only",
+                given.join(" and "),
+                location.masked()
+            ),
+        ));
+    }
+    let password = match (&password_file, &password_env) {
+        (Some(path), _) => Some(read_password_file(path)?),
+        (None, Some(name)) => Some(read_password_env(name)?),
+        (None, None) => None,
+    };
+    if let Some(password) = password {
+        location.add_secret(&password);
+        settings = settings.set_password(password);
+        info = info.set_redis_settings(settings);
+    }
+    location.set_user(&user);
+
+    let tls_given = [
+        ("tls_ca_file", &ca),
+        ("tls_cert_file", &cert),
+        ("tls_key_file", &key),
+    ]
+    .into_iter()
+    .find(|(_, v)| v.is_some());
+    if !tls {
+        if let Some((name, _)) = tls_given {
+            return Err(Error::config(
+                name,
+                format!(
+                    "is set, but {} is not a TLS URL; use rediss://host:port/db to reach Redis \
+                     over TLS (or drop the TLS options)",
+                    location.masked()
+                ),
+            ));
+        }
+        let client = Client::open(info).map_err(|e| bad_url(&location, &e.to_string()))?;
+        return Ok((client, location));
+    }
+    let client_tls = match (&cert, &key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read_certificates("tls_cert_file", cert)?,
+            client_key: read_private("tls_key_file", key)?,
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(Error::config(
+                "tls_key_file",
+                "is missing: tls_cert_file is set, and a client certificate needs its key",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(Error::config(
+                "tls_cert_file",
+                "is missing: tls_key_file is set, and a key needs its client certificate",
+            ));
+        }
+    };
+    let root_cert = ca
+        .map(|ca| read_certificates("tls_ca_file", &ca))
+        .transpose()?;
+    let client = Client::build_with_tls(
+        info,
+        TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| {
+        let text = e.to_string();
+        let field = if text.contains("root") || text.contains("trust anchors") {
+            "tls_ca_file"
+        } else if text.contains("private key") {
+            "tls_key_file"
+        } else {
+            "tls_cert_file"
+        };
+        Error::config(
+            field,
+            format!(
+                "could not be used: {text}; give PEM files (a certificate chain, a PKCS#8, \
+                 PKCS#1 or SEC1 key)"
+            ),
+        )
+    })?;
+    Ok((client, location))
+}
+
+/// The bytes of the file of option `field`.
+fn read_file(field: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| {
+        Error::config(
+            field,
+            format!("is {}, which cannot be read: {e}", path.display()),
+        )
+    })
+}
+
+/// The bytes of the PEM file of option `field`, which must hold a certificate (redis-rs
+/// would take a file without one for an empty list, and the handshake would fail later with
+/// a less telling error).
+fn read_certificates(field: &str, path: &Path) -> Result<Vec<u8>> {
+    let bytes = read_file(field, path)?;
+    if !bytes
+        .windows(27)
+        .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    {
+        return Err(Error::config(
+            field,
+            format!(
+                "is {}, which holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The bytes of the secret file of option `field`, after checking that others cannot read it.
+fn read_private(field: &str, path: &Path) -> Result<Vec<u8>> {
+    check_private(field, path)?;
+    read_file(field, path)
+}
+
+/// Refuses a secret file that others may read: mode 0600 or less, or 0640 or less when
+/// owned by root (a key shared with a service's group, as Debian's `ssl-cert`, stays
+/// possible).
+#[cfg(unix)]
+fn check_private(field: &str, path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::config(
+            field,
+            format!("is {}, which cannot be read: {e}", path.display()),
+        )
+    })?;
+    let mode = meta.mode() & 0o777;
+    let allowed = if meta.uid() == 0 { 0o740 } else { 0o700 };
+    if mode & !allowed != 0 {
+        return Err(Error::config(
+            field,
+            format!(
+                "is {}, which others may read (mode {mode:o}): it holds a secret; run `chmod \
+                 600 {}` (0640 is accepted for a file owned by root)",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_field: &str, _path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// The password in `path`: its one line, without the trailing newline.
+fn read_password_file(path: &Path) -> Result<String> {
+    let bytes = read_private("password_file", path)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::config(
+            "password_file",
+            format!("is {}, which is not UTF-8 text", path.display()),
+        )
+    })?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text);
+    if password.is_empty() || password.contains(['\n', '\r']) {
+        return Err(Error::config(
+            "password_file",
+            format!(
+                "is {}, which must hold the password on one line (it is empty or has several \
+                 lines)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(password.to_string())
+}
+
+/// The password in the environment variable `name`.
+fn read_password_env(name: &str) -> Result<String> {
+    match std::env::var(name) {
+        Ok(password) if !password.is_empty() => Ok(password),
+        Ok(_) => Err(Error::config(
+            "password_env",
+            format!("is {name:?}, and that environment variable is empty; set it to the password"),
+        )),
+        Err(std::env::VarError::NotPresent) => Err(Error::config(
+            "password_env",
+            format!(
+                "is {name:?}, and that environment variable is not set; set it to the password"
+            ),
+        )),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
+            "password_env",
+            format!("is {name:?}, and that environment variable is not UTF-8"),
+        )),
+    }
+}
+
+/// The error of a URL the `redis` crate refuses.
+fn bad_url(location: &RedisLocation, problem: &str) -> Error {
+    Error::Unavailable {
+        location: location.masked().to_string(),
+        problem: location.sanitize(problem),
+    }
+}
