@@ -70,7 +70,7 @@ fn deleted_before(e: Error, n: u64) -> Error {
 
 impl RedisBackend {
     /// A compare-and-set that kept finding the record changed.
-    fn contended(&self, operation: &str) -> Error {
+    pub(super) fn contended(&self, operation: &str) -> Error {
         Error::Redis {
             location: self.location().to_string(),
             problem: format!(
@@ -413,7 +413,7 @@ impl RedisBackend {
     }
 
     /// The revoke item for the record `bytes` stored under `value`.
-    fn revoke_item(&self, value: &str, bytes: Vec<u8>) -> Item {
+    pub(super) fn revoke_item(&self, value: &str, bytes: Vec<u8>) -> Item {
         let view = CookieView::new(&bytes).ok();
         let authid = view.as_ref().and_then(|v| v.authid()).map(str::to_string);
         Item {

@@ -222,24 +222,6 @@ return cur
     )
 });
 
-/// Sets an import mark, never moving its expiry earlier. KEYS[1]: the mark. ARGV: its value
-/// (the expiry in ns), the expiry as PXAT (ms). Returns 1 written, 0 kept (the mark already
-/// expires as late, or never). A key of another type is an error reply (it is no mark: an
-/// import would not see it).
-pub(crate) static MARK: LazyLock<Script> = LazyLock::new(|| {
-    checked(
-        r#"
-local bad = wrong_type(KEYS[1], 'string', 'an import mark (a string)',
-  'delete it (DEL): the import or restore that brings the cookie writes the mark again')
-if bad then return bad end
-local cur = redis.call('PEXPIRETIME', KEYS[1])
-if cur == -1 or cur >= tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-return 1
-"#,
-    )
-});
-
 /// The feed after a position. KEYS[1]: the stream, KEYS[2]: the head key. ARGV: the
 /// sequence number to read after, the most entries to return. Returns {last generated id,
 /// first retained id or nil, head tag or nil, entries}; {nil, nil, head, {}} when the
@@ -262,6 +244,92 @@ local first_id = false
 if first[1] then first_id = first[1][1] end
 local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
 return {last, first_id, head, entries}
+"#,
+    )
+});
+
+/// A maintenance write's puts and import marks (`migrate.rs`), all or none: the
+/// compare-and-set of [`PUT`] and an import mark's rule (never moving its expiry earlier) for each, in the order given (an
+/// import's mark before its cookie). ARGV and KEYS are read op by op:
+/// - put: ARGV `p`, expected bytes ('' = must be absent), expiry (PXAT, ms), new bytes, the
+///   cookie value (set member), has-authid (`1`/`0`); KEYS: the cookie key, then its authid
+///   set key when it has one;
+/// - mark: ARGV `m`, its value (the expiry in ns), its expiry (PXAT, ms); KEYS: the mark.
+///
+/// Every comparison and every check (key types, the Redis user's permissions) is made
+/// before the first write; a later put of the same key expects what the earlier one wrote.
+/// Returns the number of ops, or -i when op i found its record changed meanwhile (nothing
+/// is written then: the client reads again and retries the whole write).
+pub(crate) static BULK: LazyLock<Script> = LazyLock::new(|| {
+    checked(
+        r#"
+local ops = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local op = {code = ARGV[a], key = KEYS[k]}
+  k = k + 1
+  if op.code == 'p' then
+    op.expected = ARGV[a + 1]
+    op.pxat = ARGV[a + 2]
+    op.bytes = ARGV[a + 3]
+    op.value = ARGV[a + 4]
+    if ARGV[a + 5] == '1' then
+      op.set = KEYS[k]
+      k = k + 1
+    end
+    a = a + 6
+  else
+    op.ns = ARGV[a + 1]
+    op.pxat = ARGV[a + 2]
+    a = a + 3
+  end
+  ops[#ops + 1] = op
+end
+local state = {}
+local checked_sets = {}
+for i, op in ipairs(ops) do
+  local bad
+  if op.code == 'p' then
+    local cur = state[op.key]
+    if cur == nil then cur = redis.call('GET', op.key) end
+    local ok
+    if op.expected == '' then ok = not cur else ok = (cur == op.expected) end
+    if not ok then return -i end
+    state[op.key] = op.bytes
+    bad = denied('a cookie key', 'SET', op.key, 'x', 'PXAT', op.pxat)
+    if not bad and op.set and not checked_sets[op.set] then
+      checked_sets[op.set] = true
+      bad = wrong_type(op.set, 'set', 'the set of an authid\'s cookies', SET_FIX)
+        or denied(op.set, 'SADD', op.set, op.value)
+        or denied(op.set, 'PEXPIREAT', op.set, '1')
+    end
+  else
+    bad = wrong_type(op.key, 'string', 'an import mark (a string)',
+      'delete it (DEL): the import or restore that brings the cookie writes the mark again')
+      or denied(op.key, 'SET', op.key, op.ns, 'PXAT', op.pxat)
+  end
+  if bad then return bad end
+end
+for _, op in ipairs(ops) do
+  if op.code == 'p' then
+    redis.call('SET', op.key, op.bytes, 'PXAT', op.pxat)
+    -- An expiry in the past drops the key at once: then it joins no authid set.
+    if op.set and redis.call('EXISTS', op.key) == 1 then
+      redis.call('SADD', op.set, op.value)
+      local exp = redis.call('PEXPIRETIME', op.key)
+      local cur_exp = redis.call('PEXPIRETIME', op.set)
+      if exp > 0 and (cur_exp == -1 or (cur_exp >= 0 and cur_exp < exp)) then
+        redis.call('PEXPIREAT', op.set, exp)
+      end
+    end
+  else
+    local cur = redis.call('PEXPIRETIME', op.key)
+    if not (cur == -1 or cur >= tonumber(op.pxat)) then
+      redis.call('SET', op.key, op.ns, 'PXAT', op.pxat)
+    end
+  end
+end
+return #ops
 "#,
     )
 });
