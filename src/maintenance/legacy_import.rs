@@ -15,8 +15,8 @@
 //!
 //! On LMDB, writes go in transactions sized by time (a few milliseconds each, at most
 //! [`BATCH`](super::BATCH) cookies; `lmdb/pacing.rs`), with pauses between them, so that
-//! routers' writes never wait long for LMDB's writer lock; on Redis each cookie is its own
-//! round trips (`redis/migrate.rs`). The rules here are the same on both
+//! routers' writes never wait long for LMDB's writer lock; on Redis in batches of at most
+//! 500, each one script, all or nothing (`redis/migrate.rs`). The rules here are the same on both
 //! (`backend.rs`: the storage steps). Cookies and marks are flushed
 //! lazily (a power cut may cost the last transaction of an import, which a re-run brings
 //! back); the deletions of cookies logged out in `cookies.dat` are flushed as every logout.
