@@ -18,7 +18,8 @@
 //! cargo bench --bench redis_bulk -- --test                       # smoke: N = 2,000
 //! ```
 //!
-//! Without `COOKIESTORE_BASE_BIN` only this tree's binary runs. The binary of this tree is
+//! Without `COOKIESTORE_BASE_BIN` only this tree's binary runs; with
+//! `COOKIESTORE_BULK_FIXTURE=path` the bench only writes its fixture (the export) there. The binary of this tree is
 //! `target/release/cookiestore` (`COOKIESTORE_NEW_BIN` overrides). Each command is timed
 //! from start to exit (process start and the fixture file's parsing included); records per
 //! second are N (the user's cookies for the logout) over that time. Timings, not
@@ -41,6 +42,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use redis_server::{RedisServer, redis_server_exists};
+
+/// For `redis_server::need_redis` (not used: the bench skips with a message itself).
+#[allow(dead_code)]
+fn need(cond: bool, _why: &str) -> bool {
+    cond
+}
 
 /// The user holding every tenth cookie.
 const HEAVY: &str = "heavy";
@@ -129,6 +136,11 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(100_000)
     };
+    if let Some(path) = std::env::var_os("COOKIESTORE_BULK_FIXTURE") {
+        // Only write the fixture there (to run the commands by hand).
+        write_fixture(Path::new(&path), n);
+        return;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let new_bin = std::env::var_os("COOKIESTORE_NEW_BIN")
         .map(PathBuf::from)

@@ -152,6 +152,28 @@ fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() 
         "{on_lmdb:?}"
     );
     assert_eq!(on_lmdb.import_marks, N.div_ceil(4) + 40);
+    // Each authid set: its cookies, expiring with the last of them (as a put per cookie).
+    let client = redis::Client::open(server.url("")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for user in 0..7 {
+        let set = format!("bulk:authid:user{user}");
+        let members: BTreeSet<String> = redis::cmd("SMEMBERS").arg(&set).query(&mut con).unwrap();
+        let want: BTreeSet<String> = (0..N)
+            .filter(|i| i % 3 != 0 && i % 7 == user)
+            .map(value)
+            .collect();
+        assert_eq!(members, want, "{set}");
+        let mut last = 0i64;
+        for v in &want {
+            let exp: i64 = redis::cmd("PEXPIRETIME")
+                .arg(format!("bulk:cookie:{v}"))
+                .query(&mut con)
+                .unwrap();
+            last = last.max(exp);
+        }
+        let exp: i64 = redis::cmd("PEXPIRETIME").arg(&set).query(&mut con).unwrap();
+        assert_eq!(exp, last, "{set}");
+    }
 
     // Logouts: one by one, and a user's cookies at once.
     for store in [&lmdb, &redis] {
