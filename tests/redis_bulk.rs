@@ -312,3 +312,27 @@ fn a_restore_whose_redis_is_killed_midway_says_what_went_in_and_a_merge_finishes
     }
     assert_eq!(mark_lines(&store), mark_lines(&lmdb));
 }
+
+#[test]
+fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    // Another program wrote a string where user5's set of cookies belongs; user5's first
+    // cookie is the sixth of the file.
+    assert_eq!(server.command(&["SET", "bulk:authid:user5", "x"]), "+OK");
+    let text = fixture(now);
+    let err = do_restore(&store, &text, false).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("holds a string, not the set") && message.contains("nothing was changed"),
+        "{message}"
+    );
+    assert_eq!(store.count().unwrap(), 0, "the batch went in whole or not at all");
+    server.command(&["DEL", "bulk:authid:user5"]);
+    let summary = do_restore(&store, &text, false).unwrap();
+    assert_eq!(summary.restored, N);
+}

@@ -318,15 +318,17 @@ for i, op in ipairs(ops) do
     bad = denied('a cookie key', 'SET', op.key, 'x', 'PXAT', op.pxat)
     if not bad and op.set and not set_type[op.set] then
       set_type[op.set] = redis.call('TYPE', op.set)['ok']
-      bad = wrong_type(op.set, 'set', 'the set of an authid\'s cookies', SET_FIX)
-        or denied(op.set, 'SADD', op.set, op.value)
+      if set_type[op.set] ~= 'none' and set_type[op.set] ~= 'set' then
+        bad = wrong_type(op.set, 'set', 'the set of an authid\'s cookies', SET_FIX)
+      end
+      bad = bad or denied(op.set, 'SADD', op.set, op.value)
         or denied(op.set, 'PEXPIREAT', op.set, '1')
     end
   else
     if not mark_type[op.key] then
       mark_type[op.key] = redis.call('TYPE', op.key)['ok']
     end
-    if mark_type[op.key] ~= 'none' then
+    if mark_type[op.key] ~= 'none' and mark_type[op.key] ~= 'string' then
       bad = wrong_type(op.key, 'string', 'an import mark (a string)',
         'delete it (DEL): the import or restore that brings the cookie writes the mark again')
     end
