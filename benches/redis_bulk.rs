@@ -58,7 +58,7 @@ fn write_fixture(path: &Path, n: u64) {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     for i in 0..n {
         let mut c = cookies::cookie(i);
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             c.authid = Some(HEAVY.into());
         }
         serde_json::to_writer(&mut out, &c).unwrap();
@@ -103,7 +103,14 @@ fn flush(server: &RedisServer) {
 }
 
 /// One round of the four operations with `bin`: (operation, records, seconds).
-fn round(bin: &Path, server: &RedisServer, fixture: &Path, lmdb: &Path, scratch: &Path, n: u64) -> Vec<(&'static str, u64, f64)> {
+fn round(
+    bin: &Path,
+    server: &RedisServer,
+    fixture: &Path,
+    lmdb: &Path,
+    scratch: &Path,
+    n: u64,
+) -> Vec<(&'static str, u64, f64)> {
     let url = server.url("");
     let export_to = scratch.join("out.jsonl");
     let fixture = fixture.to_str().unwrap();
@@ -157,7 +164,10 @@ fn main() {
     let fixture = scratch.path().join("fixture.jsonl");
     write_fixture(&fixture, n);
     let lmdb = scratch.path().join("lmdb");
-    timed(&new_bin, &["restore", lmdb.to_str().unwrap(), fixture.to_str().unwrap()]);
+    timed(
+        &new_bin,
+        &["restore", lmdb.to_str().unwrap(), fixture.to_str().unwrap()],
+    );
     let server = RedisServer::start();
 
     let mut bins: Vec<(&str, &Path)> = Vec::new();

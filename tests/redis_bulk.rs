@@ -30,7 +30,7 @@ fn value(i: u64) -> String {
 /// Cookie `i`, created an hour before `now`, living a week; every third anonymous, the
 /// others of one of seven users.
 fn cookie(i: u64, now: u64) -> Cookie {
-    let authenticated = i % 3 != 0;
+    let authenticated = !i.is_multiple_of(3);
     Cookie {
         oid: Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0000 + u128::from(i) + 1),
         created: now - 3_600 * NS,
@@ -103,7 +103,13 @@ fn do_restore(store: &CookieStore, text: &str, merge: bool) -> cookiestore::Resu
 
 fn do_import(store: &CookieStore, now: u64) -> cookiestore::Result<StoreImportSummary> {
     let mut records = (0..N).map(|i| Ok(cookie(i, now)));
-    import_records(store, &mut records, now, &ImportOptions::default(), &mut |_| {})
+    import_records(
+        store,
+        &mut records,
+        now,
+        &ImportOptions::default(),
+        &mut |_| {},
+    )
 }
 
 /// The export's import-mark lines, as a set.
@@ -147,7 +153,11 @@ fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() 
     let on_redis = do_restore(&redis, &text, false).unwrap();
     assert_eq!(on_redis, on_lmdb);
     assert_eq!(
-        (on_lmdb.restored, on_lmdb.conflicts.len(), on_lmdb.bad_lines.len()),
+        (
+            on_lmdb.restored,
+            on_lmdb.conflicts.len(),
+            on_lmdb.bad_lines.len()
+        ),
         (N, 2, 2),
         "{on_lmdb:?}"
     );
@@ -159,7 +169,7 @@ fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() 
         let set = format!("bulk:authid:user{user}");
         let members: BTreeSet<String> = redis::cmd("SMEMBERS").arg(&set).query(&mut con).unwrap();
         let want: BTreeSet<String> = (0..N)
-            .filter(|i| i % 3 != 0 && i % 7 == user)
+            .filter(|i| !i.is_multiple_of(3) && i % 7 == user)
             .map(value)
             .collect();
         assert_eq!(members, want, "{set}");
@@ -217,7 +227,10 @@ fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() 
 fn unmarked(server: &RedisServer) -> (usize, Vec<String>) {
     let client = redis::Client::open(server.url("")).unwrap();
     let mut con = client.get_connection().unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("bulk:cookie:*").query(&mut con).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("bulk:cookie:*")
+        .query(&mut con)
+        .unwrap();
     let mut missing = Vec::new();
     for key in &keys {
         let value = key.strip_prefix("bulk:cookie:").unwrap();
@@ -263,12 +276,19 @@ fn an_import_whose_redis_is_killed_midway_says_what_went_in_and_leaves_no_cookie
     server.restart();
     let (cookies, missing) = unmarked(&server);
     assert_eq!(cookies, 2_000, "whole batches, as the error says");
-    assert!(missing.is_empty(), "cookies without their mark: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "cookies without their mark: {missing:?}"
+    );
 
     // Run again, it brings the rest.
     let store = CookieStore::open(server.url("bulk:"), options).unwrap();
     let again = do_import(&store, now).unwrap();
-    assert_eq!((again.imported, again.unchanged), (N - 2_000, 2_000), "{again:?}");
+    assert_eq!(
+        (again.imported, again.unchanged),
+        (N - 2_000, 2_000),
+        "{again:?}"
+    );
     let (cookies, missing) = unmarked(&server);
     assert_eq!((cookies as u64, missing.len()), (N, 0));
 }
@@ -301,7 +321,11 @@ fn a_restore_whose_redis_is_killed_midway_says_what_went_in_and_a_merge_finishes
     let store = CookieStore::open(server.url("bulk:"), options).unwrap();
     assert_eq!(store.count().unwrap(), 1_999);
     let rest = do_restore(&store, &text, true).unwrap();
-    assert_eq!((rest.restored, rest.unchanged), (N - 1_999, 1_999), "{rest:?}");
+    assert_eq!(
+        (rest.restored, rest.unchanged),
+        (N - 1_999, 1_999),
+        "{rest:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
@@ -331,7 +355,11 @@ fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
         message.contains("holds a string, not the set") && message.contains("nothing was changed"),
         "{message}"
     );
-    assert_eq!(store.count().unwrap(), 0, "the batch went in whole or not at all");
+    assert_eq!(
+        store.count().unwrap(),
+        0,
+        "the batch went in whole or not at all"
+    );
     server.command(&["DEL", "bulk:authid:user5"]);
     let summary = do_restore(&store, &text, false).unwrap();
     assert_eq!(summary.restored, N);

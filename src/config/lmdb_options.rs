@@ -17,7 +17,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
 /// The options only an LMDB store reads ([`StoreOptions::lmdb`](crate::StoreOptions::lmdb));
-/// set them with [`StoreOptions`]'s builder methods (`.maxsize(..)`, `.sync(..)`, ...). In a
+/// set them with [`StoreOptions`](crate::StoreOptions)'s builder methods (`.maxsize(..)`, `.sync(..)`, ...). In a
 /// node config they sit in the `store` object beside the others.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

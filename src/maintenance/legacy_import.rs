@@ -462,7 +462,15 @@ pub fn import_file(
     let mut pacing = store.seam().pacing(BATCH);
     let mut run = |summary: &mut ImportSummary, source: LegacySource| -> Result<()> {
         let before = summary.imported + summary.updated;
-        let part = import_paced(store, &source, now, options, &mut |_| {}, &mut *pacing, before)?;
+        let part = import_paced(
+            store,
+            &source,
+            now,
+            options,
+            &mut |_| {},
+            &mut *pacing,
+            before,
+        )?;
         add(summary, part);
         Ok(())
     };

@@ -254,8 +254,10 @@ impl MaintenanceView for Batch<'_> {
                     .arg(&mark_keys)
                     .query(con)
             })?;
-            for ((value, record), (digest, mark)) in
-                wanted.iter().zip(records).zip(digests.into_iter().zip(marks))
+            for ((value, record), (digest, mark)) in wanted
+                .iter()
+                .zip(records)
+                .zip(digests.into_iter().zip(marks))
             {
                 self.records.insert(value.to_string(), record);
                 self.marks.entry(digest).or_insert(mark.is_some());
