@@ -172,20 +172,23 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// How a maintenance operation's writes are sized, at most `max` items each: LMDB by
     /// time (`lmdb/pacing.rs`), so that routers never wait long for its writer lock; Redis
-    /// `max` at a time (each item is its own round trips).
+    /// a fixed number (`redis/migrate.rs`: each write is one script, which Redis runs
+    /// without serving anyone else).
     fn pacing(&self, max: usize) -> Box<dyn Pacing>;
 
-    /// Calls `f` with a view of the store: LMDB's one snapshot; Redis's reads, each a round
-    /// trip.
+    /// Calls `f` with a view of the store: LMDB's one snapshot; Redis's reads, batched by
+    /// [`MaintenanceView::prefetch`] (not one snapshot).
     fn maintenance_read(
         &self,
         f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
     ) -> Result<()>;
 
-    /// Calls `f` with one write: on LMDB one write transaction (`f` may be called again
-    /// should it have to be retried), committed when `f` returns `Ok` and flushed as `kind`
-    /// says; on Redis each step is its own round trip. The façade checks that the handle is
-    /// writable first.
+    /// Calls `f` with one write (`f` may be called again should it have to be retried),
+    /// written when `f` returns `Ok`: on LMDB one write transaction, flushed as `kind` says;
+    /// on Redis the reads `f` makes (batched by [`MaintenanceView::prefetch`]), then its
+    /// puts and marks as one script and its deletions as another, each all or nothing and
+    /// compared with what `f` read (`f` runs again, with fresh reads, when a record changed
+    /// meanwhile). The façade checks that the handle is writable first.
     fn maintenance_write(
         &self,
         operation: &'static str,
@@ -258,6 +261,13 @@ pub(crate) fn chunks<'i, I>(
 /// What maintenance reads of a store (see [`Backend::maintenance_read`]). Records are read
 /// expired or not; one that cannot be decoded is [`Error::CorruptRecord`](crate::Error).
 pub(crate) trait MaintenanceView {
+    /// Says which values the reads that follow will name, so that a backend that pays a
+    /// round trip per read (Redis) reads them ahead, in batches. Reads of other values
+    /// still work. Nothing on LMDB (its reads are in memory).
+    fn prefetch(&mut self, _values: &mut dyn Iterator<Item = &str>) -> Result<()> {
+        Ok(())
+    }
+
     /// The stored record that `cookie` would replace: the one with its oid on LMDB, the one
     /// with its value on Redis (which keys records by value).
     fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>>;

@@ -442,17 +442,10 @@ impl Error {
         }
     }
 
-    /// Adds, to a [`Error::DiskFull`], the cookies an import or restore committed before.
-    /// [`Self::with_committed`], counting `n` more on top of what an inner step reported
-    /// (an import of several parts, each of several transactions).
-    pub(crate) fn plus_committed(self, n: u64) -> Self {
-        let before = match &self {
-            Error::DiskFull { committed, .. } => committed.unwrap_or(0),
-            _ => 0,
-        };
-        self.with_committed(before + n)
-    }
-
+    /// Adds, to a [`Error::DiskFull`], the cookies an import or restore committed before
+    /// it; to the error of a Redis store ([`Error::Redis`], [`Error::Unavailable`]), the same
+    /// said in its problem (when `n` > 0). `n` counts the whole operation: callers pass it
+    /// once.
     pub(crate) fn with_committed(self, n: u64) -> Self {
         match self {
             Error::DiskFull {
@@ -466,9 +459,26 @@ impl Error {
                 committed: Some(n),
                 source,
             },
+            Error::Redis { location, problem } if n > 0 => Error::Redis {
+                location,
+                problem: problem + &written_before(n),
+            },
+            Error::Unavailable { location, problem } if n > 0 => Error::Unavailable {
+                location,
+                problem: problem + &written_before(n),
+            },
             other => other,
         }
     }
+}
+
+/// What an import or restore into Redis that failed after `n` cookies went in left: its
+/// writes are batches, each one script (all or none: an imported cookie never without its
+/// mark), so what went in is whole batches.
+fn written_before(n: u64) -> String {
+    format!(
+        "; {n} cookie(s) went in before (written in earlier batches, each all or nothing, and          kept), the rest did not: run the same import again, or the restore again with          --merge, to bring in the rest (what went in counts as unchanged)"
+    )
 }
 
 /// Whether `e`, met on the store at `path`, means "no space": ENOSPC or EDQUOT, or EIO (what

@@ -39,7 +39,7 @@ pub struct RedisOptions {
     /// feed makes every watcher report [`WatchEvent::Missed`](crate::WatchEvent) and
     /// re-check its connections; an evicted authid index is not trusted:
     /// [`logout_authid`](crate::CookieStore::logout_authid) then walks every cookie (`SCAN`,
-    /// two round trips per 1,000 cookies) instead of reading the user's set, so that it
+    /// one round trip per 1,000 cookies) instead of reading the user's set, so that it
     /// still finds every cookie of the user.
     pub allow_eviction: bool,
     /// Open without waiting for Redis. Default false: the open connects (one

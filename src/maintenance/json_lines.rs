@@ -310,6 +310,7 @@ fn restore_batch(
         store
             .maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
                 counts = (0, 0, 0, Vec::new(), Vec::new());
+                txn.prefetch(&mut chunk.iter().map(|(_, c)| c.value.as_str()))?;
                 for (line, cookie) in chunk {
                     let existing = match txn.counterpart(cookie) {
                         Ok(c) => c,
@@ -343,13 +344,16 @@ fn restore_batch(
         bad.extend(counts.4);
         Ok(())
     })?;
+    let written = summary.restored + restored + summary.replaced + replaced;
     chunks(pacing, import_marks, |chunk| {
-        store.maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
-            for (digest, expires) in chunk {
-                txn.mark_digest(digest, *expires)?;
-            }
-            Ok(())
-        })
+        store
+            .maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
+                for (digest, expires) in chunk {
+                    txn.mark_digest(digest, *expires)?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.with_committed(written))
     })?;
     summary.restored += restored;
     summary.replaced += replaced;

@@ -15,8 +15,8 @@
 //!
 //! On LMDB, writes go in transactions sized by time (a few milliseconds each, at most
 //! [`BATCH`](super::BATCH) cookies; `lmdb/pacing.rs`), with pauses between them, so that
-//! routers' writes never wait long for LMDB's writer lock; on Redis each cookie is its own
-//! round trips (`redis/migrate.rs`). The rules here are the same on both
+//! routers' writes never wait long for LMDB's writer lock; on Redis in batches of at most
+//! 500, each one script, all or nothing (`redis/migrate.rs`). The rules here are the same on both
 //! (`backend.rs`: the storage steps). Cookies and marks are flushed
 //! lazily (a power cut may cost the last transaction of an import, which a re-run brings
 //! back); the deletions of cookies logged out in `cookies.dat` are flushed as every logout.
@@ -224,11 +224,12 @@ pub fn import_legacy(
         options,
         progress,
         &mut *store.seam().pacing(BATCH),
+        0,
     )
 }
 
 /// [`import_legacy`], its write transactions sized by `pacer` (shared by the parts of one
-/// streamed import).
+/// streamed import); `before`: the cookies its earlier parts wrote (for an error's count).
 fn import_paced(
     store: &CookieStore,
     source: &LegacySource,
@@ -236,6 +237,7 @@ fn import_paced(
     options: &ImportOptions,
     progress: &mut dyn FnMut(u64),
     pacing: &mut dyn Pacing,
+    before: u64,
 ) -> Result<ImportSummary> {
     let replay = &source.replay;
     let mut summary = ImportSummary {
@@ -263,6 +265,7 @@ fn import_paced(
     let mut to_mark: Vec<&LegacyCookie> = Vec::new();
     let mut to_remove: Vec<&str> = Vec::new();
     store.seam().maintenance_read(&mut |view| {
+        view.prefetch(&mut live.iter().map(|c| c.value.as_str()))?;
         for legacy in &live {
             let existing = match view.get_any_by_value(&legacy.value) {
                 Ok(c) => c,
@@ -294,6 +297,7 @@ fn import_paced(
                 to_write.push(legacy);
             }
         }
+        view.prefetch(&mut source.removed.iter().map(String::as_str))?;
         for value in &source.removed {
             if storable(value).is_err() {
                 continue;
@@ -318,6 +322,7 @@ fn import_paced(
         store
             .maintenance_write("import cookies", WriteKind::Import, &mut |txn| {
                 counts = (0, 0, 0, 0);
+                txn.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
                 for legacy in chunk {
                     let existing = match txn.get_any_by_value(&legacy.value) {
                         Ok(c) => c,
@@ -346,7 +351,7 @@ fn import_paced(
                 }
                 Ok(())
             })
-            .map_err(|e| e.with_committed(summary.imported + summary.updated))?;
+            .map_err(|e| e.with_committed(before + summary.imported + summary.updated))?;
         let (imported, updated, unchanged, skipped) = counts;
         summary.imported += imported;
         summary.updated += updated;
@@ -358,19 +363,23 @@ fn import_paced(
     })?;
     // Unchanged cookies, marked whether or not they are still there: they were in the store
     // when the plan was made, so one that is gone now was logged out meanwhile.
+    let written = before + summary.imported + summary.updated;
     chunks(pacing, &to_mark, |chunk| {
-        store.maintenance_write("mark imported cookies", WriteKind::Import, &mut |txn| {
-            for legacy in chunk {
-                txn.mark(&legacy.value, legacy.expires_ns())?;
-            }
-            Ok(())
-        })
+        store
+            .maintenance_write("mark imported cookies", WriteKind::Import, &mut |txn| {
+                for legacy in chunk {
+                    txn.mark(&legacy.value, legacy.expires_ns())?;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.with_committed(written))
     })?;
     // Logged out in the file: durable, as every logout.
     chunks(pacing, &to_remove, |chunk| {
         let mut n = 0;
         store.maintenance_write("delete logged-out cookies", WriteKind::Logout, &mut |txn| {
             n = 0;
+            txn.prefetch(&mut chunk.iter().copied())?;
             for value in chunk {
                 if txn.delete(value)? {
                     n += 1;
@@ -452,8 +461,16 @@ pub fn import_file(
     };
     let mut pacing = store.seam().pacing(BATCH);
     let mut run = |summary: &mut ImportSummary, source: LegacySource| -> Result<()> {
-        let part = import_paced(store, &source, now, options, &mut |_| {}, &mut *pacing)
-            .map_err(|e| e.plus_committed(summary.imported + summary.updated))?;
+        let before = summary.imported + summary.updated;
+        let part = import_paced(
+            store,
+            &source,
+            now,
+            options,
+            &mut |_| {},
+            &mut *pacing,
+            before,
+        )?;
         add(summary, part);
         Ok(())
     };

@@ -139,8 +139,7 @@ pub fn import_records(
             }
         }
         if !chunk.is_empty() {
-            import_chunk(store, &chunk, options, &mut summary, &mut *pacing)
-                .map_err(|e| e.plus_committed(summary.imported + summary.updated))?;
+            import_chunk(store, &chunk, options, &mut summary, &mut *pacing)?;
         }
         progress(summary.records);
     }
@@ -156,6 +155,7 @@ fn import_chunk(
 ) -> Result<()> {
     if options.dry_run {
         return store.seam().maintenance_read(&mut |view| {
+            view.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
             for cookie in chunk {
                 match judge(view, cookie, options)? {
                     Judged::Unchanged => summary.unchanged += 1,
@@ -176,7 +176,9 @@ fn import_chunk(
                 slice = import_some(txn, cookies, options)?;
                 Ok(())
             })
-            .map_err(|e| e.with_committed(part.imported + part.updated))?;
+            .map_err(|e| {
+                e.with_committed(summary.imported + summary.updated + part.imported + part.updated)
+            })?;
         part.add_writes(slice);
         Ok(())
     })?;
@@ -204,6 +206,7 @@ fn import_some(
     options: &ImportOptions,
 ) -> Result<StoreImportSummary> {
     let mut part = StoreImportSummary::default();
+    txn.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
     for cookie in chunk {
         let judged = judge(txn, cookie, options)?;
         match judged {

@@ -9,16 +9,21 @@
 //! as on LMDB: a re-run import skips a marked value whose cookie is gone. Exports carry the
 //! marks and restores write them.
 
+use std::collections::HashMap;
+
 use uuid::Uuid;
 
-use super::scripts::MARK;
+use super::ops::Item;
+use super::scripts::BULK;
 use super::store::RedisStore;
-use super::{RedisBackend, pxat_ms};
+use super::{RedisBackend, SCAN_BATCH, pxat_ms};
 use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing};
 use crate::error::{Error, Result};
+use crate::feed::kind::RevocationKind;
 use crate::record::codec::{CookieView, materialise};
 use crate::record::cookie::Cookie;
 use crate::record::mark::{Mark, ValueDigest, digest};
+use crate::record::value;
 
 impl RedisBackend {
     /// Every record in oid order to `record` (an undecodable one as
@@ -67,29 +72,11 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// Marks the value whose SHA-256 is `digest` as imported until `expires` (ns), unless
-    /// its mark already lasts as long.
-    pub(crate) fn mark(&self, digest: &ValueDigest, expires: u64) -> Result<()> {
+    /// Whether the value whose SHA-256 is `digest` has an import mark.
+    fn mark_of(&self, digest: &ValueDigest) -> Result<bool> {
         let key = self.mark_key(digest);
-        self.run(|con| {
-            MARK.prepare_invoke()
-                .key(&key)
-                .arg(expires)
-                .arg(pxat_ms(expires))
-                .invoke::<i64>(con)
-        })?;
-        Ok(())
-    }
-
-    /// Whether `value` has an import mark.
-    fn mark_of(&self, value: &str) -> Result<Mark> {
-        let key = self.mark_key(&digest(value));
         let found: Option<Vec<u8>> = self.run(|con| redis::cmd("GET").arg(&key).query(con))?;
-        Ok(if found.is_some() {
-            Mark::Hashed
-        } else {
-            Mark::Absent
-        })
+        Ok(found.is_some())
     }
 
     /// How many cookie keys exist.
@@ -112,56 +99,255 @@ fn parse_mark(bytes: &[u8]) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
-/// Redis's writes, `max` items at a time: each item is its own round trips, so there is no
-/// writer lock to share and no pause.
+/// Items one maintenance write takes on Redis at most: one script call each (see
+/// [`Batch`]), which Redis runs without serving other clients, so it is kept to a few
+/// milliseconds.
+pub(crate) const WRITE_BATCH: usize = 500;
+
+/// Redis's writes, `max` items at a time (at most [`WRITE_BATCH`]): there is no writer lock
+/// to share and no pause.
 pub(crate) struct Unpaced(pub(crate) usize);
 
 impl Pacing for Unpaced {
     fn run(&mut self, f: &mut dyn FnMut(usize) -> Result<()>) -> Result<()> {
-        f(self.0.max(1))
+        f(self.0.clamp(1, WRITE_BATCH))
     }
 }
 
-/// The store as maintenance reads and writes it: each step a round trip (or a script).
-pub(crate) struct Steps<'a>(pub(crate) &'a RedisStore);
+/// One queued write of a [`Batch`].
+enum Op {
+    Put {
+        key: String,
+        set_key: Option<String>,
+        expected: Vec<u8>,
+        pxat: u64,
+        bytes: Vec<u8>,
+        value: String,
+    },
+    Mark {
+        key: String,
+        expires: u64,
+    },
+}
 
-impl MaintenanceView for Steps<'_> {
+/// The store as maintenance reads and writes it, in batches: reads of the values a step
+/// names ahead ([`MaintenanceView::prefetch`]) are one pipelined MGET of their records and
+/// marks per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
+/// named ahead is one GET, kept too); writes are queued, and the reads that follow see them
+/// (as in a transaction). [`Batch::flush`] sends the queued puts and marks as one [`BULK`]
+/// script (compare-and-set against what was read, all or none) and the queued deletions as
+/// one [`REVOKE`](super::scripts::REVOKE) script (all or none, each with its feed entry).
+pub(crate) struct Batch<'a> {
+    store: &'a RedisStore,
+    /// Each value's record as this step has read or written it (`None`: absent).
+    records: HashMap<String, Option<Vec<u8>>>,
+    /// Each value's mark as read or written (true: marked).
+    marks: HashMap<ValueDigest, bool>,
+    ops: Vec<Op>,
+    revokes: Vec<Item>,
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(store: &'a RedisStore) -> Batch<'a> {
+        Batch {
+            store,
+            records: HashMap::new(),
+            marks: HashMap::new(),
+            ops: Vec::new(),
+            revokes: Vec::new(),
+        }
+    }
+
+    fn redis(&self) -> &'a RedisBackend {
+        &self.store.redis
+    }
+
+    /// The record of `value` as this step sees it.
+    fn record(&mut self, value: &str) -> Result<Option<Vec<u8>>> {
+        if let Some(found) = self.records.get(value) {
+            return Ok(found.clone());
+        }
+        let found = self.redis().record(value)?;
+        self.records.insert(value.to_string(), found.clone());
+        Ok(found)
+    }
+
+    /// Sends what was queued (see [`Batch`]); `false` when a record had changed since it was
+    /// read (then the queued puts and marks were not written: the caller runs the step again
+    /// with fresh reads).
+    pub(crate) fn flush(self) -> Result<bool> {
+        let redis = self.redis();
+        if !self.ops.is_empty() {
+            let n: i64 = redis.run(|con| {
+                let mut inv = BULK.prepare_invoke();
+                for op in &self.ops {
+                    match op {
+                        Op::Put {
+                            key,
+                            set_key,
+                            expected,
+                            pxat,
+                            bytes,
+                            value,
+                        } => {
+                            inv.key(key);
+                            if let Some(set_key) = set_key {
+                                inv.key(set_key);
+                            }
+                            inv.arg("p")
+                                .arg(&expected[..])
+                                .arg(*pxat)
+                                .arg(&bytes[..])
+                                .arg(value)
+                                .arg(if set_key.is_some() { "1" } else { "0" });
+                        }
+                        Op::Mark { key, expires } => {
+                            inv.key(key).arg("m").arg(*expires).arg(pxat_ms(*expires));
+                        }
+                    }
+                }
+                inv.invoke(con)
+            })?;
+            if n < 0 {
+                return Ok(false);
+            }
+        }
+        if !self.revokes.is_empty()
+            && redis
+                .revoke(RevocationKind::Logout, self.store.now(), &self.revokes)?
+                .is_none()
+        {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+}
+
+impl MaintenanceView for Batch<'_> {
+    fn prefetch(&mut self, values: &mut dyn Iterator<Item = &str>) -> Result<()> {
+        let redis = self.redis();
+        let mut wanted: Vec<&str> = Vec::with_capacity(SCAN_BATCH);
+        let mut values = values.peekable();
+        while values.peek().is_some() {
+            wanted.clear();
+            for value in values.by_ref() {
+                // A value that cannot be a key has no record (`RedisBackend::record`).
+                if value::check(value).is_ok() && !self.records.contains_key(value) {
+                    wanted.push(value);
+                    if wanted.len() == SCAN_BATCH {
+                        break;
+                    }
+                }
+            }
+            if wanted.is_empty() {
+                break;
+            }
+            let keys: Vec<String> = wanted.iter().map(|v| redis.cookie_key(v)).collect();
+            let digests: Vec<ValueDigest> = wanted.iter().map(|v| digest(v)).collect();
+            let mark_keys: Vec<String> = digests.iter().map(|d| redis.mark_key(d)).collect();
+            type Found = Vec<Option<Vec<u8>>>;
+            let (records, marks): (Found, Found) = redis.run(|con| {
+                redis::pipe()
+                    .cmd("MGET")
+                    .arg(&keys)
+                    .cmd("MGET")
+                    .arg(&mark_keys)
+                    .query(con)
+            })?;
+            for ((value, record), (digest, mark)) in wanted
+                .iter()
+                .zip(records)
+                .zip(digests.into_iter().zip(marks))
+            {
+                self.records.insert(value.to_string(), record);
+                self.marks.entry(digest).or_insert(mark.is_some());
+            }
+        }
+        Ok(())
+    }
+
     fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
-        self.0.redis.get_any(&cookie.value)
+        self.get_any_by_value(&cookie.value)
     }
 
     fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
-        self.0.redis.get_any(value)
+        match self.record(value)? {
+            Some(bytes) => self.redis().decode(value, &bytes).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn mark_of(&mut self, value: &str) -> Result<Mark> {
-        self.0.redis.mark_of(value)
+        let digest = digest(value);
+        let marked = match self.marks.get(&digest) {
+            Some(marked) => *marked,
+            None => {
+                let marked = self.redis().mark_of(&digest)?;
+                self.marks.insert(digest, marked);
+                marked
+            }
+        };
+        Ok(if marked { Mark::Hashed } else { Mark::Absent })
     }
 }
 
-impl MaintenanceTxn for Steps<'_> {
+impl MaintenanceTxn for Batch<'_> {
+    /// Queued, after the checks that refuse it: what it would replace is read now and
+    /// compared again when the batch is written.
     fn put(&mut self, cookie: &Cookie) -> Result<()> {
-        self.0.redis.put(cookie)
+        cookie.check_storable()?;
+        let bytes = cookie.encode()?;
+        let old = self.record(&cookie.value)?.unwrap_or_default();
+        if !old.is_empty()
+            && let Ok(view) = CookieView::new(&old)
+            && let Some(existing) = view.oid()
+            && existing != cookie.oid
+        {
+            return Err(Error::DuplicateValue {
+                value: cookie.value.clone(),
+                existing,
+            });
+        }
+        let redis = self.redis();
+        self.ops.push(Op::Put {
+            key: redis.cookie_key(&cookie.value),
+            set_key: cookie.authid.as_deref().map(|a| redis.authid_key(a)),
+            expected: old,
+            pxat: pxat_ms(cookie.expires_at()),
+            bytes: bytes.clone(),
+            value: cookie.value.clone(),
+        });
+        self.records.insert(cookie.value.clone(), Some(bytes));
+        Ok(())
     }
 
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {
-        // The mark first: should the put then fail, a re-run skips the cookie (the user
-        // logs in again) rather than ever bringing back a logged-out one.
-        self.0
-            .redis
-            .mark(&digest(&cookie.value), cookie.expires_at())?;
-        self.0.redis.put(cookie)
+        // The mark first (in the same script): should the put be refused, a re-run skips
+        // the cookie (the user logs in again) rather than ever bringing back a logged-out
+        // one.
+        self.mark(&cookie.value, cookie.expires_at())?;
+        self.put(cookie)
     }
 
     fn mark(&mut self, value: &str, expires: u64) -> Result<()> {
-        self.0.redis.mark(&digest(value), expires)
+        self.mark_digest(&digest(value), expires)
     }
 
     fn mark_digest(&mut self, digest: &ValueDigest, expires: u64) -> Result<()> {
-        self.0.redis.mark(digest, expires)
+        self.ops.push(Op::Mark {
+            key: self.redis().mark_key(digest),
+            expires,
+        });
+        self.marks.insert(*digest, true);
+        Ok(())
     }
 
     fn delete(&mut self, value: &str) -> Result<bool> {
-        self.0.redis.delete(value, self.0.now())
+        let Some(bytes) = self.record(value)? else {
+            return Ok(false);
+        };
+        self.revokes.push(self.redis().revoke_item(value, bytes));
+        self.records.insert(value.to_string(), None);
+        Ok(true)
     }
 }

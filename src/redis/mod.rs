@@ -200,29 +200,48 @@ impl RedisBackend {
         self.scan(&format!("{}{IMPORTED}:*", glob_escape(&self.prefix)), f)
     }
 
-    /// Every string key matching `pattern` (key, value), in SCAN + MGET batches.
+    /// Every string key matching `pattern` (key, value), in SCAN + MGET batches: the MGET
+    /// of one batch and the SCAN of the next are one round trip (pipelined).
     fn scan(
         &self,
         pattern: &str,
         mut f: impl FnMut(Vec<(String, Vec<u8>)>) -> Result<bool>,
     ) -> Result<()> {
-        let mut cursor: u64 = 0;
+        let scan = |cursor: u64| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH);
+            cmd
+        };
+        // Each batch has the timeout (a call's deadline would not let a large store be
+        // walked).
+        self.pool.restart_deadline();
+        let (mut cursor, mut keys): (u64, Vec<String>) = self.run(|con| scan(0).query(con))?;
         loop {
-            // Each batch has the timeout (a call's deadline would not let a large store be
-            // walked).
             self.pool.restart_deadline();
-            let (next, keys): (u64, Vec<String>) = self.run(|con| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query(con)
-            })?;
+            let values: Vec<Option<Vec<u8>>>;
+            let last = cursor == 0;
+            let mut next = (0, Vec::new());
+            if keys.is_empty() {
+                if last {
+                    return Ok(());
+                }
+                next = self.run(|con| scan(cursor).query(con))?;
+                values = Vec::new();
+            } else if last {
+                values = self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+            } else {
+                (values, next) = self.run(|con| {
+                    redis::pipe()
+                        .add_command(redis::cmd("MGET").arg(&keys).clone())
+                        .add_command(scan(cursor))
+                        .query(con)
+                })?;
+            }
             if !keys.is_empty() {
-                let values: Vec<Option<Vec<u8>>> =
-                    self.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
                 let batch = keys
                     .into_iter()
                     .zip(values)
@@ -232,10 +251,10 @@ impl RedisBackend {
                     return Ok(());
                 }
             }
-            if next == 0 {
+            if last {
                 return Ok(());
             }
-            cursor = next;
+            (cursor, keys) = next;
         }
     }
 }

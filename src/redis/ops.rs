@@ -70,7 +70,7 @@ fn deleted_before(e: Error, n: u64) -> Error {
 
 impl RedisBackend {
     /// A compare-and-set that kept finding the record changed.
-    fn contended(&self, operation: &str) -> Error {
+    pub(super) fn contended(&self, operation: &str) -> Error {
         Error::Redis {
             location: self.location().to_string(),
             problem: format!(
@@ -413,7 +413,7 @@ impl RedisBackend {
     }
 
     /// The revoke item for the record `bytes` stored under `value`.
-    fn revoke_item(&self, value: &str, bytes: Vec<u8>) -> Item {
+    pub(super) fn revoke_item(&self, value: &str, bytes: Vec<u8>) -> Item {
         let view = CookieView::new(&bytes).ok();
         let authid = view.as_ref().and_then(|v| v.authid()).map(str::to_string);
         Item {
@@ -516,9 +516,10 @@ impl RedisBackend {
         })
     }
 
-    /// Deletes every cookie (each a maintenance revocation, one script each); returns how
-    /// many. An error ends it, saying how many were deleted before (those stay deleted,
-    /// each with its feed entry).
+    /// Deletes every cookie (each a maintenance revocation); returns how many. Each walked
+    /// batch is one script (all or none); a batch in which a record changed meanwhile is
+    /// done again one script per cookie. An error ends it, saying how many were deleted
+    /// before (those stay deleted, each with its feed entry).
     pub(crate) fn clear(&self, now: u64) -> Result<u64> {
         let mut batches = Vec::new();
         self.for_each_record(|batch| {
@@ -528,9 +529,21 @@ impl RedisBackend {
         let prefix_len = self.cookie_key("").len();
         let mut n = 0;
         for batch in batches {
-            for (key, bytes) in batch {
-                let value = key[prefix_len..].to_string();
-                let item = self.revoke_item(&value, bytes);
+            let items: Vec<Item> = batch
+                .into_iter()
+                .filter_map(|(key, bytes)| {
+                    let value = key.get(prefix_len..)?.to_string();
+                    Some(self.revoke_item(&value, bytes))
+                })
+                .collect();
+            if let Some(done) = self
+                .revoke(RevocationKind::Maintenance, now, &items)
+                .map_err(|e| deleted_before(e, n))?
+            {
+                n += done;
+                continue;
+            }
+            for item in items {
                 n += self
                     .revoke(RevocationKind::Maintenance, now, &[item])
                     .map_err(|e| deleted_before(e, n))?

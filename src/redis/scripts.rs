@@ -222,24 +222,6 @@ return cur
     )
 });
 
-/// Sets an import mark, never moving its expiry earlier. KEYS[1]: the mark. ARGV: its value
-/// (the expiry in ns), the expiry as PXAT (ms). Returns 1 written, 0 kept (the mark already
-/// expires as late, or never). A key of another type is an error reply (it is no mark: an
-/// import would not see it).
-pub(crate) static MARK: LazyLock<Script> = LazyLock::new(|| {
-    checked(
-        r#"
-local bad = wrong_type(KEYS[1], 'string', 'an import mark (a string)',
-  'delete it (DEL): the import or restore that brings the cookie writes the mark again')
-if bad then return bad end
-local cur = redis.call('PEXPIRETIME', KEYS[1])
-if cur == -1 or cur >= tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-return 1
-"#,
-    )
-});
-
 /// The feed after a position. KEYS[1]: the stream, KEYS[2]: the head key. ARGV: the
 /// sequence number to read after, the most entries to return. Returns {last generated id,
 /// first retained id or nil, head tag or nil, entries}; {nil, nil, head, {}} when the
@@ -262,6 +244,138 @@ local first_id = false
 if first[1] then first_id = first[1][1] end
 local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
 return {last, first_id, head, entries}
+"#,
+    )
+});
+
+/// A maintenance write's puts and import marks (`migrate.rs`), all or none: the
+/// compare-and-set of [`PUT`] and an import mark's rule (never moving its expiry earlier) for each, in the order given (an
+/// import's mark before its cookie). ARGV and KEYS are read op by op:
+/// - put: ARGV `p`, expected bytes ('' = must be absent), expiry (PXAT, ms), new bytes, the
+///   cookie value (set member), has-authid (`1`/`0`); KEYS: the cookie key, then its authid
+///   set key when it has one;
+/// - mark: ARGV `m`, its value (the expiry in ns), its expiry (PXAT, ms); KEYS: the mark.
+///
+/// Every comparison and every check (key types, the Redis user's permissions) is made
+/// before the first write; a later put of the same key expects what the earlier one wrote.
+/// The records compared with are read with one MGET, each authid set is checked once and
+/// gets its members with one SADD and its expiry (that of its last cookie, never moved
+/// earlier) once: the same keys as a [`PUT`] per cookie leaves, in fewer commands.
+/// Returns the number of ops, or -i when op i found its record changed meanwhile (nothing
+/// is written then: the client reads again and retries the whole write).
+pub(crate) static BULK: LazyLock<Script> = LazyLock::new(|| {
+    checked(
+        r#"
+local ops = {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local op = {code = ARGV[a], key = KEYS[k]}
+  k = k + 1
+  if op.code == 'p' then
+    op.expected = ARGV[a + 1]
+    op.pxat = ARGV[a + 2]
+    op.bytes = ARGV[a + 3]
+    op.value = ARGV[a + 4]
+    if ARGV[a + 5] == '1' then
+      op.set = KEYS[k]
+      k = k + 1
+    end
+    a = a + 6
+  else
+    op.ns = ARGV[a + 1]
+    op.pxat = ARGV[a + 2]
+    a = a + 3
+  end
+  ops[#ops + 1] = op
+end
+-- The records the puts compare with: one MGET for those not put earlier in this call.
+local fresh, seen = {}, {}
+for _, op in ipairs(ops) do
+  if op.code == 'p' and not seen[op.key] then
+    seen[op.key] = true
+    fresh[#fresh + 1] = op.key
+  end
+end
+local stored = {}
+for from = 1, #fresh, 1000 do
+  local part = {}
+  for j = from, math.min(from + 999, #fresh) do part[#part + 1] = fresh[j] end
+  local got = redis.call('MGET', unpack(part))
+  for j = 1, #part do stored[part[j]] = got[j] end
+end
+local state = {}
+local set_type = {}
+local mark_type = {}
+for i, op in ipairs(ops) do
+  local bad
+  if op.code == 'p' then
+    local cur = state[op.key]
+    if cur == nil then cur = stored[op.key] end
+    local ok
+    if op.expected == '' then ok = not cur else ok = (cur == op.expected) end
+    if not ok then return -i end
+    state[op.key] = op.bytes
+    bad = denied('a cookie key', 'SET', op.key, 'x', 'PXAT', op.pxat)
+    if not bad and op.set and not set_type[op.set] then
+      set_type[op.set] = redis.call('TYPE', op.set)['ok']
+      if set_type[op.set] ~= 'none' and set_type[op.set] ~= 'set' then
+        bad = wrong_type(op.set, 'set', 'the set of an authid\'s cookies', SET_FIX)
+      end
+      bad = bad or denied(op.set, 'SADD', op.set, op.value)
+        or denied(op.set, 'PEXPIREAT', op.set, '1')
+    end
+  else
+    if not mark_type[op.key] then
+      mark_type[op.key] = redis.call('TYPE', op.key)['ok']
+    end
+    if mark_type[op.key] ~= 'none' and mark_type[op.key] ~= 'string' then
+      bad = wrong_type(op.key, 'string', 'an import mark (a string)',
+        'delete it (DEL): the import or restore that brings the cookie writes the mark again')
+    end
+    bad = bad or denied(op.key, 'SET', op.key, op.ns, 'PXAT', op.pxat)
+  end
+  if bad then return bad end
+end
+-- An expiry at or before now drops the key at once (SET ... PXAT): it joins no set.
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members, set_exp, sets = {}, {}, {}
+for _, op in ipairs(ops) do
+  if op.code == 'p' then
+    redis.call('SET', op.key, op.bytes, 'PXAT', op.pxat)
+    local exp = tonumber(op.pxat)
+    if op.set and exp > now_ms then
+      if not members[op.set] then
+        members[op.set] = {}
+        set_exp[op.set] = exp
+        sets[#sets + 1] = op.set
+      end
+      local m = members[op.set]
+      m[#m + 1] = op.value
+      if exp > set_exp[op.set] then set_exp[op.set] = exp end
+    end
+  else
+    local cur = -2
+    if mark_type[op.key] ~= 'none' then cur = redis.call('PEXPIRETIME', op.key) end
+    if not (cur == -1 or cur >= tonumber(op.pxat)) then
+      redis.call('SET', op.key, op.ns, 'PXAT', op.pxat)
+      mark_type[op.key] = 'string'
+    end
+  end
+end
+-- Each set: its members, and its expiry moved to its last cookie's (never earlier).
+for _, set in ipairs(sets) do
+  local m = members[set]
+  for from = 1, #m, 1000 do
+    redis.call('SADD', set, unpack(m, from, math.min(from + 999, #m)))
+  end
+  local cur = -1
+  if set_type[set] ~= 'none' then cur = redis.call('PEXPIRETIME', set) end
+  if cur == -1 or cur < set_exp[set] then
+    redis.call('PEXPIREAT', set, set_exp[set])
+  end
+end
+return #ops
 "#,
     )
 });

@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::RedisBackend;
-use super::migrate::{Steps, Unpaced};
+use super::migrate::{Batch, Unpaced};
 use crate::backend::{
     Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
 };
@@ -213,19 +213,27 @@ impl Backend for RedisStore {
         &self,
         f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,
     ) -> Result<()> {
-        f(&mut Steps(self))
+        f(&mut Batch::new(self))
     }
 
-    /// Each step its own round trip (Redis has no transaction that reads and writes as
-    /// LMDB's does): the import rules make a step that meets a concurrent writer safe (a
-    /// put refuses a value another cookie holds; a mark is never shortened).
+    /// `f`'s reads batched, its writes queued and then sent as one script per kind (see
+    /// `migrate.rs`), each compared with what `f` read: Redis has no transaction that reads
+    /// and writes as LMDB's does, so a record that changed meanwhile makes the script write
+    /// nothing and `f` run again with fresh reads.
     fn maintenance_write(
         &self,
-        _operation: &'static str,
+        operation: &'static str,
         _kind: WriteKind,
         f: &mut dyn FnMut(&mut dyn MaintenanceTxn) -> Result<()>,
     ) -> Result<()> {
-        f(&mut Steps(self))
+        for _ in 0..super::CAS_ATTEMPTS {
+            let mut batch = Batch::new(self);
+            f(&mut batch)?;
+            if batch.flush()? {
+                return Ok(());
+            }
+        }
+        Err(self.redis.contended(operation))
     }
 
     fn revocations_since(&self, after: u64) -> Result<Revocations> {

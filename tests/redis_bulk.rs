@@ -1,0 +1,366 @@
+//! Bulk maintenance on Redis (restore, import, logouts) in batches (`src/redis/migrate.rs`),
+//! on a real redis-server: the result cookie by cookie against LMDB's for the same inputs,
+//! and what a Redis killed in the middle of a restore or an import leaves and says.
+//! Skipped with a message when redis-server is missing, except under CI.
+
+// A failed unwrap here (helpers included) is the test, bench or example failing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::redis_server::{RedisServer, need_redis};
+use cookiestore::maintenance::{
+    ExportOptions, ImportOptions, RestoreSummary, StoreImportSummary, export, import_records,
+    restore,
+};
+use cookiestore::{Cookie, CookieStore, StoreOptions};
+use uuid::Uuid;
+
+const NS: u64 = 1_000_000_000;
+/// Cookies in the fixtures: several of Redis's write batches (500) and of the
+/// maintenance layer's (2,000).
+const N: u64 = 3_000;
+
+fn value(i: u64) -> String {
+    format!("bulk{i:020}")
+}
+
+/// Cookie `i`, created an hour before `now`, living a week; every third anonymous, the
+/// others of one of seven users.
+fn cookie(i: u64, now: u64) -> Cookie {
+    let authenticated = !i.is_multiple_of(3);
+    Cookie {
+        oid: Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0000 + u128::from(i) + 1),
+        created: now - 3_600 * NS,
+        max_age: 7 * 86_400,
+        name: Some("cbtid".into()),
+        value: value(i),
+        authid: authenticated.then(|| format!("user{}", i % 7)),
+        authrole: authenticated.then(|| "frontend".to_string()),
+        authmethod: authenticated.then(|| "wampcra".to_string()),
+        authrealm: authenticated.then(|| "realm1".to_string()),
+        authenticated: if authenticated { now - 3_000 * NS } else { 0 },
+        ..Cookie::default()
+    }
+}
+
+fn sha256_hex(value: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An export of the `N` cookies, with what a restore must sort out: a cookie whose value
+/// another one already took (in the same write batch, and in a later one), an oid given
+/// twice, a bad line; then import marks: of every fourth cookie, and of 40 values not in
+/// the file (cookies logged out before the export).
+fn fixture(now: u64) -> String {
+    let mut text = String::new();
+    let mut line = |c: &Cookie| {
+        text.push_str(&serde_json::to_string(c).unwrap());
+        text.push('\n');
+    };
+    for i in 0..N {
+        line(&cookie(i, now));
+        if i == 20 || i == 2_600 {
+            // Another cookie with the value of cookie 10: a conflict.
+            line(&Cookie {
+                oid: Uuid::from_u128(0xdead_0000 + u128::from(i)),
+                ..cookie(10, now)
+            });
+        }
+        if i == 1_000 {
+            line(&Cookie {
+                value: "again".into(),
+                ..cookie(5, now)
+            }); // oid of cookie 5 again
+        }
+    }
+    text.push_str("{not json\n");
+    let expires = now - 3_600 * NS + 7 * 86_400 * NS;
+    for i in (0..N).step_by(4) {
+        text.push_str(&format!(
+            "{{\"imported_sha256\":\"{}\",\"expires\":{expires}}}\n",
+            sha256_hex(&value(i))
+        ));
+    }
+    for i in 0..40 {
+        text.push_str(&format!(
+            "{{\"imported_sha256\":\"{}\",\"expires\":{expires}}}\n",
+            sha256_hex(&format!("gone{i:020}"))
+        ));
+    }
+    text
+}
+
+fn do_restore(store: &CookieStore, text: &str, merge: bool) -> cookiestore::Result<RestoreSummary> {
+    restore(store, &mut text.as_bytes(), merge, &mut |_| {})
+}
+
+fn do_import(store: &CookieStore, now: u64) -> cookiestore::Result<StoreImportSummary> {
+    let mut records = (0..N).map(|i| Ok(cookie(i, now)));
+    import_records(
+        store,
+        &mut records,
+        now,
+        &ImportOptions::default(),
+        &mut |_| {},
+    )
+}
+
+/// The export's import-mark lines, as a set.
+fn mark_lines(store: &CookieStore) -> BTreeSet<String> {
+    let mut out = Vec::new();
+    export(store, &mut out, ExportOptions::default(), &mut |_| {}).unwrap();
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("imported_sha256"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The feed's entries as (kind, value), sorted.
+fn feed(store: &CookieStore) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = store
+        .revocations_since(0)
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|r| (format!("{:?}", r.kind), r.value))
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() {
+    if !need_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
+    let redis = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = lmdb.now_ns();
+    let text = fixture(now);
+
+    let on_lmdb = do_restore(&lmdb, &text, false).unwrap();
+    let on_redis = do_restore(&redis, &text, false).unwrap();
+    assert_eq!(on_redis, on_lmdb);
+    assert_eq!(
+        (
+            on_lmdb.restored,
+            on_lmdb.conflicts.len(),
+            on_lmdb.bad_lines.len()
+        ),
+        (N, 2, 2),
+        "{on_lmdb:?}"
+    );
+    assert_eq!(on_lmdb.import_marks, N.div_ceil(4) + 40);
+    // Each authid set: its cookies, expiring with the last of them (as a put per cookie).
+    let client = redis::Client::open(server.url("")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for user in 0..7 {
+        let set = format!("bulk:authid:user{user}");
+        let members: BTreeSet<String> = redis::cmd("SMEMBERS").arg(&set).query(&mut con).unwrap();
+        let want: BTreeSet<String> = (0..N)
+            .filter(|i| !i.is_multiple_of(3) && i % 7 == user)
+            .map(value)
+            .collect();
+        assert_eq!(members, want, "{set}");
+        let mut last = 0i64;
+        for v in &want {
+            let exp: i64 = redis::cmd("PEXPIRETIME")
+                .arg(format!("bulk:cookie:{v}"))
+                .query(&mut con)
+                .unwrap();
+            last = last.max(exp);
+        }
+        let exp: i64 = redis::cmd("PEXPIRETIME").arg(&set).query(&mut con).unwrap();
+        assert_eq!(exp, last, "{set}");
+    }
+
+    // Logouts: one by one, and a user's cookies at once.
+    for store in [&lmdb, &redis] {
+        for i in (0..N).step_by(11) {
+            assert!(store.delete(&value(i)).unwrap(), "cookie {i}");
+        }
+        assert!(store.logout_authid("user3").unwrap() > 200);
+    }
+    // A re-run import of every cookie: those logged out and marked (every fourth) stay
+    // out, the others come back (and are marked now).
+    let again_lmdb = do_import(&lmdb, now).unwrap();
+    let again_redis = do_import(&redis, now).unwrap();
+    assert_eq!(again_redis, again_lmdb);
+    assert!(again_lmdb.skipped_logged_out > 100, "{again_lmdb:?}");
+    assert!(again_lmdb.imported > 100, "{again_lmdb:?}");
+    // And once more: nothing changes.
+    let third = do_import(&redis, now).unwrap();
+    assert_eq!(third.imported + third.updated, 0, "{third:?}");
+    assert_eq!(third, do_import(&lmdb, now).unwrap());
+
+    assert_eq!(redis.count().unwrap(), lmdb.count().unwrap());
+    for i in 0..N {
+        let v = value(i);
+        assert_eq!(redis.get(&v).unwrap(), lmdb.get(&v).unwrap(), "cookie {i}");
+    }
+    assert_eq!(redis.get("again").unwrap(), None);
+    assert_eq!(mark_lines(&redis), mark_lines(&lmdb));
+    assert_eq!(mark_lines(&redis).len() as u64, N + 40);
+    // The feed: the same logouts on both (LMDB's also tells its caches of replaced
+    // records).
+    let logouts = |store: &CookieStore| -> Vec<(String, String)> {
+        feed(store)
+            .into_iter()
+            .filter(|(kind, _)| ["Logout", "Authid", "Maintenance"].contains(&kind.as_str()))
+            .collect()
+    };
+    assert_eq!(logouts(&redis), logouts(&lmdb));
+}
+
+/// Cookie keys without their import mark, after a restart (from the AOF).
+fn unmarked(server: &RedisServer) -> (usize, Vec<String>) {
+    let client = redis::Client::open(server.url("")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("bulk:cookie:*")
+        .query(&mut con)
+        .unwrap();
+    let mut missing = Vec::new();
+    for key in &keys {
+        let value = key.strip_prefix("bulk:cookie:").unwrap();
+        let mark = format!("bulk:imported:{}", sha256_hex(value));
+        let exists: bool = redis::cmd("EXISTS").arg(&mark).query(&mut con).unwrap();
+        if !exists {
+            missing.push(value.to_string());
+        }
+    }
+    (keys.len(), missing)
+}
+
+#[test]
+fn an_import_whose_redis_is_killed_midway_says_what_went_in_and_leaves_no_cookie_unmarked() {
+    if !need_redis() {
+        return;
+    }
+    let mut server = RedisServer::start_with(true);
+    let options = StoreOptions::default().timeout_ms(2_000);
+    let store = CookieStore::open(server.url("bulk:"), options.clone()).unwrap();
+    let now = store.now_ns();
+    let mut records = (0..N).map(|i| Ok(cookie(i, now)));
+    let mut calls = 0;
+    let err = import_records(
+        &store,
+        &mut records,
+        now,
+        &ImportOptions::default(),
+        &mut |_| {
+            calls += 1;
+            if calls == 1 {
+                server.kill(); // after the first 2,000 records went in
+            }
+        },
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("2000 cookie(s) went in before")
+            && message.contains("run the same import again"),
+        "{message}"
+    );
+    server.restart();
+    let (cookies, missing) = unmarked(&server);
+    assert_eq!(cookies, 2_000, "whole batches, as the error says");
+    assert!(
+        missing.is_empty(),
+        "cookies without their mark: {missing:?}"
+    );
+
+    // Run again, it brings the rest.
+    let store = CookieStore::open(server.url("bulk:"), options).unwrap();
+    let again = do_import(&store, now).unwrap();
+    assert_eq!(
+        (again.imported, again.unchanged),
+        (N - 2_000, 2_000),
+        "{again:?}"
+    );
+    let (cookies, missing) = unmarked(&server);
+    assert_eq!((cookies as u64, missing.len()), (N, 0));
+}
+
+#[test]
+fn a_restore_whose_redis_is_killed_midway_says_what_went_in_and_a_merge_finishes_it() {
+    if !need_redis() {
+        return;
+    }
+    let mut server = RedisServer::start_with(true);
+    let options = StoreOptions::default().timeout_ms(2_000);
+    let store = CookieStore::open(server.url("bulk:"), options.clone()).unwrap();
+    let now = store.now_ns();
+    let text = fixture(now);
+    let mut calls = 0;
+    let err = restore(&store, &mut text.as_bytes(), false, &mut |_| {
+        calls += 1;
+        if calls == 1 {
+            server.kill(); // after the first 2,000 lines went in
+        }
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    // The first write batch: 2,000 records (a bad line is no record), one a conflict.
+    assert!(
+        message.contains("1999 cookie(s) went in before") && message.contains("--merge"),
+        "{message}"
+    );
+    server.restart();
+    let store = CookieStore::open(server.url("bulk:"), options).unwrap();
+    assert_eq!(store.count().unwrap(), 1_999);
+    let rest = do_restore(&store, &text, true).unwrap();
+    assert_eq!(
+        (rest.restored, rest.unchanged),
+        (N - 1_999, 1_999),
+        "{rest:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
+    do_restore(&lmdb, &text, false).unwrap();
+    for i in 0..N {
+        let v = value(i);
+        assert_eq!(store.get(&v).unwrap(), lmdb.get(&v).unwrap(), "cookie {i}");
+    }
+    assert_eq!(mark_lines(&store), mark_lines(&lmdb));
+}
+
+#[test]
+fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    // Another program wrote a string where user5's set of cookies belongs; user5's first
+    // cookie is the sixth of the file.
+    assert_eq!(server.command(&["SET", "bulk:authid:user5", "x"]), "+OK");
+    let text = fixture(now);
+    let err = do_restore(&store, &text, false).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("holds a string, not the set") && message.contains("nothing was changed"),
+        "{message}"
+    );
+    assert_eq!(
+        store.count().unwrap(),
+        0,
+        "the batch went in whole or not at all"
+    );
+    server.command(&["DEL", "bulk:authid:user5"]);
+    let summary = do_restore(&store, &text, false).unwrap();
+    assert_eq!(summary.restored, N);
+}
