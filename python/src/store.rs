@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 
-use crate::convert::{auth_tuple, from_json, header_bytes, health_dict, to_json};
+use crate::convert::{auth_ref_tuple, auth_tuple, from_json, header_bytes, health_dict, to_json};
 use crate::errors::{ConfigError, CookieStoreError, to_py};
 use crate::feed::{PyFeed, revocations};
 use crate::handle::Handle;
@@ -229,12 +229,11 @@ impl Store {
     fn get_auth<'py>(&self, py: Python<'py>, value: &str) -> PyResult<Option<Bound<'py, PyTuple>>> {
         // A cache hit reads no file: answered with the GIL held.
         let tracker = self.handle.tracker(py)?;
-        if let Some(hit) = tracker.store().lookup_cached(value) {
-            return hit
-                .as_deref()
-                .and_then(|l| l.auth.as_ref())
-                .map(|a| auth_tuple(py, a))
-                .transpose();
+        let hit = tracker.store().with_cached_lookup(value, |l| {
+            l.auth().map(|a| auth_ref_tuple(py, &a)).transpose()
+        });
+        if let Some(hit) = hit {
+            return Ok(hit.transpose()?.flatten());
         }
         let auth = self.handle.call(py, tracker, |t| t.get_auth(value))?;
         auth.map(|a| auth_tuple(py, &a)).transpose()
@@ -243,7 +242,7 @@ impl Store {
     /// Whether a live cookie has `value`.
     fn exists(&self, py: Python<'_>, value: &str) -> PyResult<bool> {
         let tracker = self.handle.tracker(py)?;
-        if let Some(hit) = tracker.store().lookup_cached(value) {
+        if let Some(hit) = tracker.store().with_cached_lookup(value, |_| ()) {
             return Ok(hit.is_some());
         }
         self.handle.call(py, tracker, |t| t.exists(value))
@@ -258,12 +257,12 @@ impl Store {
         value: &str,
     ) -> PyResult<(bool, Option<Bound<'py, PyTuple>>)> {
         let tracker = self.handle.tracker(py)?;
-        if let Some(hit) = tracker.store().lookup_cached(value) {
-            return Ok(match hit.as_deref() {
-                Some(l) => (
-                    true,
-                    l.auth.as_ref().map(|a| auth_tuple(py, a)).transpose()?,
-                ),
+        let hit = tracker.store().with_cached_lookup(value, |l| {
+            l.auth().map(|a| auth_ref_tuple(py, &a)).transpose()
+        });
+        if let Some(hit) = hit {
+            return Ok(match hit {
+                Some(auth) => (true, auth?),
                 None => (false, None),
             });
         }
