@@ -237,12 +237,15 @@ impl<'a, 'py> CborReader<'a, 'py> {
         }
     }
 
-    fn text(&mut self, initial: u8) -> Option<&'a str> {
+    /// A text string as a Python str, `initial` being its initial byte, at the position
+    /// (which it passes). Python checks the UTF-8 as it decodes; `None` when it is not.
+    fn text(&mut self, initial: u8) -> Option<Bound<'py, PyString>> {
         if initial >> 5 != 3 {
             return None;
         }
+        self.take(1)?;
         let len = usize::try_from(self.argument(initial & 0x1f)?).ok()?;
-        std::str::from_utf8(self.take(len)?).ok()
+        PyString::from_bytes(self.py, self.take(len)?).ok()
     }
 
     fn item(&mut self, depth: usize) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -273,7 +276,7 @@ impl<'a, 'py> CborReader<'a, 'py> {
         }
         if major == 3 {
             self.pos -= 1;
-            return Ok(self.text(initial).map(|s| PyString::new(py, s).into_any()));
+            return Ok(self.text(initial).map(Bound::into_any));
         }
         let Some(n) = self.argument(info) else {
             return Ok(None);
