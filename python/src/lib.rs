@@ -1,9 +1,9 @@
 //! `cookiestore._cookiestore`: the Python binding of the cookiestore library.
 //!
-//! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`] over a
+//! One class, `Store` (`cookiestore.CookieStore` in Python): a [`Tracker`](cookiestore::Tracker) over a
 //! [`CookieStore`](cookiestore::CookieStore), opened from a path and options or from a
-//! Crossbar.io `cookie` section. Beside it, the library's [`Connections`] registry
-//! (`cookiestore.Connections`, over connection ids) and its [`Watcher`] (`Store.watch`,
+//! Crossbar.io `cookie` section. Beside it, the library's [`Connections`](cookiestore::Connections) registry
+//! (`cookiestore.Connections`, over connection ids) and its [`Watcher`](cookiestore::Watcher) (`Store.watch`,
 //! reporting to a Python callback from its own thread), which the Crossbar plug-in uses to
 //! read the revocation feed off the reactor thread.
 //! Every call that touches LMDB runs with the GIL released (`Python::detach`), so threads of
@@ -28,10 +28,10 @@
 //! reopens too. A refused call did nothing, so running it again is safe. A `RevocationFeed`
 //! goes on from its position on the child's store.
 //!
-//! Modules: [`store`] (the `CookieStore` class), [`handle`] (the fork-aware handle and
-//! reopen), [`feed`] (`RevocationFeed`), [`watch`] (`Connections`, `Watch`), [`section`]
-//! (Crossbar `cookie` sections, locations), [`convert`] (Python <-> JSON, the `getAuth`
-//! tuple), [`errors`] (exception classes), [`types`] (value classes).
+//! Modules: `store` (the `CookieStore` class), `handle` (the fork-aware handle and
+//! reopen), `feed` (`RevocationFeed`), `watch` (`Connections`, `Watch`), `section`
+//! (Crossbar `cookie` sections, locations), `convert` (Python <-> JSON, the `getAuth`
+//! tuple), `errors` (exception classes), `types` (value classes).
 //!
 //! The binding's own locks are taken only while the GIL is held and never across a release
 //! of it, so none is held when `os.fork()` (which holds the GIL) forks.

@@ -21,7 +21,7 @@ pub const DEFAULT_CACHE_BYTES: u64 = 48 * 1024 * 1024;
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
 /// The options only an LMDB store reads ([`StoreOptions::lmdb`](crate::StoreOptions::lmdb));
-/// set them with [`StoreOptions`]'s builder methods (`.maxsize(..)`, `.sync(..)`, ...). In a
+/// set them with [`StoreOptions`](crate::StoreOptions)'s builder methods (`.maxsize(..)`, `.sync(..)`, ...). In a
 /// node config they sit in the `store` object beside the others.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -48,7 +48,7 @@ pub struct LmdbOptions {
     /// [`get_auth`](crate::CookieStore::get_auth) and
     /// [`exists`](crate::CookieStore::exists) without a transaction while nothing was
     /// committed, and is never stale (see [`CacheStats`](crate::CacheStats)). 0 turns it
-    /// off. Default 48 MiB ([`DEFAULT_CACHE_BYTES`]). One cache serves every handle of a path in a process; the first
+    /// off. Default 48 MiB. One cache serves every handle of a path in a process; the first
     /// open sizes it.
     pub cache_bytes: u64,
 }

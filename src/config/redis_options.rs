@@ -47,7 +47,7 @@ pub struct RedisOptions {
     /// checks run before the first call that reaches Redis, and their refusal
     /// ([`Error::RedisSetting`], [`Error::NewerStore`]) is that call's error (and every
     /// call's for 2 s, then they run again); [`CookieStore::health`](crate::CookieStore::health)
-    /// reports it. [`StoreOptions::purge_on_startup`] is then done by that thread, and skipped when Redis
+    /// reports it. [`StoreOptions::purge_on_startup`](crate::StoreOptions::purge_on_startup) is then done by that thread, and skipped when Redis
     /// cannot be reached.
     pub connect_lazily: bool,
 }
