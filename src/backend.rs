@@ -35,6 +35,7 @@ use crate::config::location::Location;
 use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
+use crate::lmdb::entry::CachedLookup;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
@@ -45,7 +46,7 @@ pub(crate) enum Live<'a> {
     /// Its record, borrowed, with its object id.
     Record(Uuid, &'a RecordReader<'a>),
     /// This process's cached answer (LMDB with a cache), shared.
-    Cached(&'a Lookup),
+    Cached(&'a CachedLookup),
 }
 
 /// A store's backend: one implementation per folder (see the module docs).
@@ -116,7 +117,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// [`Self::lookup`] from this process's cache alone, when it can answer (see
     /// [`CookieStore::lookup_cached`](crate::CookieStore::lookup_cached)); `None` without a
     /// cache.
-    fn lookup_cached(&self, _value: &str) -> Option<Option<Arc<Lookup>>> {
+    fn cached_entry(&self, _value: &str) -> Option<Option<Arc<CachedLookup>>> {
         None
     }
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::backend::Live;
 use crate::error::{Error, Result};
+use crate::lmdb::entry::CachedLookup;
 use crate::record::cbor::cbor_to_json_field;
 use crate::record::cookie::Auth;
 use crate::record::reader::AuthFields;
@@ -22,68 +23,51 @@ use crate::store::CookieStore;
 /// The authentication of a live cookie, borrowed for the duration of one call of the
 /// closure given to [`CookieStore::with_auth`] or [`CookieStore::with_lookup`].
 ///
-/// Its strings point into this process's cache or into the record; from a record,
-/// authextra stays CBOR until [`AuthRef::authextra`] decodes it.
+/// Its strings point into this process's cache or into the record; authextra stays CBOR
+/// (as stored) until [`AuthRef::authextra`] decodes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthRef<'t> {
     oid: Uuid,
-    fields: Fields<'t>,
-}
-
-/// Where an [`AuthRef`]'s fields are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fields<'t> {
-    /// In the record (authextra CBOR).
-    Record(AuthFields<'t>),
-    /// In the cache's answer (authextra JSON).
-    Cached(&'t Auth),
+    fields: AuthFields<'t>,
 }
 
 impl<'t> AuthRef<'t> {
     /// The authid.
     pub fn authid(&self) -> &'t str {
-        match self.fields {
-            Fields::Record(f) => f.authid,
-            Fields::Cached(a) => &a.authid,
-        }
+        self.fields.authid
     }
 
     /// The role.
     pub fn authrole(&self) -> Option<&'t str> {
-        match self.fields {
-            Fields::Record(f) => f.authrole,
-            Fields::Cached(a) => a.authrole.as_deref(),
-        }
+        self.fields.authrole
     }
 
     /// The method.
     pub fn authmethod(&self) -> Option<&'t str> {
-        match self.fields {
-            Fields::Record(f) => f.authmethod,
-            Fields::Cached(a) => a.authmethod.as_deref(),
-        }
+        self.fields.authmethod
     }
 
     /// The realm.
     pub fn authrealm(&self) -> Option<&'t str> {
-        match self.fields {
-            Fields::Record(f) => f.authrealm,
-            Fields::Cached(a) => a.authrealm.as_deref(),
-        }
+        self.fields.authrealm
     }
 
-    /// authextra as JSON (`{}` when none): decoded from the record's CBOR, or copied from
-    /// the cache. [`Error::CorruptRecord`] when its CBOR does not decode.
+    /// authextra as JSON (`{}` when none), decoded from its CBOR.
+    /// [`Error::CorruptRecord`] when its CBOR does not decode.
     pub fn authextra(&self) -> Result<Value> {
-        match self.fields {
-            Fields::Record(f) => cbor_to_json_field("authextra", f.authextra).map_err(|problem| {
-                Error::CorruptRecord {
-                    oid: self.oid,
-                    problem,
-                }
-            }),
-            Fields::Cached(a) => Ok(a.authextra.clone()),
-        }
+        cbor_to_json_field("authextra", self.fields.authextra).map_err(|problem| {
+            Error::CorruptRecord {
+                oid: self.oid,
+                problem,
+            }
+        })
+    }
+
+    /// authextra's CBOR as stored (empty when none): what [`Self::authextra`] decodes, for a
+    /// caller that builds its own objects from it (the Python binding). Every store the cache
+    /// holds decoded once; from a record it is checked only when decoded.
+    pub fn authextra_cbor(&self) -> &'t [u8] {
+        self.fields.authextra
     }
 
     /// The object id of the cookie's record.
@@ -93,16 +77,14 @@ impl<'t> AuthRef<'t> {
 
     /// The owned [`Auth`], as [`CookieStore::get_auth`] returns it.
     pub fn to_auth(&self) -> Result<Auth> {
-        match self.fields {
-            Fields::Cached(a) => Ok(a.clone()),
-            Fields::Record(f) => Ok(Auth {
-                authid: f.authid.to_string(),
-                authrole: f.authrole.map(str::to_string),
-                authmethod: f.authmethod.map(str::to_string),
-                authrealm: f.authrealm.map(str::to_string),
-                authextra: self.authextra()?,
-            }),
-        }
+        let f = self.fields;
+        Ok(Auth {
+            authid: f.authid.to_string(),
+            authrole: f.authrole.map(str::to_string),
+            authmethod: f.authmethod.map(str::to_string),
+            authrealm: f.authrealm.map(str::to_string),
+            authextra: self.authextra()?,
+        })
     }
 }
 
@@ -117,6 +99,15 @@ pub struct LookupRef<'t> {
 }
 
 impl<'t> LookupRef<'t> {
+    fn cached(l: &'t CachedLookup) -> LookupRef<'t> {
+        LookupRef {
+            oid: l.oid,
+            expires_at: l.expires_at,
+            max_age: l.max_age,
+            auth: l.auth_fields().map(|fields| AuthRef { oid: l.oid, fields }),
+        }
+    }
+
     /// Its object id.
     pub fn oid(&self) -> Uuid {
         self.oid
@@ -163,6 +154,32 @@ impl CookieStore {
         Ok(self.with_lookup(value, |l| l.auth().map(f))?.flatten())
     }
 
+    /// [`Self::with_lookup`] answered from this process's cache alone, as
+    /// [`Self::lookup_cached`] answers: `Some(Some(f(lookup)))` when the cache is current and
+    /// holds the live cookie, `Some(None)` (and `f` not called) when the cached cookie has
+    /// expired, `None` when only a read can answer (call [`Self::with_lookup`]), and always
+    /// on a store without a cache. Opens no transaction: for bindings that release their own
+    /// lock (Python's GIL) only when the store must be read.
+    ///
+    /// ```
+    /// use cookiestore::{CookieStore, StoreOptions};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = CookieStore::open(dir.path(), StoreOptions::default())?;
+    /// let c = store.create("cbtid", 24, 3600)?;
+    /// assert_eq!(store.with_cached_lookup(&c.value, |l| l.max_age()), None); // not cached yet
+    /// assert!(store.exists(&c.value)?); // a read, which caches it
+    /// assert_eq!(store.with_cached_lookup(&c.value, |l| l.max_age()), Some(Some(3600)));
+    /// # Ok::<(), cookiestore::Error>(())
+    /// ```
+    pub fn with_cached_lookup<T>(
+        &self,
+        value: &str,
+        f: impl FnOnce(LookupRef<'_>) -> T,
+    ) -> Option<Option<T>> {
+        let entry = self.seam().cached_entry(value)?;
+        Some(entry.map(|l| f(LookupRef::cached(&l))))
+    }
+
     /// Runs `f` on the live cookie with `value` (expiry, lifetime, borrowed authentication):
     /// what [`CookieStore::lookup`] answers, without copying or decoding. `Ok(None)` (and
     /// `f` not called) when there is no live cookie with `value`. The same rules as
@@ -186,15 +203,7 @@ impl CookieStore {
         let mut out = None;
         self.seam().with_live(value, &mut |live| {
             let lookup = match live {
-                Live::Cached(l) => LookupRef {
-                    oid: l.oid,
-                    expires_at: l.expires_at,
-                    max_age: l.max_age,
-                    auth: l.auth.as_ref().map(|a| AuthRef {
-                        oid: l.oid,
-                        fields: Fields::Cached(a),
-                    }),
-                },
+                Live::Cached(l) => LookupRef::cached(l),
                 Live::Record(oid, record) => {
                     let corrupt = |problem| Error::CorruptRecord { oid, problem };
                     LookupRef {
@@ -204,10 +213,7 @@ impl CookieStore {
                         auth: record
                             .auth_fields()
                             .map_err(corrupt)?
-                            .map(|fields| AuthRef {
-                                oid,
-                                fields: Fields::Record(fields),
-                            }),
+                            .map(|fields| AuthRef { oid, fields }),
                     }
                 }
             };

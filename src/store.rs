@@ -251,14 +251,19 @@ impl CookieStore {
         self.backend.lookup(value)
     }
 
-    /// [`Self::lookup`] answered from this process's cache alone, shared, not copied:
-    /// `Some(answer)` when the cache is current (nothing was committed since it caught up)
-    /// and holds `value` (`Some(None)`: that cookie has expired); `None` when only a read can
-    /// answer (call [`Self::lookup`]), and always on a store without a cache (Redis, or
-    /// `cache_bytes` 0). Opens no transaction and never waits on another thread's I/O: for
-    /// bindings that release their own lock (Python's GIL) only when the store must be read.
+    /// [`Self::lookup`] answered from this process's cache alone (decoded from the cached
+    /// entry; [`Self::with_cached_lookup`] borrows it instead): `Some(answer)` when the cache
+    /// is current (nothing was committed since it caught up) and holds `value` (`Some(None)`:
+    /// that cookie has expired); `None` when only a read can answer (call [`Self::lookup`]),
+    /// and always on a store without a cache (Redis, or `cache_bytes` 0). Opens no
+    /// transaction and never waits on another thread's I/O: for bindings that release their
+    /// own lock (Python's GIL) only when the store must be read.
     pub fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
-        self.backend.lookup_cached(value)
+        Some(match self.backend.cached_entry(value)? {
+            // An entry that does not decode: the read reports what is wrong.
+            Some(entry) => Some(Arc::new(entry.to_lookup().ok()?)),
+            None => None,
+        })
     }
 
     /// Live cookies.

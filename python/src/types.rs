@@ -8,7 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyString, PyTuple};
 use serde_json::Value;
 
-use crate::{CookieStoreError, from_json};
+use crate::convert::from_json;
+use crate::errors::CookieStoreError;
 
 /// Python's repr of an optional int.
 fn opt_repr(v: Option<u64>) -> String {

@@ -50,6 +50,37 @@ def test_authenticate_get_auth_roundtrip(store):
     assert store.authenticate("no-such-value", "bob") == "no-such-cookie"
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"": ""},
+        {"f": [0.5, -0.0, 1.5, 65504.0, 1e-7, 3.4e38, 1.5e300, -2.5e-310, 0.1]},
+        {"i": [0, 23, 24, 255, 256, 65535, 65536, 2**32, 2**63 - 1, 2**63, 2**64 - 1]},
+        {"n": [-1, -24, -25, -256, -257, -(2**32), -(2**63)]},
+        {"s": ["", "é", "日本", "x" * 300], "ü-key": {"": [[], {}, [None, False, True]]}},
+        {"deep": [[[[[[[[[[{"x": 1}]]]]]]]]]]},
+    ],
+)
+def test_authextra_from_the_cache_equals_a_read(tmp_path, extra):
+    # A hit builds authextra straight from the cached CBOR, a read (cache off) through JSON:
+    # both give what was stored, each call a fresh dict.
+    path = str(tmp_path / "store")
+    cached = CookieStore(path, max_age=3600)
+    uncached = CookieStore(path, max_age=3600, cache_bytes=0)
+    value = cached.track().value
+    assert cached.authenticate(value, "alice", "user", None, "realm1", extra) == "written"
+    assert cached.exists(value)  # a read, which caches it
+    hits = cached.cache_stats()["hits"]
+    got = cached.get_auth(value)
+    assert cached.cache_stats()["hits"] == hits + 1, "not answered from the cache"
+    assert got == uncached.get_auth(value) == ("alice", "user", None, "realm1", extra)
+    assert repr(got[4]) == repr(extra)  # ints stay ints, floats floats, -0.0 its sign
+    assert cached.lookup(value) == (True, got)
+    got[4]["mutated"] = True
+    assert cached.get_auth(value)[4] == extra, "a caller's change reached the cache"
+
+
 def test_authextra_tuple_becomes_list(store):
     value = store.track().value
     store.authenticate(value, "alice", authextra={"t": (1, 2)})
@@ -243,7 +274,7 @@ def test_cache_answers_hits_and_sees_other_processes_at_once(tmp_path):
         assert store.get_auth(value)[0] == "alice" and store.exists(value)
     stats = store.cache_stats()
     assert stats["hits"] >= 15 and stats["entries"] == 1 and 0 < stats["hit_rate"] < 1
-    assert 0 < stats["bytes"] <= stats["capacity_bytes"] == 10 << 20
+    assert 0 < stats["bytes"] <= stats["capacity_bytes"] == 48 << 20
 
     def other_process(code):
         subprocess.run(

@@ -27,12 +27,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
-
 use crate::error::Result;
 use crate::feed::kind::RevocationKind;
 use crate::feed::revocation::Revocations;
-use crate::record::cookie::Lookup;
+use crate::lmdb::entry::CachedLookup;
 
 /// What the cache reads from one snapshot of the store (`lookup.rs` implements it for
 /// [`Snapshot`](crate::Snapshot)).
@@ -90,16 +88,15 @@ impl CacheStats {
 
 /// An entry larger than this share of the budget is not cached.
 const LARGEST_SHARE: usize = 8;
-/// Estimated bytes of an entry besides its strings and authextra: the `Arc<Lookup>` chunk
-/// (~210), its slot (40, ~60 with a growing vector's slack) and index bucket (24, ~48 with
-/// the table's slack and control bytes), rounded up.
-const ENTRY_OVERHEAD: usize = 336;
+/// Estimated bytes of an entry besides its heap chunks: its slot (40, ~60 with a growing
+/// vector's slack) and index bucket (24, ~48 with the table's slack and control bytes).
+const SLOT_OVERHEAD: usize = 108;
 /// Fewest slots of the table of recent misses (it has as many as there are entries).
 const DOORKEEPER_MIN: usize = 4096;
 
 struct Slot {
     value: Box<str>,
-    lookup: Arc<Lookup>,
+    lookup: Arc<CachedLookup>,
     size: usize,
     referenced: bool,
 }
@@ -167,7 +164,12 @@ impl Cache {
     /// The answer for `value` from the cache when nothing was committed since it caught up
     /// (`last_txn` is the environment's last transaction id); `None` when the store must be
     /// read. `Some(None)`: the cached cookie has expired at `now`.
-    pub(crate) fn hit(&self, value: &str, last_txn: u64, now: u64) -> Option<Option<Arc<Lookup>>> {
+    pub(crate) fn hit(
+        &self,
+        value: &str,
+        last_txn: u64,
+        now: u64,
+    ) -> Option<Option<Arc<CachedLookup>>> {
         let mut state = self.lock();
         if state.txn != Some(last_txn) {
             return None;
@@ -188,8 +190,8 @@ impl Cache {
         &self,
         snap: &V,
         value: &str,
-        read: impl FnOnce(&V) -> Result<Option<Lookup>>,
-    ) -> Result<Option<Arc<Lookup>>> {
+        read: impl FnOnce(&V) -> Result<Option<CachedLookup>>,
+    ) -> Result<Option<Arc<CachedLookup>>> {
         let mut state = self.lock();
         let txn = snap.txn_id();
         if state.txn.is_some_and(|current| txn < current) {
@@ -321,7 +323,7 @@ impl State {
         }
     }
 
-    fn insert(&mut self, capacity: usize, value: &str, lookup: Arc<Lookup>) {
+    fn insert(&mut self, capacity: usize, value: &str, lookup: Arc<CachedLookup>) {
         let size = entry_size(value, &lookup);
         if size > capacity / LARGEST_SHARE {
             return;
@@ -360,21 +362,15 @@ impl State {
     }
 }
 
-/// What an entry costs in memory, estimated as the allocator sees it: the shared `Lookup`,
-/// its slot and index bucket (with the slack of growth), the value twice (slot and index
-/// key), the auth strings and authextra's JSON tree (each string a heap chunk, each object a
-/// B-tree node of 11 entries). `benches/store.rs` (`memory/1M/ours_cached`) compares the
-/// budget with the process's real private memory.
-fn entry_size(value: &str, lookup: &Lookup) -> usize {
-    let auth = lookup.auth.as_ref().map_or(0, |a| {
-        chunk(a.authid.len())
-            + [&a.authrole, &a.authmethod, &a.authrealm]
-                .iter()
-                .map(|s| s.as_ref().map_or(0, |s| chunk(s.len())))
-                .sum::<usize>()
-            + json_heap(&a.authextra)
-    });
-    ENTRY_OVERHEAD + 2 * chunk(value.len()) + auth
+/// What an entry costs in memory, estimated as the allocator sees it: its slot and index
+/// bucket (with the slack of growth), the value twice (slot and index key), the shared entry
+/// and its one buffer (auth strings and authextra's CBOR). `benches/store.rs`
+/// (`memory/1M/ours_cached`) and `python/bench/bench_stores.py` compare the budget with the
+/// process's real private memory.
+fn entry_size(value: &str, lookup: &CachedLookup) -> usize {
+    // The `Arc`'s chunk: two counts and the entry.
+    const SHARED: usize = 16 + std::mem::size_of::<CachedLookup>();
+    SLOT_OVERHEAD + chunk(SHARED) + chunk(lookup.buf_len()) + 2 * chunk(value.len())
 }
 
 /// Bytes of a heap allocation of `len` bytes: a 16-byte-aligned chunk with an 8-byte header,
@@ -387,40 +383,21 @@ fn chunk(len: usize) -> usize {
     }
 }
 
-/// Heap bytes of a JSON value beyond its own 32-byte `Value`.
-fn json_heap(v: &Value) -> usize {
-    const VALUE: usize = 32;
-    /// A B-tree node of `String` → `Value` (11 slots) and its allocation.
-    const OBJECT_NODE: usize = 640;
-    match v {
-        Value::String(s) => chunk(s.len()),
-        Value::Array(items) => {
-            chunk(items.capacity() * VALUE) + items.iter().map(json_heap).sum::<usize>()
-        }
-        Value::Object(map) => {
-            map.len().div_ceil(11).max(1) * OBJECT_NODE
-                + map
-                    .iter()
-                    .map(|(k, v)| chunk(k.len()) + json_heap(v))
-                    .sum::<usize>()
-        }
-        _ => 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::cookie::Auth;
+    use crate::record::reader::AuthFields;
     use uuid::Uuid;
 
-    fn lookup(expires_at: u64) -> Arc<Lookup> {
-        Arc::new(Lookup {
-            oid: Uuid::new_v4(),
-            expires_at,
-            max_age: 60,
-            auth: Some(Auth::new("alice", "user", "ticket", "realm1")),
-        })
+    fn lookup(expires_at: u64) -> Arc<CachedLookup> {
+        let alice = AuthFields {
+            authid: "alice",
+            authrole: Some("user"),
+            authmethod: Some("ticket"),
+            authrealm: Some("realm1"),
+            authextra: &[],
+        };
+        Arc::new(CachedLookup::new(Uuid::new_v4(), expires_at, 60, Some(&alice)).unwrap())
     }
 
     #[test]

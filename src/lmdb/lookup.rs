@@ -8,8 +8,8 @@ use crate::feed::revocation::Revocations;
 use crate::lmdb::LmdbStore;
 use crate::lmdb::cache::CacheView;
 use crate::lmdb::closure::in_closure;
+use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::snapshot::Snapshot;
-use crate::record::cookie::Lookup;
 
 impl CacheView for Snapshot<'_> {
     fn txn_id(&self) -> u64 {
@@ -40,25 +40,25 @@ impl LmdbStore {
     pub(crate) fn lookup_with<T>(
         &self,
         value: &str,
-        answer: impl FnOnce(Arc<Lookup>) -> T,
+        answer: impl FnOnce(&CachedLookup) -> T,
     ) -> Result<Option<T>> {
         let Some(cache) = self.shared.cache() else {
-            return Ok(self.read(|s| s.lookup(value))?.map(|l| answer(Arc::new(l))));
+            return Ok(self.read(|s| s.lookup_entry(value))?.map(|l| answer(&l)));
         };
         if in_closure() {
             return Err(Error::NestedTransaction);
         }
         let found = match self.lookup_cached(value) {
             Some(hit) => hit,
-            None => self.read(|s| cache.read_through(s, value, |s| s.lookup(value)))?,
+            None => self.read(|s| cache.read_through(s, value, |s| s.lookup_entry(value)))?,
         };
-        Ok(found.map(answer))
+        Ok(found.map(|l| answer(&l)))
     }
 
     /// A lookup answered from this process's cache alone (see
     /// [`CookieStore::lookup_cached`](crate::CookieStore::lookup_cached)).
     #[inline]
-    pub(crate) fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
+    pub(crate) fn lookup_cached(&self, value: &str) -> Option<Option<Arc<CachedLookup>>> {
         let shared = &*self.shared;
         let cache = shared.cache()?;
         if in_closure() {
@@ -101,7 +101,7 @@ mod tests {
                     opened.wait(); // this snapshot is open
                     committed.wait(); // the logout is committed and seen by the cache
                     let cache = snap.shared.cache().unwrap();
-                    cache.read_through(snap, &value, |s| s.lookup(&value))
+                    cache.read_through(snap, &value, |s| s.lookup_entry(&value))
                 })
                 .unwrap()
             })
@@ -112,7 +112,7 @@ mod tests {
         committed.wait();
         let answer = older.join().unwrap();
         assert_eq!(
-            answer.and_then(|l| l.auth.clone()),
+            answer.and_then(|l| l.to_auth().unwrap()),
             Some(alice),
             "the older snapshot still sees the cookie"
         );

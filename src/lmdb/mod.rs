@@ -23,6 +23,7 @@ pub(crate) mod closure;
 pub(crate) mod codecs;
 pub(crate) mod copy;
 pub(crate) mod durability;
+pub(crate) mod entry;
 pub(crate) mod env;
 pub(crate) mod feed;
 pub(crate) mod files;

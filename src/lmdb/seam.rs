@@ -18,6 +18,7 @@ use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
+use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::marks;
 use crate::lmdb::pacing::Pacer;
 use crate::lmdb::snapshot::Snapshot;
@@ -52,7 +53,7 @@ impl Backend for LmdbStore {
     }
 
     fn exists(&self, value: &str) -> Result<bool> {
-        Ok(self.lookup_with(value, drop)?.is_some())
+        Ok(self.lookup_with(value, |_| ())?.is_some())
     }
 
     fn get(&self, value: &str) -> Result<Option<Cookie>> {
@@ -67,7 +68,7 @@ impl Backend for LmdbStore {
         if self.shared.cache().is_some() {
             // The cache answers, or reads through and keeps the answer for the next call.
             return self
-                .lookup_with(value, |l| f(Live::Cached(&l)))?
+                .lookup_with(value, |l| f(Live::Cached(l)))?
                 .unwrap_or(Ok(()));
         }
         self.snapshot(|s| match s.live_record(value)? {
@@ -77,19 +78,21 @@ impl Backend for LmdbStore {
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
-        self.lookup_with(value, Arc::unwrap_or_clone)
+        self.lookup_with(value, CachedLookup::to_lookup)?
+            .transpose()
     }
 
     fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
         if self.shared.cache().is_none() {
             return self.read(|s| Ok(s.lookup(value)?.and_then(|l| l.auth)));
         }
-        // The only reference when the cache did not keep it: moved out, not copied.
-        let auth = |l: Arc<Lookup>| Arc::try_unwrap(l).map_or_else(|l| l.auth.clone(), |l| l.auth);
-        Ok(self.lookup_with(value, auth)?.flatten())
+        Ok(self
+            .lookup_with(value, CachedLookup::to_auth)?
+            .transpose()?
+            .flatten())
     }
 
-    fn lookup_cached(&self, value: &str) -> Option<Option<Arc<Lookup>>> {
+    fn cached_entry(&self, value: &str) -> Option<Option<Arc<CachedLookup>>> {
         LmdbStore::lookup_cached(self, value)
     }
 

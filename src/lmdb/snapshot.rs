@@ -4,6 +4,7 @@ use heed::RoTxn;
 use uuid::Uuid;
 
 use crate::error::{Error, LmdbResult, Result};
+use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::env::Shared;
 use crate::lmdb::keys::{RecordKey, split_slot};
 use crate::lmdb::layout::{Catalog, Slots};
@@ -82,6 +83,14 @@ impl<'t> Snapshot<'t> {
             touch_lines(bytes);
             (oid, bytes)
         }))
+    }
+
+    /// What the cache keeps of the live cookie with `value` (see [`Self::lookup`]).
+    pub(crate) fn lookup_entry(&self, value: &str) -> Result<Option<CachedLookup>> {
+        let Some((oid, record)) = self.live_record(value)? else {
+            return Ok(None);
+        };
+        CachedLookup::from_record(oid, &record).map(Some)
     }
 
     /// When the first entry of the expiry index expires, if there is one.
