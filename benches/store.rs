@@ -121,6 +121,21 @@ impl Run {
         g
     }
 
+    /// Prints the interleaved comparison `id` (ours as `labels.0`, raw heed as `labels.1`)
+    /// and keeps it under `key` for the summary.
+    fn interleaved_row(&mut self, id: &str, key: String, labels: (&str, &str), ns: (f64, f64)) {
+        let (ours_ns, raw_ns) = ns;
+        println!(
+            "{id}: {} {} {} {} ratio {:.2}x",
+            labels.0,
+            fmt_ns(ours_ns),
+            labels.1,
+            fmt_ns(raw_ns),
+            ours_ns / raw_ns
+        );
+        self.interleaved.push((key, ours_ns, raw_ns));
+    }
+
     fn register(&mut self, group: &str, function: &str, per_iter: u64) {
         self.ids
             .push((group.to_string(), function.to_string(), per_iter));
@@ -292,13 +307,7 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
         let total = if run.quick { 2 } else { 6 };
         let (ours_ns, raw_ns) =
             get_auth_vs_raw(&mut keys, &store, &raw, now, Duration::from_secs(total));
-        println!(
-            "{id}: ours {} raw_heed {} ratio {:.2}x",
-            fmt_ns(ours_ns),
-            fmt_ns(raw_ns),
-            ours_ns / raw_ns
-        );
-        run.interleaved.push((lookup.clone(), ours_ns, raw_ns));
+        run.interleaved_row(&id, lookup.clone(), ("ours", "raw_heed"), (ours_ns, raw_ns));
     }
     // The borrowed lookup against the bare two gets (read txn, index get, record get).
     let id = format!("{lookup}/borrowed_vs_two_get");
@@ -314,13 +323,12 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             },
             Duration::from_secs(total),
         );
-        println!(
-            "{id}: ours_borrowed {} raw_heed_two_get {} ratio {:.2}x",
-            fmt_ns(ours_ns),
-            fmt_ns(raw_ns),
-            ours_ns / raw_ns
+        run.interleaved_row(
+            &id,
+            id.clone(),
+            ("ours_borrowed", "raw_heed_two_get"),
+            (ours_ns, raw_ns),
         );
-        run.interleaved.push((id, ours_ns, raw_ns));
         // The same borrowed lookup against raw heed reading the same fields without any check
         // (FlatBuffers' unchecked accessors): the floor of reading a record at all.
         let id = format!("{lookup}/borrowed_vs_noverify");
@@ -334,13 +342,12 @@ fn read_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             },
             Duration::from_secs(total),
         );
-        println!(
-            "{id}: ours_borrowed {} raw_heed_noverify {} ratio {:.2}x",
-            fmt_ns(ours_ns),
-            fmt_ns(raw_ns),
-            ours_ns / raw_ns
+        run.interleaved_row(
+            &id,
+            id.clone(),
+            ("ours_borrowed", "raw_heed_noverify"),
+            (ours_ns, raw_ns),
         );
-        run.interleaved.push((id, ours_ns, raw_ns));
     }
 
     // The tracker with a known cookie: header parsing, the lookup, the Set-Cookie value.
@@ -586,13 +593,7 @@ fn track_vs_raw(
         },
         Duration::from_secs(total),
     );
-    println!(
-        "{id}: {label} {} raw_heed {} ratio {:.2}x",
-        fmt_ns(ours_ns),
-        fmt_ns(raw_ns),
-        ours_ns / raw_ns
-    );
-    run.interleaved.push((id, ours_ns, raw_ns));
+    run.interleaved_row(&id, id.clone(), (label, "raw_heed"), (ours_ns, raw_ns));
 }
 
 /// What the borrowed lookup reads: the four auth strings, borrowed (authextra not decoded).
@@ -1032,13 +1033,7 @@ fn durability_benches(c: &mut Criterion, run: &mut Run, fx: &Fixture) {
             }
             raw_flags(&raw, d, false);
             txn.commit().expect("commit");
-            println!(
-                "{id}: ours {} raw_heed {} ratio {:.2}x",
-                fmt_ns(ours_ns),
-                fmt_ns(raw_ns),
-                ours_ns / raw_ns
-            );
-            run.interleaved.push((id, ours_ns, raw_ns));
+            run.interleaved_row(&id, id.clone(), ("ours", "raw_heed"), (ours_ns, raw_ns));
         }
         drop(store);
     }

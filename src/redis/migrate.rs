@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::ops::Item;
+use super::ops::{Item, same_oid_or_none};
 use super::scripts::BULK;
 use super::store::RedisStore;
 use super::{RedisBackend, SCAN_BATCH, pxat_ms};
@@ -298,16 +298,7 @@ impl MaintenanceTxn for Batch<'_> {
         cookie.check_storable()?;
         let bytes = cookie.encode()?;
         let old = self.record(&cookie.value)?.unwrap_or_default();
-        if !old.is_empty()
-            && let Ok(view) = CookieView::new(&old)
-            && let Some(existing) = view.oid()
-            && existing != cookie.oid
-        {
-            return Err(Error::DuplicateValue {
-                value: cookie.value.clone(),
-                existing,
-            });
-        }
+        same_oid_or_none(cookie, &old)?;
         let redis = self.redis();
         self.ops.push(Op::Put {
             key: redis.cookie_key(&cookie.value),

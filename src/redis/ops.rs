@@ -356,16 +356,7 @@ impl RedisBackend {
             let bytes = cookie.encode()?;
             for _ in 0..CAS_ATTEMPTS {
                 let old = self.record(&cookie.value)?.unwrap_or_default();
-                if !old.is_empty()
-                    && let Ok(view) = CookieView::new(&old)
-                    && let Some(existing) = view.oid()
-                    && existing != cookie.oid
-                {
-                    return Err(Error::DuplicateValue {
-                        value: cookie.value.clone(),
-                        existing,
-                    });
-                }
+                same_oid_or_none(cookie, &old)?;
                 if self.put_cas(cookie, &bytes, &old, false)? == 1 {
                     return Ok(());
                 }
@@ -552,4 +543,21 @@ impl RedisBackend {
         }
         Ok(n)
     }
+}
+
+/// `Ok` when `old` (the record now under `cookie`'s value; empty: none) is absent, undecodable
+/// or `cookie`'s own record; else [`Error::DuplicateValue`]: a put never replaces another
+/// cookie's record that has the same value.
+pub(super) fn same_oid_or_none(cookie: &Cookie, old: &[u8]) -> Result<()> {
+    if !old.is_empty()
+        && let Ok(view) = CookieView::new(old)
+        && let Some(existing) = view.oid()
+        && existing != cookie.oid
+    {
+        return Err(Error::DuplicateValue {
+            value: cookie.value.clone(),
+            existing,
+        });
+    }
+    Ok(())
 }
