@@ -8,6 +8,7 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use cookiestore::{Auth, CookieStore, Error, ManualClock, StoreOptions};
 use serde_json::json;
@@ -108,7 +109,7 @@ fn borrowed_answers_match_the_owned_ones() {
 #[test]
 fn with_the_cache_on_borrowed_reads_are_hits_and_never_stale() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _clock) = open(dir.path(), 64 << 20);
+    let (store, clock) = open(dir.path(), 64 << 20);
     let lmdb = store.as_lmdb().unwrap();
     let c = store.create("cbtid", 24, 3_600).unwrap();
     store
@@ -125,9 +126,10 @@ fn with_the_cache_on_borrowed_reads_are_hits_and_never_stale() {
     assert_eq!(after.misses - before.misses, 1, "{after:?}");
     assert_eq!(after.hits - before.hits, 9, "{after:?}");
 
-    // A logout through another handle: the cache catches up from the feed before it
-    // answers again.
-    let other = CookieStore::open(dir.path(), StoreOptions::default()).unwrap();
+    // A logout through another handle (on the same pinned clock: the cookies' expiry is
+    // judged by it): the cache catches up from the feed before it answers again.
+    let other_options = StoreOptions::default().clock(Arc::new(clock.clone()));
+    let other = CookieStore::open(dir.path(), other_options).unwrap();
     assert_eq!(other.logout_authid("alice").unwrap(), 1);
     assert_eq!(store.with_auth(&c.value, |_| ()).unwrap(), None);
     assert_eq!(store.with_lookup(&c.value, |_| ()).unwrap(), None);
@@ -144,9 +146,12 @@ fn with_the_cache_on_borrowed_reads_are_hits_and_never_stale() {
         Some(true)
     );
     let admin = Auth::new("alice", "admin", "wampcra", "realm1");
-    other
-        .set_auth(&d.value, &admin, &Default::default())
-        .unwrap();
+    assert_eq!(
+        other
+            .set_auth(&d.value, &admin, &Default::default())
+            .unwrap(),
+        cookiestore::AuthUpdate::Written
+    );
     assert_eq!(
         store
             .with_auth(&d.value, |a| a.authrole().map(str::to_string))
