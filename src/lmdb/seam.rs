@@ -78,6 +78,11 @@ impl Backend for LmdbStore {
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
+        if self.shared.cache().is_none() {
+            // Read straight into the answer: a cache entry made only to be decoded again
+            // would decode authextra twice.
+            return self.read(|s| s.lookup(value));
+        }
         self.lookup_with(value, CachedLookup::to_lookup)?
             .transpose()
     }
