@@ -274,6 +274,28 @@ pub enum Error {
         problem: String,
     },
 
+    /// A change (a logout, an authentication change) was made on the Redis master, but
+    /// fewer replicas than [`RedisOptions::min_replicas_acked`](crate::RedisOptions) acknowledged
+    /// it within `replica_ack_timeout_ms`. It is on the master and will reach the replicas
+    /// when they catch up, unless the master fails before that and a replica without it is
+    /// promoted (Sentinel failover): then it is lost.
+    #[error(
+        "the change is on the master of the Redis store at {location}, but only {acked} of \
+         the {wanted} replica(s) required (min_replicas_acked) acknowledged it within \
+         {timeout_ms} ms: a failover now could lose it; check that the replicas run \
+         and keep up (INFO replication on the master)"
+    )]
+    NotReplicated {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// How many replicas acknowledged the change.
+        acked: u64,
+        /// How many were required.
+        wanted: u64,
+        /// How long they were waited for (`replica_ack_timeout_ms`).
+        timeout_ms: u64,
+    },
+
     /// The Redis server is set up so that it may drop the store's keys by itself: its
     /// `maxmemory-policy` evicts keys, or cannot be read. An evicted key could undo a
     /// logout, so such a Redis is refused unless the store is opened with
