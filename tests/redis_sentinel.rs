@@ -349,6 +349,63 @@ fn a_master_demoted_under_pooled_connections_is_left_for_the_new_one() {
 }
 
 #[test]
+fn a_write_refused_as_readonly_goes_to_the_master_the_sentinels_name_now() {
+    if !need_redis() {
+        return;
+    }
+    let (master, replica) = master_and_replica();
+    let sentinels = Sentinels::start(master.port);
+    let store = CookieStore::open(sentinels.url().as_str(), StoreOptions::default()).unwrap();
+    for _ in 0..5 {
+        assert!(cycle(&store).is_some());
+    }
+    // The roles swapped by hand (REPLICAOF keeps the clients' connections, as a master
+    // demoted behind the sentinels' back would), and the sentinels told: the store's
+    // pooled connections now reach a replica, whose answer to a write is READONLY.
+    let ok: String = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut connect(replica.port))
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let ok: String = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(replica.port)
+        .query(&mut connect(master.port))
+        .unwrap();
+    assert_eq!(ok, "OK");
+    for &port in &sentinels.ports {
+        let mut con = connect(port);
+        let _: String = redis::cmd("SENTINEL")
+            .arg("REMOVE")
+            .arg(MASTER)
+            .query(&mut con)
+            .unwrap();
+        let _: String = redis::cmd("SENTINEL")
+            .arg("MONITOR")
+            .arg(MASTER)
+            .arg("127.0.0.1")
+            .arg(replica.port)
+            .arg(2)
+            .query(&mut con)
+            .unwrap();
+    }
+    assert_eq!(sentinels.master_port(), replica.port);
+    let refused = redis::cmd("SET")
+        .arg("x")
+        .arg("1")
+        .query::<()>(&mut connect(master.port))
+        .unwrap_err();
+    assert_eq!(refused.code(), Some("READONLY"), "{refused}");
+    // The first write after it: READONLY on a pooled connection, then the new master.
+    let value = cycle(&store).expect("the first cycle after the roles swapped failed");
+    assert!(!store.exists(&value).unwrap());
+    for _ in 0..5 {
+        assert!(cycle(&store).is_some());
+    }
+}
+
+#[test]
 fn min_replicas_acked_waits_for_the_replica_and_says_when_it_did_not() {
     if !need_redis() {
         return;
