@@ -406,6 +406,25 @@ fn a_write_refused_as_readonly_goes_to_the_master_the_sentinels_name_now() {
 }
 
 #[test]
+fn a_hung_sentinel_leaves_time_for_the_next() {
+    if !need_redis() {
+        return;
+    }
+    let (master, _replica) = master_and_replica();
+    let sentinels = Sentinels::start(master.port);
+    // A "sentinel" that accepts connections (the kernel's backlog) and never answers.
+    let hung = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let hung_port = hung.local_addr().unwrap().port();
+    let url = sentinels
+        .url()
+        .replacen("//", &format!("//127.0.0.1:{hung_port},"), 1);
+    let store = CookieStore::open(url.as_str(), StoreOptions::default().timeout_ms(1500))
+        .unwrap_or_else(|e| panic!("open past a hung sentinel: {e}"));
+    assert!(cycle(&store).is_some());
+    drop(hung);
+}
+
+#[test]
 fn min_replicas_acked_waits_for_the_replica_and_says_when_it_did_not() {
     if !need_redis() {
         return;

@@ -373,17 +373,23 @@ fn open(
 }
 
 /// The address of the master named `sentinels.master`, as the first sentinel that answers
-/// (in the URL's order) names it, by `deadline`. Each sentinel is asked with what is left
-/// of the deadline; one that is down (connection refused) costs next to nothing. When
+/// (in the URL's order) names it, by `deadline`. Each sentinel is given an equal share of
+/// what is left of the deadline for the sentinels not asked yet (the last, all that is
+/// left), so that a hung one does not use up the call's time; one that is down (connection
+/// refused) costs next to nothing. When
 /// none names it, an I/O error (Redis unreachable: the breaker opens, and its probe asks
 /// again) listing what each said.
 fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)> {
     let mut problems = Vec::new();
-    for (host, port) in &sentinels.nodes {
+    let count = sentinels.nodes.len();
+    for (i, (host, port)) in sentinels.nodes.iter().enumerate() {
         let Some(left) = left(deadline) else {
             problems.push("no time left for the others".to_string());
             break;
         };
+        // An equal share of what is left for each sentinel not asked yet, so that a hung
+        // one leaves time for the next.
+        let left = left / u32::try_from(count - i).unwrap_or(u32::MAX);
         let asked = Client::open((host.as_str(), *port)).and_then(|sentinel| {
             let mut con = sentinel.get_connection_with_timeout(left)?;
             con.set_read_timeout(Some(left))?;
