@@ -9,6 +9,12 @@
 //! A failure to reach Redis opens the breaker (once armed); while it is open, calls are
 //! refused at once.
 //!
+//! **Sentinel.** For a `redis+sentinel://` location every new connection (a call's, the
+//! watcher's, the probe's) asks the sentinels for the master first ([`master`]), within the
+//! same deadline. A write answered `READONLY` (the master was demoted while this connection
+//! stayed open) drops the idle connections and runs once more on a new connection, to the
+//! master the sentinels name now, if time is left: the refused command did not run.
+//!
 //! **fork().** A child made by fork() inherits the idle connections, which are the parent's
 //! sockets: a command sent on one by both processes gets the other's answer. The idle list
 //! remembers the process it belongs to ([`fork::generation`]); in another process it is
@@ -376,9 +382,8 @@ fn open(
 /// (in the URL's order) names it, by `deadline`. Each sentinel is given an equal share of
 /// what is left of the deadline for the sentinels not asked yet (the last, all that is
 /// left), so that a hung one does not use up the call's time; one that is down (connection
-/// refused) costs next to nothing. When
-/// none names it, an I/O error (Redis unreachable: the breaker opens, and its probe asks
-/// again) listing what each said.
+/// refused) costs next to nothing. When none names it, an I/O error (Redis unreachable: the
+/// breaker opens, and its probe asks again) listing what each said.
 fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)> {
     let mut problems = Vec::new();
     let count = sentinels.nodes.len();
