@@ -191,7 +191,7 @@ fn logins_resume_after_the_master_is_killed() {
     if child_role().as_deref() == Some("checker") {
         // Another process: which of the values logged out are still there?
         let url = std::env::var("SENTINEL_URL").unwrap();
-        let values = std::env::var("LOGGED_OUT").unwrap();
+        let values = std::fs::read_to_string(std::env::var("LOGGED_OUT_FILE").unwrap()).unwrap();
         let store = CookieStore::open(url.as_str(), StoreOptions::default()).unwrap();
         let alive: Vec<&str> = values
             .split(',')
@@ -282,9 +282,14 @@ fn logins_resume_after_the_master_is_killed() {
     assert_eq!(failed_after, 0, "calls failed again after the failover");
 
     // Every logout acknowledged after the failover, seen by another process.
+    // The values in a file: thousands of them are more than an environment variable may
+    // hold (128 KiB).
+    let values_dir = tempfile::tempdir().unwrap();
+    let values_file = values_dir.path().join("values");
+    std::fs::write(&values_file, after.join(",")).unwrap();
     let mut child = child_command(FAILOVER_TEST, "checker")
         .env("SENTINEL_URL", &url)
-        .env("LOGGED_OUT", after.join(","))
+        .env("LOGGED_OUT_FILE", &values_file)
         .spawn()
         .unwrap();
     let lines = ChildLines::new(&mut child);
@@ -298,9 +303,10 @@ fn logins_resume_after_the_master_is_killed() {
     );
     // And a cookie made now is there for that process too: it reads the new master.
     let kept = store.create("cbtid", 22, 3600).unwrap();
+    std::fs::write(&values_file, &kept.value).unwrap();
     let mut child = child_command(FAILOVER_TEST, "checker")
         .env("SENTINEL_URL", &url)
-        .env("LOGGED_OUT", &kept.value)
+        .env("LOGGED_OUT_FILE", &values_file)
         .spawn()
         .unwrap();
     let lines = ChildLines::new(&mut child);
