@@ -238,7 +238,8 @@ pub enum Error {
     #[error(
         "{location:?} is a URL of a kind cookiestore does not serve: give the store's \
          directory (LMDB, for example /var/crossbar/cookies; a directory whose name looks \
-         like a URL as ./name) or a Redis URL (redis://, rediss://, redis+unix://; with the \
+         like a URL as ./name) or a Redis URL (redis://, rediss://, redis+unix://, \
+         redis+sentinel://; with the \
          `redis` feature, on by default)"
     )]
     UnsupportedLocation {
@@ -271,6 +272,28 @@ pub enum Error {
         location: String,
         /// Redis's answer.
         problem: String,
+    },
+
+    /// A change (a logout, an authentication change) was made on the Redis master, but
+    /// fewer replicas than [`RedisOptions::min_replicas_acked`](crate::RedisOptions) acknowledged
+    /// it within `replica_ack_timeout_ms`. It is on the master and will reach the replicas
+    /// when they catch up, unless the master fails before that and a replica without it is
+    /// promoted (Sentinel failover): then it is lost.
+    #[error(
+        "the change is on the master of the Redis store at {location}, but only {acked} of \
+         the {wanted} replica(s) required (min_replicas_acked) acknowledged it within \
+         {timeout_ms} ms: a failover now could lose it; check that the replicas run \
+         and keep up (INFO replication on the master)"
+    )]
+    NotReplicated {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// How many replicas acknowledged the change.
+        acked: u64,
+        /// How many were required.
+        wanted: u64,
+        /// How long they were waited for (`replica_ack_timeout_ms`).
+        timeout_ms: u64,
     },
 
     /// The Redis server is set up so that it may drop the store's keys by itself: its

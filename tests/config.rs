@@ -317,6 +317,8 @@ fn sample(key: &str) -> Value {
         "key_prefix" => json!("cb1:"),
         "timeout_ms" => json!(1500),
         "revocation_stream_max" => json!(1000),
+        "min_replicas_acked" => json!(1),
+        "replica_ack_timeout_ms" => json!(300),
         "cache_bytes" => json!(0),
         "tls_ca_file" | "tls_cert_file" | "tls_key_file" | "password_file" => {
             json!("/etc/cookiestore/redis-file.pem")

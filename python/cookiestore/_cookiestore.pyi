@@ -105,6 +105,10 @@ class UnavailableError(CookieStoreError):
     """The store's server (Redis) cannot be reached or did not answer in time; the same store
     object works again once it is back."""
 
+class NotReplicatedError(CookieStoreError):
+    """The change is on the Redis master, but fewer replicas than min_replicas_acked
+    acknowledged it in time: a failover before they catch up could lose it."""
+
 class RedisError(CookieStoreError):
     """The Redis server answered the store's command with an error (out of memory, wrong key
     type, a script error, ...)."""

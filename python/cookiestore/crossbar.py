@@ -61,6 +61,7 @@ from . import (
     CookieStore,
     CookieStoreError,
     InvalidValueError,
+    NotReplicatedError,
     Revocation,
     UnavailableError,
     parse_location,
@@ -644,6 +645,10 @@ class CookieStoreCookiestore(_CrossbarCookieStore):
                     f"cookie store did not answer the logout within {self.logout_wait * 1000:.0f} ms: "
                     "it is NOT confirmed (if it is applied later, the cookie's connections are closed then)"
                 ) from None
+            except NotReplicatedError as e:
+                # Applied on the master (the feed closes the connections), not confirmed on
+                # enough replicas (min_replicas_acked): a failover could still undo it.
+                raise NotReplicatedError(f"cookie store: the logout is NOT confirmed on the replicas: {e}") from e
             except CookieStoreError as e:
                 raise type(e)(f"cookie store: the logout was NOT applied: {e}") from e
         else:

@@ -155,6 +155,13 @@ create_exception!(
 );
 create_exception!(
     cookiestore,
+    NotReplicatedError,
+    CookieStoreError,
+    "The change is on the Redis master, but fewer replicas than min_replicas_acked \
+     acknowledged it in time: a failover before they catch up could lose it."
+);
+create_exception!(
+    cookiestore,
     RedisError,
     CookieStoreError,
     "The Redis server answered the store's command with an error (out of memory, wrong \
@@ -248,6 +255,7 @@ pub(crate) fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
         RedisSettingError,
         AuthextraError,
         UnavailableError,
+        NotReplicatedError,
         RedisError,
         ValueSpaceExhaustedError,
         ReadersFullError,
@@ -287,6 +295,7 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::NewerStore { .. } => NewerStoreError::new_err(msg),
         Error::RedisSetting { .. } => RedisSettingError::new_err(msg),
         Error::Unavailable { .. } => UnavailableError::new_err(msg),
+        Error::NotReplicated { .. } => NotReplicatedError::new_err(msg),
         Error::Redis { .. } => RedisError::new_err(msg),
         Error::ValueSpaceExhausted { .. } => ValueSpaceExhaustedError::new_err(msg),
         Error::ReadersFull { .. } => ReadersFullError::new_err(msg),

@@ -82,6 +82,8 @@ SAMPLES = {
     "store.file_mode": 0o640,
     "store.revocation_retention_secs": 60,
     "store.revocation_stream_max": 1000,
+    "store.min_replicas_acked": 1,
+    "store.replica_ack_timeout_ms": 300,
     "store.cache_bytes": 0,
     "store.allow_eviction": True,
     "store.connect_lazily": True,

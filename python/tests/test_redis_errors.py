@@ -5,6 +5,7 @@ at all."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -67,3 +68,26 @@ def test_unavailable_error():
     (port,) = free_ports(1)  # nothing listens there
     e = _raises(cookiestore.UnavailableError, lambda: CookieStore.from_section(section(f"redis://127.0.0.1:{port}/0", "u:")))
     assert "unavailable" in str(e)
+
+
+def test_not_replicated_error(tmp_path, prefix):
+    """min_replicas_acked: a logout the replica did not acknowledge raises NotReplicatedError,
+    and is on the master."""
+    (tmp_path / "m").mkdir()
+    (tmp_path / "r").mkdir()
+    with running(tmp_path / "m") as master, running(tmp_path / "r") as replica:
+        assert replica.command("REPLICAOF", "127.0.0.1", str(master.port)).startswith(b"+OK")
+        deadline = time.monotonic() + 30
+        while b"master_link_status:up" not in replica.command("INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not sync"
+            time.sleep(0.05)
+        config = section(master.url(), prefix)
+        config["store"].update(min_replicas_acked=1, replica_ack_timeout_ms=200)
+        store = CookieStore.from_section(config)
+        value = store.create()[0]
+        assert store.logout(value) is True  # acknowledged by the replica
+        replica.stop()
+        value = store.create()[0]
+        e = _raises(cookiestore.NotReplicatedError, lambda: store.logout(value))
+        assert "is on the master" in str(e) and "only 0 of the 1 replica" in str(e)
+        assert not store.exists(value)  # the logout is on the master

@@ -2,7 +2,9 @@
 //! the configuration, the `cookiestore` tool and the Python package.
 //!
 //! - Text that starts with `scheme://` (a letter, then letters, digits, `+`, `-` or `.`) is a
-//!   URL, never a path: `redis://`, `rediss://`, `redis+unix://` and `unix://` name a store on
+//!   URL, never a path: `redis://`, `rediss://`, `redis+unix://`, `unix://` and
+//!   `redis+sentinel://` (a master found through Redis Sentinel:
+//!   `redis+sentinel://[user:pass@]host1:port1,host2:port2/MASTERNAME[/db]`) name a store on
 //!   Redis ([`Location::Redis`]); any other scheme is [`Error::UnsupportedLocation`]. A
 //!   directory whose name looks like a URL is written with a leading `./`.
 //! - Anything else is a store directory ([`Location::Lmdb`]).
@@ -23,7 +25,14 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// The URL schemes of a store on Redis.
-const REDIS_SCHEMES: [&str; 4] = ["redis", "rediss", "redis+unix", "unix"];
+const REDIS_SCHEMES: [&str; 5] = ["redis", "rediss", "redis+unix", "unix", "redis+sentinel"];
+
+/// The scheme of a master found through Redis Sentinel:
+/// `redis+sentinel://[user:pass@]host1:port1,host2:port2/MASTERNAME[/db][?...]`.
+const SENTINEL_SCHEME: &str = "redis+sentinel";
+
+/// The port of a sentinel written without one.
+const SENTINEL_PORT: u16 = 26379;
 
 /// Of those, the schemes of a Unix socket (the password goes in `?pass=`).
 const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
@@ -101,7 +110,7 @@ pub enum Location {
 
 impl Location {
     /// Tells what `location` names: a Redis store (`redis://`, `rediss://`,
-    /// `redis+unix://`, `unix://`), or a store directory. Any other `scheme://` is
+    /// `redis+unix://`, `unix://`, `redis+sentinel://`), or a store directory. Any other `scheme://` is
     /// [`Error::UnsupportedLocation`]; a Redis URL that is malformed, or whose query options
     /// (`prefix`, `timeout_ms`, `allow_eviction`, `tls_ca_file`, `tls_cert_file`,
     /// `tls_key_file`, `password_file`, `password_env`) are bad, is
@@ -225,6 +234,20 @@ pub struct RedisLocation {
     files: Vec<(String, String)>,
     /// The ACL user, once the client is made (`redis/client.rs`), for messages.
     user: Option<String>,
+    /// `redis+sentinel://`: the sentinels and the master's name. `url` is then the master's
+    /// URL with the first sentinel's address in place of the master's, which is asked of
+    /// the sentinels at each new connection (`redis/pool.rs`).
+    sentinel: Option<Sentinels>,
+}
+
+/// The sentinels of a `redis+sentinel://` location and the name of the master they watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sentinels {
+    /// Each sentinel's host (an IPv6 address without its brackets) and port, in the URL's
+    /// order: the one asked first.
+    pub(crate) nodes: Vec<(String, u16)>,
+    /// The master's name (`sentinel monitor NAME ...` in sentinel.conf).
+    pub(crate) master: String,
 }
 
 impl fmt::Display for RedisLocation {
@@ -242,6 +265,7 @@ impl fmt::Debug for RedisLocation {
             .field("timeout", &self.timeout)
             .field("allow_eviction", &self.allow_eviction)
             .field("files", &self.files)
+            .field("sentinel", &self.sentinel)
             .finish()
     }
 }
@@ -367,8 +391,14 @@ impl RedisLocation {
         secrets.retain(|s| !s.is_empty());
         secrets.sort();
         secrets.dedup();
+        let (base, sentinel) = if scheme == SENTINEL_SCHEME {
+            let (base, sentinels) = sentinel_base(base).map_err(bad)?;
+            (base, Some(sentinels))
+        } else {
+            (base.to_string(), None)
+        };
         let url = if rest_query.is_empty() {
-            base.to_string()
+            base
         } else {
             format!("{base}?{}", rest_query.join("&"))
         };
@@ -381,7 +411,14 @@ impl RedisLocation {
             allow_eviction,
             files,
             user: None,
+            sentinel,
         })
+    }
+
+    /// The sentinels, for a `redis+sentinel://` location.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn sentinel(&self) -> Option<&Sentinels> {
+        self.sentinel.as_ref()
     }
 
     /// The query option `name` (one of `tls_ca_file`, `tls_cert_file`, `tls_key_file`,
@@ -492,6 +529,85 @@ pub(crate) fn check_key_prefix(prefix: &str) -> std::result::Result<(), String> 
         ));
     }
     Ok(())
+}
+
+/// A `redis+sentinel://` URL without its query: the `redis://` URL of the master, with the
+/// first sentinel's address in place of the master's (the user info and database kept),
+/// and the sentinels. The problem, if it is malformed.
+fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String> {
+    const FORM: &str =
+        "write redis+sentinel://[user:password@]host1:port1,host2:port2/MASTERNAME[/db]";
+    let rest = &base[SENTINEL_SCHEME.len() + 3..];
+    let (user_info, rest) = match rest.rfind('@') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let (hosts, path) = rest
+        .split_once('/')
+        .ok_or_else(|| format!("it names no master; {FORM}"))?;
+    let mut nodes = Vec::new();
+    for node in hosts.split(',') {
+        let (host, port) = match node.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty() && (!host.contains(':') || host.ends_with(']')) =>
+            {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("the sentinel {node:?} has a bad port; {FORM}"))?;
+                (host, port)
+            }
+            _ if !node.is_empty() && (!node.contains(':') || node.ends_with(']')) => {
+                (node, SENTINEL_PORT)
+            }
+            _ => return Err(format!("the sentinel {node:?} is not host:port; {FORM}")),
+        };
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        if bare.is_empty() {
+            return Err(format!("a sentinel has no host; {FORM}"));
+        }
+        nodes.push((bare.to_string(), port));
+    }
+    let mut parts = path.split('/');
+    let master = parts.next().unwrap_or_default();
+    if master.is_empty()
+        || !master
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(format!(
+            "the master's name {master:?} is empty or holds other than letters, digits, `_`, \
+             `-` and `.`; {FORM}"
+        ));
+    }
+    let db = match (parts.next(), parts.next()) {
+        (None, _) | (Some(""), None) => "0",
+        (Some(db), None) if !db.is_empty() && db.bytes().all(|b| b.is_ascii_digit()) => db,
+        _ => {
+            return Err(format!(
+                "the path after the master's name is not a database number; {FORM}"
+            ));
+        }
+    };
+    let (first_host, first_port) = &nodes[0];
+    let host = if first_host.contains(':') {
+        format!("[{first_host}]")
+    } else {
+        first_host.clone()
+    };
+    let user_info = user_info.map(|u| format!("{u}@")).unwrap_or_default();
+    let url = format!("redis://{user_info}{host}:{first_port}/{db}");
+    Ok((
+        url,
+        Sentinels {
+            nodes,
+            master: master.to_string(),
+        },
+    ))
 }
 
 /// The length of the scheme when `bytes` start with `scheme://`.

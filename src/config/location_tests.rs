@@ -141,3 +141,59 @@ fn prefixes_never_overlap() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn sentinel_urls_parse_and_mask() {
+    let r = redis(
+        "redis+sentinel://joe:s3cret!@10.0.0.1:26379,[::1]:26380,sen3/mymaster/2?prefix=cb1:&timeout_ms=700",
+    );
+    let sentinels = r.sentinel().unwrap();
+    assert_eq!(
+        sentinels.nodes,
+        vec![
+            ("10.0.0.1".to_string(), 26379),
+            ("::1".to_string(), 26380),
+            ("sen3".to_string(), SENTINEL_PORT),
+        ]
+    );
+    assert_eq!(sentinels.master, "mymaster");
+    assert_eq!(r.secret_url(), "redis://joe:s3cret!@10.0.0.1:26379/2");
+    assert_eq!(r.prefix(), Some("cb1:"));
+    assert_eq!(r.timeout(), Some(Duration::from_millis(700)));
+    let shown = format!("{r} {r:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("redis+sentinel://joe:***@10.0.0.1:26379,[::1]:26380,sen3/mymaster/2"));
+    assert_eq!(
+        redis("redis+sentinel://h1:1,h2:2/m").secret_url(),
+        "redis://h1:1/0"
+    );
+    assert_eq!(
+        redis("redis+sentinel://:pw@[::1]/m?db=3").secret_url(),
+        "redis://:pw@[::1]:26379/0?db=3"
+    );
+    assert!(redis("redis://h/0").sentinel().is_none());
+}
+
+#[test]
+fn bad_sentinel_urls_say_what_is_wrong() {
+    for (text, says) in [
+        ("redis+sentinel://h1:26379", "names no master"),
+        ("redis+sentinel://h1:26379/", "master's name"),
+        ("redis+sentinel://h1:26379/my$master", "master's name"),
+        ("redis+sentinel://h1:26379/m/x", "database number"),
+        ("redis+sentinel://h1:26379/m/1/2", "database number"),
+        ("redis+sentinel://h1:0/m", "bad port"),
+        ("redis+sentinel://h1:x/m", "bad port"),
+        ("redis+sentinel://h1,,h2/m", "not host:port"),
+        ("redis+sentinel://:pa55word@h1:70000/m", "bad port"),
+    ] {
+        let err = Location::parse(text).unwrap_err();
+        let shown = err.to_string();
+        assert!(
+            matches!(err, Error::InvalidConfig { .. }),
+            "{text}: {shown}"
+        );
+        assert!(shown.contains(says), "{text}: {shown}");
+        assert!(!shown.contains("pa55word"), "{shown}");
+    }
+}

@@ -262,6 +262,14 @@ impl StoreOptions {
         self
     }
 
+    /// Sets [`redis.min_replicas_acked`](RedisOptions::min_replicas_acked) and
+    /// [`redis.replica_ack_timeout_ms`](RedisOptions::replica_ack_timeout_ms).
+    pub fn min_replicas_acked(mut self, replicas: u32, timeout_ms: u64) -> Self {
+        self.redis.min_replicas_acked = replicas;
+        self.redis.replica_ack_timeout_ms = timeout_ms;
+        self
+    }
+
     /// Sets [`clock`](Self::clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 /// Default cap of a Redis store's revocation stream (entries, approximately).
 pub const DEFAULT_REVOCATION_STREAM_MAX: u64 = 100_000;
 
+/// Default of [`RedisOptions::replica_ack_timeout_ms`].
+const DEFAULT_REPLICA_ACK_TIMEOUT_MS: u64 = 500;
+
 /// The options only a Redis store reads ([`StoreOptions::redis`](crate::StoreOptions::redis));
 /// set them with [`StoreOptions`](crate::StoreOptions)'s builder methods (`.key_prefix(..)`,
 /// ...). In a node config they sit in the `store` object beside the others.
@@ -77,6 +80,19 @@ pub struct RedisOptions {
     /// an unset or empty variable is an error). See [`Self::password_file`]. A URL's
     /// `?password_env=` takes precedence.
     pub password_env: Option<String>,
+    /// After each change that must not come back (a logout, an authid's logout, a clear, a
+    /// change of a cookie's authentication), wait until this many replicas have
+    /// acknowledged it (Redis `WAIT`), at most [`Self::replica_ack_timeout_ms`]; when fewer
+    /// did, the call fails with [`Error::NotReplicated`] (the change is on the master, not
+    /// yet on that many replicas). Default 0: no wait. Redis replicates asynchronously: a
+    /// change acknowledged by a master that fails before a replica received it is lost
+    /// when that replica is promoted (Sentinel failover); this narrows that window to the
+    /// changes whose call failed. See docs/redis.md, "Failover with Sentinel".
+    pub min_replicas_acked: u32,
+    /// How long [`Self::min_replicas_acked`] waits for the replicas' acknowledgement, in
+    /// milliseconds: at least 1, and less than the call's timeout (`timeout_ms`), which the
+    /// wait is part of. Default 500.
+    pub replica_ack_timeout_ms: u64,
 }
 
 impl Default for RedisOptions {
@@ -91,6 +107,8 @@ impl Default for RedisOptions {
             tls_key_file: None,
             password_file: None,
             password_env: None,
+            min_replicas_acked: 0,
+            replica_ack_timeout_ms: DEFAULT_REPLICA_ACK_TIMEOUT_MS,
         }
     }
 }
@@ -102,6 +120,12 @@ impl RedisOptions {
             return Err(Error::config(
                 "revocation_stream_max",
                 "is 0; it must be at least 1 (default 100000)",
+            ));
+        }
+        if self.replica_ack_timeout_ms == 0 {
+            return Err(Error::config(
+                "replica_ack_timeout_ms",
+                "is 0; give milliseconds, at least 1 (default 500)",
             ));
         }
         if let Some(name) = &self.password_env

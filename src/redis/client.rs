@@ -92,6 +92,19 @@ pub(super) fn client(
     .into_iter()
     .find(|(_, v)| v.is_some());
     if !tls {
+        if let Some((name, _)) = tls_given
+            && location.sentinel().is_some()
+        {
+            return Err(Error::config(
+                name,
+                format!(
+                    "is set, but {} is reached through Redis Sentinel, which cookiestore \
+                     supports without TLS only; drop the TLS options, or name the master \
+                     itself with rediss://",
+                    location.masked()
+                ),
+            ));
+        }
         if let Some((name, _)) = tls_given {
             return Err(Error::config(
                 name,

@@ -28,6 +28,11 @@ pub(super) fn is_stale(e: &RedisError) -> bool {
     !e.is_timeout() && e.is_connection_dropped()
 }
 
+/// Redis refused a write because it is a replica (`READONLY`): the command did not run.
+pub(super) fn is_readonly(e: &RedisError) -> bool {
+    e.code() == Some("READONLY")
+}
+
 /// What to do about a TLS failure whose text (rustls's, through redis-rs and the socket) is
 /// `text`, if it is one.
 fn tls_advice(text: &str) -> Option<&'static str> {

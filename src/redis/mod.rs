@@ -61,7 +61,7 @@ use redis::{Connection, RedisResult};
 use crate::config::location::RedisLocation;
 use crate::config::location::key_words::{AUTHID, COOKIE, IMPORTED, REVOCATIONS};
 use crate::config::options::StoreOptions;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::mark::{ValueDigest, hex, parse_hex};
 use pool::Pool;
 
@@ -80,6 +80,9 @@ pub(crate) struct RedisBackend {
     allow_eviction: bool,
     /// The open-time checks, until they passed (`policy.rs`).
     checks: policy::Checks,
+    /// `min_replicas_acked` (when not 0) and `replica_ack_timeout_ms`: what a logout or an
+    /// authentication change waits for (`WAIT`, see `ops.rs`).
+    replicas: Option<(u32, u64)>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -106,6 +109,23 @@ impl RedisBackend {
             .to_string();
         // The location comes back with the password, if read from a file or the
         // environment, among the secrets its messages are cleaned of.
+        let replicas = (options.redis.min_replicas_acked > 0).then_some((
+            options.redis.min_replicas_acked,
+            options.redis.replica_ack_timeout_ms,
+        ));
+        if let Some((_, wait_ms)) = replicas
+            && u128::from(wait_ms) >= timeout.as_millis()
+        {
+            return Err(Error::config(
+                "replica_ack_timeout_ms",
+                format!(
+                    "is {wait_ms}, not less than the timeout of a call to {location} ({} ms), \
+                     which the wait for the replicas is part of: give a shorter wait, or a \
+                     longer timeout_ms",
+                    timeout.as_millis()
+                ),
+            ));
+        }
         let (client, location) = client::client(location, &options.redis)?;
         let allow_eviction = location
             .allow_eviction()
@@ -116,6 +136,7 @@ impl RedisBackend {
             stream_max: options.redis.revocation_stream_max,
             allow_eviction,
             checks: policy::Checks::new(options.readonly, allow_eviction),
+            replicas,
         };
         if options.redis.connect_lazily {
             backend.pool.arm();

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use redis::{Connection, RedisResult};
 use uuid::Uuid;
 
 use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
@@ -263,13 +264,46 @@ impl RedisBackend {
         })
     }
 
-    /// Runs the PUT script; returns 1 written, 0 changed meanwhile, -1 gone.
+    /// Runs `write` on a pooled connection; when its outcome says it wrote (`wrote`) and
+    /// the store requires replicas' acknowledgements (`min_replicas_acked`), then `WAIT`s
+    /// on that same connection (`WAIT` counts the replicas that have every write of its
+    /// connection) and fails with [`Error::NotReplicated`] when fewer acknowledged.
+    pub(super) fn run_replicated<T>(
+        &self,
+        wrote: impl Fn(&T) -> bool,
+        mut write: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        let Some((wanted, timeout_ms)) = self.replicas else {
+            return self.run(write);
+        };
+        let (out, acked) = self.run(|con| {
+            let out = write(con)?;
+            if !wrote(&out) {
+                return Ok((out, None));
+            }
+            let acked: u64 = redis::cmd("WAIT").arg(wanted).arg(timeout_ms).query(con)?;
+            Ok((out, Some(acked)))
+        })?;
+        match acked {
+            Some(acked) if acked < u64::from(wanted) => Err(Error::NotReplicated {
+                location: self.location().to_string(),
+                acked,
+                wanted: u64::from(wanted),
+                timeout_ms,
+            }),
+            _ => Ok(out),
+        }
+    }
+
+    /// Runs the PUT script; returns 1 written, 0 changed meanwhile, -1 gone. With
+    /// `replicated`, a write waits for the replicas ([`Self::run_replicated`]).
     fn put_cas(
         &self,
         cookie: &Cookie,
         bytes: &[u8],
         expected: &[u8],
         keep_ttl: bool,
+        replicated: bool,
     ) -> Result<i64> {
         let key = self.cookie_key(&cookie.value);
         let set_key = cookie.authid.as_deref().map(|a| self.authid_key(a));
@@ -278,7 +312,8 @@ impl RedisBackend {
         } else {
             pxat_ms(cookie.expires_at()).to_string()
         };
-        self.run(|con| {
+        let wrote = |n: &i64| replicated && *n == 1;
+        self.run_replicated(wrote, |con| {
             let mut inv = PUT.prepare_invoke();
             inv.key(&key);
             if let Some(set_key) = &set_key {
@@ -321,18 +356,21 @@ impl RedisBackend {
                 };
                 let bytes = cookie.encode()?;
                 let done = match change {
-                    AuthChange::Set(..) => self.put_cas(&cookie, &bytes, &old, true)?,
+                    AuthChange::Set(..) => self.put_cas(&cookie, &bytes, &old, true, true)?,
                     AuthChange::Clear => {
                         let set_key = self.authid_key(old_authid.as_deref().unwrap_or_default());
-                        self.run(|con| {
-                            CLEAR_AUTH
-                                .key(&key)
-                                .key(&set_key)
-                                .arg(&old[..])
-                                .arg(&bytes[..])
-                                .arg(value)
-                                .invoke(con)
-                        })?
+                        self.run_replicated(
+                            |n: &i64| *n == 1,
+                            |con| {
+                                CLEAR_AUTH
+                                    .key(&key)
+                                    .key(&set_key)
+                                    .arg(&old[..])
+                                    .arg(&bytes[..])
+                                    .arg(value)
+                                    .invoke(con)
+                            },
+                        )?
                     }
                 };
                 match done {
@@ -357,7 +395,7 @@ impl RedisBackend {
             for _ in 0..CAS_ATTEMPTS {
                 let old = self.record(&cookie.value)?.unwrap_or_default();
                 same_oid_or_none(cookie, &old)?;
-                if self.put_cas(cookie, &bytes, &old, false)? == 1 {
+                if self.put_cas(cookie, &bytes, &old, false, false)? == 1 {
                     return Ok(());
                 }
             }
@@ -380,26 +418,29 @@ impl RedisBackend {
         let head = self.head_key();
         // The entries' tags: fresh random bits from the OS for each call (see `feed.rs`).
         let tag_base = Uuid::new_v4().simple().to_string();
-        let n: i64 = self.run(|con| {
-            let mut inv = REVOKE.prepare_invoke();
-            inv.key(&stream).key(&head);
-            for item in items {
-                inv.key(&item.key).key(&item.set_key);
-            }
-            inv.arg(self.stream_max)
-                .arg(now)
-                .arg(kind.code())
-                .arg(&stream)
-                .arg(&tag_base);
-            for item in items {
-                inv.arg(&item.expected[..])
-                    .arg(if item.revoke { "r" } else { "u" })
-                    .arg(item.oid.to_string())
-                    .arg(&item.value)
-                    .arg(if item.unlink { "1" } else { "0" });
-            }
-            inv.invoke(con)
-        })?;
+        let n: i64 = self.run_replicated(
+            |n: &i64| *n >= 0,
+            |con| {
+                let mut inv = REVOKE.prepare_invoke();
+                inv.key(&stream).key(&head);
+                for item in items {
+                    inv.key(&item.key).key(&item.set_key);
+                }
+                inv.arg(self.stream_max)
+                    .arg(now)
+                    .arg(kind.code())
+                    .arg(&stream)
+                    .arg(&tag_base);
+                for item in items {
+                    inv.arg(&item.expected[..])
+                        .arg(if item.revoke { "r" } else { "u" })
+                        .arg(item.oid.to_string())
+                        .arg(&item.value)
+                        .arg(if item.unlink { "1" } else { "0" });
+                }
+                inv.invoke(con)
+            },
+        )?;
         Ok((n >= 0).then_some(n as u64))
     }
 

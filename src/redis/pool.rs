@@ -9,6 +9,12 @@
 //! A failure to reach Redis opens the breaker (once armed); while it is open, calls are
 //! refused at once.
 //!
+//! **Sentinel.** For a `redis+sentinel://` location every new connection (a call's, the
+//! watcher's, the probe's) asks the sentinels for the master first ([`master`]), within the
+//! same deadline. A write answered `READONLY` (the master was demoted while this connection
+//! stayed open) drops the idle connections and runs once more on a new connection, to the
+//! master the sentinels name now, if time is left: the refused command did not run.
+//!
 //! **fork().** A child made by fork() inherits the idle connections, which are the parent's
 //! sockets: a command sent on one by both processes gets the other's answer. The idle list
 //! remembers the process it belongs to ([`fork::generation`]); in another process it is
@@ -21,13 +27,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionLike, RedisError, RedisResult};
+use redis::{Client, Connection, ConnectionAddr, ConnectionLike, RedisError, RedisResult};
 
 use super::breaker::{Breaker, Record};
 use super::deadline::{self, left};
-use super::errors::{is_stale, is_transport, is_unreachable, unavailable_or_redis};
+use super::errors::{is_readonly, is_stale, is_transport, is_unreachable, unavailable_or_redis};
 use super::probe::{self, Probed};
-use crate::config::location::RedisLocation;
+use crate::config::location::{RedisLocation, Sentinels};
 use crate::error::{Error, Result};
 use crate::fork::{self, gated};
 
@@ -127,6 +133,14 @@ impl Pool {
                     return Ok(out);
                 }
                 Err(e) if is_stale(&e) && left(deadline).is_some() => {} // a fresh one below
+                Err(e) if s.demoted(&e) => {
+                    // The sentinels promoted another server: forget every connection to
+                    // this one and ask them again (below, if time is left).
+                    gated(&s.idle, |idle| idle.here().clear());
+                    if left(deadline).is_none() {
+                        return Err(s.failed(e));
+                    }
+                }
                 Err(e) => {
                     if !is_transport(&e) {
                         s.put_back(con, generation);
@@ -142,7 +156,7 @@ impl Pool {
                 Ok(out)
             }
             Err(e) => {
-                if !is_transport(&e) {
+                if !is_transport(&e) && !s.demoted(&e) {
                     s.put_back(con, generation);
                 }
                 Err(s.failed(e))
@@ -235,6 +249,12 @@ impl Shared {
         }
     }
 
+    /// Whether `e` says that this connection's server is a replica now while the location
+    /// is a sentinel's master: a failover demoted it (the command did not run).
+    fn demoted(&self, e: &RedisError) -> bool {
+        self.location.sentinel().is_some() && is_readonly(e)
+    }
+
     /// Gives `con` read and write timeouts of what is left until `deadline`.
     fn limit(self: &Arc<Shared>, con: &Connection, deadline: Instant) -> Result<()> {
         let left = left(deadline).ok_or_else(|| self.out_of_time())?;
@@ -257,10 +277,11 @@ impl Shared {
         let left = left(deadline).ok_or_else(|| self.out_of_time())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let client = self.client.clone();
+        let sentinels = self.location.sentinel().cloned();
         let spawned = std::thread::Builder::new()
             .name("cookiestore-redis-connect".into())
             .spawn(move || {
-                let _ = tx.send(client.get_connection_with_timeout(left));
+                let _ = tx.send(open(&client, sentinels.as_ref(), deadline));
             });
         let made = match spawned {
             Ok(_) => match rx.recv_timeout(left) {
@@ -271,7 +292,7 @@ impl Shared {
                 ))),
             },
             // No thread to be had: connect here, bounded as redis-rs bounds it.
-            Err(_) => self.client.get_connection_with_timeout(left),
+            Err(_) => open(&self.client, self.location.sentinel(), deadline),
         };
         let con = made.map_err(|e| self.failed(e))?;
         self.limit(&con, deadline)?;
@@ -315,10 +336,8 @@ impl Probed for Shared {
 
     fn ping(&self) -> std::result::Result<Connection, String> {
         let deadline = Instant::now() + self.timeout;
-        let mut con = self
-            .client
-            .get_connection_with_timeout(self.timeout)
-            .map_err(|e| self.describe(e))?;
+        let mut con =
+            open(&self.client, self.location.sentinel(), deadline).map_err(|e| self.describe(e))?;
         let left = left(deadline)
             .ok_or_else(|| format!("no answer within the timeout of {:?}", self.timeout))?;
         con.set_read_timeout(Some(left))
@@ -331,4 +350,81 @@ impl Probed for Shared {
     fn keep(&self, con: Connection, generation: u64) {
         self.put_back(con, generation);
     }
+}
+
+/// A new connection of `client` made by `deadline`; for a sentinel location, to the master
+/// the sentinels name now ([`master`]), with the client's credentials and database.
+fn open(
+    client: &Client,
+    sentinels: Option<&Sentinels>,
+    deadline: Instant,
+) -> RedisResult<Connection> {
+    let timeout = |what: &str| {
+        RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what} took longer than the timeout"),
+        ))
+    };
+    let Some(sentinels) = sentinels else {
+        let left = left(deadline).ok_or_else(|| timeout("connecting"))?;
+        return client.get_connection_with_timeout(left);
+    };
+    let (host, port) = master(sentinels, deadline)?;
+    let info = client
+        .get_connection_info()
+        .clone()
+        .set_addr(ConnectionAddr::Tcp(host, port));
+    let left = left(deadline).ok_or_else(|| timeout("asking the sentinels for the master"))?;
+    Client::open(info)?.get_connection_with_timeout(left)
+}
+
+/// The address of the master named `sentinels.master`, as the first sentinel that answers
+/// (in the URL's order) names it, by `deadline`. Each sentinel is given an equal share of
+/// what is left of the deadline for the sentinels not asked yet (the last, all that is
+/// left), so that a hung one does not use up the call's time; one that is down (connection
+/// refused) costs next to nothing. When none names it, an I/O error (Redis unreachable: the
+/// breaker opens, and its probe asks again) listing what each said.
+fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)> {
+    let mut problems = Vec::new();
+    let count = sentinels.nodes.len();
+    for (i, (host, port)) in sentinels.nodes.iter().enumerate() {
+        let Some(left) = left(deadline) else {
+            problems.push("no time left for the others".to_string());
+            break;
+        };
+        // An equal share of what is left for each sentinel not asked yet, so that a hung
+        // one leaves time for the next.
+        let left = left / u32::try_from(count - i).unwrap_or(u32::MAX);
+        let asked = Client::open((host.as_str(), *port)).and_then(|sentinel| {
+            let mut con = sentinel.get_connection_with_timeout(left)?;
+            con.set_read_timeout(Some(left))?;
+            con.set_write_timeout(Some(left))?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&sentinels.master)
+                .query::<Option<(String, String)>>(&mut con)
+        });
+        match asked {
+            Ok(Some((master_host, master_port))) => match master_port.parse::<u16>() {
+                Ok(master_port) => return Ok((master_host, master_port)),
+                Err(_) => problems.push(format!(
+                    "sentinel {host}:{port} gave the port {master_port:?}"
+                )),
+            },
+            Ok(None) => problems.push(format!(
+                "sentinel {host}:{port} knows no master named {:?}",
+                sentinels.master
+            )),
+            Err(e) => problems.push(format!("sentinel {host}:{port}: {e}")),
+        }
+    }
+    Err(RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        format!(
+            "no sentinel named the master {:?} ({}); check that the sentinels run and monitor \
+             it under that name (SENTINEL MASTERS)",
+            sentinels.master,
+            problems.join("; ")
+        ),
+    )))
 }
