@@ -30,12 +30,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::cache::CacheStats;
+use crate::cache::entry::CachedLookup;
 use crate::clock::Clock;
 use crate::config::location::Location;
 use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
-use crate::lmdb::entry::CachedLookup;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
@@ -119,6 +120,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// cache.
     fn cached_entry(&self, _value: &str) -> Option<Option<Arc<CachedLookup>>> {
         None
+    }
+
+    /// Figures about this process's cache of the store (all 0 without one).
+    fn cache_stats(&self) -> CacheStats {
+        CacheStats::default()
     }
 
     /// Live cookies.

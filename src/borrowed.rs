@@ -13,8 +13,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::backend::Live;
+use crate::cache::entry::CachedLookup;
 use crate::error::{Error, Result};
-use crate::lmdb::entry::CachedLookup;
 use crate::record::cbor::cbor_to_json_field;
 use crate::record::cookie::Auth;
 use crate::record::reader::AuthFields;

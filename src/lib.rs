@@ -35,6 +35,7 @@
 
 mod backend;
 mod borrowed;
+mod cache;
 mod clock;
 mod config;
 mod error;
@@ -52,6 +53,7 @@ mod store;
 mod tracker;
 
 pub use borrowed::{AuthRef, LookupRef};
+pub use cache::CacheStats;
 pub use clock::rfc3339::{TimeError, format_rfc3339_ns, parse_rfc3339_ns};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::lmdb_options::{Durability, LmdbOptions};
@@ -71,7 +73,6 @@ pub use http::header::{CookieValues, cookie_values, parse_cookie_header};
 pub use http::set_cookie::{CookieAttributes, SameSite};
 pub use lmdb::LmdbStore;
 pub use lmdb::batch::Batch;
-pub use lmdb::cache::CacheStats;
 pub use lmdb::layout::TableMeta;
 pub use lmdb::snapshot::Snapshot;
 pub use record::codec::CookieView;

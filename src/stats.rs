@@ -88,6 +88,10 @@ pub struct RedisStats {
     /// The server's `maxmemory-policy` (`noeviction` unless the store was opened with
     /// `allow_eviction`); `None` when the server does not say (`CONFIG` and `INFO` refused).
     pub maxmemory_policy: Option<String>,
+    /// Why this process's cache on Redis ([`StoreOptions::redis_cache_bytes`](crate::StoreOptions::redis_cache_bytes))
+    /// last stopped answering (its tracking connection failed; lookups read Redis until it
+    /// is made again), if it did.
+    pub cache_problem: Option<String>,
 }
 
 impl Stats {

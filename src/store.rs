@@ -12,6 +12,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::backend::{Backend, MaintenanceTxn, WriteKind};
+use crate::cache::CacheStats;
 use crate::clock::{Clock, secs_to_ns};
 use crate::config::location::{IntoLocation, Location};
 use crate::config::options::StoreOptions;
@@ -19,7 +20,6 @@ use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
 use crate::lmdb::LmdbStore;
-use crate::lmdb::cache::CacheStats;
 use crate::record::cookie::{Auth, AuthChange, AuthContext, AuthUpdate, Cookie, Lookup};
 use crate::stats::Stats;
 
@@ -383,15 +383,13 @@ impl CookieStore {
         self.backend.clear()
     }
 
-    // ---- LMDB only (also on [`LmdbStore`], reached with [`Self::as_lmdb`]) -------------
-
-    /// Figures about this process's cache of the store (all 0 when it is off, and on
-    /// Redis).
+    /// Figures about this process's cache of the store (all 0 when it is off): LMDB's
+    /// ([`StoreOptions::cache_bytes`]) or Redis's ([`StoreOptions::redis_cache_bytes`]).
     pub fn cache_stats(&self) -> CacheStats {
-        self.as_lmdb()
-            .map(LmdbStore::cache_stats)
-            .unwrap_or_default()
+        self.backend.cache_stats()
     }
+
+    // ---- LMDB only (also on [`LmdbStore`], reached with [`Self::as_lmdb`]) -------------
 
     /// Flushes every commit so far to disk (`mdb_env_sync`, forced), also those a lazy
     /// [`Durability`](crate::Durability) left unflushed, e.g. before a planned shutdown. On

@@ -67,18 +67,21 @@ pub(crate) mod key_words {
     pub(crate) const REVOCATIONS: &str = "revocations";
     /// `{prefix}feature_level`.
     pub(crate) const FEATURE_LEVEL: &str = "feature_level";
+    /// `{prefix}cache_lease`: the lease of the processes' caches (`redis/tracking.rs`).
+    pub(crate) const CACHE_LEASE: &str = "cache_lease";
 }
 
 /// The words the keys of a Redis store with the empty prefix start with (`cookie:...`,
-/// `authid:...`, `imported:...`, `revocations`, `revocations:head`, `feature_level`): a
+/// `authid:...`, `imported:...`, `revocations`, `revocations:head`, `feature_level`, `cache_lease`): a
 /// non-empty prefix may not be one of them followed by `:`, so that no key of one deployment
 /// is ever taken for another's (see [`check_key_prefix`]).
-pub(crate) const KEY_WORDS: [&str; 5] = [
+pub(crate) const KEY_WORDS: [&str; 6] = [
     key_words::COOKIE,
     key_words::AUTHID,
     key_words::IMPORTED,
     key_words::REVOCATIONS,
     key_words::FEATURE_LEVEL,
+    key_words::CACHE_LEASE,
 ];
 
 /// Where a store is: a directory (LMDB) or a Redis URL.

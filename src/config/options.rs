@@ -262,6 +262,13 @@ impl StoreOptions {
         self
     }
 
+    /// Sets [`redis.cache_bytes`](RedisOptions::cache_bytes): the budget of a cache on
+    /// Redis (0: none, the default).
+    pub fn redis_cache_bytes(mut self, bytes: u64) -> Self {
+        self.redis.cache_bytes = bytes;
+        self
+    }
+
     /// Sets [`redis.min_replicas_acked`](RedisOptions::min_replicas_acked) and
     /// [`redis.replica_ack_timeout_ms`](RedisOptions::replica_ack_timeout_ms).
     pub fn min_replicas_acked(mut self, replicas: u32, timeout_ms: u64) -> Self {

@@ -93,6 +93,17 @@ pub struct RedisOptions {
     /// milliseconds: at least 1, and less than the call's timeout (`timeout_ms`), which the
     /// wait is part of. Default 500.
     pub replica_ack_timeout_ms: u64,
+    /// The byte budget of this process's never-stale cache of live cookies' lookups on
+    /// Redis (node-config key `redis_cache_bytes`). Default 0: no cache, every lookup is a
+    /// round trip. With a budget, a lookup of a cached cookie makes no round trip; Redis
+    /// tells the process which cookies changed (`CLIENT TRACKING`, on a connection of its
+    /// own), and the cache answers only while it has heard from Redis within the store's
+    /// lease (50 ms; one round trip renews it). The price: once any process of the store
+    /// caches, each logout and authentication change waits out that lease before it
+    /// returns, so that no process answers from an older entry after the change returned.
+    /// Needs Redis 6 or later. See docs/redis.md, "A cache on Redis".
+    #[serde(rename = "redis_cache_bytes")]
+    pub cache_bytes: u64,
 }
 
 impl Default for RedisOptions {
@@ -109,6 +120,7 @@ impl Default for RedisOptions {
             password_env: None,
             min_replicas_acked: 0,
             replica_ack_timeout_ms: DEFAULT_REPLICA_ACK_TIMEOUT_MS,
+            cache_bytes: 0,
         }
     }
 }

@@ -12,9 +12,9 @@ use std::sync::{OnceLock, RwLock};
 use heed::types::Bytes;
 use heed::{Database, Env, MdbError, RoTxn, WithTls};
 
+use crate::cache::Cache;
 use crate::config::lmdb_options::Durability;
 use crate::error::{DAMAGED_ADVICE, Error, LmdbError, Result};
-use crate::lmdb::cache::Cache;
 use crate::lmdb::layout::Slots;
 use crate::lmdb::local_env::LocalEnv;
 use crate::lmdb::reserve::DiskReserve;

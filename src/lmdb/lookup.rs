@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::cache::CacheView;
+use crate::cache::entry::CachedLookup;
 use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::lmdb::LmdbStore;
-use crate::lmdb::cache::CacheView;
 use crate::lmdb::closure::in_closure;
-use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::snapshot::Snapshot;
 
 impl CacheView for Snapshot<'_> {

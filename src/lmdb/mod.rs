@@ -8,7 +8,7 @@
 //! [`Batch`](crate::Batch)), the layout (`layout.rs`: the tables and their slots;
 //! `keys.rs`: every kind of key, the one home of LMDB's keys; `codecs.rs`: the values'
 //! codecs; `tables.rs`: the opened tables), the authid index, the feed, the import marks, the per-process
-//! cache (`cache.rs`, read through by `lookup.rs`), what each commit
+//! cache (`crate::cache`, read through by `lookup.rs`), what each commit
 //! flushes (`durability.rs`), how maintenance shares the writer lock (`pacing.rs`), the disk
 //! space kept for deletions (`reserve.rs`), and purge, clear and copy (`maintain.rs`).
 //! [`LmdbStore`] is its handle and implements the seam (`seam.rs`).
@@ -18,12 +18,10 @@
 
 pub(crate) mod authid;
 pub(crate) mod batch;
-pub(crate) mod cache;
 pub(crate) mod closure;
 pub(crate) mod codecs;
 pub(crate) mod copy;
 pub(crate) mod durability;
-pub(crate) mod entry;
 pub(crate) mod env;
 pub(crate) mod feed;
 pub(crate) mod files;
@@ -46,12 +44,12 @@ pub(crate) mod txn;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::cache::CacheStats;
 use crate::clock::Clock;
 use crate::config::location::Location;
 use crate::config::options::StoreOptions;
 use crate::error::{LmdbResult, Result};
 use crate::lmdb::batch::Batch;
-use crate::lmdb::cache::CacheStats;
 use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
 use crate::lmdb::env::Shared;

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use heed::types::Bytes;
 
+use crate::cache::Cache;
 use crate::config::lmdb_options::Durability;
 use crate::config::options::StoreOptions;
 use crate::error::{Error, LmdbError, LmdbResult, Result, is_disk_full};
-use crate::lmdb::cache::Cache;
 use crate::lmdb::env::{Shared, page_size};
 #[cfg(unix)]
 use crate::lmdb::files::check_lock_file;

@@ -10,6 +10,8 @@ use uuid::Uuid;
 use crate::backend::{
     Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
 };
+use crate::cache::CacheStats;
+use crate::cache::entry::CachedLookup;
 use crate::clock::Clock;
 use crate::config::location::Location;
 use crate::error::{Error, Result};
@@ -18,7 +20,6 @@ use crate::lmdb::LmdbStore;
 use crate::lmdb::batch::Batch;
 use crate::lmdb::closure::ClosureGuard;
 use crate::lmdb::durability::Flush;
-use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::marks;
 use crate::lmdb::pacing::Pacer;
 use crate::lmdb::snapshot::Snapshot;
@@ -95,6 +96,10 @@ impl Backend for LmdbStore {
             .lookup_with(value, CachedLookup::to_auth)?
             .transpose()?
             .flatten())
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        self.shared.cache.stats()
     }
 
     fn cached_entry(&self, value: &str) -> Option<Option<Arc<CachedLookup>>> {

@@ -3,8 +3,8 @@
 use heed::RoTxn;
 use uuid::Uuid;
 
+use crate::cache::entry::CachedLookup;
 use crate::error::{Error, LmdbResult, Result};
-use crate::lmdb::entry::CachedLookup;
 use crate::lmdb::env::Shared;
 use crate::lmdb::keys::{RecordKey, split_slot};
 use crate::lmdb::layout::{Catalog, Slots};

@@ -52,6 +52,7 @@ pub(crate) mod pool;
 mod probe;
 mod scripts;
 pub(crate) mod store;
+mod tracking;
 pub(crate) mod watch;
 
 pub(crate) use store::RedisStore;
@@ -83,6 +84,8 @@ pub(crate) struct RedisBackend {
     /// `min_replicas_acked` (when not 0) and `replica_ack_timeout_ms`: what a logout or an
     /// authentication change waits for (`WAIT`, see `ops.rs`).
     replicas: Option<(u32, u64)>,
+    /// This process's cache (`redis_cache_bytes`), if any (`tracking.rs`).
+    tracking: Option<tracking::Tracking>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -132,11 +135,13 @@ impl RedisBackend {
             .unwrap_or(options.redis.allow_eviction);
         let backend = RedisBackend {
             pool: Pool::new(client, timeout, location),
-            prefix,
+            prefix: prefix.clone(),
             stream_max: options.redis.revocation_stream_max,
             allow_eviction,
             checks: policy::Checks::new(options.readonly, allow_eviction),
             replicas,
+            tracking: (options.redis.cache_bytes > 0)
+                .then(|| tracking::Tracking::new(options.redis.cache_bytes, &prefix)),
         };
         if options.redis.connect_lazily {
             backend.pool.arm();

@@ -2,12 +2,16 @@
 //! compare-and-set in a Lua script.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use redis::{Connection, RedisResult};
+use redis::{Connection, RedisResult, Value};
 use uuid::Uuid;
 
 use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
+use super::tracking;
 use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
+use crate::cache::CacheStats;
+use crate::cache::entry::CachedLookup;
 use crate::error::{Error, Result};
 use crate::feed::kind::RevocationKind;
 use crate::record::codec::CookieView;
@@ -15,6 +19,7 @@ use crate::record::codec::materialise;
 use crate::record::cookie::{
     Auth, AuthChange, AuthOutcome, AuthUpdate, Cookie, Lookup, create_with,
 };
+use crate::record::reader::RecordReader;
 use crate::record::value;
 use crate::stats::{RedisStats, Stats};
 
@@ -114,7 +119,50 @@ impl RedisBackend {
         self.run(|con| redis::cmd("GET").arg(&key).query(con))
     }
 
+    /// The live cookie `value` through this process's cache (`tracking.rs`); `None` when
+    /// there is no cache.
+    pub(crate) fn cached_lookup(
+        &self,
+        value: &str,
+        now: u64,
+    ) -> Option<Result<Option<Arc<CachedLookup>>>> {
+        let tracking = self.tracking.as_ref()?;
+        Some(tracking.lookup(&self.pool, value, now, || self.read_entry(value, now)))
+    }
+
+    /// The cache's answer alone, when it can give one now (no round trip).
+    pub(crate) fn cached_answer(&self, value: &str, now: u64) -> Option<Option<Arc<CachedLookup>>> {
+        self.tracking.as_ref()?.cached(value, now)
+    }
+
+    /// Figures about this process's cache (all 0 without one).
+    pub(crate) fn cache_stats(&self) -> CacheStats {
+        self.tracking
+            .as_ref()
+            .map(|t| t.stats())
+            .unwrap_or_default()
+    }
+
+    /// One GET: the cache entry of the live cookie `value`.
+    fn read_entry(&self, value: &str, now: u64) -> Result<Option<CachedLookup>> {
+        let Some(bytes) = self.record(value)? else {
+            return Ok(None);
+        };
+        let oid = oid_hint(&bytes);
+        let corrupt = |problem| Error::CorruptRecord { oid, problem };
+        let record = RecordReader::new(&bytes).map_err(corrupt)?;
+        if !record.value_is(value).map_err(corrupt)?
+            || now >= record.expires_at().map_err(corrupt)?
+        {
+            return Ok(None);
+        }
+        CachedLookup::from_record(oid, &record).map(Some)
+    }
+
     pub(crate) fn exists(&self, value: &str, now: u64) -> Result<bool> {
+        if let Some(found) = self.cached_lookup(value, now) {
+            return Ok(found?.is_some());
+        }
         Ok(self
             .record(value)?
             .is_some_and(|b| CookieView::new(&b).is_ok_and(|v| !v.is_expired(now))))
@@ -142,10 +190,19 @@ impl RedisBackend {
     }
 
     pub(crate) fn get_auth(&self, value: &str, now: u64) -> Result<Option<Auth>> {
+        if let Some(found) = self.cached_lookup(value, now) {
+            return match found? {
+                Some(entry) => entry.to_auth(),
+                None => Ok(None),
+            };
+        }
         Ok(self.lookup(value, now)?.and_then(|l| l.auth))
     }
 
     pub(crate) fn lookup(&self, value: &str, now: u64) -> Result<Option<Lookup>> {
+        if let Some(found) = self.cached_lookup(value, now) {
+            return found?.map(|entry| entry.to_lookup()).transpose();
+        }
         let Some(bytes) = self.record(value)? else {
             return Ok(None);
         };
@@ -233,6 +290,7 @@ impl RedisBackend {
             feed_entries: self.feed_len()?,
             last_revocation,
             maxmemory_policy: self.eviction_policy()?.ok(),
+            cache_problem: self.tracking.as_ref().and_then(|t| t.problem()),
         });
         Ok(s)
     }
@@ -264,33 +322,48 @@ impl RedisBackend {
         })
     }
 
-    /// Runs `write` on a pooled connection; when its outcome says it wrote (`wrote`) and
-    /// the store requires replicas' acknowledgements (`min_replicas_acked`), then `WAIT`s
-    /// on that same connection (`WAIT` counts the replicas that have every write of its
-    /// connection) and fails with [`Error::NotReplicated`] when fewer acknowledged.
+    /// Runs `write` on a pooled connection. When its outcome says it changed or deleted a
+    /// cookie (`wrote`), on that same connection: when the store requires replicas'
+    /// acknowledgements (`min_replicas_acked`), `WAIT`s (it counts the replicas that have
+    /// every write of its connection) and fails with [`Error::NotReplicated`] when fewer
+    /// acknowledged; and reads the caches' lease (`tracking.rs`), waited out before this
+    /// returns when a process caches, so that none answers from an entry older than the
+    /// change after it returned.
     pub(super) fn run_replicated<T>(
         &self,
         wrote: impl Fn(&T) -> bool,
         mut write: impl FnMut(&mut Connection) -> RedisResult<T>,
     ) -> Result<T> {
-        let Some((wanted, timeout_ms)) = self.replicas else {
-            return self.run(write);
-        };
-        let (out, acked) = self.run(|con| {
+        let lease_key = tracking::lease_key(&self.prefix);
+        let (out, acked, lease) = self.run(|con| {
             let out = write(con)?;
             if !wrote(&out) {
-                return Ok((out, None));
+                return Ok((out, None, Value::Nil));
             }
-            let acked: u64 = redis::cmd("WAIT").arg(wanted).arg(timeout_ms).query(con)?;
-            Ok((out, Some(acked)))
+            let acked = match self.replicas {
+                Some((wanted, timeout_ms)) => Some(
+                    redis::cmd("WAIT")
+                        .arg(wanted)
+                        .arg(timeout_ms)
+                        .query::<u64>(con)?,
+                ),
+                None => None,
+            };
+            let lease: Value = redis::cmd("GET").arg(&lease_key).query(con)?;
+            Ok((out, acked, lease))
         })?;
-        match acked {
-            Some(acked) if acked < u64::from(wanted) => Err(Error::NotReplicated {
-                location: self.location().to_string(),
-                acked,
-                wanted: u64::from(wanted),
-                timeout_ms,
-            }),
+        if let Some(wait) = tracking::writer_wait(&lease) {
+            std::thread::sleep(wait);
+        }
+        match (acked, self.replicas) {
+            (Some(acked), Some((wanted, timeout_ms))) if acked < u64::from(wanted) => {
+                Err(Error::NotReplicated {
+                    location: self.location().to_string(),
+                    acked,
+                    wanted: u64::from(wanted),
+                    timeout_ms,
+                })
+            }
             _ => Ok(out),
         }
     }
@@ -419,7 +492,7 @@ impl RedisBackend {
         // The entries' tags: fresh random bits from the OS for each call (see `feed.rs`).
         let tag_base = Uuid::new_v4().simple().to_string();
         let n: i64 = self.run_replicated(
-            |n: &i64| *n >= 0,
+            |n: &i64| *n > 0,
             |con| {
                 let mut inv = REVOKE.prepare_invoke();
                 inv.key(&stream).key(&head);

@@ -27,7 +27,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::{Client, Connection, ConnectionAddr, ConnectionLike, RedisError, RedisResult};
+use redis::{
+    Client, Connection, ConnectionAddr, ConnectionLike, ProtocolVersion, RedisError, RedisResult,
+};
 
 use super::breaker::{Breaker, Record};
 use super::deadline::{self, left};
@@ -175,6 +177,22 @@ impl Pool {
         s.connect_by(Instant::now() + s.timeout)
     }
 
+    /// A new connection of its own that speaks RESP3 (so that Redis can push invalidation
+    /// messages on it: `tracking.rs`), as [`Self::connect`] otherwise.
+    pub(crate) fn connect_resp3(&self) -> Result<Connection> {
+        let s = &self.shared;
+        if s.breaker.is_open() {
+            return Err(s.refusal());
+        }
+        let info = s.client.get_connection_info().clone();
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let client = Client::open(info.set_redis_settings(settings)).map_err(|e| s.failed(e))?;
+        s.connect_with(&client, Instant::now() + s.timeout)
+    }
+
     /// Whether calls reach Redis now (the breaker is closed in this process).
     pub(crate) fn is_available(&self) -> bool {
         !self.shared.breaker.is_open()
@@ -274,14 +292,19 @@ impl Shared {
     /// made on a thread of its own and waited for until `deadline` only; one that comes
     /// later is dropped by that thread.
     fn connect_by(self: &Arc<Shared>, deadline: Instant) -> Result<Connection> {
+        self.connect_with(&self.client, deadline)
+    }
+
+    /// [`Self::connect_by`] with `client`'s settings.
+    fn connect_with(self: &Arc<Shared>, client: &Client, deadline: Instant) -> Result<Connection> {
         let left = left(deadline).ok_or_else(|| self.out_of_time())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let client = self.client.clone();
         let sentinels = self.location.sentinel().cloned();
+        let for_thread = client.clone();
         let spawned = std::thread::Builder::new()
             .name("cookiestore-redis-connect".into())
             .spawn(move || {
-                let _ = tx.send(open(&client, sentinels.as_ref(), deadline));
+                let _ = tx.send(open(&for_thread, sentinels.as_ref(), deadline));
             });
         let made = match spawned {
             Ok(_) => match rx.recv_timeout(left) {
@@ -292,7 +315,7 @@ impl Shared {
                 ))),
             },
             // No thread to be had: connect here, bounded as redis-rs bounds it.
-            Err(_) => open(&self.client, self.location.sentinel(), deadline),
+            Err(_) => open(client, self.location.sentinel(), deadline),
         };
         let con = made.map_err(|e| self.failed(e))?;
         self.limit(&con, deadline)?;

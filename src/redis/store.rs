@@ -14,6 +14,8 @@ use super::migrate::{Batch, Unpaced};
 use crate::backend::{
     Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
 };
+use crate::cache::CacheStats;
+use crate::cache::entry::CachedLookup;
 use crate::clock::Clock;
 use crate::config::location::{Location, RedisLocation};
 use crate::config::options::StoreOptions;
@@ -115,8 +117,15 @@ impl Backend for RedisStore {
         self.redis.get_by_oid(oid, self.now())
     }
 
-    /// One GET; the record is read from the reply as from LMDB's map.
+    /// Through the cache when there is one; else one GET, the record read from the reply
+    /// as from LMDB's map.
     fn with_live(&self, value: &str, f: &mut dyn FnMut(Live<'_>) -> Result<()>) -> Result<()> {
+        if let Some(found) = self.redis.cached_lookup(value, self.now()) {
+            return match found? {
+                Some(entry) => f(Live::Cached(&entry)),
+                None => Ok(()),
+            };
+        }
         let Some(bytes) = self.redis.record(value)? else {
             return Ok(());
         };
@@ -140,6 +149,14 @@ impl Backend for RedisStore {
 
     fn get_auth(&self, value: &str) -> Result<Option<Auth>> {
         self.redis.get_auth(value, self.now())
+    }
+
+    fn cached_entry(&self, value: &str) -> Option<Option<Arc<CachedLookup>>> {
+        self.redis.cached_answer(value, self.now())
+    }
+
+    fn cache_stats(&self) -> CacheStats {
+        self.redis.cache_stats()
     }
 
     fn count(&self) -> Result<u64> {

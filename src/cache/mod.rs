@@ -1,7 +1,9 @@
 //! The per-process cache of live cookies' lookups, never stale.
 //!
-//! One cache per LMDB environment and process (it lives in `Shared`), bounded in bytes
-//! ([`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes)). It holds what
+//! One cache per store and process, bounded in bytes: per LMDB environment (it lives in
+//! the environment's `Shared`; [`StoreOptions::cache_bytes`](crate::StoreOptions::cache_bytes)),
+//! and per Redis store with `redis_cache_bytes` (`redis/tracking.rs` keeps it current by
+//! Redis's invalidation messages and a lease, not by the feed). It holds what
 //! [`CookieStore::lookup`](crate::CookieStore::lookup) answers for live cookies, keyed by
 //! cookie value, and serves `lookup`, `get_auth`, `exists` and `lookup_cached`.
 //!
@@ -27,10 +29,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
+pub(crate) mod entry;
+
 use crate::error::Result;
 use crate::feed::kind::RevocationKind;
 use crate::feed::revocation::Revocations;
-use crate::lmdb::entry::CachedLookup;
+use entry::CachedLookup;
 
 /// What the cache reads from one snapshot of the store (`lookup.rs` implements it for
 /// [`Snapshot`](crate::Snapshot)).
@@ -115,6 +119,9 @@ struct State {
     recent: Vec<u64>,
     hasher: RandomState,
     stats: CacheStats,
+    /// Counts the invalidations applied ([`Cache::invalidate`], [`Cache::flush`]): a
+    /// lookup read from Redis is cached only when none came since it was asked for.
+    invalidations: u64,
 }
 
 /// The cache of one environment in this process.
@@ -149,6 +156,7 @@ impl Cache {
             let mut state = e.into_inner();
             state.flush();
             state.txn = None;
+            state.invalidations += 1;
             state
         })
     }
@@ -229,6 +237,68 @@ impl Cache {
             state.insert(self.capacity, value, lookup.clone());
         }
         Ok(Some(lookup))
+    }
+}
+
+/// What `redis/tracking.rs` keeps current: the cache answers whatever it holds (the
+/// caller decides when it may ask), drops what Redis's invalidation messages name, and
+/// takes a lookup read from Redis only when no invalidation was applied since the read
+/// was asked for.
+impl Cache {
+    /// The answer for `value` from what the cache holds; `None` when it holds nothing for
+    /// it. `Some(None)`: the cached cookie has expired at `now`.
+    pub(crate) fn answer(&self, value: &str, now: u64) -> Option<Option<Arc<CachedLookup>>> {
+        let mut state = self.lock();
+        let slot = *state.index.get(value)?;
+        state.stats.hits += 1;
+        let slot = &mut state.slots[slot];
+        if now >= slot.lookup.expires_at {
+            return Some(None);
+        }
+        slot.referenced = true;
+        Some(Some(slot.lookup.clone()))
+    }
+
+    /// The number of invalidations applied so far, for [`Self::fill`].
+    pub(crate) fn invalidations(&self) -> u64 {
+        self.lock().invalidations
+    }
+
+    /// Caches `lookup` of `value`, read from the store after [`Self::invalidations`] said
+    /// `since`, unless an invalidation was applied since (it may have named `value`, and
+    /// the read may predate it). Counts a miss.
+    pub(crate) fn fill(&self, since: u64, value: &str, lookup: CachedLookup) -> Arc<CachedLookup> {
+        let lookup = Arc::new(lookup);
+        let mut state = self.lock();
+        state.stats.misses += 1;
+        if state.invalidations == since {
+            let full = state.stats.bytes as usize + entry_size(value, &lookup) > self.capacity;
+            if !full || state.admit(value) {
+                state.insert(self.capacity, value, lookup.clone());
+            }
+        }
+        lookup
+    }
+
+    /// Counts a lookup that read the store without caching.
+    pub(crate) fn count_miss(&self) {
+        self.lock().stats.misses += 1;
+    }
+
+    /// Drops the entries of `values` (cookies changed or deleted).
+    pub(crate) fn invalidate<'a>(&self, values: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.lock();
+        state.invalidations += 1;
+        for value in values {
+            state.remove(value);
+        }
+    }
+
+    /// Drops every entry.
+    pub(crate) fn flush(&self) {
+        let mut state = self.lock();
+        state.invalidations += 1;
+        state.flush();
     }
 }
 

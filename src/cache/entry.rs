@@ -1,4 +1,4 @@
-//! One entry of the per-process cache (`cache.rs`): a live cookie's lookup in one
+//! One entry of the per-process cache (`cache/mod.rs`): a live cookie's lookup in one
 //! allocation besides its header.
 //!
 //! The auth strings and authextra's CBOR are kept end to end in one buffer, as the record

@@ -1,0 +1,349 @@
+//! A never-stale per-process cache on Redis (`redis_cache_bytes`): Redis's
+//! server-assisted client-side caching, made exact by a lease.
+//!
+//! **What keeps it current.** Each process with a cache holds one connection of its own
+//! that speaks RESP3 and has `CLIENT TRACKING ON BCAST PREFIX {P}cookie:`: from then on
+//! Redis pushes on it an invalidation message naming every cookie key any client changes
+//! or deletes (and that expires or is evicted), and a null one when the database is
+//! flushed. The process reads that connection only when it renews its lease (below), and
+//! drops the entries the messages name (a null one: every entry). The cache is flushed
+//! whenever that connection is made anew, so it only ever holds lookups read while Redis
+//! was tracking for it.
+//!
+//! **Why the messages alone are not enough.** Redis sends the invalidation to the tracking
+//! connection and the reply to the writer in the same turn of its event loop, but in no
+//! promised order, and the two travel different sockets (and, across hosts, different
+//! network paths): when a writer's logout returns, the message may still be on its way,
+//! and a cache that answered without waiting for it would be stale for that moment.
+//!
+//! **The lease.** The store's lease `L` (the key `{P}cache_lease`, in milliseconds; set by
+//! the first process that caches, 50 by default) closes that window:
+//! - A process answers from its cache only while less than `0.9 L` has passed since it
+//!   *sent* the last renewal that Redis answered. A renewal is one round trip on the
+//!   tracking connection (`GET {P}cache_lease`); its reply comes after every message
+//!   Redis queued on that connection before it, and those are applied first.
+//! - A writer, after Redis answered its logout, authid logout or authentication change,
+//!   reads `{P}cache_lease` on the same connection and, when it exists, waits `L` before
+//!   the call returns.
+//!
+//! So when an answer is given after a change's call returned (at time `t`), its renewal was
+//! sent after `t - L`, which is after Redis answered the change, so after Redis made it:
+//! the renewal's reply came after the change's invalidation message, which was applied
+//! before the answer. This holds across hosts and needs no synchronised clocks, only
+//! clocks that measure durations alike (the 10% margin covers far more drift than real
+//! clocks have). A writer that found no `{P}cache_lease` after its change need not wait:
+//! a process registers the key (`SET NX`) on its tracking connection after tracking is on
+//! and before it caches anything, so a process that could hold an entry read before the
+//! change registered before it too.
+//!
+//! What it costs: a renewal round trip per process every `0.9 L` at most (only when
+//! lookups come), and `L` more for each logout and authentication change once any process
+//! caches. What it does not cover: writes of other programs (`redis-cli DEL`, which only
+//! Redis's message reaches, shortly after), and restores and imports that overwrite a
+//! record (maintenance, which does not wait out the lease).
+//!
+//! **Failures.** Any error on the tracking connection (Redis restarted, the connection
+//! reset, a reply that is not what was asked) flushes the cache and drops the connection;
+//! lookups then read Redis, uncached, until a new connection is made (at the next lookup
+//! after one second, or at once when the breaker closes). After fork() the child makes its
+//! own connection: the parent's is never read by two processes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, PushKind, RedisResult, Value};
+
+use super::pool::Pool;
+use crate::cache::entry::CachedLookup;
+use crate::cache::{Cache, CacheStats};
+use crate::error::Result;
+use crate::fork::{self, gated};
+
+/// The lease a store gets when the first process caches (ms).
+pub(crate) const DEFAULT_LEASE_MS: u64 = 50;
+/// The longest lease a process accepts from `{P}cache_lease`, and what a writer waits when
+/// the key holds something else than milliseconds (ms).
+const MAX_LEASE_MS: u64 = 1000;
+/// How long after a failed renewal lookups read Redis uncached before the next try.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// One Redis store's cache in this process and what keeps it current.
+pub(crate) struct Tracking {
+    cache: Cache,
+    /// `{P}cookie:`: what every key named by an invalidation message starts with.
+    cookie_prefix: String,
+    /// `{P}cache_lease`.
+    lease_key: String,
+    base: Instant,
+    /// Until when (ns since `base`) the cache may answer; 0: not now.
+    valid_until: AtomicU64,
+    link: Mutex<Link>,
+}
+
+/// The tracking connection, and who renews.
+#[derive(Default)]
+struct Link {
+    con: Option<Connection>,
+    /// The process (`fork::generation`) `con` and `renewing` belong to.
+    generation: u64,
+    /// A thread of this process is renewing (the others answer uncached meanwhile).
+    renewing: bool,
+    /// No new connection before then (after a failure).
+    retry_at: Option<Instant>,
+    /// The last failure, for `stats`.
+    problem: Option<String>,
+}
+
+impl Tracking {
+    pub(crate) fn new(capacity_bytes: u64, prefix: &str) -> Tracking {
+        Tracking {
+            cache: Cache::new(capacity_bytes),
+            cookie_prefix: format!("{prefix}{}:", crate::config::location::key_words::COOKIE),
+            lease_key: lease_key(prefix),
+            base: Instant::now(),
+            valid_until: AtomicU64::new(0),
+            link: Mutex::new(Link {
+                generation: fork::generation(),
+                ..Link::default()
+            }),
+        }
+    }
+
+    /// The live cookie `value` as of `now`: from the cache while its lease holds (renewed
+    /// here when it ran out), else `read` (one GET), cached when no invalidation came
+    /// meanwhile. Without a current lease, `read` uncached.
+    pub(crate) fn lookup(
+        &self,
+        pool: &Pool,
+        value: &str,
+        now: u64,
+        read: impl FnOnce() -> Result<Option<CachedLookup>>,
+    ) -> Result<Option<Arc<CachedLookup>>> {
+        if !self.current(pool) {
+            self.cache.count_miss();
+            return Ok(read()?.map(Arc::new));
+        }
+        if let Some(answer) = self.cache.answer(value, now) {
+            return Ok(answer);
+        }
+        let since = self.cache.invalidations();
+        Ok(read()?.map(|entry| self.cache.fill(since, value, entry)))
+    }
+
+    /// The cache's answer alone, when its lease holds now (no round trip).
+    pub(crate) fn cached(&self, value: &str, now: u64) -> Option<Option<Arc<CachedLookup>>> {
+        if self.elapsed_ns() >= self.valid_until.load(Ordering::Acquire) {
+            return None;
+        }
+        self.cache.answer(value, now)
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Why the cache last stopped answering, if it did.
+    pub(crate) fn problem(&self) -> Option<String> {
+        gated(&self.link, |link| link.problem.clone())
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the cache may answer now: its lease holds, or was renewed here.
+    fn current(&self, pool: &Pool) -> bool {
+        if self.elapsed_ns() < self.valid_until.load(Ordering::Acquire) {
+            return true;
+        }
+        self.renew(pool)
+    }
+
+    /// Renews the lease: one round trip on the tracking connection, or a new connection.
+    /// False when another thread is renewing, when a failure was recent, or on failure
+    /// (then the cache is flushed and the connection dropped).
+    fn renew(&self, pool: &Pool) -> bool {
+        let generation = fork::generation();
+        let taken = gated(&self.link, |link| {
+            if link.generation != generation {
+                // Inherited from the parent: its socket is the parent's to read.
+                *link = Link {
+                    generation,
+                    ..Link::default()
+                };
+            }
+            if link.renewing || link.retry_at.is_some_and(|at| Instant::now() < at) {
+                return None;
+            }
+            link.renewing = true;
+            Some(link.con.take())
+        });
+        let Some(con) = taken else {
+            return false;
+        };
+        let renewed = match con {
+            Some(mut con) => {
+                let sent = self.elapsed_ns();
+                match self.lease(&mut con) {
+                    Ok(lease) => Ok((con, sent, lease)),
+                    // A connection that failed: start over on a new one (which flushes).
+                    Err(_) => self.connect(pool),
+                }
+            }
+            None => self.connect(pool),
+        };
+        let ok = renewed.is_ok();
+        let kept = match renewed {
+            Ok((con, sent, lease)) => {
+                let lease_ns = lease.as_nanos() as u64 / 10 * 9;
+                self.valid_until.store(sent + lease_ns, Ordering::Release);
+                Ok(con)
+            }
+            Err(problem) => {
+                self.valid_until.store(0, Ordering::Release);
+                self.cache.flush();
+                Err(problem)
+            }
+        };
+        gated(&self.link, |link| {
+            if link.generation != generation {
+                return;
+            }
+            link.renewing = false;
+            match kept {
+                Ok(con) => {
+                    link.con = Some(con);
+                    link.retry_at = None;
+                }
+                Err(problem) => {
+                    link.retry_at = Some(Instant::now() + RETRY);
+                    link.problem = Some(problem);
+                }
+            }
+        });
+        ok
+    }
+
+    /// A new tracking connection: RESP3, tracking on, the cache flushed, the store's lease
+    /// registered and read. Returns it with the time its lease counts from.
+    fn connect(&self, pool: &Pool) -> std::result::Result<(Connection, u64, Duration), String> {
+        let mut con = pool.connect_resp3().map_err(|e| e.to_string())?;
+        let tracking = redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("BCAST")
+            .arg("PREFIX")
+            .arg(&self.cookie_prefix)
+            .get_packed_command();
+        self.exchange(&mut con, &tracking, 1)
+            .map_err(|e| format!("turning CLIENT TRACKING on: {e}"))?;
+        // Only lookups read from now on are cached.
+        self.cache.flush();
+        let sent = self.elapsed_ns();
+        let register = redis::pipe()
+            .cmd("SET")
+            .arg(&self.lease_key)
+            .arg(DEFAULT_LEASE_MS)
+            .arg("NX")
+            .get_packed_pipeline();
+        self.exchange(&mut con, &register, 1)
+            .map_err(|e| format!("registering the cache's lease: {e}"))?;
+        let lease = self.lease(&mut con)?;
+        Ok((con, sent, lease))
+    }
+
+    /// One renewal round trip: the store's lease, with every message before its reply
+    /// applied.
+    fn lease(&self, con: &mut Connection) -> std::result::Result<Duration, String> {
+        let get = redis::cmd("GET").arg(&self.lease_key).get_packed_command();
+        let reply = self
+            .exchange(con, &get, 1)
+            .map_err(|e| format!("renewing the cache's lease: {e}"))?;
+        match reply.first().map(lease_ms) {
+            Some(Some(ms)) => Ok(Duration::from_millis(ms)),
+            _ => Err(format!(
+                "{} holds {:?}, not a lease of 1 to {MAX_LEASE_MS} ms",
+                self.lease_key,
+                reply.first()
+            )),
+        }
+    }
+
+    /// Sends `packed` and reads `replies` replies, applying the invalidation messages that
+    /// come before them.
+    fn exchange(
+        &self,
+        con: &mut Connection,
+        packed: &[u8],
+        replies: usize,
+    ) -> RedisResult<Vec<Value>> {
+        con.send_packed_command(packed)?;
+        let mut out = Vec::with_capacity(replies);
+        while out.len() < replies {
+            match con.recv_response()? {
+                Value::Push { kind, data } => self.apply(&kind, data),
+                reply => out.push(reply.extract_error()?),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies one push message: an invalidation drops the cookies it names (null: all).
+    fn apply(&self, kind: &PushKind, data: Vec<Value>) {
+        if *kind != PushKind::Invalidate {
+            return;
+        }
+        match data.into_iter().next() {
+            Some(Value::Array(keys)) => {
+                let values: Vec<String> = keys
+                    .into_iter()
+                    .filter_map(|key| match key {
+                        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+                        Value::SimpleString(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect();
+                self.cache.invalidate(
+                    values
+                        .iter()
+                        .filter_map(|k| k.strip_prefix(self.cookie_prefix.as_str())),
+                );
+            }
+            // Null (a flush) or anything unexpected: drop everything.
+            _ => self.cache.flush(),
+        }
+    }
+}
+
+/// `{P}cache_lease`.
+pub(crate) fn lease_key(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        crate::config::location::key_words::CACHE_LEASE
+    )
+}
+
+/// The lease `reply` holds, when it is 1 to [`MAX_LEASE_MS`] ms.
+fn lease_ms(reply: &Value) -> Option<u64> {
+    let text = match reply {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?,
+        Value::SimpleString(s) => s.as_str(),
+        _ => return None,
+    };
+    text.parse::<u64>()
+        .ok()
+        .filter(|ms| (1..=MAX_LEASE_MS).contains(ms))
+}
+
+/// What a writer waits after a change, given what `GET {P}cache_lease` answered: nothing
+/// when no process caches (no key), the lease, or the longest lease when the key holds
+/// something else.
+pub(crate) fn writer_wait(reply: &Value) -> Option<Duration> {
+    match reply {
+        Value::Nil => None,
+        other => Some(Duration::from_millis(
+            lease_ms(other).unwrap_or(MAX_LEASE_MS),
+        )),
+    }
+}
