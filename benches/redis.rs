@@ -144,7 +144,10 @@ fn main() {
         let mut group = c.benchmark_group(op);
         group.measurement_time(Duration::from_secs(3));
         // A cached login waits out the lease (50 ms): the table below has its rate.
-        for b in backends.iter().filter(|b| op == "lookup" || b.name != "redis, cached") {
+        for b in backends
+            .iter()
+            .filter(|b| op == "lookup" || b.name != "redis, cached")
+        {
             let mut i = 0usize;
             group.bench_function(b.name, |bench| {
                 bench.iter(|| {

@@ -320,6 +320,7 @@ fn sample(key: &str) -> Value {
         "min_replicas_acked" => json!(1),
         "replica_ack_timeout_ms" => json!(300),
         "cache_bytes" => json!(0),
+        "redis_cache_bytes" => json!(1 << 20),
         "tls_ca_file" | "tls_cert_file" | "tls_key_file" | "password_file" => {
             json!("/etc/cookiestore/redis-file.pem")
         }

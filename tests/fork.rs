@@ -720,20 +720,57 @@ fn a_redis_store_inherited_by_forked_children_gets_connections_of_its_own() {
     }
 }
 
+const REDIS_CACHED: &str = "a_cached_redis_store_inherited_by_forked_children_tracks_by_itself";
+
+/// The same with a cache on Redis (`redis_cache_bytes`): the parent's tracking connection
+/// exists before fork(); each child makes its own (read by two processes, it would answer
+/// one the other's replies and invalidations), and every answer is right.
+#[cfg(feature = "redis")]
+#[test]
+fn a_cached_redis_store_inherited_by_forked_children_tracks_by_itself() {
+    if child_role().is_some() {
+        return redis_master_with(
+            options().redis_cache_bytes(1 << 20),
+            40, // each set_auth and delete waits out the cache's lease (50 ms)
+        );
+    }
+    if !redis_server::need_redis() {
+        return;
+    }
+    let server = redis_server::RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let reports = run_master(REDIS_CACHED, Path::new(&url));
+    let done: Vec<&Value> = reports.iter().filter(|r| r["ev"] == "done").collect();
+    assert_eq!(done.len(), WORKERS + 1, "{reports:?}");
+    for r in done {
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["wrong"], 0, "{r}");
+        assert!(
+            r["hits"].as_u64().unwrap() > 0,
+            "no lookup was a cache hit: {r}"
+        );
+    }
+}
+
 #[cfg(feature = "redis")]
 fn redis_master() {
+    redis_master_with(options(), 500);
+}
+
+#[cfg(feature = "redis")]
+fn redis_master_with(options: StoreOptions, rounds: u64) {
     let url = store_path();
-    let store = CookieStore::open(&url, options()).unwrap();
+    let store = CookieStore::open(&url, options).unwrap();
     let seed = elsewhere(|| store.create("cbtid", 24, 3600).unwrap());
     // Pooled connections of this process exist now.
     assert!(store.exists(&seed.value).unwrap());
     let mut children = Vec::new();
     for index in 0..WORKERS {
         let store = store.clone();
-        children.push(fork_child(move || redis_calls(&store, index, 500)));
+        children.push(fork_child(move || redis_calls(&store, index, rounds)));
     }
     // The parent keeps using its pool meanwhile.
-    redis_calls(&store, WORKERS, 500);
+    redis_calls(&store, WORKERS, rounds);
     for (index, pid) in children.into_iter().enumerate() {
         wait_child(pid, &format!("child {index}"));
     }
@@ -754,6 +791,8 @@ fn redis_calls(store: &CookieStore, index: usize, n: u64) {
                 store.set_auth(&c.value, &auth, &AuthContext::default())? == AuthUpdate::Written;
             right &= store.get_auth(&c.value)?.map(|a| a.authid) == Some(authid.clone());
             right &= store.exists(&c.value)?;
+            // A second lookup: a cache hit when the store has a cache.
+            right &= store.get_auth(&c.value)?.map(|a| a.authid) == Some(authid.clone());
             right &= store.delete(&c.value)?;
             right &= !store.exists(&c.value)?;
             Ok(right)
@@ -768,7 +807,7 @@ fn redis_calls(store: &CookieStore, index: usize, n: u64) {
     }
     report(
         &json!({"ev": "done", "index": index, "errors": errors, "wrong": wrong,
-        "first_error": first_error}),
+        "first_error": first_error, "hits": store.cache_stats().hits}),
     );
 }
 

@@ -162,7 +162,7 @@ class TableMeta:
 class Stats:
     """Figures about a store: the library's Stats, flat as its JSON form. The cookie
     figures are every backend's; LMDB's (map, pages, indexes, reader slots, tables) are None
-    on Redis, and Redis's (``feed_entries``, ``last_revocation``, ``maxmemory_policy``) None
+    on Redis, and Redis's (``feed_entries``, ``last_revocation``, ``maxmemory_policy``, ``cache_problem``) None
     on LMDB. Times are nanoseconds since the epoch. Read-only."""
 
     @property
@@ -226,6 +226,10 @@ class Stats:
     @property
     def maxmemory_policy(self) -> Optional[str]:
         """Redis: the server's maxmemory-policy (None when it does not say)."""
+    @property
+    def cache_problem(self) -> Optional[str]:
+        """Redis: why this process's cache on Redis (``redis_cache_bytes``) last stopped
+        answering (None when it did not, or there is none)."""
     def to_dict(self) -> dict[str, Any]:
         """The figures of the store's backend as a dict (``tables`` as a list of dicts),
         e.g. for ``json.dumps``."""

@@ -79,7 +79,7 @@ impl PyTableMeta {
 
 /// Figures about a store: the library's `Stats`, one attribute per field, flat as its JSON
 /// form. The cookie figures are every backend's; LMDB's figures are None on Redis, and
-/// Redis's (`feed_entries`, `last_revocation`, `maxmemory_policy`) None on LMDB. Times are
+/// Redis's (`feed_entries`, `last_revocation`, `maxmemory_policy`, `cache_problem`) None on LMDB. Times are
 /// nanoseconds since the epoch.
 #[pyclass(module = "cookiestore", name = "Stats", frozen)]
 pub(crate) struct PyStats {
@@ -164,6 +164,10 @@ pub(crate) struct PyStats {
     /// Redis: the server's `maxmemory-policy`, None when it does not say.
     #[pyo3(get)]
     maxmemory_policy: Option<String>,
+    /// Redis: why this process's cache on Redis (`redis_cache_bytes`) last stopped
+    /// answering, None when it did not (or there is none).
+    #[pyo3(get)]
+    cache_problem: Option<String>,
     /// The library's `Stats` as JSON (its serde form), for `to_dict`.
     json: Value,
 }
@@ -212,6 +216,7 @@ impl PyStats {
             feed_entries: r.map(|r| r.feed_entries),
             last_revocation: r.map(|r| r.last_revocation),
             maxmemory_policy: r.and_then(|r| r.maxmemory_policy.clone()),
+            cache_problem: r.and_then(|r| r.cache_problem.clone()),
             json,
         })
     }
@@ -282,6 +287,10 @@ impl PyStats {
         field(
             "maxmemory_policy",
             self.maxmemory_policy.as_ref().map(|p| format!("'{p}'")),
+        );
+        field(
+            "cache_problem",
+            self.cache_problem.as_ref().map(|p| format!("{p:?}")),
         );
         text.push(')');
         text
