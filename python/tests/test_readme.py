@@ -85,6 +85,7 @@ SAMPLES = {
     "store.min_replicas_acked": 1,
     "store.replica_ack_timeout_ms": 300,
     "store.cache_bytes": 0,
+    "store.redis_cache_bytes": 1048576,
     "store.allow_eviction": True,
     "store.connect_lazily": True,
     "store.tls_ca_file": "/etc/cookiestore/redis-ca.pem",
