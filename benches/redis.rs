@@ -11,7 +11,7 @@
 //!
 //! A lookup is `Tracker::track` with a known cookie (LMDB: one read transaction; Redis: one
 //! GET; Redis with `redis_cache_bytes`: a hit of this process's cache, which holds all
-//! 10,000, and a lease renewal round trip every 45 ms). A login is `track(None)` (a new cookie) followed by `authenticate` (LMDB: two write
+//! 10,000, and a lease renewal round trip every 18 ms). A login is `track(None)` (a new cookie) followed by `authenticate` (LMDB: two write
 //! transactions, fsync off here; Redis: SET NX, then GET + the compare-and-set script).
 //! No public call takes a batch on Redis, so nothing here is pipelined.
 //!
@@ -143,7 +143,7 @@ fn main() {
     for op in ["lookup", "login"] {
         let mut group = c.benchmark_group(op);
         group.measurement_time(Duration::from_secs(3));
-        // A cached login waits out the lease (50 ms): the table below has its rate.
+        // A cached login waits out the lease (20 ms): the table below has its rate.
         for b in backends
             .iter()
             .filter(|b| op == "lookup" || b.name != "redis, cached")

@@ -731,7 +731,7 @@ fn a_cached_redis_store_inherited_by_forked_children_tracks_by_itself() {
     if child_role().is_some() {
         return redis_master_with(
             options().redis_cache_bytes(1 << 20),
-            40, // each set_auth and delete waits out the cache's lease (50 ms)
+            40, // each set_auth and delete waits out the cache's lease (20 ms)
         );
     }
     if !redis_server::need_redis() {

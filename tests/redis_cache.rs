@@ -196,7 +196,7 @@ fn a_hit_makes_no_round_trip() {
         assert!(reader.exists(&value).unwrap());
     }
     let gets = calls(&server) - before;
-    // Lease renewals are GETs of the lease key: one per 45 ms at most.
+    // Lease renewals are GETs of the lease key: one per 18 ms at most.
     assert!(
         gets < 100,
         "1000 cached lookups made {gets} GETs (one per lookup would be 1000)"

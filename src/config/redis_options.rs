@@ -98,7 +98,7 @@ pub struct RedisOptions {
     /// round trip. With a budget, a lookup of a cached cookie makes no round trip; Redis
     /// tells the process which cookies changed (`CLIENT TRACKING`, on a connection of its
     /// own), and the cache answers only while it has heard from Redis within the store's
-    /// lease (50 ms; one round trip renews it). The price: once any process of the store
+    /// lease (20 ms; one round trip renews it). The price: once any process of the store
     /// caches, each logout and authentication change waits out that lease before it
     /// returns, so that no process answers from an older entry after the change returned.
     /// Needs Redis 6 or later. See docs/redis.md, "A cache on Redis".

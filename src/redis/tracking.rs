@@ -17,7 +17,7 @@
 //! and a cache that answered without waiting for it would be stale for that moment.
 //!
 //! **The lease.** The store's lease `L` (the key `{P}cache_lease`, in milliseconds; set by
-//! the first process that caches, 50 by default) closes that window:
+//! the first process that caches, 20 by default) closes that window:
 //! - A process answers from its cache only while less than `0.9 L` has passed since it
 //!   *sent* the last renewal that Redis answered. A renewal is one round trip on the
 //!   tracking connection (`GET {P}cache_lease`); its reply comes after every message
@@ -61,7 +61,7 @@ use crate::error::Result;
 use crate::fork::{self, gated};
 
 /// The lease a store gets when the first process caches (ms).
-pub(crate) const DEFAULT_LEASE_MS: u64 = 50;
+pub(crate) const DEFAULT_LEASE_MS: u64 = 20;
 /// The longest lease a process accepts from `{P}cache_lease`, and what a writer waits when
 /// the key holds something else than milliseconds (ms).
 const MAX_LEASE_MS: u64 = 1000;

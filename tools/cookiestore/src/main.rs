@@ -50,6 +50,11 @@ Output to a closed pipe (`cookiestore dump STORE | head`) ends quietly with 0.";
     about = "Inspect, check, repair and migrate a cookiestore / cfxdb LMDB cookie store",
     long_about = "Inspect, check, repair and migrate a cookiestore / cfxdb LMDB cookie store, \
                   also while Crossbar.io router workers keep using it.\n\n\
+                  A store (PATH, SOURCE, DEST) is a directory (LMDB), or a Redis URL: \
+                  redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), \
+                  redis+unix:///PATH/TO/SOCKET, or redis+sentinel://HOST[:PORT],HOST[:PORT],.../MASTER[/DB] \
+                  (the master that Redis Sentinel names; docs/redis.md). Options go in the \
+                  query: ?prefix=cb1:, ?password_file=..., ?tls_ca_file=...\n\n\
                   Reading commands (dump, stats, get, check, export, copy, purge --dry-run) open \
                   the store read-only: they take one LMDB reader slot and never block or slow \
                   down writers, and they work on a store whose directory is read-only to them \
