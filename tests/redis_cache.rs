@@ -203,6 +203,46 @@ fn a_hit_makes_no_round_trip() {
     );
 }
 
+#[test]
+fn a_hung_redis_costs_a_cached_lookup_one_timeout_and_the_next_nothing() {
+    if !need_redis() {
+        return;
+    }
+    const TIMEOUT: Duration = Duration::from_millis(2000);
+    let server = RedisServer::start();
+    let options = StoreOptions::default()
+        .redis_cache_bytes(BUDGET)
+        .timeout_ms(TIMEOUT.as_millis() as u64);
+    let store = CookieStore::open(server.url(""), options).unwrap();
+    let value = login(&store, "alice");
+    warm(&store, &value);
+    server.pause(); // accepts connections, answers nothing
+    std::thread::sleep(Duration::from_millis(50)); // past the lease: the next lookup renews
+    let started = Instant::now();
+    let first = store.get_auth(&value);
+    let took = started.elapsed();
+    assert!(
+        matches!(first, Err(cookiestore::Error::Unavailable { .. })),
+        "{first:?}"
+    );
+    // The renewal and the read share the call's deadline: one timeout, not two.
+    assert!(
+        took < TIMEOUT + Duration::from_millis(900),
+        "the first lookup waited {took:?}, more than the timeout of {TIMEOUT:?}"
+    );
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert!(store.exists(&value).is_err());
+    }
+    let hundred = started.elapsed();
+    assert!(
+        hundred < TIMEOUT,
+        "100 lookups while the breaker is open took {hundred:?}: they waited for Redis"
+    );
+    assert!(store.stats().is_err());
+    server.resume();
+}
+
 // ---- processes write while this one reads through its cache ----
 
 const RACE_TEST: &str = "cached_answers_equal_fresh_reads_once_every_write_returned";

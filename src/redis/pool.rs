@@ -177,6 +177,22 @@ impl Pool {
         s.connect_by(Instant::now() + s.timeout)
     }
 
+    /// Runs `f` on `con`, a connection of its own (not pooled), within the call's deadline
+    /// (its read and write timeouts what is left). Refused at once while the breaker is
+    /// open; a failure to reach Redis opens it.
+    pub(crate) fn run_on<T>(
+        &self,
+        con: &mut Connection,
+        f: impl FnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        let s = &self.shared;
+        if s.breaker.is_open() {
+            return Err(s.refusal());
+        }
+        s.limit(con, deadline::deadline(s.timeout))?;
+        f(con).map_err(|e| s.failed(e))
+    }
+
     /// A new connection of its own that speaks RESP3 (so that Redis can push invalidation
     /// messages on it: `tracking.rs`), as [`Self::connect`] otherwise.
     pub(crate) fn connect_resp3(&self) -> Result<Connection> {
@@ -190,7 +206,7 @@ impl Pool {
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(settings)).map_err(|e| s.failed(e))?;
-        s.connect_with(&client, Instant::now() + s.timeout)
+        s.connect_with(&client, deadline::deadline(s.timeout))
     }
 
     /// Whether calls reach Redis now (the breaker is closed in this process).

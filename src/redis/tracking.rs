@@ -120,6 +120,17 @@ impl Tracking {
         now: u64,
         read: impl FnOnce() -> Result<Option<CachedLookup>>,
     ) -> Result<Option<Arc<CachedLookup>>> {
+        // The renewal and the read share the call's deadline.
+        pool.within_deadline(|| self.lookup_within(pool, value, now, read))
+    }
+
+    fn lookup_within(
+        &self,
+        pool: &Pool,
+        value: &str,
+        now: u64,
+        read: impl FnOnce() -> Result<Option<CachedLookup>>,
+    ) -> Result<Option<Arc<CachedLookup>>> {
         if !self.current(pool) {
             self.cache.count_miss();
             return Ok(read()?.map(Arc::new));
@@ -185,7 +196,7 @@ impl Tracking {
         let renewed = match con {
             Some(mut con) => {
                 let sent = self.elapsed_ns();
-                match self.lease(&mut con) {
+                match self.lease(pool, &mut con) {
                     Ok(lease) => Ok((con, sent, lease)),
                     // A connection that failed: start over on a new one (which flushes).
                     Err(_) => self.connect(pool),
@@ -236,29 +247,28 @@ impl Tracking {
             .arg("PREFIX")
             .arg(&self.cookie_prefix)
             .get_packed_command();
-        self.exchange(&mut con, &tracking, 1)
+        pool.run_on(&mut con, |con| self.exchange(con, &tracking, 1))
             .map_err(|e| format!("turning CLIENT TRACKING on: {e}"))?;
         // Only lookups read from now on are cached.
         self.cache.flush();
         let sent = self.elapsed_ns();
-        let register = redis::pipe()
-            .cmd("SET")
+        let register = redis::cmd("SET")
             .arg(&self.lease_key)
             .arg(DEFAULT_LEASE_MS)
             .arg("NX")
-            .get_packed_pipeline();
-        self.exchange(&mut con, &register, 1)
+            .get_packed_command();
+        pool.run_on(&mut con, |con| self.exchange(con, &register, 1))
             .map_err(|e| format!("registering the cache's lease: {e}"))?;
-        let lease = self.lease(&mut con)?;
+        let lease = self.lease(pool, &mut con)?;
         Ok((con, sent, lease))
     }
 
     /// One renewal round trip: the store's lease, with every message before its reply
     /// applied.
-    fn lease(&self, con: &mut Connection) -> std::result::Result<Duration, String> {
+    fn lease(&self, pool: &Pool, con: &mut Connection) -> std::result::Result<Duration, String> {
         let get = redis::cmd("GET").arg(&self.lease_key).get_packed_command();
-        let reply = self
-            .exchange(con, &get, 1)
+        let reply = pool
+            .run_on(con, |con| self.exchange(con, &get, 1))
             .map_err(|e| format!("renewing the cache's lease: {e}"))?;
         match reply.first().map(lease_ms) {
             Some(Some(ms)) => Ok(Duration::from_millis(ms)),
