@@ -243,6 +243,46 @@ fn a_hung_redis_costs_a_cached_lookup_one_timeout_and_the_next_nothing() {
     server.resume();
 }
 
+#[test]
+fn on_a_replica_the_cache_does_not_answer_and_says_why() {
+    if !need_redis() {
+        return;
+    }
+    let master = RedisServer::start();
+    let port = master.port.to_string();
+    let replica = RedisServer::start_config(false, &["--replicaof", "127.0.0.1", &port]);
+    let writer = CookieStore::open(master.url(""), StoreOptions::default()).unwrap();
+    let value = login(&writer, "alice");
+    let reader = CookieStore::open(
+        replica.url(""),
+        StoreOptions::default()
+            .redis_cache_bytes(BUDGET)
+            .readonly(true),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !reader.exists(&value).unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never got the cookie"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for _ in 0..10 {
+        assert_eq!(reader.get_auth(&value).unwrap().unwrap().authid, "alice");
+    }
+    // A replica learns of writes late (by replication): its tracking is not trusted.
+    assert_eq!(reader.cache_stats().hits, 0, "{:?}", reader.cache_stats());
+    let problem = reader
+        .stats()
+        .unwrap()
+        .redis
+        .unwrap()
+        .cache_problem
+        .unwrap();
+    assert!(problem.contains("not a master"), "{problem}");
+}
+
 // ---- processes write while this one reads through its cache ----
 
 const RACE_TEST: &str = "cached_answers_equal_fresh_reads_once_every_write_returned";

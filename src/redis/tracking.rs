@@ -20,8 +20,10 @@
 //! the first process that caches, 20 by default) closes that window:
 //! - A process answers from its cache only while less than `0.9 L` has passed since it
 //!   *sent* the last renewal that Redis answered. A renewal is one round trip on the
-//!   tracking connection (`GET {P}cache_lease`); its reply comes after every message
-//!   Redis queued on that connection before it, and those are applied first.
+//!   tracking connection (`ROLE` and `GET {P}cache_lease`, pipelined); its replies come
+//!   after every message Redis queued on that connection before them, and those are
+//!   applied first. A server that says it is not a master fails the renewal: a replica
+//!   (such as a master a failover demoted) learns of writes late, by replication.
 //! - A writer, after Redis answered its logout, authid logout or authentication change,
 //!   reads `{P}cache_lease` on the same connection and, when it exists, waits `L` before
 //!   the call returns.
@@ -47,6 +49,12 @@
 //! lookups then read Redis, uncached, until a new connection is made (at the next lookup
 //! after one second, or at once when the breaker closes). After fork() the child makes its
 //! own connection: the parent's is never read by two processes.
+//!
+//! **Failover** (`redis+sentinel://`): the tracking connection is made to the master the
+//! sentinels name; when that server dies or is demoted, the next renewal fails and a new
+//! connection goes to the new master (the cache emptied). Not covered: a split brain, where
+//! the old master still believes it is one while writes go to the new one (Sentinel loses
+//! those writers' changes then too).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -196,7 +204,7 @@ impl Tracking {
         let renewed = match con {
             Some(mut con) => {
                 let sent = self.elapsed_ns();
-                match self.lease(pool, &mut con) {
+                match self.lease(pool, &mut con, false) {
                     Ok(lease) => Ok((con, sent, lease)),
                     // A connection that failed: start over on a new one (which flushes).
                     Err(_) => self.connect(pool),
@@ -247,41 +255,71 @@ impl Tracking {
             .arg("PREFIX")
             .arg(&self.cookie_prefix)
             .get_packed_command();
-        pool.run_on(&mut con, |con| self.exchange(con, &tracking, 1))
-            .map_err(|e| format!("turning CLIENT TRACKING on: {e}"))?;
+        pool.run_on(&mut con, |con| {
+            let mut reply = self.exchange(con, &tracking, 1)?;
+            reply.pop().map(Value::extract_error).transpose()
+        })
+        .map_err(|e| format!("turning CLIENT TRACKING on: {e}"))?;
         // Only lookups read from now on are cached.
         self.cache.flush();
         let sent = self.elapsed_ns();
-        let register = redis::cmd("SET")
-            .arg(&self.lease_key)
-            .arg(DEFAULT_LEASE_MS)
-            .arg("NX")
-            .get_packed_command();
-        pool.run_on(&mut con, |con| self.exchange(con, &register, 1))
-            .map_err(|e| format!("registering the cache's lease: {e}"))?;
-        let lease = self.lease(pool, &mut con)?;
+        let lease = self.lease(pool, &mut con, true)?;
         Ok((con, sent, lease))
     }
 
-    /// One renewal round trip: the store's lease, with every message before its reply
-    /// applied.
-    fn lease(&self, pool: &Pool, con: &mut Connection) -> std::result::Result<Duration, String> {
-        let get = redis::cmd("GET").arg(&self.lease_key).get_packed_command();
-        let reply = pool
-            .run_on(con, |con| self.exchange(con, &get, 1))
+    /// One renewal round trip: the server's role and the store's lease (registered first
+    /// with `register`: `SET NX`), with every message before their replies applied. A server
+    /// that is not a master (a failover demoted it: the writes it is told of come late, by
+    /// replication) fails the renewal; its replies are not looked at.
+    fn lease(
+        &self,
+        pool: &Pool,
+        con: &mut Connection,
+        register: bool,
+    ) -> std::result::Result<Duration, String> {
+        let mut renewal = redis::pipe();
+        renewal.cmd("ROLE");
+        if register {
+            renewal
+                .cmd("SET")
+                .arg(&self.lease_key)
+                .arg(DEFAULT_LEASE_MS)
+                .arg("NX");
+        }
+        renewal.cmd("GET").arg(&self.lease_key);
+        let packed = renewal.get_packed_pipeline();
+        let mut reply = pool
+            .run_on(con, |con| {
+                self.exchange(con, &packed, if register { 3 } else { 2 })
+            })
             .map_err(|e| format!("renewing the cache's lease: {e}"))?;
-        match reply.first().map(lease_ms) {
+        let role = match reply.first() {
+            Some(Value::Array(items)) => items.first().and_then(text),
+            _ => None,
+        };
+        if role != Some("master") {
+            return Err(format!(
+                "the server is not a master (ROLE says {role:?}): the cache answers only from \
+                 the master's tracking"
+            ));
+        }
+        if register {
+            let set = reply.remove(1);
+            set.extract_error()
+                .map_err(|e| format!("registering the cache's lease: {e}"))?;
+        }
+        match reply.get(1).map(lease_ms) {
             Some(Some(ms)) => Ok(Duration::from_millis(ms)),
             _ => Err(format!(
                 "{} holds {:?}, not a lease of 1 to {MAX_LEASE_MS} ms",
                 self.lease_key,
-                reply.first()
+                reply.get(1)
             )),
         }
     }
 
-    /// Sends `packed` and reads `replies` replies, applying the invalidation messages that
-    /// come before them.
+    /// Sends `packed` and reads `replies` replies (error replies among them, as values),
+    /// applying the invalidation messages that come before them.
     fn exchange(
         &self,
         con: &mut Connection,
@@ -293,7 +331,7 @@ impl Tracking {
         while out.len() < replies {
             match con.recv_response()? {
                 Value::Push { kind, data } => self.apply(&kind, data),
-                reply => out.push(reply.extract_error()?),
+                reply => out.push(reply),
             }
         }
         Ok(out)
@@ -334,14 +372,19 @@ pub(crate) fn lease_key(prefix: &str) -> String {
     )
 }
 
+/// A reply's text, when it is a string.
+fn text(reply: &Value) -> Option<&str> {
+    match reply {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
 /// The lease `reply` holds, when it is 1 to [`MAX_LEASE_MS`] ms.
 fn lease_ms(reply: &Value) -> Option<u64> {
-    let text = match reply {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?,
-        Value::SimpleString(s) => s.as_str(),
-        _ => return None,
-    };
-    text.parse::<u64>()
+    text(reply)?
+        .parse::<u64>()
         .ok()
         .filter(|ms| (1..=MAX_LEASE_MS).contains(ms))
 }
