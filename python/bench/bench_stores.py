@@ -22,7 +22,7 @@ Operations, as Crossbar's router calls them:
 
 - lookup: ``exists(cbtid)`` then ``getAuth(cbtid)`` of a known, authenticated cookie
   (raw binding: ``exists`` + ``get_auth``), over every cookie in a shuffled order (each equally
-  likely: the worst case for a cache; ours' default 48 MiB holds 100k of these cookies), and over a hot set of ``--hot`` cookies (the
+  likely: the worst case for a cache; ours' default 384 MiB holds 1M of these cookies), and over a hot set of ``--hot`` cookies (the
   users connected now: what the cache holds whole);
 - login: ``create()`` then ``setAuth(cbtid, authid, authrole, authmethod, authextra, authrealm)``
   (raw binding: ``create`` + ``authenticate``).

@@ -331,7 +331,7 @@ class CookieStore:
         cache_bytes: Optional[int] = None,
     ) -> "CookieStore":
         """``cache_bytes``: the budget of this process's never-stale cache of live cookies'
-        auth (default 48 MiB; 0 turns it off)."""
+        auth (default 384 MiB, a bound; 0 turns it off)."""
     @staticmethod
     def from_section(
         section: Mapping[str, Any], node_dir: Optional[Union[str, PathLike[str]]] = None

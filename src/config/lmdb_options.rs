@@ -11,12 +11,14 @@ pub const MIN_MAXSIZE: u64 = 128 * 1024;
 pub const MAX_MAXSIZE: u64 = 128 * 1024 * 1024 * 1024;
 /// Default `maxsize`: 1 GiB, as Crossbar.io's database store.
 pub const DEFAULT_MAXSIZE: u64 = 1024 * 1024 * 1024;
-/// Default budget of the per-process cache: 48 MiB. An entry of a typical cookie (a 24-character
-/// value, short auth strings, a three-key authextra) is estimated at 332 bytes (297 measured),
-/// so the default holds a whole store of 100k such cookies (~32 MiB) with room for larger
-/// authextra, at a fifth of the memory Crossbar's file store spends on 100k (+239 MiB per
-/// worker; docs/benchmarks.md, "Performance through Python").
-pub const DEFAULT_CACHE_BYTES: u64 = 48 * 1024 * 1024;
+/// Default budget of the per-process cache: 384 MiB. An entry of a typical cookie (a
+/// 24-character value, short auth strings, a three-key authextra) is estimated at ~330 bytes
+/// (265 to 297 measured), so the default holds a whole store of 1M such cookies (~317 MiB
+/// estimated, 265 MiB measured) with a fifth to spare, under a sixth of the memory
+/// Crossbar's file store spends on 1M (~2.4 GB per worker, +239 MiB at 100k;
+/// docs/benchmarks.md, "Performance through Python"). A budget is a bound, not an
+/// allocation: a process holds only the cookies it looked up (100k take ~32 MiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 384 * 1024 * 1024;
 /// Default size the map starts at (it doubles on demand up to `maxsize`): 64 MiB.
 pub const DEFAULT_INITIAL_MAPSIZE: u64 = 64 * 1024 * 1024;
 
@@ -48,7 +50,7 @@ pub struct LmdbOptions {
     /// [`get_auth`](crate::CookieStore::get_auth) and
     /// [`exists`](crate::CookieStore::exists) without a transaction while nothing was
     /// committed, and is never stale (see [`CacheStats`](crate::CacheStats)). 0 turns it
-    /// off. Default 48 MiB. One cache serves every handle of a path in a process; the first
+    /// off. Default 384 MiB (a bound: the entries cached take the memory). One cache serves every handle of a path in a process; the first
     /// open sizes it.
     pub cache_bytes: u64,
 }
