@@ -274,7 +274,7 @@ def test_cache_answers_hits_and_sees_other_processes_at_once(tmp_path):
         assert store.get_auth(value)[0] == "alice" and store.exists(value)
     stats = store.cache_stats()
     assert stats["hits"] >= 15 and stats["entries"] == 1 and 0 < stats["hit_rate"] < 1
-    assert 0 < stats["bytes"] <= stats["capacity_bytes"] == 48 << 20
+    assert 0 < stats["bytes"] <= stats["capacity_bytes"] == 384 << 20
 
     def other_process(code):
         subprocess.run(
