@@ -204,6 +204,33 @@ fn a_hit_makes_no_round_trip() {
 }
 
 #[test]
+fn an_idle_process_reads_its_invalidations_all_the_same() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let url = server.url("");
+    let reader = cached_store(&url);
+    let writer = CookieStore::open(&url, StoreOptions::default()).unwrap();
+    let value = login(&writer, "alice");
+    warm(&reader, &value);
+    assert!(writer.delete(&value).unwrap());
+    // No lookup from here on: the reader's drainer reads the message within about a second,
+    // so that Redis does not keep it (and every later one) for an idle process.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while reader.cache_stats().invalidated == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "an idle process never read its invalidations: {:?}",
+            reader.cache_stats()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(reader.cache_stats().entries, 0);
+    assert_eq!(answer(&reader, &value), None);
+}
+
+#[test]
 fn a_hung_redis_costs_a_cached_lookup_one_timeout_and_the_next_nothing() {
     if !need_redis() {
         return;

@@ -2,7 +2,9 @@
 with its own node directory and port (as two hosts would be), whose cookie sections name the
 same Redis store with `"store": {"type": "cookiestore", "url": "redis://..."}`. A cookie
 authenticated at one node is welcomed at the other, and a logout at one closes the cookie's
-connections held at the other."""
+connections held at the other. Each test runs twice: the nodes without a cache on Redis (every
+lookup a round trip), then with one (``redis_cache_bytes``: each worker answers lookups from its
+own cache, kept exact by Redis's invalidation messages and a lease)."""
 
 from __future__ import annotations
 
@@ -33,8 +35,11 @@ TIMEOUT_MS = 1500
 CLOSE_WITHIN = 10.0
 
 
-def redis_store(url: str) -> dict:
-    return {"type": "cookiestore", "url": url, "key_prefix": KEY_PREFIX, "timeout_ms": TIMEOUT_MS}
+def redis_store(url: str, cache: bool = False) -> dict:
+    store = {"type": "cookiestore", "url": url, "key_prefix": KEY_PREFIX, "timeout_ms": TIMEOUT_MS}
+    if cache:
+        store["redis_cache_bytes"] = 16 << 20
+    return store
 
 
 def with_store(config, store: dict):
@@ -55,8 +60,8 @@ def with_store(config, store: dict):
     return config
 
 
-def node_config(port: int, url: str) -> dict:
-    return {"version": 2, "controller": {}, "workers": [with_store(router_worker(port), redis_store(url))]}
+def node_config(port: int, url: str, cache: bool = False) -> dict:
+    return {"version": 2, "controller": {}, "workers": [with_store(router_worker(port), redis_store(url, cache))]}
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +70,16 @@ def redis(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="module")
-def nodes(tmp_path_factory, redis):
-    """Node A and node B: two node directories, two ports, one Redis."""
+@pytest.fixture(scope="module", params=["uncached", "cached"])
+def nodes(tmp_path_factory, redis, request):
+    """Node A and node B: two node directories, two ports, one Redis; with a cache on Redis in
+    each worker for the "cached" run."""
     started = []
+    cache = request.param == "cached"
     try:
         for name, port in zip("ab", free_ports(2)):
-            node = write_node(tmp_path_factory.mktemp(f"host-{name}"), node_config(port, redis.url()), [port])
+            config = node_config(port, redis.url(), cache)
+            node = write_node(tmp_path_factory.mktemp(f"host-{name}"), config, [port])
             started.append(node)
             node.start()
         yield started

@@ -57,6 +57,8 @@ pub(crate) mod watch;
 
 pub(crate) use store::RedisStore;
 
+use std::sync::Arc;
+
 use redis::{Connection, RedisResult};
 
 use crate::config::location::RedisLocation;
@@ -85,7 +87,7 @@ pub(crate) struct RedisBackend {
     /// authentication change waits for (`WAIT`, see `ops.rs`).
     replicas: Option<(u32, u64)>,
     /// This process's cache (`redis_cache_bytes`), if any (`tracking.rs`).
-    tracking: Option<tracking::Tracking>,
+    tracking: Option<Arc<tracking::Tracking>>,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -140,8 +142,13 @@ impl RedisBackend {
             allow_eviction,
             checks: policy::Checks::new(options.readonly, allow_eviction),
             replicas,
-            tracking: (options.redis.cache_bytes > 0)
-                .then(|| tracking::Tracking::new(options.redis.cache_bytes, &prefix)),
+            tracking: (options.redis.cache_bytes > 0).then(|| {
+                Arc::new(tracking::Tracking::new(
+                    options.redis.cache_bytes,
+                    &prefix,
+                    timeout,
+                ))
+            }),
         };
         if options.redis.connect_lazily {
             backend.pool.arm();

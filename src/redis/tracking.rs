@@ -44,6 +44,11 @@
 //! Redis's message reaches, shortly after), and restores and imports that overwrite a
 //! record (maintenance, which does not wait out the lease).
 //!
+//! **Idle processes.** Redis queues the messages of every cookie change for each tracking
+//! connection until it is read; a process that makes no lookup for a while would let them
+//! pile up in Redis's memory. A thread per process and store (the drainer) renews the lease
+//! about once a second while no lookup did.
+//!
 //! **Failures.** Any error on the tracking connection (Redis restarted, the connection
 //! reset, a reply that is not what was asked) flushes the cache and drops the connection;
 //! lookups then read Redis, uncached, until a new connection is made (at the next lookup
@@ -75,6 +80,8 @@ pub(crate) const DEFAULT_LEASE_MS: u64 = 20;
 const MAX_LEASE_MS: u64 = 1000;
 /// How long after a failed renewal lookups read Redis uncached before the next try.
 const RETRY: Duration = Duration::from_secs(1);
+/// How often an idle process reads its tracking connection (the drainer).
+const DRAIN_EVERY: Duration = Duration::from_secs(1);
 
 /// One Redis store's cache in this process and what keeps it current.
 pub(crate) struct Tracking {
@@ -84,6 +91,8 @@ pub(crate) struct Tracking {
     /// `{P}cache_lease`.
     lease_key: String,
     base: Instant,
+    /// A call's timeout (`timeout_ms`): the drainer's round trips wait at most this long.
+    timeout: Duration,
     /// Until when (ns since `base`) the cache may answer; 0: not now.
     valid_until: AtomicU64,
     link: Mutex<Link>,
@@ -101,15 +110,18 @@ struct Link {
     retry_at: Option<Instant>,
     /// The last failure, for `stats`.
     problem: Option<String>,
+    /// The process (`fork::generation`) whose drainer thread runs, if any.
+    drainer: Option<u64>,
 }
 
 impl Tracking {
-    pub(crate) fn new(capacity_bytes: u64, prefix: &str) -> Tracking {
+    pub(crate) fn new(capacity_bytes: u64, prefix: &str, timeout: Duration) -> Tracking {
         Tracking {
             cache: Cache::new(capacity_bytes),
             cookie_prefix: format!("{prefix}{}:", crate::config::location::key_words::COOKIE),
             lease_key: lease_key(prefix),
             base: Instant::now(),
+            timeout,
             valid_until: AtomicU64::new(0),
             link: Mutex::new(Link {
                 generation: fork::generation(),
@@ -122,7 +134,7 @@ impl Tracking {
     /// here when it ran out), else `read` (one GET), cached when no invalidation came
     /// meanwhile. Without a current lease, `read` uncached.
     pub(crate) fn lookup(
-        &self,
+        self: &Arc<Self>,
         pool: &Pool,
         value: &str,
         now: u64,
@@ -133,7 +145,7 @@ impl Tracking {
     }
 
     fn lookup_within(
-        &self,
+        self: &Arc<Self>,
         pool: &Pool,
         value: &str,
         now: u64,
@@ -172,17 +184,22 @@ impl Tracking {
     }
 
     /// Whether the cache may answer now: its lease holds, or was renewed here.
-    fn current(&self, pool: &Pool) -> bool {
+    fn current(self: &Arc<Self>, pool: &Pool) -> bool {
         if self.elapsed_ns() < self.valid_until.load(Ordering::Acquire) {
             return true;
         }
-        self.renew(pool)
+        let (ok, start_drainer) = self.renew(Some(pool));
+        if let Some(generation) = start_drainer {
+            self.start_drainer(generation);
+        }
+        ok
     }
 
-    /// Renews the lease: one round trip on the tracking connection, or a new connection.
-    /// False when another thread is renewing, when a failure was recent, or on failure
-    /// (then the cache is flushed and the connection dropped).
-    fn renew(&self, pool: &Pool) -> bool {
+    /// Renews the lease: one round trip on the tracking connection, or (with `pool`) a new
+    /// connection. False when another thread is renewing, when a failure was recent, or on
+    /// failure (then the cache is flushed and the connection dropped); without `pool`, also
+    /// when there is no connection. Also says whether this process needs its drainer.
+    fn renew(&self, pool: Option<&Pool>) -> (bool, Option<u64>) {
         let generation = fork::generation();
         let taken = gated(&self.link, |link| {
             if link.generation != generation {
@@ -192,25 +209,30 @@ impl Tracking {
                     ..Link::default()
                 };
             }
-            if link.renewing || link.retry_at.is_some_and(|at| Instant::now() < at) {
+            if link.renewing
+                || link.retry_at.is_some_and(|at| Instant::now() < at)
+                || (pool.is_none() && link.con.is_none())
+            {
                 return None;
             }
             link.renewing = true;
             Some(link.con.take())
         });
         let Some(con) = taken else {
-            return false;
+            return (false, None);
         };
-        let renewed = match con {
-            Some(mut con) => {
+        let renewed = match (con, pool) {
+            (Some(mut con), _) => {
                 let sent = self.elapsed_ns();
-                match self.lease(pool, &mut con, false) {
-                    Ok(lease) => Ok((con, sent, lease)),
+                match (self.lease(pool, &mut con, false), pool) {
+                    (Ok(lease), _) => Ok((con, sent, lease)),
                     // A connection that failed: start over on a new one (which flushes).
-                    Err(_) => self.connect(pool),
+                    (Err(_), Some(pool)) => self.connect(pool),
+                    (Err(problem), None) => Err(problem),
                 }
             }
-            None => self.connect(pool),
+            (None, Some(pool)) => self.connect(pool),
+            (None, None) => Err("no tracking connection".to_string()),
         };
         let ok = renewed.is_ok();
         let kept = match renewed {
@@ -225,9 +247,9 @@ impl Tracking {
                 Err(problem)
             }
         };
-        gated(&self.link, |link| {
+        let start_drainer = gated(&self.link, |link| {
             if link.generation != generation {
-                return;
+                return None;
             }
             link.renewing = false;
             match kept {
@@ -240,8 +262,44 @@ impl Tracking {
                     link.problem = Some(problem);
                 }
             }
+            (ok && link.drainer != Some(generation)).then(|| {
+                link.drainer = Some(generation);
+                generation
+            })
         });
-        ok
+        (ok, start_drainer)
+    }
+
+    /// Starts this process's drainer: a thread that, about every second while no lookup
+    /// renews the lease (the process is idle), renews it once, so that the invalidation
+    /// messages for this process do not pile up in Redis (its output buffer for the
+    /// connection grows with every cookie change in the store, and nothing else reads it).
+    /// It ends with the store, and does not run in a forked child (which starts its own).
+    fn start_drainer(self: &Arc<Self>, generation: u64) {
+        let weak = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("cookiestore-redis-cache".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(DRAIN_EVERY);
+                    let Some(tracking) = weak.upgrade() else {
+                        return;
+                    };
+                    let idle =
+                        tracking.elapsed_ns() >= tracking.valid_until.load(Ordering::Acquire);
+                    if idle {
+                        let _ = tracking.renew(None);
+                    }
+                }
+            });
+        if spawned.is_err() {
+            // No thread to be had: lookups still renew; an idle process's messages wait.
+            gated(&self.link, |link| {
+                if link.drainer == Some(generation) {
+                    link.drainer = None;
+                }
+            });
+        }
     }
 
     /// A new tracking connection: RESP3, tracking on, the cache flushed, the store's lease
@@ -263,7 +321,7 @@ impl Tracking {
         // Only lookups read from now on are cached.
         self.cache.flush();
         let sent = self.elapsed_ns();
-        let lease = self.lease(pool, &mut con, true)?;
+        let lease = self.lease(Some(pool), &mut con, true)?;
         Ok((con, sent, lease))
     }
 
@@ -271,9 +329,11 @@ impl Tracking {
     /// with `register`: `SET NX`), with every message before their replies applied. A server
     /// that is not a master (a failover demoted it: the writes it is told of come late, by
     /// replication) fails the renewal; its replies are not looked at.
+    /// With `pool`, within the call's deadline and through the breaker; without (the
+    /// drainer), within a call's timeout.
     fn lease(
         &self,
-        pool: &Pool,
+        pool: Option<&Pool>,
         con: &mut Connection,
         register: bool,
     ) -> std::result::Result<Duration, String> {
@@ -288,11 +348,18 @@ impl Tracking {
         }
         renewal.cmd("GET").arg(&self.lease_key);
         let packed = renewal.get_packed_pipeline();
-        let mut reply = pool
-            .run_on(con, |con| {
-                self.exchange(con, &packed, if register { 3 } else { 2 })
-            })
-            .map_err(|e| format!("renewing the cache's lease: {e}"))?;
+        let replies = if register { 3 } else { 2 };
+        let mut reply = match pool {
+            Some(pool) => pool
+                .run_on(con, |con| self.exchange(con, &packed, replies))
+                .map_err(|e| e.to_string()),
+            None => con
+                .set_read_timeout(Some(self.timeout))
+                .and_then(|()| con.set_write_timeout(Some(self.timeout)))
+                .and_then(|()| self.exchange(con, &packed, replies))
+                .map_err(|e| e.to_string()),
+        }
+        .map_err(|e| format!("renewing the cache's lease: {e}"))?;
         let role = match reply.first() {
             Some(Value::Array(items)) => items.first().and_then(text),
             _ => None,
