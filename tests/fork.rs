@@ -640,12 +640,15 @@ fn daemon_master() {
     report(&json!({"ev": "done"}));
     let opener = std::process::id() as libc::pid_t;
     fork_child(|| {
-        report(&json!({"ev": "daemon", "pid": std::process::id()}));
         // A daemon's parent is gone before it starts its work.
         // SAFETY: getppid has no preconditions.
         while unsafe { libc::getppid() } == opener {
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Only now: the opener's test harness writes its result line to the same pipe on
+        // its way out, and a report written in the middle of that line was lost (seen
+        // under load: the line did not start with the report's marker).
+        report(&json!({"ev": "daemon", "pid": std::process::id()}));
         let store = CookieStore::open(&path, options()).unwrap();
         let mut acked = Vec::new();
         for i in 0..DAEMON_WRITES {
