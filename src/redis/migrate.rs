@@ -131,8 +131,8 @@ enum Op {
 }
 
 /// The store as maintenance reads and writes it, in batches: reads of the values a step
-/// names ahead ([`MaintenanceView::prefetch`]) are one pipelined MGET of their records and
-/// marks per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
+/// names ahead ([`MaintenanceView::prefetch`]) are one MGET of their records, pipelined with
+/// one of their marks when the step reads marks ([`Prefetch`]), per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
 /// named ahead is one GET, kept too); writes are queued, and the reads that follow see them
 /// (as in a transaction). [`Batch::flush`] sends the queued puts and marks as one [`BULK`]
 /// script (compare-and-set against what was read, all or none) and the queued deletions as
