@@ -198,9 +198,9 @@ pub struct RestoreSummary {
 /// lines are restored as marks (an export without them, from an older cookiestore, restores
 /// as before). `progress` gets the number of lines done.
 ///
-/// The lines are parsed on the calling thread and written on another, one batch of
-/// [`BATCH`] lines behind: while batch k is written (a Redis round trip and script, an LMDB
-/// transaction), batch k+1 is parsed, and it is handed over only once batch k is written.
+/// The lines are parsed on the calling thread and written on another, one batch of 2,000
+/// lines behind: while batch k is written (Redis's round trips and scripts, LMDB's
+/// transactions), batch k+1 is parsed, and it is handed over only once batch k is written.
 /// So one batch is in flight at a time, the writes are those of a restore on one thread, in
 /// the same order, and an error of batch k stops the restore with the count of cookies
 /// written before it (the lines parsed ahead are not written).
