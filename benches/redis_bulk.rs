@@ -18,7 +18,9 @@
 //! cargo bench --bench redis_bulk -- --test                       # smoke: N = 2,000
 //! ```
 //!
-//! Without `COOKIESTORE_BASE_BIN` only this tree's binary runs; with
+//! `COOKIESTORE_MAIN_BIN` adds a second baseline (column `main`, e.g. the last commit before
+//! the work measured), run in the same rounds. Without `COOKIESTORE_BASE_BIN` only this tree's
+//! binary (and `main`, if given) runs; with
 //! `COOKIESTORE_BULK_FIXTURE=path` the bench only writes its fixture (the export) there. The binary of this tree is
 //! `target/release/cookiestore` (`COOKIESTORE_NEW_BIN` overrides). Each command is timed
 //! from start to exit (process start and the fixture file's parsing included); records per
@@ -102,7 +104,40 @@ fn flush(server: &RedisServer) {
     server.command(&["FLUSHALL"]);
 }
 
-/// One round of the four operations with `bin`: (operation, records, seconds).
+/// The time Redis spent in scripts (`EVALSHA` and `EVAL`, from `INFO commandstats`) since
+/// the last call, in seconds; the statistics are reset.
+fn script_secs(server: &RedisServer) -> f64 {
+    let mut con = redis::Client::open(server.url(""))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    let usec: f64 = info
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| l.split(',').find_map(|f| f.strip_prefix("usec=")))
+        .filter_map(|n| n.parse::<f64>().ok())
+        .sum();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .unwrap();
+    usec / 1e6
+}
+
+/// The 1-minute load average (Linux), for the record of the run.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// One round of the four operations with `bin`: (operation, records, seconds); the
+/// restore's time in Redis scripts is the row `restore: script`.
 fn round(
     bin: &Path,
     server: &RedisServer,
@@ -115,7 +150,9 @@ fn round(
     let export_to = scratch.join("out.jsonl");
     let fixture = fixture.to_str().unwrap();
     flush(server);
+    script_secs(server);
     let restore = timed(bin, &["restore", &url, fixture]);
+    let restore_script = script_secs(server);
     let export = timed(bin, &["export", &url, "-o", export_to.to_str().unwrap()]);
     let logout = timed(bin, &["logout", &url, "--authid", HEAVY]);
     flush(server);
@@ -123,6 +160,7 @@ fn round(
     flush(server);
     vec![
         ("restore", n, restore),
+        ("restore: script", n, restore_script),
         ("export", n, export),
         ("logout_authid", n.div_ceil(10), logout),
         ("import (store)", n, import),
@@ -168,13 +206,18 @@ fn main() {
         &new_bin,
         &["restore", lmdb.to_str().unwrap(), fixture.to_str().unwrap()],
     );
+    let main_bin = std::env::var_os("COOKIESTORE_MAIN_BIN").map(PathBuf::from);
     let server = RedisServer::start();
 
     let mut bins: Vec<(&str, &Path)> = Vec::new();
     if let Some(base) = &base_bin {
         bins.push(("before", base));
     }
+    if let Some(main) = &main_bin {
+        bins.push(("main", main));
+    }
     bins.push(("after", &new_bin));
+    let load_before = load_average();
     let rounds = if smoke { 1 } else { 2 };
     // (binary label, operation) -> best seconds over the rounds, and records.
     let mut best: Vec<(&str, &str, u64, f64)> = Vec::new();
@@ -188,30 +231,48 @@ fn main() {
             }
         }
     }
-    println!("redis_bulk: N = {n} cookies, best of {rounds} round(s), loopback redis-server");
     println!(
-        "{:<16} {:>9} {:>12} {:>14} {:>12} {:>14} {:>8}",
-        "operation", "records", "before s", "before rec/s", "after s", "after rec/s", "speedup"
+        "redis_bulk: N = {n} cookies, best of {rounds} round(s), loopback redis-server, \
+         load average {load_before} before, {} after",
+        load_average()
     );
-    for op in ["restore", "export", "logout_authid", "import (store)"] {
+    println!(
+        "{:<16} {:>9} {:>16} {:>16} {:>16} {:>9} {:>9}",
+        "operation",
+        "records",
+        "before s (rec/s)",
+        "main s (rec/s)",
+        "after s (rec/s)",
+        "x before",
+        "x main"
+    );
+    for op in [
+        "restore",
+        "restore: script",
+        "export",
+        "logout_authid",
+        "import (store)",
+    ] {
         let get = |label: &str| best.iter().find(|b| b.0 == label && b.1 == op);
         let after = get("after").unwrap();
-        let (bs, br) = match get("before") {
-            Some(b) => (format!("{:.3}", b.3), format!("{:.0}", b.2 as f64 / b.3)),
-            None => ("-".into(), "-".into()),
+        let cell = |label: &str| match get(label) {
+            Some(b) if op.ends_with("script") => format!("{:.3}", b.3),
+            Some(b) => format!("{:.3} ({:.0})", b.3, b.2 as f64 / b.3),
+            None => "-".into(),
         };
-        let speedup = get("before")
-            .map(|b| format!("{:.1}x", b.3 / after.3))
-            .unwrap_or_else(|| "-".into());
+        let speedup = |label: &str| match get(label) {
+            Some(b) if after.3 > 0.0 => format!("{:.1}x", b.3 / after.3),
+            _ => "-".into(),
+        };
         println!(
-            "{:<16} {:>9} {:>12} {:>14} {:>12.3} {:>14.0} {:>8}",
+            "{:<16} {:>9} {:>16} {:>16} {:>16} {:>9} {:>9}",
             op,
             after.2,
-            bs,
-            br,
-            after.3,
-            after.2 as f64 / after.3,
-            speedup
+            cell("before"),
+            cell("main"),
+            cell("after"),
+            speedup("before"),
+            speedup("main")
         );
     }
 }

@@ -265,13 +265,22 @@ pub(crate) fn chunks<'i, I>(
     Ok(())
 }
 
+/// What [`MaintenanceView::prefetch`] reads ahead of each value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefetch {
+    /// Its record: for a step that reads no import mark (a restore).
+    Records,
+    /// Its record and its import mark (imports, which skip marked values).
+    RecordsAndMarks,
+}
+
 /// What maintenance reads of a store (see [`Backend::maintenance_read`]). Records are read
 /// expired or not; one that cannot be decoded is [`Error::CorruptRecord`](crate::Error).
 pub(crate) trait MaintenanceView {
     /// Says which values the reads that follow will name, so that a backend that pays a
     /// round trip per read (Redis) reads them ahead, in batches. Reads of other values
     /// still work. Nothing on LMDB (its reads are in memory).
-    fn prefetch(&mut self, _values: &mut dyn Iterator<Item = &str>) -> Result<()> {
+    fn prefetch(&mut self, _values: &mut dyn Iterator<Item = &str>, _what: Prefetch) -> Result<()> {
         Ok(())
     }
 
@@ -292,6 +301,14 @@ pub(crate) trait MaintenanceTxn: MaintenanceView {
     /// holds its value, [`Error::InvalidValue`](crate::Error) when it cannot be stored:
     /// both refused before anything was written).
     fn put(&mut self, cookie: &Cookie) -> Result<()>;
+
+    /// [`Self::put`] of `cookie` whose record the caller has encoded already
+    /// (`bytes`: `cookie.encode()`), so that a backend that sends the record (Redis) does not
+    /// encode it again. Refused as [`Self::put`].
+    fn put_encoded(&mut self, cookie: &Cookie, bytes: &[u8]) -> Result<()> {
+        let _ = bytes;
+        self.put(cookie)
+    }
 
     /// Stores `cookie` with its import mark (until its expiry). Refused as [`Self::put`];
     /// where both cannot be one transaction (Redis), the mark goes first: should the put

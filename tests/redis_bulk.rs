@@ -364,3 +364,95 @@ fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
     let summary = do_restore(&store, &text, false).unwrap();
     assert_eq!(summary.restored, N);
 }
+
+/// `n` cookies, those from `late_from` on of the user `late`.
+fn late_fixture(now: u64, n: u64, late_from: u64) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let mut c = cookie(i, now);
+        if i >= late_from {
+            c.authid = Some("late".into());
+        }
+        text.push_str(&serde_json::to_string(&c).unwrap());
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn a_batch_refused_stops_the_restore_there_though_later_lines_were_read_ahead() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    // The second batch of 2,000 lines holds the first cookie of `late`, whose set another
+    // program damaged: that batch is refused while the third is already parsed.
+    assert_eq!(server.command(&["SET", "bulk:authid:late", "x"]), "+OK");
+    let text = late_fixture(now, 7_000, 2_100);
+    let mut progress = Vec::new();
+    let err = restore(&store, &mut text.as_bytes(), false, &mut |lines| {
+        progress.push(lines)
+    })
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("holds a string, not the set")
+            && message.contains("2000 cookie(s) went in before"),
+        "{message}"
+    );
+    assert_eq!(progress, [2_000], "only the first batch was reported done");
+    assert_eq!(
+        store.count().unwrap(),
+        2_000,
+        "the first batch went in; nothing of the ones after the refused one"
+    );
+    assert!(store.get(&value(1_999)).unwrap().is_some());
+    assert!(store.get(&value(2_099)).unwrap().is_none());
+    assert!(store.get(&value(4_000)).unwrap().is_none());
+}
+
+/// A reader that fails after `left` bytes.
+struct FailsAfter<'a> {
+    text: &'a [u8],
+    left: usize,
+}
+
+impl std::io::Read for FailsAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("the disk went away"));
+        }
+        let n = buf.len().min(self.left).min(self.text.len());
+        buf[..n].copy_from_slice(&self.text[..n]);
+        self.text = &self.text[n..];
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_read_error_midway_leaves_the_batches_before_it_written_on_both_backends() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stores = [
+        CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap(),
+        CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap(),
+    ];
+    for store in &stores {
+        let text = late_fixture(store.now_ns(), 5_000, 5_000);
+        // The error comes in the line 4,501: the two batches before it were handed over.
+        let at = text.lines().take(4_500).map(|l| l.len() + 1).sum::<usize>() + 10;
+        let mut input = std::io::BufReader::new(FailsAfter {
+            text: text.as_bytes(),
+            left: at,
+        });
+        let err = restore(store, &mut input, false, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("the disk went away"), "{err}");
+        assert_eq!(store.count().unwrap(), 4_000, "{}", store.backend());
+    }
+}

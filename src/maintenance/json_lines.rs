@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{BATCH, storable};
-use crate::backend::{Pacing, WriteKind, chunks};
+use crate::backend::{Pacing, Prefetch, WriteKind, chunks};
 use crate::error::{Error, Result};
 use crate::maintenance::legacy;
 use crate::record::cookie::Cookie;
@@ -197,88 +197,148 @@ pub struct RestoreSummary {
 /// restored from an earlier line) are listed with their number and skipped. Import-mark
 /// lines are restored as marks (an export without them, from an older cookiestore, restores
 /// as before). `progress` gets the number of lines done.
+///
+/// The lines are parsed on the calling thread and written on another, one batch of 2,000
+/// lines behind: while batch k is written (Redis's round trips and scripts, LMDB's
+/// transactions), batch k+1 is parsed, and it is handed over only once batch k is written.
+/// So one batch is in flight at a time, the writes are those of a restore on one thread, in
+/// the same order, and an error of batch k stops the restore with the count of cookies
+/// written before it (the lines parsed ahead are not written).
 pub fn restore(
     store: &CookieStore,
     input: &mut dyn BufRead,
     merge: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RestoreSummary> {
-    let mut summary = RestoreSummary::default();
-    let mut first = true;
-    let mut pacing = store.seam().pacing(BATCH);
-    let mut pending: Vec<(u64, Cookie)> = Vec::with_capacity(BATCH);
-    let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
-    // The line each oid came from: a repeated oid is reported, not silently replaced.
-    let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
-    let mut line = Vec::new();
-    loop {
-        let n = legacy::read_line_bounded(input, &mut line, legacy::MAX_LINE)?.unwrap_or(0);
-        if n > legacy::MAX_LINE as u64 {
-            summary.lines += 1;
-            summary.bad_lines.push((
-                summary.lines,
-                format!(
-                    "line is {n} bytes long, longer than the {} bytes a record may have",
-                    legacy::MAX_LINE
-                ),
-            ));
-        } else if n > 0 {
-            summary.lines += 1;
-            match std::str::from_utf8(&line) {
-                Err(e) => summary.bad_lines.push((
+    std::thread::scope(|scope| {
+        let (to_writer, jobs) = std::sync::mpsc::sync_channel::<Parsed>(1);
+        // The batch comes back with its outcome, to be freed on the thread that allocated
+        // it (the allocator frees another thread's memory slowly).
+        let (to_reader, written) = std::sync::mpsc::sync_channel::<(Result<Written>, Parsed)>(1);
+        std::thread::Builder::new()
+            .name("cookiestore-restore".into())
+            .spawn_scoped(scope, move || {
+                let mut pacing = store.seam().pacing(BATCH);
+                for job in jobs {
+                    let result = write_batch(store, &job, &mut *pacing);
+                    let failed = result.is_err();
+                    if to_reader.send((result, job)).is_err() || failed {
+                        break;
+                    }
+                }
+            })?;
+        let mut summary = RestoreSummary::default();
+        // The batch handed to the writer and not yet reported back: its last line.
+        let mut in_flight: Option<u64> = None;
+        let mut wait = |in_flight: &mut Option<u64>, summary: &mut RestoreSummary| -> Result<()> {
+            let Some(lines) = in_flight.take() else {
+                return Ok(());
+            };
+            let (done, job) = written.recv().map_err(|_| {
+                io::Error::other("the restore's writer thread stopped without an answer")
+            })?;
+            drop(job);
+            let done = done?;
+            summary.restored += done.restored;
+            summary.replaced += done.replaced;
+            summary.unchanged += done.unchanged;
+            summary.conflicts.extend(done.conflicts);
+            summary.bad_lines.extend(done.bad);
+            summary.import_marks += done.import_marks;
+            summary.bad_lines.sort_by_key(|(line, _)| *line);
+            progress(lines);
+            Ok(())
+        };
+        let mut first = true;
+        let mut pending: Vec<(u64, Cookie, Vec<u8>)> = Vec::with_capacity(BATCH);
+        let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
+        // The line each oid came from: a repeated oid is reported, not silently replaced.
+        let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+        let mut line = Vec::new();
+        loop {
+            let n = match legacy::read_line_bounded(input, &mut line, legacy::MAX_LINE) {
+                Ok(n) => n.unwrap_or(0),
+                Err(e) => {
+                    // The batch in flight is written (or failed) first, as without the
+                    // reading ahead.
+                    wait(&mut in_flight, &mut summary)?;
+                    return Err(e.into());
+                }
+            };
+            if n > legacy::MAX_LINE as u64 {
+                summary.lines += 1;
+                summary.bad_lines.push((
                     summary.lines,
-                    format!("not valid UTF-8 (byte {})", e.valid_up_to()),
-                )),
-                Ok(text) if text.trim().is_empty() => {}
-                Ok(text) => match parse_mark_line(text.trim()) {
-                    Some(Ok(mark)) => pending_marks.push(mark),
-                    Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
-                    None => match parse_record(text.trim()) {
-                        Ok(cookie) => match seen.entry(cookie.oid) {
-                            std::collections::hash_map::Entry::Occupied(first) => {
-                                summary.bad_lines.push((
-                                    summary.lines,
-                                    format!(
-                                        "oid {} was already restored from line {}; oids are \
-                                         unique, the first record is kept",
-                                        cookie.oid,
-                                        first.get()
-                                    ),
-                                ))
-                            }
-                            std::collections::hash_map::Entry::Vacant(slot) => {
-                                slot.insert(summary.lines);
-                                pending.push((summary.lines, cookie));
-                            }
+                    format!(
+                        "line is {n} bytes long, longer than the {} bytes a record may have",
+                        legacy::MAX_LINE
+                    ),
+                ));
+            } else if n > 0 {
+                summary.lines += 1;
+                match std::str::from_utf8(&line) {
+                    Err(e) => summary.bad_lines.push((
+                        summary.lines,
+                        format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                    )),
+                    Ok(text) if text.trim().is_empty() => {}
+                    Ok(text) => match parse_mark_line(text.trim()) {
+                        Some(Ok(mark)) => pending_marks.push(mark),
+                        Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
+                        None => match parse_record(text.trim()) {
+                            Ok((cookie, bytes)) => match seen.entry(cookie.oid) {
+                                std::collections::hash_map::Entry::Occupied(first) => {
+                                    summary.bad_lines.push((
+                                        summary.lines,
+                                        format!(
+                                            "oid {} was already restored from line {}; oids \
+                                             are unique, the first record is kept",
+                                            cookie.oid,
+                                            first.get()
+                                        ),
+                                    ))
+                                }
+                                std::collections::hash_map::Entry::Vacant(slot) => {
+                                    slot.insert(summary.lines);
+                                    pending.push((summary.lines, cookie, bytes));
+                                }
+                            },
+                            Err(problem) => summary.bad_lines.push((summary.lines, problem)),
                         },
-                        Err(problem) => summary.bad_lines.push((summary.lines, problem)),
                     },
-                },
+                }
+            }
+            if pending.len() + pending_marks.len() >= BATCH
+                || (n == 0 && (!pending.is_empty() || !pending_marks.is_empty() || first))
+            {
+                wait(&mut in_flight, &mut summary)?;
+                let job = Parsed {
+                    records: std::mem::replace(&mut pending, Vec::with_capacity(BATCH)),
+                    marks: std::mem::take(&mut pending_marks),
+                    require_empty: first && !merge,
+                    committed: summary.restored + summary.replaced,
+                };
+                first = false;
+                if to_writer.send(job).is_err() {
+                    return Err(io::Error::other(
+                        "the restore's writer thread stopped before the end of the input",
+                    )
+                    .into());
+                }
+                in_flight = Some(summary.lines);
+            }
+            if n == 0 {
+                wait(&mut in_flight, &mut summary)?;
+                summary.bad_lines.sort_by_key(|(line, _)| *line);
+                return Ok(summary);
             }
         }
-        if pending.len() + pending_marks.len() >= BATCH
-            || (n == 0 && (!pending.is_empty() || !pending_marks.is_empty() || first))
-        {
-            restore_batch(
-                store,
-                &pending,
-                &pending_marks,
-                first && !merge,
-                &mut summary,
-                &mut *pacing,
-            )?;
-            first = false;
-            pending.clear();
-            pending_marks.clear();
-            progress(summary.lines);
-        }
-        if n == 0 {
-            return Ok(summary);
-        }
-    }
+    })
 }
 
-fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
+/// A record line: the cookie and its record (encoded here to check that it can be stored,
+/// and kept so that the write does not encode it again).
+fn parse_record(text: &str) -> std::result::Result<(Cookie, Vec<u8>), String> {
     let cookie: Cookie =
         serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
     if let Some((path, literal)) = crate::record::bigint::big_integer(text) {
@@ -288,30 +348,47 @@ fn parse_record(text: &str) -> std::result::Result<Cookie, String> {
         return Err("the record has no oid (or the nil uuid)".into());
     }
     storable(&cookie.value)?;
-    cookie.encode().map_err(|e| e.to_string())?;
-    Ok(cookie)
+    let bytes = cookie.encode().map_err(|e| e.to_string())?;
+    Ok((cookie, bytes))
 }
 
-fn restore_batch(
-    store: &CookieStore,
-    records: &[(u64, Cookie)],
-    import_marks: &[(ValueDigest, u64)],
+/// One batch of a restore's lines, parsed, for the writer thread.
+struct Parsed {
+    /// Line number, record, its encoding.
+    records: Vec<(u64, Cookie, Vec<u8>)>,
+    marks: Vec<(ValueDigest, u64)>,
+    /// Whether the store must be empty first (the first batch, without `merge`).
     require_empty: bool,
-    summary: &mut RestoreSummary,
-    pacing: &mut dyn Pacing,
-) -> Result<()> {
-    if require_empty {
+    /// Cookies written (new or replaced) by the batches before it.
+    committed: u64,
+}
+
+/// What the writer did with one [`Parsed`] batch.
+#[derive(Default)]
+struct Written {
+    restored: u64,
+    replaced: u64,
+    unchanged: u64,
+    conflicts: Vec<(u64, String, Uuid)>,
+    bad: Vec<(u64, String)>,
+    import_marks: u64,
+}
+
+fn write_batch(store: &CookieStore, job: &Parsed, pacing: &mut dyn Pacing) -> Result<Written> {
+    if job.require_empty {
         store.seam().require_empty()?;
     }
-    let (mut restored, mut replaced, mut unchanged) = (0, 0, 0);
-    let (mut conflicts, mut bad) = (Vec::new(), Vec::new());
-    chunks(pacing, records, |chunk| {
+    let mut done = Written::default();
+    chunks(pacing, &job.records, |chunk| {
         let mut counts = (0, 0, 0, Vec::new(), Vec::new());
         store
             .maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
                 counts = (0, 0, 0, Vec::new(), Vec::new());
-                txn.prefetch(&mut chunk.iter().map(|(_, c)| c.value.as_str()))?;
-                for (line, cookie) in chunk {
+                txn.prefetch(
+                    &mut chunk.iter().map(|(_, c, _)| c.value.as_str()),
+                    Prefetch::Records,
+                )?;
+                for (line, cookie, bytes) in chunk {
                     let existing = match txn.counterpart(cookie) {
                         Ok(c) => c,
                         Err(Error::CorruptRecord { .. }) => None,
@@ -321,7 +398,7 @@ fn restore_batch(
                         counts.2 += 1;
                         continue;
                     }
-                    match txn.put(cookie) {
+                    match txn.put_encoded(cookie, bytes) {
                         Ok(()) if existing.is_some() => counts.1 += 1,
                         Ok(()) => counts.0 += 1,
                         Err(Error::DuplicateValue { value, existing }) => {
@@ -334,18 +411,16 @@ fn restore_batch(
                 }
                 Ok(())
             })
-            .map_err(|e| {
-                e.with_committed(summary.restored + restored + summary.replaced + replaced)
-            })?;
-        restored += counts.0;
-        replaced += counts.1;
-        unchanged += counts.2;
-        conflicts.extend(counts.3);
-        bad.extend(counts.4);
+            .map_err(|e| e.with_committed(job.committed + done.restored + done.replaced))?;
+        done.restored += counts.0;
+        done.replaced += counts.1;
+        done.unchanged += counts.2;
+        done.conflicts.extend(counts.3);
+        done.bad.extend(counts.4);
         Ok(())
     })?;
-    let written = summary.restored + restored + summary.replaced + replaced;
-    chunks(pacing, import_marks, |chunk| {
+    let written = job.committed + done.restored + done.replaced;
+    chunks(pacing, &job.marks, |chunk| {
         store
             .maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
                 for (digest, expires) in chunk {
@@ -355,14 +430,8 @@ fn restore_batch(
             })
             .map_err(|e| e.with_committed(written))
     })?;
-    summary.restored += restored;
-    summary.replaced += replaced;
-    summary.unchanged += unchanged;
-    summary.conflicts.extend(conflicts);
-    summary.bad_lines.extend(bad);
-    summary.import_marks += import_marks.len() as u64;
-    summary.bad_lines.sort_by_key(|(line, _)| *line);
-    Ok(())
+    done.import_marks = job.marks.len() as u64;
+    Ok(done)
 }
 
 // ---- another store's records ------------------------------------------------------------------

@@ -31,7 +31,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{BATCH, storable};
-use crate::backend::{Pacing, WriteKind, chunks};
+use crate::backend::{Pacing, Prefetch, WriteKind, chunks};
 use crate::error::{Error, Result};
 use crate::maintenance::legacy::{self, LegacyCookie, LegacyLine, LegacyStatus, Replay};
 use crate::record::cookie::Cookie;
@@ -265,7 +265,10 @@ fn import_paced(
     let mut to_mark: Vec<&LegacyCookie> = Vec::new();
     let mut to_remove: Vec<&str> = Vec::new();
     store.seam().maintenance_read(&mut |view| {
-        view.prefetch(&mut live.iter().map(|c| c.value.as_str()))?;
+        view.prefetch(
+            &mut live.iter().map(|c| c.value.as_str()),
+            Prefetch::RecordsAndMarks,
+        )?;
         for legacy in &live {
             let existing = match view.get_any_by_value(&legacy.value) {
                 Ok(c) => c,
@@ -297,7 +300,10 @@ fn import_paced(
                 to_write.push(legacy);
             }
         }
-        view.prefetch(&mut source.removed.iter().map(String::as_str))?;
+        view.prefetch(
+            &mut source.removed.iter().map(String::as_str),
+            Prefetch::RecordsAndMarks,
+        )?;
         for value in &source.removed {
             if storable(value).is_err() {
                 continue;
@@ -322,7 +328,10 @@ fn import_paced(
         store
             .maintenance_write("import cookies", WriteKind::Import, &mut |txn| {
                 counts = (0, 0, 0, 0);
-                txn.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
+                txn.prefetch(
+                    &mut chunk.iter().map(|c| c.value.as_str()),
+                    Prefetch::RecordsAndMarks,
+                )?;
                 for legacy in chunk {
                     let existing = match txn.get_any_by_value(&legacy.value) {
                         Ok(c) => c,
@@ -379,7 +388,7 @@ fn import_paced(
         let mut n = 0;
         store.maintenance_write("delete logged-out cookies", WriteKind::Logout, &mut |txn| {
             n = 0;
-            txn.prefetch(&mut chunk.iter().copied())?;
+            txn.prefetch(&mut chunk.iter().copied(), Prefetch::RecordsAndMarks)?;
             for value in chunk {
                 if txn.delete(value)? {
                     n += 1;

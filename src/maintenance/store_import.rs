@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::legacy_import::ImportOptions;
 use super::{BATCH, storable};
-use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, WriteKind, chunks};
+use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, Prefetch, WriteKind, chunks};
 use crate::error::{Error, Result};
 use crate::record::cookie::Cookie;
 use crate::store::CookieStore;
@@ -155,7 +155,10 @@ fn import_chunk(
 ) -> Result<()> {
     if options.dry_run {
         return store.seam().maintenance_read(&mut |view| {
-            view.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
+            view.prefetch(
+                &mut chunk.iter().map(|c| c.value.as_str()),
+                Prefetch::RecordsAndMarks,
+            )?;
             for cookie in chunk {
                 match judge(view, cookie, options)? {
                     Judged::Unchanged => summary.unchanged += 1,
@@ -206,7 +209,10 @@ fn import_some(
     options: &ImportOptions,
 ) -> Result<StoreImportSummary> {
     let mut part = StoreImportSummary::default();
-    txn.prefetch(&mut chunk.iter().map(|c| c.value.as_str()))?;
+    txn.prefetch(
+        &mut chunk.iter().map(|c| c.value.as_str()),
+        Prefetch::RecordsAndMarks,
+    )?;
     for cookie in chunk {
         let judged = judge(txn, cookie, options)?;
         match judged {

@@ -6,15 +6,11 @@
 //! (`restore`, `import`) refuse a record holding one, naming the field.
 
 /// The first integer literal in the JSON `text` that fits neither `i64` nor `u64`: its path
-/// (`authextra.ids[2]`) and its digits. `None` when there is none (cheaply, when no run of 19
-/// or more digits occurs). `text` is expected to be valid JSON.
+/// (`authextra.ids[2]`) and its digits. `None` when there is none (cheaply, when no run of 20
+/// or more digits, nor a `-` and 19, occurs). `text` is expected to be valid JSON.
 pub(crate) fn big_integer(text: &str) -> Option<(String, String)> {
     let bytes = text.as_bytes();
-    let mut run = 0;
-    if !bytes.iter().any(|b| {
-        run = if b.is_ascii_digit() { run + 1 } else { 0 };
-        run >= 19
-    }) {
+    if !may_hold_big_integer(bytes) {
         return None;
     }
     enum Frame {
@@ -92,6 +88,31 @@ pub(crate) fn big_integer(text: &str) -> Option<(String, String)> {
     None
 }
 
+/// Whether `text` has a run of 20 or more digits, or of 19 after a `-`: a JSON integer (no
+/// leading zeros) that fits neither `i64` nor `u64` has one (`u64::MAX` has 20 digits,
+/// `i64::MIN` 19), and nanosecond timestamps (19 digits) do not, so that the records of a
+/// restore are not walked again for nothing.
+fn may_hold_big_integer(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    let mut negative = false;
+    let mut after = b' ';
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            if run == 0 {
+                negative = after == b'-';
+            }
+            run += 1;
+            if run >= 20 || (run >= 19 && negative) {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+        after = b;
+    }
+    false
+}
+
 /// The problem with the big integer `literal` at `path`, for error messages.
 pub(crate) fn problem(path: &str, literal: &str) -> String {
     let float = literal
@@ -124,6 +145,19 @@ mod tests {
         assert_eq!(
             big_integer(r#"{"n":18446744073709551615, "m": 1e30}"#),
             None
+        );
+        // 19 digits: a timestamp in ns fits; a negative one may not.
+        assert_eq!(
+            big_integer(r#"{"created":1767225600000000000,"n":-9223372036854775808}"#),
+            None
+        );
+        assert_eq!(
+            big_integer(r#"{"created":1767225600000000000,"a":{"n":-9223372036854775809}}"#),
+            Some(("a.n".to_string(), "-9223372036854775809".to_string()))
+        );
+        assert_eq!(
+            big_integer(r#"{"n":[99999999999999999999]}"#),
+            Some(("n[0]".to_string(), "99999999999999999999".to_string()))
         );
     }
 }

@@ -20,7 +20,13 @@ pub(crate) fn digest(value: &str) -> ValueDigest {
 
 /// `bytes` as lowercase hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 /// A digest from its 64 hex digits (either case); `None` otherwise.
@@ -67,5 +73,10 @@ mod tests {
         assert_eq!(parse_hex(&hex(&d)), Some(d));
         assert_eq!(parse_hex(&hex(&d).to_uppercase()), Some(d));
         assert_eq!(parse_hex("xyz"), None);
+        // SHA-256("abc"), lowercase, as marks are named and exported.
+        assert_eq!(
+            hex(&d),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

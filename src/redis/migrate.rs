@@ -17,7 +17,7 @@ use super::ops::{Item, same_oid_or_none};
 use super::scripts::BULK;
 use super::store::RedisStore;
 use super::{RedisBackend, SCAN_BATCH, pxat_ms};
-use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing};
+use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, Prefetch};
 use crate::error::{Error, Result};
 use crate::feed::kind::RevocationKind;
 use crate::record::codec::{CookieView, materialise};
@@ -131,8 +131,8 @@ enum Op {
 }
 
 /// The store as maintenance reads and writes it, in batches: reads of the values a step
-/// names ahead ([`MaintenanceView::prefetch`]) are one pipelined MGET of their records and
-/// marks per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
+/// names ahead ([`MaintenanceView::prefetch`]) are one MGET of their records, pipelined with
+/// one of their marks when the step reads marks ([`Prefetch`]), per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
 /// named ahead is one GET, kept too); writes are queued, and the reads that follow see them
 /// (as in a transaction). [`Batch::flush`] sends the queued puts and marks as one [`BULK`]
 /// script (compare-and-set against what was read, all or none) and the queued deletions as
@@ -170,6 +170,23 @@ impl<'a> Batch<'a> {
         let found = self.redis().record(value)?;
         self.records.insert(value.to_string(), found.clone());
         Ok(found)
+    }
+
+    /// Queues the put of `cookie`, whose record is `bytes` (checked storable).
+    fn put_bytes(&mut self, cookie: &Cookie, bytes: Vec<u8>) -> Result<()> {
+        let old = self.record(&cookie.value)?.unwrap_or_default();
+        same_oid_or_none(cookie, &old)?;
+        let redis = self.redis();
+        self.ops.push(Op::Put {
+            key: redis.cookie_key(&cookie.value),
+            set_key: cookie.authid.as_deref().map(|a| redis.authid_key(a)),
+            expected: old,
+            pxat: pxat_ms(cookie.expires_at()),
+            bytes: bytes.clone(),
+            value: cookie.value.clone(),
+        });
+        self.records.insert(cookie.value.clone(), Some(bytes));
+        Ok(())
     }
 
     /// Sends what was queued (see [`Batch`]); `false` when a record had changed since it was
@@ -224,7 +241,7 @@ impl<'a> Batch<'a> {
 }
 
 impl MaintenanceView for Batch<'_> {
-    fn prefetch(&mut self, values: &mut dyn Iterator<Item = &str>) -> Result<()> {
+    fn prefetch(&mut self, values: &mut dyn Iterator<Item = &str>, what: Prefetch) -> Result<()> {
         let redis = self.redis();
         let mut wanted: Vec<&str> = Vec::with_capacity(SCAN_BATCH);
         let mut values = values.peekable();
@@ -243,9 +260,16 @@ impl MaintenanceView for Batch<'_> {
                 break;
             }
             let keys: Vec<String> = wanted.iter().map(|v| redis.cookie_key(v)).collect();
+            type Found = Vec<Option<Vec<u8>>>;
+            if what == Prefetch::Records {
+                let records: Found = redis.run(|con| redis::cmd("MGET").arg(&keys).query(con))?;
+                for (value, record) in wanted.iter().zip(records) {
+                    self.records.insert(value.to_string(), record);
+                }
+                continue;
+            }
             let digests: Vec<ValueDigest> = wanted.iter().map(|v| digest(v)).collect();
             let mark_keys: Vec<String> = digests.iter().map(|d| redis.mark_key(d)).collect();
-            type Found = Vec<Option<Vec<u8>>>;
             let (records, marks): (Found, Found) = redis.run(|con| {
                 redis::pipe()
                     .cmd("MGET")
@@ -297,19 +321,12 @@ impl MaintenanceTxn for Batch<'_> {
     fn put(&mut self, cookie: &Cookie) -> Result<()> {
         cookie.check_storable()?;
         let bytes = cookie.encode()?;
-        let old = self.record(&cookie.value)?.unwrap_or_default();
-        same_oid_or_none(cookie, &old)?;
-        let redis = self.redis();
-        self.ops.push(Op::Put {
-            key: redis.cookie_key(&cookie.value),
-            set_key: cookie.authid.as_deref().map(|a| redis.authid_key(a)),
-            expected: old,
-            pxat: pxat_ms(cookie.expires_at()),
-            bytes: bytes.clone(),
-            value: cookie.value.clone(),
-        });
-        self.records.insert(cookie.value.clone(), Some(bytes));
-        Ok(())
+        self.put_bytes(cookie, bytes)
+    }
+
+    fn put_encoded(&mut self, cookie: &Cookie, bytes: &[u8]) -> Result<()> {
+        cookie.check_storable()?;
+        self.put_bytes(cookie, bytes.to_vec())
     }
 
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {
