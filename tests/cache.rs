@@ -421,18 +421,6 @@ fn foreign_writer_main() {
     report(&json!({"ev": "done", "writes": writes}));
 }
 
-/// Kills the children if the test fails before stopping them (they would run on).
-struct KillOnDrop(Vec<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 #[test]
 fn cached_answers_equal_uncached_reads_while_other_processes_write() {
     match child_role().as_deref() {

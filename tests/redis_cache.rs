@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, need_redis};
-use common::{ChildLines, child_command, child_role, report, stress, wait_success};
+use common::{ChildLines, KillOnDrop, child_command, child_role, report, stress, wait_success};
 use cookiestore::{Auth, AuthContext, CookieStore, StoreOptions};
 use rand::RngExt;
 use serde_json::json;
@@ -371,18 +371,6 @@ fn writer_main() {
         std::thread::sleep(Duration::from_millis(rng.random_range(0..60)));
     }
     report(&json!({"ev": "done", "ops": ops}));
-}
-
-/// Kills the children if the test fails before stopping them (they would run on).
-struct KillOnDrop(Vec<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]

@@ -182,14 +182,7 @@ impl Cache {
         if state.txn != Some(last_txn) {
             return None;
         }
-        let slot = *state.index.get(value)?;
-        state.stats.hits += 1;
-        let slot = &mut state.slots[slot];
-        if now >= slot.lookup.expires_at {
-            return Some(None);
-        }
-        slot.referenced = true;
-        Some(Some(slot.lookup.clone()))
+        state.answer(value, now)
     }
 
     /// Catches up with `snap` and answers for `value` from it, caching a live cookie.
@@ -248,15 +241,7 @@ impl Cache {
     /// The answer for `value` from what the cache holds; `None` when it holds nothing for
     /// it. `Some(None)`: the cached cookie has expired at `now`.
     pub(crate) fn answer(&self, value: &str, now: u64) -> Option<Option<Arc<CachedLookup>>> {
-        let mut state = self.lock();
-        let slot = *state.index.get(value)?;
-        state.stats.hits += 1;
-        let slot = &mut state.slots[slot];
-        if now >= slot.lookup.expires_at {
-            return Some(None);
-        }
-        slot.referenced = true;
-        Some(Some(slot.lookup.clone()))
+        self.lock().answer(value, now)
     }
 
     /// The number of invalidations applied so far, for [`Self::fill`].
@@ -303,6 +288,19 @@ impl Cache {
 }
 
 impl State {
+    /// A hit: the entry of `value` (marked referenced), `Some(None)` when it expired at
+    /// `now`; `None` when there is none.
+    fn answer(&mut self, value: &str, now: u64) -> Option<Option<Arc<CachedLookup>>> {
+        let slot = *self.index.get(value)?;
+        self.stats.hits += 1;
+        let slot = &mut self.slots[slot];
+        if now >= slot.lookup.expires_at {
+            return Some(None);
+        }
+        slot.referenced = true;
+        Some(Some(slot.lookup.clone()))
+    }
+
     fn catch_up(&mut self, snap: &impl CacheView, txn: u64) -> Result<()> {
         self.stats.catch_ups += 1;
         if self.txn.is_none() {

@@ -141,25 +141,17 @@ impl Tracking {
         read: impl FnOnce() -> Result<Option<CachedLookup>>,
     ) -> Result<Option<Arc<CachedLookup>>> {
         // The renewal and the read share the call's deadline.
-        pool.within_deadline(|| self.lookup_within(pool, value, now, read))
-    }
-
-    fn lookup_within(
-        self: &Arc<Self>,
-        pool: &Pool,
-        value: &str,
-        now: u64,
-        read: impl FnOnce() -> Result<Option<CachedLookup>>,
-    ) -> Result<Option<Arc<CachedLookup>>> {
-        if !self.current(pool) {
-            self.cache.count_miss();
-            return Ok(read()?.map(Arc::new));
-        }
-        if let Some(answer) = self.cache.answer(value, now) {
-            return Ok(answer);
-        }
-        let since = self.cache.invalidations();
-        Ok(read()?.map(|entry| self.cache.fill(since, value, entry)))
+        pool.within_deadline(|| {
+            if !self.current(pool) {
+                self.cache.count_miss();
+                return Ok(read()?.map(Arc::new));
+            }
+            if let Some(answer) = self.cache.answer(value, now) {
+                return Ok(answer);
+            }
+            let since = self.cache.invalidations();
+            Ok(read()?.map(|entry| self.cache.fill(since, value, entry)))
+        })
     }
 
     /// The cache's answer alone, when its lease holds now (no round trip).

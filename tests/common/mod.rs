@@ -339,3 +339,15 @@ pub fn table_slot(store: &CookieStore, oid: &str) -> u16 {
         .unwrap_or_else(|| panic!("no table {oid} in the metadata"))
         .slot
 }
+
+/// Kills the children if the test fails before stopping them (they would run on).
+pub struct KillOnDrop(pub Vec<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
