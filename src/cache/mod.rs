@@ -256,7 +256,10 @@ impl Cache {
         let lookup = Arc::new(lookup);
         let mut state = self.lock();
         state.stats.misses += 1;
-        if state.invalidations == since {
+        // Another thread may have cached `value` meanwhile (from a read as current as this
+        // one): a second slot for it would be an orphan that a later move could point the
+        // index at, with whatever it held.
+        if state.invalidations == since && !state.index.contains_key(value) {
             let full = state.stats.bytes as usize + entry_size(value, &lookup) > self.capacity;
             if !full || state.admit(value) {
                 state.insert(self.capacity, value, lookup.clone());
@@ -525,6 +528,29 @@ mod tests {
             .filter(|i| state.admit(&format!("v{}", i % 50_000)))
             .count();
         assert!(admitted < 5_000, "{admitted} admitted");
+    }
+
+    #[test]
+    fn two_fills_of_one_value_keep_one_entry() {
+        // Two threads that missed the same cookie fill it with the same `since`: one slot,
+        // or an orphan slot outlives the cookie's invalidation and can come back when a
+        // removal moves it (seen as a stale answer in tests/redis_cache.rs's race test).
+        let cache = Cache::new(1 << 20);
+        let since = cache.invalidations();
+        let entry = || Arc::try_unwrap(lookup(u64::MAX)).unwrap();
+        cache.fill(since, "x", entry());
+        cache.fill(since, "x", entry());
+        cache.fill(since, "y", entry());
+        assert_eq!(cache.stats().entries, 2);
+        cache.invalidate(["x"]);
+        assert!(cache.answer("x", 0).is_none());
+        // Removing the rest moves slots around: "x" never answers again.
+        cache.invalidate(["y"]);
+        let since = cache.invalidations();
+        cache.fill(since, "z", entry());
+        cache.invalidate(["z"]);
+        assert!(cache.answer("x", 0).is_none());
+        assert_eq!(cache.stats().entries, 0);
     }
 
     #[test]
