@@ -142,6 +142,14 @@ def chmod_600(path: Path) -> Path:
     return path
 
 
+def write_private(path: Path, text: str) -> Path:
+    """`text` in a new file `path` made readable by its owner only (0600) from the start."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return chmod_600(path)  # whatever the umask took away, exactly 0600
+
+
 class Pki:
     """A CA and a server certificate for ``127.0.0.1`` and ``localhost`` (subjectAltName)
     signed by it, made with ``openssl`` in `directory` (EC P-256 keys, valid from an hour ago

@@ -34,7 +34,7 @@ from redis_server import need_redis, running  # noqa: E402
 
 need_redis()
 
-from redis_fleet import Sentinels, TlsRedis, chmod_600, command, need_tls, wait_until  # noqa: E402
+from redis_fleet import Sentinels, TlsRedis, command, need_tls, wait_until, write_private  # noqa: E402
 
 from browser import Browser  # noqa: E402
 from nodes import Node, free_ports, launcher, login, welcomed_by_cookie, write_node  # noqa: E402
@@ -80,9 +80,7 @@ def tls_fleet(tmp_path_factory):
     need_tls()  # skips (or fails under CI) this set-up's tests only
     server = TlsRedis(tmp_path_factory.mktemp("redis-tls"))
     secrets_dir = tmp_path_factory.mktemp("secrets")
-    password_file = secrets_dir / "redis.pw"
-    password_file.write_text(server.password + "\n")
-    chmod_600(password_file)
+    password_file = write_private(secrets_dir / "redis.pw", server.password + "\n")
     store = dict(redis_store(server.url()), tls_ca_file=str(server.pki.ca), password_file=str(password_file))
     with server.running(), two_nodes(tmp_path_factory, store) as nodes:
         yield Fleet("tls", nodes, server.url(), server.command, password=server.password)
