@@ -83,7 +83,7 @@ def tls_fleet(tmp_path_factory):
     password_file = write_private(secrets_dir / "redis.pw", server.password + "\n")
     store = dict(redis_store(server.url()), tls_ca_file=str(server.pki.ca), password_file=str(password_file))
     with server.running(), two_nodes(tmp_path_factory, store) as nodes:
-        yield Fleet("tls", nodes, server.url(), server.command, password=server.password)
+        yield Fleet("tls", nodes, server.url(), server.command, password=server.password, extra={"server": server})
 
 
 @contextlib.contextmanager
@@ -177,11 +177,28 @@ def test_logout_at_one_node_closes_the_connection_at_the_other(fleet):
 
 @pytest.mark.parametrize("fleet", ["tls"], indirect=True)
 def test_the_password_is_in_no_node_log_and_not_in_check_output(fleet):
+    """Also once Redis refused it: the password is changed on the server and node A
+    restarted, so that it logs the refusal. Runs last in its set-up."""
     a, b = fleet.nodes
+    server = fleet.extra["server"]
     # The nodes logged in as the ACL user (the default user is off): the password was read.
     login_welcomed_at_the_other(a, b)
     clients = fleet.redis("CLIENT", "LIST")
     assert clients.count("user=cookies") >= 3, clients  # node A, node B, this command
+
+    server.command("ACL", "SETUSER", server.user, "resetpass", f">{server.password}-changed")
+    server.password += "-changed"
+    a.stop()
+    a.start()  # opens the store anew, with the password it was given, now refused
+    refused = f"Redis refused the credentials of the ACL user `{server.user}`"
+    log = a.cbdir / f"node-{a.starts}.log"
+
+    def logged_refusal() -> bool:
+        login(Browser(), a.url(0)).close()
+        return refused in log.read_text(errors="replace")
+
+    wait_until("node A logs that Redis refused its credentials", logged_refusal, timeout=30)
+
     for node in fleet.nodes:
         check = subprocess.run(
             [launcher(), "check", "--cbdir", str(node.cbdir)], capture_output=True, text=True, timeout=120
