@@ -145,6 +145,18 @@ impl RedisBackend {
 
     /// One GET: the cache entry of the live cookie `value`.
     fn read_entry(&self, value: &str, now: u64) -> Result<Option<CachedLookup>> {
+        self.with_live_record(value, now, CachedLookup::from_record)
+    }
+
+    /// One GET: `f` of the record of `value` (and its oid) when the cookie is live at `now`;
+    /// `None` when it is absent or expired. A record that cannot be read is
+    /// [`Error::CorruptRecord`].
+    pub(crate) fn with_live_record<R>(
+        &self,
+        value: &str,
+        now: u64,
+        f: impl FnOnce(Uuid, &RecordReader<'_>) -> Result<R>,
+    ) -> Result<Option<R>> {
         let Some(bytes) = self.record(value)? else {
             return Ok(None);
         };
@@ -156,7 +168,7 @@ impl RedisBackend {
         {
             return Ok(None);
         }
-        CachedLookup::from_record(oid, &record).map(Some)
+        f(oid, &record).map(Some)
     }
 
     pub(crate) fn exists(&self, value: &str, now: u64) -> Result<bool> {

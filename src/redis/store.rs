@@ -22,10 +22,8 @@ use crate::config::options::StoreOptions;
 use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
-use crate::record::codec::CookieView;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::ValueDigest;
-use crate::record::reader::RecordReader;
 use crate::stats::Stats;
 
 /// A store on Redis: the connections and key names shared by clones, and this handle's
@@ -126,21 +124,9 @@ impl Backend for RedisStore {
                 None => Ok(()),
             };
         }
-        let Some(bytes) = self.redis.record(value)? else {
-            return Ok(());
-        };
-        let oid = CookieView::new(&bytes)
-            .ok()
-            .and_then(|v| v.oid())
-            .unwrap_or_else(Uuid::nil);
-        let corrupt = |problem| Error::CorruptRecord { oid, problem };
-        let record = RecordReader::new(&bytes).map_err(corrupt)?;
-        if !record.value_is(value).map_err(corrupt)?
-            || self.now() >= record.expires_at().map_err(corrupt)?
-        {
-            return Ok(());
-        }
-        f(Live::Record(oid, &record))
+        self.redis
+            .with_live_record(value, self.now(), |oid, record| f(Live::Record(oid, record)))
+            .map(|_| ())
     }
 
     fn lookup(&self, value: &str) -> Result<Option<Lookup>> {
