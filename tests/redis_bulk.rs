@@ -365,6 +365,53 @@ fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
     assert_eq!(summary.restored, N);
 }
 
+/// The expiry of `key` (ms since the epoch; -1 none, -2 no key).
+fn pexpiretime(server: &RedisServer, key: &str) -> i64 {
+    let reply = server.command(&["PEXPIRETIME", key]);
+    reply.trim_start_matches(':').parse().unwrap()
+}
+
+/// A restore moves an authid set's expiry to its last cookie's, never earlier: a set that
+/// ends later keeps its expiry, one without an expiry or none at all gets the cookies'.
+#[test]
+fn a_restore_never_moves_an_authid_sets_expiry_earlier() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    // alice: a login living 30 days; bob: a set another program left without an expiry.
+    let long = store.create("cbtid", 24, 30 * 86_400).unwrap();
+    let alice = cookiestore::Auth::new("alice", "user", "wampcra", "realm1");
+    store
+        .set_auth(&long.value, &alice, &Default::default())
+        .unwrap();
+    let alice_expiry = pexpiretime(&server, "bulk:authid:alice");
+    assert!(alice_expiry > 0);
+    assert_eq!(server.command(&["SADD", "bulk:authid:bob", "gone"]), ":1");
+    let mut text = String::new();
+    for (i, user) in (0..9).zip(["alice", "bob", "carol"].iter().cycle()) {
+        let mut c = cookie(i, now);
+        c.authid = Some(user.to_string());
+        c.max_age = 7 * 86_400 + i; // the last of each user lives longest
+        text.push_str(&serde_json::to_string(&c).unwrap());
+        text.push('\n');
+    }
+    let summary = do_restore(&store, &text, true).unwrap();
+    assert_eq!(summary.restored, 9);
+    let last = |i: u64| {
+        let mut c = cookie(i, now);
+        c.max_age = 7 * 86_400 + i;
+        c.expires_at().div_ceil(1_000_000) as i64 // as the store writes it (pxat_ms)
+    };
+    assert_eq!(pexpiretime(&server, "bulk:authid:alice"), alice_expiry);
+    assert_eq!(pexpiretime(&server, "bulk:authid:bob"), last(7));
+    assert_eq!(pexpiretime(&server, "bulk:authid:carol"), last(8));
+    assert_eq!(server.command(&["SCARD", "bulk:authid:alice"]), ":4");
+    assert_eq!(server.command(&["SCARD", "bulk:authid:carol"]), ":3");
+}
+
 /// `n` cookies, those from `late_from` on of the user `late`.
 fn late_fixture(now: u64, n: u64, late_from: u64) -> String {
     let mut text = String::new();

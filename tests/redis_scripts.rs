@@ -433,6 +433,63 @@ fn logout_by_a_user_who_may_not_append_to_the_feed_writes_nothing() {
     assert_eq!(feed_len(&server), 1);
 }
 
+/// A restore's batch is one transaction (`src/redis/bulk.rs`): a write the Redis user may
+/// not make (here to the authid sets, readable but not writable) is refused while queued,
+/// and Redis discards the whole batch: no cookie of it is written.
+#[test]
+fn restore_by_a_user_who_may_not_write_authid_sets_writes_nothing() {
+    let Some((server, admin)) = start() else {
+        return;
+    };
+    let c = logged_in(&admin);
+    let other = admin.create("cbtid", 24, 3600).unwrap();
+    let mut export = Vec::new();
+    cookiestore::maintenance::export(&admin, &mut export, Default::default(), &mut |_| {}).unwrap();
+    assert_eq!(admin.clear().unwrap(), 2);
+    let rules = [
+        "ACL",
+        "SETUSER",
+        "limited",
+        "on",
+        ">secret",
+        "+@all",
+        "&*",
+        "resetkeys",
+        "~lua:[b-z]*",
+        "%R~lua:authid:*",
+    ];
+    assert_eq!(server.command(&rules), "+OK");
+    let url = format!(
+        "redis://limited:secret@127.0.0.1:{}/?prefix={PREFIX}",
+        server.port
+    );
+    let store = CookieStore::open(&url, StoreOptions::default().timeout_ms(5000)).unwrap();
+
+    let err = refused(cookiestore::maintenance::restore(
+        &store,
+        &mut &export[..],
+        false,
+        &mut |_| {},
+    ));
+    assert!(
+        !store.exists(&c.value).unwrap(),
+        "no cookie may be restored"
+    );
+    assert!(
+        !store.exists(&other.value).unwrap(),
+        "no cookie may be restored"
+    );
+    assert_eq!(key_type(&server, "authid:alice"), "+none");
+    assert_says(&err, &["NOPERM", "nothing was changed"]);
+
+    assert_eq!(server.command(&["ACL", "SETUSER", "limited", "~*"]), "+OK");
+    let summary =
+        cookiestore::maintenance::restore(&store, &mut &export[..], false, &mut |_| {}).unwrap();
+    assert_eq!(summary.restored, 2);
+    assert_eq!(store.get_auth(&c.value).unwrap(), Some(alice()));
+    assert_eq!(int(&server.command(&["SCARD", &key("authid:alice")])), 1);
+}
+
 /// A clear is one script per cookie: one refused ends it, and the error says how many were
 /// deleted before it (each with its feed entry), which is what the store shows.
 #[test]

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use super::bulk::Op;
 use super::ops::{Item, same_oid_or_none};
-use super::scripts::BULK;
 use super::store::RedisStore;
 use super::{RedisBackend, SCAN_BATCH, pxat_ms};
 use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, Prefetch};
@@ -114,28 +114,12 @@ impl Pacing for Unpaced {
     }
 }
 
-/// One queued write of a [`Batch`].
-enum Op {
-    Put {
-        key: String,
-        set_key: Option<String>,
-        expected: Vec<u8>,
-        pxat: u64,
-        bytes: Vec<u8>,
-        value: String,
-    },
-    Mark {
-        key: String,
-        expires: u64,
-    },
-}
-
 /// The store as maintenance reads and writes it, in batches: reads of the values a step
 /// names ahead ([`MaintenanceView::prefetch`]) are one MGET of their records, pipelined with
 /// one of their marks when the step reads marks ([`Prefetch`]), per [`SCAN_BATCH`] values, kept for the rest of the step (a read of a value not
 /// named ahead is one GET, kept too); writes are queued, and the reads that follow see them
-/// (as in a transaction). [`Batch::flush`] sends the queued puts and marks as one [`BULK`]
-/// script (compare-and-set against what was read, all or none) and the queued deletions as
+/// (as in a transaction). [`Batch::flush`] sends the queued puts and marks as one
+/// transaction (`bulk.rs`: compare-and-set against what was read, all or none) and the queued deletions as
 /// one [`REVOKE`](super::scripts::REVOKE) script (all or none, each with its feed entry).
 pub(crate) struct Batch<'a> {
     store: &'a RedisStore,
@@ -194,40 +178,8 @@ impl<'a> Batch<'a> {
     /// with fresh reads).
     pub(crate) fn flush(self) -> Result<bool> {
         let redis = self.redis();
-        if !self.ops.is_empty() {
-            let n: i64 = redis.run(|con| {
-                let mut inv = BULK.prepare_invoke();
-                for op in &self.ops {
-                    match op {
-                        Op::Put {
-                            key,
-                            set_key,
-                            expected,
-                            pxat,
-                            bytes,
-                            value,
-                        } => {
-                            inv.key(key);
-                            if let Some(set_key) = set_key {
-                                inv.key(set_key);
-                            }
-                            inv.arg("p")
-                                .arg(&expected[..])
-                                .arg(*pxat)
-                                .arg(&bytes[..])
-                                .arg(value)
-                                .arg(if set_key.is_some() { "1" } else { "0" });
-                        }
-                        Op::Mark { key, expires } => {
-                            inv.key(key).arg("m").arg(*expires).arg(pxat_ms(*expires));
-                        }
-                    }
-                }
-                inv.invoke(con)
-            })?;
-            if n < 0 {
-                return Ok(false);
-            }
+        if !self.ops.is_empty() && !redis.write_ops(&self.ops)? {
+            return Ok(false);
         }
         if !self.revokes.is_empty()
             && redis
@@ -345,6 +297,7 @@ impl MaintenanceTxn for Batch<'_> {
         self.ops.push(Op::Mark {
             key: self.redis().mark_key(digest),
             expires,
+            pxat: pxat_ms(expires),
         });
         self.marks.insert(*digest, true);
         Ok(())

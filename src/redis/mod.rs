@@ -41,6 +41,7 @@
 //! and the script writes only when the record is still what was read.
 
 mod breaker;
+mod bulk;
 mod client;
 mod deadline;
 mod errors;
