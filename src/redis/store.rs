@@ -125,7 +125,9 @@ impl Backend for RedisStore {
             };
         }
         self.redis
-            .with_live_record(value, self.now(), |oid, record| f(Live::Record(oid, record)))
+            .with_live_record(value, self.now(), |oid, record| {
+                f(Live::Record(oid, record))
+            })
             .map(|_| ())
     }
 
