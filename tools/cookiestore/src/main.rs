@@ -20,6 +20,9 @@ use clap::{Parser, Subcommand};
 
 use crate::context::Ctx;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_CODES: &str = "\
 Examples:
   cookiestore stats /var/crossbar/cookies
