@@ -274,6 +274,26 @@ pub enum Error {
         problem: String,
     },
 
+    /// Redis refused the store's credentials: a wrong password, or an ACL user that does not
+    /// exist or is disabled. The error names the user, never the password. Like
+    /// [`Error::RedisSetting`], it lasts until it is mended outside (the password or the
+    /// user, on either side); a handle opened with
+    /// [`StoreOptions::connect_lazily`](crate::StoreOptions::connect_lazily) keeps trying, and
+    /// its first call after the mend connects.
+    #[error(
+        "the Redis store at {location}: Redis refused the credentials of the ACL user `{user}` \
+         ({problem}): check the password (the URL's, password_file or password_env) and that \
+         the user exists and is enabled (ACL LIST)"
+    )]
+    RedisCredentials {
+        /// The store's location (a URL without its password).
+        location: String,
+        /// The ACL user (`default` when the URL names none).
+        user: String,
+        /// Redis's answer (without the password).
+        problem: String,
+    },
+
     /// A change (a logout, an authentication change) was made on the Redis master, but
     /// fewer replicas than [`RedisOptions::min_replicas_acked`](crate::RedisOptions) acknowledged
     /// it within `replica_ack_timeout_ms`. It is on the master and will reach the replicas

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 /// that thread. A store opened with
 /// [`StoreOptions::connect_lazily`](crate::StoreOptions::connect_lazily) whose open-time
 /// checks refuse the Redis ([`Error::RedisSetting`](crate::Error::RedisSetting),
+/// [`Error::RedisCredentials`](crate::Error::RedisCredentials),
 /// [`Error::NewerStore`](crate::Error::NewerStore)) is unavailable as well, until a check
 /// passes. An LMDB store is always available.
 ///

@@ -310,7 +310,7 @@ fn a_wrong_password_names_the_user_never_the_password() {
         ),
     ] {
         let err = open_err(&url, options);
-        assert!(matches!(err, Error::Redis { .. }), "{err:?}");
+        assert!(matches!(err, Error::RedisCredentials { .. }), "{err:?}");
         let text = err.to_string();
         assert!(text.contains("ACL user `joe`"), "{text}");
         assert!(text.contains("password_file"), "{text}");
@@ -318,6 +318,28 @@ fn a_wrong_password_names_the_user_never_the_password() {
             assert!(!text.contains(&wrong) && !text.contains(PASSWORD), "{text}");
         }
     }
+    // Opened lazily (as Crossbar's workers open Redis): the first call reports the refused
+    // credentials, not the open-time checks it could not make.
+    let store = CookieStore::open(
+        format!("redis://joe:{wrong}@127.0.0.1:{}/", server.port),
+        StoreOptions::default().connect_lazily(true),
+    )
+    .unwrap();
+    let err = store.exists("x").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::RedisCredentials { .. }), "{err:?}");
+    assert!(text.contains("refused the credentials of the ACL user `joe`"), "{text}");
+    assert!(!text.contains("maxmemory-policy"), "{text}");
+    assert!(!text.contains(&wrong), "{text}");
+    // A lasting refusal, as a setting Redis is refused for: a subscriber is made (it starts
+    // at the feed's end once the credentials are mended), so a router worker starts, and
+    // its health says why it cannot reach its store.
+    assert!(cookiestore::Subscriber::new(&store).is_ok());
+    let health = store.health();
+    assert!(!health.available);
+    let problem = health.problem.unwrap_or_default();
+    assert!(problem.contains("ACL user `joe`"), "{problem}");
+    assert!(!problem.contains(&wrong), "{problem}");
     // No user in the URL: `default`, which has no password here (`nopass`).
     let err = open_err(
         &format!("redis://:{wrong}@127.0.0.1:{}/", server.port),

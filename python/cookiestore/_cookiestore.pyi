@@ -97,6 +97,10 @@ class RedisSettingError(StoreOpenError):
     """The Redis server may drop the store's keys by itself (its maxmemory-policy evicts):
     set it to noeviction, or open with allow_eviction."""
 
+class RedisCredentialsError(StoreOpenError):
+    """Redis refused the store's credentials (a wrong password, or an ACL user that does not
+    exist or is disabled); the message names the user, never the password."""
+
 class AuthextraError(CookieStoreError):
     """authextra holds what the store cannot keep: bytes, a non-str dict key, an int beyond
     64 bits, NaN or infinity, or another type. The message names where (`authextra["k"][1]`)."""

@@ -142,6 +142,13 @@ create_exception!(
 );
 create_exception!(
     cookiestore,
+    RedisCredentialsError,
+    StoreOpenError,
+    "Redis refused the store's credentials (a wrong password, or an ACL user that does not \
+     exist or is disabled); the message names the user, never the password."
+);
+create_exception!(
+    cookiestore,
     AuthextraError,
     CookieStoreError,
     "authextra holds a value the store cannot keep (bytes, a non-str key, ...)."
@@ -253,6 +260,7 @@ pub(crate) fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
         LockConflictError,
         NewerStoreError,
         RedisSettingError,
+        RedisCredentialsError,
         AuthextraError,
         UnavailableError,
         NotReplicatedError,
@@ -294,6 +302,7 @@ pub(crate) fn to_py(e: Error) -> PyErr {
         Error::LockConflict { .. } => LockConflictError::new_err(msg),
         Error::NewerStore { .. } => NewerStoreError::new_err(msg),
         Error::RedisSetting { .. } => RedisSettingError::new_err(msg),
+        Error::RedisCredentials { .. } => RedisCredentialsError::new_err(msg),
         Error::Unavailable { .. } => UnavailableError::new_err(msg),
         Error::NotReplicated { .. } => NotReplicatedError::new_err(msg),
         Error::Redis { .. } => RedisError::new_err(msg),

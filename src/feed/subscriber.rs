@@ -42,7 +42,7 @@ impl Subscriber {
     ///
     /// It is made also while the store cannot be reached (Redis down, or a lazily opened
     /// store that refuses its Redis: [`Error::Unavailable`], [`Error::RedisSetting`],
-    /// [`Error::NewerStore`]): its first poll that reaches the store then starts at the end
+    /// [`Error::RedisCredentials`], [`Error::NewerStore`]): its first poll that reaches the store then starts at the end
     /// of the feed and reports `missed` (revocations made before that poll are not known to
     /// it: re-check the connections made meanwhile).
     pub fn new(store: &CookieStore) -> Result<Subscriber> {
@@ -52,7 +52,10 @@ impl Subscriber {
                 (position, false)
             }
             Err(
-                Error::Unavailable { .. } | Error::RedisSetting { .. } | Error::NewerStore { .. },
+                Error::Unavailable { .. }
+                | Error::RedisSetting { .. }
+                | Error::RedisCredentials { .. }
+                | Error::NewerStore { .. },
             ) => (
                 FeedPosition {
                     reads: 1,

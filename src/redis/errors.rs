@@ -72,14 +72,10 @@ pub(crate) fn unavailable_or_redis(
 ) -> Error {
     let text = location.sanitize(&e.to_string());
     if is_auth_failure(&e) {
-        let user = location.user().unwrap_or("default");
-        return Error::Redis {
+        return Error::RedisCredentials {
             location: location.masked().to_string(),
-            problem: format!(
-                "Redis refused the credentials of the ACL user `{user}` ({text}): check the \
-                 password (the URL's, password_file or password_env) and that the user \
-                 exists and is enabled (ACL LIST)"
-            ),
+            user: location.user().unwrap_or("default").to_string(),
+            problem: text,
         };
     }
     let text = match tls_advice(&text) {

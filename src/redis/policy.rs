@@ -55,6 +55,7 @@ pub(crate) struct Checks {
 enum Refusal {
     Setting { setting: String, problem: String },
     Newer { path: PathBuf, needed: u64 },
+    Credentials { user: String, problem: String },
     Redis(String),
 }
 
@@ -70,6 +71,10 @@ impl Refusal {
             Error::NewerStore { path, needed, .. } => Refusal::Newer {
                 path: path.clone(),
                 needed: *needed,
+            },
+            Error::RedisCredentials { user, problem, .. } => Refusal::Credentials {
+                user: user.clone(),
+                problem: problem.clone(),
             },
             Error::Redis { problem, .. } => Refusal::Redis(problem.clone()),
             other => Refusal::Redis(other.to_string()),
@@ -87,6 +92,11 @@ impl Refusal {
                 path,
                 needed,
                 known: FEATURE_LEVEL,
+            },
+            Refusal::Credentials { user, problem } => Error::RedisCredentials {
+                location: location.to_string(),
+                user,
+                problem,
             },
             Refusal::Redis(problem) => Error::Redis {
                 location: location.to_string(),
@@ -157,7 +167,12 @@ impl RedisBackend {
     }
 
     /// The open-time checks this handle needs, now.
+    ///
+    /// A `PING` comes first: a connection refused (a wrong password, TLS) is then reported
+    /// as itself, not as a setting that cannot be read.
     pub(crate) fn run_checks(&self) -> Result<()> {
+        self.pool
+            .run(|con| redis::cmd("PING").query::<String>(con))?;
         if self.checks.eviction {
             self.check_eviction()?;
         }

@@ -84,7 +84,10 @@ pub(crate) fn run(
 fn lasting(e: &Error) -> bool {
     matches!(
         e,
-        Error::Unavailable { .. } | Error::RedisSetting { .. } | Error::NewerStore { .. }
+        Error::Unavailable { .. }
+            | Error::RedisSetting { .. }
+            | Error::RedisCredentials { .. }
+            | Error::NewerStore { .. }
     )
 }
 
