@@ -103,6 +103,27 @@ fn every_change_is_seen_as_soon_as_its_call_returned() {
         assert!(writer.delete(&value).unwrap());
         assert_eq!(answer(&reader, &value), None, "round {round}: logout");
         assert!(!reader.exists(&value).unwrap());
+        // A restore (merge) of the cookie with another role: maintenance waits out the
+        // lease too.
+        let value = login(&writer, "carol");
+        let mut restored = writer.get(&value).unwrap().unwrap();
+        restored.authrole = Some("restored".into());
+        let line = serde_json::to_string(&restored).unwrap() + "\n";
+        warm(&reader, &value);
+        let summary =
+            cookiestore::maintenance::restore(&writer, &mut line.as_bytes(), true, &mut |_| {})
+                .unwrap();
+        assert_eq!(summary.replaced, 1, "round {round}");
+        assert_eq!(
+            answer(&reader, &value)
+                .unwrap()
+                .2
+                .unwrap()
+                .authrole
+                .as_deref(),
+            Some("restored"),
+            "round {round}: the restore was answered from an older entry"
+        );
         // Every cookie of an authid.
         let values: Vec<String> = (0..3).map(|_| login(&writer, "bob")).collect();
         for v in &values {
@@ -118,7 +139,7 @@ fn every_change_is_seen_as_soon_as_its_call_returned() {
         }
     }
     let stats = reader.cache_stats();
-    assert!(stats.hits >= 20 * 7 && stats.invalidated > 0, "{stats:?}");
+    assert!(stats.hits >= 20 * 8 && stats.invalidated > 0, "{stats:?}");
 }
 
 #[test]

@@ -28,8 +28,8 @@ use std::collections::HashMap;
 
 use redis::{Connection, RedisError, RedisResult, Value};
 
-use super::RedisBackend;
 use super::errors::is_transport;
+use super::{RedisBackend, tracking};
 use crate::error::{Error, Result};
 
 /// One queued write.
@@ -56,7 +56,8 @@ pub(super) enum Op {
 
 /// What became of a write.
 enum Outcome {
-    Written,
+    /// With the caches' lease as read after EXEC (`tracking.rs`).
+    Written(Value),
     /// A record was not what its put expected, or a WATCHed key changed before EXEC.
     Changed,
     /// Refused before anything was written: the problem, for [`Error::Redis`].
@@ -86,9 +87,19 @@ struct Found {
 impl RedisBackend {
     /// Writes `ops` in order (see the module): `Ok(false)` when a record was not what its
     /// put expected or changed meanwhile (nothing was written: the caller reads again).
+    ///
+    /// When a process caches lookups (the caches' lease exists), it waits out the lease
+    /// before it returns, as the other writes do (`RedisBackend::run_replicated`): no cache
+    /// then answers from an entry older than the records it wrote.
     pub(super) fn write_ops(&self, ops: &[Op]) -> Result<bool> {
-        match self.run(|con| transact(con, ops))? {
-            Outcome::Written => Ok(true),
+        let lease_key = tracking::lease_key(&self.prefix);
+        match self.run(|con| transact(con, ops, &lease_key))? {
+            Outcome::Written(lease) => {
+                if let Some(wait) = tracking::writer_wait(&lease) {
+                    std::thread::sleep(wait);
+                }
+                Ok(true)
+            }
             Outcome::Changed => Ok(false),
             Outcome::Refused(problem) => Err(Error::Redis {
                 location: self.location().to_string(),
@@ -126,7 +137,7 @@ fn distinct_keys(ops: &[Op]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
 
 /// The WATCH, the reads, the checks, and MULTI ... EXEC, on one connection. A WATCH is
 /// never left behind on it: EXEC ends it, and every other way out sends UNWATCH.
-fn transact(con: &mut Connection, ops: &[Op]) -> RedisResult<Outcome> {
+fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Outcome> {
     let (records, sets, marks) = distinct_keys(ops);
     let mut read = redis::pipe();
     if !records.is_empty() {
@@ -175,10 +186,11 @@ fn transact(con: &mut Connection, ops: &[Op]) -> RedisResult<Outcome> {
         redis::cmd("UNWATCH").exec(con)?;
         return Ok(outcome);
     }
-    let (write, labels) = writes(ops, &sets, found, now_ms);
-    match write.query::<(Value,)>(con) {
-        Ok((Value::Nil,)) => Ok(Outcome::Changed),
-        Ok(_) => Ok(Outcome::Written),
+    let (mut write, labels) = writes(ops, &sets, found, now_ms);
+    write.cmd("GET").arg(lease_key);
+    match write.query::<(Value, Value)>(con) {
+        Ok((Value::Nil, _)) => Ok(Outcome::Changed),
+        Ok((_, lease)) => Ok(Outcome::Written(lease)),
         // Refused while queued (so the transaction was discarded) or by EXEC: nothing was
         // written. A lost connection or a READONLY replica stays an error of the call.
         Err(e) if !is_transport(&e) && !matches!(e.code(), Some("READONLY" | "LOADING")) => {
@@ -323,7 +335,7 @@ fn wrong_type(key: &str, found: Option<&Found>, want: &str) -> Option<Outcome> {
     )))
 }
 
-/// MULTI, the writes of `ops`, EXEC (whose reply is the pipeline's one result): each record
+/// MULTI, the writes of `ops`, EXEC (whose reply is the pipeline's first result): each record
 /// SET with its expiry; a mark SET unless the key already expires at or after it (or never);
 /// each authid set's live members added, and its expiry moved to its last cookie's, never
 /// earlier (`NX`: a set without an expiry, which a new set is; `GT`: one ending earlier).
