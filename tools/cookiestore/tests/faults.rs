@@ -70,12 +70,23 @@ impl Tmpfs {
         self.dir.path()
     }
 
+    /// Fills the file system with the file `name`, until a write still fails after a pause:
+    /// space freed while it fills (the test removes lock.mdb just before) is taken too.
+    /// Without the pause, a CI run under load once saw `stats` find room for lock.mdb
+    /// afterwards (exit 0 instead of the disk-full error); why the room appeared is not
+    /// known.
     fn fill(&self, name: &str) -> PathBuf {
         use std::io::Write;
         let path = self.path().join(name);
         let mut f = std::fs::File::create(&path).unwrap();
         let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
+        loop {
+            while f.write_all(&block).is_ok() {}
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if f.write_all(&block).is_err() {
+                break;
+            }
+        }
         path
     }
 }
