@@ -46,6 +46,15 @@ fn answer(store: &CookieStore, value: &str) -> Answer {
         .map(|l| (l.oid, l.expires_at, l.auth))
 }
 
+/// The role a lookup answers for the live, authenticated cookie `value`.
+fn role(store: &CookieStore, value: &str) -> Option<String> {
+    answer(store, value)
+        .expect("the cookie lives")
+        .2
+        .expect("it is authenticated")
+        .authrole
+}
+
 fn raw(server: &RedisServer) -> redis::Connection {
     redis::Client::open(server.url(""))
         .unwrap()
@@ -85,12 +94,7 @@ fn every_change_is_seen_as_soon_as_its_call_returned() {
             .set_auth(&value, &auth("alice", "admin"), &ctx)
             .unwrap();
         assert_eq!(
-            answer(&reader, &value)
-                .unwrap()
-                .2
-                .unwrap()
-                .authrole
-                .as_deref(),
+            role(&reader, &value).as_deref(),
             Some("admin"),
             "round {round}: the role change was answered from an older entry"
         );
@@ -115,12 +119,7 @@ fn every_change_is_seen_as_soon_as_its_call_returned() {
                 .unwrap();
         assert_eq!(summary.replaced, 1, "round {round}");
         assert_eq!(
-            answer(&reader, &value)
-                .unwrap()
-                .2
-                .unwrap()
-                .authrole
-                .as_deref(),
+            role(&reader, &value).as_deref(),
             Some("restored"),
             "round {round}: the restore was answered from an older entry"
         );
