@@ -328,7 +328,10 @@ fn a_wrong_password_names_the_user_never_the_password() {
     let err = store.exists("x").unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, Error::RedisCredentials { .. }), "{err:?}");
-    assert!(text.contains("refused the credentials of the ACL user `joe`"), "{text}");
+    assert!(
+        text.contains("refused the credentials of the ACL user `joe`"),
+        "{text}"
+    );
     assert!(!text.contains("maxmemory-policy"), "{text}");
     assert!(!text.contains(&wrong), "{text}");
     // A lasting refusal, as a setting Redis is refused for: a subscriber is made (it starts
