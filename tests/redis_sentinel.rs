@@ -670,3 +670,43 @@ fn the_sentinel_options_are_refused_on_other_urls() {
         );
     }
 }
+
+#[test]
+fn the_sentinels_password_is_given_one_way_and_a_user_needs_one() {
+    // Refused before any connection is made: no Redis needed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sentinel.pw");
+    write_private(&file, "S3cret-sentinel\n");
+    let url = "redis+sentinel://127.0.0.1:1/cookies";
+    for (field, options, needle) in [
+        (
+            "sentinel_password_file",
+            StoreOptions::default()
+                .sentinel_password_file(&file)
+                .sentinel_password_env("COOKIESTORE_SENTINEL_PW"),
+            "one way only",
+        ),
+        (
+            "sentinel_user",
+            StoreOptions::default().sentinel_user("watcher"),
+            "no password for the sentinels",
+        ),
+    ] {
+        let err = CookieStore::open(url, options).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    // A file others may read is refused, as the master's password_file.
+    std::fs::write(&file, "S3cret-sentinel\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err =
+        CookieStore::open(url, StoreOptions::default().sentinel_password_file(&file)).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "sentinel_password_file"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
