@@ -325,6 +325,9 @@ fn sample(key: &str) -> Value {
             json!("/etc/cookiestore/redis-file.pem")
         }
         "password_env" => json!("COOKIESTORE_REDIS_PASSWORD"),
+        "sentinel_password_file" => json!("/etc/cookiestore/sentinel.pw"),
+        "sentinel_password_env" => json!("COOKIESTORE_SENTINEL_PASSWORD"),
+        "sentinel_user" => json!("cookiestore"),
         "name" => json!("cbtid"),
         "length" => json!(24),
         "max_age" => json!(3600),

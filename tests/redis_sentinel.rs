@@ -4,7 +4,9 @@
 //! logging out while the master is killed (SIGKILL): its calls fail while the sentinels
 //! elect the replica, then succeed on the new master, and every logout acknowledged after
 //! the failover is seen by another process. And `min_replicas_acked`: a logout or an
-//! authentication change waits for the replica, and says so when it did not get there.
+//! authentication change waits for the replica, and says so when it did not get there. And
+//! sentinels with a password (`requirepass`): asked with `sentinel_password_file`, and an
+//! error naming the sentinel's refusal (never the password) without it or with a wrong one.
 //!
 //! Skipped with a message when redis-server is missing (except under CI). The failover's
 //! duration is printed (run with `--nocapture`), not asserted: docs/redis.md gives the
@@ -19,6 +21,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, free_port, need_redis, redis_server_command};
+use common::tls::write_private;
 use common::{ChildLines, child_command, child_role, report, wait_success};
 use cookiestore::{Auth, AuthContext, AuthUpdate, CookieStore, Error, StoreOptions};
 use serde_json::json;
@@ -73,11 +76,28 @@ fn master_and_replica() -> (RedisServer, RedisServer) {
 struct Sentinels {
     ports: Vec<u16>,
     children: Vec<Child>,
+    /// Their `requirepass`, if any (they use it with each other too).
+    password: Option<String>,
     _dir: tempfile::TempDir,
 }
 
+/// The password of the sentinels [`Sentinels::start_with_password`] starts.
+const SENTINEL_PASSWORD: &str = "S3cret-sentinel";
+
 impl Sentinels {
     fn start(master_port: u16) -> Sentinels {
+        Self::start_config(master_port, None)
+    }
+
+    /// Sentinels with `requirepass` [`SENTINEL_PASSWORD`].
+    fn start_with_password(master_port: u16) -> Sentinels {
+        Self::start_config(master_port, Some(SENTINEL_PASSWORD))
+    }
+
+    fn start_config(master_port: u16, password: Option<&str>) -> Sentinels {
+        let requirepass = password
+            .map(|p| format!("requirepass {p}\n"))
+            .unwrap_or_default();
         let dir = tempfile::tempdir().unwrap();
         let mut ports = Vec::new();
         let mut children = Vec::new();
@@ -91,7 +111,7 @@ impl Sentinels {
                      sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 3000\n\
-                     sentinel parallel-syncs {MASTER} 1\n",
+                     sentinel parallel-syncs {MASTER} 1\n{requirepass}",
                     dir.path().display()
                 ),
             )
@@ -109,12 +129,13 @@ impl Sentinels {
         let sentinels = Sentinels {
             ports,
             children,
+            password: password.map(str::to_string),
             _dir: dir,
         };
         // Each knows the replica and the two other sentinels: ready to fail over.
         for &port in &sentinels.ports {
             wait_until("a sentinel knows the replica and its peers", || {
-                let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
+                let client = redis::Client::open(sentinels.url_of(port)).unwrap();
                 let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
                     return false;
                 };
@@ -134,6 +155,14 @@ impl Sentinels {
         sentinels
     }
 
+    /// The `redis://` URL of the sentinel on `port`, with the password.
+    fn url_of(&self, port: u16) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{port}/"),
+            None => format!("redis://127.0.0.1:{port}/"),
+        }
+    }
+
     fn url(&self) -> String {
         let hosts: Vec<String> = self
             .ports
@@ -145,10 +174,14 @@ impl Sentinels {
 
     /// The master's port, as the first sentinel says.
     fn master_port(&self) -> u16 {
+        let mut con = redis::Client::open(self.url_of(self.ports[0]))
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap();
         let (_, port): (String, String) = redis::cmd("SENTINEL")
             .arg("get-master-addr-by-name")
             .arg(MASTER)
-            .query(&mut connect(self.ports[0]))
+            .query(&mut con)
             .unwrap();
         port.parse().unwrap()
     }
@@ -519,4 +552,161 @@ fn min_replicas_acked_waits_for_the_replica_and_says_when_it_did_not() {
         matches!(&err, Error::InvalidConfig { field, .. } if field == "replica_ack_timeout_ms"),
         "{err:?}"
     );
+}
+
+#[test]
+fn sentinels_with_a_password_are_asked_with_sentinel_password_file() {
+    if !need_redis() {
+        return;
+    }
+    let (master, _replica) = master_and_replica();
+    let sentinels = Sentinels::start_with_password(master.port);
+    assert_eq!(sentinels.master_port(), master.port);
+    let dir = tempfile::tempdir().unwrap();
+    let right = dir.path().join("sentinel.pw");
+    write_private(&right, &format!("{SENTINEL_PASSWORD}\n"));
+    let wrong = dir.path().join("wrong.pw");
+    write_private(&wrong, "Wrong-sentinel-pw\n");
+    let url = sentinels.url();
+    let options = StoreOptions::default().timeout_ms(1500);
+
+    // With the password: the store works.
+    let store = CookieStore::open(url.as_str(), options.clone().sentinel_password_file(&right))
+        .unwrap_or_else(|e| panic!("open with the sentinels' password: {e}"));
+    let cookie = store.create("cbtid", 22, 3600).unwrap();
+    assert_eq!(
+        store
+            .set_auth(&cookie.value, &alice(), &AuthContext::default())
+            .unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(
+        store.get_auth(&cookie.value).unwrap().unwrap().authid,
+        "alice"
+    );
+    // The same as a URL query option, with the user named.
+    let query = format!(
+        "{url}?sentinel_user=default&sentinel_password_file={}",
+        right.display()
+    );
+    let store = CookieStore::open(query.as_str(), options.clone()).unwrap();
+    assert_eq!(
+        store.get_auth(&cookie.value).unwrap().unwrap().authid,
+        "alice"
+    );
+
+    // Without it, or with a wrong one: the open fails, naming the sentinel's refusal and what
+    // to give, never the password.
+    let without = CookieStore::open(url.as_str(), options.clone()).unwrap_err();
+    let text = without.to_string();
+    assert!(matches!(without, Error::Unavailable { .. }), "{without:?}");
+    assert!(
+        text.contains(&format!(
+            "sentinel 127.0.0.1:{} asks for a password",
+            sentinels.ports[0]
+        )) && text.contains("sentinel_password_file"),
+        "{text}"
+    );
+    let refused = CookieStore::open(url.as_str(), options.clone().sentinel_password_file(&wrong))
+        .unwrap_err();
+    let text = format!("{refused} {refused:?}");
+    assert!(
+        text.contains("refused the credentials of the ACL user `default`")
+            && text.contains("sentinel_password_file"),
+        "{text}"
+    );
+    for secret in [SENTINEL_PASSWORD, "Wrong-sentinel-pw"] {
+        assert!(!text.contains(secret), "{text}");
+        assert!(!format!("{without} {without:?}").contains(secret));
+    }
+    // An unknown ACL user with the right password is refused alike, the user named.
+    let refused = CookieStore::open(
+        url.as_str(),
+        options
+            .sentinel_password_file(&right)
+            .sentinel_user("nobody"),
+    )
+    .unwrap_err();
+    let text = format!("{refused} {refused:?}");
+    assert!(
+        text.contains("refused the credentials of the ACL user `nobody`"),
+        "{text}"
+    );
+    assert!(!text.contains(SENTINEL_PASSWORD), "{text}");
+}
+
+#[test]
+fn the_sentinel_options_are_refused_on_other_urls() {
+    // Refused before any connection is made: no Redis needed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sentinel.pw");
+    write_private(&file, "S3cret-sentinel\n");
+    let url = "redis://127.0.0.1:1/0";
+    for (field, options, url) in [
+        (
+            "sentinel_password_file",
+            StoreOptions::default().sentinel_password_file(&file),
+            url.to_string(),
+        ),
+        (
+            "sentinel_password_env",
+            StoreOptions::default().sentinel_password_env("COOKIESTORE_SENTINEL_PW"),
+            url.to_string(),
+        ),
+        (
+            "sentinel_user",
+            StoreOptions::default(),
+            format!("{url}?sentinel_user=watcher"),
+        ),
+    ] {
+        let err = CookieStore::open(url.as_str(), options).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("not a redis+sentinel:// URL"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn the_sentinels_password_is_given_one_way_and_a_user_needs_one() {
+    // Refused before any connection is made: no Redis needed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sentinel.pw");
+    write_private(&file, "S3cret-sentinel\n");
+    let url = "redis+sentinel://127.0.0.1:1/cookies";
+    for (field, options, needle) in [
+        (
+            "sentinel_password_file",
+            StoreOptions::default()
+                .sentinel_password_file(&file)
+                .sentinel_password_env("COOKIESTORE_SENTINEL_PW"),
+            "one way only",
+        ),
+        (
+            "sentinel_user",
+            StoreOptions::default().sentinel_user("watcher"),
+            "no password for the sentinels",
+        ),
+    ] {
+        let err = CookieStore::open(url, options).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { field: f, .. } if f == field),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    // A file others may read is refused, as the master's password_file.
+    std::fs::write(&file, "S3cret-sentinel\n").unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let err =
+        CookieStore::open(url, StoreOptions::default().sentinel_password_file(&file)).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "sentinel_password_file"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("chmod 600"), "{err}");
 }

@@ -93,6 +93,9 @@ SAMPLES = {
     "store.tls_key_file": "/etc/cookiestore/client.key",
     "store.password_file": "/etc/cookiestore/redis.pw",
     "store.password_env": "COOKIESTORE_REDIS_PASSWORD",
+    "store.sentinel_password_file": "/etc/cookiestore/sentinel.pw",
+    "store.sentinel_password_env": "COOKIESTORE_SENTINEL_PASSWORD",
+    "store.sentinel_user": "cookiestore",
 }
 
 

@@ -40,9 +40,11 @@ const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 /// The query parameters whose value is a password.
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
-/// The query options cookiestore reads (the others are the `redis` crate's); the last five
-/// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded.
-const OUR_PARAMS: [&str; 8] = [
+/// The query options cookiestore reads (the others are the `redis` crate's); the last eight
+/// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded (the
+/// `sentinel_` ones are for `redis+sentinel://` only: `redis/client.rs` refuses them on
+/// other URLs).
+const OUR_PARAMS: [&str; 11] = [
     "prefix",
     "timeout_ms",
     "allow_eviction",
@@ -51,6 +53,9 @@ const OUR_PARAMS: [&str; 8] = [
     "tls_key_file",
     "password_file",
     "password_env",
+    "sentinel_password_file",
+    "sentinel_password_env",
+    "sentinel_user",
 ];
 
 /// The words every key of a Redis store starts with after its prefix: the one list, from
@@ -116,7 +121,8 @@ impl Location {
     /// `redis+unix://`, `unix://`, `redis+sentinel://`), or a store directory. Any other `scheme://` is
     /// [`Error::UnsupportedLocation`]; a Redis URL that is malformed, or whose query options
     /// (`prefix`, `timeout_ms`, `allow_eviction`, `tls_ca_file`, `tls_cert_file`,
-    /// `tls_key_file`, `password_file`, `password_env`) are bad, is
+    /// `tls_key_file`, `password_file`, `password_env`, `sentinel_password_file`,
+    /// `sentinel_password_env`, `sentinel_user`) are bad, is
     /// [`Error::InvalidConfig`].
     /// Nothing is opened or connected.
     pub fn parse(location: impl AsRef<Path>) -> Result<Location> {
@@ -233,24 +239,44 @@ pub struct RedisLocation {
     prefix: Option<String>,
     timeout: Option<Duration>,
     allow_eviction: Option<bool>,
-    /// `?tls_ca_file=` ... `?password_env=` (the last five of [`OUR_PARAMS`]), decoded.
+    /// `?tls_ca_file=` ... `?sentinel_user=` (the last eight of [`OUR_PARAMS`]), decoded.
     files: Vec<(String, String)>,
     /// The ACL user, once the client is made (`redis/client.rs`), for messages.
     user: Option<String>,
     /// `redis+sentinel://`: the sentinels and the master's name. `url` is then the master's
     /// URL with the first sentinel's address in place of the master's, which is asked of
-    /// the sentinels at each new connection (`redis/pool.rs`).
-    sentinel: Option<Sentinels>,
+    /// the sentinels at each new connection (`redis/pool.rs`). Boxed: a [`Location`] is
+    /// mostly a directory, and is passed by value.
+    sentinel: Option<Box<Sentinels>>,
 }
 
-/// The sentinels of a `redis+sentinel://` location and the name of the master they watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The sentinels of a `redis+sentinel://` location, the name of the master they watch, and
+/// the credentials they are asked with. Debug shows the password as `***`.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Sentinels {
     /// Each sentinel's host (an IPv6 address without its brackets) and port, in the URL's
     /// order: the one asked first.
     pub(crate) nodes: Vec<(String, u16)>,
     /// The master's name (`sentinel monitor NAME ...` in sentinel.conf).
     pub(crate) master: String,
+    /// The ACL user the sentinels are asked as (`sentinel_user`; `None`: `default`), set
+    /// with the password by `redis/client.rs`.
+    pub(crate) user: Option<String>,
+    /// The sentinels' password (`sentinel_password_file` or `sentinel_password_env`), once
+    /// read by `redis/client.rs`; `None`: they are asked without one. Never shown: it is
+    /// among the location's secrets too.
+    pub(crate) password: Option<String>,
+}
+
+impl fmt::Debug for Sentinels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sentinels")
+            .field("nodes", &self.nodes)
+            .field("master", &self.master)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl fmt::Display for RedisLocation {
@@ -396,7 +422,7 @@ impl RedisLocation {
         secrets.dedup();
         let (base, sentinel) = if scheme == SENTINEL_SCHEME {
             let (base, sentinels) = sentinel_base(base).map_err(bad)?;
-            (base, Some(sentinels))
+            (base, Some(Box::new(sentinels)))
         } else {
             (base.to_string(), None)
         };
@@ -421,11 +447,12 @@ impl RedisLocation {
     /// The sentinels, for a `redis+sentinel://` location.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn sentinel(&self) -> Option<&Sentinels> {
-        self.sentinel.as_ref()
+        self.sentinel.as_deref()
     }
 
     /// The query option `name` (one of `tls_ca_file`, `tls_cert_file`, `tls_key_file`,
-    /// `password_file`, `password_env`), when given.
+    /// `password_file`, `password_env`, `sentinel_password_file`, `sentinel_password_env`,
+    /// `sentinel_user`), when given.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn file_option(&self, name: &str) -> Option<&str> {
         self.files
@@ -438,6 +465,19 @@ impl RedisLocation {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+
+    /// Records the sentinels' ACL user and password (`redis+sentinel://` only; nothing
+    /// otherwise), and takes the password out of error texts (see [`Self::sanitize`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn set_sentinel_credentials(&mut self, user: Option<&str>, password: Option<&str>) {
+        if let Some(password) = password {
+            self.add_secret(password);
+        }
+        if let Some(sentinels) = &mut self.sentinel {
+            sentinels.user = user.map(str::to_string);
+            sentinels.password = password.map(str::to_string);
+        }
     }
 
     /// Records the ACL user (see [`Self::user`]).
@@ -609,6 +649,8 @@ fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String>
         Sentinels {
             nodes,
             master: master.to_string(),
+            user: None,
+            password: None,
         },
     ))
 }

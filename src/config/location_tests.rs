@@ -175,6 +175,24 @@ fn sentinel_urls_parse_and_mask() {
 }
 
 #[test]
+fn the_sentinels_credentials_are_query_options_and_never_shown() {
+    let mut r = redis(
+        "redis+sentinel://h1,h2/m?sentinel_user=watcher&sentinel_password_file=/etc/s%20pw&prefix=cb1:",
+    );
+    assert_eq!(r.file_option("sentinel_user"), Some("watcher"));
+    assert_eq!(r.file_option("sentinel_password_file"), Some("/etc/s pw"));
+    // Not passed on to the `redis` crate.
+    assert_eq!(r.secret_url(), "redis://h1:26379/0");
+    r.set_sentinel_credentials(Some("watcher"), Some("S3nt-pw"));
+    let sentinels = r.sentinel().unwrap();
+    assert_eq!(sentinels.user.as_deref(), Some("watcher"));
+    assert_eq!(sentinels.password.as_deref(), Some("S3nt-pw"));
+    assert!(!format!("{r:?} {r}").contains("S3nt-pw"), "{r:?}");
+    assert_eq!(r.sanitize("AUTH watcher S3nt-pw"), "AUTH watcher ***");
+    assert!(Location::parse("redis+sentinel://h/m?sentinel_user=").is_err());
+}
+
+#[test]
 fn bad_sentinel_urls_say_what_is_wrong() {
     for (text, says) in [
         ("redis+sentinel://h1:26379", "names no master"),

@@ -262,6 +262,26 @@ impl StoreOptions {
         self
     }
 
+    /// Sets [`redis.sentinel_password_file`](RedisOptions::sentinel_password_file)
+    /// (`redis+sentinel://` only).
+    pub fn sentinel_password_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.redis.sentinel_password_file = Some(path.into());
+        self
+    }
+
+    /// Sets [`redis.sentinel_password_env`](RedisOptions::sentinel_password_env)
+    /// (`redis+sentinel://` only).
+    pub fn sentinel_password_env(mut self, name: impl Into<String>) -> Self {
+        self.redis.sentinel_password_env = Some(name.into());
+        self
+    }
+
+    /// Sets [`redis.sentinel_user`](RedisOptions::sentinel_user) (`redis+sentinel://` only).
+    pub fn sentinel_user(mut self, user: impl Into<String>) -> Self {
+        self.redis.sentinel_user = Some(user.into());
+        self
+    }
+
     /// Sets [`redis.cache_bytes`](RedisOptions::cache_bytes): the budget of a cache on
     /// Redis (0: none, the default).
     pub fn redis_cache_bytes(mut self, bytes: u64) -> Self {

@@ -1,5 +1,5 @@
 //! Redis's options ([`RedisOptions`]: the key prefix, the feed's cap, eviction, when to
-//! connect, TLS files, where the password is). A URL's query (`?prefix=`,
+//! connect, TLS files, where the password is, the sentinels' credentials). A URL's query (`?prefix=`,
 //! `?allow_eviction=true`, `?tls_ca_file=`, ...) takes precedence over them.
 
 use std::path::PathBuf;
@@ -80,6 +80,24 @@ pub struct RedisOptions {
     /// an unset or empty variable is an error). See [`Self::password_file`]. A URL's
     /// `?password_env=` takes precedence.
     pub password_env: Option<String>,
+    /// `redis+sentinel://` only: a file holding the password of the sentinels themselves
+    /// (their `requirepass`, or [`Self::sentinel_user`]'s ACL password), with which each
+    /// sentinel is asked for the master. One line; same permission rule as
+    /// [`Self::password_file`]. Give it or [`Self::sentinel_password_env`], not both; the
+    /// master's password is given apart ([`Self::password_file`], ...). Refused on any
+    /// other URL. A URL's `?sentinel_password_file=` takes precedence. Default none: the
+    /// sentinels are asked without a password.
+    pub sentinel_password_file: Option<PathBuf>,
+    /// `redis+sentinel://` only: the name of an environment variable holding the
+    /// sentinels' password (read at each open; an unset or empty variable is an error).
+    /// See [`Self::sentinel_password_file`]. A URL's `?sentinel_password_env=` takes
+    /// precedence.
+    pub sentinel_password_env: Option<String>,
+    /// `redis+sentinel://` only: the ACL user the sentinels are asked as, with the password
+    /// of [`Self::sentinel_password_file`] or [`Self::sentinel_password_env`] (one of them
+    /// is then required). Default none: the user `default`. A URL's `?sentinel_user=` takes
+    /// precedence.
+    pub sentinel_user: Option<String>,
     /// After each change that must not come back (a logout, an authid's logout, a clear, a
     /// change of a cookie's authentication), wait until this many replicas have
     /// acknowledged it (Redis `WAIT`), at most [`Self::replica_ack_timeout_ms`]; when fewer
@@ -118,6 +136,9 @@ impl Default for RedisOptions {
             tls_key_file: None,
             password_file: None,
             password_env: None,
+            sentinel_password_file: None,
+            sentinel_password_env: None,
+            sentinel_user: None,
             min_replicas_acked: 0,
             replica_ack_timeout_ms: DEFAULT_REPLICA_ACK_TIMEOUT_MS,
             cache_bytes: 0,
@@ -140,12 +161,23 @@ impl RedisOptions {
                 "is 0; give milliseconds, at least 1 (default 500)",
             ));
         }
-        if let Some(name) = &self.password_env
-            && (name.is_empty() || name.contains(['=', '\0']))
-        {
+        for (field, name) in [
+            ("password_env", &self.password_env),
+            ("sentinel_password_env", &self.sentinel_password_env),
+        ] {
+            if let Some(name) = name
+                && (name.is_empty() || name.contains(['=', '\0']))
+            {
+                return Err(Error::config(
+                    field,
+                    format!("is {name:?}; give the name of an environment variable"),
+                ));
+            }
+        }
+        if self.sentinel_user.as_deref() == Some("") {
             return Err(Error::config(
-                "password_env",
-                format!("is {name:?}; give the name of an environment variable"),
+                "sentinel_user",
+                "is empty; give the sentinels' ACL user, or leave it out for `default`",
             ));
         }
         check_key_prefix(&self.key_prefix).map_err(|problem| Error::config("key_prefix", problem))

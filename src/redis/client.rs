@@ -14,6 +14,12 @@
 //! at once are refused, as a setup whose password depends on a precedence rule nobody
 //! remembers. A URL's query option takes precedence over the same option in
 //! [`RedisOptions`]. Files holding a key or a password must not be readable by others.
+//!
+//! **The sentinels' credentials** (`redis+sentinel://` only, refused on other URLs): the
+//! ACL user `sentinel_user` (else `default`) and the password of `sentinel_password_file`
+//! or `sentinel_password_env` (one of them), apart from the master's. They are kept in the
+//! location's `Sentinels`, the password among its secrets too, for `redis/pool.rs` to ask
+//! the sentinels with.
 
 use std::path::{Path, PathBuf};
 
@@ -73,8 +79,8 @@ pub(super) fn client(
         ));
     }
     let password = match (&password_file, &password_env) {
-        (Some(path), _) => Some(read_password_file(path)?),
-        (None, Some(name)) => Some(read_password_env(name)?),
+        (Some(path), _) => Some(read_password_file("password_file", path)?),
+        (None, Some(name)) => Some(read_password_env("password_env", name)?),
         (None, None) => None,
     };
     if let Some(password) = password {
@@ -83,6 +89,7 @@ pub(super) fn client(
         info = info.set_redis_settings(settings);
     }
     location.set_user(&user);
+    sentinel_credentials(&mut location, options)?;
 
     let tls_given = [
         ("tls_ca_file", &ca),
@@ -167,6 +174,74 @@ pub(super) fn client(
     Ok((client, location))
 }
 
+/// Reads the sentinels' credentials (`sentinel_user`, `sentinel_password_file`,
+/// `sentinel_password_env`: a URL's query option before the same option in `options`) into
+/// `location` ([`RedisLocation::set_sentinel_credentials`]), which `redis/pool.rs` asks the
+/// sentinels with. They are refused on a location that is not `redis+sentinel://` (a
+/// setup that believes its sentinels are asked with a password while nothing is), as are
+/// both password sources at once, and a user without a password.
+fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) -> Result<()> {
+    let file = location
+        .file_option("sentinel_password_file")
+        .map(PathBuf::from)
+        .or_else(|| options.sentinel_password_file.clone());
+    let env = location
+        .file_option("sentinel_password_env")
+        .map(str::to_string)
+        .or_else(|| options.sentinel_password_env.clone());
+    let user = location
+        .file_option("sentinel_user")
+        .map(str::to_string)
+        .or_else(|| options.sentinel_user.clone());
+    let given = [
+        ("sentinel_password_file", file.is_some()),
+        ("sentinel_password_env", env.is_some()),
+        ("sentinel_user", user.is_some()),
+    ];
+    if location.sentinel().is_none() {
+        if let Some((name, _)) = given.iter().find(|(_, set)| *set) {
+            return Err(Error::config(
+                *name,
+                format!(
+                    "is set, but {} is not a redis+sentinel:// URL: the sentinel options are \
+                     the credentials of the sentinels a master is found through; drop them, or \
+                     name the sentinels with redis+sentinel://host1:port1,host2:port2/MASTERNAME",
+                    location.masked()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let password = match (&file, &env) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "sentinel_password_file",
+                format!(
+                    "and sentinel_password_env are given at once for {}; give the sentinels' \
+                     password one way only",
+                    location.masked()
+                ),
+            ));
+        }
+        (Some(path), None) => Some(read_password_file("sentinel_password_file", path)?),
+        (None, Some(name)) => Some(read_password_env("sentinel_password_env", name)?),
+        (None, None) => None,
+    };
+    if let Some(user) = &user
+        && password.is_none()
+    {
+        return Err(Error::config(
+            "sentinel_user",
+            format!(
+                "is {user:?}, but no password for the sentinels is given; give it with \
+                 sentinel_password_file or sentinel_password_env (or drop sentinel_user)"
+            ),
+        ));
+    }
+    location.set_sentinel_credentials(user.as_deref(), password.as_deref());
+    Ok(())
+}
+
 /// The bytes of the file of option `field`.
 fn read_file(field: &str, path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
@@ -236,12 +311,13 @@ fn check_private(_field: &str, _path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The password in `path`: its one line, without the trailing newline.
-fn read_password_file(path: &Path) -> Result<String> {
-    let bytes = read_private("password_file", path)?;
+/// The password in `path` (the file of option `field`): its one line, without the trailing
+/// newline.
+fn read_password_file(field: &str, path: &Path) -> Result<String> {
+    let bytes = read_private(field, path)?;
     let text = String::from_utf8(bytes).map_err(|_| {
         Error::config(
-            "password_file",
+            field,
             format!("is {}, which is not UTF-8 text", path.display()),
         )
     })?;
@@ -251,7 +327,7 @@ fn read_password_file(path: &Path) -> Result<String> {
         .unwrap_or(&text);
     if password.is_empty() || password.contains(['\n', '\r']) {
         return Err(Error::config(
-            "password_file",
+            field,
             format!(
                 "is {}, which must hold the password on one line (it is empty or has several \
                  lines)",
@@ -262,22 +338,22 @@ fn read_password_file(path: &Path) -> Result<String> {
     Ok(password.to_string())
 }
 
-/// The password in the environment variable `name`.
-fn read_password_env(name: &str) -> Result<String> {
+/// The password in the environment variable `name` (the value of option `field`).
+fn read_password_env(field: &str, name: &str) -> Result<String> {
     match std::env::var(name) {
         Ok(password) if !password.is_empty() => Ok(password),
         Ok(_) => Err(Error::config(
-            "password_env",
+            field,
             format!("is {name:?}, and that environment variable is empty; set it to the password"),
         )),
         Err(std::env::VarError::NotPresent) => Err(Error::config(
-            "password_env",
+            field,
             format!(
                 "is {name:?}, and that environment variable is not set; set it to the password"
             ),
         )),
         Err(std::env::VarError::NotUnicode(_)) => Err(Error::config(
-            "password_env",
+            field,
             format!("is {name:?}, and that environment variable is not UTF-8"),
         )),
     }

@@ -60,7 +60,7 @@ fn tls_advice(text: &str) -> Option<&'static str> {
 }
 
 /// Whether Redis refused the credentials (a wrong password, or an unknown or disabled user).
-fn is_auth_failure(e: &RedisError) -> bool {
+pub(super) fn is_auth_failure(e: &RedisError) -> bool {
     matches!(e.kind(), ErrorKind::AuthenticationFailed)
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
 }

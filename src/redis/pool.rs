@@ -11,9 +11,11 @@
 //!
 //! **Sentinel.** For a `redis+sentinel://` location every new connection (a call's, the
 //! watcher's, the probe's) asks the sentinels for the master first ([`master`]), within the
-//! same deadline. A write answered `READONLY` (the master was demoted while this connection
-//! stayed open) drops the idle connections and runs once more on a new connection, to the
-//! master the sentinels name now, if time is left: the refused command did not run.
+//! same deadline, with the sentinels' own credentials when given (`sentinel_user`,
+//! `sentinel_password_file`, `sentinel_password_env`). A write answered `READONLY` (the
+//! master was demoted while this connection stayed open) drops the idle connections and runs
+//! once more on a new connection, to the master the sentinels name now, if time is left: the
+//! refused command did not run.
 //!
 //! **fork().** A child made by fork() inherits the idle connections, which are the parent's
 //! sockets: a command sent on one by both processes gets the other's answer. The idle list
@@ -28,12 +30,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use redis::{
-    Client, Connection, ConnectionAddr, ConnectionLike, ProtocolVersion, RedisError, RedisResult,
+    Client, Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo,
+    ProtocolVersion, RedisError, RedisResult,
 };
 
 use super::breaker::{Breaker, Record};
 use super::deadline::{self, left};
-use super::errors::{is_readonly, is_stale, is_transport, is_unreachable, unavailable_or_redis};
+use super::errors::{
+    is_auth_failure, is_readonly, is_stale, is_transport, is_unreachable, unavailable_or_redis,
+};
 use super::probe::{self, Probed};
 use crate::config::location::{RedisLocation, Sentinels};
 use crate::error::{Error, Result};
@@ -417,14 +422,62 @@ fn open(
     Client::open(info)?.get_connection_with_timeout(left)
 }
 
+/// How sentinel `host`:`port` is reached: plain TCP, with the sentinels' ACL user and
+/// password when one is given (`sentinel_user`, `sentinel_password_file`,
+/// `sentinel_password_env`: `redis/client.rs`), sent as `AUTH` in the handshake.
+fn sentinel_info(sentinels: &Sentinels, host: &str, port: u16) -> RedisResult<ConnectionInfo> {
+    let info = ConnectionAddr::Tcp(host.to_string(), port).into_connection_info()?;
+    let Some(password) = &sentinels.password else {
+        return Ok(info);
+    };
+    let mut settings = info.redis_settings().clone().set_password(password);
+    if let Some(user) = &sentinels.user {
+        settings = settings.set_username(user);
+    }
+    Ok(info.set_redis_settings(settings))
+}
+
+/// What to say of sentinel `host`:`port` refusing to answer for want of credentials, or
+/// refusing those given (`e`, whose text holds no password: redis-rs says "Password
+/// authentication failed", the sentinel `NOAUTH` or `WRONGPASS`).
+fn refused(sentinels: &Sentinels, host: &str, port: u16, e: &RedisError) -> String {
+    match &sentinels.password {
+        None => format!("sentinel {host}:{port} asks for a password ({e})"),
+        Some(_) => format!(
+            "sentinel {host}:{port} refused the credentials of the ACL user `{}` ({e})",
+            sentinels.user.as_deref().unwrap_or("default")
+        ),
+    }
+}
+
+/// What to check when the sentinels named no master; `refusals`: whether any of them
+/// refused the credentials (or their absence).
+fn sentinel_advice(sentinels: &Sentinels, refusals: bool) -> &'static str {
+    match (refusals, &sentinels.password) {
+        (false, _) => {
+            "check that the sentinels run and monitor it under that name (SENTINEL MASTERS)"
+        }
+        (true, None) => {
+            "give the sentinels' password with sentinel_password_file or sentinel_password_env \
+             (and their ACL user with sentinel_user, if not `default`)"
+        }
+        (true, Some(_)) => {
+            "check the sentinels' password in sentinel_password_file or sentinel_password_env \
+             (their requirepass, or the ACL password of sentinel_user) and sentinel_user"
+        }
+    }
+}
+
 /// The address of the master named `sentinels.master`, as the first sentinel that answers
 /// (in the URL's order) names it, by `deadline`. Each sentinel is given an equal share of
 /// what is left of the deadline for the sentinels not asked yet (the last, all that is
 /// left), so that a hung one does not use up the call's time; one that is down (connection
 /// refused) costs next to nothing. When none names it, an I/O error (Redis unreachable: the
-/// breaker opens, and its probe asks again) listing what each said.
+/// breaker opens, and its probe asks again) listing what each said, and what to check (the
+/// sentinels' credentials, when one refused them).
 fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)> {
     let mut problems = Vec::new();
+    let mut refusals = false;
     let count = sentinels.nodes.len();
     for (i, (host, port)) in sentinels.nodes.iter().enumerate() {
         let Some(left) = left(deadline) else {
@@ -434,15 +487,17 @@ fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)
         // An equal share of what is left for each sentinel not asked yet, so that a hung
         // one leaves time for the next.
         let left = left / u32::try_from(count - i).unwrap_or(u32::MAX);
-        let asked = Client::open((host.as_str(), *port)).and_then(|sentinel| {
-            let mut con = sentinel.get_connection_with_timeout(left)?;
-            con.set_read_timeout(Some(left))?;
-            con.set_write_timeout(Some(left))?;
-            redis::cmd("SENTINEL")
-                .arg("get-master-addr-by-name")
-                .arg(&sentinels.master)
-                .query::<Option<(String, String)>>(&mut con)
-        });
+        let asked = sentinel_info(sentinels, host, *port)
+            .and_then(Client::open)
+            .and_then(|sentinel| {
+                let mut con = sentinel.get_connection_with_timeout(left)?;
+                con.set_read_timeout(Some(left))?;
+                con.set_write_timeout(Some(left))?;
+                redis::cmd("SENTINEL")
+                    .arg("get-master-addr-by-name")
+                    .arg(&sentinels.master)
+                    .query::<Option<(String, String)>>(&mut con)
+            });
         match asked {
             Ok(Some((master_host, master_port))) => match master_port.parse::<u16>() {
                 Ok(master_port) => return Ok((master_host, master_port)),
@@ -454,16 +509,20 @@ fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)
                 "sentinel {host}:{port} knows no master named {:?}",
                 sentinels.master
             )),
+            Err(e) if is_auth_failure(&e) => {
+                refusals = true;
+                problems.push(refused(sentinels, host, *port, &e));
+            }
             Err(e) => problems.push(format!("sentinel {host}:{port}: {e}")),
         }
     }
     Err(RedisError::from(std::io::Error::new(
         std::io::ErrorKind::NotConnected,
         format!(
-            "no sentinel named the master {:?} ({}); check that the sentinels run and monitor \
-             it under that name (SENTINEL MASTERS)",
+            "no sentinel named the master {:?} ({}); {}",
             sentinels.master,
-            problems.join("; ")
+            problems.join("; "),
+            sentinel_advice(sentinels, refusals)
         ),
     )))
 }
