@@ -239,7 +239,7 @@ pub enum Error {
         "{location:?} is a URL of a kind cookiestore does not serve: give the store's \
          directory (LMDB, for example /var/crossbar/cookies; a directory whose name looks \
          like a URL as ./name) or a Redis URL (redis://, rediss://, redis+unix://, \
-         redis+sentinel://; with the \
+         redis+sentinel://, rediss+sentinel://; with the \
          `redis` feature, on by default)"
     )]
     UnsupportedLocation {

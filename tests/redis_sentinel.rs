@@ -7,6 +7,10 @@
 //! authentication change waits for the replica, and says so when it did not get there. And
 //! sentinels with a password (`requirepass`): asked with `sentinel_password_file`, and an
 //! error naming the sentinel's refusal (never the password) without it or with a wrong one.
+//! And TLS (`rediss+sentinel://`): a master, a replica and sentinels serving TLS only to
+//! the store (certificates of tests/common/tls.rs naming 127.0.0.1, the address the
+//! sentinels announce), reached with `tls_ca_file`, and refused as untrusted without it,
+//! or when the master's certificate does not name that address.
 //!
 //! Skipped with a message when redis-server is missing (except under CI). The failover's
 //! duration is printed (run with `--nocapture`), not asserted: docs/redis.md gives the
@@ -21,7 +25,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, free_port, need_redis, redis_server_command};
-use common::tls::write_private;
+use common::tls::{Pki, need_tls, write_private};
 use common::{ChildLines, child_command, child_role, report, wait_success};
 use cookiestore::{Auth, AuthContext, AuthUpdate, CookieStore, Error, StoreOptions};
 use serde_json::json;
@@ -72,12 +76,52 @@ fn master_and_replica() -> (RedisServer, RedisServer) {
     (master, replica)
 }
 
+/// The redis-server flags of a TLS port `port` with the test PKI's server certificate,
+/// clients not asked for one (`tls-auth-clients no`), replication over TLS.
+fn tls_args(pki: &Pki, port: u16) -> Vec<String> {
+    [
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        pki.server_cert.to_str().unwrap(),
+        "--tls-key-file",
+        pki.server_key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        pki.ca.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+        "--tls-replication",
+        "yes",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
+/// A master with TLS on its second port, and a replica of it replicating over TLS, in sync:
+/// (master, its TLS port, replica). Their plain ports are for setting up only.
+fn tls_master_and_replica(pki: &Pki) -> (RedisServer, u16, RedisServer) {
+    let master_tls = free_port();
+    let args = tls_args(pki, master_tls);
+    let master =
+        RedisServer::start_config(false, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut args = tls_args(pki, free_port());
+    args.extend(["--replicaof", "127.0.0.1", &master_tls.to_string()].map(str::to_string));
+    let replica =
+        RedisServer::start_config(false, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    wait_until("the replica syncs over TLS", || {
+        replica_linked(replica.port)
+    });
+    (master, master_tls, replica)
+}
+
 /// Three sentinels watching the master on `master_port` (quorum 2), killed when dropped.
 struct Sentinels {
     ports: Vec<u16>,
     children: Vec<Child>,
     /// Their `requirepass`, if any (they use it with each other too).
     password: Option<String>,
+    /// The CA (PEM) of their certificates when they serve TLS only.
+    tls_ca: Option<Vec<u8>>,
     _dir: tempfile::TempDir,
 }
 
@@ -86,18 +130,34 @@ const SENTINEL_PASSWORD: &str = "S3cret-sentinel";
 
 impl Sentinels {
     fn start(master_port: u16) -> Sentinels {
-        Self::start_config(master_port, None)
+        Self::start_config(master_port, None, None)
     }
 
     /// Sentinels with `requirepass` [`SENTINEL_PASSWORD`].
     fn start_with_password(master_port: u16) -> Sentinels {
-        Self::start_config(master_port, Some(SENTINEL_PASSWORD))
+        Self::start_config(master_port, Some(SENTINEL_PASSWORD), None)
     }
 
-    fn start_config(master_port: u16, password: Option<&str>) -> Sentinels {
+    /// Sentinels serving TLS only (`port 0`), with `pki`'s server certificate, that talk
+    /// TLS to the master on `master_tls_port` and to each other.
+    fn start_tls(master_tls_port: u16, pki: &Pki) -> Sentinels {
+        Self::start_config(master_tls_port, None, Some(pki))
+    }
+
+    fn start_config(master_port: u16, password: Option<&str>, tls: Option<&Pki>) -> Sentinels {
         let requirepass = password
             .map(|p| format!("requirepass {p}\n"))
             .unwrap_or_default();
+        let tls_conf = |port: u16| match tls {
+            Some(pki) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\n\
+                 tls-ca-cert-file {}\ntls-replication yes\ntls-auth-clients no\n",
+                pki.server_cert.display(),
+                pki.server_key.display(),
+                pki.ca.display()
+            ),
+            None => format!("port {port}\n"),
+        };
         let dir = tempfile::tempdir().unwrap();
         let mut ports = Vec::new();
         let mut children = Vec::new();
@@ -107,11 +167,12 @@ impl Sentinels {
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+                    "{}bind 127.0.0.1\ndaemonize no\ndir {}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 3000\n\
                      sentinel parallel-syncs {MASTER} 1\n{requirepass}",
+                    tls_conf(port),
                     dir.path().display()
                 ),
             )
@@ -130,12 +191,13 @@ impl Sentinels {
             ports,
             children,
             password: password.map(str::to_string),
+            tls_ca: tls.map(|pki| std::fs::read(&pki.ca).unwrap()),
             _dir: dir,
         };
         // Each knows the replica and the two other sentinels: ready to fail over.
         for &port in &sentinels.ports {
             wait_until("a sentinel knows the replica and its peers", || {
-                let client = redis::Client::open(sentinels.url_of(port)).unwrap();
+                let client = sentinels.client_of(port);
                 let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
                     return false;
                 };
@@ -155,11 +217,24 @@ impl Sentinels {
         sentinels
     }
 
-    /// The `redis://` URL of the sentinel on `port`, with the password.
-    fn url_of(&self, port: u16) -> String {
-        match &self.password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{port}/"),
-            None => format!("redis://127.0.0.1:{port}/"),
+    /// A client of the sentinel on `port`, with the password; over TLS (trusting the test
+    /// CA, the host written `localhost`, which every test certificate names) for sentinels
+    /// serving TLS.
+    fn client_of(&self, port: u16) -> redis::Client {
+        let auth = match &self.password {
+            Some(password) => format!(":{password}@"),
+            None => String::new(),
+        };
+        match &self.tls_ca {
+            Some(ca) => redis::Client::build_with_tls(
+                format!("rediss://{auth}localhost:{port}/"),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            )
+            .unwrap(),
+            None => redis::Client::open(format!("redis://{auth}127.0.0.1:{port}/")).unwrap(),
         }
     }
 
@@ -169,13 +244,18 @@ impl Sentinels {
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+        let scheme = if self.tls_ca.is_some() {
+            "rediss+sentinel"
+        } else {
+            "redis+sentinel"
+        };
+        format!("{scheme}://{}/{MASTER}", hosts.join(","))
     }
 
     /// The master's port, as the first sentinel says.
     fn master_port(&self) -> u16 {
-        let mut con = redis::Client::open(self.url_of(self.ports[0]))
-            .unwrap()
+        let mut con = self
+            .client_of(self.ports[0])
             .get_connection_with_timeout(Duration::from_secs(5))
             .unwrap();
         let (_, port): (String, String) = redis::cmd("SENTINEL")
@@ -709,4 +789,90 @@ fn the_sentinels_password_is_given_one_way_and_a_user_needs_one() {
         "{err:?}"
     );
     assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+#[test]
+fn sentinels_and_master_over_tls() {
+    if !need_tls() {
+        return;
+    }
+    // The sentinels announce the master by its IP address: the certificates name it.
+    let pki = Pki::for_server(&["localhost", "127.0.0.1"]);
+    let (_master, master_tls, _replica) = tls_master_and_replica(&pki);
+    let sentinels = Sentinels::start_tls(master_tls, &pki);
+    assert_eq!(sentinels.master_port(), master_tls);
+    let url = sentinels.url();
+    assert!(url.starts_with("rediss+sentinel://"), "{url}");
+    let options = StoreOptions::default().timeout_ms(1500);
+
+    // Trusting the test CA (a URL query option): the store works, over TLS throughout (the
+    // sentinels and the master have no plain port the store could use: theirs are the
+    // setup's, not the ones named).
+    let trusted = format!("{url}?tls_ca_file={}", pki.ca.display());
+    let store = CookieStore::open(trusted.as_str(), options.clone())
+        .unwrap_or_else(|e| panic!("open over TLS through the sentinels: {e}"));
+    let cookie = store.create("cbtid", 22, 3600).unwrap();
+    assert_eq!(
+        store
+            .set_auth(&cookie.value, &alice(), &AuthContext::default())
+            .unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(
+        store.get_auth(&cookie.value).unwrap().unwrap().authid,
+        "alice"
+    );
+    // The same with the option given in StoreOptions.
+    let store = CookieStore::open(url.as_str(), options.clone().tls_ca_file(&pki.ca)).unwrap();
+    assert_eq!(
+        store.get_auth(&cookie.value).unwrap().unwrap().authid,
+        "alice"
+    );
+
+    // Without it (the system's roots, which do not hold the test CA): refused, and said so.
+    let err = CookieStore::open(url.as_str(), options).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("certificate was not trusted"), "{text}");
+}
+
+#[test]
+fn a_master_certificate_without_the_announced_address_is_refused() {
+    if !need_tls() {
+        return;
+    }
+    // Certificates naming localhost only: the sentinels, written as localhost, are trusted,
+    // but the master they announce is 127.0.0.1, which its certificate does not name.
+    let pki = Pki::new();
+    let (_master, master_tls, _replica) = tls_master_and_replica(&pki);
+    let sentinels = Sentinels::start_tls(master_tls, &pki);
+    let url = sentinels.url().replace("127.0.0.1", "localhost");
+    let err = CookieStore::open(
+        url.as_str(),
+        StoreOptions::default()
+            .timeout_ms(1500)
+            .tls_ca_file(&pki.ca),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("does not name the host"), "{text}");
+}
+
+#[test]
+fn tls_options_on_a_plain_sentinel_url_point_to_rediss_sentinel() {
+    // Refused before any connection is made: no Redis needed.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    write_private(&ca, "not read\n");
+    let err = CookieStore::open(
+        "redis+sentinel://127.0.0.1:1,127.0.0.1:2/cookies",
+        StoreOptions::default().tls_ca_file(&ca),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidConfig { field, .. } if field == "tls_ca_file"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("rediss+sentinel://"), "{err}");
 }

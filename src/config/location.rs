@@ -2,10 +2,11 @@
 //! the configuration, the `cookiestore` tool and the Python package.
 //!
 //! - Text that starts with `scheme://` (a letter, then letters, digits, `+`, `-` or `.`) is a
-//!   URL, never a path: `redis://`, `rediss://`, `redis+unix://`, `unix://` and
+//!   URL, never a path: `redis://`, `rediss://`, `redis+unix://`, `unix://`,
 //!   `redis+sentinel://` (a master found through Redis Sentinel:
-//!   `redis+sentinel://[user:pass@]host1:port1,host2:port2/MASTERNAME[/db]`) name a store on
-//!   Redis ([`Location::Redis`]); any other scheme is [`Error::UnsupportedLocation`]. A
+//!   `redis+sentinel://[user:pass@]host1:port1,host2:port2/MASTERNAME[/db]`) and
+//!   `rediss+sentinel://` (the same, the sentinels and the master reached over TLS) name a
+//!   store on Redis ([`Location::Redis`]); any other scheme is [`Error::UnsupportedLocation`]. A
 //!   directory whose name looks like a URL is written with a leading `./`.
 //! - Anything else is a store directory ([`Location::Lmdb`]).
 //!
@@ -25,11 +26,22 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 
 /// The URL schemes of a store on Redis.
-const REDIS_SCHEMES: [&str; 5] = ["redis", "rediss", "redis+unix", "unix", "redis+sentinel"];
+const REDIS_SCHEMES: [&str; 6] = [
+    "redis",
+    "rediss",
+    "redis+unix",
+    "unix",
+    "redis+sentinel",
+    SENTINEL_TLS_SCHEME,
+];
 
 /// The scheme of a master found through Redis Sentinel:
 /// `redis+sentinel://[user:pass@]host1:port1,host2:port2/MASTERNAME[/db][?...]`.
 const SENTINEL_SCHEME: &str = "redis+sentinel";
+
+/// [`SENTINEL_SCHEME`] over TLS: the sentinels and the master are both reached over TLS,
+/// with the TLS options of a `rediss://` URL (the master's URL is then `rediss://`).
+const SENTINEL_TLS_SCHEME: &str = "rediss+sentinel";
 
 /// The port of a sentinel written without one.
 const SENTINEL_PORT: u16 = 26379;
@@ -42,8 +54,8 @@ const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
 /// The query options cookiestore reads (the others are the `redis` crate's); the last eight
 /// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded (the
-/// `sentinel_` ones are for `redis+sentinel://` only: `redis/client.rs` refuses them on
-/// other URLs).
+/// `sentinel_` ones are for `redis+sentinel://` and `rediss+sentinel://` only:
+/// `redis/client.rs` refuses them on other URLs).
 const OUR_PARAMS: [&str; 11] = [
     "prefix",
     "timeout_ms",
@@ -118,7 +130,8 @@ pub enum Location {
 
 impl Location {
     /// Tells what `location` names: a Redis store (`redis://`, `rediss://`,
-    /// `redis+unix://`, `unix://`, `redis+sentinel://`), or a store directory. Any other `scheme://` is
+    /// `redis+unix://`, `unix://`, `redis+sentinel://`, `rediss+sentinel://`), or a store
+    /// directory. Any other `scheme://` is
     /// [`Error::UnsupportedLocation`]; a Redis URL that is malformed, or whose query options
     /// (`prefix`, `timeout_ms`, `allow_eviction`, `tls_ca_file`, `tls_cert_file`,
     /// `tls_key_file`, `password_file`, `password_env`, `sentinel_password_file`,
@@ -420,8 +433,8 @@ impl RedisLocation {
         secrets.retain(|s| !s.is_empty());
         secrets.sort();
         secrets.dedup();
-        let (base, sentinel) = if scheme == SENTINEL_SCHEME {
-            let (base, sentinels) = sentinel_base(base).map_err(bad)?;
+        let (base, sentinel) = if scheme == SENTINEL_SCHEME || scheme == SENTINEL_TLS_SCHEME {
+            let (base, sentinels) = sentinel_base(base, scheme).map_err(bad)?;
             (base, Some(Box::new(sentinels)))
         } else {
             (base.to_string(), None)
@@ -444,7 +457,7 @@ impl RedisLocation {
         })
     }
 
-    /// The sentinels, for a `redis+sentinel://` location.
+    /// The sentinels, for a `redis+sentinel://` or `rediss+sentinel://` location.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn sentinel(&self) -> Option<&Sentinels> {
         self.sentinel.as_deref()
@@ -574,20 +587,21 @@ pub(crate) fn check_key_prefix(prefix: &str) -> std::result::Result<(), String> 
     Ok(())
 }
 
-/// A `redis+sentinel://` URL without its query: the `redis://` URL of the master, with the
-/// first sentinel's address in place of the master's (the user info and database kept),
-/// and the sentinels. The problem, if it is malformed.
-fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String> {
-    const FORM: &str =
-        "write redis+sentinel://[user:password@]host1:port1,host2:port2/MASTERNAME[/db]";
-    let rest = &base[SENTINEL_SCHEME.len() + 3..];
+/// A `redis+sentinel://` (`scheme`: or `rediss+sentinel://`) URL without its query: the
+/// `redis://` (`rediss://`) URL of the master, with the first sentinel's address in place of
+/// the master's (the user info and database kept), and the sentinels. The problem, if it is
+/// malformed.
+fn sentinel_base(base: &str, scheme: &str) -> std::result::Result<(String, Sentinels), String> {
+    let tls = scheme == SENTINEL_TLS_SCHEME;
+    let form = format!("write {scheme}://[user:password@]host1:port1,host2:port2/MASTERNAME[/db]");
+    let rest = &base[scheme.len() + 3..];
     let (user_info, rest) = match rest.rfind('@') {
         Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
         None => (None, rest),
     };
     let (hosts, path) = rest
         .split_once('/')
-        .ok_or_else(|| format!("it names no master; {FORM}"))?;
+        .ok_or_else(|| format!("it names no master; {form}"))?;
     let mut nodes = Vec::new();
     for node in hosts.split(',') {
         let (host, port) = match node.rsplit_once(':') {
@@ -598,20 +612,20 @@ fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String>
                     .parse::<u16>()
                     .ok()
                     .filter(|p| *p > 0)
-                    .ok_or_else(|| format!("the sentinel {node:?} has a bad port; {FORM}"))?;
+                    .ok_or_else(|| format!("the sentinel {node:?} has a bad port; {form}"))?;
                 (host, port)
             }
             _ if !node.is_empty() && (!node.contains(':') || node.ends_with(']')) => {
                 (node, SENTINEL_PORT)
             }
-            _ => return Err(format!("the sentinel {node:?} is not host:port; {FORM}")),
+            _ => return Err(format!("the sentinel {node:?} is not host:port; {form}")),
         };
         let bare = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
             .unwrap_or(host);
         if bare.is_empty() {
-            return Err(format!("a sentinel has no host; {FORM}"));
+            return Err(format!("a sentinel has no host; {form}"));
         }
         nodes.push((bare.to_string(), port));
     }
@@ -624,7 +638,7 @@ fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String>
     {
         return Err(format!(
             "the master's name {master:?} is empty or holds other than letters, digits, `_`, \
-             `-` and `.`; {FORM}"
+             `-` and `.`; {form}"
         ));
     }
     let db = match (parts.next(), parts.next()) {
@@ -632,7 +646,7 @@ fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String>
         (Some(db), None) if !db.is_empty() && db.bytes().all(|b| b.is_ascii_digit()) => db,
         _ => {
             return Err(format!(
-                "the path after the master's name is not a database number; {FORM}"
+                "the path after the master's name is not a database number; {form}"
             ));
         }
     };
@@ -643,7 +657,8 @@ fn sentinel_base(base: &str) -> std::result::Result<(String, Sentinels), String>
         first_host.clone()
     };
     let user_info = user_info.map(|u| format!("{u}@")).unwrap_or_default();
-    let url = format!("redis://{user_info}{host}:{first_port}/{db}");
+    let master_scheme = if tls { "rediss" } else { "redis" };
+    let url = format!("{master_scheme}://{user_info}{host}:{first_port}/{db}");
     Ok((
         url,
         Sentinels {

@@ -175,6 +175,39 @@ fn sentinel_urls_parse_and_mask() {
 }
 
 #[test]
+fn tls_sentinel_urls_name_a_rediss_master() {
+    let r = redis(
+        "rediss+sentinel://joe:s3cret!@10.0.0.1:26379,sen2/mymaster/2?tls_ca_file=/etc/ca.pem",
+    );
+    let sentinels = r.sentinel().unwrap();
+    assert_eq!(
+        sentinels.nodes,
+        vec![
+            ("10.0.0.1".to_string(), 26379),
+            ("sen2".to_string(), SENTINEL_PORT),
+        ]
+    );
+    assert_eq!(sentinels.master, "mymaster");
+    // The master's URL is `rediss://`: the client connects over TLS (`redis/pool.rs` keeps
+    // it for the sentinels and the master).
+    assert_eq!(r.secret_url(), "rediss://joe:s3cret!@10.0.0.1:26379/2");
+    assert_eq!(r.file_option("tls_ca_file"), Some("/etc/ca.pem"));
+    let shown = format!("{r} {r:?}");
+    assert!(!shown.contains("s3cret"), "{shown}");
+    assert!(shown.contains("rediss+sentinel://joe:***@10.0.0.1:26379,sen2/mymaster/2"));
+    assert_eq!(
+        Location::parse("REDISS+SENTINEL://h1/m").unwrap().kind(),
+        "redis"
+    );
+    let err = Location::parse("rediss+sentinel://h1:26379").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("write rediss+sentinel://[user:password@]host1:port1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_sentinels_credentials_are_query_options_and_never_shown() {
     let mut r = redis(
         "redis+sentinel://h1,h2/m?sentinel_user=watcher&sentinel_password_file=/etc/s%20pw&prefix=cb1:",

@@ -6,7 +6,9 @@
 //! only, and name the URL's host (a name, or an IP address in the certificate's
 //! subjectAltName). `tls_cert_file` + `tls_key_file` give a client certificate (mutual TLS).
 //! The TLS options on a plain `redis://` URL are refused (a store meant to be reached over
-//! TLS never silently goes without it).
+//! TLS never silently goes without it). `rediss+sentinel://` reaches the sentinels and the
+//! master over TLS, with the same options (the master's URL is `rediss://`: `redis/pool.rs`
+//! keeps its TLS settings for both); the TLS options on `redis+sentinel://` are refused.
 //!
 //! **Credentials.** The ACL user is the URL's (`redis://user@host`, `?user=` for a Unix
 //! socket), else `default`. The password is one of: the URL's (`redis://user:pass@host`,
@@ -15,7 +17,8 @@
 //! remembers. A URL's query option takes precedence over the same option in
 //! [`RedisOptions`]. Files holding a key or a password must not be readable by others.
 //!
-//! **The sentinels' credentials** (`redis+sentinel://` only, refused on other URLs): the
+//! **The sentinels' credentials** (`redis+sentinel://` and `rediss+sentinel://` only,
+//! refused on other URLs): the
 //! ACL user `sentinel_user` (else `default`) and the password of `sentinel_password_file`
 //! or `sentinel_password_env` (one of them), apart from the master's. They are kept in the
 //! location's `Sentinels`, the password among its secrets too, for `redis/pool.rs` to ask
@@ -105,9 +108,9 @@ pub(super) fn client(
             return Err(Error::config(
                 name,
                 format!(
-                    "is set, but {} is reached through Redis Sentinel, which cookiestore \
-                     supports without TLS only; drop the TLS options, or name the master \
-                     itself with rediss://",
+                    "is set, but {} reaches the sentinels and the master without TLS; \
+                     write rediss+sentinel://host1:port1,host2:port2/MASTERNAME to reach both \
+                     over TLS (or drop the TLS options)",
                     location.masked()
                 ),
             ));
@@ -177,7 +180,8 @@ pub(super) fn client(
 /// Reads the sentinels' credentials (`sentinel_user`, `sentinel_password_file`,
 /// `sentinel_password_env`: a URL's query option before the same option in `options`) into
 /// `location` ([`RedisLocation::set_sentinel_credentials`]), which `redis/pool.rs` asks the
-/// sentinels with. They are refused on a location that is not `redis+sentinel://` (a
+/// sentinels with. They are refused on a location that is not `redis+sentinel://` or
+/// `rediss+sentinel://` (a
 /// setup that believes its sentinels are asked with a password while nothing is), as are
 /// both password sources at once, and a user without a password.
 fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) -> Result<()> {
@@ -203,7 +207,8 @@ fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) ->
             return Err(Error::config(
                 *name,
                 format!(
-                    "is set, but {} is not a redis+sentinel:// URL: the sentinel options are \
+                    "is set, but {} is not a redis+sentinel:// URL (nor rediss+sentinel://): \
+                     the sentinel options are \
                      the credentials of the sentinels a master is found through; drop them, or \
                      name the sentinels with redis+sentinel://host1:port1,host2:port2/MASTERNAME",
                     location.masked()

@@ -12,7 +12,10 @@
 //! **Sentinel.** For a `redis+sentinel://` location every new connection (a call's, the
 //! watcher's, the probe's) asks the sentinels for the master first ([`master`]), within the
 //! same deadline, with the sentinels' own credentials when given (`sentinel_user`,
-//! `sentinel_password_file`, `sentinel_password_env`). A write answered `READONLY` (the
+//! `sentinel_password_file`, `sentinel_password_env`). For `rediss+sentinel://` (the client's
+//! address is `rediss://`) the sentinels and the master are reached over TLS with the
+//! client's TLS settings ([`at`]); each one's certificate must name the host connected to
+//! (for the master, the address the sentinels give). A write answered `READONLY` (the
 //! master was demoted while this connection stayed open) drops the idle connections and runs
 //! once more on a new connection, to the master the sentinels name now, if time is left: the
 //! refused command did not run.
@@ -413,20 +416,44 @@ fn open(
         let left = left(deadline).ok_or_else(|| timeout("connecting"))?;
         return client.get_connection_with_timeout(left);
     };
-    let (host, port) = master(sentinels, deadline)?;
-    let info = client
-        .get_connection_info()
-        .clone()
-        .set_addr(ConnectionAddr::Tcp(host, port));
+    let info = client.get_connection_info().clone();
+    let (host, port) = master(sentinels, info.addr(), deadline)?;
+    let addr = at(info.addr(), host, port);
+    let info = info.set_addr(addr);
     let left = left(deadline).ok_or_else(|| timeout("asking the sentinels for the master"))?;
     Client::open(info)?.get_connection_with_timeout(left)
 }
 
-/// How sentinel `host`:`port` is reached: plain TCP, with the sentinels' ACL user and
-/// password when one is given (`sentinel_user`, `sentinel_password_file`,
-/// `sentinel_password_env`: `redis/client.rs`), sent as `AUTH` in the handshake.
-fn sentinel_info(sentinels: &Sentinels, host: &str, port: u16) -> RedisResult<ConnectionInfo> {
-    let info = ConnectionAddr::Tcp(host.to_string(), port).into_connection_info()?;
+/// The address `host`:`port` reached as `client` (the client's address) is: over TLS with
+/// its TLS settings (CA, client certificate, `insecure`) when it is `TcpTls`
+/// (`rediss+sentinel://`), else plain TCP.
+fn at(client: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
+    match client {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    }
+}
+
+/// How sentinel `host`:`port` is reached: as the client's address `client` is ([`at`]:
+/// plain TCP, or TLS for `rediss+sentinel://`), with the sentinels' ACL user and password
+/// when one is given (`sentinel_user`, `sentinel_password_file`, `sentinel_password_env`:
+/// `redis/client.rs`), sent as `AUTH` in the handshake.
+fn sentinel_info(
+    sentinels: &Sentinels,
+    client: &ConnectionAddr,
+    host: &str,
+    port: u16,
+) -> RedisResult<ConnectionInfo> {
+    let info = at(client, host.to_string(), port).into_connection_info()?;
     let Some(password) = &sentinels.password else {
         return Ok(info);
     };
@@ -469,13 +496,18 @@ fn sentinel_advice(sentinels: &Sentinels, refusals: bool) -> &'static str {
 }
 
 /// The address of the master named `sentinels.master`, as the first sentinel that answers
-/// (in the URL's order) names it, by `deadline`. Each sentinel is given an equal share of
+/// (in the URL's order; each reached as the client's address `client` is: [`sentinel_info`])
+/// names it, by `deadline`. Each sentinel is given an equal share of
 /// what is left of the deadline for the sentinels not asked yet (the last, all that is
 /// left), so that a hung one does not use up the call's time; one that is down (connection
 /// refused) costs next to nothing. When none names it, an I/O error (Redis unreachable: the
 /// breaker opens, and its probe asks again) listing what each said, and what to check (the
 /// sentinels' credentials, when one refused them).
-fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)> {
+fn master(
+    sentinels: &Sentinels,
+    client: &ConnectionAddr,
+    deadline: Instant,
+) -> RedisResult<(String, u16)> {
     let mut problems = Vec::new();
     let mut refusals = false;
     let count = sentinels.nodes.len();
@@ -487,7 +519,7 @@ fn master(sentinels: &Sentinels, deadline: Instant) -> RedisResult<(String, u16)
         // An equal share of what is left for each sentinel not asked yet, so that a hung
         // one leaves time for the next.
         let left = left / u32::try_from(count - i).unwrap_or(u32::MAX);
-        let asked = sentinel_info(sentinels, host, *port)
+        let asked = sentinel_info(sentinels, client, host, *port)
             .and_then(Client::open)
             .and_then(|sentinel| {
                 let mut con = sentinel.get_connection_with_timeout(left)?;

@@ -89,11 +89,16 @@ impl Pki {
     /// New certificates: the server's names `localhost` only (not 127.0.0.1, so that a URL
     /// with the address is a name mismatch).
     pub fn new() -> Pki {
+        Self::for_server(&["localhost"])
+    }
+
+    /// New certificates, the server's naming `names` (an IP address, such as `127.0.0.1`,
+    /// goes in its subjectAltName as an address: what sentinels announce a master by).
+    pub fn for_server(names: &[&str]) -> Pki {
         let dir = tempfile::tempdir().unwrap();
         let (ca_pem, issuer) = ca("cookiestore test CA");
         let (other_pem, _) = ca("cookiestore other CA");
-        let (server_cert, server_key) =
-            leaf(&["localhost"], ExtendedKeyUsagePurpose::ServerAuth, &issuer);
+        let (server_cert, server_key) = leaf(names, ExtendedKeyUsagePurpose::ServerAuth, &issuer);
         let (client_cert, client_key) =
             leaf(&["client"], ExtendedKeyUsagePurpose::ClientAuth, &issuer);
         let file = |name: &str, text: &str| {

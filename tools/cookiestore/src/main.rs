@@ -55,8 +55,9 @@ Output to a closed pipe (`cookiestore dump STORE | head`) ends quietly with 0.";
                   also while Crossbar.io router workers keep using it.\n\n\
                   A store (PATH, SOURCE, DEST) is a directory (LMDB), or a Redis URL: \
                   redis://[USER:PASSWORD@]HOST[:PORT][/DB], rediss://... (TLS), \
-                  redis+unix:///PATH/TO/SOCKET, or redis+sentinel://HOST[:PORT],HOST[:PORT],.../MASTER[/DB] \
-                  (the master that Redis Sentinel names; docs/redis.md). Options go in the \
+                  redis+unix:///PATH/TO/SOCKET, redis+sentinel://HOST[:PORT],HOST[:PORT],.../MASTER[/DB] \
+                  (the master that Redis Sentinel names; docs/redis.md), or rediss+sentinel://... \
+                  (the same, the sentinels and the master over TLS). Options go in the \
                   query: ?prefix=cb1:, ?password_file=..., ?tls_ca_file=...\n\n\
                   Reading commands (dump, stats, get, check, export, copy, purge --dry-run) open \
                   the store read-only: they take one LMDB reader slot and never block or slow \
