@@ -10,7 +10,8 @@
 //! And TLS (`rediss+sentinel://`): a master, a replica and sentinels serving TLS only to
 //! the store (certificates of tests/common/tls.rs naming 127.0.0.1, the address the
 //! sentinels announce), reached with `tls_ca_file`, and refused as untrusted without it,
-//! or when the master's certificate does not name that address.
+//! or when the master's certificate does not name that address; and a manual failover
+//! (`SENTINEL FAILOVER`) over TLS, after which writes go to the new master.
 //!
 //! Skipped with a message when redis-server is missing (except under CI). The failover's
 //! duration is printed (run with `--nocapture`), not asserted: docs/redis.md gives the
@@ -98,20 +99,21 @@ fn tls_args(pki: &Pki, port: u16) -> Vec<String> {
 }
 
 /// A master with TLS on its second port, and a replica of it replicating over TLS, in sync:
-/// (master, its TLS port, replica). Their plain ports are for setting up only.
-fn tls_master_and_replica(pki: &Pki) -> (RedisServer, u16, RedisServer) {
+/// (master, its TLS port, replica, its TLS port). Their plain ports are for setting up only.
+fn tls_master_and_replica(pki: &Pki) -> (RedisServer, u16, RedisServer, u16) {
     let master_tls = free_port();
     let args = tls_args(pki, master_tls);
     let master =
         RedisServer::start_config(false, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    let mut args = tls_args(pki, free_port());
+    let replica_tls = free_port();
+    let mut args = tls_args(pki, replica_tls);
     args.extend(["--replicaof", "127.0.0.1", &master_tls.to_string()].map(str::to_string));
     let replica =
         RedisServer::start_config(false, &args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_until("the replica syncs over TLS", || {
         replica_linked(replica.port)
     });
-    (master, master_tls, replica)
+    (master, master_tls, replica, replica_tls)
 }
 
 /// Three sentinels watching the master on `master_port` (quorum 2), killed when dropped.
@@ -798,7 +800,7 @@ fn sentinels_and_master_over_tls() {
     }
     // The sentinels announce the master by its IP address: the certificates name it.
     let pki = Pki::for_server(&["localhost", "127.0.0.1"]);
-    let (_master, master_tls, _replica) = tls_master_and_replica(&pki);
+    let (_master, master_tls, _replica, _) = tls_master_and_replica(&pki);
     let sentinels = Sentinels::start_tls(master_tls, &pki);
     assert_eq!(sentinels.master_port(), master_tls);
     let url = sentinels.url();
@@ -844,7 +846,7 @@ fn a_master_certificate_without_the_announced_address_is_refused() {
     // Certificates naming localhost only: the sentinels, written as localhost, are trusted,
     // but the master they announce is 127.0.0.1, which its certificate does not name.
     let pki = Pki::new();
-    let (_master, master_tls, _replica) = tls_master_and_replica(&pki);
+    let (_master, master_tls, _replica, _) = tls_master_and_replica(&pki);
     let sentinels = Sentinels::start_tls(master_tls, &pki);
     let url = sentinels.url().replace("127.0.0.1", "localhost");
     let err = CookieStore::open(
@@ -857,6 +859,52 @@ fn a_master_certificate_without_the_announced_address_is_refused() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("does not name the host"), "{text}");
+}
+
+#[test]
+fn a_failover_over_tls_goes_to_the_new_master() {
+    if !need_tls() {
+        return;
+    }
+    let pki = Pki::for_server(&["localhost", "127.0.0.1"]);
+    let (master, master_tls, replica, replica_tls) = tls_master_and_replica(&pki);
+    let sentinels = Sentinels::start_tls(master_tls, &pki);
+    let store = CookieStore::open(
+        sentinels.url().as_str(),
+        StoreOptions::default().tls_ca_file(&pki.ca),
+    )
+    .unwrap();
+    for _ in 0..5 {
+        assert!(cycle(&store).is_some());
+    }
+    // A manual failover: the sentinels promote the replica (announced by its TLS port, as
+    // it replicates with tls-replication yes) and demote the master.
+    let answer: String = redis::cmd("SENTINEL")
+        .arg("failover")
+        .arg(MASTER)
+        .query(
+            &mut sentinels
+                .client_of(sentinels.ports[0])
+                .get_connection_with_timeout(Duration::from_secs(5))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(answer, "OK");
+    wait_until("the sentinels name the replica as master", || {
+        sentinels.master_port() == replica_tls
+    });
+    wait_until("the old master is a replica", || {
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connect(master.port)).unwrap();
+        matches!(&role[0], redis::Value::BulkString(b) if b == b"slave")
+    });
+    // The first write after it goes to the new master, over TLS, without an error.
+    let value = cycle(&store).expect("the first cycle after a failover over TLS failed");
+    assert!(!store.exists(&value).unwrap());
+    let on_new: bool = redis::cmd("EXISTS")
+        .arg("revocations")
+        .query(&mut connect(replica.port))
+        .unwrap();
+    assert!(on_new, "the feed is written on the new master");
 }
 
 #[test]
