@@ -551,18 +551,24 @@ fn min_replicas_acked_waits_for_the_replica_and_says_when_it_did_not() {
         return;
     }
     let (master, mut replica) = master_and_replica();
-    let options = StoreOptions::default()
-        .timeout_ms(2000)
-        .min_replicas_acked(1, 300);
-    let store = CookieStore::open(master.url("").as_str(), options.clone()).unwrap();
-    let c = store.create("cbtid", 22, 3600).unwrap();
+    // With the replica up, the wait may take what a loaded machine needs (one CI run saw a
+    // 300 ms wait run out here); without it, a short wait keeps the test short.
+    let patient = StoreOptions::default()
+        .timeout_ms(6000)
+        .min_replicas_acked(1, 5000);
+    let patient = CookieStore::open(master.url("").as_str(), patient).unwrap();
+    let c = patient.create("cbtid", 22, 3600).unwrap();
     assert_eq!(
-        store
+        patient
             .set_auth(&c.value, &alice(), &AuthContext::default())
             .unwrap(),
         AuthUpdate::Written
     );
-    assert!(store.delete(&c.value).unwrap());
+    assert!(patient.delete(&c.value).unwrap());
+    let options = StoreOptions::default()
+        .timeout_ms(2000)
+        .min_replicas_acked(1, 300);
+    let store = CookieStore::open(master.url("").as_str(), options.clone()).unwrap();
     // Acknowledged: the replica has the logout already (no waiting for it here).
     let key = format!("cookie:{}", c.value);
     let on_replica: bool = redis::cmd("EXISTS")
