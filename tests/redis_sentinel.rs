@@ -842,6 +842,8 @@ fn sentinels_and_master_over_tls() {
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("certificate was not trusted"), "{text}");
+    assert!(text.contains("check the sentinels' TLS"), "{text}");
+    assert!(!text.contains("SENTINEL MASTERS"), "{text}");
 }
 
 #[test]

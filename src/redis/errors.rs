@@ -59,6 +59,12 @@ fn tls_advice(text: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `e` is a failed TLS handshake (a certificate not trusted or not naming the host,
+/// a refused client certificate).
+pub(super) fn is_tls_failure(e: &RedisError) -> bool {
+    tls_advice(&e.to_string()).is_some()
+}
+
 /// Whether Redis refused the credentials (a wrong password, or an unknown or disabled user).
 pub(super) fn is_auth_failure(e: &RedisError) -> bool {
     matches!(e.kind(), ErrorKind::AuthenticationFailed)

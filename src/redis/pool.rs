@@ -40,7 +40,8 @@ use redis::{
 use super::breaker::{Breaker, Record};
 use super::deadline::{self, left};
 use super::errors::{
-    is_auth_failure, is_readonly, is_stale, is_transport, is_unreachable, unavailable_or_redis,
+    is_auth_failure, is_readonly, is_stale, is_tls_failure, is_transport, is_unreachable,
+    unavailable_or_redis,
 };
 use super::probe::{self, Probed};
 use crate::config::location::{RedisLocation, Sentinels};
@@ -478,9 +479,14 @@ fn refused(sentinels: &Sentinels, host: &str, port: u16, e: &RedisError) -> Stri
 }
 
 /// What to check when the sentinels named no master; `refusals`: whether any of them
-/// refused the credentials (or their absence).
-fn sentinel_advice(sentinels: &Sentinels, refusals: bool) -> &'static str {
+/// refused the credentials (or their absence); `tls`: whether every one failed its TLS
+/// handshake (the error's first words then say what to do about TLS: `errors.rs`).
+fn sentinel_advice(sentinels: &Sentinels, refusals: bool, tls: bool) -> &'static str {
     match (refusals, &sentinels.password) {
+        (false, _) if tls => {
+            "check the sentinels' TLS: their certificates must be signed by the CA given \
+             (tls_ca_file) and name the hosts in the URL"
+        }
         (false, _) => {
             "check that the sentinels run and monitor it under that name (SENTINEL MASTERS)"
         }
@@ -510,6 +516,7 @@ fn master(
 ) -> RedisResult<(String, u16)> {
     let mut problems = Vec::new();
     let mut refusals = false;
+    let mut tls_failures = 0;
     let count = sentinels.nodes.len();
     for (i, (host, port)) in sentinels.nodes.iter().enumerate() {
         let Some(left) = left(deadline) else {
@@ -545,7 +552,10 @@ fn master(
                 refusals = true;
                 problems.push(refused(sentinels, host, *port, &e));
             }
-            Err(e) => problems.push(format!("sentinel {host}:{port}: {e}")),
+            Err(e) => {
+                tls_failures += usize::from(is_tls_failure(&e));
+                problems.push(format!("sentinel {host}:{port}: {e}"));
+            }
         }
     }
     Err(RedisError::from(std::io::Error::new(
@@ -554,7 +564,7 @@ fn master(
             "no sentinel named the master {:?} ({}); {}",
             sentinels.master,
             problems.join("; "),
-            sentinel_advice(sentinels, refusals)
+            sentinel_advice(sentinels, refusals, tls_failures == count)
         ),
     )))
 }
