@@ -4,7 +4,8 @@
 //! included in src/lib.rs); every `console` block is in docs/cli.md, whose examples
 //! tools/cookiestore/tests/cli_docs.rs runs; and the code's pointers into the docs
 //! (`docs/interop.md, "LMDB format 3"` in an error's hint, in doc comments) name a file and a
-//! heading that exist.
+//! heading that exist; and every source file the docs name (`src/redis/bulk.rs`) exists, with
+//! the test or function named after it (`tests/cache.rs::name`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -335,6 +336,86 @@ fn pointers_are_read_across_lines() {
                 "docs/operations.md".to_string(),
                 Some("Redis: faults and durability".to_string())
             ),
+        ]
+    );
+}
+
+/// Each Rust file path the text names (`tests/cache.rs`, `src/redis/bulk.rs`), with the
+/// function named right after it (`tests/cache.rs::name`), if any.
+fn source_pointers(text: &str) -> Vec<(String, Option<String>)> {
+    let path_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/' | '.');
+    let mut found = Vec::new();
+    for (end, _) in text.match_indices(".rs") {
+        let after = &text[end + ".rs".len()..];
+        if after.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue; // `.rst`, `.rs_x`: not a Rust file
+        }
+        let start = text[..end]
+            .rfind(|c: char| !path_char(c))
+            .map_or(0, |i| i + 1);
+        let path = &text[start..end + ".rs".len()];
+        let roots = [
+            "src/",
+            "tests/",
+            "benches/",
+            "examples/",
+            "tools/",
+            "python/",
+            "fuzz/",
+        ];
+        if !roots.iter().any(|root| path.starts_with(root)) {
+            continue;
+        }
+        let function = after.strip_prefix("::").map(|f| {
+            f.chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect::<String>()
+        });
+        found.push((path.to_string(), function.filter(|f| !f.is_empty())));
+    }
+    found
+}
+
+#[test]
+fn every_source_file_and_test_the_docs_name_exists() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for doc in documents() {
+        for (number, line) in read(&doc).lines().enumerate() {
+            for (path, function) in source_pointers(line) {
+                checked += 1;
+                let where_ = format!("{}:{}: {path}", doc.display(), number + 1);
+                let Ok(source) = std::fs::read_to_string(repo().join(&path)) else {
+                    broken.push(format!("{where_}: no such file"));
+                    continue;
+                };
+                if let Some(function) = function
+                    && !source.contains(&format!("fn {function}("))
+                    && !source.contains(&format!("fn {function}<"))
+                {
+                    broken.push(format!("{where_}: no fn {function}"));
+                }
+            }
+        }
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} source paths found in the docs"
+    );
+    assert!(
+        broken.is_empty(),
+        "docs name what is not there:\n{}",
+        broken.join("\n")
+    );
+}
+
+#[test]
+fn source_pointers_are_paths_under_the_repository() {
+    assert_eq!(
+        source_pointers("see `tests/cache.rs::a_hit` and src/redis/bulk.rs, not lib.rs or x.rst"),
+        [
+            ("tests/cache.rs".to_string(), Some("a_hit".to_string())),
+            ("src/redis/bulk.rs".to_string(), None),
         ]
     );
 }
