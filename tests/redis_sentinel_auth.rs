@@ -15,8 +15,8 @@ mod sentinel;
 
 use common::redis_server::need_redis;
 use common::tls::write_private;
-use cookiestore::{AuthContext, AuthUpdate, CookieStore, Error, StoreOptions};
-use sentinel::{SENTINEL_PASSWORD, Sentinels, alice, master_and_replica};
+use cookiestore::{CookieStore, Error, StoreOptions};
+use sentinel::{SENTINEL_PASSWORD, Sentinels, assert_logs_in, master_and_replica};
 
 #[test]
 fn sentinels_with_a_password_are_asked_with_sentinel_password_file() {
@@ -37,27 +37,14 @@ fn sentinels_with_a_password_are_asked_with_sentinel_password_file() {
     // With the password: the store works.
     let store = CookieStore::open(url.as_str(), options.clone().sentinel_password_file(&right))
         .unwrap_or_else(|e| panic!("open with the sentinels' password: {e}"));
-    let cookie = store.create("cbtid", 22, 3600).unwrap();
-    assert_eq!(
-        store
-            .set_auth(&cookie.value, &alice(), &AuthContext::default())
-            .unwrap(),
-        AuthUpdate::Written
-    );
-    assert_eq!(
-        store.get_auth(&cookie.value).unwrap().unwrap().authid,
-        "alice"
-    );
+    let value = assert_logs_in(&store);
     // The same as a URL query option, with the user named.
     let query = format!(
         "{url}?sentinel_user=default&sentinel_password_file={}",
         right.display()
     );
     let store = CookieStore::open(query.as_str(), options.clone()).unwrap();
-    assert_eq!(
-        store.get_auth(&cookie.value).unwrap().unwrap().authid,
-        "alice"
-    );
+    assert_eq!(store.get_auth(&value).unwrap().unwrap().authid, "alice");
 
     // Without it, or with a wrong one: the open fails, naming the sentinel's refusal and what
     // to give, never the password.

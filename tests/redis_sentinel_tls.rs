@@ -15,9 +15,10 @@ mod common;
 mod sentinel;
 
 use common::tls::{Pki, need_tls, write_private};
-use cookiestore::{AuthContext, AuthUpdate, CookieStore, Error, StoreOptions};
+use cookiestore::{CookieStore, Error, StoreOptions};
 use sentinel::{
-    Sentinels, alice, assert_the_next_cycle_reaches, cycle, manual_failover, tls_master_and_replica,
+    Sentinels, assert_logs_in, assert_the_next_cycle_reaches, cycle, manual_failover,
+    tls_master_and_replica,
 };
 
 #[test]
@@ -40,23 +41,10 @@ fn sentinels_and_master_over_tls() {
     let trusted = format!("{url}?tls_ca_file={}", pki.ca.display());
     let store = CookieStore::open(trusted.as_str(), options.clone())
         .unwrap_or_else(|e| panic!("open over TLS through the sentinels: {e}"));
-    let cookie = store.create("cbtid", 22, 3600).unwrap();
-    assert_eq!(
-        store
-            .set_auth(&cookie.value, &alice(), &AuthContext::default())
-            .unwrap(),
-        AuthUpdate::Written
-    );
-    assert_eq!(
-        store.get_auth(&cookie.value).unwrap().unwrap().authid,
-        "alice"
-    );
+    let value = assert_logs_in(&store);
     // The same with the option given in StoreOptions.
     let store = CookieStore::open(url.as_str(), options.clone().tls_ca_file(&pki.ca)).unwrap();
-    assert_eq!(
-        store.get_auth(&cookie.value).unwrap().unwrap().authid,
-        "alice"
-    );
+    assert_eq!(store.get_auth(&value).unwrap().unwrap().authid, "alice");
 
     // Without it (the system's roots, which do not hold the test CA): refused, and said so.
     let err = CookieStore::open(url.as_str(), options).unwrap_err();

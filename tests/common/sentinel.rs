@@ -64,24 +64,11 @@ pub fn master_and_replica() -> (RedisServer, RedisServer) {
 }
 
 /// The redis-server flags of a TLS port `port` with the test PKI's server certificate,
-/// clients not asked for one (`tls-auth-clients no`), replication over TLS.
+/// clients not asked for one, replication over TLS.
 pub fn tls_args(pki: &Pki, port: u16) -> Vec<String> {
-    [
-        "--tls-port",
-        &port.to_string(),
-        "--tls-cert-file",
-        pki.server_cert.to_str().unwrap(),
-        "--tls-key-file",
-        pki.server_key.to_str().unwrap(),
-        "--tls-ca-cert-file",
-        pki.ca.to_str().unwrap(),
-        "--tls-auth-clients",
-        "no",
-        "--tls-replication",
-        "yes",
-    ]
-    .map(str::to_string)
-    .to_vec()
+    let mut args = pki.server_args(port, false);
+    args.extend(["--tls-replication".into(), "yes".into()]);
+    args
 }
 
 /// A master with TLS on its second port, and a replica of it replicating over TLS, in sync:
@@ -263,6 +250,23 @@ impl Drop for Sentinels {
             let _ = child.wait();
         }
     }
+}
+
+/// A login on `store` (create, then authenticate as [`alice`]) read back by its cookie:
+/// the cookie's value.
+pub fn assert_logs_in(store: &CookieStore) -> String {
+    let cookie = store.create("cbtid", 22, 3600).unwrap();
+    assert_eq!(
+        store
+            .set_auth(&cookie.value, &alice(), &AuthContext::default())
+            .unwrap(),
+        AuthUpdate::Written
+    );
+    assert_eq!(
+        store.get_auth(&cookie.value).unwrap().unwrap().authid,
+        "alice"
+    );
+    cookie.value
 }
 
 /// One cycle: log in (create), authenticate, read it back by cookie, log out. The value,

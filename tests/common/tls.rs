@@ -86,6 +86,25 @@ pub fn write_private(path: &Path, text: &str) {
 }
 
 impl Pki {
+    /// The redis-server flags of a TLS port `port` showing the server certificate, and
+    /// trusting the CA for clients' certificates, which it asks for when `client_certs`
+    /// (`tls-auth-clients`).
+    pub fn server_args(&self, port: u16, client_certs: bool) -> Vec<String> {
+        let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+        vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            path(&self.server_cert),
+            "--tls-key-file".into(),
+            path(&self.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&self.ca),
+            "--tls-auth-clients".into(),
+            if client_certs { "yes" } else { "no" }.into(),
+        ]
+    }
+
     /// New certificates: the server's names `localhost` only (not 127.0.0.1, so that a URL
     /// with the address is a name mismatch).
     pub fn new() -> Pki {
@@ -131,19 +150,8 @@ impl TlsRedis {
     pub fn start(client_certs: bool) -> TlsRedis {
         let pki = Pki::new();
         let tls_port = free_port();
-        let port = tls_port.to_string();
-        let args = [
-            "--tls-port",
-            &port,
-            "--tls-cert-file",
-            pki.server_cert.to_str().unwrap(),
-            "--tls-key-file",
-            pki.server_key.to_str().unwrap(),
-            "--tls-ca-cert-file",
-            pki.ca.to_str().unwrap(),
-            "--tls-auth-clients",
-            if client_certs { "yes" } else { "no" },
-        ];
+        let args = pki.server_args(tls_port, client_certs);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let server = RedisServer::start_config(false, &args);
         TlsRedis {
             server,
