@@ -49,6 +49,63 @@ const SENTINEL_PORT: u16 = 26379;
 /// Of those, the schemes of a Unix socket (the password goes in `?pass=`).
 const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
 
+/// The query parameters the `redis` crate reads from a Unix socket's URL (it reads none
+/// but `protocol`, which cookiestore sets itself, from a TCP URL's).
+const UNIX_PARAMS: [&str; 3] = ["db", "user", "pass"];
+
+/// The store options a URL does not carry, with the name a node config gives them.
+const CONFIG_ONLY: [(&str, &str); 7] = [
+    ("key_prefix", "key_prefix (in a URL: `prefix`)"),
+    ("revocation_stream_max", "revocation_stream_max"),
+    ("connect_lazily", "connect_lazily"),
+    ("min_replicas_acked", "min_replicas_acked"),
+    ("replica_ack_timeout_ms", "replica_ack_timeout_ms"),
+    ("redis_cache_bytes", "redis_cache_bytes"),
+    ("cache_bytes", "redis_cache_bytes"),
+];
+
+/// Why the query option `key` is refused (it is none that cookiestore or the `redis` crate
+/// reads from this URL), and what to write instead: an option left unread would look
+/// applied and not be.
+fn unknown_option(key: &str, unix: bool) -> String {
+    let key_shown: String = key
+        .chars()
+        .take(40)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    let advice = match key {
+        "db" => "give the database as the URL's path (redis://host:6379/2)".to_string(),
+        "user" | "pass" | "password" if unix => {
+            "give the user as `?user=` and the password as `?pass=` (or password_file)".into()
+        }
+        "user" | "pass" | "password" => "give the user and password before the host \
+             (redis://user:password@host), or the password as `?password_file=`"
+            .into(),
+        "protocol" => "cookiestore chooses the protocol of each connection itself".into(),
+        "tls_server_name" => "cookiestore checks the certificate against the URL's host: \
+             write the host as the certificate names it (a name that /etc/hosts or DNS \
+             resolves)"
+            .into(),
+        _ => match CONFIG_ONLY.iter().find(|(name, _)| *name == key) {
+            Some((_, config)) => {
+                return format!(
+                    "the query option `{key_shown}` is not read from a URL: give it as the \
+                     store option {config} (a node config's `store` key, or StoreOptions)"
+                );
+            }
+            None => {
+                let mut known: Vec<&str> = OUR_PARAMS.to_vec();
+                if unix {
+                    known.extend(UNIX_PARAMS);
+                }
+                format!("the URL's options are {}", known.join(", "))
+            }
+        },
+    };
+    format!("the query option `{key_shown}` is not one cookiestore reads; {advice}")
+}
+
 /// The query parameters whose value is a password.
 const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
 
@@ -419,6 +476,9 @@ impl RedisLocation {
                 _ => {
                     if SECRET_PARAMS.contains(&key) {
                         secrets.push(value.to_string());
+                    }
+                    if !(unix && UNIX_PARAMS.contains(&key)) {
+                        return Err(bad(unknown_option(key, unix)));
                     }
                     rest_query.push(pair);
                 }

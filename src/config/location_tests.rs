@@ -54,12 +54,68 @@ fn query_options_are_ours_the_rest_is_the_crates() {
         "redis+unix:///run/redis.sock?db=1&pass=***&prefix=a:"
     );
     assert!(Location::parse("redis://h?timeout_ms=0").is_err());
-    let l = redis("redis://h/0?allow_eviction=true&db=1");
+    let l = redis("redis://h/0?allow_eviction=true");
     assert_eq!(l.allow_eviction(), Some(true));
-    assert_eq!(l.url, "redis://h/0?db=1");
+    assert_eq!(l.url, "redis://h/0");
     assert_eq!(redis("redis://h").allow_eviction(), None);
     assert!(Location::parse("redis://h?allow_eviction=yes").is_err());
     assert!(Location::parse("redis://h?prefix=a:&prefix=b:").is_err());
+}
+
+#[test]
+fn query_options_nobody_reads_are_refused_with_what_to_write() {
+    // Each would look applied and not be: the `redis` crate reads no query option of a TCP
+    // URL but `protocol`, and of a Unix socket's but `db`, `user`, `pass` and `protocol`.
+    for (url, needle) in [
+        ("redis://h/?db=2", "as the URL's path (redis://host:6379/2)"),
+        ("redis+sentinel://s1,s2/m?db=2", "as the URL's path"),
+        ("redis://h/0?pass=x", "redis://user:password@host"),
+        (
+            "redis://h/0?user=joe",
+            "or the password as `?password_file=`",
+        ),
+        ("redis://h/0?protocol=resp3", "chooses the protocol"),
+        (
+            "rediss://10.0.0.5/0?tls_server_name=redis.internal",
+            "as the certificate names it",
+        ),
+        (
+            "redis://h/0?min_replicas_acked=1",
+            "store option min_replicas_acked",
+        ),
+        (
+            "redis://h/0?redis_cache_bytes=1000",
+            "store option redis_cache_bytes",
+        ),
+        (
+            "redis://h/0?key_prefix=a:",
+            "key_prefix (in a URL: `prefix`)",
+        ),
+        (
+            "redis://h/0?timout_ms=500",
+            "the URL's options are prefix, timeout_ms,",
+        ),
+        ("unix:///run/r.sock?password=x", "the password as `?pass=`"),
+        (
+            "unix:///run/r.sock?timout_ms=5",
+            "sentinel_user, db, user, pass",
+        ),
+    ] {
+        let err = Location::parse(url).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidConfig { field, .. } if field == "url"),
+            "{url}: {err:?}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("the query option `"), "{url}: {text}");
+        assert!(
+            text.contains(needle),
+            "{url}: {needle:?} missing from: {text}"
+        );
+    }
+    let l = redis("redis+unix:///run/r.sock?db=2&user=joe&pass=x");
+    assert_eq!(l.url, "redis+unix:///run/r.sock?db=2&user=joe&pass=x");
+    assert!(Location::parse("unix:///run/r.sock?protocol=3").is_err());
 }
 
 #[test]
@@ -101,15 +157,14 @@ fn passwords_are_masked_in_every_form() {
 
 #[test]
 fn file_options_are_ours_and_decoded() {
-    let l =
-        redis("rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW&db=2");
-    assert_eq!(l.url, "rediss://joe@h:6380/1?db=2");
+    let l = redis("rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW");
+    assert_eq!(l.url, "rediss://joe@h:6380/1");
     assert_eq!(l.file_option("tls_ca_file"), Some("/etc/ssl/my ca.pem"));
     assert_eq!(l.file_option("password_env"), Some("REDIS_PW"));
     assert_eq!(l.file_option("password_file"), None);
     assert_eq!(
         l.to_string(),
-        "rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW&db=2"
+        "rediss://joe@h:6380/1?tls_ca_file=/etc/ssl/my%20ca.pem&password_env=REDIS_PW"
     );
     assert!(Location::parse("rediss://h?tls_key_file=").is_err());
     assert!(Location::parse("rediss://h?password_file=a&password_file=b").is_err());
@@ -168,8 +223,8 @@ fn sentinel_urls_parse_and_mask() {
         "redis://h1:1/0"
     );
     assert_eq!(
-        redis("redis+sentinel://:pw@[::1]/m?db=3").secret_url(),
-        "redis://:pw@[::1]:26379/0?db=3"
+        redis("redis+sentinel://:pw@[::1]/m/3").secret_url(),
+        "redis://:pw@[::1]:26379/3"
     );
     assert!(redis("redis://h/0").sentinel().is_none());
 }
