@@ -4,7 +4,7 @@
 //! `options.rs`, one part per backend in `lmdb_options.rs` and `redis_options.rs`; their
 //! fields are the one list of option keys, read by `fields.rs`), the tracker's
 //! (`tracker.rs`), Crossbar.io's `cookie` section that holds both (`section.rs`), and what a
-//! location is (`location.rs`: the one rule that tells a directory from a URL, and masks
+//! location is (`location/`: the one rule that tells a directory from a URL, and masks
 //! passwords).
 //!
 //! **May not know:** the store, any backend's code, the feed. Backends read their own part

@@ -7,7 +7,7 @@
 //! import" is "marked and absent". A mark is keyed by the SHA-256 of the value
 //! ([`digest`]), never the value, so that every valid value (up to 509 bytes) fits a key and
 //! no two values share a mark. The layouts are the backends' (`lmdb/keys.rs`,
-//! the Redis key words in `config/location.rs`); an export writes marks as `{"imported_sha256": HEX, "expires": NS}`.
+//! the Redis key words in `config/location/keys.rs`); an export writes marks as `{"imported_sha256": HEX, "expires": NS}`.
 
 /// SHA-256 of a cookie value: what an import mark is keyed by.
 pub(crate) type ValueDigest = [u8; 32];

@@ -1,4 +1,4 @@
-//! Unit tests of `location.rs`: the one rule, query options, masking, prefixes.
+//! Unit tests of `location/`: the one rule, query options, masking, prefixes.
 
 use super::*;
 

@@ -25,6 +25,12 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+mod keys;
+mod query;
+
+pub(crate) use keys::{check_key_prefix, key_words};
+use query::{SECRET_PARAMS, percent_decode};
+
 /// The URL schemes of a store on Redis.
 const REDIS_SCHEMES: [&str; 6] = [
     "redis",
@@ -48,115 +54,6 @@ const SENTINEL_PORT: u16 = 26379;
 
 /// Of those, the schemes of a Unix socket (the password goes in `?pass=`).
 const UNIX_SCHEMES: [&str; 2] = ["redis+unix", "unix"];
-
-/// The query parameters the `redis` crate reads from a Unix socket's URL (it reads none
-/// but `protocol`, which cookiestore sets itself, from a TCP URL's).
-const UNIX_PARAMS: [&str; 3] = ["db", "user", "pass"];
-
-/// The store options a URL does not carry, with the name a node config gives them.
-const CONFIG_ONLY: [(&str, &str); 7] = [
-    ("key_prefix", "key_prefix (in a URL: `prefix`)"),
-    ("revocation_stream_max", "revocation_stream_max"),
-    ("connect_lazily", "connect_lazily"),
-    ("min_replicas_acked", "min_replicas_acked"),
-    ("replica_ack_timeout_ms", "replica_ack_timeout_ms"),
-    ("redis_cache_bytes", "redis_cache_bytes"),
-    ("cache_bytes", "redis_cache_bytes"),
-];
-
-/// Why the query option `key` is refused (it is none that cookiestore or the `redis` crate
-/// reads from this URL), and what to write instead: an option left unread would look
-/// applied and not be.
-fn unknown_option(key: &str, unix: bool) -> String {
-    let key_shown: String = key
-        .chars()
-        .take(40)
-        .collect::<String>()
-        .escape_debug()
-        .to_string();
-    let advice = match key {
-        "db" => "give the database as the URL's path (redis://host:6379/2)".to_string(),
-        "user" | "pass" | "password" if unix => {
-            "give the user as `?user=` and the password as `?pass=` (or password_file)".into()
-        }
-        "user" | "pass" | "password" => "give the user and password before the host \
-             (redis://user:password@host), or the password as `?password_file=`"
-            .into(),
-        "protocol" => "cookiestore chooses the protocol of each connection itself".into(),
-        "tls_server_name" => "cookiestore checks the certificate against the URL's host: \
-             write the host as the certificate names it (a name that /etc/hosts or DNS \
-             resolves)"
-            .into(),
-        _ => match CONFIG_ONLY.iter().find(|(name, _)| *name == key) {
-            Some((_, config)) => {
-                return format!(
-                    "the query option `{key_shown}` is not read from a URL: give it as the \
-                     store option {config} (a node config's `store` key, or StoreOptions)"
-                );
-            }
-            None => {
-                let mut known: Vec<&str> = OUR_PARAMS.to_vec();
-                if unix {
-                    known.extend(UNIX_PARAMS);
-                }
-                format!("the URL's options are {}", known.join(", "))
-            }
-        },
-    };
-    format!("the query option `{key_shown}` is not one cookiestore reads; {advice}")
-}
-
-/// The query parameters whose value is a password.
-const SECRET_PARAMS: [&str; 2] = ["pass", "password"];
-
-/// The query options cookiestore reads (the others are the `redis` crate's); the last eight
-/// are [`RedisOptions`](crate::RedisOptions)' of the same names, percent-decoded (the
-/// `sentinel_` ones are for `redis+sentinel://` and `rediss+sentinel://` only:
-/// `redis/client.rs` refuses them on other URLs).
-const OUR_PARAMS: [&str; 11] = [
-    "prefix",
-    "timeout_ms",
-    "allow_eviction",
-    "tls_ca_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "password_file",
-    "password_env",
-    "sentinel_password_file",
-    "sentinel_password_env",
-    "sentinel_user",
-];
-
-/// The words every key of a Redis store starts with after its prefix: the one list, from
-/// which the Redis backend (`redis/mod.rs`, `redis/policy.rs`) builds its keys and
-/// [`check_key_prefix`] refuses prefixes.
-pub(crate) mod key_words {
-    /// `{prefix}cookie:{value}`: a cookie's record.
-    pub(crate) const COOKIE: &str = "cookie";
-    /// `{prefix}authid:{authid}`: the values of an authid's cookies.
-    pub(crate) const AUTHID: &str = "authid";
-    /// `{prefix}imported:{sha256 hex}`: an import mark.
-    pub(crate) const IMPORTED: &str = "imported";
-    /// `{prefix}revocations` (the stream and its channel) and `{prefix}revocations:head`.
-    pub(crate) const REVOCATIONS: &str = "revocations";
-    /// `{prefix}feature_level`.
-    pub(crate) const FEATURE_LEVEL: &str = "feature_level";
-    /// `{prefix}cache_lease`: the lease of the processes' caches (`redis/tracking.rs`).
-    pub(crate) const CACHE_LEASE: &str = "cache_lease";
-}
-
-/// The words the keys of a Redis store with the empty prefix start with (`cookie:...`,
-/// `authid:...`, `imported:...`, `revocations`, `revocations:head`, `feature_level`, `cache_lease`): a
-/// non-empty prefix may not be one of them followed by `:`, so that no key of one deployment
-/// is ever taken for another's (see [`check_key_prefix`]).
-pub(crate) const KEY_WORDS: [&str; 6] = [
-    key_words::COOKIE,
-    key_words::AUTHID,
-    key_words::IMPORTED,
-    key_words::REVOCATIONS,
-    key_words::FEATURE_LEVEL,
-    key_words::CACHE_LEASE,
-];
 
 /// Where a store is: a directory (LMDB) or a Redis URL.
 ///
@@ -309,7 +206,7 @@ pub struct RedisLocation {
     prefix: Option<String>,
     timeout: Option<Duration>,
     allow_eviction: Option<bool>,
-    /// `?tls_ca_file=` ... `?sentinel_user=` (the last eight of [`OUR_PARAMS`]), decoded.
+    /// `?tls_ca_file=` ... `?sentinel_user=` (the last eight of `query::OUR_PARAMS`), decoded.
     files: Vec<(String, String)>,
     /// The ACL user, once the client is made (`redis/client.rs`), for messages.
     user: Option<String>,
@@ -414,76 +311,8 @@ impl RedisLocation {
             Some((base, query)) => (base, Some(query)),
             None => (text, None),
         };
-        let mut prefix = None;
-        let mut timeout = None;
-        let mut allow_eviction = None;
-        let mut files = Vec::new();
-        let mut rest_query = Vec::new();
-        for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            if pair.is_empty() {
-                continue;
-            }
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if OUR_PARAMS.contains(&key)
-                && query
-                    .into_iter()
-                    .flat_map(|q| q.split('&'))
-                    .filter(|p| p.split_once('=').map_or(*p, |(k, _)| k) == key)
-                    .count()
-                    > 1
-            {
-                return Err(bad(format!("`{key}` is given twice; give it once")));
-            }
-            match key {
-                "prefix" => {
-                    let decoded = percent_decode(value)
-                        .ok_or_else(|| bad(format!("`prefix` {value:?} has a bad %-escape")))?;
-                    check_key_prefix(&decoded).map_err(|problem| {
-                        Error::config("prefix", format!("{problem} (in the URL {masked})"))
-                    })?;
-                    prefix = Some(decoded);
-                }
-                "timeout_ms" => {
-                    let ms: u64 = value.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
-                        Error::config(
-                            "timeout_ms",
-                            format!("is {value:?} in the URL; give milliseconds, at least 1"),
-                        )
-                    })?;
-                    timeout = Some(Duration::from_millis(ms));
-                }
-                "allow_eviction" => {
-                    allow_eviction = Some(match value {
-                        "true" | "1" => true,
-                        "false" | "0" => false,
-                        _ => {
-                            return Err(Error::config(
-                                "allow_eviction",
-                                format!("is {value:?} in the URL; give true or false"),
-                            ));
-                        }
-                    });
-                }
-                _ if OUR_PARAMS[3..].contains(&key) => {
-                    let decoded =
-                        percent_decode(value)
-                            .filter(|v| !v.is_empty())
-                            .ok_or_else(|| {
-                                bad(format!("`{key}` {value:?} is empty or has a bad %-escape"))
-                            })?;
-                    files.push((key.to_string(), decoded));
-                }
-                _ => {
-                    if SECRET_PARAMS.contains(&key) {
-                        secrets.push(value.to_string());
-                    }
-                    if !(unix && UNIX_PARAMS.contains(&key)) {
-                        return Err(bad(unknown_option(key, unix)));
-                    }
-                    rest_query.push(pair);
-                }
-            }
-        }
+        let query = query::parse(query, unix, &masked)?;
+        secrets.extend(query.secrets);
         let decoded: Vec<String> = secrets
             .iter()
             .filter_map(|s| percent_decode(&s.replace('+', " ")))
@@ -499,19 +328,19 @@ impl RedisLocation {
         } else {
             (base.to_string(), None)
         };
-        let url = if rest_query.is_empty() {
+        let url = if query.rest.is_empty() {
             base
         } else {
-            format!("{base}?{}", rest_query.join("&"))
+            format!("{base}?{}", query.rest.join("&"))
         };
         Ok(RedisLocation {
             url,
             masked,
             secrets,
-            prefix,
-            timeout,
-            allow_eviction,
-            files,
+            prefix: query.prefix,
+            timeout: query.timeout,
+            allow_eviction: query.allow_eviction,
+            files: query.files,
             user: None,
             sentinel,
         })
@@ -611,40 +440,6 @@ impl RedisLocation {
         }
         out
     }
-}
-
-/// Checks a Redis key prefix: `""`, or a word of letters, digits, `_`, `-` and `.`, followed
-/// by one `:` (`cb1:`, `node-a:`), which is not one of [`KEY_WORDS`].
-///
-/// Why: a store's keys are the prefix followed by one of the key words (`cookie:`,
-/// `authid:`, ...). Two prefixes of this form are never a beginning of one another (each has
-/// its one `:` at its end), so two deployments never see each other's keys, and a
-/// non-empty one never begins with a key word followed by `:`, so the deployment with the
-/// empty prefix never sees another's keys either (`cookie:` as a prefix would make
-/// `cookie:cookie:X`, which the empty prefix's `cookie:*` would take for its own).
-pub(crate) fn check_key_prefix(prefix: &str) -> std::result::Result<(), String> {
-    if prefix.is_empty() {
-        return Ok(());
-    }
-    let word = prefix.strip_suffix(':').unwrap_or(prefix);
-    let word_ok = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if !word_ok || !prefix.ends_with(':') {
-        return Err(format!(
-            "is {prefix:?}; a key prefix is empty, or a word of letters, digits, `_`, `-` and \
-             `.` followed by one `:` (for example \"cb1:\"), so that no deployment's keys \
-             begin with another's prefix"
-        ));
-    }
-    if KEY_WORDS.contains(&word) {
-        return Err(format!(
-            "is {prefix:?}, which the keys of a store with the empty prefix begin with (its \
-             keys would be taken for that store's); choose another word, for example \"cb1:\""
-        ));
-    }
-    Ok(())
 }
 
 /// A `redis+sentinel://` (`scheme`: or `rediss+sentinel://`) URL without its query: the
@@ -772,26 +567,5 @@ fn mask(text: &str) -> String {
     out
 }
 
-/// `%XX` escapes decoded; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let byte = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
-            out.push(byte);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
-#[path = "location_tests.rs"]
 mod tests;
