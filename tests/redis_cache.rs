@@ -62,15 +62,19 @@ fn raw(server: &RedisServer) -> redis::Connection {
         .unwrap()
 }
 
-/// Reads `value` into the reader's cache and checks that the next lookup is a hit.
+/// Reads `value` into the reader's cache and checks that a next lookup is a hit. Within 5
+/// tries: a lookup made while the drainer thread renews the lease, or after this thread was
+/// descheduled past the lease (18 ms; one CI run under load), reads Redis instead.
 fn warm(reader: &CookieStore, value: &str) {
     answer(reader, value);
-    let hits = reader.cache_stats().hits;
-    answer(reader, value);
-    assert_eq!(
-        reader.cache_stats().hits,
-        hits + 1,
-        "the second lookup of {value} was not answered from the cache"
+    let hit = (0..5).any(|_| {
+        let hits = reader.cache_stats().hits;
+        answer(reader, value);
+        reader.cache_stats().hits == hits + 1
+    });
+    assert!(
+        hit,
+        "5 lookups of {value} in a row: none answered from the cache"
     );
 }
 
