@@ -30,9 +30,15 @@ def test_a_cached_handle_sees_each_change_once_it_returned(redis, request):
         value = writer.create()[0]
         writer.authenticate(value, "alice", "user")
         assert reader.get_auth(value)[1] == "user"
-        hits = reader.cache_stats()["hits"]
-        assert reader.get_auth(value)[1] == "user"
-        assert reader.cache_stats()["hits"] == hits + 1, "the second lookup was not a hit"
+        # A hit within 5 lookups: one made while the drainer thread renews the lease, or
+        # after this thread was descheduled past it (18 ms), reads Redis instead.
+        for _ in range(5):
+            hits = reader.cache_stats()["hits"]
+            assert reader.get_auth(value)[1] == "user"
+            if reader.cache_stats()["hits"] == hits + 1:
+                break
+        else:
+            pytest.fail("5 lookups in a row: none answered from the cache")
         writer.authenticate(value, "alice", "admin")
         assert reader.get_auth(value)[1] == "admin"
         assert reader.exists(value)
