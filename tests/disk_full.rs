@@ -7,55 +7,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
+use common::tmpfs::Tmpfs;
 use common::*;
 use cookiestore::{CookieStore, Error, StoreOptions};
 
 const MOUNT_NEEDED: &str = "disk_full: the full file system cases need root (a 256 KiB tmpfs)";
-
-/// A tmpfs of `size` mounted on a fresh temporary directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount tmpfs failed");
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system with a file of zeros (written, so its blocks exist).
-    fn fill(&self, name: &str) -> PathBuf {
-        use std::io::Write;
-        let path = self.path().join(name);
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        let _ = f.sync_all();
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 #[test]
 fn creating_a_store_on_a_full_disk_fails_clearly_and_leaves_nothing() {

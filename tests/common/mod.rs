@@ -4,6 +4,7 @@
 
 pub mod redis_server;
 pub mod tls;
+pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,11 +5,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use std::sync::Arc;
 
+use common::can_mount;
+use common::tmpfs::Tmpfs;
 use cookiestore::{CookieStore, ManualClock, StoreOptions, parse_rfc3339_ns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
@@ -38,65 +40,6 @@ fn need(cond: bool, why: &str) -> bool {
             eprintln!("skipping: {why}");
             false
         }
-    }
-}
-
-/// Whether this process may mount (root with CAP_SYS_ADMIN).
-fn can_mount() -> bool {
-    common::running_as_root()
-        && Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "true"])
-            .status()
-            .is_ok_and(|s| s.success())
-}
-
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(status.success(), "mount tmpfs failed");
-        Tmpfs { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the file system with the file `name`, until a write still fails after a pause:
-    /// space freed while it fills (the test removes lock.mdb just before) is taken too.
-    /// Without the pause, a CI run under load once saw `stats` find room for lock.mdb
-    /// afterwards (exit 0 instead of the disk-full error); why the room appeared is not
-    /// known.
-    fn fill(&self, name: &str) -> PathBuf {
-        use std::io::Write;
-        let path = self.path().join(name);
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        loop {
-            while f.write_all(&block).is_ok() {}
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            if f.write_all(&block).is_err() {
-                break;
-            }
-        }
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
     }
 }
 
