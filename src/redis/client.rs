@@ -63,29 +63,13 @@ pub(super) fn client(
     let mut settings = info.redis_settings().clone();
     let user = settings.username().unwrap_or("default").to_string();
     let in_url = settings.password().is_some_and(|p| !p.is_empty());
-    let given: Vec<&str> = [
-        in_url.then_some("a password in the URL"),
-        password_file.as_ref().map(|_| "password_file"),
-        password_env.as_ref().map(|_| "password_env"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if given.len() > 1 {
-        return Err(Error::config(
-            "password_file",
-            format!(
-                "{} are given at once for {}; give the password one way only",
-                given.join(" and "),
-                location.masked()
-            ),
-        ));
-    }
-    let password = match (&password_file, &password_env) {
-        (Some(path), _) => Some(read_password_file("password_file", path)?),
-        (None, Some(name)) => Some(read_password_env("password_env", name)?),
-        (None, None) => None,
-    };
+    let password = one_password(
+        &location,
+        "",
+        in_url,
+        password_file.as_deref(),
+        password_env.as_deref(),
+    )?;
     if let Some(password) = password {
         location.add_secret(&password);
         settings = settings.set_password(password);
@@ -217,21 +201,13 @@ fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) ->
         }
         return Ok(());
     }
-    let password = match (&file, &env) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(
-                "sentinel_password_file",
-                format!(
-                    "and sentinel_password_env are given at once for {}; give the sentinels' \
-                     password one way only",
-                    location.masked()
-                ),
-            ));
-        }
-        (Some(path), None) => Some(read_password_file("sentinel_password_file", path)?),
-        (None, Some(name)) => Some(read_password_env("sentinel_password_env", name)?),
-        (None, None) => None,
-    };
+    let password = one_password(
+        location,
+        "sentinel_",
+        false,
+        file.as_deref(),
+        env.as_deref(),
+    )?;
     if let Some(user) = &user
         && password.is_none()
     {
@@ -245,6 +221,50 @@ fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) ->
     }
     location.set_sentinel_credentials(user.as_deref(), password.as_deref());
     Ok(())
+}
+
+/// The password given one way at most (`prefix` "" for the master's options, `sentinel_`
+/// for the sentinels'): in the URL (`in_url`, already in its settings), in the file of
+/// option `{prefix}password_file`, or in the environment variable of
+/// `{prefix}password_env`; read now when it is one of the last two. Two ways at once are
+/// refused, as a setup whose password depends on a precedence rule nobody remembers.
+fn one_password(
+    location: &RedisLocation,
+    prefix: &str,
+    in_url: bool,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> Result<Option<String>> {
+    let file_field = format!("{prefix}password_file");
+    let env_field = format!("{prefix}password_env");
+    let given: Vec<&str> = [
+        in_url.then_some("a password in the URL"),
+        file.map(|_| file_field.as_str()),
+        env.map(|_| env_field.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        let whose = if prefix.is_empty() {
+            "the"
+        } else {
+            "the sentinels'"
+        };
+        return Err(Error::config(
+            file_field.as_str(),
+            format!(
+                "{} are given at once for {}; give {whose} password one way only",
+                given.join(" and "),
+                location.masked()
+            ),
+        ));
+    }
+    match (file, env) {
+        (Some(path), _) => read_password_file(&file_field, path).map(Some),
+        (None, Some(name)) => read_password_env(&env_field, name).map(Some),
+        (None, None) => Ok(None),
+    }
 }
 
 /// The bytes of the file of option `field`.
