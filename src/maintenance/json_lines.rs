@@ -11,6 +11,7 @@
 //! A restore writes as imports do (on LMDB in transactions sized by time), through the
 //! backend's storage steps (`backend.rs`).
 
+use std::collections::hash_map::Entry;
 use std::io::{self, BufRead, Write};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use super::{BATCH, storable};
 use crate::backend::{Pacing, Prefetch, WriteKind, chunks};
 use crate::error::{Error, Result};
 use crate::maintenance::legacy;
+use crate::record::bigint;
 use crate::record::cookie::Cookie;
 use crate::record::mark::{ValueDigest, parse_hex};
 use crate::store::CookieStore;
@@ -287,18 +289,16 @@ pub fn restore(
                         Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
                         None => match parse_record(text.trim()) {
                             Ok((cookie, bytes)) => match seen.entry(cookie.oid) {
-                                std::collections::hash_map::Entry::Occupied(first) => {
-                                    summary.bad_lines.push((
-                                        summary.lines,
-                                        format!(
-                                            "oid {} was already restored from line {}; oids \
+                                Entry::Occupied(first) => summary.bad_lines.push((
+                                    summary.lines,
+                                    format!(
+                                        "oid {} was already restored from line {}; oids \
                                              are unique, the first record is kept",
-                                            cookie.oid,
-                                            first.get()
-                                        ),
-                                    ))
-                                }
-                                std::collections::hash_map::Entry::Vacant(slot) => {
+                                        cookie.oid,
+                                        first.get()
+                                    ),
+                                )),
+                                Entry::Vacant(slot) => {
                                     slot.insert(summary.lines);
                                     pending.push((summary.lines, cookie, bytes));
                                 }
@@ -341,8 +341,13 @@ pub fn restore(
 fn parse_record(text: &str) -> std::result::Result<(Cookie, Vec<u8>), String> {
     let cookie: Cookie =
         serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
-    if let Some((path, literal)) = crate::record::bigint::big_integer(text) {
-        return Err(crate::record::bigint::problem(&path, &literal));
+    // Only a JSON value (authextra, the transport info) can hold an integer beyond 64 bits:
+    // the other fields are integers that serde_json refuses when too large.
+    if (bigint::may_hold_big_number(&cookie.authextra)
+        || bigint::may_hold_big_number(&cookie.authenticated_transport_info))
+        && let Some((path, literal)) = bigint::big_integer(text)
+    {
+        return Err(bigint::problem(&path, &literal));
     }
     if cookie.oid.is_nil() {
         return Err("the record has no oid (or the nil uuid)".into());

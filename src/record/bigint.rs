@@ -113,6 +113,21 @@ fn may_hold_big_integer(bytes: &[u8]) -> bool {
     false
 }
 
+/// Whether `value` holds a number that a big integer literal may have become: serde_json
+/// reads an integer beyond the 64-bit range as an `f64`, whose magnitude is then at least
+/// 2^63 (below `i64::MIN`, or above `u64::MAX`). A record whose JSON values hold none needs
+/// no walk of its text by [`big_integer`]; one that holds such a float (a big integer, or a
+/// literal like `1e300`) gets the walk, which tells them apart.
+pub(crate) fn may_hold_big_number(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => n.as_f64().is_some_and(|f| n.is_f64() && f.abs() >= 9.2e18),
+        Value::Array(items) => items.iter().any(may_hold_big_number),
+        Value::Object(map) => map.values().any(may_hold_big_number),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
+}
+
 /// The problem with the big integer `literal` at `path`, for error messages.
 pub(crate) fn problem(path: &str, literal: &str) -> String {
     let float = literal
@@ -127,7 +142,7 @@ pub(crate) fn problem(path: &str, literal: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::big_integer;
+    use super::{big_integer, may_hold_big_number};
 
     #[test]
     fn finds_the_path_of_the_first_big_integer() {
@@ -159,5 +174,24 @@ mod tests {
             big_integer(r#"{"n":[99999999999999999999]}"#),
             Some(("n[0]".to_string(), "99999999999999999999".to_string()))
         );
+    }
+
+    #[test]
+    fn only_values_holding_a_float_of_64_bit_magnitude_need_the_walk() {
+        let parsed = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        for text in [
+            r#"{"a":[1,{"b":18446744073709551616}]}"#,
+            r#"{"n":-9223372036854775809}"#,
+            r#"[1e300]"#,
+        ] {
+            assert!(may_hold_big_number(&parsed(text)), "{text}");
+        }
+        for text in [
+            r#"{"a":[18446744073709551615,-9223372036854775808,1.5,"123456789012345678901"]}"#,
+            r#"{"t":1767225600000000000,"f":9.1e18}"#,
+            "null",
+        ] {
+            assert!(!may_hold_big_number(&parsed(text)), "{text}");
+        }
     }
 }

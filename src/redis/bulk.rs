@@ -24,7 +24,7 @@
 //!   never does) makes that key's write fail in EXEC while the others are made: the error
 //!   says so, and what to delete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::{Connection, RedisError, RedisResult, Value};
 
@@ -111,7 +111,7 @@ impl RedisBackend {
 
 /// Each distinct key of `ops` once, in first-use order: records, authid sets, marks.
 fn distinct_keys(ops: &[Op]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::with_capacity(2 * ops.len());
     let (mut records, mut sets, mut marks) = (Vec::new(), Vec::new(), Vec::new());
     for op in ops {
         match op {
@@ -278,7 +278,7 @@ fn check(
     stored: &HashMap<&str, Option<Vec<u8>>>,
     found: &HashMap<&str, Found>,
 ) -> Option<Outcome> {
-    let mut written: HashMap<&str, &[u8]> = HashMap::new();
+    let mut written: HashMap<&str, &[u8]> = HashMap::with_capacity(ops.len());
     for op in ops {
         match op {
             Op::Put {
@@ -347,7 +347,7 @@ fn writes<'a>(
     mut found: HashMap<&str, Found>,
     now_ms: u64,
 ) -> (redis::Pipeline, Vec<Label<'a>>) {
-    let mut members: HashMap<&str, (Vec<&str>, u64)> = HashMap::new();
+    let mut members: HashMap<&str, (Vec<&str>, u64)> = HashMap::with_capacity(sets.len());
     let mut write = redis::pipe();
     let mut labels = Vec::with_capacity(ops.len() + 2 * sets.len() + 2);
     write.cmd("MULTI").ignore();
