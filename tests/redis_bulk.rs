@@ -365,6 +365,34 @@ fn a_damaged_key_in_a_batch_refuses_the_whole_batch() {
     assert_eq!(summary.restored, N);
 }
 
+/// A cookie key of another type (another program's data) is never written over: the
+/// batch writes it with `SET NX`, which leaves it, and the restore stops saying what to
+/// delete, without naming the key (it holds a cookie value). Once it is deleted, the
+/// restore goes through.
+#[test]
+fn a_cookie_key_of_another_type_stops_the_restore_saying_what_to_delete() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    let key = format!("bulk:cookie:{}", value(5));
+    assert_eq!(server.command(&["RPUSH", &key, "x"]), ":1");
+    let text = fixture(now);
+    let message = do_restore(&store, &text, true).unwrap_err().to_string();
+    assert!(
+        message.contains("holds a list, not a cookie record") && message.contains("(DEL)"),
+        "{message}"
+    );
+    assert!(!message.contains(&value(5)), "{message}");
+    assert_eq!(server.command(&["TYPE", &key]), "+list");
+    server.command(&["DEL", &key]);
+    let summary = do_restore(&store, &text, true).unwrap();
+    assert_eq!(summary.restored + summary.unchanged, N, "{summary:?}");
+    assert_eq!(store.count().unwrap(), N);
+}
+
 /// The expiry of `key` (ms since the epoch; -1 none, -2 no key).
 fn pexpiretime(server: &RedisServer, key: &str) -> i64 {
     let reply = server.command(&["PEXPIRETIME", key]);
@@ -501,5 +529,79 @@ fn a_read_error_midway_leaves_the_batches_before_it_written_on_both_backends() {
         let err = restore(store, &mut input, false, &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("the disk went away"), "{err}");
         assert_eq!(store.count().unwrap(), 4_000, "{}", store.backend());
+    }
+}
+
+/// Two restores of the same values under different oids (and users), at once, on one
+/// Redis: each record written expecting its key absent is written with `SET NX`
+/// (`src/redis/bulk.rs`), so one restore's record is never written over the other's. Each
+/// value ends with one record, the one of the restore that did not list it as a conflict;
+/// each restore accounts for every line; each record is in its user's set.
+#[test]
+fn two_restores_of_the_same_values_at_once_keep_one_record_per_value_and_count_every_line() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let client = redis::Client::open(server.url("")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    for round in 0..3 {
+        let prefix = format!("race{round}:");
+        let a = CookieStore::open(server.url(&prefix), StoreOptions::default()).unwrap();
+        let b = CookieStore::open(server.url(&prefix), StoreOptions::default()).unwrap();
+        let now = a.now_ns();
+        let theirs = |i: u64| Cookie {
+            oid: Uuid::from_u128(0xb0b0_0000_0000_0000_0000_0000_0000_0000 + u128::from(i)),
+            authid: Some(format!("other{}", i % 5)),
+            ..cookie(i, now)
+        };
+        let line = |c: Cookie| serde_json::to_string(&c).unwrap() + "\n";
+        // B half a write batch (500) ahead of A, so that, going at one pace, each batch of
+        // one shares half its values with one of the other's, both read before either
+        // writes.
+        let text_a: String = (0..N).map(|i| line(cookie(i, now))).collect();
+        let text_b: String = (0..N).map(|k| line(theirs((k + 250) % N))).collect();
+        let (got_a, got_b) = std::thread::scope(|s| {
+            let ta = s.spawn(|| do_restore(&a, &text_a, true).unwrap());
+            let tb = s.spawn(|| do_restore(&b, &text_b, true).unwrap());
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let conflicted = |got: &RestoreSummary| -> BTreeSet<String> {
+            got.conflicts.iter().map(|(_, v, _)| v.clone()).collect()
+        };
+        let (lost_a, lost_b) = (conflicted(&got_a), conflicted(&got_b));
+        for got in [&got_a, &got_b] {
+            assert!(got.bad_lines.is_empty() && got.replaced == 0, "{got:?}");
+            assert_eq!(
+                got.restored + got.unchanged + got.conflicts.len() as u64,
+                N,
+                "{got:?}"
+            );
+        }
+        assert_eq!(a.count().unwrap(), N);
+        for i in 0..N {
+            let v = value(i);
+            let stored = a.get(&v).unwrap().unwrap();
+            let (winner, lost_by_winner, lost_by_other) = if stored.oid == cookie(i, now).oid {
+                ("a", &lost_a, &lost_b)
+            } else {
+                assert_eq!(stored.oid, theirs(i).oid, "cookie {i}");
+                ("b", &lost_b, &lost_a)
+            };
+            assert!(
+                !lost_by_winner.contains(&v) && lost_by_other.contains(&v),
+                "round {round}, cookie {i}: kept {winner}'s record, conflicts a {:?} b {:?}",
+                lost_a.contains(&v),
+                lost_b.contains(&v)
+            );
+            if let Some(authid) = &stored.authid {
+                let member: bool = redis::cmd("SISMEMBER")
+                    .arg(format!("{prefix}authid:{authid}"))
+                    .arg(&v)
+                    .query(&mut con)
+                    .unwrap();
+                assert!(member, "round {round}, cookie {i} is not in {authid}'s set");
+            }
+        }
     }
 }

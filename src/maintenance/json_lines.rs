@@ -178,7 +178,9 @@ pub struct RestoreSummary {
     /// Records that replaced a different record with the same oid in the store (`merge`).
     /// An oid repeated within the file is a bad line (the first record is kept).
     pub replaced: u64,
-    /// Records identical to the one already stored under their oid.
+    /// Records identical to the one already stored under their oid. On Redis, this also
+    /// counts records this restore wrote in a batch it then had to read again (another
+    /// client wrote one of the batch's values meanwhile: `docs/redis.md`).
     pub unchanged: u64,
     /// Records skipped because another cookie in the store holds their value: line number,
     /// value and the oid holding it.

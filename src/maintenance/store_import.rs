@@ -24,7 +24,9 @@ pub struct StoreImportSummary {
     pub imported: u64,
     /// Cookies already in the store (same oid) whose fields differed: replaced by the source's.
     pub updated: u64,
-    /// Cookies already in the store (same oid) with identical fields.
+    /// Cookies already in the store (same oid) with identical fields. On Redis, this also
+    /// counts cookies this import wrote in a batch it then had to read again (another client
+    /// wrote one of the batch's values meanwhile: `docs/redis.md`).
     pub unchanged: u64,
     /// Cookies dropped because they are expired.
     pub expired: u64,

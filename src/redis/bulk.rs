@@ -1,18 +1,25 @@
-//! A maintenance write's queued puts and import marks (`migrate.rs`), all or none, as one
-//! Redis transaction: the records are WATCHed and read with the other keys' types (one
+//! A maintenance write's queued puts and import marks (`migrate.rs`) as one Redis
+//! transaction: the records found are WATCHed and read with the other keys' types (one
 //! round trip), checked here, then written between MULTI and EXEC (one more).
 //!
 //! Why a transaction and not a script: Redis runs a script's commands through Lua one by
 //! one, in its only thread; for a restore that took 1.0–2.0 s per 100k cookies, where the
 //! same SETs sent as commands take about 0.2 s. The transaction keeps what a script gave:
-//! - compare-and-set: every record written is WATCHed before it is read, and EXEC writes
-//!   nothing when any of them changed since (the caller then reads again and retries);
-//! - all or none: the one thing that makes a command fail inside EXEC, a key of the wrong
+//! - compare-and-set: every record the batch found is WATCHed before it is read again, and
+//!   EXEC writes nothing when any of them changed since (the caller then reads again and
+//!   retries). A record the batch found absent, put once, is written with `SET NX`,
+//!   neither watched nor read: when another client wrote the key meanwhile, that SET
+//!   writes nothing while the batch's other writes are made, and the caller reads again
+//!   and decides again ([`Outcome::Partly`]; its counts then call the records this batch
+//!   wrote unchanged). A WATCH of those keys cost more than all of a restore's writes (a
+//!   third of Redis's CPU for a restore into an empty store), for a race that needs two
+//!   writers of the same values (two restores or imports of one file);
+//! - all or none otherwise: the one thing that makes a command fail inside EXEC, a key of the wrong
 //!   type, is found by the reads, before MULTI; a command the Redis user may not run, or a
 //!   write refused for lack of memory (`OOM`), is refused while it is queued, and Redis then
 //!   discards the whole transaction (`EXECABORT`).
 //!
-//! Only the records are WATCHed: Redis 7.0 checks each key a WATCH adds against every key
+//! Only the records found are WATCHed: Redis 7.0 checks each key a WATCH adds against every key
 //! the connection already watches, so a WATCH of n keys costs n² (6 ms for a batch's 1,000
 //! keys, more than all its writes). The other keys need no WATCH:
 //! - an authid set's expiry is moved with `PEXPIREAT NX` (a set without one) and
@@ -60,6 +67,9 @@ enum Outcome {
     Written(Value),
     /// A record was not what its put expected, or a WATCHed key changed before EXEC.
     Changed,
+    /// A record expected absent was there at EXEC (its `SET NX` wrote nothing), while the
+    /// batch's other writes were made; with the lease as read after EXEC.
+    Partly(Value),
     /// Refused before anything was written: the problem, for [`Error::Redis`].
     Refused(String),
 }
@@ -100,6 +110,12 @@ impl RedisBackend {
                 }
                 Ok(true)
             }
+            Outcome::Partly(lease) => {
+                if let Some(wait) = tracking::writer_wait(&lease) {
+                    std::thread::sleep(wait);
+                }
+                Ok(false)
+            }
             Outcome::Changed => Ok(false),
             Outcome::Refused(problem) => Err(Error::Redis {
                 location: self.location().to_string(),
@@ -107,6 +123,23 @@ impl RedisBackend {
             }),
         }
     }
+}
+
+/// The record keys that one put of `ops` alone writes, expecting them absent: written with
+/// `SET NX`, neither WATCHed nor read (see the module).
+fn fresh_keys(ops: &[Op]) -> HashSet<&str> {
+    let mut puts: HashMap<&str, (usize, bool)> = HashMap::with_capacity(ops.len());
+    for op in ops {
+        if let Op::Put { key, expected, .. } = op {
+            let (count, absent) = puts.entry(key.as_str()).or_insert((0, true));
+            *count += 1;
+            *absent &= expected.is_empty();
+        }
+    }
+    puts.into_iter()
+        .filter(|(_, (count, absent))| *count == 1 && *absent)
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// Each distinct key of `ops` once, in first-use order: records, authid sets, marks.
@@ -138,7 +171,9 @@ fn distinct_keys(ops: &[Op]) -> (Vec<&str>, Vec<&str>, Vec<&str>) {
 /// The WATCH, the reads, the checks, and MULTI ... EXEC, on one connection. A WATCH is
 /// never left behind on it: EXEC ends it, and every other way out sends UNWATCH.
 fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Outcome> {
-    let (records, sets, marks) = distinct_keys(ops);
+    let (mut records, sets, marks) = distinct_keys(ops);
+    let fresh = fresh_keys(ops);
+    records.retain(|key| !fresh.contains(key));
     let mut read = redis::pipe();
     if !records.is_empty() {
         read.cmd("WATCH").arg(&records).ignore();
@@ -186,10 +221,24 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
         redis::cmd("UNWATCH").exec(con)?;
         return Ok(outcome);
     }
-    let (mut write, labels) = writes(ops, &sets, found, now_ms);
+    let (mut write, labels) = writes(ops, &sets, found, now_ms, &fresh);
     write.cmd("GET").arg(lease_key);
     match write.query::<(Value, Value)>(con) {
         Ok((Value::Nil, _)) => Ok(Outcome::Changed),
+        Ok((Value::Array(results), lease)) => match refused_nx(&results, &labels, ops) {
+            Some(keys) => not_strings(con, &keys).map(|kind| match kind {
+                None => Outcome::Partly(lease),
+                Some(kind) => Outcome::Refused(format!(
+                    "WRONGTYPE a cookie key holds a {kind}, not a cookie record: another \
+                     program wrote it (cookiestore alone may write the keys under its prefix: \
+                     give other data other keys, or the store a prefix of its own); the \
+                     batch's other writes were made; find the keys under the store's prefix \
+                     and `cookie:` that are not strings (TYPE) and delete them (DEL), then \
+                     run it again"
+                )),
+            }),
+            None => Ok(Outcome::Written(lease)),
+        },
         Ok((_, lease)) => Ok(Outcome::Written(lease)),
         // Refused while queued (so the transaction was discarded) or by EXEC: nothing was
         // written. A lost connection or a READONLY replica stays an error of the call.
@@ -205,6 +254,8 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
 enum Label<'a> {
     Multi,
     Record,
+    /// A record's `SET NX` (a fresh key).
+    FreshRecord,
     Mark(&'a str),
     Sadd(&'a str),
     Expire(&'a str),
@@ -216,6 +267,7 @@ impl std::fmt::Display for Label<'_> {
         match self {
             Label::Multi => f.write_str("MULTI"),
             Label::Record => f.write_str("SET of a cookie key"),
+            Label::FreshRecord => f.write_str("SET NX of a cookie key"),
             Label::Mark(key) => write!(f, "SET {key}"),
             Label::Sadd(key) => write!(f, "SADD {key}"),
             Label::Expire(key) => write!(f, "PEXPIREAT {key}"),
@@ -260,6 +312,44 @@ fn refusal(e: RedisError, labels: &[Label<'_>]) -> String {
          keys that begin with the store's prefix, and give Redis the memory to hold the \
          cookies"
     )
+}
+
+/// The keys whose `SET NX` among EXEC's `results` wrote nothing (answered nil): another
+/// client wrote them after the batch's reads. `None` when every one wrote. `labels` name
+/// the pipeline's commands in order, MULTI first, so EXEC's result `i` is that of
+/// `labels[i + 1]`; the n-th `SET NX` is that of the n-th fresh put of `ops`.
+fn refused_nx<'a>(results: &[Value], labels: &[Label<'_>], ops: &'a [Op]) -> Option<Vec<&'a str>> {
+    let mut fresh_puts = ops.iter().filter_map(|op| match op {
+        Op::Put { key, .. } => Some(key.as_str()),
+        Op::Mark { .. } => None,
+    });
+    let mut refused = Vec::new();
+    for (result, label) in results.iter().zip(labels.iter().skip(1)) {
+        match label {
+            Label::FreshRecord | Label::Record => {
+                let key = fresh_puts.next().unwrap_or_default();
+                if matches!(label, Label::FreshRecord) && *result == Value::Nil {
+                    refused.push(key);
+                }
+            }
+            _ => {}
+        }
+    }
+    (!refused.is_empty()).then_some(refused)
+}
+
+/// The type of the first of `keys` that holds no string (a record), if one does: a cookie
+/// key that another program wrote, which `SET NX` would never write over (and a MGET reads
+/// as absent), so that a re-read would find the batch as before.
+fn not_strings(con: &mut Connection, keys: &[&str]) -> RedisResult<Option<String>> {
+    let mut types = redis::pipe();
+    for key in keys {
+        types.cmd("TYPE").arg(*key);
+    }
+    let kinds: Vec<String> = types.query(con)?;
+    Ok(kinds
+        .into_iter()
+        .find(|kind| kind != "string" && kind != "none"))
 }
 
 /// `e`, after an UNWATCH on `con` when it can still be used.
@@ -346,6 +436,7 @@ fn writes<'a>(
     sets: &[&'a str],
     mut found: HashMap<&str, Found>,
     now_ms: u64,
+    fresh: &HashSet<&str>,
 ) -> (redis::Pipeline, Vec<Label<'a>>) {
     let mut members: HashMap<&str, (Vec<&str>, u64)> = HashMap::with_capacity(sets.len());
     let mut write = redis::pipe();
@@ -362,14 +453,14 @@ fn writes<'a>(
                 value,
                 ..
             } => {
-                write
-                    .cmd("SET")
-                    .arg(key)
-                    .arg(bytes)
-                    .arg("PXAT")
-                    .arg(*pxat)
-                    .ignore();
-                labels.push(Label::Record);
+                let set = write.cmd("SET").arg(key).arg(bytes).arg("PXAT").arg(*pxat);
+                if fresh.contains(key.as_str()) {
+                    set.arg("NX").ignore();
+                    labels.push(Label::FreshRecord);
+                } else {
+                    set.ignore();
+                    labels.push(Label::Record);
+                }
                 if let Some(set) = set_key
                     && *pxat > now_ms
                 {
