@@ -47,6 +47,27 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Removes the fill at `path`, then runs `attempt` (which needs the room it held) until
+    /// it no longer finds the disk full (`Err`, with what it found), for up to 10 s. The
+    /// room a removed file held can reach writers late, as room freed while filling does
+    /// ([`Tmpfs::fill`]): CI once saw a store's creation fail for lack of room right after
+    /// the fill was removed. Any other failure belongs in `attempt` (a panic).
+    pub fn unfill<T>(&self, path: &Path, mut attempt: impl FnMut() -> Result<T, String>) -> T {
+        std::fs::remove_file(path).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match attempt() {
+                Ok(done) => return done,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(full) => panic!("still no room 10 s after the fill was removed: {full}"),
+            }
+        }
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount")
