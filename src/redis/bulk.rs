@@ -35,7 +35,7 @@ use std::collections::{HashMap, HashSet};
 
 use redis::{Connection, RedisError, RedisResult, Value};
 
-use super::errors::is_transport;
+use super::errors::{OTHER_PROGRAM, is_transport};
 use super::{RedisBackend, tracking};
 use crate::error::{Error, Result};
 
@@ -225,14 +225,12 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
     write.cmd("GET").arg(lease_key);
     match write.query::<(Value, Value)>(con) {
         Ok((Value::Nil, _)) => Ok(Outcome::Changed),
-        Ok((Value::Array(results), lease)) => match refused_nx(&results, &labels, ops) {
+        Ok((Value::Array(results), lease)) => match refused_nx(&results, &labels) {
             Some(keys) => not_strings(con, &keys).map(|kind| match kind {
                 None => Outcome::Partly(lease),
                 Some(kind) => Outcome::Refused(format!(
-                    "WRONGTYPE a cookie key holds a {kind}, not a cookie record: another \
-                     program wrote it (cookiestore alone may write the keys under its prefix: \
-                     give other data other keys, or the store a prefix of its own); the \
-                     batch's other writes were made; find the keys under the store's prefix \
+                    "WRONGTYPE a cookie key holds a {kind}, not a cookie record: \
+                     {OTHER_PROGRAM}; the batch's other writes were made; find the keys under the store's prefix \
                      and `cookie:` that are not strings (TYPE) and delete them (DEL), then \
                      run it again"
                 )),
@@ -254,8 +252,8 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
 enum Label<'a> {
     Multi,
     Record,
-    /// A record's `SET NX` (a fresh key).
-    FreshRecord,
+    /// A record's `SET NX` (a fresh key), with its key (never shown: it holds a cookie value).
+    FreshRecord(&'a str),
     Mark(&'a str),
     Sadd(&'a str),
     Expire(&'a str),
@@ -267,7 +265,7 @@ impl std::fmt::Display for Label<'_> {
         match self {
             Label::Multi => f.write_str("MULTI"),
             Label::Record => f.write_str("SET of a cookie key"),
-            Label::FreshRecord => f.write_str("SET NX of a cookie key"),
+            Label::FreshRecord(_) => f.write_str("SET NX of a cookie key"),
             Label::Mark(key) => write!(f, "SET {key}"),
             Label::Sadd(key) => write!(f, "SADD {key}"),
             Label::Expire(key) => write!(f, "PEXPIREAT {key}"),
@@ -317,24 +315,16 @@ fn refusal(e: RedisError, labels: &[Label<'_>]) -> String {
 /// The keys whose `SET NX` among EXEC's `results` wrote nothing (answered nil): another
 /// client wrote them after the batch's reads. `None` when every one wrote. `labels` name
 /// the pipeline's commands in order, MULTI first, so EXEC's result `i` is that of
-/// `labels[i + 1]`; the n-th `SET NX` is that of the n-th fresh put of `ops`.
-fn refused_nx<'a>(results: &[Value], labels: &[Label<'_>], ops: &'a [Op]) -> Option<Vec<&'a str>> {
-    let mut fresh_puts = ops.iter().filter_map(|op| match op {
-        Op::Put { key, .. } => Some(key.as_str()),
-        Op::Mark { .. } => None,
-    });
-    let mut refused = Vec::new();
-    for (result, label) in results.iter().zip(labels.iter().skip(1)) {
-        match label {
-            Label::FreshRecord | Label::Record => {
-                let key = fresh_puts.next().unwrap_or_default();
-                if matches!(label, Label::FreshRecord) && *result == Value::Nil {
-                    refused.push(key);
-                }
-            }
-            _ => {}
-        }
-    }
+/// `labels[i + 1]`.
+fn refused_nx<'a>(results: &[Value], labels: &[Label<'a>]) -> Option<Vec<&'a str>> {
+    let refused: Vec<&str> = results
+        .iter()
+        .zip(labels.iter().skip(1))
+        .filter_map(|(result, label)| match label {
+            Label::FreshRecord(key) if *result == Value::Nil => Some(*key),
+            _ => None,
+        })
+        .collect();
     (!refused.is_empty()).then_some(refused)
 }
 
@@ -418,9 +408,8 @@ fn wrong_type(key: &str, found: Option<&Found>, want: &str) -> Option<Outcome> {
         (MARK_WHAT, MARK_FIX)
     };
     Some(Outcome::Refused(format!(
-        "WRONGTYPE the key {key} holds a {}, not {what}: another program wrote it \
-         (cookiestore alone may write the keys under its prefix: give other data other \
-         keys, or the store a prefix of its own); nothing was changed; {fix}",
+        "WRONGTYPE the key {key} holds a {}, not {what}: {OTHER_PROGRAM}; nothing was \
+         changed; {fix}",
         found.kind
     )))
 }
@@ -456,7 +445,7 @@ fn writes<'a>(
                 let set = write.cmd("SET").arg(key).arg(bytes).arg("PXAT").arg(*pxat);
                 if fresh.contains(key.as_str()) {
                     set.arg("NX").ignore();
-                    labels.push(Label::FreshRecord);
+                    labels.push(Label::FreshRecord(key));
                 } else {
                     set.ignore();
                     labels.push(Label::Record);

@@ -9,6 +9,10 @@ use redis::{ErrorKind, RedisError};
 use crate::config::location::RedisLocation;
 use crate::error::Error;
 
+/// Why a key under the store's prefix holds another type, for the errors that find one.
+pub(super) const OTHER_PROGRAM: &str = "another program wrote it (cookiestore alone may write \
+    the keys under its prefix: give other data other keys, or the store a prefix of its own)";
+
 /// Whether the error means the connection can no longer be used.
 pub(super) fn is_transport(e: &RedisError) -> bool {
     e.is_io_error()

@@ -79,6 +79,7 @@ use redis::Value;
 use uuid::Uuid;
 
 use super::RedisBackend;
+use super::errors::OTHER_PROGRAM;
 use super::scripts::SINCE;
 use crate::error::{Error, Result};
 use crate::feed::kind::RevocationKind;
@@ -291,11 +292,10 @@ impl RedisBackend {
         Err(Error::Redis {
             location: self.location().to_string(),
             problem: format!(
-                "the key {stream} holds a {found}, not the revocation feed (a stream): another \
-                 program wrote it (cookiestore alone may write the keys under its prefix: give \
-                 other data other keys, or the store a prefix of its own); nothing was \
-                 changed; delete it (DEL): the feed then starts over, and its readers are told \
-                 that they missed revocations (they re-check their cookies)"
+                "the key {stream} holds a {found}, not the revocation feed (a stream): \
+                 {OTHER_PROGRAM}; nothing was changed; delete it (DEL): the feed then starts \
+                 over, and its readers are told that they missed revocations (they re-check \
+                 their cookies)"
             ),
         })
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use redis::{Connection, RedisResult, Value};
 use uuid::Uuid;
 
+use super::errors::OTHER_PROGRAM;
 use super::scripts::{CLEAR_AUTH, PUT, REVOKE};
 use super::tracking;
 use super::{CAS_ATTEMPTS, RedisBackend, pxat_ms};
@@ -100,12 +101,10 @@ impl RedisBackend {
         Error::Redis {
             location: self.location().to_string(),
             problem: format!(
-                "the key {key} holds a {found}, not the set of an authid's cookies: another \
-                 program wrote it (cookiestore alone may write the keys under its prefix: give \
-                 other data other keys, or the store a prefix of its own); nothing was \
-                 changed; delete it (DEL), then log that authid out (logout_authid): while its \
-                 set is missing, that walks every cookie, so none of its cookies is left out of \
-                 the set that its next login makes"
+                "the key {key} holds a {found}, not the set of an authid's cookies: \
+                 {OTHER_PROGRAM}; nothing was changed; delete it (DEL), then log that authid \
+                 out (logout_authid): while its set is missing, that walks every cookie, so \
+                 none of its cookies is left out of the set that its next login makes"
             ),
         }
     }
