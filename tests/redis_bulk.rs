@@ -605,3 +605,66 @@ fn two_restores_of_the_same_values_at_once_keep_one_record_per_value_and_count_e
         }
     }
 }
+
+/// A restore whose authid sets another client makes meanwhile (logins of the same users,
+/// each living a minute) still leaves every set ending no earlier than its last cookie: a
+/// set the restore found absent gets `PEXPIREAT NX` alone, and when a login made it between
+/// the batch's reads and EXEC, the restore moves its expiry later in one more transaction.
+#[test]
+fn logins_making_the_sets_of_a_restore_meanwhile_never_leave_a_set_ending_before_its_cookie() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("sets:"), StoreOptions::default()).unwrap();
+    let logins = CookieStore::open(server.url("sets:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    let restored = |i: u64| Cookie {
+        authid: Some(format!("racer{i}")),
+        ..cookie(i, now)
+    };
+    let text: String = (0..N)
+        .map(|i| serde_json::to_string(&restored(i)).unwrap() + "\n")
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (summary, logged_in) = std::thread::scope(|s| {
+        let login = s.spawn(|| {
+            let mut made = Vec::new();
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let c = logins.create("cbtid", 24, 60).unwrap();
+                let auth = cookiestore::Auth::new(&format!("racer{i}"), "user", "wampcra", "r");
+                logins
+                    .set_auth(&c.value, &auth, &Default::default())
+                    .unwrap();
+                made.push((i, c.value));
+                i = (i + 1) % N;
+            }
+            made
+        });
+        let summary = do_restore(&store, &text, true).unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (summary, login.join().unwrap())
+    });
+    assert_eq!(summary.restored, N, "{summary:?}");
+    assert!(!logged_in.is_empty());
+    for i in 0..N {
+        let set = format!("sets:authid:racer{i}");
+        let last = restored(i).expires_at().div_ceil(1_000_000) as i64;
+        let ends = pexpiretime(&server, &set);
+        assert!(
+            ends >= last,
+            "{set} ends at {ends}, before its cookie {last}"
+        );
+        let member = server.command(&["SISMEMBER", &set, &value(i)]);
+        assert_eq!(member, ":1", "cookie {i} is not in {set}");
+    }
+    for (i, v) in &logged_in {
+        let set = format!("sets:authid:racer{i}");
+        assert_eq!(
+            server.command(&["SISMEMBER", &set, v]),
+            ":1",
+            "{v} not in {set}"
+        );
+    }
+}

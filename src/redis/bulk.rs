@@ -221,11 +221,17 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
         redis::cmd("UNWATCH").exec(con)?;
         return Ok(outcome);
     }
-    let (mut write, labels) = writes(ops, &sets, found, now_ms, &fresh);
+    let Writes {
+        pipe: mut write,
+        labels,
+        members,
+    } = writes(ops, &sets, found, now_ms, &fresh);
     write.cmd("GET").arg(lease_key);
     match write.query::<(Value, Value)>(con) {
         Ok((Value::Nil, _)) => Ok(Outcome::Changed),
-        Ok((Value::Array(results), lease)) => match refused_nx(&results, &labels) {
+        Ok((Value::Array(results), lease)) => {
+            catch_up(con, &late_sets(&results, &labels), &members)?;
+            match refused_nx(&results, &labels) {
             Some(keys) => not_strings(con, &keys).map(|kind| match kind {
                 None => Outcome::Partly(lease),
                 Some(kind) => Outcome::Refused(format!(
@@ -236,7 +242,8 @@ fn transact(con: &mut Connection, ops: &[Op], lease_key: &str) -> RedisResult<Ou
                 )),
             }),
             None => Ok(Outcome::Written(lease)),
-        },
+        }
+        }
         Ok((_, lease)) => Ok(Outcome::Written(lease)),
         // Refused while queued (so the transaction was discarded) or by EXEC: nothing was
         // written. A lost connection or a READONLY replica stays an error of the call.
@@ -257,6 +264,8 @@ enum Label<'a> {
     Mark(&'a str),
     Sadd(&'a str),
     Expire(&'a str),
+    /// The `PEXPIREAT NX` of a set the reads found absent (the only one it gets).
+    ExpireNew(&'a str),
     Exec,
 }
 
@@ -268,7 +277,7 @@ impl std::fmt::Display for Label<'_> {
             Label::FreshRecord(_) => f.write_str("SET NX of a cookie key"),
             Label::Mark(key) => write!(f, "SET {key}"),
             Label::Sadd(key) => write!(f, "SADD {key}"),
-            Label::Expire(key) => write!(f, "PEXPIREAT {key}"),
+            Label::Expire(key) | Label::ExpireNew(key) => write!(f, "PEXPIREAT {key}"),
             Label::Exec => f.write_str("EXEC"),
         }
     }
@@ -326,6 +335,51 @@ fn refused_nx<'a>(results: &[Value], labels: &[Label<'a>]) -> Option<Vec<&'a str
         })
         .collect();
     (!refused.is_empty()).then_some(refused)
+}
+
+/// The sets found absent whose `PEXPIREAT NX` among EXEC's `results` set nothing
+/// (answered 0): another client made the set, with its expiry, after the batch's reads.
+fn late_sets<'a>(results: &[Value], labels: &[Label<'a>]) -> Vec<&'a str> {
+    results
+        .iter()
+        .zip(labels.iter().skip(1))
+        .filter_map(|(result, label)| match label {
+            Label::ExpireNew(set) if *result == Value::Int(0) => Some(*set),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Gives each of the `late` sets the expiry it would have had with `GT` too: one more
+/// transaction adds the batch's members again (a member is added once however often) and
+/// moves the set's expiry to its last cookie's, never earlier, as [`writes`] does for a set
+/// found. Until it runs, the set may end before one of those cookies.
+fn catch_up(
+    con: &mut Connection,
+    late: &[&str],
+    members: &HashMap<&str, (Vec<&str>, u64)>,
+) -> RedisResult<()> {
+    if late.is_empty() {
+        return Ok(());
+    }
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    for set in late {
+        let Some((list, last)) = members.get(set) else {
+            continue;
+        };
+        for part in list.chunks(CHUNK) {
+            pipe.cmd("SADD").arg(*set).arg(part).ignore();
+        }
+        for condition in ["NX", "GT"] {
+            pipe.cmd("PEXPIREAT")
+                .arg(*set)
+                .arg(*last)
+                .arg(condition)
+                .ignore();
+        }
+    }
+    pipe.exec(con)
 }
 
 /// The type of the first of `keys` that holds no string (a record), if one does: a cookie
@@ -414,10 +468,22 @@ fn wrong_type(key: &str, found: Option<&Found>, want: &str) -> Option<Outcome> {
     )))
 }
 
+/// The write pipeline of a batch, what names its commands, and each authid set's members
+/// with its last cookie's expiry (ms).
+struct Writes<'a> {
+    pipe: redis::Pipeline,
+    labels: Vec<Label<'a>>,
+    members: HashMap<&'a str, (Vec<&'a str>, u64)>,
+}
+
 /// MULTI, the writes of `ops`, EXEC (whose reply is the pipeline's first result): each record
 /// SET with its expiry; a mark SET unless the key already expires at or after it (or never);
 /// each authid set's live members added, and its expiry moved to its last cookie's, never
-/// earlier (`NX`: a set without an expiry, which a new set is; `GT`: one ending earlier).
+/// earlier: `NX` (a set without an expiry, which a new set is) and `GT` (one ending
+/// earlier). A set the reads found absent gets `NX` alone: the SADD before it makes the
+/// set, without an expiry, unless another client made it meanwhile, with one (every
+/// cookiestore write gives a set its expiry in the transaction that makes it); then `NX`
+/// answers 0 and [`catch_up`] sends the `GT`. One command in five of a restore's batch.
 /// `now_ms` is Redis's clock at the reads: a record expiring by then is dropped by its SET
 /// at once and joins no set. The labels name each command of the pipeline, in order.
 fn writes<'a>(
@@ -426,8 +492,13 @@ fn writes<'a>(
     mut found: HashMap<&str, Found>,
     now_ms: u64,
     fresh: &HashSet<&str>,
-) -> (redis::Pipeline, Vec<Label<'a>>) {
-    let mut members: HashMap<&str, (Vec<&str>, u64)> = HashMap::with_capacity(sets.len());
+) -> Writes<'a> {
+    let mut members: HashMap<&'a str, (Vec<&'a str>, u64)> = HashMap::with_capacity(sets.len());
+    let absent: HashSet<&str> = sets
+        .iter()
+        .copied()
+        .filter(|set| found.get(set).is_some_and(|f| f.kind == "none"))
+        .collect();
     let mut write = redis::pipe();
     let mut labels = Vec::with_capacity(ops.len() + 2 * sets.len() + 2);
     write.cmd("MULTI").ignore();
@@ -491,6 +562,16 @@ fn writes<'a>(
             write.cmd("SADD").arg(set).arg(part).ignore();
             labels.push(Label::Sadd(set));
         }
+        if absent.contains(set) {
+            write
+                .cmd("PEXPIREAT")
+                .arg(set)
+                .arg(*last)
+                .arg("NX")
+                .ignore();
+            labels.push(Label::ExpireNew(set));
+            continue;
+        }
         for condition in ["NX", "GT"] {
             write
                 .cmd("PEXPIREAT")
@@ -503,5 +584,9 @@ fn writes<'a>(
     }
     write.cmd("EXEC");
     labels.push(Label::Exec);
-    (write, labels)
+    Writes {
+        pipe: write,
+        labels,
+        members,
+    }
 }
