@@ -179,9 +179,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// How a maintenance operation's writes are sized, at most `max` items each: LMDB by
     /// time (`lmdb/pacing.rs`), so that routers never wait long for its writer lock; Redis
-    /// a fixed number (`redis/migrate.rs`: each write is one script, which Redis runs
+    /// a fixed number (`redis/migrate.rs`: each write is one transaction, which Redis runs
     /// without serving anyone else).
     fn pacing(&self, max: usize) -> Box<dyn Pacing>;
+
+    /// How many threads a restore writes each batch on at once, each with its own share of
+    /// the values (a value's lines all in one share, in file order): LMDB 1 (one writer at
+    /// a time); Redis 2 (`redis/migrate.rs`: while Redis runs one share's transaction, the
+    /// other share's next one is prepared).
+    fn write_lanes(&self) -> usize;
 
     /// Calls `f` with a view of the store: LMDB's one snapshot; Redis's reads, batched by
     /// [`MaintenanceView::prefetch`] (not one snapshot).
@@ -241,7 +247,7 @@ pub(crate) enum WriteKind {
 }
 
 /// How many items each maintenance write takes (see [`Backend::pacing`]).
-pub(crate) trait Pacing {
+pub(crate) trait Pacing: Send {
     /// Runs one write with `f`, given how many items it may take at most; the pacing may
     /// run it again with fewer (LMDB, after a full map or disk).
     fn run(&mut self, f: &mut dyn FnMut(usize) -> Result<()>) -> Result<()>;

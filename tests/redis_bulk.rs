@@ -668,3 +668,108 @@ fn logins_making_the_sets_of_a_restore_meanwhile_never_leave_a_set_ending_before
         );
     }
 }
+
+/// `pairs` values, each on two lines in a row under two oids: the first line's record is
+/// the one to keep, the second a conflict.
+fn pairs_fixture(now: u64, pairs: u64) -> String {
+    let mut text = String::new();
+    for i in 0..pairs {
+        let first = cookie(i, now);
+        let second = Cookie {
+            oid: Uuid::from_u128(0xbeef_0000 + u128::from(i)),
+            authid: Some("second".into()),
+            ..first.clone()
+        };
+        for c in [first, second] {
+            text.push_str(&serde_json::to_string(&c).unwrap());
+            text.push('\n');
+        }
+    }
+    text
+}
+
+/// On Redis a restore writes each batch in two shares at once, on two connections
+/// (`WRITE_LANES`, `src/redis/migrate.rs`). Every line of a value is in one share, so a
+/// value's lines are still written in file order: with 1,500 values each given twice in a
+/// row, the first line's record is kept and the second is the conflict, every time, as
+/// on LMDB (which writes in file order on one thread).
+#[test]
+fn a_restore_written_in_two_shares_keeps_each_values_lines_in_file_order() {
+    if !need_redis() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
+    let redis = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = lmdb.now_ns();
+    let pairs = 1_500;
+    let text = pairs_fixture(now, pairs);
+    let on_lmdb = do_restore(&lmdb, &text, false).unwrap();
+    let on_redis = do_restore(&redis, &text, false).unwrap();
+    assert_eq!(
+        (on_lmdb.restored, on_lmdb.conflicts.len() as u64),
+        (pairs, pairs)
+    );
+    assert_eq!(
+        on_redis, on_lmdb,
+        "the same summary, conflicts in line order"
+    );
+    for i in 0..pairs {
+        let kept = redis.get(&value(i)).unwrap().unwrap();
+        assert_eq!(kept, cookie(i, now), "value {i}: the first line's record");
+    }
+    assert_eq!(server.command(&["EXISTS", "bulk:authid:second"]), ":0");
+}
+
+/// When one share of a batch is refused, the other share's lines may be written though
+/// they come after the refused line in the file: the error counts every cookie that went
+/// in, no batch after the refused one is written, and a merge of the same file finishes it.
+#[test]
+fn a_share_refused_leaves_the_other_shares_lines_written_and_counted() {
+    if !need_redis() {
+        return;
+    }
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let now = store.now_ns();
+    // One cookie of the second batch (line 2,101) is of `late`, whose set another program
+    // damaged: its share's write of 500 with it is refused, the rest of the batch is not.
+    assert_eq!(server.command(&["SET", "bulk:authid:late", "x"]), "+OK");
+    let mut text = String::new();
+    for i in 0..7_000 {
+        let mut c = cookie(i, now);
+        if i == 2_100 {
+            c.authid = Some("late".into());
+        }
+        text.push_str(&serde_json::to_string(&c).unwrap());
+        text.push('\n');
+    }
+    let message = do_restore(&store, &text, false).unwrap_err().to_string();
+    assert!(message.contains("holds a string, not the set"), "{message}");
+    let went_in: u64 = message
+        .split(" cookie(s) went in before")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {message}"));
+    let count = store.count().unwrap();
+    assert_eq!(went_in, count, "the error counts what went in: {message}");
+    assert!(
+        count > 2_000 && count < 4_000,
+        "the first batch and some of the second: {count}"
+    );
+    assert!(store.get(&value(2_100)).unwrap().is_none());
+    let later = (4_000..7_000).filter(|i| store.get(&value(*i)).unwrap().is_some());
+    assert_eq!(
+        later.count(),
+        0,
+        "nothing of the batches after the refused one"
+    );
+
+    server.command(&["DEL", "bulk:authid:late"]);
+    let summary = do_restore(&store, &text, true).unwrap();
+    assert_eq!(summary.restored, 7_000 - count, "{summary:?}");
+    assert_eq!(summary.unchanged, count, "{summary:?}");
+    assert_eq!(server.command(&["SCARD", "bulk:authid:late"]), ":1");
+}

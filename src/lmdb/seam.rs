@@ -203,6 +203,10 @@ impl Backend for LmdbStore {
         Box::new(Pacer::new(max))
     }
 
+    fn write_lanes(&self) -> usize {
+        1
+    }
+
     fn maintenance_read(
         &self,
         f: &mut dyn FnMut(&mut dyn MaintenanceView) -> Result<()>,

@@ -203,11 +203,13 @@ pub struct RestoreSummary {
 /// as before). `progress` gets the number of lines done.
 ///
 /// The lines are parsed on the calling thread and written on another, one batch of 2,000
-/// lines behind: while batch k is written (Redis's round trips and scripts, LMDB's
-/// transactions), batch k+1 is parsed, and it is handed over only once batch k is written.
-/// So one batch is in flight at a time, the writes are those of a restore on one thread, in
-/// the same order, and an error of batch k stops the restore with the count of cookies
-/// written before it (the lines parsed ahead are not written).
+/// lines behind: while batch k is written (Redis's round trips and transactions, LMDB's
+/// write transactions), batch k+1 is parsed, and it is handed over only once batch k is
+/// written. So one batch is in flight at a time, and an error of batch k stops the restore
+/// with the count of cookies written (the lines parsed ahead are not written). On LMDB a
+/// batch is written in file order; on Redis in two shares at once, split by value (each
+/// value's lines in one share, in file order), so an error of one share may leave lines of
+/// the other written that come after it in the file.
 pub fn restore(
     store: &CookieStore,
     input: &mut dyn BufRead,
@@ -215,6 +217,7 @@ pub fn restore(
     progress: &mut dyn FnMut(u64),
 ) -> Result<RestoreSummary> {
     std::thread::scope(|scope| {
+        let lanes = store.seam().write_lanes().max(1);
         let (to_writer, jobs) = std::sync::mpsc::sync_channel::<Parsed>(1);
         // The batch comes back with its outcome, to be freed on the thread that allocated
         // it (the allocator frees another thread's memory slowly).
@@ -222,9 +225,9 @@ pub fn restore(
         std::thread::Builder::new()
             .name("cookiestore-restore".into())
             .spawn_scoped(scope, move || {
-                let mut pacing = store.seam().pacing(BATCH);
+                let mut pacings: Vec<_> = (0..lanes).map(|_| store.seam().pacing(BATCH)).collect();
                 for job in jobs {
-                    let result = write_batch(store, &job, &mut *pacing);
+                    let result = write_batch(store, &job, &mut pacings);
                     let failed = result.is_err();
                     if to_reader.send((result, job)).is_err() || failed {
                         break;
@@ -249,13 +252,14 @@ pub fn restore(
             summary.conflicts.extend(done.conflicts);
             summary.bad_lines.extend(done.bad);
             summary.import_marks += done.import_marks;
+            summary.conflicts.sort_by_key(|(line, ..)| *line);
             summary.bad_lines.sort_by_key(|(line, _)| *line);
             progress(lines);
             Ok(())
         };
         let mut first = true;
-        let mut pending: Vec<(u64, Cookie, Vec<u8>)> = Vec::with_capacity(BATCH);
-        let mut pending_marks: Vec<(ValueDigest, u64)> = Vec::new();
+        let mut pending: Vec<Share> = (0..lanes).map(|_| Share::default()).collect();
+        let mut pending_len = 0;
         // The line each oid came from: a repeated oid is reported, not silently replaced.
         let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
         let mut line = Vec::new();
@@ -287,7 +291,10 @@ pub fn restore(
                     )),
                     Ok(text) if text.trim().is_empty() => {}
                     Ok(text) => match parse_mark_line(text.trim()) {
-                        Some(Ok(mark)) => pending_marks.push(mark),
+                        Some(Ok(mark)) => {
+                            pending[mark.0[0] as usize % lanes].marks.push(mark);
+                            pending_len += 1;
+                        }
                         Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
                         None => match parse_record(text.trim()) {
                             Ok((cookie, bytes)) => match seen.entry(cookie.oid) {
@@ -302,7 +309,9 @@ pub fn restore(
                                 )),
                                 Entry::Vacant(slot) => {
                                     slot.insert(summary.lines);
-                                    pending.push((summary.lines, cookie, bytes));
+                                    let share = &mut pending[lane_of(&cookie.value, lanes)];
+                                    share.records.push((summary.lines, cookie, bytes));
+                                    pending_len += 1;
                                 }
                             },
                             Err(problem) => summary.bad_lines.push((summary.lines, problem)),
@@ -310,13 +319,11 @@ pub fn restore(
                     },
                 }
             }
-            if pending.len() + pending_marks.len() >= BATCH
-                || (n == 0 && (!pending.is_empty() || !pending_marks.is_empty() || first))
-            {
+            if pending_len >= BATCH || (n == 0 && (pending_len > 0 || first)) {
                 wait(&mut in_flight, &mut summary)?;
+                pending_len = 0;
                 let job = Parsed {
-                    records: std::mem::replace(&mut pending, Vec::with_capacity(BATCH)),
-                    marks: std::mem::take(&mut pending_marks),
+                    shares: pending.iter_mut().map(std::mem::take).collect(),
                     require_empty: first && !merge,
                     committed: summary.restored + summary.replaced,
                 };
@@ -361,13 +368,32 @@ fn parse_record(text: &str) -> std::result::Result<(Cookie, Vec<u8>), String> {
 
 /// One batch of a restore's lines, parsed, for the writer thread.
 struct Parsed {
-    /// Line number, record, its encoding.
-    records: Vec<(u64, Cookie, Vec<u8>)>,
-    marks: Vec<(ValueDigest, u64)>,
+    /// One share per lane ([`Backend::write_lanes`](crate::backend::Backend::write_lanes)),
+    /// written at once.
+    shares: Vec<Share>,
     /// Whether the store must be empty first (the first batch, without `merge`).
     require_empty: bool,
     /// Cookies written (new or replaced) by the batches before it.
     committed: u64,
+}
+
+/// The lines of a batch that one lane writes: those of the values [`lane_of`] gives it, and
+/// the marks whose digest's first byte does (a mark and a record never depend on each other
+/// in a restore).
+#[derive(Default)]
+struct Share {
+    /// Line number, record, its encoding.
+    records: Vec<(u64, Cookie, Vec<u8>)>,
+    marks: Vec<(ValueDigest, u64)>,
+}
+
+/// The lane that writes `value`'s lines: the same for every line of one value, so that its
+/// lines are written in file order (a later line of an oid or a value sees the earlier).
+fn lane_of(value: &str, lanes: usize) -> usize {
+    let hash = value
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    hash as usize % lanes
 }
 
 /// What the writer did with one [`Parsed`] batch.
@@ -381,64 +407,115 @@ struct Written {
     import_marks: u64,
 }
 
-fn write_batch(store: &CookieStore, job: &Parsed, pacing: &mut dyn Pacing) -> Result<Written> {
+/// Writes `job`'s shares at once, one lane each (the first on this thread), each with
+/// its pacing of `pacings`. An error of any share is the batch's, counting the cookies
+/// that every share wrote.
+fn write_batch(
+    store: &CookieStore,
+    job: &Parsed,
+    pacings: &mut [Box<dyn Pacing>],
+) -> Result<Written> {
     if job.require_empty {
         store.seam().require_empty()?;
     }
+    let outcomes: Vec<(Written, Result<()>)> = std::thread::scope(|scope| {
+        let mut lanes = job.shares.iter().zip(pacings.iter_mut());
+        let first = lanes.next();
+        let others: Vec<_> = lanes
+            .map(|(share, pacing)| scope.spawn(move || write_share(store, share, &mut **pacing)))
+            .collect();
+        let mut outcomes: Vec<_> = first
+            .map(|(share, pacing)| write_share(store, share, &mut **pacing))
+            .into_iter()
+            .collect();
+        for other in others {
+            outcomes.push(
+                other
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
+        }
+        outcomes
+    });
     let mut done = Written::default();
-    chunks(pacing, &job.records, |chunk| {
+    let mut failed = None;
+    for (written, result) in outcomes {
+        done.restored += written.restored;
+        done.replaced += written.replaced;
+        done.unchanged += written.unchanged;
+        done.conflicts.extend(written.conflicts);
+        done.bad.extend(written.bad);
+        done.import_marks += written.import_marks;
+        if let Err(e) = result {
+            failed.get_or_insert(e);
+        }
+    }
+    match failed {
+        Some(e) => Err(e.with_committed(job.committed + done.restored + done.replaced)),
+        None => Ok(done),
+    }
+}
+
+/// Writes one share of a batch, records first: what it wrote, and the error that stopped
+/// it, if one did.
+fn write_share(
+    store: &CookieStore,
+    share: &Share,
+    pacing: &mut dyn Pacing,
+) -> (Written, Result<()>) {
+    let mut done = Written::default();
+    let records = chunks(pacing, &share.records, |chunk| {
         let mut counts = (0, 0, 0, Vec::new(), Vec::new());
-        store
-            .maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
-                counts = (0, 0, 0, Vec::new(), Vec::new());
-                txn.prefetch(
-                    &mut chunk.iter().map(|(_, c, _)| c.value.as_str()),
-                    Prefetch::Records,
-                )?;
-                for (line, cookie, bytes) in chunk {
-                    let existing = match txn.counterpart(cookie) {
-                        Ok(c) => c,
-                        Err(Error::CorruptRecord { .. }) => None,
-                        Err(e) => return Err(e),
-                    };
-                    if existing.as_ref() == Some(cookie) {
-                        counts.2 += 1;
-                        continue;
-                    }
-                    match txn.put_encoded(cookie, bytes) {
-                        Ok(()) if existing.is_some() => counts.1 += 1,
-                        Ok(()) => counts.0 += 1,
-                        Err(Error::DuplicateValue { value, existing }) => {
-                            counts.3.push((*line, value, existing))
-                        }
-                        // Refused before anything was written: one record, not the batch.
-                        Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
-                        Err(e) => return Err(e),
-                    }
+        store.maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
+            counts = (0, 0, 0, Vec::new(), Vec::new());
+            txn.prefetch(
+                &mut chunk.iter().map(|(_, c, _)| c.value.as_str()),
+                Prefetch::Records,
+            )?;
+            for (line, cookie, bytes) in chunk {
+                let existing = match txn.counterpart(cookie) {
+                    Ok(c) => c,
+                    Err(Error::CorruptRecord { .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                if existing.as_ref() == Some(cookie) {
+                    counts.2 += 1;
+                    continue;
                 }
-                Ok(())
-            })
-            .map_err(|e| e.with_committed(job.committed + done.restored + done.replaced))?;
+                match txn.put_encoded(cookie, bytes) {
+                    Ok(()) if existing.is_some() => counts.1 += 1,
+                    Ok(()) => counts.0 += 1,
+                    Err(Error::DuplicateValue { value, existing }) => {
+                        counts.3.push((*line, value, existing))
+                    }
+                    // Refused before anything was written: one record, not the batch.
+                    Err(Error::InvalidValue { problem }) => counts.4.push((*line, problem)),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
         done.restored += counts.0;
         done.replaced += counts.1;
         done.unchanged += counts.2;
         done.conflicts.extend(counts.3);
         done.bad.extend(counts.4);
         Ok(())
-    })?;
-    let written = job.committed + done.restored + done.replaced;
-    chunks(pacing, &job.marks, |chunk| {
-        store
-            .maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
-                for (digest, expires) in chunk {
-                    txn.mark_digest(digest, *expires)?;
-                }
-                Ok(())
-            })
-            .map_err(|e| e.with_committed(written))
-    })?;
-    done.import_marks = job.marks.len() as u64;
-    Ok(done)
+    });
+    if records.is_err() {
+        return (done, records);
+    }
+    let marks = chunks(pacing, &share.marks, |chunk| {
+        store.maintenance_write("restore import marks", WriteKind::Import, &mut |txn| {
+            for (digest, expires) in chunk {
+                txn.mark_digest(digest, *expires)?;
+            }
+            Ok(())
+        })?;
+        done.import_marks += chunk.len() as u64;
+        Ok(())
+    });
+    (done, marks)
 }
 
 // ---- another store's records ------------------------------------------------------------------

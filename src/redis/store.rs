@@ -10,7 +10,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::RedisBackend;
-use super::migrate::{Batch, Unpaced};
+use super::migrate::{Batch, Unpaced, WRITE_LANES};
 use crate::backend::{
     Backend, FeedPosition, Live, MaintenanceTxn, MaintenanceView, Pacing, WriteKind,
 };
@@ -212,6 +212,10 @@ impl Backend for RedisStore {
 
     fn pacing(&self, max: usize) -> Box<dyn Pacing> {
         Box::new(Unpaced(max))
+    }
+
+    fn write_lanes(&self) -> usize {
+        WRITE_LANES
     }
 
     fn maintenance_read(
