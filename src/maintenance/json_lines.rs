@@ -422,18 +422,24 @@ fn write_batch(
         let mut lanes = job.shares.iter().zip(pacings.iter_mut());
         let first = lanes.next();
         let others: Vec<_> = lanes
-            .map(|(share, pacing)| scope.spawn(move || write_share(store, share, &mut **pacing)))
+            .map(|(share, pacing)| {
+                std::thread::Builder::new()
+                    .name("cookiestore-restore-share".into())
+                    .spawn_scoped(scope, move || write_share(store, share, &mut **pacing))
+            })
             .collect();
         let mut outcomes: Vec<_> = first
             .map(|(share, pacing)| write_share(store, share, &mut **pacing))
             .into_iter()
             .collect();
         for other in others {
-            outcomes.push(
-                other
+            outcomes.push(match other {
+                Ok(thread) => thread
                     .join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            );
+                // The share was not written: the batch fails, saying why.
+                Err(e) => (Written::default(), Err(e.into())),
+            });
         }
         outcomes
     });
