@@ -137,15 +137,22 @@ fn feed(store: &CookieStore) -> Vec<(String, String)> {
     entries
 }
 
+/// An empty LMDB store (in the returned directory) and an empty Redis store (prefix
+/// `bulk:`) on a new redis-server.
+fn lmdb_and_redis() -> (tempfile::TempDir, RedisServer, CookieStore, CookieStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start();
+    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
+    let redis = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    (dir, server, lmdb, redis)
+}
+
 #[test]
 fn a_restore_logouts_and_a_re_run_import_leave_redis_as_lmdb_cookie_by_cookie() {
     if !need_redis() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start();
-    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
-    let redis = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let (_dir, server, lmdb, redis) = lmdb_and_redis();
     let now = lmdb.now_ns();
     let text = fixture(now);
 
@@ -440,18 +447,34 @@ fn a_restore_never_moves_an_authid_sets_expiry_earlier() {
     assert_eq!(server.command(&["SCARD", "bulk:authid:carol"]), ":3");
 }
 
-/// `n` cookies, those from `late_from` on of the user `late`.
-fn late_fixture(now: u64, n: u64, late_from: u64) -> String {
+/// The export lines of `cookies`.
+fn lines(cookies: impl Iterator<Item = Cookie>) -> String {
     let mut text = String::new();
-    for i in 0..n {
-        let mut c = cookie(i, now);
-        if i >= late_from {
-            c.authid = Some("late".into());
-        }
+    for c in cookies {
         text.push_str(&serde_json::to_string(&c).unwrap());
         text.push('\n');
     }
     text
+}
+
+/// Cookies `0..n`, those for which `late(i)` holds of the user `late`.
+fn late_cookies(now: u64, n: u64, late: impl Fn(u64) -> bool) -> impl Iterator<Item = Cookie> {
+    (0..n).map(move |i| {
+        let c = cookie(i, now);
+        Cookie {
+            authid: if late(i) {
+                Some("late".into())
+            } else {
+                c.authid.clone()
+            },
+            ..c
+        }
+    })
+}
+
+/// `n` cookies, those from `late_from` on of the user `late`.
+fn late_fixture(now: u64, n: u64, late_from: u64) -> String {
+    lines(late_cookies(now, n, |i| i >= late_from))
 }
 
 #[test]
@@ -672,20 +695,15 @@ fn logins_making_the_sets_of_a_restore_meanwhile_never_leave_a_set_ending_before
 /// `pairs` values, each on two lines in a row under two oids: the first line's record is
 /// the one to keep, the second a conflict.
 fn pairs_fixture(now: u64, pairs: u64) -> String {
-    let mut text = String::new();
-    for i in 0..pairs {
+    lines((0..pairs).flat_map(|i| {
         let first = cookie(i, now);
         let second = Cookie {
             oid: Uuid::from_u128(0xbeef_0000 + u128::from(i)),
             authid: Some("second".into()),
             ..first.clone()
         };
-        for c in [first, second] {
-            text.push_str(&serde_json::to_string(&c).unwrap());
-            text.push('\n');
-        }
-    }
-    text
+        [first, second]
+    }))
 }
 
 /// On Redis a restore writes each batch in two shares at once, on two connections
@@ -698,10 +716,7 @@ fn a_restore_written_in_two_shares_keeps_each_values_lines_in_file_order() {
     if !need_redis() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let server = RedisServer::start();
-    let lmdb = CookieStore::open(dir.path().join("store"), StoreOptions::default()).unwrap();
-    let redis = CookieStore::open(server.url("bulk:"), StoreOptions::default()).unwrap();
+    let (_dir, server, lmdb, redis) = lmdb_and_redis();
     let now = lmdb.now_ns();
     let pairs = 1_500;
     let text = pairs_fixture(now, pairs);
@@ -736,15 +751,7 @@ fn a_share_refused_leaves_the_other_shares_lines_written_and_counted() {
     // One cookie of the second batch (line 2,101) is of `late`, whose set another program
     // damaged: its share's write of 500 with it is refused, the rest of the batch is not.
     assert_eq!(server.command(&["SET", "bulk:authid:late", "x"]), "+OK");
-    let mut text = String::new();
-    for i in 0..7_000 {
-        let mut c = cookie(i, now);
-        if i == 2_100 {
-            c.authid = Some("late".into());
-        }
-        text.push_str(&serde_json::to_string(&c).unwrap());
-        text.push('\n');
-    }
+    let text = lines(late_cookies(now, 7_000, |i| i == 2_100));
     let message = do_restore(&store, &text, false).unwrap_err().to_string();
     assert!(message.contains("holds a string, not the set"), "{message}");
     let went_in: u64 = message

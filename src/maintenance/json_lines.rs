@@ -221,7 +221,8 @@ pub fn restore(
         let (to_writer, jobs) = std::sync::mpsc::sync_channel::<Parsed>(1);
         // The batch comes back with its outcome, to be freed on the thread that allocated
         // it (the allocator frees another thread's memory slowly).
-        let (to_reader, written) = std::sync::mpsc::sync_channel::<(Result<Written>, Parsed)>(1);
+        let (to_reader, written) =
+            std::sync::mpsc::sync_channel::<(Result<Vec<Written>>, Parsed)>(1);
         std::thread::Builder::new()
             .name("cookiestore-restore".into())
             .spawn_scoped(scope, move || {
@@ -245,13 +246,14 @@ pub fn restore(
                 io::Error::other("the restore's writer thread stopped without an answer")
             })?;
             drop(job);
-            let done = done?;
-            summary.restored += done.restored;
-            summary.replaced += done.replaced;
-            summary.unchanged += done.unchanged;
-            summary.conflicts.extend(done.conflicts);
-            summary.bad_lines.extend(done.bad);
-            summary.import_marks += done.import_marks;
+            for done in done? {
+                summary.restored += done.restored;
+                summary.replaced += done.replaced;
+                summary.unchanged += done.unchanged;
+                summary.conflicts.extend(done.conflicts);
+                summary.bad_lines.extend(done.bad);
+                summary.import_marks += done.import_marks;
+            }
             summary.conflicts.sort_by_key(|(line, ..)| *line);
             summary.bad_lines.sort_by_key(|(line, _)| *line);
             progress(lines);
@@ -408,13 +410,13 @@ struct Written {
 }
 
 /// Writes `job`'s shares at once, one lane each (the first on this thread), each with
-/// its pacing of `pacings`. An error of any share is the batch's, counting the cookies
-/// that every share wrote.
+/// its pacing of `pacings`: what each share did. An error of any share is the batch's,
+/// counting the cookies that every share wrote.
 fn write_batch(
     store: &CookieStore,
     job: &Parsed,
     pacings: &mut [Box<dyn Pacing>],
-) -> Result<Written> {
+) -> Result<Vec<Written>> {
     if job.require_empty {
         store.seam().require_empty()?;
     }
@@ -443,23 +445,13 @@ fn write_batch(
         }
         outcomes
     });
-    let mut done = Written::default();
-    let mut failed = None;
+    let went_in: u64 = outcomes.iter().map(|(w, _)| w.restored + w.replaced).sum();
+    let mut shares = Vec::with_capacity(outcomes.len());
     for (written, result) in outcomes {
-        done.restored += written.restored;
-        done.replaced += written.replaced;
-        done.unchanged += written.unchanged;
-        done.conflicts.extend(written.conflicts);
-        done.bad.extend(written.bad);
-        done.import_marks += written.import_marks;
-        if let Err(e) = result {
-            failed.get_or_insert(e);
-        }
+        result.map_err(|e| e.with_committed(job.committed + went_in))?;
+        shares.push(written);
     }
-    match failed {
-        Some(e) => Err(e.with_committed(job.committed + done.restored + done.replaced)),
-        None => Ok(done),
-    }
+    Ok(shares)
 }
 
 /// Writes one share of a batch, records first: what it wrote, and the error that stopped

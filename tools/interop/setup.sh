@@ -67,11 +67,19 @@ setup_venv() {
     "$PYTHON" -m venv "$venv" || die "'$PYTHON -m venv $venv' failed (is the venv/ensurepip module installed?)"
 
     log="$venv/pip-install.log"
-    if ! "$venv/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$log" 2>&1; then
-        echo "---- last lines of $log ----" >&2
+    # Once more after a failure: a CI run once saw pip fail with no message in the
+    # middle of its downloads, and the same install pass a minute later.
+    attempt=1
+    until "$venv/bin/python" -m pip install --disable-pip-version-check -r "$req" >"$log" 2>&1; do
+        status=$?
+        echo "---- last lines of $log (attempt $attempt, exit status $status) ----" >&2
         tail -n 30 "$log" >&2
-        die "pip install -r $req into $venv failed after $(elapsed "$t0")s (full log: $log)"
-    fi
+        if [ "$attempt" -ge 2 ]; then
+            die "pip install -r $req into $venv failed twice (exit status $status) after $(elapsed "$t0")s (full log: $log)"
+        fi
+        echo "setup.sh: pip install failed (exit status $status): trying once more" >&2
+        attempt=$((attempt + 1))
+    done
     "$venv/bin/python" -m pip freeze >"$venv/pip-freeze.txt" 2>/dev/null || true
     echo "$hash" >"$marker" || die "cannot write $marker"
     echo "setup.sh: $label venv ready at $venv (took $(elapsed "$t0")s)"
