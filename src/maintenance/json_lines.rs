@@ -390,7 +390,8 @@ struct Share {
 }
 
 /// The lane that writes `value`'s lines: the same for every line of one value, so that its
-/// lines are written in file order (a later line of an oid or a value sees the earlier).
+/// lines are written in file order and a later one sees what an earlier one wrote. (An oid
+/// needs no lane of its own: it is on one line only, a repeated one being a bad line.)
 fn lane_of(value: &str, lanes: usize) -> usize {
     let hash = value
         .bytes()
@@ -398,7 +399,7 @@ fn lane_of(value: &str, lanes: usize) -> usize {
     hash as usize % lanes
 }
 
-/// What the writer did with one [`Parsed`] batch.
+/// What the writer did with one [`Share`] of a batch.
 #[derive(Default)]
 struct Written {
     restored: u64,
