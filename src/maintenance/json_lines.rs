@@ -254,8 +254,6 @@ pub fn restore(
                 summary.bad_lines.extend(done.bad);
                 summary.import_marks += done.import_marks;
             }
-            summary.conflicts.sort_by_key(|(line, ..)| *line);
-            summary.bad_lines.sort_by_key(|(line, _)| *line);
             progress(lines);
             Ok(())
         };
@@ -340,6 +338,8 @@ pub fn restore(
             }
             if n == 0 {
                 wait(&mut in_flight, &mut summary)?;
+                // Once, at the end: the shares of a batch, and the parser, report out of order.
+                summary.conflicts.sort_by_key(|(line, ..)| *line);
                 summary.bad_lines.sort_by_key(|(line, _)| *line);
                 return Ok(summary);
             }
