@@ -516,11 +516,14 @@ impl Error {
 }
 
 /// What an import or restore into Redis that failed after `n` cookies went in left: its
-/// writes are batches, each one script (all or none: an imported cookie never without its
-/// mark), so what went in is whole batches.
+/// writes are each one script or transaction (all or none: an imported cookie never without
+/// its mark), so what went in is whole writes: those of earlier batches and, for a restore,
+/// those of the batch's other share (`maintenance/json_lines.rs`).
 fn written_before(n: u64) -> String {
     format!(
-        "; {n} cookie(s) went in before (written in earlier batches, each all or nothing, and          kept), the rest did not: run the same import again, or the restore again with          --merge, to bring in the rest (what went in counts as unchanged)"
+        "; {n} cookie(s) went in before it stopped (in other writes, each all or nothing, and \
+         kept), the rest did not: run the same import again, or the restore again with \
+         --merge, to bring in the rest (what went in counts as unchanged)"
     )
 }
 

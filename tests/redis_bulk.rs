@@ -277,7 +277,8 @@ fn an_import_whose_redis_is_killed_midway_says_what_went_in_and_leaves_no_cookie
     let message = err.to_string();
     assert!(
         message.contains("2000 cookie(s) went in before")
-            && message.contains("run the same import again"),
+            && message.contains("run the same import again")
+            && !message.contains("  "),
         "{message}"
     );
     server.restart();
