@@ -95,6 +95,7 @@ cases!(
     lazy_lookups_read_the_same_auth,
     a_re_run_import_keeps_logged_out_cookies_out,
     an_export_restored_into_a_new_store_keeps_them_out,
+    a_restore_into_a_store_with_cookies_is_refused_before_reading,
 );
 
 fn alice() -> Auth {
@@ -741,4 +742,41 @@ fn an_export_restored_into_a_new_store_keeps_them_out(f: &dyn Factory) {
     let forced = import(&other, &source, ImportOptions::default().force(true));
     assert_eq!(forced.imported, 3, "{forced:?}");
     assert!(other.exists(&long).unwrap());
+}
+
+/// An input that counts its reads and fails each: a restore that reads it fails with its
+/// error, not the store's.
+struct Unreadable(usize);
+
+impl std::io::Read for Unreadable {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        self.0 += 1;
+        Err(std::io::Error::other("the test's input cannot be read"))
+    }
+}
+
+fn a_restore_into_a_store_with_cookies_is_refused_before_reading(f: &dyn Factory) {
+    let store = f.open(StoreOptions::default());
+    let kept = store.create("cbtid", 24, 3600).unwrap();
+    let mut exported = Vec::new();
+    export(&store, &mut exported, ExportOptions::default(), &mut |_| {}).unwrap();
+    let other = store.create("cbtid", 24, 3600).unwrap();
+
+    let mut input = std::io::BufReader::new(Unreadable(0));
+    let err = restore(&store, &mut input, false, &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(err, Error::NotEmpty { records: 2, .. }),
+        "the store's two cookies refuse it: {err:?}"
+    );
+    assert!(err.to_string().contains("--merge"), "{err}");
+    assert_eq!(input.into_inner().0, 0, "no line was read");
+
+    // The export of the first cookie, restored without --merge: refused, nothing changed.
+    let err = restore(&store, &mut &exported[..], false, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::NotEmpty { .. }), "{err:?}");
+    assert_eq!(store.count().unwrap(), 2);
+    assert_eq!(store.get(&kept.value).unwrap(), Some(kept.clone()));
+    assert!(store.exists(&other.value).unwrap());
+    let merged = restore(&store, &mut &exported[..], true, &mut |_| {}).unwrap();
+    assert_eq!((merged.restored, merged.unchanged), (0, 1), "{merged:?}");
 }

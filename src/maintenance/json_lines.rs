@@ -193,8 +193,8 @@ pub struct RestoreSummary {
 
 /// Restores an export (JSON lines of [`Cookie`]) into `store`.
 ///
-/// Without `merge`, the store must hold no record at all (checked in the first write
-/// transaction); otherwise the restore is refused with [`Error::Path`]. With `merge`, a
+/// Without `merge`, the store must hold no record at all (checked before the first line is
+/// read); otherwise the restore is refused with [`Error::NotEmpty`]. With `merge`, a
 /// record replaces the one with the same oid, and a record whose value another cookie holds
 /// is skipped and listed as a conflict (the store's cookie is kept). Bad lines (not a
 /// `Cookie`, nil oid, a value that cannot be a key, a record too large, an oid already
@@ -202,63 +202,57 @@ pub struct RestoreSummary {
 /// lines are restored as marks (an export without them, from an older cookiestore, restores
 /// as before). `progress` gets the number of lines done.
 ///
-/// The lines are parsed on the calling thread and written on another, one batch of 2,000
+/// The lines are parsed on the calling thread and written on others, one batch of 2,000
 /// lines behind: while batch k is written (Redis's round trips and transactions, LMDB's
 /// write transactions), batch k+1 is parsed, and it is handed over only once batch k is
 /// written. So one batch is in flight at a time, and an error of batch k stops the restore
 /// with the count of cookies written (the lines parsed ahead are not written). On LMDB a
-/// batch is written in file order; on Redis in two shares at once, split by value (each
-/// value's lines in one share, in file order), so an error of one share may leave lines of
-/// the other written that come after it in the file.
+/// batch is written in file order, by one thread; on Redis in two shares at once, split by
+/// value (each value's lines in one share, in file order), each by a thread of its own, so
+/// an error of one share may leave lines of the other written that come after it in the
+/// file.
 pub fn restore(
     store: &CookieStore,
     input: &mut dyn BufRead,
     merge: bool,
     progress: &mut dyn FnMut(u64),
 ) -> Result<RestoreSummary> {
+    if !merge {
+        store.seam().require_empty()?;
+    }
     std::thread::scope(|scope| {
-        let lanes = store.seam().write_lanes().max(1);
-        let (to_writer, jobs) = std::sync::mpsc::sync_channel::<Parsed>(1);
-        // The batch comes back with its outcome, to be freed on the thread that allocated
-        // it (the allocator frees another thread's memory slowly).
-        let (to_reader, written) =
-            std::sync::mpsc::sync_channel::<(Result<Vec<Written>>, Parsed)>(1);
-        std::thread::Builder::new()
-            .name("cookiestore-restore".into())
-            .spawn_scoped(scope, move || {
-                let mut pacings: Vec<_> = (0..lanes).map(|_| store.seam().pacing(BATCH)).collect();
-                for job in jobs {
-                    let result = write_batch(store, &job, &mut pacings);
-                    let failed = result.is_err();
-                    if to_reader.send((result, job)).is_err() || failed {
-                        break;
-                    }
-                }
-            })?;
+        let lanes = (0..store.seam().write_lanes().max(1))
+            .map(|_| Lane::spawn(scope, store))
+            .collect::<io::Result<Vec<Lane>>>()?;
         let mut summary = RestoreSummary::default();
-        // The batch handed to the writer and not yet reported back: its last line.
+        // The batch handed to the lanes and not yet reported back: its last line.
         let mut in_flight: Option<u64> = None;
         let mut wait = |in_flight: &mut Option<u64>, summary: &mut RestoreSummary| -> Result<()> {
             let Some(lines) = in_flight.take() else {
                 return Ok(());
             };
-            let (done, job) = written.recv().map_err(|_| {
-                io::Error::other("the restore's writer thread stopped without an answer")
-            })?;
-            drop(job);
-            for done in done? {
-                summary.restored += done.restored;
-                summary.replaced += done.replaced;
-                summary.unchanged += done.unchanged;
-                summary.conflicts.extend(done.conflicts);
-                summary.bad_lines.extend(done.bad);
-                summary.import_marks += done.import_marks;
+            // Every lane's outcome first: an error of one share counts what the others wrote.
+            let mut outcomes = Vec::with_capacity(lanes.len());
+            for lane in &lanes {
+                let (share, written, result) = lane.done.recv().map_err(|_| {
+                    io::Error::other("a restore's writer thread stopped without an answer")
+                })?;
+                drop(share);
+                summary.restored += written.restored;
+                summary.replaced += written.replaced;
+                summary.unchanged += written.unchanged;
+                summary.conflicts.extend(written.conflicts);
+                summary.bad_lines.extend(written.bad);
+                summary.import_marks += written.import_marks;
+                outcomes.push(result);
+            }
+            for result in outcomes {
+                result.map_err(|e| e.with_committed(summary.restored + summary.replaced))?;
             }
             progress(lines);
             Ok(())
         };
-        let mut first = true;
-        let mut pending: Vec<Share> = (0..lanes).map(|_| Share::default()).collect();
+        let mut pending: Vec<Share> = lanes.iter().map(|_| Share::default()).collect();
         let mut pending_len = 0;
         // The line each oid came from: a repeated oid is reported, not silently replaced.
         let mut seen: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
@@ -292,7 +286,7 @@ pub fn restore(
                     Ok(text) if text.trim().is_empty() => {}
                     Ok(text) => match parse_mark_line(text.trim()) {
                         Some(Ok(mark)) => {
-                            pending[mark.0[0] as usize % lanes].marks.push(mark);
+                            pending[mark.0[0] as usize % lanes.len()].marks.push(mark);
                             pending_len += 1;
                         }
                         Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
@@ -309,7 +303,7 @@ pub fn restore(
                                 )),
                                 Entry::Vacant(slot) => {
                                     slot.insert(summary.lines);
-                                    let share = &mut pending[lane_of(&cookie.value, lanes)];
+                                    let share = &mut pending[lane_of(&cookie.value, lanes.len())];
                                     share.records.push((summary.lines, cookie, bytes));
                                     pending_len += 1;
                                 }
@@ -319,20 +313,16 @@ pub fn restore(
                     },
                 }
             }
-            if pending_len >= BATCH || (n == 0 && (pending_len > 0 || first)) {
+            if pending_len >= BATCH || (n == 0 && pending_len > 0) {
                 wait(&mut in_flight, &mut summary)?;
                 pending_len = 0;
-                let job = Parsed {
-                    shares: pending.iter_mut().map(std::mem::take).collect(),
-                    require_empty: first && !merge,
-                    committed: summary.restored + summary.replaced,
-                };
-                first = false;
-                if to_writer.send(job).is_err() {
-                    return Err(io::Error::other(
-                        "the restore's writer thread stopped before the end of the input",
-                    )
-                    .into());
+                for (lane, share) in lanes.iter().zip(&mut pending) {
+                    if lane.to.send(std::mem::take(share)).is_err() {
+                        return Err(io::Error::other(
+                            "a restore's writer thread stopped before the end of the input",
+                        )
+                        .into());
+                    }
                 }
                 in_flight = Some(summary.lines);
             }
@@ -368,15 +358,38 @@ fn parse_record(text: &str) -> std::result::Result<(Cookie, Vec<u8>), String> {
     Ok((cookie, bytes))
 }
 
-/// One batch of a restore's lines, parsed, for the writer thread.
-struct Parsed {
-    /// One share per lane ([`Backend::write_lanes`](crate::backend::Backend::write_lanes)),
-    /// written at once.
-    shares: Vec<Share>,
-    /// Whether the store must be empty first (the first batch, without `merge`).
-    require_empty: bool,
-    /// Cookies written (new or replaced) by the batches before it.
-    committed: u64,
+/// A thread that writes one share of each batch of a restore, for the whole restore (a
+/// thread per batch would cost its start, and the allocator's pages it leaves behind).
+struct Lane {
+    /// The next share to write.
+    to: std::sync::mpsc::SyncSender<Share>,
+    /// Each share back, with what was written of it and the error that stopped it, to be
+    /// freed on the thread that allocated it (the allocator frees another thread's memory
+    /// slowly).
+    done: std::sync::mpsc::Receiver<(Share, Written, Result<()>)>,
+}
+
+impl Lane {
+    fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        store: &'scope CookieStore,
+    ) -> io::Result<Lane> {
+        let (to, shares) = std::sync::mpsc::sync_channel::<Share>(1);
+        let (to_reader, done) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("cookiestore-restore".into())
+            .spawn_scoped(scope, move || {
+                let mut pacing = store.seam().pacing(BATCH);
+                for share in shares {
+                    let (written, result) = write_share(store, &share, &mut *pacing);
+                    let failed = result.is_err();
+                    if to_reader.send((share, written, result)).is_err() || failed {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Lane { to, done })
+    }
 }
 
 /// The lines of a batch that one lane writes: those of the values [`lane_of`] gives it, and
@@ -408,51 +421,6 @@ struct Written {
     conflicts: Vec<(u64, String, Uuid)>,
     bad: Vec<(u64, String)>,
     import_marks: u64,
-}
-
-/// Writes `job`'s shares at once, one lane each (the first on this thread), each with
-/// its pacing of `pacings`: what each share did. An error of any share is the batch's,
-/// counting the cookies that every share wrote.
-fn write_batch(
-    store: &CookieStore,
-    job: &Parsed,
-    pacings: &mut [Box<dyn Pacing>],
-) -> Result<Vec<Written>> {
-    if job.require_empty {
-        store.seam().require_empty()?;
-    }
-    let outcomes: Vec<(Written, Result<()>)> = std::thread::scope(|scope| {
-        let mut lanes = job.shares.iter().zip(pacings.iter_mut());
-        let first = lanes.next();
-        let others: Vec<_> = lanes
-            .map(|(share, pacing)| {
-                std::thread::Builder::new()
-                    .name("cookiestore-restore-share".into())
-                    .spawn_scoped(scope, move || write_share(store, share, &mut **pacing))
-            })
-            .collect();
-        let mut outcomes: Vec<_> = first
-            .map(|(share, pacing)| write_share(store, share, &mut **pacing))
-            .into_iter()
-            .collect();
-        for other in others {
-            outcomes.push(match other {
-                Ok(thread) => thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                // The share was not written: the batch fails, saying why.
-                Err(e) => (Written::default(), Err(e.into())),
-            });
-        }
-        outcomes
-    });
-    let went_in: u64 = outcomes.iter().map(|(w, _)| w.restored + w.replaced).sum();
-    let mut shares = Vec::with_capacity(outcomes.len());
-    for (written, result) in outcomes {
-        result.map_err(|e| e.with_committed(job.committed + went_in))?;
-        shares.push(written);
-    }
-    Ok(shares)
 }
 
 /// Writes one share of a batch, records first: what it wrote, and the error that stopped
