@@ -37,6 +37,7 @@ use crate::config::location::Location;
 use crate::error::Result;
 use crate::feed::revocation::Revocations;
 use crate::health::Health;
+use crate::record::codec::Encoded;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
 use crate::record::reader::RecordReader;
@@ -290,9 +291,9 @@ pub(crate) trait MaintenanceView {
         Ok(())
     }
 
-    /// The stored record that `cookie` would replace: the one with its oid on LMDB, the one
-    /// with its value on Redis (which keys records by value).
-    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>>;
+    /// The stored record that a record with `oid` and `value` would replace: the one with
+    /// its oid on LMDB, the one with its value on Redis (which keys records by value).
+    fn counterpart(&mut self, oid: Uuid, value: &str) -> Result<Option<Cookie>>;
 
     /// The stored record with `value`.
     fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>>;
@@ -306,15 +307,13 @@ pub(crate) trait MaintenanceTxn: MaintenanceView {
     /// Stores a whole record ([`Error::DuplicateValue`](crate::Error) when another cookie
     /// holds its value, [`Error::InvalidValue`](crate::Error) when it cannot be stored:
     /// both refused before anything was written).
-    fn put(&mut self, cookie: &Cookie) -> Result<()>;
-
-    /// [`Self::put`] of `cookie` whose record the caller has encoded already
-    /// (`bytes`: `cookie.encode()`), so that a backend that sends the record (Redis) does not
-    /// encode it again. Refused as [`Self::put`].
-    fn put_encoded(&mut self, cookie: &Cookie, bytes: &[u8]) -> Result<()> {
-        let _ = bytes;
-        self.put(cookie)
+    fn put(&mut self, cookie: &Cookie) -> Result<()> {
+        self.put_encoded(&Encoded::of(cookie)?)
     }
+
+    /// [`Self::put`] of a record the caller has encoded already (a restore, which never
+    /// builds the JSON values of its records). Refused as [`Self::put`].
+    fn put_encoded(&mut self, record: &Encoded) -> Result<()>;
 
     /// Stores `cookie` with its import mark (until its expiry). Refused as [`Self::put`];
     /// where both cannot be one transaction (Redis), the mark goes first: should the put

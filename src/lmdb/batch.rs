@@ -11,8 +11,8 @@ use crate::lmdb::env::Shared;
 use crate::lmdb::keys::{ExpiryKey, RecordKey, ValueKey};
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::tables::Tables;
-use crate::record::codec::CookieView;
 use crate::record::codec::materialise;
+use crate::record::codec::{CookieView, Encoded};
 use crate::record::cookie::{
     Auth, AuthChange, AuthContext, AuthOutcome, AuthUpdate, Cookie, create_with,
 };
@@ -118,7 +118,12 @@ impl Batch<'_, '_> {
     /// record with the same oid; a value held by another live record is refused ([`Error::DuplicateValue`]).
     pub fn put(&mut self, cookie: &Cookie) -> Result<()> {
         self.tables.need_present()?;
-        cookie.check_storable()?;
+        self.put_encoded(&Encoded::of(cookie)?)
+    }
+
+    /// [`Self::put`] of a record encoded already.
+    pub(crate) fn put_encoded(&mut self, cookie: &Encoded) -> Result<()> {
+        self.tables.need_present()?;
         let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
         let indexed = self.tables.find_oid(&self.txn, &cookie.value)?;
         if let Some(existing) = indexed
@@ -154,7 +159,7 @@ impl Batch<'_, '_> {
             if old_value != cookie.value {
                 self.unindex_value(&old_value, cookie.oid)?;
             }
-            if old_expiry != cookie.expires_at()
+            if old_expiry != cookie.expires
                 && let Some(slot) = self.tables.slots.by_expiry
             {
                 self.tables
@@ -163,12 +168,12 @@ impl Batch<'_, '_> {
                     .lmdb()?;
             }
         }
-        self.put_record(cookie)?;
+        self.put_record_bytes(cookie.oid, &cookie.bytes)?;
         self.tables
             .by_value()
             .put(self.txn.w(), &key, &cookie.oid)
             .lmdb()?;
-        self.index_expiry(cookie)
+        self.index_expiry_at(cookie.expires, cookie.oid)
     }
 
     /// Stores `auth` on the live cookie with `value`: see
@@ -441,27 +446,30 @@ impl Batch<'_, '_> {
     }
 
     pub(crate) fn put_record(&mut self, cookie: &Cookie) -> Result<()> {
-        let bytes = cookie.encode()?;
+        self.put_record_bytes(cookie.oid, &cookie.encode()?)
+    }
+
+    fn put_record_bytes(&mut self, oid: Uuid, bytes: &[u8]) -> Result<()> {
         self.tables
             .db
             .remap_key_type::<RecordKey>()
             .put(
                 self.txn.w(),
-                &RecordKey::new(self.tables.slots.cookies, cookie.oid),
-                &bytes,
+                &RecordKey::new(self.tables.slots.cookies, oid),
+                bytes,
             )
             .lmdb()
     }
 
     pub(crate) fn index_expiry(&mut self, cookie: &Cookie) -> Result<()> {
+        self.index_expiry_at(cookie.expires_at(), cookie.oid)
+    }
+
+    fn index_expiry_at(&mut self, expires: u64, oid: Uuid) -> Result<()> {
         if let Some(slot) = self.tables.slots.by_expiry {
             self.tables
                 .by_expiry()
-                .put(
-                    self.txn.w(),
-                    &ExpiryKey::new(slot, cookie.expires_at(), cookie.oid),
-                    &(),
-                )
+                .put(self.txn.w(), &ExpiryKey::new(slot, expires, oid), &())
                 .lmdb()?;
         }
         Ok(())

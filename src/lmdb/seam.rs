@@ -24,6 +24,7 @@ use crate::lmdb::marks;
 use crate::lmdb::pacing::Pacer;
 use crate::lmdb::snapshot::Snapshot;
 use crate::lmdb::txn::Growth;
+use crate::record::codec::Encoded;
 use crate::record::cookie::{Auth, AuthChange, AuthUpdate, Cookie, Lookup};
 use crate::record::mark::{Mark, ValueDigest};
 use crate::stats::Stats;
@@ -253,8 +254,8 @@ impl Pacing for Pacer {
 struct SnapshotView<'a, 's>(&'a Snapshot<'s>);
 
 impl MaintenanceView for SnapshotView<'_, '_> {
-    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
-        self.0.get_any_by_oid(cookie.oid)
+    fn counterpart(&mut self, oid: Uuid, _value: &str) -> Result<Option<Cookie>> {
+        self.0.get_any_by_oid(oid)
     }
 
     fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
@@ -270,8 +271,8 @@ impl MaintenanceView for SnapshotView<'_, '_> {
 struct BatchTxn<'a, 't, 'e>(&'a mut Batch<'t, 'e>);
 
 impl MaintenanceView for BatchTxn<'_, '_, '_> {
-    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
-        self.0.view().get_any_by_oid(cookie.oid)
+    fn counterpart(&mut self, oid: Uuid, _value: &str) -> Result<Option<Cookie>> {
+        self.0.view().get_any_by_oid(oid)
     }
 
     fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
@@ -284,8 +285,8 @@ impl MaintenanceView for BatchTxn<'_, '_, '_> {
 }
 
 impl MaintenanceTxn for BatchTxn<'_, '_, '_> {
-    fn put(&mut self, cookie: &Cookie) -> Result<()> {
-        self.0.put(cookie)
+    fn put_encoded(&mut self, record: &Encoded) -> Result<()> {
+        self.0.put_encoded(record)
     }
 
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {

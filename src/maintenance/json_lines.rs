@@ -17,11 +17,12 @@ use std::io::{self, BufRead, Write};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{BATCH, storable};
+use super::BATCH;
 use crate::backend::{Pacing, Prefetch, WriteKind, chunks};
 use crate::error::{Error, Result};
 use crate::maintenance::legacy;
-use crate::record::bigint;
+use crate::maintenance::record_line::parse_record;
+use crate::record::codec::Encoded;
 use crate::record::cookie::Cookie;
 use crate::record::mark::{ValueDigest, parse_hex};
 use crate::store::CookieStore;
@@ -291,20 +292,20 @@ pub fn restore(
                         }
                         Some(Err(problem)) => summary.bad_lines.push((summary.lines, problem)),
                         None => match parse_record(text.trim()) {
-                            Ok((cookie, bytes)) => match seen.entry(cookie.oid) {
+                            Ok(record) => match seen.entry(record.oid) {
                                 Entry::Occupied(first) => summary.bad_lines.push((
                                     summary.lines,
                                     format!(
                                         "oid {} was already restored from line {}; oids \
                                              are unique, the first record is kept",
-                                        cookie.oid,
+                                        record.oid,
                                         first.get()
                                     ),
                                 )),
                                 Entry::Vacant(slot) => {
                                     slot.insert(summary.lines);
-                                    let share = &mut pending[lane_of(&cookie.value, lanes.len())];
-                                    share.records.push((summary.lines, cookie, bytes));
+                                    let share = &mut pending[lane_of(&record.value, lanes.len())];
+                                    share.records.push((summary.lines, record));
                                     pending_len += 1;
                                 }
                             },
@@ -335,27 +336,6 @@ pub fn restore(
             }
         }
     })
-}
-
-/// A record line: the cookie and its record (encoded here to check that it can be stored,
-/// and kept so that the write does not encode it again).
-fn parse_record(text: &str) -> std::result::Result<(Cookie, Vec<u8>), String> {
-    let cookie: Cookie =
-        serde_json::from_str(text).map_err(|e| format!("not a cookie record: {e}"))?;
-    // Only a JSON value (authextra, the transport info) can hold an integer beyond 64 bits:
-    // the other fields are integers that serde_json refuses when too large.
-    if (bigint::may_hold_big_number(&cookie.authextra)
-        || bigint::may_hold_big_number(&cookie.authenticated_transport_info))
-        && let Some((path, literal)) = bigint::big_integer(text)
-    {
-        return Err(bigint::problem(&path, &literal));
-    }
-    if cookie.oid.is_nil() {
-        return Err("the record has no oid (or the nil uuid)".into());
-    }
-    storable(&cookie.value)?;
-    let bytes = cookie.encode().map_err(|e| e.to_string())?;
-    Ok((cookie, bytes))
 }
 
 /// A thread that writes one share of each batch of a restore, for the whole restore (a
@@ -397,8 +377,8 @@ impl Lane {
 /// in a restore).
 #[derive(Default)]
 struct Share {
-    /// Line number, record, its encoding.
-    records: Vec<(u64, Cookie, Vec<u8>)>,
+    /// Line number and record.
+    records: Vec<(u64, Encoded)>,
     marks: Vec<(ValueDigest, u64)>,
 }
 
@@ -436,20 +416,20 @@ fn write_share(
         store.maintenance_write("restore cookies", WriteKind::Import, &mut |txn| {
             counts = (0, 0, 0, Vec::new(), Vec::new());
             txn.prefetch(
-                &mut chunk.iter().map(|(_, c, _)| c.value.as_str()),
+                &mut chunk.iter().map(|(_, r)| r.value.as_str()),
                 Prefetch::Records,
             )?;
-            for (line, cookie, bytes) in chunk {
-                let existing = match txn.counterpart(cookie) {
+            for (line, record) in chunk {
+                let existing = match txn.counterpart(record.oid, &record.value) {
                     Ok(c) => c,
                     Err(Error::CorruptRecord { .. }) => None,
                     Err(e) => return Err(e),
                 };
-                if existing.as_ref() == Some(cookie) {
+                if existing.as_ref().is_some_and(|c| record.is(c)) {
                     counts.2 += 1;
                     continue;
                 }
-                match txn.put_encoded(cookie, bytes) {
+                match txn.put_encoded(record) {
                     Ok(()) if existing.is_some() => counts.1 += 1,
                     Ok(()) => counts.0 += 1,
                     Err(Error::DuplicateValue { value, existing }) => {

@@ -4,7 +4,7 @@
 //!
 //! - `check.rs`: [`check`]; `problem.rs`: the damage it reports; `repair.rs`: [`repair`];
 //! - `legacy.rs`: reading `cookies.dat`; `legacy_import.rs`: importing it;
-//! - `json_lines.rs`: [`export`] and [`restore`];
+//! - `json_lines.rs`: [`export`] and [`restore`]; `record_line.rs`: a restore's record lines;
 //! - `store_import.rs`: [`import_records`], another store's records.
 
 pub(crate) mod check;
@@ -12,6 +12,7 @@ pub(crate) mod json_lines;
 pub(crate) mod legacy;
 pub(crate) mod legacy_import;
 pub(crate) mod problem;
+pub(crate) mod record_line;
 pub(crate) mod repair;
 pub(crate) mod store_import;
 

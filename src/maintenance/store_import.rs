@@ -58,7 +58,7 @@ fn judge(
     cookie: &Cookie,
     options: &ImportOptions,
 ) -> Result<Judged> {
-    let existing = match view.counterpart(cookie) {
+    let existing = match view.counterpart(cookie.oid, &cookie.value) {
         Ok(c) => c,
         Err(Error::CorruptRecord { .. }) => None, // replaced; check lists it
         Err(e) => return Err(e),

@@ -25,7 +25,12 @@ impl Cookie {
             &self.authenticated_transport_info,
         )?;
         let authextra = cbor_field("authextra", &self.authextra)?;
+        self.encode_with(&transport, &authextra)
+    }
 
+    /// [`Self::encode`] with the two CBOR fields given as their bytes (`transport` and
+    /// `authextra`; empty: unset) instead of this cookie's JSON values, which are not read.
+    pub(crate) fn encode_with(&self, transport: &[u8], authextra: &[u8]) -> Result<Vec<u8>> {
         let mut fbb = FlatBufferBuilder::with_capacity(256 + transport.len() + authextra.len());
         let oid = (!self.oid.is_nil()).then(|| fbb.create_vector(self.oid.as_bytes()));
         let name = s(&mut fbb, &self.name);
@@ -34,13 +39,13 @@ impl Cookie {
             .authenticated_on_node
             .map(|u| fbb.create_vector(u.as_bytes()));
         let worker = s(&mut fbb, &self.authenticated_on_worker);
-        let transport = (!transport.is_empty()).then(|| fbb.create_vector(&transport));
+        let transport = (!transport.is_empty()).then(|| fbb.create_vector(transport));
         let session_method = s(&mut fbb, &self.authenticated_authmethod);
         let authid = s(&mut fbb, &self.authid);
         let authrole = s(&mut fbb, &self.authrole);
         let authmethod = s(&mut fbb, &self.authmethod);
         let authrealm = s(&mut fbb, &self.authrealm);
-        let authextra = (!authextra.is_empty()).then(|| fbb.create_vector(&authextra));
+        let authextra = (!authextra.is_empty()).then(|| fbb.create_vector(authextra));
 
         let root = fb::Cookie::create(
             &mut fbb,
@@ -84,6 +89,53 @@ impl Cookie {
         CookieView::new(bytes)
             .and_then(|view| view.to_cookie())
             .map_err(|problem| Error::InvalidRecord { problem })
+    }
+}
+
+/// A record ready to be written, checked storable: its bytes, and the fields a store keys
+/// and indexes it by. A writer that has the bytes already (a restore, which reads the CBOR fields straight from
+/// JSON) needs no [`Cookie`] with its JSON values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Encoded {
+    pub(crate) oid: Uuid,
+    pub(crate) value: String,
+    pub(crate) authid: Option<String>,
+    /// When the cookie expires (ns).
+    pub(crate) expires: u64,
+    /// The record: [`Cookie::encode`]'s bytes.
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl Encoded {
+    /// `cookie`, checked storable ([`Error::InvalidValue`] when it is not) and encoded.
+    pub(crate) fn of(cookie: &Cookie) -> Result<Encoded> {
+        cookie.check_storable()?;
+        let bytes = cookie.encode()?;
+        Ok(Encoded {
+            oid: cookie.oid,
+            value: cookie.value.clone(),
+            authid: cookie.authid.clone(),
+            expires: cookie.expires_at(),
+            bytes,
+        })
+    }
+
+    /// `cookie` whose record is `bytes` (its encoding, which the caller made), checked
+    /// storable as [`Self::of`].
+    pub(crate) fn with_bytes(cookie: Cookie, bytes: Vec<u8>) -> Result<Encoded> {
+        cookie.check_storable()?;
+        Ok(Encoded {
+            oid: cookie.oid,
+            expires: cookie.expires_at(),
+            value: cookie.value,
+            authid: cookie.authid,
+            bytes,
+        })
+    }
+
+    /// Whether `cookie` is the record this one holds: they encode to the same bytes.
+    pub(crate) fn is(&self, cookie: &Cookie) -> bool {
+        cookie.encode().is_ok_and(|bytes| bytes == self.bytes)
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! **Owns:** what a cookie value may be (`value.rs`, the one home of that rule), the record
 //! and its authentication (`cookie.rs`: expiry, what an auth change does, the draw loop of a
-//! new cookie), its bytes (`codec.rs`: cfxdb's FlatBuffers `Cookie`, flatc's `generated/`),
-//! the CBOR fields as JSON (`cbor.rs`), the lookup path's field reader (`reader.rs`),
+//! new cookie), its bytes (`codec.rs`: cfxdb's FlatBuffers `Cookie`, flatc's `generated/`,
+//! and `Encoded`, a record ready to write), the CBOR fields as JSON (`cbor.rs`) and read
+//! straight from JSON (`transcode.rs`), the lookup path's field reader (`reader.rs`),
 //! integers JSON cannot carry (`bigint.rs`), and import marks' digests (`mark.rs`).
 //!
 //! **May not know:** any backend (LMDB, Redis), the store, the feed, configuration. Nothing
@@ -16,4 +17,5 @@ pub(crate) mod cookie;
 pub(crate) mod generated;
 pub(crate) mod mark;
 pub(crate) mod reader;
+pub(crate) mod transcode;
 pub(crate) mod value;

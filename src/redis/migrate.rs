@@ -20,7 +20,7 @@ use super::{RedisBackend, SCAN_BATCH, pxat_ms};
 use crate::backend::{MaintenanceTxn, MaintenanceView, Pacing, Prefetch};
 use crate::error::{Error, Result};
 use crate::feed::kind::RevocationKind;
-use crate::record::codec::{CookieView, materialise};
+use crate::record::codec::{CookieView, Encoded, materialise};
 use crate::record::cookie::Cookie;
 use crate::record::mark::{Mark, ValueDigest, digest};
 use crate::record::value;
@@ -164,20 +164,21 @@ impl<'a> Batch<'a> {
         Ok(found)
     }
 
-    /// Queues the put of `cookie`, whose record is `bytes` (checked storable).
-    fn put_bytes(&mut self, cookie: &Cookie, bytes: Vec<u8>) -> Result<()> {
-        let old = self.record(&cookie.value)?.unwrap_or_default();
-        same_oid_or_none(cookie, &old)?;
+    /// Queues the put of `record`.
+    fn put_bytes(&mut self, record: &Encoded) -> Result<()> {
+        let old = self.record(&record.value)?.unwrap_or_default();
+        same_oid_or_none(record.oid, &record.value, &old)?;
         let redis = self.redis();
         self.ops.push(Op::Put {
-            key: redis.cookie_key(&cookie.value),
-            set_key: cookie.authid.as_deref().map(|a| redis.authid_key(a)),
+            key: redis.cookie_key(&record.value),
+            set_key: record.authid.as_deref().map(|a| redis.authid_key(a)),
             expected: old,
-            pxat: pxat_ms(cookie.expires_at()),
-            bytes: bytes.clone(),
-            value: cookie.value.clone(),
+            pxat: pxat_ms(record.expires),
+            bytes: record.bytes.clone(),
+            value: record.value.clone(),
         });
-        self.records.insert(cookie.value.clone(), Some(bytes));
+        self.records
+            .insert(record.value.clone(), Some(record.bytes.clone()));
         Ok(())
     }
 
@@ -250,8 +251,8 @@ impl MaintenanceView for Batch<'_> {
         Ok(())
     }
 
-    fn counterpart(&mut self, cookie: &Cookie) -> Result<Option<Cookie>> {
-        self.get_any_by_value(&cookie.value)
+    fn counterpart(&mut self, _oid: Uuid, value: &str) -> Result<Option<Cookie>> {
+        self.get_any_by_value(value)
     }
 
     fn get_any_by_value(&mut self, value: &str) -> Result<Option<Cookie>> {
@@ -278,15 +279,8 @@ impl MaintenanceView for Batch<'_> {
 impl MaintenanceTxn for Batch<'_> {
     /// Queued, after the checks that refuse it: what it would replace is read now and
     /// compared again when the batch is written.
-    fn put(&mut self, cookie: &Cookie) -> Result<()> {
-        cookie.check_storable()?;
-        let bytes = cookie.encode()?;
-        self.put_bytes(cookie, bytes)
-    }
-
-    fn put_encoded(&mut self, cookie: &Cookie, bytes: &[u8]) -> Result<()> {
-        cookie.check_storable()?;
-        self.put_bytes(cookie, bytes.to_vec())
+    fn put_encoded(&mut self, record: &Encoded) -> Result<()> {
+        self.put_bytes(record)
     }
 
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {

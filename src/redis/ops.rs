@@ -478,7 +478,7 @@ impl RedisBackend {
             let bytes = cookie.encode()?;
             for _ in 0..CAS_ATTEMPTS {
                 let old = self.record(&cookie.value)?.unwrap_or_default();
-                same_oid_or_none(cookie, &old)?;
+                same_oid_or_none(cookie.oid, &cookie.value, &old)?;
                 if self.put_cas(cookie, &bytes, &old, false, false)? == 1 {
                     return Ok(());
                 }
@@ -670,17 +670,17 @@ impl RedisBackend {
     }
 }
 
-/// `Ok` when `old` (the record now under `cookie`'s value; empty: none) is absent, undecodable
-/// or `cookie`'s own record; else [`Error::DuplicateValue`]: a put never replaces another
+/// `Ok` when `old` (the record now under `value`; empty: none) is absent, undecodable or the
+/// record of `oid`; else [`Error::DuplicateValue`]: a put never replaces another
 /// cookie's record that has the same value.
-pub(super) fn same_oid_or_none(cookie: &Cookie, old: &[u8]) -> Result<()> {
+pub(super) fn same_oid_or_none(oid: Uuid, value: &str, old: &[u8]) -> Result<()> {
     if !old.is_empty()
         && let Ok(view) = CookieView::new(old)
         && let Some(existing) = view.oid()
-        && existing != cookie.oid
+        && existing != oid
     {
         return Err(Error::DuplicateValue {
-            value: cookie.value.clone(),
+            value: value.to_string(),
             existing,
         });
     }
