@@ -122,12 +122,12 @@ impl Batch<'_, '_> {
     }
 
     /// [`Self::put`] of a record encoded already.
-    pub(crate) fn put_encoded(&mut self, cookie: &Encoded) -> Result<()> {
+    pub(crate) fn put_encoded(&mut self, record: &Encoded) -> Result<()> {
         self.tables.need_present()?;
-        let key = ValueKey::new(self.tables.slots.by_value, &cookie.value)?;
-        let indexed = self.tables.find_oid(&self.txn, &cookie.value)?;
+        let key = ValueKey::new(self.tables.slots.by_value, &record.value)?;
+        let indexed = self.tables.find_oid(&self.txn, &record.value)?;
         if let Some(existing) = indexed
-            && existing != cookie.oid
+            && existing != record.oid
             && self
                 .tables
                 .record(&self.txn, existing)
@@ -136,11 +136,11 @@ impl Batch<'_, '_> {
                 .is_some()
         {
             return Err(Error::DuplicateValue {
-                value: cookie.value.clone(),
+                value: record.value.clone(),
                 existing,
             });
         }
-        let old = match self.tables.record(&self.txn, cookie.oid) {
+        let old = match self.tables.record(&self.txn, record.oid) {
             Ok(Some(view)) => Some((view.value().to_string(), view.expires_at())),
             Ok(None) | Err(Error::CorruptRecord { .. }) => None,
             Err(e) => return Err(e),
@@ -148,32 +148,32 @@ impl Batch<'_, '_> {
         // What a cache may hold an answer for: the replaced record's value, and this value
         // when the index already pointed somewhere.
         if let Some((old_value, _)) = &old {
-            self.append_revocation(RevocationKind::Replaced, cookie.oid, old_value)?;
+            self.append_revocation(RevocationKind::Replaced, record.oid, old_value)?;
         }
-        if indexed.is_some() && old.as_ref().is_none_or(|(v, _)| *v != cookie.value) {
-            self.append_revocation(RevocationKind::Replaced, cookie.oid, &cookie.value)?;
+        if indexed.is_some() && old.as_ref().is_none_or(|(v, _)| *v != record.value) {
+            self.append_revocation(RevocationKind::Replaced, record.oid, &record.value)?;
         }
-        let old_authid = self.authid_of(cookie.oid);
-        self.reindex_authid(cookie.oid, old_authid.as_deref(), cookie.authid.as_deref())?;
+        let old_authid = self.authid_of(record.oid);
+        self.reindex_authid(record.oid, old_authid.as_deref(), record.authid.as_deref())?;
         if let Some((old_value, old_expiry)) = old {
-            if old_value != cookie.value {
-                self.unindex_value(&old_value, cookie.oid)?;
+            if old_value != record.value {
+                self.unindex_value(&old_value, record.oid)?;
             }
-            if old_expiry != cookie.expires
+            if old_expiry != record.expires
                 && let Some(slot) = self.tables.slots.by_expiry
             {
                 self.tables
                     .by_expiry()
-                    .delete(self.txn.w(), &ExpiryKey::new(slot, old_expiry, cookie.oid))
+                    .delete(self.txn.w(), &ExpiryKey::new(slot, old_expiry, record.oid))
                     .lmdb()?;
             }
         }
-        self.put_record_bytes(cookie.oid, &cookie.bytes)?;
+        self.put_record_bytes(record.oid, &record.bytes)?;
         self.tables
             .by_value()
-            .put(self.txn.w(), &key, &cookie.oid)
+            .put(self.txn.w(), &key, &record.oid)
             .lmdb()?;
-        self.index_expiry_at(cookie.expires, cookie.oid)
+        self.index_expiry_at(record.expires, record.oid)
     }
 
     /// Stores `auth` on the live cookie with `value`: see
