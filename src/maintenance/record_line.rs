@@ -20,7 +20,7 @@ use crate::record::transcode::CborField;
 
 /// A record line as [`Cookie`]'s serde form reads it (the same fields, defaults and unknown
 /// fields refused), its two JSON values as CBOR bytes.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct RecordLine {
     oid: Uuid,
@@ -42,30 +42,6 @@ struct RecordLine {
     authextra: CborField,
 }
 
-impl Default for RecordLine {
-    fn default() -> Self {
-        RecordLine {
-            oid: Uuid::nil(),
-            created: 0,
-            max_age: 0,
-            name: None,
-            value: String::new(),
-            authenticated: 0,
-            authenticated_on_node: None,
-            authenticated_on_worker: None,
-            authenticated_transport_info: CborField::default(),
-            authenticated_session: 0,
-            authenticated_joined_at: 0,
-            authenticated_authmethod: None,
-            authid: None,
-            authrole: None,
-            authmethod: None,
-            authrealm: None,
-            authextra: CborField::default(),
-        }
-    }
-}
-
 /// The record of a line, or what is wrong with it (for the restore's list of bad lines).
 pub(crate) fn parse_record(text: &str) -> Result<Encoded, String> {
     quick(text).map_or_else(|| reference(text), Ok)
@@ -74,9 +50,6 @@ pub(crate) fn parse_record(text: &str) -> Result<Encoded, String> {
 /// The record of a line that needs no more than one reading; `None` for any other line.
 fn quick(text: &str) -> Option<Encoded> {
     let line: RecordLine = serde_json::from_str(text).ok()?;
-    if line.oid.is_nil() || storable(&line.value).is_err() {
-        return None;
-    }
     let cookie = Cookie {
         oid: line.oid,
         created: line.created,
@@ -100,6 +73,7 @@ fn quick(text: &str) -> Option<Encoded> {
     let bytes = cookie
         .encode_with(&line.authenticated_transport_info.0, &line.authextra.0)
         .ok()?;
+    // Refused when the oid is nil or the value cannot be stored.
     Encoded::with_bytes(cookie, bytes).ok()
 }
 

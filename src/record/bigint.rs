@@ -121,11 +121,17 @@ fn may_hold_big_integer(bytes: &[u8]) -> bool {
 pub(crate) fn may_hold_big_number(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
-        Value::Number(n) => n.as_f64().is_some_and(|f| n.is_f64() && f.abs() >= 9.2e18),
+        Value::Number(n) => n.is_f64() && n.as_f64().is_some_and(may_be_big_integer),
         Value::Array(items) => items.iter().any(may_hold_big_number),
         Value::Object(map) => map.values().any(may_hold_big_number),
         Value::Null | Value::Bool(_) | Value::String(_) => false,
     }
+}
+
+/// Whether serde_json may have read the float `f` from an integer literal beyond 64 bits: its
+/// magnitude is at least 2^63 (~9.2e18).
+pub(crate) fn may_be_big_integer(f: f64) -> bool {
+    f.abs() >= 9.2e18
 }
 
 /// The problem with the big integer `literal` at `path`, for error messages.

@@ -102,8 +102,8 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // `bigint::may_hold_big_number`'s test, and its answer is the reference path's.
-        if v.abs() >= 9.2e18 {
+        // Whether it is a big integer is the reference path's answer (`bigint.rs`).
+        if super::bigint::may_be_big_integer(v) {
             return Err(E::custom("a float of 64-bit magnitude"));
         }
         push(self.out, Header::Float(v));

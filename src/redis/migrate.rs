@@ -164,24 +164,6 @@ impl<'a> Batch<'a> {
         Ok(found)
     }
 
-    /// Queues the put of `record`.
-    fn put_bytes(&mut self, record: &Encoded) -> Result<()> {
-        let old = self.record(&record.value)?.unwrap_or_default();
-        same_oid_or_none(record.oid, &record.value, &old)?;
-        let redis = self.redis();
-        self.ops.push(Op::Put {
-            key: redis.cookie_key(&record.value),
-            set_key: record.authid.as_deref().map(|a| redis.authid_key(a)),
-            expected: old,
-            pxat: pxat_ms(record.expires),
-            bytes: record.bytes.clone(),
-            value: record.value.clone(),
-        });
-        self.records
-            .insert(record.value.clone(), Some(record.bytes.clone()));
-        Ok(())
-    }
-
     /// Sends what was queued (see [`Batch`]); `false` when a record had changed since it was
     /// read (then the queued puts and marks were not written: the caller runs the step again
     /// with fresh reads).
@@ -280,7 +262,20 @@ impl MaintenanceTxn for Batch<'_> {
     /// Queued, after the checks that refuse it: what it would replace is read now and
     /// compared again when the batch is written.
     fn put_encoded(&mut self, record: &Encoded) -> Result<()> {
-        self.put_bytes(record)
+        let old = self.record(&record.value)?.unwrap_or_default();
+        same_oid_or_none(record.oid, &record.value, &old)?;
+        let redis = self.redis();
+        self.ops.push(Op::Put {
+            key: redis.cookie_key(&record.value),
+            set_key: record.authid.as_deref().map(|a| redis.authid_key(a)),
+            expected: old,
+            pxat: pxat_ms(record.expires),
+            bytes: record.bytes.clone(),
+            value: record.value.clone(),
+        });
+        self.records
+            .insert(record.value.clone(), Some(record.bytes.clone()));
+        Ok(())
     }
 
     fn put_imported(&mut self, cookie: &Cookie) -> Result<()> {
