@@ -22,7 +22,7 @@ else
 fi
 
 "${fuzz[@]}" build
-for target in header record legacy_line reader; do
+for target in header record legacy_line reader restore_line; do
     scratch="target/corpus-scratch/$target"
     mkdir -p "$scratch"
     echo "fuzz: $target for ${seconds}s"

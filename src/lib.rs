@@ -102,4 +102,12 @@ pub mod fuzzing {
     pub fn reader_agrees(bytes: &[u8]) {
         crate::record::reader::agrees_with_decode(bytes);
     }
+
+    /// Compares a restore's two readings of an export line on `text` (the quick path with
+    /// the reference `Cookie` path, and the JSON-to-CBOR transcoder with `cbor_field`):
+    /// panics when they disagree.
+    pub fn restore_line_agrees(text: &str) {
+        crate::maintenance::record_line::agrees_with_reference(text);
+        crate::record::transcode::agrees_with_cbor_field(text);
+    }
 }

@@ -97,6 +97,17 @@ fn reference(text: &str) -> Result<Encoded, String> {
     Encoded::with_bytes(cookie, bytes).map_err(|e| e.to_string())
 }
 
+/// Checks the quick path against the reference on any text: a record the quick path gives
+/// is the record the reference gives (a line it leaves is the reference's alone), and
+/// neither panics. Panics on disagreement (the `restore_line` fuzz target's oracle).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn agrees_with_reference(text: &str) {
+    let reference = reference(text);
+    if let Some(quick) = quick(text) {
+        assert_eq!(Ok(quick), reference, "the record of {text}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{quick, reference};
@@ -140,6 +151,28 @@ mod tests {
             let quick = quick(text).expect(text);
             assert_eq!(Ok(quick), reference(text), "{text}");
         }
+    }
+
+    /// The fuzz target's seeds (`fuzz/corpus/restore_line`): both paths agree on each, and
+    /// the seeds hold lines of both kinds, those the quick path reads and those it leaves.
+    #[test]
+    fn agrees_on_every_corpus_entry() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/restore_line");
+        let (mut taken, mut left) = (0, 0);
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            super::agrees_with_reference(&text);
+            crate::record::transcode::agrees_with_cbor_field(&text);
+            if quick(&text).is_some() {
+                taken += 1;
+            } else {
+                left += 1;
+            }
+        }
+        assert!(
+            taken >= 5 && left >= 5,
+            "{taken} seeds read quickly, {left} left"
+        );
     }
 
     /// Lines the quick path leaves to the reference, which says what is wrong.

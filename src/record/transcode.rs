@@ -226,6 +226,24 @@ impl<'de> Visitor<'de> for Key<'_> {
     }
 }
 
+/// Checks the transcoder against the reference on any text: when it reads `json` as a
+/// field, serde_json parses the same text into a `Value` whose [`cbor_field`] bytes are the
+/// same (a refusal is always allowed: the caller then takes the reference path). Panics on
+/// disagreement (the `restore_line` fuzz target's oracle).
+///
+/// [`cbor_field`]: super::cbor::cbor_field
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn agrees_with_cbor_field(json: &str) {
+    let Ok(CborField(fast)) = serde_json::from_str::<CborField>(json) else {
+        return;
+    };
+    let value: serde_json::Value = serde_json::from_str(json)
+        .unwrap_or_else(|e| panic!("transcoded, but serde_json refuses it: {e}"));
+    let reference = super::cbor::cbor_field("authextra", &value)
+        .unwrap_or_else(|e| panic!("transcoded, but the reference refuses it: {e}"));
+    assert_eq!(fast, reference, "the CBOR bytes of {json}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::CborField;
