@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::{RedisServer, free_port, need_redis, wait_available};
-use common::{ChildLines, child_command, child_role, report, wait_success};
+use common::{ChildLines, child_command, child_role, need, report, wait_success};
 use cookiestore::{
     Auth, AuthContext, Connections, CookieStore, Error, StoreOptions, Subscriber, Tracker,
     TrackerConfig, WatchEvent, Watcher,
@@ -524,8 +524,10 @@ fn the_probe_runs_only_during_an_outage_and_ends_with_the_last_handle() {
     if child_role().is_some() {
         return probe_alone();
     }
-    if !std::path::Path::new("/proc/self/task").exists() {
-        eprintln!("skipping: no /proc/self/task to list threads");
+    if !need(
+        std::path::Path::new("/proc/self/task").exists(),
+        "no /proc/self/task to list the process's threads (Linux's procfs)",
+    ) {
         return;
     }
     // Alone in a process of its own: other tests' probes are not counted.

@@ -235,9 +235,11 @@ pub fn assert_clean(store: &CookieStore) -> cookiestore::Stats {
 }
 
 /// Whether a test may run the part that needs `cond` (root, mount privileges, a Python
-/// venv, ...). When `cond` holds: `true`. Otherwise the test is skipped: `why` goes to stderr
-/// and the answer is `false` (the caller returns), except when the environment variable `CI`
-/// is set to any non-empty value: then nothing may be skipped, and this panics with `why`.
+/// venv, ...). When `cond` holds: `true`. Otherwise the test is skipped: the answer is
+/// `false` (the caller returns), and the test's name and `why` go to the process's stderr
+/// itself, not through `eprintln!`, which the test harness captures and shows only for a
+/// failed test: a plain `cargo test` says what it skipped and why. When the environment
+/// variable `CI` is set to any non-empty value, nothing may be skipped: this panics with `why`.
 pub fn need(cond: bool, why: &str) -> bool {
     if cond {
         return true;
@@ -247,7 +249,10 @@ pub fn need(cond: bool, why: &str) -> bool {
             panic!("{why}; CI={ci:?} is set, so this test must run, not be skipped")
         }
         _ => {
-            eprintln!("skipping: {why}");
+            use std::io::Write;
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("a test");
+            let _ = writeln!(std::io::stderr().lock(), "skipping {test}: {why}");
             false
         }
     }

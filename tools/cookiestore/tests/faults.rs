@@ -10,8 +10,8 @@ use std::process::Command;
 
 use std::sync::Arc;
 
-use common::can_mount;
 use common::tmpfs::Tmpfs;
+use common::{can_mount, need};
 use cookiestore::{CookieStore, ManualClock, StoreOptions, parse_rfc3339_ns};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cookiestore");
@@ -27,20 +27,6 @@ fn read_at_dat_now() -> StoreOptions {
     StoreOptions::default()
         .readonly(true)
         .clock(Arc::new(ManualClock::new(now)))
-}
-
-/// As the library tests' `common::need`: skip with a printed reason, fail under a non-empty CI.
-fn need(cond: bool, why: &str) -> bool {
-    if cond {
-        return true;
-    }
-    match std::env::var_os("CI") {
-        Some(ci) if !ci.is_empty() => panic!("{why}; CI={ci:?} is set, so this test must run"),
-        _ => {
-            eprintln!("skipping: {why}");
-            false
-        }
-    }
 }
 
 struct Run {
