@@ -28,9 +28,14 @@ for target in header record legacy_line reader restore_line; do
     echo "fuzz: $target for ${seconds}s"
     log="target/fuzz-$target.log"
     set +e
+    # A target's libFuzzer dictionary, when it has one (<target>.dict: tokens of its format).
+    dict=()
+    if [ -f "$target.dict" ]; then
+        dict=(-dict="$target.dict")
+    fi
     "${fuzz[@]}" run "$target" "$scratch" "corpus/$target" -- \
         -max_total_time="$seconds" -max_len=131072 -rss_limit_mb=4096 -print_final_stats=1 \
-        >"$log" 2>&1
+        "${dict[@]}" >"$log" 2>&1
     rc=$?
     set -e
     grep -E '^(Done|stat::average_exec_per_sec)' "$log" || true
