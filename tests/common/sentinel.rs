@@ -302,8 +302,11 @@ pub fn manual_failover(sentinels: &Sentinels, old_master: u16, new_master_port: 
         sentinels.master_port() == new_master_port
     });
     wait_until("the old master is a replica", || {
-        let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut connect(old_master)).unwrap();
-        matches!(&role[0], redis::Value::BulkString(b) if b == b"slave")
+        // Sentinel turns the old master into a replica with REPLICAOF followed by CLIENT
+        // KILL TYPE normal, which may close this connection mid-query: not yet, ask again.
+        let role: redis::RedisResult<Vec<redis::Value>> =
+            redis::cmd("ROLE").query(&mut connect(old_master));
+        matches!(role.as_deref(), Ok([redis::Value::BulkString(b), ..]) if b == b"slave")
     });
 }
 
