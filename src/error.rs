@@ -277,7 +277,8 @@ pub enum Error {
     /// Redis refused the store's credentials: a wrong password, or an ACL user that does not
     /// exist or is disabled. The error names the user, never the password. Like
     /// [`Error::RedisSetting`], it lasts until it is mended outside (the password or the
-    /// user, on either side); a handle opened with
+    /// user, on either side: a password file is read again when it changes, see
+    /// docs/configuration.md, "Redis: the same store on several hosts"); a handle opened with
     /// [`StoreOptions::connect_lazily`](crate::StoreOptions::connect_lazily) keeps trying, and
     /// its first call after the mend connects.
     #[error(

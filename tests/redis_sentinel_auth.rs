@@ -161,3 +161,95 @@ fn the_sentinels_password_is_given_one_way_and_a_user_needs_one() {
     );
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
+
+/// Closes the connections a store made to the server on `port` (those without a name: the
+/// sentinels name theirs, the replica's link is not `normal`), so its next call needs a new
+/// one.
+fn kill_unnamed_clients(port: u16) {
+    let mut con = sentinel::connect(port);
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut con)
+        .unwrap();
+    let me: u64 = redis::cmd("CLIENT").arg("ID").query(&mut con).unwrap();
+    let mut killed = 0;
+    for line in list.lines() {
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(name).and_then(|v| v.strip_prefix('=')))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let id: u64 = field("id").parse().unwrap();
+        if id != me && field("name").is_empty() {
+            let _: u64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("ID")
+                .arg(id)
+                .query(&mut con)
+                .unwrap();
+            killed += 1;
+        }
+    }
+    assert!(killed > 0, "no connection of the store to close: {list}");
+}
+
+#[test]
+fn a_rotated_sentinel_password_file_is_used_without_reopening() {
+    if !need_redis() {
+        return;
+    }
+    const ROTATED: &str = "Rotated-sentinel-pw-5Hn";
+    let (master, _replica) = master_and_replica();
+    let sentinels = Sentinels::start_with_password(master.port);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sentinel.pw");
+    write_private(&file, &format!("{SENTINEL_PASSWORD}\n"));
+    let store = CookieStore::open(
+        sentinels.url().as_str(),
+        StoreOptions::default()
+            .timeout_ms(5_000)
+            .sentinel_password_file(&file),
+    )
+    .unwrap();
+    let value = assert_logs_in(&store);
+
+    // Every sentinel's password changes, then the file (renamed over it); the store's
+    // connection to the master is closed, so its next call asks the sentinels again, with
+    // the file as it is now.
+    for &port in &sentinels.ports {
+        let mut con = sentinels
+            .client_of(port)
+            .get_connection_with_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetpass")
+            .arg(format!(">{ROTATED}"))
+            .query(&mut con)
+            .unwrap();
+    }
+    let next = dir.path().join("sentinel.pw.next");
+    write_private(&next, &format!("{ROTATED}\n"));
+    std::fs::rename(&next, &file).unwrap();
+    kill_unnamed_clients(master.port);
+    assert_eq!(store.get_auth(&value).unwrap().unwrap().authid, "alice");
+    assert_logs_in(&store);
+
+    // A password the sentinels refuse, written in place: the next new connection fails,
+    // naming the refusal, never a password.
+    std::fs::write(&file, "Wrong-sentinel-pw\n").unwrap();
+    kill_unnamed_clients(master.port);
+    let err = store.get_auth(&value).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(
+        text.contains("refused the credentials of the ACL user `default`"),
+        "{text}"
+    );
+    for secret in [SENTINEL_PASSWORD, ROTATED, "Wrong-sentinel-pw"] {
+        assert!(!text.contains(secret), "{text}");
+    }
+}

@@ -75,6 +75,11 @@ pub struct RedisOptions {
     /// rule as [`Self::tls_key_file`]. Give one of: the URL's password, this,
     /// [`Self::password_env`]; two are refused. A URL's `?password_file=` takes
     /// precedence.
+    ///
+    /// This file, [`Self::sentinel_password_file`] and the three TLS files are read again
+    /// before a new connection when one of them changed (a password or a certificate
+    /// rotated while the process runs): see docs/configuration.md, "Redis: the same store
+    /// on several hosts".
     pub password_file: Option<PathBuf>,
     /// The name of an environment variable holding the Redis password (read at each open;
     /// an unset or empty variable is an error). See [`Self::password_file`]. A URL's

@@ -39,16 +39,10 @@ pub(super) fn client(
     options: &RedisOptions,
 ) -> Result<(Client, RedisLocation)> {
     let mut location = location.clone();
-    let path_option = |name: &str, option: &Option<PathBuf>| {
-        location
-            .file_option(name)
-            .map(PathBuf::from)
-            .or_else(|| option.clone())
-    };
-    let ca = path_option("tls_ca_file", &options.tls_ca_file);
-    let cert = path_option("tls_cert_file", &options.tls_cert_file);
-    let key = path_option("tls_key_file", &options.tls_key_file);
-    let password_file = path_option("password_file", &options.password_file);
+    let ca = file_path(&location, options, "tls_ca_file");
+    let cert = file_path(&location, options, "tls_cert_file");
+    let key = file_path(&location, options, "tls_key_file");
+    let password_file = file_path(&location, options, "password_file");
     let password_env = location
         .file_option("password_env")
         .map(str::to_string)
@@ -161,6 +155,42 @@ pub(super) fn client(
     Ok((client, location))
 }
 
+/// The files the client of `location` is made from ([`client`]): the five options that
+/// name a file (`tls_ca_file`, `tls_cert_file`, `tls_key_file`, `password_file`,
+/// `sentinel_password_file`), those given. `credentials.rs` watches them for a change.
+pub(super) fn credential_files(location: &RedisLocation, options: &RedisOptions) -> Vec<PathBuf> {
+    FILE_OPTIONS
+        .iter()
+        .filter_map(|name| file_path(location, options, name))
+        .collect()
+}
+
+/// The options that name a file the client is made from.
+const FILE_OPTIONS: [&str; 5] = [
+    "tls_ca_file",
+    "tls_cert_file",
+    "tls_key_file",
+    "password_file",
+    "sentinel_password_file",
+];
+
+/// The file of option `name` (one of [`FILE_OPTIONS`]): the URL's query option, else the
+/// same option in `options`.
+fn file_path(location: &RedisLocation, options: &RedisOptions, name: &str) -> Option<PathBuf> {
+    let option = match name {
+        "tls_ca_file" => options.tls_ca_file.as_ref(),
+        "tls_cert_file" => options.tls_cert_file.as_ref(),
+        "tls_key_file" => options.tls_key_file.as_ref(),
+        "password_file" => options.password_file.as_ref(),
+        "sentinel_password_file" => options.sentinel_password_file.as_ref(),
+        _ => None,
+    };
+    location
+        .file_option(name)
+        .map(PathBuf::from)
+        .or_else(|| option.cloned())
+}
+
 /// Reads the sentinels' credentials (`sentinel_user`, `sentinel_password_file`,
 /// `sentinel_password_env`: a URL's query option before the same option in `options`) into
 /// `location` ([`RedisLocation::set_sentinel_credentials`]), which `redis/pool.rs` asks the
@@ -169,10 +199,7 @@ pub(super) fn client(
 /// setup that believes its sentinels are asked with a password while nothing is), as are
 /// both password sources at once, and a user without a password.
 fn sentinel_credentials(location: &mut RedisLocation, options: &RedisOptions) -> Result<()> {
-    let file = location
-        .file_option("sentinel_password_file")
-        .map(PathBuf::from)
-        .or_else(|| options.sentinel_password_file.clone());
+    let file = file_path(location, options, "sentinel_password_file");
     let env = location
         .file_option("sentinel_password_env")
         .map(str::to_string)

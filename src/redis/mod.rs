@@ -35,7 +35,8 @@
 //! A Redis that may evict keys is refused at open (opened lazily: at the first call) unless
 //! allowed (`policy.rs`). Faults: a deadline per call (`deadline.rs`), a pool of
 //! connections (`pool.rs`), a circuit breaker (`breaker.rs`) with its probe (`probe.rs`);
-//! what an error means, `errors.rs`.
+//! what an error means, `errors.rs`. The client: the URL, TLS and passwords (`client.rs`),
+//! made again when its files change (`credentials.rs`).
 //!
 //! Writes are compare-and-set Lua scripts ([`scripts`]): the client reads a record, decides,
 //! and the script writes only when the record is still what was read.
@@ -43,6 +44,7 @@
 mod breaker;
 mod bulk;
 mod client;
+mod credentials;
 mod deadline;
 mod errors;
 mod feed;
@@ -67,6 +69,7 @@ use crate::config::location::key_words::{AUTHID, COOKIE, IMPORTED, REVOCATIONS};
 use crate::config::options::StoreOptions;
 use crate::error::{Error, Result};
 use crate::record::mark::{ValueDigest, hex, parse_hex};
+use credentials::Credentials;
 use pool::Pool;
 
 /// How many times a compare-and-set is retried when the record keeps changing under it.
@@ -132,12 +135,12 @@ impl RedisBackend {
                 ),
             ));
         }
-        let (client, location) = client::client(location, &options.redis)?;
+        let (credentials, location) = Credentials::open(location, &options.redis)?;
         let allow_eviction = location
             .allow_eviction()
             .unwrap_or(options.redis.allow_eviction);
         let backend = RedisBackend {
-            pool: Pool::new(client, timeout, location),
+            pool: Pool::new(credentials, timeout, location),
             prefix: prefix.clone(),
             stream_max: options.redis.revocation_stream_max,
             allow_eviction,

@@ -7,7 +7,8 @@
 //! be reached or answered too late) or [`Error::Redis`] (Redis answered with an error).
 //! Each attempt's socket read and write timeouts are what is left of the call's deadline.
 //! A failure to reach Redis opens the breaker (once armed); while it is open, calls are
-//! refused at once.
+//! refused at once. A new connection is made with the client of `credentials.rs`, made
+//! again when a credential file changed since the last one.
 //!
 //! **Sentinel.** For a `redis+sentinel://` location every new connection (a call's, the
 //! watcher's, the probe's) asks the sentinels for the master first ([`master`]), within the
@@ -38,10 +39,10 @@ use redis::{
 };
 
 use super::breaker::{Breaker, Record};
+use super::credentials::Credentials;
 use super::deadline::{self, left};
 use super::errors::{
     is_auth_failure, is_readonly, is_stale, is_tls_failure, is_transport, is_unreachable,
-    unavailable_or_redis,
 };
 use super::probe::{self, Probed};
 use crate::config::location::{RedisLocation, Sentinels};
@@ -56,11 +57,12 @@ pub(crate) struct Pool {
 }
 
 struct Shared {
-    client: Client,
+    /// The client new connections are made with, made again when its credential files
+    /// change (`credentials.rs`); it also cleans error texts of the passwords.
+    credentials: Credentials,
     idle: Mutex<Idle>,
     timeout: Duration,
-    /// Where: its Display masks the password, and it takes the URL and password out of
-    /// error texts that would echo them.
+    /// Where: its Display masks the password.
     location: RedisLocation,
     breaker: Breaker,
 }
@@ -85,11 +87,15 @@ impl Idle {
 
 impl Pool {
     /// A pool whose failures open the breaker only once [`Self::arm`] is called.
-    pub(crate) fn new(client: Client, timeout: Duration, location: RedisLocation) -> Pool {
+    pub(super) fn new(
+        credentials: Credentials,
+        timeout: Duration,
+        location: RedisLocation,
+    ) -> Pool {
         fork::install_hooks();
         Pool {
             shared: Arc::new(Shared {
-                client,
+                credentials,
                 idle: Mutex::new(Idle {
                     generation: fork::generation(),
                     connections: Vec::new(),
@@ -209,13 +215,14 @@ impl Pool {
         if s.breaker.is_open() {
             return Err(s.refusal());
         }
-        let info = s.client.get_connection_info().clone();
+        let (client, sentinels) = s.credentials.client();
+        let info = client.get_connection_info().clone();
         let settings = info
             .redis_settings()
             .clone()
             .set_protocol(ProtocolVersion::RESP3);
         let client = Client::open(info.set_redis_settings(settings)).map_err(|e| s.failed(e))?;
-        s.connect_with(&client, deadline::deadline(s.timeout))
+        s.connect_with(&client, sentinels, deadline::deadline(s.timeout))
     }
 
     /// Whether calls reach Redis now (the breaker is closed in this process).
@@ -317,15 +324,21 @@ impl Shared {
     /// made on a thread of its own and waited for until `deadline` only; one that comes
     /// later is dropped by that thread.
     fn connect_by(self: &Arc<Shared>, deadline: Instant) -> Result<Connection> {
-        self.connect_with(&self.client, deadline)
+        let (client, sentinels) = self.credentials.client();
+        self.connect_with(&client, sentinels, deadline)
     }
 
-    /// [`Self::connect_by`] with `client`'s settings.
-    fn connect_with(self: &Arc<Shared>, client: &Client, deadline: Instant) -> Result<Connection> {
+    /// [`Self::connect_by`] with `client`'s settings, through `sentinels` if any.
+    fn connect_with(
+        self: &Arc<Shared>,
+        client: &Client,
+        sentinels: Option<Sentinels>,
+        deadline: Instant,
+    ) -> Result<Connection> {
         let left = left(deadline).ok_or_else(|| self.out_of_time())?;
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let sentinels = self.location.sentinel().cloned();
         let for_thread = client.clone();
+        let for_here = sentinels.clone();
         let spawned = std::thread::Builder::new()
             .name("cookiestore-redis-connect".into())
             .spawn(move || {
@@ -340,7 +353,7 @@ impl Shared {
                 ))),
             },
             // No thread to be had: connect here, bounded as redis-rs bounds it.
-            Err(_) => open(client, self.location.sentinel(), deadline),
+            Err(_) => open(client, for_here.as_ref(), deadline),
         };
         let con = made.map_err(|e| self.failed(e))?;
         self.limit(&con, deadline)?;
@@ -351,7 +364,7 @@ impl Shared {
     /// time, the breaker opens (and the probe starts).
     fn failed(self: &Arc<Shared>, e: RedisError) -> Error {
         let unreachable = is_unreachable(&e);
-        let err = unavailable_or_redis(&self.location, self.timeout, e);
+        let err = self.credentials.error(self.timeout, e);
         if unreachable && let Error::Unavailable { problem, .. } = &err {
             let generation = fork::generation();
             if self.breaker.open(problem, generation) {
@@ -365,7 +378,7 @@ impl Shared {
 
     /// The problem text of `e`, as in [`Error::Unavailable`].
     fn describe(&self, e: RedisError) -> String {
-        match unavailable_or_redis(&self.location, self.timeout, e) {
+        match self.credentials.error(self.timeout, e) {
             Error::Unavailable { problem, .. } | Error::Redis { problem, .. } => problem,
             other => other.to_string(),
         }
@@ -384,8 +397,8 @@ impl Probed for Shared {
 
     fn ping(&self) -> std::result::Result<Connection, String> {
         let deadline = Instant::now() + self.timeout;
-        let mut con =
-            open(&self.client, self.location.sentinel(), deadline).map_err(|e| self.describe(e))?;
+        let (client, sentinels) = self.credentials.client();
+        let mut con = open(&client, sentinels.as_ref(), deadline).map_err(|e| self.describe(e))?;
         let left = left(deadline)
             .ok_or_else(|| format!("no answer within the timeout of {:?}", self.timeout))?;
         con.set_read_timeout(Some(left))

@@ -397,6 +397,15 @@ impl RedisLocation {
         }
     }
 
+    /// Takes the secrets of `earlier` (the location of a client made before this one's,
+    /// whose passwords may have been replaced since) out of error texts too.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn keep_secrets_of(&mut self, earlier: &RedisLocation) {
+        for secret in &earlier.secrets {
+            self.add_secret(secret);
+        }
+    }
+
     /// The URL for the `redis` crate, password included: never to be shown.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn secret_url(&self) -> &str {
