@@ -3,7 +3,7 @@
 //! refuses every call at once while one background probe waits for Redis to come back; a
 //! lazy open succeeds while Redis is down, and reports its open-time refusals at the first
 //! call; a logout during an outage fails loudly; the watcher reports the outage once and
-//! sees logouts made after it. Each test runs its own redis-server on a free loopback port
+//! sees logouts made after it; connections Redis closes are replaced, no outage. Each test runs its own redis-server on a free loopback port
 //! (skipped with a message when redis-server is missing, except under CI).
 //!
 //! The bounds on time below check that a call does not wait (for a timeout, for a hung
@@ -235,6 +235,55 @@ fn a_killed_redis_restarted_on_the_same_port_serves_again_and_the_watcher_sees_l
     assert_eq!(failures, 1, "the outage is reported once");
     let health = store.health();
     assert!(health.available && health.outages == 1, "{health:?}");
+}
+
+#[test]
+fn connections_closed_by_redis_are_no_outage() {
+    if !need_redis() {
+        return;
+    }
+    // Every kind of connection a store keeps: pooled ones, the cache's tracking connection,
+    // the watcher's subscription. Redis closes them all (as `CLIENT KILL`, a proxy's idle
+    // timeout, a Redis `timeout` do); the store replaces each at its next use, and no call
+    // is refused, no outage begins, the watcher reports nothing but the logout after.
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url(""), options().redis_cache_bytes(1 << 20)).unwrap();
+    let c1 = store.create("cbtid", 24, 600).unwrap();
+    let c2 = store.create("cbtid", 24, 600).unwrap();
+    let registry = Arc::new(Connections::new());
+    registry.register(&c2.value, 2u32);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _watcher = Watcher::spawn(&store, registry, Duration::from_millis(50), move |event| {
+        let _ = tx.send(match event {
+            WatchEvent::Revoked { connections, .. } => json!({"revoked": connections}),
+            WatchEvent::Missed => json!("missed"),
+            WatchEvent::Failed(e) => json!({"failed": e.to_string()}),
+            _ => json!("other"),
+        });
+    })
+    .unwrap();
+    assert!(store.lookup(&c1.value).unwrap().is_some());
+    assert!(store.lookup(&c1.value).unwrap().is_some());
+    assert!(store.cache_stats().hits >= 1, "{:?}", store.cache_stats());
+    // The watcher's subscription has lasted long enough to be made again without a report.
+    std::thread::sleep(Duration::from_millis(1200));
+    for kind in ["normal", "pubsub"] {
+        let reply = server.command(&["CLIENT", "KILL", "TYPE", kind]);
+        assert!(reply.starts_with(':') && reply != ":0", "{kind}: {reply}");
+    }
+    for _ in 0..3 {
+        assert!(store.lookup(&c1.value).unwrap().is_some());
+        assert!(store.exists(&c2.value).unwrap());
+    }
+    store.delete(&c2.value).unwrap();
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        json!({"revoked": [2]}),
+        "the watcher reports the logout, and nothing before it"
+    );
+    let health = store.health();
+    assert!(health.available && health.outages == 0, "{health:?}");
+    assert!(store.cache_stats().hits >= 2, "{:?}", store.cache_stats());
 }
 
 #[test]

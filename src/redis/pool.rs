@@ -194,7 +194,8 @@ impl Pool {
 
     /// Runs `f` on `con`, a connection of its own (not pooled), within the call's deadline
     /// (its read and write timeouts what is left). Refused at once while the breaker is
-    /// open; a failure to reach Redis opens it.
+    /// open; a failure to reach Redis opens it, unless the connection was merely closed
+    /// ([`Self::lost`]).
     pub(crate) fn run_on<T>(
         &self,
         con: &mut Connection,
@@ -205,7 +206,21 @@ impl Pool {
             return Err(s.refusal());
         }
         s.limit(con, deadline::deadline(s.timeout))?;
-        f(con).map_err(|e| s.failed(e))
+        f(con).map_err(|e| self.lost(e))
+    }
+
+    /// The crate's error for a failed round trip on a connection of its own (the
+    /// watcher's subscription, the cache's tracking connection). A connection found closed
+    /// (by Redis, by a proxy's idle timeout, by `CLIENT KILL`) is the caller's to replace,
+    /// as [`Self::run`] replaces a pooled one: it opens the breaker only if the new one
+    /// cannot be made. Any other failure to reach Redis opens it.
+    fn lost(&self, e: RedisError) -> Error {
+        let s = &self.shared;
+        if is_stale(&e) {
+            s.credentials.error(s.timeout, e)
+        } else {
+            s.failed(e)
+        }
     }
 
     /// A new connection of its own that speaks RESP3 (so that Redis can push invalidation

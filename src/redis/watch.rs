@@ -7,13 +7,25 @@
 //! and the loop then waits, without touching the network, until the store's circuit breaker
 //! closes (its probe found Redis back: `probe.rs`); it then subscribes again and the
 //! subscriber catches up from its position (or reports a miss).
+//!
+//! A subscription closed under it (by a proxy's idle timeout, `CLIENT KILL`, Redis's
+//! output buffer limit) is no outage: the loop subscribes again at once, without a report,
+//! and its first poll catches up. Only when that new connection cannot be made is the
+//! failure reported (and the breaker opened). A subscription closed within
+//! [`QUIET_RECONNECT`] of being made is reported as a failure, so that a server that keeps
+//! closing it is waited for, not reconnected to in a loop.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::RedisBackend;
+use super::errors::is_stale;
 use crate::error::{Error, Result};
 use crate::feed::revocation::Revocations;
+
+/// How long a subscription must have lasted for its loss to be made good at once, without
+/// a report.
+const QUIET_RECONNECT: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` is set; `deliver` gets each poll's outcome.
 pub(crate) fn run(
@@ -53,6 +65,7 @@ pub(crate) fn run(
             std::thread::park_timeout(interval);
             continue;
         }
+        let subscribed = Instant::now();
         // Subscribed first, then polled: nothing published from here on is missed.
         while !stop.load(Ordering::Acquire) {
             match poll() {
@@ -70,6 +83,8 @@ pub(crate) fn run(
             match pubsub.get_message() {
                 Ok(_) => {}
                 Err(e) if e.is_timeout() => {}
+                // Closed under it: a new subscription at once, which catches up.
+                Err(e) if is_stale(&e) && subscribed.elapsed() >= QUIET_RECONNECT => break,
                 Err(e) => {
                     report(redis.pool.failed(e), &mut reported, deliver);
                     break; // a new connection
