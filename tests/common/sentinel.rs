@@ -25,12 +25,16 @@ pub fn alice() -> Auth {
 
 /// A synchronous connection to a server on loopback `port`.
 pub fn connect(port: u16) -> redis::Connection {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).unwrap();
-    let con = client
-        .get_connection_with_timeout(Duration::from_secs(5))
-        .unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    con
+    try_connect(port).unwrap()
+}
+
+/// [`connect`], or its error: during a failover, Sentinel's `CLIENT KILL TYPE normal` may
+/// close a connection in the middle of its handshake.
+pub fn try_connect(port: u16) -> redis::RedisResult<redis::Connection> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+    let con = client.get_connection_with_timeout(Duration::from_secs(5))?;
+    con.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(con)
 }
 
 /// Waits (at most 60 s) until `check` holds, polling every 100 ms; panics with `what`.
@@ -47,9 +51,8 @@ pub fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
 
 /// Whether the replica on `port` is in sync with its master (`master_link_status:up`).
 pub fn replica_linked(port: u16) -> bool {
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut connect(port))
+    let info: String = try_connect(port)
+        .and_then(|mut con| redis::cmd("INFO").arg("replication").query(&mut con))
         .unwrap_or_default();
     info.contains("master_link_status:up")
 }
@@ -303,9 +306,10 @@ pub fn manual_failover(sentinels: &Sentinels, old_master: u16, new_master_port: 
     });
     wait_until("the old master is a replica", || {
         // Sentinel turns the old master into a replica with REPLICAOF followed by CLIENT
-        // KILL TYPE normal, which may close this connection mid-query: not yet, ask again.
+        // KILL TYPE normal, which may close this connection in its handshake or mid-query:
+        // not yet, ask again.
         let role: redis::RedisResult<Vec<redis::Value>> =
-            redis::cmd("ROLE").query(&mut connect(old_master));
+            try_connect(old_master).and_then(|mut con| redis::cmd("ROLE").query(&mut con));
         matches!(role.as_deref(), Ok([redis::Value::BulkString(b), ..]) if b == b"slave")
     });
 }
