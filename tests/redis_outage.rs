@@ -286,6 +286,66 @@ fn connections_closed_by_redis_are_no_outage() {
     assert!(store.cache_stats().hits >= 2, "{:?}", store.cache_stats());
 }
 
+/// The client side of the established TCP connections to loopback `port`, from
+/// /proc/net/tcp: each one's timer (`tr`: 2 is keepalive, or a delayed ACK for a moment)
+/// and the clock ticks (USER_HZ, 100 a second) until it fires.
+fn connections_to(port: u16) -> Vec<(u8, u64)> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (remote, state, timer) = (fields.get(2)?, fields.get(3)?, fields.get(5)?);
+            if !remote.ends_with(&port) || *state != "01" {
+                return None;
+            }
+            let (tr, when) = timer.split_once(':')?;
+            Some((
+                u8::from_str_radix(tr, 16).ok()?,
+                u64::from_str_radix(when, 16).ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn idle_connections_send_keepalive_probes() {
+    if !need_redis()
+        || !need(
+            std::path::Path::new("/proc/net/tcp").exists(),
+            "no /proc/net/tcp to read the connections' timers from (Linux only)",
+        )
+    {
+        return;
+    }
+    // An idle pooled connection and the watcher's subscription: both have the keepalive
+    // timer armed, due within a minute (not a delayed ACK's fraction of a second), so that
+    // load balancers and NAT tables that forget idle flows keep theirs.
+    let server = RedisServer::start();
+    let store = CookieStore::open(server.url(""), options()).unwrap();
+    let c = store.create("cbtid", 24, 600).unwrap();
+    let _watcher = Watcher::spawn(
+        &store,
+        Arc::new(Connections::new()),
+        Duration::from_secs(2),
+        |_: WatchEvent<u32>| {},
+    )
+    .unwrap();
+    assert!(store.exists(&c.value).unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let connections = connections_to(server.port);
+    assert!(connections.len() >= 2, "{connections:?}");
+    for (timer, ticks) in &connections {
+        assert_eq!(*timer, 2, "no keepalive timer: {connections:?}");
+        assert!(
+            (10 * 100..=61 * 100).contains(ticks),
+            "the keepalive probe is not due within 60 s: {connections:?}"
+        );
+    }
+}
+
 #[test]
 fn after_recovery_a_failing_call_opens_the_breaker_again() {
     if !need_redis() {
