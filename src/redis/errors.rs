@@ -90,6 +90,11 @@ pub(crate) fn unavailable_or_redis(
     }
     let text = match tls_advice(&text) {
         Some(advice) => format!("{advice} ({text})"),
+        None if is_readonly(&e) => format!(
+            "the server is a replica, which refuses writes: point the store at the master \
+             (or at a name or address that follows it), or at the sentinels with \
+             redis+sentinel:// ({text})"
+        ),
         None => text,
     };
     let location = location.masked();

@@ -16,10 +16,15 @@
 //! `sentinel_password_file`, `sentinel_password_env`). For `rediss+sentinel://` (the client's
 //! address is `rediss://`) the sentinels and the master are reached over TLS with the
 //! client's TLS settings ([`at`]); each one's certificate must name the host connected to
-//! (for the master, the address the sentinels give). A write answered `READONLY` (the
-//! master was demoted while this connection stayed open) drops the idle connections and runs
-//! once more on a new connection, to the master the sentinels name now, if time is left: the
-//! refused command did not run.
+//! (for the master, the address the sentinels give).
+//!
+//! **A demoted master.** A write answered `READONLY` (the server was demoted while this
+//! connection stayed open: a Sentinel failover, or one behind a DNS name, a load balancer or
+//! a Kubernetes Service, which send new connections to the new master while old ones stay
+//! with the old) drops the idle connections and runs once more on a new connection, if time
+//! is left: to the master the sentinels name now, or wherever the address leads now. The
+//! refused command did not run. A server that is a replica for good (a store pointed at
+//! one) answers the second try `READONLY` too, which is the call's error, saying so.
 //!
 //! **fork().** A child made by fork() inherits the idle connections, which are the parent's
 //! sockets: a command sent on one by both processes gets the other's answer. The idle list
@@ -151,8 +156,8 @@ impl Pool {
                 }
                 Err(e) if is_stale(&e) && left(deadline).is_some() => {} // a fresh one below
                 Err(e) if s.demoted(&e) => {
-                    // The sentinels promoted another server: forget every connection to
-                    // this one and ask them again (below, if time is left).
+                    // Another server is the master now: forget every connection to this
+                    // one and make a new one (below, if time is left).
                     gated(&s.idle, |idle| idle.here().clear());
                     if left(deadline).is_none() {
                         return Err(s.failed(e));
@@ -314,10 +319,10 @@ impl Shared {
         }
     }
 
-    /// Whether `e` says that this connection's server is a replica now while the location
-    /// is a sentinel's master: a failover demoted it (the command did not run).
+    /// Whether `e` says that this connection's server is a replica now: a failover demoted
+    /// it (the command did not run).
     fn demoted(&self, e: &RedisError) -> bool {
-        self.location.sentinel().is_some() && is_readonly(e)
+        is_readonly(e)
     }
 
     /// Gives `con` read and write timeouts of what is left until `deadline`.
