@@ -203,7 +203,7 @@ def test_a_password_rotated_while_the_nodes_run_is_taken_without_a_restart(fleet
     assert killed >= 2, f"the nodes' connections were not closed: {killed}"
 
     # Logins at A welcomed at B, at once: every new connection of both nodes uses the file.
-    cookie = login_welcomed_at_the_other(a, b)
+    login_welcomed_at_the_other(a, b)
     first_ok = time.monotonic() - t0
     login_welcomed_at_the_other(b, a)
     logout_closes_the_connection_at_the_other(a, b)

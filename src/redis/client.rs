@@ -159,39 +159,37 @@ pub(super) fn client(
 }
 
 /// The files the client of `location` is made from ([`client`]): the five options that
-/// name a file (`tls_ca_file`, `tls_cert_file`, `tls_key_file`, `password_file`,
-/// `sentinel_password_file`), those given. `credentials.rs` watches them for a change.
+/// name a file, those given. `credentials.rs` watches them for a change.
 pub(super) fn credential_files(location: &RedisLocation, options: &RedisOptions) -> Vec<PathBuf> {
-    FILE_OPTIONS
-        .iter()
-        .filter_map(|name| file_path(location, options, name))
+    file_options(options)
+        .into_iter()
+        .filter_map(|(name, _)| file_path(location, options, name))
         .collect()
 }
 
-/// The options that name a file the client is made from.
-const FILE_OPTIONS: [&str; 5] = [
-    "tls_ca_file",
-    "tls_cert_file",
-    "tls_key_file",
-    "password_file",
-    "sentinel_password_file",
-];
+/// The options that name a file the client is made from, and their values in `options`.
+fn file_options(options: &RedisOptions) -> [(&'static str, Option<&PathBuf>); 5] {
+    [
+        ("tls_ca_file", options.tls_ca_file.as_ref()),
+        ("tls_cert_file", options.tls_cert_file.as_ref()),
+        ("tls_key_file", options.tls_key_file.as_ref()),
+        ("password_file", options.password_file.as_ref()),
+        (
+            "sentinel_password_file",
+            options.sentinel_password_file.as_ref(),
+        ),
+    ]
+}
 
-/// The file of option `name` (one of [`FILE_OPTIONS`]): the URL's query option, else the
+/// The file of option `name` (one of [`file_options`]): the URL's query option, else the
 /// same option in `options`.
 fn file_path(location: &RedisLocation, options: &RedisOptions, name: &str) -> Option<PathBuf> {
-    let option = match name {
-        "tls_ca_file" => options.tls_ca_file.as_ref(),
-        "tls_cert_file" => options.tls_cert_file.as_ref(),
-        "tls_key_file" => options.tls_key_file.as_ref(),
-        "password_file" => options.password_file.as_ref(),
-        "sentinel_password_file" => options.sentinel_password_file.as_ref(),
-        _ => None,
-    };
-    location
-        .file_option(name)
-        .map(PathBuf::from)
-        .or_else(|| option.cloned())
+    location.file_option(name).map(PathBuf::from).or_else(|| {
+        file_options(options)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, value)| value.cloned())
+    })
 }
 
 /// Keepalive probes start after this long without traffic on a connection.

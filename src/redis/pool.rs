@@ -155,7 +155,7 @@ impl Pool {
                     return Ok(out);
                 }
                 Err(e) if is_stale(&e) && left(deadline).is_some() => {} // a fresh one below
-                Err(e) if s.demoted(&e) => {
+                Err(e) if is_readonly(&e) => {
                     // Another server is the master now: forget every connection to this
                     // one and make a new one (below, if time is left).
                     gated(&s.idle, |idle| idle.here().clear());
@@ -178,7 +178,7 @@ impl Pool {
                 Ok(out)
             }
             Err(e) => {
-                if !is_transport(&e) && !s.demoted(&e) {
+                if !is_transport(&e) && !is_readonly(&e) {
                     s.put_back(con, generation);
                 }
                 Err(s.failed(e))
@@ -317,12 +317,6 @@ impl Shared {
                 self.timeout
             ),
         }
-    }
-
-    /// Whether `e` says that this connection's server is a replica now: a failover demoted
-    /// it (the command did not run).
-    fn demoted(&self, e: &RedisError) -> bool {
-        is_readonly(e)
     }
 
     /// Gives `con` read and write timeouts of what is left until `deadline`.
